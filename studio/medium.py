@@ -1,0 +1,210 @@
+"""The medium contract: what the core knows of image, text and music.
+
+A medium is one folder under ``studio/media/`` with the same parts:
+
+    __init__.py   the Medium subclass (name, defaults, the hooks below)
+    model.py      loading a model (the embedded default in ``assets/`` or any local folder / hub id)
+    generate.py   batched generation, one seed per candidate
+    scorers.py    built-in scorers by name
+    tune.py       the LoRA TuneTask the shared trainer drives
+    export.py     export formats
+    defaults.py   the script that trains the embedded default (``studio train-defaults NAME``)
+
+The core (store, engine, CLI, app) only calls the methods of ``Medium`` and never
+imports a medium's insides.  Everything here is cheap to import: no torch at import.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Protocol, Sequence
+
+DECISIONS = ("pending", "auto_accepted", "auto_rejected", "hand_accepted", "hand_rejected")
+ACCEPTED = ("auto_accepted", "hand_accepted")
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One generated item and everything needed to make it again."""
+
+    id: str
+    medium: str
+    prompt: str
+    seed: int
+    params: dict[str, Any]
+    version: str  # "base" or "vN"
+    model: str  # the base model's id or path
+    path: str  # the main media file: .png, .txt or .mid
+    files: dict[str, str] = dataclasses.field(default_factory=dict)  # ext -> path, main file included
+    scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    decision: str = "pending"
+    created_at: float = dataclasses.field(default_factory=time.time)
+    batch: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.decision in ACCEPTED
+
+    @property
+    def hand_decided(self) -> bool:
+        return self.decision.startswith("hand_")
+
+    def summary(self) -> dict[str, Any]:
+        """The CLI's JSON shape for a candidate."""
+        return {"id": self.id, "seed": self.seed, "path": self.path, "scores": self.scores,
+                "decision": self.decision, "prompt": self.prompt, "version": self.version}
+
+
+@dataclasses.dataclass
+class Version:
+    """``base`` is the loaded model; ``v1``, ``v2``... are LoRA adapters on it."""
+
+    medium: str
+    name: str
+    parent: str | None
+    model: str
+    settings: dict[str, Any]
+    curated: list[str]  # candidate ids it learned from
+    path: str | None  # adapter folder; None for base
+    created_at: float = dataclasses.field(default_factory=time.time)
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Generated:
+    """What ``Medium.generate`` returns per seed: file contents by extension, main file first."""
+
+    seed: int
+    files: dict[str, bytes]
+    text: str | None = None  # for media whose output is text (shown without reading the file)
+
+
+class Scorer(Protocol):
+    def __call__(self, candidates: Sequence[Candidate]) -> list[float]: ...
+
+
+@dataclasses.dataclass
+class ScoringContext:
+    """What a built-in scorer may need besides the candidates.
+
+    ``favourites`` are the accepted candidates, ``decided`` the hand-decided ones (for the
+    learned preference scorer), ``handle`` the loaded base model (for likelihood scorers),
+    ``options`` the scorer's settings from a preset (target colours, a style text, a key...).
+    """
+
+    medium: "Medium"
+    favourites: list[Candidate]
+    decided: list[Candidate]
+    handle: Any = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    embed: Callable[[Sequence[Candidate]], Any] | None = None
+
+
+ScorerFactory = Callable[[ScoringContext], Scorer]
+
+
+class TuneTask(Protocol):
+    """One LoRA fine-tune, driven step by step by the shared trainer (``studio.training``).
+
+    The medium builds it from the curated candidates: it caches what does not change during
+    the tune (latents, text embeddings, token ids) when it is built, so ``loss`` is cheap.
+    """
+
+    def parameters(self) -> list[Any]:
+        """The trainable tensors (the LoRA weights); everything else is frozen."""
+
+    def loss(self, step: int, generator: Any) -> Any:
+        """The loss of one batch as a scalar tensor with a graph; ``generator`` seeds its sampling."""
+
+    def adapter_state(self) -> dict[str, Any]:
+        """The trainable weights by name, for checkpoints (saved as safetensors)."""
+
+    def load_adapter_state(self, state: dict[str, Any]) -> None:
+        """Restore ``adapter_state`` from a checkpoint."""
+
+    def save(self, out_dir: Path) -> None:
+        """Write the finished adapter in the medium's standard format (peft / diffusers)."""
+
+
+class Medium(ABC):
+    """A medium: how to load, generate, score, tune and export.  One instance per process."""
+
+    name: ClassVar[str]
+    main_ext: ClassVar[str]  # "png", "txt", "mid"
+    default_scorer: ClassVar[str]
+    export_formats: ClassVar[tuple[str, ...]]
+    # the smallest useful settings for a tune; a preset or the CLI overrides them
+    tune_defaults: ClassVar[dict[str, Any]] = {"steps": 100, "rank": 8, "lr": 1e-3, "batch_size": 8,
+                                               "checkpoint_every": 25}
+
+    def default_model(self) -> str:
+        """The embedded default model: a folder in ``assets/``."""
+        return str(ASSETS / self.name)
+
+    @abstractmethod
+    def default_params(self) -> dict[str, Any]:
+        """Generation settings and their defaults (steps, guidance, temperature, ...)."""
+
+    def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in; an unknown or out-of-range setting raises StudioError."""
+        from .errors import StudioError
+
+        merged = dict(self.default_params())
+        for key, value in params.items():
+            if key not in merged:
+                raise StudioError(f"Unknown {self.name} setting '{key}'; known: {', '.join(sorted(merged))}.")
+            merged[key] = value
+        return merged
+
+    @abstractmethod
+    def load(self, model: str, device: str | None = None) -> Any:
+        """Load a model by local folder or hub id (safetensors only, never remote code).
+
+        Returns a handle the other hooks take.  Raise StudioError with one sentence for a
+        missing folder, a pickle-only checkpoint or an unsupported architecture.
+        """
+
+    @abstractmethod
+    def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
+                 adapter: str | None = None) -> list[Generated]:
+        """Generate one candidate per seed in batches; ``adapter`` is a version's adapter
+        folder (None for base).  Switching adapters must not reload the base model."""
+
+    @abstractmethod
+    def scorers(self) -> dict[str, ScorerFactory]:
+        """Built-in scorers by name."""
+
+    @abstractmethod
+    def embed(self, handle: Any, candidates: Sequence[Candidate]) -> Any:
+        """A float array (n, d) of features, for diversity and similarity to favourites."""
+
+    def diversity(self, handle: Any, candidates: Sequence[Candidate]) -> float:
+        """Mean pairwise cosine distance of the candidates' features (0 = all alike)."""
+        import numpy as np
+
+        if len(candidates) < 2:
+            return 0.0
+        feats = np.asarray(self.embed(handle, candidates), dtype=np.float64)
+        feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+        sim = feats @ feats.T
+        n = len(feats)
+        return float((1.0 - sim)[~np.eye(n, dtype=bool)].mean())
+
+    def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
+        """Extra diversity figures a medium reports (text adds distinct-2)."""
+        return {}
+
+    @abstractmethod
+    def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
+                  parent_adapter: str | None) -> TuneTask:
+        """Build the LoRA task on the curated examples; ``parent_adapter`` is the version the
+        tune starts from (its weights initialise the new adapter), None for base."""
+
+    @abstractmethod
+    def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
+               curated: Sequence[Candidate]) -> list[Path]:
+        """Write ``fmt`` (one of ``export_formats``) into ``out_dir``; return the files written."""

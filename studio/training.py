@@ -1,0 +1,186 @@
+"""The shared LoRA trainer: one loop for every medium.
+
+A medium supplies a ``TuneTask`` (its trainable LoRA weights and a ``loss`` per step); this
+loop owns the rest: AdamW with warm-up, gradient clipping, bf16 autocast on a GPU,
+JSON-lines progress, checkpoints every N steps, cancellation, resume, and the non-finite
+loss guard.  Batches are seeded by step, so a resumed tune replays the same batches.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import StudioError
+from .fsutil import atomic_write_text
+
+PROGRESS = "progress.jsonl"
+CHECKPOINTS = "checkpoints"
+CANCEL = "cancel"
+
+
+class TuneCancelled(Exception):
+    """The artist pressed cancel; the last checkpoint is kept."""
+
+
+def log_progress(job_dir: Path, **fields: Any) -> None:
+    """Append one JSON line; a reader never sees half a line because each is one write."""
+    fields.setdefault("time", time.time())
+    line = json.dumps(fields, sort_keys=True) + "\n"
+    with open(job_dir / PROGRESS, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_progress(job_dir: Path) -> list[dict[str, Any]]:
+    path = Path(job_dir) / PROGRESS
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill: ignore it
+            continue
+    return rows
+
+
+def latest_checkpoint(job_dir: Path) -> Path | None:
+    root = Path(job_dir) / CHECKPOINTS
+    if not root.exists():
+        return None
+    done = [p for p in root.iterdir() if p.name.startswith("step-") and (p / "state.json").exists()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _optimizer_tensors(optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """AdamW state as flat tensors (for safetensors) plus JSON-able metadata."""
+    state = optimizer.state_dict()
+    tensors, meta = {}, {"param_groups": state["param_groups"], "scalars": {}}
+    for index, slots in state["state"].items():
+        for slot, value in slots.items():
+            key = f"{index}.{slot}"
+            if hasattr(value, "shape"):
+                tensors[key] = value.detach().contiguous().cpu()
+            else:
+                meta["scalars"][key] = value
+    return tensors, meta
+
+
+def _load_optimizer(optimizer, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        index, slot = key.split(".", 1)
+        state.setdefault(int(index), {})[slot] = value
+    for key, value in meta["scalars"].items():
+        index, slot = key.split(".", 1)
+        state.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(job_dir: Path, step: int, task, optimizer, keep: int = 2) -> Path:
+    """Write ``checkpoints/step-N`` atomically (a temporary folder, then rename)."""
+    from safetensors.torch import save_file
+
+    root = Path(job_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step}"
+    tmp = root / f".tmp-step-{step}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    adapter = {k: v.detach().contiguous().cpu() for k, v in task.adapter_state().items()}
+    save_file(adapter, str(tmp / "adapter.safetensors"))
+    opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    atomic_write_text(tmp / "state.json", json.dumps({"step": step, "optimizer": opt_meta}))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    older = sorted((p for p in root.iterdir() if p.name.startswith("step-")),
+                   key=lambda p: int(p.name.split("-")[1]))
+    for stale in older[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) -> dict[str, Any]:
+    """Train ``task`` for ``settings['steps']`` steps, resuming from the last checkpoint.
+
+    settings: steps, lr, warmup (fraction of steps), checkpoint_every, seed, max_grad_norm.
+    Returns {"steps", "loss", "seconds"}; raises TuneCancelled or StudioError.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    steps = int(settings["steps"])
+    lr = float(settings["lr"])
+    warmup = max(1, int(steps * float(settings.get("warmup", 0.05))))
+    every = max(1, int(settings.get("checkpoint_every", 25)))
+    seed = int(settings.get("seed", 0))
+    max_norm = float(settings.get("max_grad_norm", 1.0))
+
+    params = [p for p in task.parameters() if p.requires_grad]
+    if not params:
+        raise StudioError("The tune has no trainable weights; check the LoRA target modules.")
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+
+    def lr_at(step: int) -> float:  # linear warm-up, then cosine to 10%
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    start = 0
+    checkpoint = latest_checkpoint(job_dir)
+    if checkpoint is not None:
+        state = json.loads((checkpoint / "state.json").read_text())
+        task.load_adapter_state(load_file(str(checkpoint / "adapter.safetensors")))
+        device = params[0].device
+        opt_tensors = {k: v.to(device) if v.dim() else v for k, v in
+                       load_file(str(checkpoint / "optimizer.safetensors")).items()}
+        _load_optimizer(optimizer, opt_tensors, state["optimizer"])
+        start = int(state["step"])
+        log_progress(job_dir, event="resumed", step=start, steps=steps)
+
+    autocast = accelerator.autocast() if accelerator is not None else None
+    began = time.time()
+    loss_value = float("nan")
+    for step in range(start, steps):
+        if (job_dir / CANCEL).exists():
+            save_checkpoint(job_dir, step, task, optimizer)
+            log_progress(job_dir, event="cancelled", step=step, steps=steps)
+            raise TuneCancelled(f"The tune was cancelled at step {step}.")
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        if autocast is not None:
+            with accelerator.autocast():
+                loss = task.loss(step, generator)
+        else:
+            loss = task.loss(step, generator)
+        loss_value = float(loss.detach().float().cpu())
+        if not math.isfinite(loss_value):
+            log_progress(job_dir, event="error", step=step, steps=steps, message="non-finite loss")
+            raise StudioError(f"The loss became non-finite at step {step + 1}; lower the learning rate "
+                              "and tune again (the parent version is untouched).")
+        optimizer.zero_grad(set_to_none=True)
+        if accelerator is not None:
+            accelerator.backward(loss)
+        else:
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        optimizer.step()
+        done = step + 1
+        elapsed = time.time() - began
+        rate = elapsed / (done - start)
+        log_progress(job_dir, event="step", step=done, steps=steps, loss=round(loss_value, 6),
+                     lr=lr_at(step), seconds_left=round(rate * (steps - done), 2))
+        if done % every == 0 and done < steps:
+            save_checkpoint(job_dir, done, task, optimizer)
+    return {"steps": steps, "loss": loss_value, "seconds": round(time.time() - began, 3)}
