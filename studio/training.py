@@ -148,18 +148,19 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
         start = int(state["step"])
         log_progress(job_dir, event="resumed", step=start, steps=steps)
 
-    autocast = accelerator.autocast() if accelerator is not None else None
+    main = accelerator is None or accelerator.is_main_process
     began = time.time()
     loss_value = float("nan")
     for step in range(start, steps):
         if (job_dir / CANCEL).exists():
-            save_checkpoint(job_dir, step, task, optimizer)
+            if main:
+                save_checkpoint(job_dir, step, task, optimizer)
             log_progress(job_dir, event="cancelled", step=step, steps=steps)
             raise TuneCancelled(f"The tune was cancelled at step {step}.")
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        if autocast is not None:
+        if accelerator is not None:
             with accelerator.autocast():
                 loss = task.loss(step, generator)
         else:
@@ -172,11 +173,17 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
         optimizer.zero_grad(set_to_none=True)
         if accelerator is not None:
             accelerator.backward(loss)
+            if accelerator.num_processes > 1:  # data parallel: each rank drew its own batch
+                for p in params:
+                    if p.grad is not None:
+                        p.grad = accelerator.reduce(p.grad, reduction="mean")
         else:
             loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
         done = step + 1
+        if not main:
+            continue
         elapsed = time.time() - began
         rate = elapsed / (done - start)
         log_progress(job_dir, event="step", step=done, steps=steps, loss=round(loss_value, 6),

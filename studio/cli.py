@@ -1,0 +1,263 @@
+"""The ``studio`` command (the contract in DESIGN.md: names and JSON shapes are stable).
+
+Every command takes ``--workspace DIR`` and, where it reports, ``--json`` (one JSON object on
+stdout, nothing else there).  A user's mistake is one sentence on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"'{text}' is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _finite_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", metavar="DIR",
+                        help="workspace folder (default: $STUDIO_HOME, else ~/.local/share/studio)")
+    common.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
+    rule = argparse.ArgumentParser(add_help=False)
+    rule.add_argument("--scorer", action="append", default=[], metavar="S",
+                      help="built-in scorer name or module:function, optionally =WEIGHT; repeat to combine")
+    rule.add_argument("--threshold", type=_finite_or_nan, metavar="X",
+                      help="acceptance threshold in [0, 1] (default: the base's upper quartile)")
+    rule.add_argument("--temperature", type=_finite_or_nan, default=0.05, metavar="T",
+                      help="rule temperature; 0 is a hard threshold (default 0.05)")
+
+    parser = argparse.ArgumentParser(
+        prog="studio", description="Generate, curate by rejection sampling, fine-tune (LoRA) and compare: "
+                                   "image, text and music.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", parents=[common], help="open the studio app in the browser")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login; needed for a non-local --host")
+
+    p = sub.add_parser("generate", parents=[common], help="generate candidates")
+    p.add_argument("medium", metavar="MEDIUM", help="image, text or music")
+    p.add_argument("--prompt", required=True, help="what to make")
+    p.add_argument("-n", type=int, default=8, help="number of candidates (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="first seed; candidate i uses seed+i (default 0)")
+    p.add_argument("--version", default="base", help="base or vN (default base)")
+    p.add_argument("--model", metavar="ID_OR_PATH", help="base model: local folder or hub id (default: embedded)")
+    p.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                   help="a generation setting, e.g. steps=20 or temperature=0.9; repeat")
+
+    p = sub.add_parser("curate", parents=[common, rule], help="accept or reject the latest batch")
+    p.add_argument("medium", metavar="MEDIUM")
+    p.add_argument("--best-of", type=int, metavar="K", help="keep the top K per prompt instead of the threshold rule")
+    p.add_argument("--accept", action="append", default=[], metavar="ID", help="hand-accept a candidate; repeat")
+    p.add_argument("--reject", action="append", default=[], metavar="ID", help="hand-reject a candidate; repeat")
+    p.add_argument("--batch", type=int, help="the batch to curate (default: the latest)")
+
+    p = sub.add_parser("tune", parents=[common], help="fine-tune a LoRA on the curated set")
+    p.add_argument("medium", metavar="MEDIUM")
+    p.add_argument("--from", dest="from_version", default="base", help="version to start from (default base)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default: the medium's)")
+    p.add_argument("--rank", type=int, help="LoRA rank (default: the medium's)")
+    p.add_argument("--lr", type=_finite_or_nan, help="learning rate (default: the medium's)")
+    p.add_argument("--detach", action="store_true", help="start the tune and return its job id at once")
+
+    p = sub.add_parser("compare", parents=[common, rule], help="before/after on the same held-out seeds")
+    p.add_argument("medium", metavar="MEDIUM")
+    p.add_argument("--after", required=True, help="the version to judge, vN")
+    p.add_argument("--before", default="base", help="the version to judge against (default base)")
+    p.add_argument("--prompt", required=True, help="the prompt both sides get")
+    p.add_argument("-n", type=int, default=16, help="candidates per side (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="first seed; seeds a tune learned from are skipped")
+
+    p = sub.add_parser("loop", parents=[common, rule], help="rounds of generate, curate, tune; then compare")
+    p.add_argument("medium", metavar="MEDIUM")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--rounds", type=int, default=1, help="rounds (default 1)")
+    p.add_argument("-n", type=int, default=32, help="candidates per round (default 32)")
+    p.add_argument("--steps", type=int, help="tune steps per round (default: the medium's)")
+
+    p = sub.add_parser("export", parents=[common], help="export a version's adapter or the curated set")
+    p.add_argument("medium", metavar="MEDIUM")
+    p.add_argument("--version", required=True, help="vN (or base, for the curated set only)")
+    p.add_argument("--format", required=True, dest="fmt", metavar="FORMAT",
+                   help="image: diffusers, kohya, imagefolder; text: peft, merged, jsonl; music: peft, dataset")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+
+    p = sub.add_parser("versions", parents=[common], help="list a medium's versions and rounds")
+    p.add_argument("medium", metavar="MEDIUM")
+
+    p = sub.add_parser("jobs", parents=[common], help="list tune jobs and their state")
+    p = sub.add_parser("resume", parents=[common], help="continue an interrupted tune from its last checkpoint")
+    p.add_argument("job", help="job id (see studio jobs)")
+    p = sub.add_parser("cancel", parents=[common], help="cancel a running tune (a checkpoint is kept)")
+    p.add_argument("job", help="job id (see studio jobs)")
+
+    p = sub.add_parser("train-defaults", parents=[common], help="retrain a medium's embedded default model")
+    p.add_argument("medium", metavar="MEDIUM")
+    p.add_argument("--out", metavar="DIR", help="where to write it (default: assets/MEDIUM)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], human: str) -> None:
+    if args.json:
+        json.dump(result, sys.stdout, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(human)
+
+
+def _progress(args: argparse.Namespace):
+    def show(info: dict[str, Any]) -> None:
+        if info.get("event") in ("curated",):
+            print(f"round {info['round']}: accepted {info['accepted']}/{info['n']}", file=sys.stderr)
+            return
+        loss = info.get("loss")
+        left = info.get("seconds_left")
+        print(f"tune {info.get('version', '')} step {info['step']}/{info['steps']}"
+              + (f" loss {loss:.4f}" if loss is not None else "")
+              + (f" ~{left:.0f}s left" if left is not None else ""), file=sys.stderr)
+    return show
+
+
+def _side(label: str, side: dict[str, Any]) -> str:
+    return (f"{label:>7}: acceptance {side['acceptance_rate']:.2f}  mean score {side['mean_score']:.3f}  "
+            f"diversity {side['diversity']:.3f}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import media, runner
+    from .engine import Studio
+    from .errors import StudioError
+
+    if args.command == "serve":
+        if args.host not in LOCAL_HOSTS and not args.auth:
+            raise StudioError(f"Serving on {args.host} exposes the studio to the network; "
+                              "give --auth USER:PASSWORD or use --host 127.0.0.1.")
+        if args.auth and (":" not in args.auth or not all(args.auth.split(":", 1))):
+            raise StudioError("--auth must look like USER:PASSWORD.")
+        from .app import serve
+
+        serve(workspace=args.workspace, host=args.host, port=args.port, auth=args.auth)
+        return 0
+
+    if args.command == "train-defaults":
+        import importlib
+        from pathlib import Path
+
+        ref = media.reference(args.medium)
+        trainer = importlib.import_module(ref.split(":")[0] + ".defaults")
+        the_medium = media.get(args.medium)
+        out = Path(args.out) if args.out else Path(the_medium.default_model())
+        device = args.device
+        if device is None:
+            import torch
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        result = trainer.train(out, device=device, seed=args.seed)
+        _emit(args, {"medium": args.medium, "out": str(out), **(result or {})}, f"wrote {out}")
+        return 0
+
+    studio = Studio(args.workspace)
+    medium = getattr(args, "medium", None)
+    if medium is not None:
+        media.reference(medium)  # unknown medium: one sentence naming the available ones
+
+    if args.command == "generate":
+        if args.model:
+            studio.use_model(medium, args.model)
+        cands = studio.generate(medium, args.prompt, n=args.n, seed=args.seed, version=args.version,
+                                params=dict(args.param))
+        result = {"candidates": [c.summary() for c in cands]}
+        _emit(args, result, "\n".join(f"{c.id}  seed {c.seed}  {c.path}" for c in cands))
+    elif args.command == "curate":
+        result = studio.curate(medium, args.scorer, args.threshold, args.temperature, args.best_of,
+                               args.accept, args.reject, batch=args.batch)
+        _emit(args, result, f"accepted {len(result['accepted'])}, rejected {len(result['rejected'])}, "
+                            f"acceptance rate {result['acceptance_rate']:.2f}; "
+                            f"{result['curated_total']} curated in all")
+    elif args.command == "tune":
+        job = studio.start_tune(medium, args.from_version, args.steps, args.rank, args.lr)
+        if args.detach:
+            result = {"job": job, "version": studio.store.job(job)["version"], "status": "running"}
+            _emit(args, result, f"started {result['version']} as job {job}")
+            return 0
+        info = studio.wait_tune(job, None if args.json else _progress(args))
+        version = studio.store.version(medium, info["version"])
+        result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
+                  "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+                  "path": version.path}
+        _emit(args, result, f"made {result['version']} from {args.from_version} on {result['curated']} curated "
+                            f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f})")
+    elif args.command == "compare":
+        result = studio.compare(medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
+                                seed=args.seed, scorers=args.scorer, threshold=args.threshold,
+                                temperature=args.temperature)
+        _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
+    elif args.command == "loop":
+        result = studio.loop(medium, args.prompt, args.scorer, args.threshold, args.temperature,
+                             rounds=args.rounds, n=args.n, steps=args.steps,
+                             on_event=None if args.json else _progress(args))
+        _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
+    elif args.command == "export":
+        result = studio.export(medium, args.version, args.fmt, args.out)
+        _emit(args, result, "\n".join(result["files"]))
+    elif args.command == "versions":
+        versions = [{"name": "base", "model": studio.current_model(medium)}] + [
+            {"name": v.name, "parent": v.parent, "model": v.model, "curated": len(v.curated),
+             "settings": v.settings, "metrics": v.metrics, "path": v.path} for v in studio.store.versions(medium)]
+        result = {"versions": versions, "rounds": studio.store.rounds(medium)}
+        _emit(args, result, "\n".join(f"{v['name']}  {v.get('parent') or ''}" for v in versions))
+    elif args.command == "jobs":
+        jobs = [runner.status(studio.store, j["id"]) for j in studio.store.jobs()]
+        for j in jobs:
+            j.pop("losses", None)
+        _emit(args, {"jobs": jobs}, "\n".join(f"{j['job']}  {j['medium']}  {j['version']}  {j['status']}  "
+                                              f"{j['step']}/{j['steps']}" for j in jobs))
+    elif args.command == "resume":
+        runner.resume(studio.store, args.job)
+        info = studio.wait_tune(args.job, None if args.json else _progress(args))
+        _emit(args, {"job": args.job, "version": info["version"], "steps": info["steps"], "loss": info["loss"]},
+              f"finished {info['version']}")
+    elif args.command == "cancel":
+        info = runner.cancel(studio.store, args.job)
+        info.pop("losses", None)
+        _emit(args, info, f"{args.job}: {info['status']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import StudioError
+
+    try:
+        return run(args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

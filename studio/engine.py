@@ -1,0 +1,377 @@
+"""The studio's flow over any medium: generate -> score -> curate -> tune -> compare.
+
+``Studio`` is what the CLI and the app call; it knows the medium contract and the store,
+never a medium's insides, and nothing of Gradio.  Models load once per process and
+versions switch as adapters.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import media, runner, sampling, scoring
+from .errors import StudioError
+from .medium import Candidate, Medium, ScoringContext, Version
+from .store import Store, default_workspace
+
+MAX_CANDIDATES = 512  # one batch; more is almost surely a typo
+MAX_PROMPT_CHARS = 2000
+HELD_OUT_SEED = 1_000_000  # loop measures on seeds from here; training rounds use seeds below
+DEFAULT_TEMPERATURE = 0.05
+ADAPTIVE_QUANTILE = 0.75  # with no threshold given, keep roughly the top quarter of the base
+
+
+def candidate_id(medium: str, model: str, version: str, prompt: str, seed: int, params: dict) -> str:
+    """Same prompt + seed + parameters + version (+ model) => the same candidate."""
+    key = json.dumps([medium, model, version, prompt, seed, params], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def check_rule(threshold: float | None, temperature: float) -> None:
+    if threshold is not None and (not isinstance(threshold, (int, float)) or math.isnan(threshold)
+                                  or not 0.0 <= threshold <= 1.0):
+        raise StudioError(f"The threshold must be between 0 and 1, not {threshold}.")
+    if math.isnan(temperature) or temperature < 0:
+        raise StudioError(f"The temperature must be 0 or more, not {temperature}.")
+
+
+def adaptive_threshold(scores: Sequence[float]) -> float:
+    """The base's upper quartile: the default when an artist gives no threshold."""
+    return float(np.clip(np.quantile(np.asarray(scores, dtype=float), ADAPTIVE_QUANTILE), 0.0, 1.0))
+
+
+class Studio:
+    """A workspace and the loaded models.  Thread-safe enough for the app: model use is locked."""
+
+    def __init__(self, workspace: Path | str | None = None):
+        self.store = Store(workspace if workspace is not None else default_workspace())
+        self._handles: dict[tuple[str, str], Any] = {}
+        self._model_lock = threading.RLock()
+
+    # -- models and versions ---------------------------------------------------------------
+    def medium(self, name: str) -> Medium:
+        return media.get(name)
+
+    def current_model(self, medium: str) -> str:
+        return self.store.get_setting(f"model.{medium}") or self.medium(medium).default_model()
+
+    def use_model(self, medium: str, model: str | None) -> str:
+        """Make ``model`` (a folder or hub id) the medium's base from now on; None keeps the current one."""
+        model = self.normalize_model(medium, model)
+        self.store.set_setting(f"model.{medium}", model)
+        return model
+
+    def normalize_model(self, medium: str, model: str | None) -> str:
+        """A loadable model id: a resolved local folder or a hub id; loads it to fail early and clearly."""
+        if model is None:
+            return self.current_model(medium)
+        if model in ("default", ""):
+            model = self.medium(medium).default_model()
+        local = Path(model).expanduser()
+        if local.exists() or model.startswith((".", "/", "~")):
+            if not local.exists():
+                raise StudioError(f"The model folder {model} does not exist.")
+            model = str(local.resolve())
+        self.handle(medium, model)  # fail now, clearly, rather than at the next step
+        return model
+
+    def handle(self, medium: str, model: str | None = None) -> Any:
+        model = model or self.current_model(medium)
+        with self._model_lock:
+            key = (medium, model)
+            if key not in self._handles:
+                self._handles[key] = self.medium(medium).load(model)
+            return self._handles[key]
+
+    def versions(self, medium: str) -> list[str]:
+        return ["base"] + [v.name for v in self.store.versions(medium)]
+
+    def resolve_version(self, medium: str, version: str, model: str | None = None) -> tuple[str, str | None]:
+        """(model, adapter folder) for ``base`` or ``vN``."""
+        if version in ("base", None):
+            return self.normalize_model(medium, model), None
+        found = self.store.version(medium, version)
+        if found is None:
+            have = ", ".join(self.versions(medium))
+            raise StudioError(f"Unknown {medium} version '{version}'; available: {have}.")
+        return found.model, found.path
+
+    # -- generate --------------------------------------------------------------------------
+    def generate(self, medium: str, prompt: str, n: int = 8, seed: int = 0, version: str = "base",
+                 model: str | None = None, params: dict[str, Any] | None = None,
+                 seeds: Sequence[int] | None = None, purpose: str = "curate") -> list[Candidate]:
+        """Generate (or find again) one candidate per seed; returns them in seed order."""
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise StudioError("The prompt is empty; describe what to make.")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise StudioError(f"The prompt has {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS}.")
+        if seeds is None:
+            if not isinstance(n, int) or n <= 0 or n > MAX_CANDIDATES:
+                raise StudioError(f"The number of candidates must be between 1 and {MAX_CANDIDATES}, not {n}.")
+            if seed < 0:
+                raise StudioError(f"The seed must be 0 or more, not {seed}.")
+            seeds = list(range(seed, seed + n))
+        seeds = [int(s) for s in seeds]
+        the_medium = self.medium(medium)
+        model, adapter = self.resolve_version(medium, version, model)
+        params = the_medium.validate_params(dict(params or {}))
+        batch = self.store.new_batch(medium, prompt, version, model, params, seeds, purpose)
+        ids = [candidate_id(medium, model, version, prompt, s, params) for s in seeds]
+        have = {c.id: c for c in self.store.candidates(medium, ids=ids)}
+        missing = [(s, cid) for s, cid in zip(seeds, ids) if cid not in have]
+        if missing:
+            with self._model_lock:
+                made = the_medium.generate(self.handle(medium, model), prompt, [s for s, _ in missing], params,
+                                           adapter=adapter)
+            fresh = []
+            for (s, cid), gen in zip(missing, made):
+                files = self.store.write_media(medium, cid, gen.files)
+                main = files.get(the_medium.main_ext) or next(iter(files.values()))
+                fresh.append(Candidate(id=cid, medium=medium, prompt=prompt, seed=s, params=params,
+                                       version=version, model=model, path=main, files=files, batch=batch))
+            self.store.add_candidates(fresh)
+        return self.store.candidates(medium, ids=ids)
+
+    # -- score and curate -------------------------------------------------------------------
+    def scoring_context(self, medium: str, model: str | None = None) -> ScoringContext:
+        the_medium = self.medium(medium)
+        handle = self.handle(medium, model)
+        return ScoringContext(medium=the_medium, favourites=self.store.curated(medium),
+                              decided=self.store.decided_by_hand(medium), handle=handle,
+                              embed=lambda cs: the_medium.embed(handle, cs))
+
+    def score(self, medium: str, candidates: Sequence[Candidate], scorers: Sequence[str] = (),
+              options: dict[str, dict[str, Any]] | None = None) -> list[float]:
+        """Score with each scorer, store the scores by name plus the combined ``score``."""
+        if not candidates:
+            return []
+        the_medium = self.medium(medium)
+        specs = [scoring.ScorerSpec.parse(s) for s in scorers] or [scoring.ScorerSpec(the_medium.default_scorer)]
+        context = self.scoring_context(medium, candidates[0].model)
+        with self._model_lock:
+            by_name = scoring.run(scoring.resolve(the_medium, specs, context, options), candidates)
+        combined = scoring.combine(by_name, specs)
+        updates = {c.id: {**{k: v[i] for k, v in by_name.items()}, scoring.COMBINED: combined[i]}
+                   for i, c in enumerate(candidates)}
+        self.store.set_scores(updates)
+        for c in candidates:
+            c.scores.update(updates[c.id])
+        return combined
+
+    def decide(self, candidates: Sequence[Candidate], scores: Sequence[float], threshold: float | None,
+               temperature: float, best_of: int | None = None, seed: int = 0) -> tuple[dict[str, str], float]:
+        """The rule's decisions (hand decisions are kept) and the threshold it used."""
+        check_rule(threshold, temperature)
+        if threshold is None:
+            threshold = adaptive_threshold(scores)
+        if best_of is not None:
+            mask = sampling.best_of_n(scores, [c.prompt for c in candidates], best_of)
+        else:
+            rng = np.random.default_rng([seed, len(candidates)])
+            mask = sampling.accept(scores, threshold, temperature, rng)
+        decisions = {c.id: ("auto_accepted" if ok else "auto_rejected")
+                     for c, ok in zip(candidates, mask) if not c.hand_decided}
+        return decisions, threshold
+
+    def curate(self, medium: str, scorers: Sequence[str] = (), threshold: float | None = None,
+               temperature: float = DEFAULT_TEMPERATURE, best_of: int | None = None,
+               accept: Sequence[str] = (), reject: Sequence[str] = (), batch: int | None = None,
+               options: dict[str, dict[str, Any]] | None = None, apply_rule: bool | None = None) -> dict[str, Any]:
+        """Hand decisions first, then the rule on the rest of the batch (the latest by default)."""
+        check_rule(threshold, temperature)
+        if best_of is not None and best_of < 1:
+            raise StudioError(f"--best-of must be 1 or more, not {best_of}.")
+        batch = batch if batch is not None else self.store.latest_batch(medium)
+        if batch is None:
+            raise StudioError(f"There are no {medium} candidates yet; run generate first.")
+        pool = self.store.candidates(medium, batch=batch)
+        overlap = set(accept) & set(reject)
+        if overlap:
+            raise StudioError(f"Candidate {sorted(overlap)[0]} is both accepted and rejected.")
+        for cid in [*accept, *reject]:
+            if self.store.candidate(cid) is None or self.store.candidate(cid).medium != medium:
+                raise StudioError(f"There is no {medium} candidate '{cid}'.")
+        self.store.set_decisions({**{c: "hand_accepted" for c in accept}, **{c: "hand_rejected" for c in reject}})
+        if apply_rule is None:
+            apply_rule = bool(scorers) or threshold is not None or best_of is not None or not (accept or reject)
+        used = threshold
+        if apply_rule and pool:
+            pool = self.store.candidates(medium, batch=batch)
+            scores = self.score(medium, pool, scorers, options)
+            decisions, used = self.decide(pool, scores, threshold, temperature, best_of, seed=batch)
+            self.store.set_decisions(decisions)
+        pool = self.store.candidates(medium, batch=batch)
+        accepted = [c.id for c in pool if c.accepted]
+        rejected = [c.id for c in pool if c.decision in ("auto_rejected", "hand_rejected")]
+        return {"accepted": accepted, "rejected": rejected,
+                "acceptance_rate": len(accepted) / len(pool) if pool else 0.0,
+                "threshold": used, "temperature": temperature, "batch": batch,
+                "curated_total": len(self.store.curated(medium))}
+
+    # -- tune -------------------------------------------------------------------------------
+    def start_tune(self, medium: str, from_version: str = "base", steps: int | None = None,
+                   rank: int | None = None, lr: float | None = None, settings: dict[str, Any] | None = None) -> str:
+        """Launch a tune on the curated set pooled across rounds; returns the job id."""
+        the_medium = self.medium(medium)
+        model, parent_adapter = self.resolve_version(medium, from_version)
+        merged = {**the_medium.tune_defaults, "seed": 0, **(settings or {})}
+        for key, value in (("steps", steps), ("rank", rank), ("lr", lr)):
+            if value is not None:
+                merged[key] = value
+        if not isinstance(merged["steps"], int) or not 1 <= merged["steps"] <= 100_000:
+            raise StudioError(f"--steps must be between 1 and 100000, not {merged['steps']}.")
+        if not isinstance(merged["rank"], int) or not 1 <= merged["rank"] <= 512:
+            raise StudioError(f"--rank must be between 1 and 512, not {merged['rank']}.")
+        if not (isinstance(merged["lr"], (int, float)) and math.isfinite(merged["lr"]) and 0 < merged["lr"] < 1):
+            raise StudioError(f"--lr must be a number between 0 and 1, not {merged['lr']}.")
+        examples = self.store.curated(medium, model)
+        if not examples:
+            raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
+        running = runner.active(self.store, medium)
+        if any(j["status"] == "running" for j in running):
+            raise StudioError(f"A {medium} tune is already running; wait for it or cancel it.")
+        version = self.store.next_version_name(medium)
+        spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model, "version": version,
+                "parent": from_version, "parent_adapter": parent_adapter, "settings": merged,
+                "examples": [c.id for c in examples]}
+        return runner.start(self.store, spec)
+
+    def wait_tune(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        info = runner.wait(self.store, job_id, on_progress)
+        if info["status"] != "done":
+            reason = info["message"] or f"the tune process stopped ({info['status']})"
+            raise StudioError(f"The tune did not finish: {reason.rstrip('.')}." if info["status"] != "failed"
+                              else info["message"])
+        return info
+
+    def tune(self, medium: str, from_version: str = "base", steps: int | None = None, rank: int | None = None,
+             lr: float | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None,
+             settings: dict[str, Any] | None = None) -> dict[str, Any]:
+        job = self.start_tune(medium, from_version, steps, rank, lr, settings)
+        info = self.wait_tune(job, on_progress)
+        version = self.store.version(medium, info["version"])
+        return {"version": info["version"], "parent": from_version, "job": job, "steps": info["steps"],
+                "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+                "path": version.path}
+
+    # -- compare ----------------------------------------------------------------------------
+    def held_out_seeds(self, medium: str, prompt: str, n: int, seed: int) -> list[int]:
+        """``n`` seeds from ``seed`` up, skipping every seed a curated candidate of this prompt used."""
+        used = {c.seed for c in self.store.candidates(medium, purpose="curate") if c.prompt == prompt.strip()}
+        seeds, s = [], seed
+        while len(seeds) < n:
+            if s not in used:
+                seeds.append(s)
+            s += 1
+        return seeds
+
+    def side_metrics(self, medium: str, candidates: Sequence[Candidate], scores: Sequence[float],
+                     threshold: float, temperature: float) -> dict[str, Any]:
+        the_medium = self.medium(medium)
+        probabilities = sampling.acceptance_probability(scores, threshold, temperature)
+        with self._model_lock:
+            handle = self.handle(medium, candidates[0].model)
+            diversity = the_medium.diversity(handle, candidates)
+            extra = the_medium.diversity_metrics(handle, candidates)
+        return {"acceptance_rate": float(np.mean(probabilities)), "mean_score": float(np.mean(scores)),
+                "diversity": diversity, **extra, "n": len(candidates), "candidates": [c.id for c in candidates]}
+
+    def compare(self, medium: str, after: str, before: str = "base", prompt: str = "", n: int = 16,
+                seed: int = 0, scorers: Sequence[str] = (), threshold: float | None = None,
+                temperature: float = DEFAULT_TEMPERATURE, options: dict[str, dict[str, Any]] | None = None,
+                params: dict[str, Any] | None = None, best_of: int = 2) -> dict[str, Any]:
+        """Both versions on the same held-out prompts and seeds, under the same rule."""
+        check_rule(threshold, temperature)
+        if not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
+            raise StudioError(f"-n must be between 2 and {MAX_CANDIDATES} for a comparison, not {n}.")
+        after_model, _ = self.resolve_version(medium, after)
+        self.resolve_version(medium, before)
+        seeds = self.held_out_seeds(medium, prompt, n, seed)
+        sides = {}
+        for label, version in (("before", before), ("after", after)):
+            cands = self.generate(medium, prompt, version=version, seeds=seeds, params=params, purpose="compare",
+                                  model=after_model if version == "base" else None)
+            sides[label] = (cands, self.score(medium, cands, scorers, options))
+        if threshold is None:
+            threshold = adaptive_threshold(sides["before"][1])
+        out: dict[str, Any] = {"prompt": prompt.strip(), "seeds": seeds, "threshold": threshold,
+                               "temperature": temperature, "before_version": before, "after_version": after}
+        for label, (cands, scores) in sides.items():
+            out[label] = self.side_metrics(medium, cands, scores, threshold, temperature)
+        # A tune should beat simply sampling more: best of `best_of` base candidates per slot.
+        base_scores = np.asarray(sides["before"][1])
+        groups = base_scores[: len(base_scores) // best_of * best_of].reshape(-1, best_of).max(axis=1)
+        out["best_of_n_base"] = {
+            "n": best_of, "mean_score": float(groups.mean()),
+            "acceptance_rate": float(np.mean(sampling.acceptance_probability(groups, threshold, temperature)))}
+        rate_before = out["before"]["acceptance_rate"]
+        out["lift"] = out["after"]["acceptance_rate"] / rate_before if rate_before > 0 else None
+        return out
+
+    # -- loop -------------------------------------------------------------------------------
+    def loop(self, medium: str, prompt: str, scorers: Sequence[str] = (), threshold: float | None = None,
+             temperature: float = DEFAULT_TEMPERATURE, rounds: int = 1, n: int = 32, steps: int | None = None,
+             compare_n: int | None = None, options: dict[str, dict[str, Any]] | None = None,
+             on_event: Callable[[dict[str, Any]], None] | None = None, **tune_kwargs: Any) -> dict[str, Any]:
+        """``rounds`` of generate -> curate -> tune, then base vs the last version on held-out seeds."""
+        check_rule(threshold, temperature)
+        if not isinstance(rounds, int) or not 1 <= rounds <= 100:
+            raise StudioError(f"--rounds must be between 1 and 100, not {rounds}.")
+        if not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
+            raise StudioError(f"-n must be between 2 and {MAX_CANDIDATES}, not {n}.")
+        notify = on_event or (lambda event: None)
+        version, history = "base", []
+        for r in range(rounds):
+            cands = self.generate(medium, prompt, seeds=list(range(r * n, (r + 1) * n)), version=version)
+            scores = self.score(medium, cands, scorers, options)
+            decisions, threshold_used = self.decide(cands, scores, threshold, temperature, seed=r)
+            if threshold is None:
+                threshold = threshold_used  # fixed from the base's first round for every later step
+            self.store.set_decisions(decisions)
+            accepted = sum(d == "auto_accepted" for d in decisions.values())
+            notify({"event": "curated", "round": r + 1, "accepted": accepted, "n": len(cands)})
+            if accepted == 0:
+                raise StudioError("No candidate was accepted; lower the threshold or raise the temperature.")
+            tuned = self.tune(medium, from_version=version, steps=steps,
+                              on_progress=lambda info: notify({"event": "tune", "round": r + 1, **info}),
+                              **tune_kwargs)
+            history.append({"round": r + 1, "from": version, "version": tuned["version"], "generated": len(cands),
+                            "accepted": accepted, "acceptance_rate": accepted / len(cands),
+                            "mean_score": float(np.mean(scores)), "loss": tuned["loss"],
+                            "tune_seconds": tuned["seconds"]})
+            version = tuned["version"]
+        compared = self.compare(medium, after=version, prompt=prompt, n=compare_n or n, seed=HELD_OUT_SEED,
+                                scorers=scorers, threshold=threshold, temperature=temperature, options=options)
+        self.store.set_version_metrics(medium, version, {k: compared[k] for k in ("before", "after", "lift")})
+        return {"rounds": history, "version": version, **compared}
+
+    # -- export -----------------------------------------------------------------------------
+    def export(self, medium: str, version: str, fmt: str, out: Path | str) -> dict[str, Any]:
+        the_medium = self.medium(medium)
+        if fmt not in the_medium.export_formats:
+            raise StudioError(f"Unknown {medium} export format '{fmt}'; use one of "
+                              f"{', '.join(the_medium.export_formats)}.")
+        found: Version | None = None
+        if version != "base":
+            found = self.store.version(medium, version)
+            if found is None:
+                raise StudioError(f"Unknown {medium} version '{version}'; available: "
+                                  f"{', '.join(self.versions(medium))}.")
+        curated = [self.store.candidate(cid) for cid in found.curated] if found else self.store.curated(medium)
+        curated = [c for c in curated if c is not None]
+        out = Path(out).expanduser()
+        if out.exists() and not out.is_dir():
+            raise StudioError(f"The export target {out} is a file, not a folder.")
+        out.mkdir(parents=True, exist_ok=True)
+        with self._model_lock:
+            handle = self.handle(medium, found.model if found else None)
+            files = the_medium.export(handle, found, fmt, out, curated)
+        return {"medium": medium, "version": version, "format": fmt, "out": str(out),
+                "files": [str(f) for f in files]}

@@ -1,0 +1,166 @@
+"""A tiny fake medium: a categorical "model" over colour words, with a real LoRA-like adapter.
+
+It drives the whole flow through the contract (generate, score, curate, tune, compare,
+export) in milliseconds, so the core is tested apart from any real medium.  The model is
+a folder with ``model.safetensors`` holding logits over COLOURS; a version's adapter is a
+delta on those logits, trained by the shared trainer on the accepted candidates.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from studio.errors import StudioError
+from studio.medium import Candidate, Generated, Medium, ScoringContext
+
+COLOURS = ["black", "grey", "brown", "red", "orange", "yellow", "green", "blue"]
+
+
+def make_model(folder: Path) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"logits": torch.zeros(len(COLOURS))}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"kind": "fake"}))
+    return folder
+
+
+class Handle:
+    def __init__(self, logits):
+        self.logits = logits
+        self.adapters: dict[str, Any] = {}
+        self.loads = 0
+
+
+def brightness(candidates: Sequence[Candidate]) -> list[float]:
+    """Rewards colours late in the list (a plugin-style module:function scorer)."""
+    return [COLOURS.index(Path(c.path).read_text()) / (len(COLOURS) - 1) for c in candidates]
+
+
+class FakeTask:
+    def __init__(self, handle: Handle, examples: Sequence[Candidate], init):
+        import torch
+
+        self.base = handle.logits
+        self.delta = torch.nn.Parameter(init.clone())
+        self.targets = torch.tensor([COLOURS.index(Path(c.path).read_text()) for c in examples])
+
+    def parameters(self):
+        return [self.delta]
+
+    def loss(self, step, generator):
+        import torch
+
+        idx = torch.randint(len(self.targets), (8,), generator=generator)
+        logp = torch.log_softmax(self.base + self.delta, dim=0)
+        return -logp[self.targets[idx]].mean()
+
+    def adapter_state(self):
+        return {"delta": self.delta.detach()}
+
+    def load_adapter_state(self, state):
+        with __import__("torch").no_grad():
+            self.delta.copy_(state["delta"])
+
+    def save(self, out_dir: Path):
+        from safetensors.torch import save_file
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_file({"delta": self.delta.detach().contiguous()}, str(out_dir / "adapter.safetensors"))
+
+
+class FakeMedium(Medium):
+    name = "fake"
+    main_ext = "txt"
+    default_scorer = "bright"
+    export_formats = ("adapter", "jsonl")
+    tune_defaults = {"steps": 30, "rank": 1, "lr": 0.1, "checkpoint_every": 5}
+
+    def default_model(self) -> str:
+        import os
+
+        return os.environ["FAKE_MODEL"]
+
+    def default_params(self) -> dict[str, Any]:
+        return {"temperature": 1.0}
+
+    def load(self, model: str, device: str | None = None) -> Handle:
+        from safetensors.torch import load_file
+
+        path = Path(model) / "model.safetensors"
+        if not path.exists():
+            raise StudioError(f"The fake model folder {model} has no model.safetensors.")
+        handle = Handle(load_file(str(path))["logits"])
+        handle.loads += 1
+        return handle
+
+    def _logits(self, handle: Handle, adapter: str | None):
+        from safetensors.torch import load_file
+
+        if adapter is None:
+            return handle.logits
+        if adapter not in handle.adapters:
+            handle.adapters[adapter] = load_file(str(Path(adapter) / "adapter.safetensors"))["delta"]
+        return handle.logits + handle.adapters[adapter]
+
+    def generate(self, handle, prompt, seeds, params, adapter=None):
+        if params["temperature"] <= 0:
+            raise StudioError("The fake temperature must be above 0.")
+        logits = self._logits(handle, adapter).numpy() / params["temperature"]
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        out = []
+        for seed in seeds:
+            colour = COLOURS[np.random.default_rng(seed).choice(len(COLOURS), p=p)]
+            out.append(Generated(seed=seed, files={"txt": colour.encode()}, text=colour))
+        return out
+
+    def scorers(self):
+        return {"bright": lambda ctx: brightness,
+                "favourites": lambda ctx: (lambda cs: [float(any(Path(f.path).read_text() == Path(c.path).read_text()
+                                                                 for f in ctx.favourites)) for c in cs])}
+
+    def embed(self, handle, candidates):
+        feats = np.zeros((len(candidates), len(COLOURS)))
+        for i, c in enumerate(candidates):
+            feats[i, COLOURS.index(Path(c.path).read_text())] = 1.0
+        return feats
+
+    def tune_task(self, handle, examples, settings, parent_adapter):
+        import torch
+        from safetensors.torch import load_file
+
+        if settings.get("fail") == "nan":
+            settings["lr"] = float("nan")
+        init = torch.zeros_like(handle.logits)
+        if parent_adapter:
+            init = load_file(str(Path(parent_adapter) / "adapter.safetensors"))["delta"]
+        task = FakeTask(handle, examples, init)
+        if settings.get("fail") == "nan":
+            task.base = task.base * float("nan")
+        if settings.get("slow"):
+            import time
+
+            original = task.loss
+
+            def slow_loss(step, generator):
+                time.sleep(float(settings["slow"]))
+                return original(step, generator)
+
+            task.loss = slow_loss
+        return task
+
+    def export(self, handle, version, fmt, out_dir, curated):
+        out = Path(out_dir)
+        if fmt == "adapter":
+            target = out / "adapter.safetensors"
+            target.write_bytes((Path(version.path) / "adapter.safetensors").read_bytes())
+            return [target]
+        target = out / "curated.jsonl"
+        target.write_text("".join(json.dumps({"prompt": c.prompt, "completion": Path(c.path).read_text()}) + "\n"
+                                  for c in curated))
+        return [target]
