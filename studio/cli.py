@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("loop", parents=[common, rule], help="rounds of generate, curate, tune; then compare")
     p.add_argument("medium", metavar="MEDIUM")
-    p.add_argument("--prompt", required=True)
+    p.add_argument("--prompt", required=True, help="what to make; compared on held-out seeds at the end")
     p.add_argument("--rounds", type=int, default=1, help="rounds (default 1)")
     p.add_argument("-n", type=int, default=32, help="candidates per round (default 32)")
     p.add_argument("--steps", type=int, help="tune steps per round (default: the medium's)")
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("medium", metavar="MEDIUM")
     p.add_argument("--out", metavar="DIR", help="where to write it (default: assets/MEDIUM)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     return parser
 
 

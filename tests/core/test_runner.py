@@ -1,0 +1,68 @@
+"""Tune processes: kill -9 mid-tune and resume; cancel; a non-finite loss fails cleanly."""
+from __future__ import annotations
+
+import time
+
+from studio import runner
+from studio.engine import Studio
+from studio.training import latest_checkpoint, read_progress
+
+
+def _curated(studio):
+    studio.generate("fake", "a colour", n=12)
+    studio.curate("fake", best_of=4)
+
+
+def test_kill_mid_tune_then_resume_completes_with_right_step_count(workspace, fake):
+    studio = Studio(workspace)
+    _curated(studio)
+    job = studio.start_tune("fake", steps=40, settings={"slow": 0.1, "checkpoint_every": 5})
+    deadline = time.time() + 120
+    while time.time() < deadline and (latest_checkpoint(studio.store.job_dir(job)) is None
+                                      or runner.status(studio.store, job)["step"] < 12):
+        time.sleep(0.2)
+    runner.kill(studio.store, job)
+    time.sleep(0.5)
+    info = runner.status(studio.store, job)
+    assert info["status"] == "interrupted"
+    assert 10 <= info["step"] < 40
+    assert studio.store.version("fake", info["version"]) is None  # nothing half-made
+
+    runner.resume(studio.store, job)
+    done = studio.wait_tune(job)
+    assert done["status"] == "done" and done["step"] == 40
+    rows = read_progress(studio.store.job_dir(job))
+    resumed = [r for r in rows if r.get("event") == "resumed"]
+    assert resumed and resumed[0]["step"] % 5 == 0
+    steps_after = [r["step"] for r in rows if r.get("event") == "step" and r["time"] > resumed[0]["time"]]
+    assert steps_after == list(range(resumed[0]["step"] + 1, 41))
+    assert studio.store.version("fake", "v1") is not None
+
+
+def test_cancel_keeps_a_checkpoint_and_makes_no_version(workspace, fake):
+    studio = Studio(workspace)
+    _curated(studio)
+    job = studio.start_tune("fake", steps=200, settings={"slow": 0.05})
+    while runner.status(studio.store, job)["step"] < 3:
+        time.sleep(0.1)
+    runner.cancel(studio.store, job)
+    info = runner.wait(studio.store, job, timeout=60)
+    assert info["status"] == "cancelled"
+    assert latest_checkpoint(studio.store.job_dir(job)) is not None
+    assert studio.store.versions("fake") == []
+
+
+def test_non_finite_loss_stops_with_a_sentence_and_leaves_parent(workspace, fake):
+    import pytest
+
+    from studio.errors import StudioError
+
+    studio = Studio(workspace)
+    _curated(studio)
+    studio.tune("fake", steps=5)
+    before = (studio.store.version_dir("fake", "v1") / "adapter" / "adapter.safetensors").read_bytes()
+    with pytest.raises(StudioError, match="non-finite"):
+        studio.tune("fake", from_version="v1", steps=5, settings={"fail": "nan"})
+    after = (studio.store.version_dir("fake", "v1") / "adapter" / "adapter.safetensors").read_bytes()
+    assert before == after
+    assert [v.name for v in studio.store.versions("fake")] == ["v1"]

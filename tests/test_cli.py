@@ -1,0 +1,99 @@
+"""The CLI contract: names, JSON shapes, one sentence on stderr for a user's mistake."""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from studio.cli import build_parser, main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_option_of_every_command_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"serve", "generate", "curate", "tune", "compare", "loop", "export"} <= set(sub.choices)
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"studio {name} {action.option_strings} has no help"
+
+
+def test_help_runs_without_loading_models():
+    out = subprocess.run([sys.executable, "-m", "studio", "generate", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--prompt" in out.stdout and "--workspace" in out.stdout
+
+
+def test_import_does_no_work():
+    code = "import sys, studio, studio.cli, studio.engine, studio.media; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_flow_json_shapes(capsys, workspace, fake, tmp_path):
+    code, out, err = run(capsys, "generate", "fake", "--prompt", "a colour", "-n", "12", "--json")
+    assert code == 0, err
+    cands = json.loads(out)["candidates"]
+    assert len(cands) == 12 and set(cands[0]) >= {"id", "seed", "path", "scores", "decision"}
+
+    code, out, err = run(capsys, "curate", "fake", "--scorer", "bright", "--threshold", "0.5",
+                         "--temperature", "0", "--reject", cands[0]["id"], "--json")
+    curated = json.loads(out)
+    assert code == 0 and set(curated) >= {"accepted", "rejected", "acceptance_rate"}
+    assert cands[0]["id"] in curated["rejected"]
+
+    code, out, err = run(capsys, "tune", "fake", "--steps", "5", "--json")
+    tuned = json.loads(out)
+    assert code == 0 and tuned["version"] == "v1"
+
+    code, out, err = run(capsys, "compare", "fake", "--after", "v1", "--prompt", "a colour", "-n", "4", "--json")
+    compared = json.loads(out)
+    assert set(compared["before"]) >= {"acceptance_rate", "mean_score", "diversity"}
+    assert set(compared["after"]) >= {"acceptance_rate", "mean_score", "diversity"}
+
+    code, out, err = run(capsys, "export", "fake", "--version", "v1", "--format", "jsonl",
+                         "--out", str(tmp_path / "x"), "--json")
+    assert code == 0 and json.loads(out)["files"]
+
+
+def test_loop_json_shape(capsys, workspace, fake):
+    code, out, err = run(capsys, "loop", "fake", "--prompt", "a colour", "--scorer", "bright", "--threshold", "0.7",
+                         "--temperature", "0", "-n", "16", "--steps", "20", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["rounds"]) == 1 and set(result) >= {"rounds", "before", "after"}
+
+
+@pytest.mark.parametrize("argv, sentence", [
+    (["generate", "nope", "--prompt", "x"], "Unknown medium 'nope'; available media:"),
+    (["generate", "fake", "--prompt", ""], "The prompt is empty"),
+    (["generate", "fake", "--prompt", "x", "-n", "0"], "number of candidates must be between"),
+    (["generate", "fake", "--prompt", "x", "-n", "99999999"], "number of candidates must be between"),
+    (["generate", "fake", "--prompt", "x", "--version", "v3"], "Unknown fake version 'v3'"),
+    (["generate", "fake", "--prompt", "x", "--model", "/no/such/model"], "does not exist"),
+    (["curate", "fake", "--temperature", "nan"], "temperature must be 0 or more"),
+    (["curate", "fake", "--temperature", "-1"], "temperature must be 0 or more"),
+    (["curate", "fake", "--threshold", "1.5"], "threshold must be between 0 and 1"),
+    (["curate", "fake", "--threshold", "0.5"], "no fake candidates yet"),
+    (["tune", "fake"], "curated fake set is empty"),
+    (["tune", "fake", "--from", "v2"], "Unknown fake version 'v2'"),
+    (["compare", "fake", "--after", "v1", "--prompt", "x"], "Unknown fake version 'v1'"),
+    (["loop", "fake", "--prompt", "x", "--rounds", "0"], "--rounds must be between"),
+    (["export", "fake", "--version", "v1", "--format", "jsonl", "--out", "/tmp/x"], "Unknown fake version"),
+    (["serve", "--host", "0.0.0.0"], "give --auth USER:PASSWORD"),
+    (["resume", "nojob"], "There is no tune job 'nojob'"),
+])
+def test_bad_input_is_one_sentence(capsys, workspace, fake, argv, sentence):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert sentence in err
+    assert "Traceback" not in err and err.count("\n") == 1
