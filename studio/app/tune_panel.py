@@ -1,0 +1,132 @@
+"""Fine-tune: one button starts the core's background tune; a timer shows its progress.
+
+The timer reads the job from the store (``runner.active`` / ``runner.status``), not from this
+page's memory, so a reload or a second browser tab shows the same running tune.  When a tune
+finishes, its version appears in the pickers.
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import gradio as gr
+
+from .. import runner
+from ..errors import StudioError
+from . import plots
+from .context import TabContext, friendly
+
+POLL_SECONDS = 1.0
+
+
+def build(ctx: TabContext) -> None:
+    defaults = ctx.medium.tune_defaults
+    gr.Markdown("### Fine-tune")
+    with gr.Row():
+        ctx["tune_steps"] = gr.Number(label="Steps", value=defaults.get("steps", 100), precision=0, minimum=1,
+                                      elem_classes=["tune-steps"], min_width=90)
+        ctx["tune_rank"] = gr.Number(label="LoRA rank", value=defaults.get("rank", 8), precision=0, minimum=1,
+                                     min_width=90)
+        ctx["tune_lr"] = gr.Number(label="Learning rate", value=defaults.get("lr", 1e-3), min_width=110)
+        ctx["tune_extra"] = gr.Textbox(label="Other tune settings (JSON)", value="{}", scale=2)
+    with gr.Row():
+        ctx["tune"] = gr.Button("Fine-tune on the curated set", variant="primary", elem_classes=["tune-btn"])
+        ctx["cancel"] = gr.Button("Cancel tune", variant="stop", interactive=False, elem_classes=["cancel-btn"])
+    with gr.Row():
+        ctx["tune_status"] = gr.HTML(_status_html(None), elem_classes=["tune-status"])
+        ctx["loss"] = gr.Image(label="Loss", type="pil", interactive=False, buttons=[], elem_classes=["loss"])
+    ctx["timer"] = gr.Timer(POLL_SECONDS)
+    ctx["seen"] = gr.State({"versions": None, "progress": None})
+
+
+def wire(ctx: TabContext) -> None:
+    studio, name = ctx.studio, ctx.name
+
+    @friendly
+    def start(from_version: str, steps: Any, rank: Any, lr: Any, extra: str):
+        try:
+            settings = json.loads(extra) if (extra or "").strip() else {}
+        except json.JSONDecodeError as exc:
+            raise StudioError(f"The other tune settings are not valid JSON ({exc.msg}).") from None
+        if not isinstance(settings, dict):
+            raise StudioError('The other tune settings must be a JSON object like {"batch_size": 4}.')
+        studio.start_tune(name, from_version or "base", steps=_int(steps, "steps"), rank=_int(rank, "rank"),
+                          lr=float(lr) if lr is not None else None, settings=settings)
+        return gr.update(interactive=True)
+
+    ctx["tune"].click(start, inputs=[ctx["version"], *ctx.many("tune_steps", "tune_rank", "tune_lr", "tune_extra")],
+                      outputs=ctx["cancel"])
+
+    def cancel():
+        for job in runner.active(studio.store, name):
+            runner.cancel(studio.store, job["job"])
+        return gr.update(interactive=False)
+
+    ctx["cancel"].click(cancel, outputs=ctx["cancel"])
+
+    pickers = ctx.many("version", "compare_after", "export_version")
+
+    def poll(seen: dict[str, Any], *picked: str):
+        info = current_job(ctx)
+        versions = studio.versions(name)
+        seen = dict(seen or {})
+        out: list[Any] = []
+        key = None if info is None else [info["job"], info["status"], info["step"]]
+        if key != seen.get("progress"):
+            running = info is not None and info["status"] == "running"
+            out += [_status_html(info), plots.loss_curve(info["losses"], info["steps"]) if info else None,
+                    gr.update(interactive=running)]
+            seen["progress"] = key
+        else:
+            out += [gr.skip()] * 3
+        if versions != seen.get("versions"):
+            newest = versions[-1]
+            first = seen.get("versions") is None
+            out += [gr.update(choices=versions, value=picked[0] if picked[0] in versions else "base"),
+                    gr.update(choices=versions, value=picked[1] if first and picked[1] in versions else newest),
+                    gr.update(choices=versions, value=picked[2] if first and picked[2] in versions else newest)]
+            seen["versions"] = versions
+        else:
+            out += [gr.skip()] * 3
+        return [*out, seen]
+
+    outputs = [ctx["tune_status"], ctx["loss"], ctx["cancel"], *pickers, ctx["seen"]]
+    ctx["timer"].tick(poll, inputs=[ctx["seen"], *pickers], outputs=outputs, queue=False, show_progress="hidden")
+    ctx.poll = poll
+    ctx.poll_outputs = outputs
+    ctx.poll_inputs = [ctx["seen"], *pickers]
+
+
+def current_job(ctx: TabContext) -> dict[str, Any] | None:
+    """The running (or interrupted) tune of this medium, else its most recent one."""
+    store = ctx.studio.store
+    active = runner.active(store, ctx.name)
+    if active:
+        return active[-1]
+    jobs = store.jobs(ctx.name)
+    return runner.status(store, jobs[-1]["id"]) if jobs else None
+
+
+def _status_html(info: dict[str, Any] | None) -> str:
+    if info is None:
+        return '<div class="tune-state" data-status="none">No tune yet.</div>'
+    status, step, steps = info["status"], info["step"], info["steps"]
+    parts = [f"<b>{html.escape(str(info['version']))}</b> {html.escape(status)}", f"step {step}/{steps}"]
+    if info["loss"] is not None:
+        parts.append(f"loss {info['loss']:.4f}")
+    if status == "running" and info["seconds_left"] is not None:
+        parts.append(f"about {info['seconds_left']:.0f}s left")
+    if status == "done" and info.get("result"):
+        parts.append(f"took {info['result'].get('seconds', 0):.0f}s")
+    message = f"<div>{html.escape(info['message'])}</div>" if info.get("message") else ""
+    return (f'<div class="tune-state" data-status="{html.escape(status)}">{" · ".join(parts)}'
+            f'<br><progress value="{step}" max="{max(steps, 1)}" style="width:100%"></progress>{message}</div>')
+
+
+def _int(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if float(value) != int(value):
+        raise StudioError(f"The tune {what} must be a whole number, not {value}.")
+    return int(value)
