@@ -1,0 +1,95 @@
+"""The text medium: poems, lyrics, slogans and micro-stories from any causal language model.
+
+The embedded default (``assets/text``) is a small Llama-architecture model trained from
+scratch by ``defaults.py``; any ``AutoModelForCausalLM`` folder or hub id works too.
+Heavy libraries load inside the methods, so importing this module costs nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ...errors import StudioError
+from ...medium import Candidate, Generated, Medium, Version
+
+
+class TextMedium(Medium):
+    name = "text"
+    main_ext = "txt"
+    default_scorer = "style"
+    export_formats = ("peft", "merged", "jsonl")
+    tune_defaults = {"steps": 100, "rank": 8, "lr": 2e-3, "batch_size": 8, "checkpoint_every": 25}
+
+    def default_params(self) -> dict[str, Any]:
+        return {
+            "temperature": 1.0,  # 0 = greedy (every seed gives the same text)
+            "top_p": 0.95,  # nucleus: keep the smallest set of tokens with this much probability
+            "top_k": 50,  # keep the k likeliest tokens; 0 = off
+            "repetition_penalty": 1.1,  # > 1 discourages tokens already in the prompt or text
+            "max_new_tokens": 60,
+            "stop": [],  # strings that end a completion (not included in it)
+        }
+
+    def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        merged = super().validate_params(params)
+        if isinstance(merged["stop"], str):
+            merged["stop"] = [merged["stop"]]
+        checks = [
+            ("temperature", lambda v: isinstance(v, (int, float)) and 0 <= v <= 10, "a number from 0 to 10"),
+            ("top_p", lambda v: isinstance(v, (int, float)) and 0 < v <= 1, "a number above 0 and at most 1"),
+            ("top_k", lambda v: isinstance(v, int) and v >= 0, "a whole number of at least 0"),
+            ("repetition_penalty", lambda v: isinstance(v, (int, float)) and 0 < v <= 10,
+             "a number above 0 and at most 10"),
+            ("max_new_tokens", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+             "a whole number of at least 1"),
+            ("stop", lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) and s for s in v),
+             "a list of non-empty strings"),
+        ]
+        for key, ok, expected in checks:
+            if not ok(merged[key]):
+                raise StudioError(f"The text setting '{key}' must be {expected}, not {merged[key]!r}.")
+        merged["stop"] = list(merged["stop"])
+        return merged
+
+    def load(self, model: str, device: str | None = None) -> Any:
+        from .model import load
+
+        return load(model, device)
+
+    def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
+                 adapter: str | None = None) -> list[Generated]:
+        from .generate import sample
+
+        texts, _ = sample(handle, prompt, seeds, self.validate_params(params), adapter)
+        return [Generated(seed=int(seed), files={"txt": text.encode("utf-8")}, text=text)
+                for seed, text in zip(seeds, texts)]
+
+    def scorers(self) -> dict[str, Any]:
+        from .scorers import SCORERS
+
+        return dict(SCORERS)
+
+    def embed(self, handle: Any, candidates: Sequence[Candidate]) -> Any:
+        from .embedding import candidate_text, embed_texts
+
+        return embed_texts([candidate_text(c) for c in candidates])
+
+    def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
+        from .embedding import candidate_text
+        from .metrics import distinct_n
+
+        return {"distinct_2": distinct_n([candidate_text(c) for c in candidates], 2)}
+
+    def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
+                  parent_adapter: str | None) -> Any:
+        from .embedding import candidate_text
+        from .tune import TextTuneTask
+
+        pairs = [(c.prompt, candidate_text(c)) for c in examples]
+        return TextTuneTask(handle, pairs, settings, parent_adapter)
+
+    def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
+               curated: Sequence[Candidate]) -> list[Path]:
+        from .export import export
+
+        return export(handle, version, fmt, Path(out_dir), curated)

@@ -1,0 +1,79 @@
+"""Export formats: ``peft`` (the adapter folder), ``merged`` (a full model folder), ``jsonl``.
+
+Everything is written into a temporary folder beside ``out_dir`` and moved into place at
+the end, so a failed export leaves nothing behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from ...errors import StudioError
+from ...medium import Candidate, Version
+from .embedding import candidate_text
+from .model import TextHandle
+
+FORMATS = ("peft", "merged", "jsonl")
+
+
+def _adapter_folder(version: Version | None) -> Path:
+    if version is None or not version.path:
+        raise StudioError("The base model has no adapter to export; pick a tuned version such as v1.")
+    folder = Path(version.path)
+    if not (folder / "adapter_config.json").exists():
+        raise StudioError(f"The adapter of {version.name} is missing at '{folder}'.")
+    return folder
+
+
+def _write_peft(version: Version | None, tmp: Path) -> None:
+    shutil.copytree(_adapter_folder(version), tmp, dirs_exist_ok=True)
+
+
+def _write_merged(handle: TextHandle, version: Version | None, tmp: Path) -> None:
+    """A fresh copy of the base with the adapter merged in; the loaded handle is untouched."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    folder = _adapter_folder(version)
+    base = AutoModelForCausalLM.from_pretrained(handle.source, use_safetensors=True, trust_remote_code=False)
+    merged = PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
+    merged.save_pretrained(str(tmp))
+    handle.tokenizer.save_pretrained(str(tmp))
+
+
+def _write_jsonl(curated: Sequence[Candidate], tmp: Path) -> None:
+    if not curated:
+        raise StudioError("There is no curated text to export; accept some candidates first.")
+    lines = [json.dumps({"prompt": c.prompt, "completion": candidate_text(c), "scores": c.scores, "seed": c.seed,
+                         "id": c.id, "version": c.version, "decision": c.decision}, ensure_ascii=False)
+             for c in curated]
+    (tmp / "curated.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def export(handle: TextHandle, version: Version | None, fmt: str, out_dir: Path,
+           curated: Sequence[Candidate]) -> list[Path]:
+    if fmt not in FORMATS:
+        raise StudioError(f"Unknown text export format '{fmt}'; known: {', '.join(FORMATS)}.")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise StudioError(f"The export folder '{out_dir}' is not empty; choose a new or empty folder.")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        if fmt == "peft":
+            _write_peft(version, tmp)
+        elif fmt == "merged":
+            _write_merged(handle, version, tmp)
+        else:
+            _write_jsonl(curated, tmp)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(p for p in out_dir.rglob("*") if p.is_file())

@@ -1,0 +1,147 @@
+"""Loading a causal LM: the embedded default in ``assets/text`` or any local folder / hub id.
+
+Safetensors only, never remote code; bf16 and SDPA attention on CUDA, float32 on CPU.
+Adapters (a version's LoRA folder) are loaded once into one ``PeftModel`` and switched
+by name; the base is the same model with adapters disabled, so nothing reloads.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ...errors import StudioError
+
+
+@dataclasses.dataclass
+class TextHandle:
+    model: Any  # the base model, or the PeftModel that wraps it once an adapter is loaded
+    tokenizer: Any
+    source: str  # folder or hub id it came from
+    device: str
+    context: int  # the most tokens the model attends to
+    adapters: dict[str, str] = dataclasses.field(default_factory=dict)  # resolved path -> adapter name
+
+    @property
+    def peft(self) -> bool:
+        return hasattr(self.model, "peft_config")
+
+
+def _looks_local(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or Path(model).expanduser().exists() or model.count("/") > 1
+
+
+def _context_length(config: Any) -> int:
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length", "max_sequence_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 2048
+
+
+def load_config(model: str) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model, trust_remote_code=False)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) or "remote code" in str(exc):
+            raise StudioError(f"The model '{model}' needs its own remote code, which studio never runs.") from None
+        raise StudioError(f"The model '{model}' has a configuration transformers cannot read ({exc}).") from None
+    except OSError:
+        raise StudioError(f"No model configuration found at '{model}' (a local folder or a hub id).") from None
+
+
+def check_causal(model: str, config: Any) -> None:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if getattr(config, "auto_map", None):
+        raise StudioError(f"The model '{model}' needs its own remote code, which studio never runs.")
+    architectures = getattr(config, "architectures", None) or []
+    has_head = any("CausalLM" in a or "LMHead" in a for a in architectures)
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (architectures and not has_head):
+        kind = architectures[0] if architectures else config.model_type
+        raise StudioError(f"The model '{model}' ({kind}) has no causal language-model head, so it cannot write text.")
+
+
+def load_tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise StudioError(f"No usable tokenizer found with the model '{model}' ({str(exc).splitlines()[0]}).") from None
+    if tokenizer.eos_token_id is None:
+        raise StudioError(f"The tokenizer of '{model}' has no end-of-sequence token, so completions could not stop.")
+    if tokenizer.pad_token_id is None:  # common for base models: pad with eos, masked out anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load(model: str, device: str | None = None) -> TextHandle:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = str(model)
+    if _looks_local(model):
+        folder = Path(model).expanduser()
+        if not folder.is_dir():
+            raise StudioError(f"The model folder '{model}' does not exist.")
+        if not any(folder.glob("*.safetensors")):
+            raise StudioError(f"The model folder '{model}' has no .safetensors weights; studio loads only safetensors.")
+        model = str(folder)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = load_config(model)
+    check_causal(model, config)
+    tokenizer = load_tokenizer(model)
+    dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    try:
+        net = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, attn_implementation="sdpa",
+                                                   use_safetensors=True, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise StudioError(f"The weights of '{model}' could not be loaded as safetensors "
+                          f"({str(exc).splitlines()[0]}).") from None
+    net.to(device).eval()
+    net.requires_grad_(False)
+    return TextHandle(model=net, tokenizer=tokenizer, source=model, device=str(device),
+                      context=_context_length(config))
+
+
+def _adapter_name(handle: TextHandle, folder: str) -> str:
+    """Load the adapter at ``folder`` once; later calls only return its name."""
+    key = str(Path(folder).resolve())
+    if key in handle.adapters:
+        return handle.adapters[key]
+    if not (Path(key) / "adapter_config.json").exists():
+        raise StudioError(f"No adapter found at '{folder}' (adapter_config.json is missing).")
+    from peft import PeftModel
+
+    name = f"v{len(handle.adapters) + 1}"
+    if handle.peft:
+        handle.model.load_adapter(key, adapter_name=name, is_trainable=False)
+    else:
+        handle.model = PeftModel.from_pretrained(handle.model, key, adapter_name=name, is_trainable=False)
+    handle.model.eval()
+    handle.adapters[key] = name
+    return name
+
+
+@contextlib.contextmanager
+def active(handle: TextHandle, adapter: str | None):
+    """The model to run: with ``adapter`` switched on, or the base with adapters disabled."""
+    if adapter:
+        name = _adapter_name(handle, adapter)
+        handle.model.set_adapter(name)
+        yield handle.model
+    elif handle.peft:
+        with handle.model.disable_adapter():
+            yield handle.model
+    else:
+        yield handle.model
+
+
+def base_model(handle: TextHandle) -> Any:
+    """The transformers model under any peft wrapper."""
+    return handle.model.get_base_model() if handle.peft else handle.model

@@ -1,0 +1,29 @@
+"""How a prompt and a completion become token ids, the same way for generation and tuning.
+
+A tokenizer with a chat template (every instruct model, and the embedded default, whose
+template is ``{prompt}<|sep|>``) formats the prompt as one user turn with the generation
+prompt added; a tokenizer without one gets the prompt and a newline.  A completion ends
+with the end-of-sequence token, so a tuned model learns where to stop.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return list(tokenizer(prompt + "\n", add_special_tokens=True)["input_ids"])
+
+
+def completion_ids(tokenizer: Any, completion: str) -> list[int]:
+    ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
+    return ids + [tokenizer.eos_token_id]
+
+
+def example_ids(tokenizer: Any, prompt: str, completion: str) -> tuple[list[int], list[bool]]:
+    """Token ids of prompt + completion and, per token, whether the loss counts it."""
+    head, tail = prompt_ids(tokenizer, prompt), completion_ids(tokenizer, completion)
+    return head + tail, [False] * len(head) + [True] * len(tail)

@@ -1,0 +1,133 @@
+"""LoRA SFT on accepted (prompt, completion) pairs: the TuneTask the shared trainer drives.
+
+Tokenized once when built; the loss counts completion tokens only.  Examples are packed
+end to end into fixed-length rows (``packing="packed"``, no padding), or one per padded
+row (``"padded"``, kept for the benchmark).  The adapter lives beside any loaded versions
+in the handle's one ``PeftModel``; ``save`` writes a standard peft folder
+(adapter_config.json + adapter_model.safetensors) that stock ``PeftModel.from_pretrained`` loads.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from ...errors import StudioError
+from .model import TextHandle
+from .packing import padded_rows, packed_rows
+from .prompting import example_ids
+
+# LoRA settings a preset or the CLI may override; the rest come from Medium.tune_defaults.
+LORA_DEFAULTS = {"targets": "all-linear", "alpha": None, "seq_len": 128, "packing": "packed"}
+_counter = itertools.count(1)
+
+
+def lora_config(settings: dict[str, Any], parent_adapter: str | None):
+    from peft import LoraConfig
+
+    if parent_adapter:  # the new version grows from its parent: same shape, its weights to start
+        if not (Path(parent_adapter) / "adapter_config.json").exists():
+            raise StudioError(f"No adapter found at '{parent_adapter}' to tune from.")
+        return LoraConfig.from_pretrained(parent_adapter)
+    rank = int(settings.get("rank", 8))
+    if rank < 1:
+        raise StudioError("The LoRA rank must be at least 1.")
+    alpha = settings.get("alpha") or 2 * rank
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=settings.get("targets", "all-linear"),
+                      task_type="CAUSAL_LM")
+
+
+class TextTuneTask:
+    def __init__(self, handle: TextHandle, pairs: Sequence[tuple[str, str]], settings: dict[str, Any],
+                 parent_adapter: str | None = None):
+        import torch
+        from peft import get_peft_model
+        from peft.utils import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        settings = {**LORA_DEFAULTS, **settings}
+        if not pairs:
+            raise StudioError("There is nothing to tune on: accept at least one candidate first.")
+        if settings["packing"] not in ("packed", "padded"):
+            raise StudioError("The packing setting must be 'packed' or 'padded'.")
+        self.handle = handle
+        self.batch_size = max(1, int(settings.get("batch_size", 8)))
+        self.seq_len = min(int(settings["seq_len"]), handle.context)
+        self.name = f"tune{os.getpid()}_{next(_counter)}"
+        config = lora_config(settings, parent_adapter)
+        if handle.peft:
+            handle.model.add_adapter(self.name, config)
+        else:
+            handle.model = get_peft_model(handle.model, config, adapter_name=self.name)
+        handle.model.set_adapter(self.name)
+        handle.model.eval()  # no dropout anywhere: a tune is reproducible from its seed
+        marker = f".{self.name}."
+        for name, param in handle.model.named_parameters():
+            param.requires_grad_(marker in name)
+        if parent_adapter:
+            state = load_file(str(Path(parent_adapter) / "adapter_model.safetensors"))
+            set_peft_model_state_dict(handle.model, state, adapter_name=self.name)
+
+        encoded = [example_ids(handle.tokenizer, p, c) for p, c in pairs]
+        encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
+        self.packing = settings["packing"]
+        if self.packing == "packed":
+            inputs, labels, positions = packed_rows(encoded, self.seq_len, min_rows=self.batch_size,
+                                                    seed=int(settings.get("seed", 0)))
+            self.extra = torch.tensor(positions)
+        else:
+            inputs, labels, masks = padded_rows(encoded, handle.tokenizer.pad_token_id)
+            self.extra = torch.tensor(masks)
+        self.inputs = torch.tensor(inputs)
+        self.labels = torch.tensor(labels)
+        self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
+
+    def parameters(self) -> list[Any]:
+        return [p for p in self.handle.model.parameters() if p.requires_grad]
+
+    def loss(self, step: int, generator: Any) -> Any:
+        import torch
+
+        self.handle.model.set_adapter(self.name)
+        rows = torch.randint(0, len(self.inputs), (self.batch_size,), generator=generator)
+        device = self.handle.device
+        inputs, labels, extra = self.inputs[rows].to(device), self.labels[rows].to(device), self.extra[rows].to(device)
+        if self.packing == "packed":
+            logits = self.handle.model(input_ids=inputs, position_ids=extra).logits
+            self.tokens_seen += inputs.numel()
+        else:
+            logits = self.handle.model(input_ids=inputs, attention_mask=extra).logits
+            self.tokens_seen += int(extra.sum())
+        return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                                 ignore_index=-100)
+
+    def adapter_state(self) -> dict[str, Any]:
+        from peft.utils import get_peft_model_state_dict
+
+        return get_peft_model_state_dict(self.handle.model, adapter_name=self.name)
+
+    def load_adapter_state(self, state: dict[str, Any]) -> None:
+        from peft.utils import set_peft_model_state_dict
+
+        set_peft_model_state_dict(self.handle.model, state, adapter_name=self.name)
+
+    def save(self, out_dir: Path) -> None:
+        """The standard peft folder, written beside and renamed into place."""
+        from safetensors.torch import save_file
+
+        out_dir = Path(out_dir)
+        tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        state = {k: v.detach().float().contiguous().cpu() for k, v in self.adapter_state().items()}
+        save_file(state, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+        config = self.handle.model.peft_config[self.name]
+        config.base_model_name_or_path = self.handle.source
+        config.save_pretrained(str(tmp))
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
+        self.handle.model.requires_grad_(False)
+        # the trained weights are already resident: generating with this folder switches to them
+        self.handle.adapters[str(out_dir.resolve())] = self.name

@@ -1,0 +1,100 @@
+"""Loading any causal LM folder, and refusing bad ones with one clear sentence."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.errors import StudioError
+
+
+def test_import_is_free():
+    import subprocess
+    import sys
+
+    code = "import sys, studio.media.text; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gpt2"])
+def test_standard_folder_loads_and_generates(medium, fixture, request):
+    handle = medium.load(str(request.getfixturevalue(fixture)), "cpu")
+    gens = medium.generate(handle, "a sea poem", [0, 1], medium.validate_params({"max_new_tokens": 8}))
+    assert [g.seed for g in gens] == [0, 1]
+    assert all(g.files["txt"].decode("utf-8") == g.text for g in gens)
+
+
+def test_tokenizer_without_pad_pads_with_eos(medium, tiny_gpt2):
+    handle = medium.load(str(tiny_gpt2), "cpu")
+    assert handle.tokenizer.pad_token_id == handle.tokenizer.eos_token_id
+
+
+def test_tokenizer_without_eos_is_refused(medium, tiny_gpt2, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no-eos"
+    shutil.copytree(tiny_gpt2, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["eos_token"] = None
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(StudioError, match="end-of-sequence"):
+        medium.load(str(folder), "cpu")
+
+
+def test_missing_folder(medium, tmp_path):
+    with pytest.raises(StudioError, match="does not exist"):
+        medium.load(str(tmp_path / "nothing"), "cpu")
+
+
+def test_pickle_only_weights_are_refused(medium, tiny_llama, tmp_path):
+    import shutil
+
+    folder = tmp_path / "pickle"
+    shutil.copytree(tiny_llama, folder)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(StudioError, match="safetensors"):
+        medium.load(str(folder), "cpu")
+
+
+def test_model_without_causal_head_is_refused(medium, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path / "bert"
+    BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=16)).save_pretrained(folder)
+    with pytest.raises(StudioError, match="no causal language-model head"):
+        medium.load(str(folder), "cpu")
+
+
+def test_remote_code_config_is_refused(medium, tiny_llama, tmp_path):
+    import shutil
+
+    folder = tmp_path / "remote"
+    shutil.copytree(tiny_llama, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "my_custom_lm"
+    config["auto_map"] = {"AutoConfig": "configuration_custom.CustomConfig",
+                          "AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(StudioError, match="remote code"):
+        medium.load(str(folder), "cpu")
+
+
+def test_adapter_switching_does_not_reload_the_base(medium, tiny_llama, tmp_path, make_candidates):
+    from studio.training import run_tune
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    base_weights = handle.model.model.embed_tokens.weight
+    params = medium.validate_params({"max_new_tokens": 12, "temperature": 0})
+    before = medium.generate(handle, "a sea poem", [0], params)[0].text
+    examples = make_candidates("a sea poem", ["salt salt salt salt"] * 4)
+    settings = {**medium.tune_defaults, "steps": 30, "lr": 5e-2, "checkpoint_every": 100}
+    task = medium.tune_task(handle, examples, settings, None)
+    run_tune(task, settings, tmp_path / "job")
+    task.save(tmp_path / "v1")
+    after = medium.generate(handle, "a sea poem", [0], params, adapter=str(tmp_path / "v1"))[0].text
+    again = medium.generate(handle, "a sea poem", [0], params)[0].text
+    assert after != before
+    assert again == before  # base = adapters disabled
+    assert handle.model.get_base_model().model.embed_tokens.weight is base_weights
