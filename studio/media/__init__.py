@@ -38,10 +38,13 @@ def _refs() -> dict[str, str]:
 
 
 def _importable(ref: str) -> bool:
-    module = ref.split(":", 1)[0]
+    """The medium's class can be imported (a medium's ``__init__`` is cheap: no torch there)."""
+    module, _, attr = ref.partition(":")
     try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
+        if importlib.util.find_spec(module) is None:
+            return False
+        return hasattr(importlib.import_module(module), attr)
+    except Exception:  # a half-installed plugin must not break the others
         return False
 
 
