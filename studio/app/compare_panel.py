@@ -22,7 +22,8 @@ def build(ctx: TabContext) -> None:
         ctx["compare_before"] = gr.Dropdown(label="Before", choices=versions, value="base", min_width=100)
         ctx["compare_after"] = gr.Dropdown(label="After", choices=versions, value=versions[-1], min_width=100,
                                            elem_classes=["compare-after"])
-        ctx["compare_n"] = gr.Number(label="Candidates per side", value=4, precision=0, minimum=2, maximum=512)
+        ctx["compare_n"] = gr.Number(label="Candidates per side", value=4, precision=0, minimum=2, maximum=512,
+                                        elem_classes=["compare-n"])
         ctx["compare_seed"] = gr.Number(label="First seed (seeds a tune learned from are skipped)",
                                         value=HELD_OUT_SEED, precision=0, minimum=0)
     with gr.Row():

@@ -36,6 +36,14 @@ class TabContext:
     def __setitem__(self, key: str, component: Any) -> None:
         self.c[key] = component
 
+    # -- what a reload restores: the last rule, preset and tune settings, kept in the workspace ---
+    def remember(self, **values: Any) -> None:
+        key = f"app.{self.name}"
+        self.studio.store.set_setting(key, {**(self.studio.store.get_setting(key) or {}), **values})
+
+    def recall(self) -> dict[str, Any]:
+        return self.studio.store.get_setting(f"app.{self.name}") or {}
+
     def many(self, *names: str) -> list[Any]:
         return [self.c[n] for n in names]
 

@@ -89,6 +89,7 @@ def wire(ctx: TabContext) -> None:
     @friendly
     def redecide(shown: list[str], threshold: float, temperature: float):
         cards.apply_rule(studio, name, shown, threshold, temperature)
+        ctx.remember(threshold=threshold, temperature=temperature)
         return view(ctx, shown, threshold, temperature)
 
     for slider in (ctx["threshold"], ctx["temperature"]):

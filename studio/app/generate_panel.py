@@ -57,6 +57,7 @@ def wire(ctx: TabContext) -> None:
         if not preset_name:
             return [gr.skip()] * (len(preset_outputs))
         p = presets.load(name, preset_name, ctx.presets_dir)
+        ctx.remember(preset=preset_name)
         params = ctx.medium.validate_params(p.params)  # an unknown setting: one sentence
         weights = {s.name: s.weight for s in p.scorers}
         custom = [s for s in p.scorers if s.name not in ctx.scorer_names]
@@ -76,7 +77,7 @@ def wire(ctx: TabContext) -> None:
     preset_outputs = [ctx["preset_note"], ctx["prompt"], ctx["n"], ctx["seed"], *ctx.params_inputs(),
                       *ctx.scoring_inputs(), ctx["threshold"], ctx["temperature"],
                       *ctx.many("tune_steps", "tune_rank", "tune_lr", "tune_extra")]
-    ctx["preset"].change(apply_preset, inputs=ctx["preset"], outputs=preset_outputs)
+    ctx["preset"].input(apply_preset, inputs=ctx["preset"], outputs=preset_outputs)
 
     @friendly
     def generate(version: str, prompt: str, n: Any, seed: Any, random_seed: bool, threshold: float,
@@ -89,6 +90,7 @@ def wire(ctx: TabContext) -> None:
         studio.score(name, made, specs, options)
         shown = [c.id for c in made]
         cards.apply_rule(studio, name, shown, threshold, temperature)
+        ctx.remember(threshold=threshold, temperature=temperature)
         return [shown, seed]
 
     ctx.generate_fn = generate

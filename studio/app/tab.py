@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -24,12 +25,22 @@ def build_tab(studio: Studio, medium: str, presets_dir: Path | None = None) -> T
 
 def on_load(ctx: TabContext):
     """What a fresh page (or a reload) shows: the newest batch under the current sliders, and the tune."""
-    def load(threshold: float, temperature: float, seen: dict, *picked: str):
-        shown = cards.latest_shown(ctx.studio, ctx.name)
-        return [shown, *ctx.refresh(shown, threshold, temperature), *ctx.poll(None, *picked)]
+    restored = ("preset", "threshold", "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra")
 
-    inputs = [ctx["threshold"], ctx["temperature"], *ctx.poll_inputs]
-    outputs = [ctx["shown"], *ctx.view_outputs(), *ctx.poll_outputs]
+    def load(prompt: str, seen: dict, *rest: Any):
+        """Picks up where the artist left off: the last batch, its prompt, rule, preset and tune settings."""
+        current = dict(zip(restored, rest[: len(restored)]))
+        picked = rest[len(restored):]
+        saved = {k: v for k, v in ctx.recall().items() if k in restored}
+        values = {**current, **saved}
+        shown = cards.latest_shown(ctx.studio, ctx.name)
+        if not (prompt or "").strip() and shown:
+            prompt = ctx.studio.store.candidate(shown[0]).prompt
+        view = ctx.refresh(shown, values["threshold"], values["temperature"])
+        return [shown, prompt, *(values[k] for k in restored), *view, *ctx.poll(None, *picked)]
+
+    inputs = [ctx["prompt"], ctx["seen"], *ctx.many(*restored), *ctx.poll_inputs[1:]]
+    outputs = [ctx["shown"], ctx["prompt"], *ctx.many(*restored), *ctx.view_outputs(), *ctx.poll_outputs]
     return load, inputs, outputs
 
 

@@ -53,6 +53,7 @@ def wire(ctx: TabContext) -> None:
             raise StudioError('The other tune settings must be a JSON object like {"batch_size": 4}.')
         studio.start_tune(name, from_version or "base", steps=_int(steps, "steps"), rank=_int(rank, "rank"),
                           lr=float(lr) if lr is not None else None, settings=settings)
+        ctx.remember(tune_steps=_int(steps, "steps"), tune_rank=_int(rank, "rank"), tune_lr=lr, tune_extra=extra)
         return gr.update(interactive=True)
 
     ctx["tune"].click(start, inputs=[ctx["version"], *ctx.many("tune_steps", "tune_rank", "tune_lr", "tune_extra")],
