@@ -59,7 +59,8 @@ def wire(ctx: TabContext) -> None:
         p = presets.load(name, preset_name, ctx.presets_dir)
         ctx.remember(preset=preset_name)
         params = ctx.medium.validate_params(p.params)  # an unknown setting: one sentence
-        weights = {s.name: s.weight for s in p.scorers}
+        # no scorers named: the medium's default scorer, as the engine would use
+        weights = {s.name: s.weight for s in p.scorers} or {ctx.medium.default_scorer: 1.0}
         custom = [s for s in p.scorers if s.name not in ctx.scorer_names]
         extra = {k: v for k, v in p.tune.items() if k not in ("steps", "rank", "lr")}
         defaults = ctx.medium.tune_defaults

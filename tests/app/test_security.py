@@ -1,0 +1,73 @@
+"""Exposure: a non-local host needs a login; only the workspace's media is served over HTTP."""
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from studio.app import security
+from studio.cli import main
+from studio.errors import StudioError
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_non_local_host_without_auth_is_refused_with_a_sentence(workspace, capsys):
+    code = main(["serve", "--host", "0.0.0.0", "--workspace", str(workspace)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Serving on 0.0.0.0 exposes the studio to the network; give --auth USER:PASSWORD" in err
+    assert "Traceback" not in err
+
+
+def test_launch_arguments_are_local_private_and_limited(tmp_path):
+    kwargs = security.launch_kwargs(tmp_path / "ws")
+    assert kwargs["server_name"] == "127.0.0.1" and kwargs["share"] is False and kwargs["auth"] is None
+    assert kwargs["allowed_paths"] == [str((tmp_path / "ws").resolve() / "media"),
+                                       str((tmp_path / "ws").resolve() / "exports")]
+    assert kwargs["max_file_size"] == security.MAX_FILE_SIZE
+    with pytest.raises(StudioError, match="exposes the studio"):
+        security.launch_kwargs(tmp_path / "ws", host="0.0.0.0")
+    assert security.launch_kwargs(tmp_path / "ws", host="0.0.0.0", auth="ann:secret")["auth"] == ("ann", "secret")
+    with pytest.raises(StudioError, match="USER:PASSWORD"):
+        security.parse_auth("no-password")
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_only_the_workspace_media_is_served(workspace, fake, tmp_path):
+    from studio.app import launch
+    from studio.engine import Studio
+
+    studio = Studio(workspace)
+    made = studio.generate("fake", "a colour", n=1)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for the browser")
+    app = launch(studio, port=free_port(), block=False, names=["fake"])
+    try:
+        base = app.local_url.rstrip("/") + "/gradio_api/file="
+
+        def fetch(path) -> int:
+            return _get(base + urllib.parse.quote(str(path)))
+
+        assert fetch(made[0].path) == 200  # a candidate's media file
+        assert fetch(outside) in (403, 404)  # next to the workspace, not in it
+        assert fetch("/etc/passwd") in (403, 404)
+        assert fetch(studio.store.root / "studio.db") in (403, 404)  # in the workspace, but not media
+        assert fetch(f"{studio.store.root}/media/../studio.db") in (403, 404)
+        assert fetch(studio.store.root / "media" / "missing.png") in (403, 404)
+    finally:
+        app.close()
