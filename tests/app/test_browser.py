@@ -228,6 +228,11 @@ def run_flow(page, url: str, medium: str, preset: str, n: int, tune_steps: int |
         flow.wait_tune(("running",), timeout_ms=60_000)
         flow.open()
         assert flow.wait_tune(("running", "done"), timeout_ms=30_000) == "running", "the reload lost the tune"
+        other = Flow(page.context.new_page(), url, medium)  # a second browser tab sees the same tune
+        other.open()
+        assert other.wait_tune(("running", "done"), timeout_ms=30_000) in ("running", "done")
+        assert other.tab.locator(".tune-state").first.inner_text().startswith("v1")
+        other.page.close()
     assert flow.wait_tune(("done", "failed", "cancelled", "interrupted")) == "done", \
         flow.tab.locator(".tune-state").first.inner_text()
     status = flow.tab.locator(".tune-state").first.inner_text()
@@ -277,7 +282,8 @@ def test_fake_medium_whole_flow_with_reload_during_tune(browser, serve, fake, tm
     presets_dir.mkdir()
     (presets_dir / "fake-bright.toml").write_text(FAKE_PRESET)
     app = serve(["fake"], presets_dir)
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
     try:
         run_flow(page, app.local_url, "fake", "bright", n=8, tune_steps=None, compare_n=4,
                  reload_during_tune=True)
@@ -290,7 +296,7 @@ def test_fake_medium_whole_flow_with_reload_during_tune(browser, serve, fake, tm
         assert "v1" in history.locator(".history-versions").first.inner_text()
         page.screenshot(path=str(SCREENSHOTS / "history.png"), full_page=True)
     finally:
-        page.close()
+        context.close()
 
 
 REAL_PRESETS = {"image": "bold-colour", "text": "haiku", "music": "lullaby"}
@@ -301,9 +307,10 @@ def test_real_medium_whole_flow(browser, serve, medium):
     if not importable(medium):
         pytest.skip(f"the {medium} medium is not importable yet")
     app = serve([medium])
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
     try:
         run_flow(page, app.local_url, medium, REAL_PRESETS[medium], n=4, tune_steps=3,
                  compare_n=2, reload_during_tune=False)
     finally:
-        page.close()
+        context.close()
