@@ -18,7 +18,7 @@ class TextMedium(Medium):
     main_ext = "txt"
     default_scorer = "style"
     export_formats = ("peft", "merged", "jsonl")
-    tune_defaults = {"steps": 100, "rank": 8, "lr": 2e-3, "batch_size": 8, "checkpoint_every": 25}
+    tune_defaults = {"steps": 100, "rank": 8, "lr": 1e-3, "batch_size": 8, "checkpoint_every": 25}
 
     def default_params(self) -> dict[str, Any]:
         return {

@@ -1,8 +1,9 @@
 """Batched sampling, one seed per candidate.
 
 All candidates of a prompt run as one batch through one KV-cached decoding loop.  Each row
-draws its tokens from its own ``torch.Generator`` seeded by the candidate's seed, so a
-seed gives the same text whether it runs alone or beside others, and on any batch size.
+draws its tokens from its own ``torch.Generator`` (on the model's device) seeded by the
+candidate's seed, so a seed gives the same text whether it runs alone or beside others, on
+any batch size (texts differ between a CPU and a GPU, whose random streams differ).
 Sampling: repetition penalty, temperature (0 = greedy), top-k, top-p, then one draw per row.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ def check_prompt(handle: TextHandle, prompt: str, max_new_tokens: int) -> list[i
 
 
 def _filter(logits, seen, params: dict[str, Any]):
-    """Logits after repetition penalty, temperature, top-k and top-p (float32, CPU)."""
+    """Logits after repetition penalty, temperature, top-k and top-p (float32)."""
     import torch
 
     penalty = float(params["repetition_penalty"])
@@ -74,20 +75,23 @@ def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[s
     rows = len(seeds)
     if rows == 0:
         return [], 0
-    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-    seen = torch.tensor([ids] * rows)
+    device = handle.device
+    # one generator per row, on the model's device, so sampling never leaves it
+    generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+    seen = torch.tensor([ids] * rows, device=device)
     new_tokens: list[list[int]] = [[] for _ in range(rows)]
     done = [False] * rows
     produced = 0
     with torch.inference_mode(), active(handle, adapter) as net:
-        out = net(input_ids=seen.to(handle.device), use_cache=True)
+        out = net(input_ids=seen, use_cache=True)
         for _ in range(max_new):
-            logits = _filter(out.logits[:, -1].float().cpu(), seen, params)
+            logits = _filter(out.logits[:, -1].float(), seen, params)
             if float(params["temperature"]) == 0:
-                picks = logits.argmax(-1).tolist()
+                picked = logits.argmax(-1)
             else:
                 probs = logits.softmax(-1)
-                picks = [int(torch.multinomial(probs[i], 1, generator=generators[i])) for i in range(rows)]
+                picked = torch.cat([torch.multinomial(probs[i], 1, generator=generators[i]) for i in range(rows)])
+            picks = picked.tolist()
             for i in range(rows):
                 if done[i]:
                     picks[i] = eos
@@ -101,8 +105,8 @@ def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[s
                     done[i] = True
             if all(done):
                 break
-            step = torch.tensor(picks)[:, None]
+            step = torch.tensor(picks, device=device)[:, None]
             seen = torch.cat([seen, step], dim=1)
-            out = net(input_ids=step.to(handle.device), past_key_values=out.past_key_values, use_cache=True)
+            out = net(input_ids=step, past_key_values=out.past_key_values, use_cache=True)
     texts = [_cut_at_stop(tokenizer.decode(t, skip_special_tokens=True), stops)[0].strip() for t in new_tokens]
     return texts, produced

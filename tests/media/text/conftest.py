@@ -79,3 +79,15 @@ def _candidates(folder: Path, prompt: str, texts, tag: str, decisions) -> list[C
                              model="tiny", path=str(path), files={"txt": str(path)},
                              decision=(decisions[i] if decisions else "pending")))
     return out
+
+
+@pytest.fixture(scope="session")
+def default_handle():
+    """The shipped default model (assets/text), loaded once on the CPU."""
+    from studio.media import get
+
+    medium = get("text")
+    folder = Path(medium.default_model())
+    if not (folder / "model.safetensors").exists():
+        pytest.skip("the embedded default is not trained yet (studio train-defaults text)")
+    return medium.load(str(folder), "cpu")

@@ -1,0 +1,93 @@
+"""Built-in text scorers: values in [0, 1] that rank the way their names promise."""
+from __future__ import annotations
+
+import pytest
+
+from studio.errors import StudioError
+from studio.medium import ScoringContext
+
+
+def ctx(medium, options=None, favourites=(), decided=(), handle=None):
+    return ScoringContext(medium=medium, favourites=list(favourites), decided=list(decided), handle=handle,
+                          options=dict(options or {}))
+
+
+def test_style_prefers_the_described_style(medium, make_candidates):
+    cands = make_candidates("a poem", ["waves break on the salty shore, gulls over the harbor",
+                                       "taxis honk in the neon street below the tower"])
+    sea, city = medium.scorers()["style"](ctx(medium, {"style": "the ocean and the sea"}))(cands)
+    assert 0 <= city < sea <= 1
+    sea2, city2 = medium.scorers()["style"](ctx(medium, {"exemplars": ["a ship on the sea", "rain"]}))(cands)
+    assert city2 < sea2
+
+
+def test_style_without_options_uses_the_prompt(medium, make_candidates):
+    cands = make_candidates("a poem about the sea", ["waves break on the salty shore", "taxis honk in the street"])
+    sea, city = medium.scorers()["style"](ctx(medium))(cands)
+    assert city < sea
+
+
+def test_syllables():
+    from studio.media.text.scorers import count_syllables
+
+    assert [count_syllables(w) for w in ["sea", "water", "silent", "make", "butterfly", "the"]] == [1, 2, 2, 1, 3, 1]
+
+
+def test_constraints(medium, make_candidates):
+    haiku = "an old silent pond\na frog jumps into the pond\nsplash silence again"
+    cands = make_candidates("haiku", [haiku, "one long line with far too many words for any haiku at all, sea"])
+    score = medium.scorers()["constraints"](ctx(medium, {"syllables": "5-7-5", "max_lines": 3}))
+    good, bad = score(cands)
+    assert good == pytest.approx(1.0) and bad < 0.6
+    words = medium.scorers()["constraints"](ctx(medium, {"must": ["pond"], "must_not": "sea", "regex": r"^an "}))
+    assert words(cands) == [1.0, 0.0]
+    assert medium.scorers()["constraints"](ctx(medium, {"min_words": 4, "max_words": 8}))(cands)[1] < 1.0
+
+
+@pytest.mark.parametrize("options, message", [({}, "at least one option"), ({"colour": 1}, "Unknown"),
+                                               ({"regex": "("}, "regex"), ({"syllables": "five"}, "5-7-5"),
+                                               ({"max_words": -2}, "max_words")])
+def test_constraints_bad_options(medium, options, message):
+    with pytest.raises(StudioError, match=message):
+        medium.scorers()["constraints"](ctx(medium, options))
+
+
+def test_favourites_and_preference(medium, make_candidates):
+    liked = make_candidates("p", ["the moon over the quiet sea", "stars shine on the ocean at night"], "f",
+                            ["hand_accepted"] * 2)
+    disliked = make_candidates("p", ["angry traffic in the city", "loud taxis in the neon street"], "d",
+                               ["hand_rejected"] * 2)
+    new = make_candidates("p", ["the night sea under the moon", "the city street is loud with taxis"], "n")
+    fav = medium.scorers()["favourites"](ctx(medium, favourites=liked))(new)
+    assert fav[1] < fav[0] <= 1
+    pref = medium.scorers()["preference"](ctx(medium, decided=liked + disliked))(new)
+    assert pref[1] < 0.5 < pref[0]
+    with pytest.raises(StudioError, match="hand-accepted and one hand-rejected"):
+        medium.scorers()["preference"](ctx(medium, decided=liked))
+    with pytest.raises(StudioError, match="favourites"):
+        medium.scorers()["favourites"](ctx(medium))
+
+
+def test_fluency_prefers_what_the_model_writes(medium, default_handle, make_candidates):
+    handle = default_handle
+    own = medium.generate(handle, "a poem", [0], medium.validate_params({"temperature": 0, "max_new_tokens": 12}))
+    cands = make_candidates("a poem", [own[0].text, "pond frog the taxi of of of salt 17"])
+    mine, noise = medium.scorers()["fluency"](ctx(medium, handle=handle))(cands)
+    assert 0 <= noise < mine <= 1
+    with pytest.raises(StudioError, match="loaded model"):
+        medium.scorers()["fluency"](ctx(medium))
+
+
+def test_embed_and_diversity(medium, make_candidates):
+    same = make_candidates("p", ["the sea the sea the sea"] * 3, "s")
+    varied = make_candidates("p", ["the sea is wide", "a taxi in the rain", "snow falls on pines"], "v")
+    assert medium.embed(None, varied).shape == (3, 384)
+    assert medium.diversity(None, same) < medium.diversity(None, varied)
+    assert medium.diversity_metrics(None, same)["distinct_2"] < medium.diversity_metrics(None, varied)["distinct_2"]
+
+
+def test_distinct_n():
+    from studio.media.text.metrics import distinct_n
+
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
+    assert distinct_n(["a"], 2) == 0.0

@@ -1,0 +1,115 @@
+"""LoRA SFT through the shared trainer, and the three export formats read by stock libraries."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.errors import StudioError
+from studio.medium import Version
+from studio.training import run_tune
+
+TEXTS = ["salt wave salt wave\nthe harbor sleeps", "gull over salt\nthe harbor sleeps", "salt salt salt"]
+
+
+def test_packing_has_no_padding_and_masks_prompts():
+    from studio.media.text.packing import IGNORE, packed_rows, padded_rows
+
+    examples = [([1, 2, 3, 4], [False, False, True, True]), ([5, 6, 7], [False, True, True])]
+    inputs, labels, positions = packed_rows(examples, seq_len=5, min_rows=3)
+    assert len(inputs) >= 3 and all(len(row) == 5 for row in inputs)
+    flat_in = [t for row in inputs for t in row]
+    flat_lab = [t for row in labels for t in row]
+    assert all(lab in (IGNORE, tok) for tok, lab in zip(flat_in, flat_lab))
+    assert all(lab == IGNORE for tok, lab in zip(flat_in, flat_lab) if tok in (1, 2, 5))
+    starts_mid = [row for row in range(len(inputs)) if inputs[row][0] not in (1, 5)]
+    assert starts_mid  # 7-token cycles in 5-token rows: some rows begin inside an example
+    assert all(labels[row][0] == IGNORE and positions[row][0] == 0 for row in starts_mid)
+    pad_in, pad_lab, masks = padded_rows(examples, pad_id=0)
+    assert pad_in[1] == [5, 6, 7, 0] and masks[1] == [1, 1, 1, 0] and pad_lab[1][-1] == IGNORE
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gpt2"])
+def test_tune_save_and_stock_peft_loads_it(medium, fixture, request, tmp_path, make_candidates):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    folder = request.getfixturevalue(fixture)
+    handle = medium.load(str(folder), "cpu")
+    examples = make_candidates("a sea poem", TEXTS)
+    settings = {**medium.tune_defaults, "steps": 12, "lr": 3e-2, "checkpoint_every": 5}
+    task = medium.tune_task(handle, examples, settings, None)
+    first = float(task.loss(0, torch.Generator().manual_seed(0)))
+    result = run_tune(task, settings, tmp_path / "job")
+    assert result["steps"] == 12 and result["loss"] < first
+    task.save(tmp_path / "v1")
+    assert sorted(p.name for p in (tmp_path / "v1").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+
+    version = Version(medium="text", name="v1", parent="base", model=str(folder), settings=settings,
+                      curated=[c.id for c in examples], path=str(tmp_path / "v1"))
+    medium.export(handle, version, "peft", tmp_path / "out-peft", examples)
+    ids = torch.tensor([handle.tokenizer("a sea poem\n")["input_ids"]])
+    base = AutoModelForCausalLM.from_pretrained(str(folder))
+    with torch.no_grad():
+        plain = base(ids).logits
+        tuned = PeftModel.from_pretrained(base, str(tmp_path / "out-peft"))(ids).logits
+    assert not torch.allclose(plain, tuned, atol=1e-4)  # the adapter changes the output
+
+    medium.export(handle, version, "merged", tmp_path / "out-merged", examples)
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "out-merged"), use_safetensors=True)
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, tuned, atol=1e-4)
+
+
+def test_tune_from_a_parent_starts_from_its_weights(medium, tiny_llama, tmp_path, make_candidates):
+    import torch
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    examples = make_candidates("a sea poem", TEXTS)
+    settings = {**medium.tune_defaults, "steps": 8, "lr": 3e-2, "rank": 4}
+    task = medium.tune_task(handle, examples, settings, None)
+    run_tune(task, settings, tmp_path / "job1")
+    task.save(tmp_path / "v1")
+    child = medium.tune_task(handle, examples, {**settings, "rank": 16}, str(tmp_path / "v1"))
+    parent_state, child_state = task.adapter_state(), child.adapter_state()
+    assert parent_state.keys() == child_state.keys()
+    assert all(torch.equal(parent_state[k], child_state[k]) for k in parent_state)
+
+
+def test_tune_needs_examples(medium, tiny_llama):
+    handle = medium.load(str(tiny_llama), "cpu")
+    with pytest.raises(StudioError, match="accept at least one"):
+        medium.tune_task(handle, [], dict(medium.tune_defaults), None)
+
+
+def test_jsonl_export_is_read_by_datasets(medium, tiny_llama, tmp_path, make_candidates):
+    import datasets
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    curated = make_candidates("a sea poem", TEXTS)
+    for i, c in enumerate(curated):
+        c.scores = {"style": 0.5 + i / 10}
+    files = medium.export(handle, None, "jsonl", tmp_path / "out", curated)
+    data = datasets.load_dataset("json", data_files=str(files[0]), split="train")
+    assert data["completion"] == TEXTS and data["prompt"] == ["a sea poem"] * 3
+    assert data[2]["scores"]["style"] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("fmt, version, message", [("peft", None, "base model has no adapter"),
+                                                    ("onnx", None, "Unknown text export format"),
+                                                    ("jsonl", None, "no curated text")])
+def test_bad_exports_write_nothing(medium, tiny_llama, tmp_path, fmt, version, message):
+    handle = medium.load(str(tiny_llama), "cpu")
+    with pytest.raises(StudioError, match=message):
+        medium.export(handle, version, fmt, tmp_path / "out", [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_export_refuses_a_full_folder(medium, tiny_llama, tmp_path, make_candidates):
+    handle = medium.load(str(tiny_llama), "cpu")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(StudioError, match="not empty"):
+        medium.export(handle, None, "jsonl", tmp_path / "out", make_candidates("p", ["x"]))
+    assert json.dumps(sorted(p.name for p in (tmp_path / "out").iterdir())) == '["keep.txt"]'
