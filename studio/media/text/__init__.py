@@ -27,6 +27,7 @@ class TextMedium(Medium):
             "top_k": 50,  # keep the k likeliest tokens; 0 = off
             "repetition_penalty": 1.1,  # > 1 discourages tokens already in the prompt or text
             "max_new_tokens": 60,
+            "min_new_tokens": 0,  # the end token is held back until this many tokens are written
             "stop": [],  # strings that end a completion (not included in it)
         }
 
@@ -42,6 +43,8 @@ class TextMedium(Medium):
              "a number above 0 and at most 10"),
             ("max_new_tokens", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
              "a whole number of at least 1"),
+            ("min_new_tokens", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+             "a whole number of at least 0"),
             ("stop", lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) and s for s in v),
              "a list of non-empty strings"),
         ]

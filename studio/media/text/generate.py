@@ -84,8 +84,11 @@ def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[s
     produced = 0
     with torch.inference_mode(), active(handle, adapter) as net:
         out = net(input_ids=seen, use_cache=True)
-        for _ in range(max_new):
-            logits = _filter(out.logits[:, -1].float(), seen, params)
+        for written in range(max_new):
+            logits = out.logits[:, -1].float().clone()
+            if written < int(params.get("min_new_tokens", 0)):
+                logits[:, eos] = float("-inf")
+            logits = _filter(logits, seen, params)
             if float(params["temperature"]) == 0:
                 picked = logits.argmax(-1)
             else:

@@ -72,3 +72,11 @@ def test_bad_prompts(medium, handle, prompt, message):
 def test_max_new_tokens_beyond_context(medium, handle):
     with pytest.raises(StudioError, match="beyond this model's context"):
         medium.generate(handle, "a sea poem", [0], medium.validate_params({"max_new_tokens": 500}))
+
+
+def test_min_new_tokens_holds_back_the_end(medium, handle):
+    from studio.media.text.generate import sample
+
+    _, produced = sample(handle, "a sea poem", [0, 1], medium.validate_params({"max_new_tokens": 30,
+                                                                                "min_new_tokens": 30}))
+    assert produced == 60
