@@ -1,0 +1,239 @@
+"""Built-in image scorers: each maps candidates to floats in [0, 1], higher is better.
+
+Pixel scorers read the candidate's PNG and need no model.  ``clip`` loads a CLIP model from
+a folder (``options['model']``), ``favourites`` compares with the accepted candidates and
+``preference`` learns from the artist's hand decisions.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from studio.errors import StudioError
+from studio.medium import Candidate, ScoringContext
+
+from .scenes import COLOURS
+
+EXTRA_COLOURS = {"grey": (128, 128, 128), "violet": (140, 60, 200), "magenta": (230, 40, 200),
+                 "teal": (20, 140, 140), "gold": (230, 190, 40), "silver": (192, 192, 192)}
+PALETTE = {**COLOURS, **EXTRA_COLOURS}
+PALETTE_WIDTH = 60.0  # RGB distance at which a pixel counts ~37% as "on palette"
+
+
+def pixels(candidate: Candidate):
+    """The candidate's picture as a float array (H, W, 3) in 0..255."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(candidate.path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.float64)
+    except OSError as exc:
+        raise StudioError(f"The image of candidate {candidate.id} cannot be read ({candidate.path}).") from exc
+
+
+def _luma(rgb):
+    return rgb @ [0.299, 0.587, 0.114]
+
+
+def image_features(candidates: Sequence[Candidate]):
+    """(n, 192): each picture shrunk to 8x8, RGB centred on grey (cosine then means likeness)."""
+    import numpy as np
+    from PIL import Image
+
+    rows = []
+    for c in candidates:
+        try:
+            with Image.open(c.path) as image:
+                small = image.convert("RGB").resize((8, 8), Image.BILINEAR)
+        except OSError as exc:
+            raise StudioError(f"The image of candidate {c.id} cannot be read ({c.path}).") from exc
+        rows.append(np.asarray(small, dtype=np.float64).reshape(-1) / 127.5 - 1.0)
+    return np.stack(rows) if rows else np.zeros((0, 192))
+
+
+def colourfulness(ctx: ScoringContext):
+    """Rewards vivid, saturated, varied colour (Hasler and Suesstrunk's colourfulness, /150)."""
+    import numpy as np
+
+    def score(candidates):
+        out = []
+        for c in candidates:
+            rgb = pixels(c)
+            rg = rgb[..., 0] - rgb[..., 1]
+            yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+            m = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+            out.append(float(min(1.0, m / 150.0)))
+        return out
+    return score
+
+
+def brightness(ctx: ScoringContext):
+    """Rewards light pictures: mean luminance, 0 = black, 1 = white."""
+    return lambda candidates: [float(_luma(pixels(c)).mean() / 255.0) for c in candidates]
+
+
+def contrast(ctx: ScoringContext):
+    """Rewards strong light/dark contrast: the luminance's standard deviation / 128."""
+    return lambda candidates: [float(min(1.0, _luma(pixels(c)).std() / 128.0)) for c in candidates]
+
+
+def sharpness(ctx: ScoringContext):
+    """Rewards crisp edges and fine detail: variance of the luminance's Laplacian, squashed to [0, 1)."""
+    import numpy as np
+
+    def score(candidates):
+        out = []
+        for c in candidates:
+            y = _luma(pixels(c))
+            lap = -4 * y[1:-1, 1:-1] + y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:]
+            out.append(float(1.0 - np.exp(-lap.var() / 500.0)))
+        return out
+    return score
+
+
+def parse_colour(value) -> tuple[float, float, float]:
+    if isinstance(value, (list, tuple)) and len(value) == 3:
+        return tuple(float(v) for v in value)
+    text = str(value).strip().lower()
+    if re.fullmatch(r"#?[0-9a-f]{6}", text):
+        text = text.lstrip("#")
+        return tuple(float(int(text[i:i + 2], 16)) for i in (0, 2, 4))
+    if text in PALETTE:
+        return tuple(float(v) for v in PALETTE[text])
+    raise StudioError(f"'{value}' is not a colour; use a name ({', '.join(sorted(COLOURS))}) or #rrggbb.")
+
+
+def prompt_colours(prompt: str) -> list[tuple[float, float, float]]:
+    words = re.findall(r"[a-z]+", prompt.lower())
+    return [tuple(float(v) for v in PALETTE[w]) for w in dict.fromkeys(words) if w in PALETTE]
+
+
+def palette(ctx: ScoringContext):
+    """Rewards pictures made of the target colours: options['colors'] (names or #rrggbb),
+    else the colour words of each candidate's prompt.  Mean over pixels of
+    exp(-(distance to the nearest target / 60)^2)."""
+    import numpy as np
+
+    fixed = [parse_colour(v) for v in ctx.options.get("colors", [])]
+
+    def score(candidates):
+        out = []
+        for c in candidates:
+            targets = fixed or prompt_colours(c.prompt)
+            if not targets:
+                raise StudioError("The palette scorer needs target colours: set its 'colors' option or "
+                                  "name colours in the prompt.")
+            rgb = pixels(c).reshape(-1, 1, 3)
+            dist = np.linalg.norm(rgb - np.asarray(targets)[None], axis=2).min(axis=1)
+            out.append(float(np.exp(-(dist / PALETTE_WIDTH) ** 2).mean()))
+        return out
+    return score
+
+
+@lru_cache(maxsize=2)
+def _clip(folder: str):
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise StudioError(f"The CLIP model folder '{folder}' does not exist.")
+    if not any(path.glob("*.safetensors")):
+        raise StudioError(f"The CLIP model in '{folder}' has no safetensors weights.")
+    try:
+        model = CLIPModel.from_pretrained(folder, use_safetensors=True).eval()
+        return model, CLIPTokenizer.from_pretrained(folder), CLIPImageProcessor.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise StudioError(f"The CLIP model in '{folder}' could not be loaded ({exc.__class__.__name__}).") from exc
+
+
+def clip(ctx: ScoringContext):
+    """Rewards agreement between picture and prompt: (cosine of CLIP image and text embeddings + 1) / 2,
+    with the CLIP model (weights, tokenizer, image processor) in the folder options['model']."""
+    import torch
+    from PIL import Image
+
+    folder = ctx.options.get("model")
+    if not folder:
+        raise StudioError("The clip scorer needs its 'model' option: a folder holding a CLIP model.")
+    model, tokenizer, processor = _clip(str(folder))
+
+    def score(candidates):
+        if not candidates:
+            return []
+        images = []
+        for c in candidates:
+            with Image.open(c.path) as image:
+                images.append(image.convert("RGB"))
+        with torch.inference_mode():
+            pix = processor(images=images, return_tensors="pt")["pixel_values"]
+            tok = tokenizer([c.prompt for c in candidates], padding=True, truncation=True, return_tensors="pt")
+            img = model.get_image_features(pixel_values=pix)
+            txt = model.get_text_features(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
+            img = getattr(img, "pooler_output", img)
+            txt = getattr(txt, "pooler_output", txt)
+            cos = torch.nn.functional.cosine_similarity(img.float(), txt.float(), dim=-1)
+        return [float((v + 1) / 2) for v in cos.clamp(-1, 1)]
+    return score
+
+
+def _features(ctx: ScoringContext, candidates):
+    import numpy as np
+
+    feats = ctx.embed(candidates) if ctx.embed is not None else image_features(candidates)
+    feats = np.asarray(feats, dtype=np.float64)
+    return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+
+
+def favourites(ctx: ScoringContext):
+    """Rewards likeness to the accepted favourites: (highest cosine similarity to one of them + 1) / 2;
+    0.5 for every candidate while there are no favourites yet."""
+    def score(candidates):
+        if not ctx.favourites:
+            return [0.5] * len(candidates)
+        sim = _features(ctx, candidates) @ _features(ctx, ctx.favourites).T
+        return [float((row.max() + 1) / 2) for row in sim]
+    return score
+
+
+def fit_preference(x, y, l2: float = 1e-2, iters: int = 300):
+    """A logistic regression by gradient descent on standardised features: (weights, bias, mean, std)."""
+    import numpy as np
+
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mean) / std
+    w, b = np.zeros(z.shape[1]), 0.0
+    rate = 0.5
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
+        grad = p - y
+        w -= rate * (z.T @ grad / len(y) + l2 * w)
+        b -= rate * grad.mean()
+    return w, b, mean, std
+
+
+def preference(ctx: ScoringContext):
+    """Rewards what the artist has accepted by hand: a logistic model on picture features, refit on
+    every hand decision (accepted = 1, rejected = 0); 0.5 for all until both kinds exist."""
+    import numpy as np
+
+    decided = [c for c in ctx.decided if c.hand_decided]
+    labels = np.array([1.0 if c.decision == "hand_accepted" else 0.0 for c in decided])
+    model = None
+    if decided and 0 < labels.sum() < len(labels):
+        model = fit_preference(_features(ctx, decided), labels)
+
+    def score(candidates):
+        if model is None:
+            return [0.5] * len(candidates)
+        w, b, mean, std = model
+        z = (_features(ctx, candidates) - mean) / std
+        return [float(v) for v in 1.0 / (1.0 + np.exp(-(z @ w + b)))]
+    return score
+
+
+SCORERS = {"colourfulness": colourfulness, "brightness": brightness, "contrast": contrast,
+           "sharpness": sharpness, "palette": palette, "clip": clip, "favourites": favourites,
+           "preference": preference}
