@@ -20,6 +20,8 @@ from studio.medium import Candidate, Version
 
 FORMATS = ("diffusers", "kohya", "imagefolder")
 WEIGHTS = "pytorch_lora_weights.safetensors"
+KINDS = {".lora.down.weight": "lora_down", ".lora.up.weight": "lora_up",  # diffusers' layout
+         ".lora_A.weight": "lora_down", ".lora_B.weight": "lora_up"}  # peft's layout
 
 
 def _adapter_folder(version: Version | None) -> Path:
@@ -45,14 +47,14 @@ def kohya_state(folder: Path) -> tuple[dict, dict[str, str]]:
     with safe_open(str(folder / WEIGHTS), framework="pt") as fh:
         for key in fh.keys():
             component, _, rest = key.partition(".")
-            module, _, kind = rest.rpartition(".lora_")
             prefix = {"unet": "lora_unet_", "text_encoder": "lora_te_"}.get(component)
-            if prefix is None or kind not in ("A.weight", "B.weight"):
+            ending = next((e for e in KINDS if rest.endswith(e)), None)
+            if prefix is None or ending is None:
                 raise StudioError(f"The adapter holds a weight kohya tools cannot read ({key}).")
-            name = prefix + module.replace(".", "_")
+            name = prefix + rest[: -len(ending)].replace(".", "_")
             tensor = fh.get_tensor(key).float().contiguous()
-            out[f"{name}.{'lora_down' if kind == 'A.weight' else 'lora_up'}.weight"] = tensor
-            if kind == "A.weight":
+            out[f"{name}.{KINDS[ending]}.weight"] = tensor
+            if KINDS[ending] == "lora_down":
                 out[f"{name}.alpha"] = torch.tensor(alpha if alpha is not None else float(tensor.shape[0]))
                 rank = rank or int(tensor.shape[0])
     meta = {"ss_network_module": "networks.lora", "ss_network_dim": str(rank),

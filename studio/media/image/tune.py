@@ -89,7 +89,9 @@ class ImageTuneTask:
             self.token_ids = tokens.input_ids.to(self.device)
             self.embeds = None if self.train_text else pipe.text_encoder(self.token_ids)[0]
 
-        self._add_lora(parent_adapter)
+        with torch.random.fork_rng(devices=[]):  # the LoRA's random init follows the tune's seed
+            torch.manual_seed(int(settings.get("seed", 0)))
+            self._add_lora(parent_adapter)
         if settings.get("gradient_checkpointing") and self.device.startswith("cuda"):
             pipe.unet.enable_gradient_checkpointing()
         self.params = {}

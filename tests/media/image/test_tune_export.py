@@ -1,0 +1,181 @@
+"""LoRA tune on a tiny standard pipeline: cached inputs, resume, stock diffusers loads the exports."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import to_candidates
+from studio.errors import StudioError
+from studio.medium import Version
+from studio.training import run_tune
+
+PROMPT = "a red circle on a blue background"
+SETTINGS = {"steps": 6, "lr": 5e-2, "rank": 4, "batch_size": 4, "checkpoint_every": 3}
+
+
+@pytest.fixture
+def curated(medium, tiny_handle, tmp_path):
+    gens = medium.generate(tiny_handle, PROMPT, [0, 1, 2, 3], {"steps": 2})
+    return to_candidates(gens, PROMPT, tmp_path / "curated")
+
+
+@pytest.fixture
+def tuned(medium, tiny_model, curated, tmp_path):
+    handle = medium.load(str(tiny_model), "cpu")
+    task = medium.tune_task(handle, curated, SETTINGS, None)
+    run_tune(task, {**medium.tune_defaults, **SETTINGS}, tmp_path / "job")
+    task.save(tmp_path / "v1" / "adapter")
+    return Version(medium="image", name="v1", parent="base", model=str(tiny_model), settings=SETTINGS,
+                   curated=[c.id for c in curated], path=str(tmp_path / "v1" / "adapter"))
+
+
+def _stock_pipe(folder):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), use_safetensors=True, safety_checker=None,
+                                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _stock_image(pipe) -> np.ndarray:
+    out = pipe(PROMPT, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np")
+    return out.images[0]
+
+
+def test_cache_is_built_once(medium, tiny_handle, curated):
+    task = medium.tune_task(tiny_handle, curated, SETTINGS, None)
+    assert task.latents.shape == (4, 4, 8, 8) and task.embeds.shape[0] == 4
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a step must not re-encode images or prompts")
+
+    tiny_handle.pipe.vae.encode = forbidden
+    tiny_handle.pipe.text_encoder.forward = forbidden
+    loss = task.loss(0, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert all(p.grad is not None for p in task.parameters())
+    names = list(task.adapter_state())
+    assert names and all("lora_" in n for n in names)
+    assert any(".to_q." in n for n in names) and any(".to_out.0." in n for n in names)
+
+
+def test_same_generator_same_loss(medium, tiny_handle, curated):
+    task = medium.tune_task(tiny_handle, curated, SETTINGS, None)
+    a = float(task.loss(3, torch.Generator().manual_seed(11)))
+    b = float(task.loss(3, torch.Generator().manual_seed(11)))
+    assert a == b
+
+
+def test_empty_curated_set(medium, tiny_handle):
+    with pytest.raises(StudioError, match="curated set is empty"):
+        medium.tune_task(tiny_handle, [], SETTINGS, None)
+
+
+def test_diffusers_export_loads_in_stock_diffusers_and_changes_output(medium, tiny_model, tuned, tmp_path):
+    files = medium.export(None, tuned, "diffusers", tmp_path / "out", [])
+    assert (tmp_path / "out" / "pytorch_lora_weights.safetensors") in files
+    pipe = _stock_pipe(tiny_model)
+    before = _stock_image(pipe)
+    pipe.load_lora_weights(str(tmp_path / "out"))
+    after = _stock_image(pipe)
+    assert np.abs(before - after).mean() > 1e-3
+
+
+def test_kohya_export_keys_and_stock_load(medium, tiny_model, tuned, tmp_path):
+    from safetensors import safe_open
+
+    (path,) = medium.export(None, tuned, "kohya", tmp_path / "kohya", [])
+    with safe_open(str(path), framework="pt") as fh:
+        keys = list(fh.keys())
+        meta = fh.metadata()
+    assert all(k.startswith("lora_unet_") for k in keys)
+    assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight" in keys
+    assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0.alpha" in keys
+    assert meta["ss_network_dim"] == "4"
+    pipe = _stock_pipe(tiny_model)
+    before = _stock_image(pipe)
+    pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+    after = _stock_image(pipe)
+    assert np.abs(before - after).mean() > 1e-3
+    # kohya and diffusers exports give the same pictures
+    pipe2 = _stock_pipe(tiny_model)
+    pipe2.load_lora_weights(tuned.path)
+    assert np.abs(_stock_image(pipe2) - after).max() < 1e-3
+
+
+def test_imagefolder_export_reads_with_datasets(medium, curated, tmp_path):
+    import datasets
+
+    files = medium.export(None, None, "imagefolder", tmp_path / "set", curated)
+    assert len(files) == len(curated) + 1
+    ds = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "set"), split="train")
+    assert len(ds) == len(curated)
+    assert set(ds["text"]) == {PROMPT}
+    assert ds[0]["image"].size == (16, 16)
+
+
+@pytest.mark.parametrize("fmt,version,curated_set,match", [
+    ("imagefolder", None, [], "curated set is empty"),
+    ("diffusers", None, None, "base has none"),
+    ("gif", None, None, "Unknown image export format"),
+])
+def test_bad_exports_write_nothing(medium, curated, tmp_path, fmt, version, curated_set, match):
+    with pytest.raises(StudioError, match=match):
+        medium.export(None, version, fmt, tmp_path / "nothing", curated if curated_set is None else curated_set)
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_adapter_switching_without_reload_and_parent_init(medium, tiny_model, tuned, curated, tmp_path):
+    handle = medium.load(str(tiny_model), "cpu")
+    pipe_id = id(handle.pipe)
+    base = medium.generate(handle, PROMPT, [5], {"steps": 2})[0].files["png"]
+    v1 = medium.generate(handle, PROMPT, [5], {"steps": 2}, adapter=tuned.path)[0].files["png"]
+    assert v1 != base
+    assert medium.generate(handle, PROMPT, [5], {"steps": 2})[0].files["png"] == base
+    assert medium.generate(handle, PROMPT, [5], {"steps": 2}, adapter=tuned.path)[0].files["png"] == v1
+    assert id(handle.pipe) == pipe_id and len(handle.adapters) == 1
+    # a tune from v1 starts from v1's weights
+    child = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, SETTINGS, tuned.path)
+    from safetensors.torch import load_file
+
+    parent = load_file(str(tuned.path) + "/pytorch_lora_weights.safetensors")
+    state = child.state_dicts()["unet"]
+    assert set(state) == {k.removeprefix("unet.") for k in parent} or set(state) == set(parent)
+    for key, value in parent.items():
+        assert torch.allclose(state.get(key.removeprefix("unet."), state.get(key)), value)
+
+
+class _CrashAt:
+    """A task that dies at a given step, as a killed tune process would."""
+
+    def __init__(self, task, step):
+        self.task, self.step = task, step
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+    def loss(self, step, generator):
+        if step == self.step:
+            raise RuntimeError("killed")
+        return self.task.loss(step, generator)
+
+
+def test_resume_matches_a_straight_run(medium, tiny_model, curated, tmp_path):
+    settings = {**medium.tune_defaults, **SETTINGS}
+    straight = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, settings, None)
+    run_tune(straight, settings, tmp_path / "a")
+    crashed = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, settings, None)
+    with pytest.raises(RuntimeError):
+        run_tune(_CrashAt(crashed, 4), settings, tmp_path / "b")
+    resumed = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, settings, None)
+    run_tune(resumed, settings, tmp_path / "b")  # picks up the step-3 checkpoint
+    want, got = straight.adapter_state(), resumed.adapter_state()
+    assert set(want) == set(got)
+    for name in want:
+        assert torch.allclose(want[name], got[name], atol=1e-5), name
