@@ -2,7 +2,8 @@
 
 Examples are laid end to end in a seeded order and cut into rows of ``seq_len`` tokens.
 Position ids restart at every example, which also tells transformers' attention to keep
-examples apart within a row (its packed-sequence mask).  Labels are -100 where the loss
+examples apart within a row (its packed-sequence mask, built only when the forward pass
+has no KV cache: call the model with ``use_cache=False``).  Labels are -100 where the loss
 does not count (prompt tokens).  ``padded_rows`` is the one-example-per-row layout, kept
 for the benchmark that measures what packing saves.
 """

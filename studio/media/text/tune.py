@@ -87,19 +87,23 @@ class TextTuneTask:
     def parameters(self) -> list[Any]:
         return [p for p in self.handle.model.parameters() if p.requires_grad]
 
+    def logits(self, rows: Any) -> Any:
+        """The model's logits on the given rows; packed examples never attend to one another."""
+        device = self.handle.device
+        inputs, extra = self.inputs[rows].to(device), self.extra[rows].to(device)
+        self.handle.model.set_adapter(self.name)
+        if self.packing == "packed":  # no cache, so transformers masks by the restarting position ids
+            self.tokens_seen += inputs.numel()
+            return self.handle.model(input_ids=inputs, position_ids=extra, use_cache=False).logits
+        self.tokens_seen += int(extra.sum())
+        return self.handle.model(input_ids=inputs, attention_mask=extra, use_cache=False).logits
+
     def loss(self, step: int, generator: Any) -> Any:
         import torch
 
-        self.handle.model.set_adapter(self.name)
         rows = torch.randint(0, len(self.inputs), (self.batch_size,), generator=generator)
-        device = self.handle.device
-        inputs, labels, extra = self.inputs[rows].to(device), self.labels[rows].to(device), self.extra[rows].to(device)
-        if self.packing == "packed":
-            logits = self.handle.model(input_ids=inputs, position_ids=extra).logits
-            self.tokens_seen += inputs.numel()
-        else:
-            logits = self.handle.model(input_ids=inputs, attention_mask=extra).logits
-            self.tokens_seen += int(extra.sum())
+        logits = self.logits(rows)
+        labels = self.labels[rows].to(logits.device)
         return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                  ignore_index=-100)
 

@@ -113,3 +113,19 @@ def test_export_refuses_a_full_folder(medium, tiny_llama, tmp_path, make_candida
     with pytest.raises(StudioError, match="not empty"):
         medium.export(handle, None, "jsonl", tmp_path / "out", make_candidates("p", ["x"]))
     assert json.dumps(sorted(p.name for p in (tmp_path / "out").iterdir())) == '["keep.txt"]'
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gpt2"])
+def test_packed_examples_do_not_see_each_other(medium, fixture, request, make_candidates):
+    """On a packed row each example gets the logits it gets alone: no copying across examples."""
+    import torch
+
+    handle = medium.load(str(request.getfixturevalue(fixture)), "cpu")
+    task = medium.tune_task(handle, make_candidates("a sea poem", TEXTS), dict(medium.tune_defaults), None)
+    row = task.inputs[:1]
+    starts = [i for i, p in enumerate(task.extra[0].tolist()) if p == 0] + [row.shape[1]]
+    with torch.no_grad():
+        packed = task.logits(torch.tensor([0]))[0]
+        for begin, end in zip(starts, starts[1:]):
+            alone = handle.model(input_ids=row[:, begin:end]).logits[0]
+            assert torch.allclose(packed[begin:end], alone, atol=1e-4)
