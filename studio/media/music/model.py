@@ -1,0 +1,139 @@
+"""Loading a music model: the symbolic event LM (the embedded default) or MusicGen.
+
+The folder's ``config.json`` picks the path: ``model_type == "musicgen"`` is audio, a causal
+LM whose tokenizer holds the event vocabulary is symbolic.  Weights only from safetensors,
+never remote code.  Adapters (peft LoRA folders) are attached to the loaded model once and
+switched by name, so changing versions never reloads the base.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from ...errors import StudioError
+
+DEFAULT_MAX_BARS = 16
+
+
+@dataclasses.dataclass
+class MusicHandle:
+    kind: str  # "symbolic" or "musicgen"
+    model: Any  # GPT2/Llama LM, or MusicgenForConditionalGeneration
+    tokenizer: Any  # the event tokenizer, or MusicGen's text tokenizer
+    device: str
+    source: str  # the folder or hub id it came from
+    max_bars: int = DEFAULT_MAX_BARS  # symbolic: the longest piece it learned
+    max_seconds: float = 0.0  # musicgen: the decoder's position limit in seconds
+    peft: Any = None  # the PeftModel around ``model`` once an adapter was asked for
+    adapters: dict[str, str] = dataclasses.field(default_factory=dict)  # adapter folder -> peft name
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.model.config.audio_encoder.sampling_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.model.config.audio_encoder.frame_rate)
+
+
+def _pick_device(device: str | None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(model: str, device: str | None = None) -> MusicHandle:
+    """Load a local folder (or a MusicGen hub id); StudioError with one sentence if unusable."""
+    device = _pick_device(device)
+    path = Path(model).expanduser()
+    if path.exists():
+        config_file = path / "config.json"
+        if not config_file.exists():
+            raise StudioError(f"The model folder {path} has no config.json.")
+        if not list(path.glob("*.safetensors")):
+            raise StudioError(f"The model folder {path} has no safetensors weights (pickle checkpoints are not loaded).")
+        config = json.loads(config_file.read_text())
+        if config.get("model_type") == "musicgen":
+            return _load_musicgen(str(path), device)
+        return _load_symbolic(path, config, device)
+    if "/" in model and not model.startswith((".", "/", "~")):  # a hub id: only MusicGen is known there
+        return _load_musicgen(model, device)
+    raise StudioError(f"The music model '{model}' is neither a local folder nor a hub id.")
+
+
+def _load_symbolic(path: Path, config: dict, device: str) -> MusicHandle:
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    from .vocab import vocabulary
+
+    if config.get("model_type") not in ("gpt2", "llama"):
+        raise StudioError(f"The model in {path} is a '{config.get('model_type')}', not a symbolic music LM "
+                          "(gpt2 or llama) or MusicGen.")
+    if not (path / "tokenizer.json").exists():
+        raise StudioError(f"The symbolic music model in {path} has no tokenizer.json.")
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    missing = [t for t in vocabulary() if t not in tokenizer.get_vocab()]
+    if missing:
+        raise StudioError(f"The tokenizer in {path} lacks the music event '{missing[0]}'; it is not a studio music model.")
+    lm = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+    lm.to(device).eval()
+    meta_file = path / "studio_music.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    return MusicHandle("symbolic", lm, tokenizer, device, str(path), max_bars=int(meta.get("max_bars", DEFAULT_MAX_BARS)))
+
+
+def _load_musicgen(source: str, device: str) -> MusicHandle:
+    from transformers import AutoTokenizer, MusicgenForConditionalGeneration
+
+    try:
+        lm = MusicgenForConditionalGeneration.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as exc:
+        raise StudioError(f"MusicGen could not be loaded from '{source}' ({str(exc).splitlines()[0][:120]}).") from None
+    lm.to(device).eval()
+    frame_rate = float(lm.config.audio_encoder.frame_rate)
+    # the decoder's positions bound the length; keep a few frames for the codebook delay pattern
+    positions = int(lm.config.decoder.max_position_embeddings) - int(lm.config.decoder.num_codebooks) - 1
+    return MusicHandle("musicgen", lm, tokenizer, device, source, max_seconds=positions / frame_rate)
+
+
+@contextlib.contextmanager
+def adapter_active(handle: MusicHandle, adapter: str | None):
+    """Run the base (``None``) or a LoRA adapter folder; the first use of a folder loads it once."""
+    if adapter is None:
+        if handle.peft is None:
+            yield
+        else:
+            with handle.peft.disable_adapter():
+                yield
+        return
+    folder = Path(adapter)
+    if not (folder / "adapter_config.json").exists():
+        raise StudioError(f"The adapter folder {folder} has no adapter_config.json.")
+    key = str(folder.resolve())
+    if key not in handle.adapters:
+        from peft import PeftModel
+
+        name = f"v{len(handle.adapters) + 1}"
+        if handle.peft is None:
+            handle.peft = PeftModel.from_pretrained(handle.model, key, adapter_name=name, is_trainable=False)
+        else:
+            handle.peft.load_adapter(key, adapter_name=name, is_trainable=False)
+        handle.peft.eval()
+        handle.adapters[key] = name
+    handle.peft.set_adapter(handle.adapters[key])
+    yield
+
+
+def pristine_copy(handle: MusicHandle):
+    """A deep copy of the base model with no LoRA layers in it (a tune's starting point)."""
+    import copy
+
+    if handle.peft is None:
+        return copy.deepcopy(handle.model)
+    return copy.deepcopy(handle.peft).unload()
