@@ -89,9 +89,11 @@ def train(out_dir: Path, device: str = "cpu", seed: int = 0, steps: int = STEPS,
         for group in optimizer.param_groups:
             group["lr"] = lr
         rows = torch.randint(0, len(inputs), (BATCH,), generator=generator)
-        # use_cache=False: with no cache, transformers masks each packed example off from the others
-        logits = model(input_ids=inputs[rows].to(device), position_ids=positions[rows].to(device),
-                       use_cache=False).logits
+        # GPT-style pre-training: an example may attend to the ones before it in its row (the cache
+        # that the forward builds turns transformers' packed-example mask off).  The corpus does
+        # not repeat, so there is nothing to copy; the LoRA tune, whose few examples do repeat,
+        # masks them apart (tune.py).
+        logits = model(input_ids=inputs[rows].to(device), position_ids=positions[rows].to(device)).logits
         target = labels[rows].to(device)
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), target[:, 1:].flatten(),
                                                  ignore_index=-100)

@@ -56,8 +56,6 @@ def load_config(model: str) -> Any:
 def check_causal(model: str, config: Any) -> None:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    if getattr(config, "auto_map", None):
-        raise StudioError(f"The model '{model}' needs its own remote code, which studio never runs.")
     architectures = getattr(config, "architectures", None) or []
     has_head = any("CausalLM" in a or "LMHead" in a for a in architectures)
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (architectures and not has_head):
