@@ -87,7 +87,9 @@ def _sample_batch(handle, grammar, tags, seeds, bars, temperature, top_k, top_p,
     model = handle.model
     with torch.no_grad():
         while True:
-            output = model(input_ids=feed, past_key_values=past, use_cache=True)
+            seen = len(rows[0])  # every row has fed the same number of tokens (pads after <eos>)
+            mask = torch.ones((n, seen), dtype=torch.long, device=handle.device)
+            output = model(input_ids=feed, attention_mask=mask, past_key_values=past, use_cache=True)
             past = output.past_key_values
             logits = output.logits[:, -1, :].float().cpu()
             next_ids = []

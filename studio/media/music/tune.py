@@ -1,0 +1,147 @@
+"""LoRA tune tasks the shared trainer drives: the event LM on MIDI, MusicGen's decoder on clips.
+
+Both tokenise once when built (MIDI to event ids; WAV to codes through the model's own
+audio encoder), start from a copy of the base with no adapter in it (or from the parent
+adapter's weights), and save a standard peft adapter folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ...errors import StudioError
+from ...medium import Candidate
+from .model import MusicHandle, pristine_copy
+
+# the loss covers every token after <bos>: the tags the prompt leaves open (meter, tempo...) are
+# part of what the artist kept, so the tune learns them too; forced tags cost nothing to learn
+TAG_PREFIX = 1
+
+TARGETS = {"gpt2": ["c_attn", "c_proj", "c_fc"],
+           "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+           "musicgen": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]}  # decoder-only names
+
+
+def _lora(model, kind: str, settings: dict[str, Any], parent_adapter: str | None):
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    for param in model.parameters():
+        param.requires_grad_(False)
+    torch.manual_seed(int(settings.get("seed", 0)))  # the LoRA init is part of the reproducible recipe
+    if parent_adapter:
+        if not (Path(parent_adapter) / "adapter_config.json").exists():
+            raise StudioError(f"The parent adapter folder {parent_adapter} has no adapter_config.json.")
+        return PeftModel.from_pretrained(model, parent_adapter, is_trainable=True)
+    rank = int(settings.get("rank", 8))
+    config = LoraConfig(r=rank, lora_alpha=int(settings.get("alpha", rank)), lora_dropout=0.0,
+                        target_modules=TARGETS[kind], fan_in_fan_out=kind == "gpt2", bias="none")
+    return get_peft_model(model, config)
+
+
+def _file_of(candidate: Candidate, ext: str) -> str:
+    path = candidate.files.get(ext) or (candidate.path if candidate.path.endswith("." + ext) else None)
+    if not path:
+        raise StudioError(f"Candidate {candidate.id} has no .{ext} file to learn from.")
+    return path
+
+
+class _AdapterTask:
+    peft: Any
+
+    def parameters(self) -> list[Any]:
+        return [p for p in self.peft.parameters() if p.requires_grad]
+
+    def adapter_state(self) -> dict[str, Any]:
+        return {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
+
+    def load_adapter_state(self, state: dict[str, Any]) -> None:
+        import torch
+
+        params = dict(self.peft.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value.to(params[name].device))
+
+    def save(self, out_dir: Path) -> None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.peft.save_pretrained(str(out_dir))
+
+
+class SymbolicTuneTask(_AdapterTask):
+    """Causal-LM loss on the music tokens of the curated MIDI files, tags as context."""
+
+    def __init__(self, handle: MusicHandle, examples: Sequence[Candidate], settings: dict[str, Any],
+                 parent_adapter: str | None):
+        import torch
+
+        from .events import read_midi
+
+        if not examples:
+            raise StudioError("There are no accepted music candidates to tune on.")
+        vocab = handle.tokenizer.get_vocab()
+        rows = []
+        for candidate in examples:
+            piece = read_midi(_file_of(candidate, "mid"), name=f"The MIDI file of {candidate.id}")
+            piece.bars = piece.bars[:handle.max_bars]
+            rows.append([vocab[t] for t in piece.tokens()])
+        pad = vocab["<pad>"]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row)
+        labels = ids.masked_fill(ids == pad, -100)
+        labels[:, :TAG_PREFIX] = -100
+        self.device = handle.device
+        self.ids, self.mask, self.labels = ids.to(self.device), (ids != pad).long().to(self.device), labels.to(self.device)
+        self.batch_size = int(settings.get("batch_size", 8))
+        kind = handle.model.config.model_type
+        self.peft = _lora(pristine_copy(handle).to(self.device), kind, settings, parent_adapter)
+        self.peft.train()
+
+    def loss(self, step: int, generator: Any) -> Any:
+        import torch
+
+        pick = torch.randint(len(self.ids), (min(self.batch_size, len(self.ids)),), generator=generator).to(self.device)
+        return self.peft(input_ids=self.ids[pick], attention_mask=self.mask[pick], labels=self.labels[pick]).loss
+
+
+class MusicgenTuneTask(_AdapterTask):
+    """MusicGen's decoder loss on the clips' codes (delay pattern applied), conditioned on the prompts."""
+
+    def __init__(self, handle: MusicHandle, examples: Sequence[Candidate], settings: dict[str, Any],
+                 parent_adapter: str | None):
+        import torch
+
+        from .musicgen import delayed_labels, encode_clips, read_clip
+
+        if not examples:
+            raise StudioError("There are no accepted music clips to tune on.")
+        clips = [read_clip(_file_of(c, "wav"), handle.sampling_rate) for c in examples]
+        max_frames = int(handle.max_seconds * handle.frame_rate)
+        codes = [c[:, :max_frames] for c in encode_clips(handle.model, clips, handle.device)]
+        pad = int(handle.model.config.decoder.pad_token_id)
+        self.labels = [delayed_labels(c, pad) for c in codes]
+        text = handle.tokenizer([c.prompt for c in examples], return_tensors="pt", padding=True)
+        self.text_ids, self.text_mask = text["input_ids"], text["attention_mask"]
+        self.device = handle.device
+        self.batch_size = int(settings.get("batch_size", 8))
+        self.peft = _lora(pristine_copy(handle).to(self.device), "musicgen", settings, parent_adapter)
+        self.peft.train()
+
+    def loss(self, step: int, generator: Any) -> Any:
+        import torch
+
+        pick = torch.randint(len(self.labels), (min(self.batch_size, len(self.labels)),), generator=generator).tolist()
+        width = max(len(self.labels[i]) for i in pick)
+        labels = torch.full((len(pick), width, self.labels[0].shape[1]), -100, dtype=torch.long)
+        for row, i in enumerate(pick):
+            labels[row, :len(self.labels[i])] = self.labels[i]
+        return self.peft(input_ids=self.text_ids[pick].to(self.device), attention_mask=self.text_mask[pick].to(self.device),
+                         labels=labels.to(self.device)).loss
+
+
+def build_task(handle: MusicHandle, examples, settings, parent_adapter):
+    cls = SymbolicTuneTask if handle.kind == "symbolic" else MusicgenTuneTask
+    return cls(handle, examples, settings, parent_adapter)
