@@ -11,7 +11,7 @@ from ...medium import Candidate, Generated, Medium, ScorerFactory, TuneTask, Ver
 class MusicMedium(Medium):
     name = "music"
     main_ext = "mid"
-    default_scorer = "smoothness"
+    default_scorer = "rhythm"  # the cleanest lift in one round (see tests/media/music/test_lift.py)
     export_formats = ("peft", "dataset")
     tune_defaults = {"steps": 100, "rank": 8, "lr": 2e-3, "batch_size": 8, "checkpoint_every": 25}
 

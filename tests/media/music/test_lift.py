@@ -11,7 +11,7 @@ from studio.media import get
 from studio.medium import ASSETS, Candidate, ScoringContext
 
 PROMPT = "a waltz in G major"
-SCORER = "smoothness"
+SCORER = "rhythm"
 
 
 def _candidates(medium, handle, seeds, root: Path, version: str, adapter=None):
