@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -60,8 +61,12 @@ def build_model(tokenizer, seed: int):
     return LlamaForCausalLM(config)
 
 
+def _log_to_stderr(message: str) -> None:  # stdout stays free for the CLI's --json
+    print(message, file=sys.stderr, flush=True)
+
+
 def train(out_dir: Path, device: str = "cpu", seed: int = 0, steps: int = STEPS,
-          log=print) -> dict:
+          log=_log_to_stderr) -> dict:
     """Write the corpus, train tokenizer and model, save them in ``out_dir``; return figures."""
     import torch
 
