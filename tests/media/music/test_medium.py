@@ -117,14 +117,22 @@ def test_scorers_are_in_unit_range_and_tell_smooth_from_jumpy(music, made, tmp_p
     tags = {"style": "waltz", "meter": "3/4", "key": "C", "mode": "major", "tempo": "moderate"}
     smooth = Piece(tags, [Bar("mf", [(60, 4), (62, 4), (64, 4)]), Bar("mf", [(65, 4), (64, 4), (62, 4)])])
     jumpy = Piece(tags, [Bar("mf", [(60, 4), (79, 4), (50, 4)]), Bar("mf", [(73, 4), (51, 4), (66, 4)])])
+    tonal = Piece(tags, [Bar("mf", [(60, 4), (64, 4), (67, 4)]), Bar("mf", [(65, 4), (62, 4), (60, 4)]),
+                         Bar("mf", [(67, 4), (71, 4), (62, 4)]), Bar("mf", [(60, 12)])])
+    chromatic = Piece(tags, [Bar("mf", [(60, 4), (61, 4), (62, 4)]), Bar("mf", [(63, 4), (64, 4), (65, 4)]),
+                             Bar("mf", [(66, 4), (67, 4), (68, 4)]), Bar("mf", [(69, 4), (70, 4), (71, 4)])])
     made_ = []
-    for name, piece in (("smooth", smooth), ("jumpy", jumpy)):
+    for name, piece in (("smooth", smooth), ("jumpy", jumpy), ("tonal", tonal), ("chromatic", chromatic)):
         (tmp_path / f"{name}.mid").write_bytes(to_midi_bytes(piece))
         made_.append(Candidate(id=name, medium="music", prompt="", seed=0, params={}, version="base", model="",
                                path=str(tmp_path / f"{name}.mid"), files={"mid": str(tmp_path / f"{name}.mid")}))
-    for name in ("smoothness", "key"):
-        s = medium.scorers()[name](ctx)(made_)
-        assert s[0] > s[1] + 0.2, name
+    s = medium.scorers()["smoothness"](ctx)(made_)
+    assert s[0] > s[1] + 0.2
+    s = medium.scorers()["key"](ctx)(made_)
+    assert s[2] > 0.7 and s[2] > s[3] + 0.3
+    s = medium.scorers()["key"](ScoringContext(medium=medium, favourites=[], decided=[],
+                                                options={"key": "F# major"}))(made_)
+    assert s[2] < 0.2  # C major material is far from F# major
 
     feats = medium.embed(handle, candidates)
     assert feats.shape == (8, 35)
