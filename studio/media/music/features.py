@@ -19,10 +19,21 @@ MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 
 
 
 @functools.lru_cache(maxsize=512)
-def _piece(path: str):
+def _cached_piece(path: str, stamp: tuple[int, int]):
     from .events import read_midi
 
     return read_midi(path, name=path)
+
+
+def _piece(path: str):
+    """A parsed MIDI file, cached by path, modification time and size (scorers read it often)."""
+    import os
+
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise StudioError(f"The MIDI file {path} is missing.") from None
+    return _cached_piece(path, (info.st_mtime_ns, info.st_size))
 
 
 def piece_of(candidate):
