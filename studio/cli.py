@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, {"medium": args.medium, "out": str(out), **(result or {})}, f"wrote {out}")
         return 0
 
-    studio = Studio(args.workspace)
+    studio = Studio(args.workspace, allow_code_scorers=True)
     medium = getattr(args, "medium", None)
     if medium is not None:
         media.reference(medium)  # unknown medium: one sentence naming the available ones

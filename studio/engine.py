@@ -49,7 +49,9 @@ def adaptive_threshold(scores: Sequence[float]) -> float:
 class Studio:
     """A workspace and the loaded models.  Thread-safe enough for the app: model use is locked."""
 
-    def __init__(self, workspace: Path | str | None = None):
+    def __init__(self, workspace: Path | str | None = None, allow_code_scorers: bool = False):
+        # module:function scorers import code: the CLI allows them, the web app never does
+        self.allow_code_scorers = allow_code_scorers
         self.store = Store(workspace if workspace is not None else default_workspace())
         self._handles: dict[tuple[str, str], Any] = {}
         self._model_lock = threading.RLock()
@@ -156,7 +158,8 @@ class Studio:
         specs = [scoring.ScorerSpec.parse(s) for s in scorers] or [scoring.ScorerSpec(the_medium.default_scorer)]
         context = self.scoring_context(medium, candidates[0].model)
         with self._model_lock:
-            by_name = scoring.run(scoring.resolve(the_medium, specs, context, options), candidates)
+            by_name = scoring.run(scoring.resolve(the_medium, specs, context, options,
+                                                        allow_code=self.allow_code_scorers), candidates)
         combined = scoring.combine(by_name, specs)
         updates = {c.id: {**{k: v[i] for k, v in by_name.items()}, scoring.COMBINED: combined[i]}
                    for i, c in enumerate(candidates)}

@@ -57,8 +57,13 @@ def _import(ref: str) -> Callable[[Sequence[Candidate]], list[float]]:
 
 
 def resolve(medium: Medium, specs: Sequence[str | ScorerSpec], context: ScoringContext,
-            options: dict[str, dict[str, Any]] | None = None) -> list[tuple[ScorerSpec, Callable]]:
-    """Turn specs into (spec, score function) pairs; the medium's default when none is given."""
+            options: dict[str, dict[str, Any]] | None = None,
+            allow_code: bool = False) -> list[tuple[ScorerSpec, Callable]]:
+    """Turn specs into (spec, score function) pairs; the medium's default when none is given.
+
+    ``module:function`` imports code, so it is honoured only when ``allow_code`` (the CLI and
+    preset files); a web request may name built-in and registered (entry-point) scorers only.
+    """
     parsed = [s if isinstance(s, ScorerSpec) else ScorerSpec.parse(s) for s in specs] or \
         [ScorerSpec(medium.default_scorer)]
     if sum(s.weight for s in parsed) <= 0:
@@ -70,6 +75,9 @@ def resolve(medium: Medium, specs: Sequence[str | ScorerSpec], context: ScoringC
             ctx = dataclasses.replace(context, options=dict((options or {}).get(spec.name, {})))
             resolved.append((spec, builtins[spec.name](ctx)))
         elif ":" in spec.name:
+            if not allow_code:
+                raise StudioError(f"The scorer '{spec.name}' names code to import, which only the command "
+                                  f"line and preset files may do; pick a built-in or registered scorer.")
             resolved.append((spec, _import(spec.name)))
         elif (fn := _plugin(spec.name)) is not None:
             resolved.append((spec, fn))
@@ -83,7 +91,12 @@ def run(scorers: list[tuple[ScorerSpec, Callable]], candidates: Sequence[Candida
     """Each scorer's scores by name, checked to be finite numbers in [0, 1]."""
     out: dict[str, list[float]] = {}
     for spec, fn in scorers:
-        values = [float(v) for v in fn(list(candidates))]
+        try:
+            values = [float(v) for v in fn(list(candidates))]
+        except StudioError:
+            raise
+        except (Exception, SystemExit) as exc:  # a scorer's bug (or exit) must not stop the caller
+            raise StudioError(f"The scorer '{spec.name}' failed ({type(exc).__name__}: {exc}).") from None
         if len(values) != len(candidates):
             raise StudioError(f"The scorer '{spec.name}' returned {len(values)} scores for "
                               f"{len(candidates)} candidates.")

@@ -29,7 +29,7 @@ def build(ctx: TabContext) -> None:
                     ctx[f"weight.{scorer}"] = gr.Number(value=default, label=f"{scorer} weight", minimum=0,
                                                         min_width=110, elem_classes=["scorer-weight"])
             with gr.Row():
-                ctx["custom_scorer"] = gr.Textbox(label="Other scorers (module:function=weight, ...)", scale=2)
+                ctx["custom_scorer"] = gr.Textbox(label="Registered scorers (name=weight, ...)", scale=2)
                 ctx["scorer_options"] = gr.Textbox(label="Scorer options (JSON)", value="{}", scale=2)
             ctx["rescore"] = gr.Button("Rescore with these scorers", size="sm")
             ctx["threshold"] = gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold",
