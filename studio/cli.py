@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="ID_OR_PATH", help="base model: local folder or hub id (default: embedded)")
     p.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
                    help="a generation setting, e.g. steps=20 or temperature=0.9; repeat")
+    p.add_argument("--strength", type=_finite_or_nan, metavar="S",
+                   help="adapter strength for a version, 0 (the base) to 1.5 (default 1: as tuned)")
 
     p = sub.add_parser("curate", parents=[common, rule], help="accept or reject the latest batch")
     p.add_argument("medium", metavar="MEDIUM")
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True, help="the prompt both sides get")
     p.add_argument("-n", type=int, default=16, help="candidates per side (default 16)")
     p.add_argument("--seed", type=int, default=0, help="first seed; seeds a tune learned from are skipped")
+    p.add_argument("--strength", type=_finite_or_nan, default=1.0, metavar="S",
+                   help="adapter strength, 0 (the base) to 1.5 (default 1: as tuned)")
 
     p = sub.add_parser("loop", parents=[common, rule], help="rounds of generate, curate, tune; then compare")
     p.add_argument("medium", metavar="MEDIUM")
@@ -94,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=1, help="rounds (default 1)")
     p.add_argument("-n", type=int, default=32, help="candidates per round (default 32)")
     p.add_argument("--steps", type=int, help="tune steps per round (default: the medium's)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="first training seed; the comparison uses held-out seeds from 1000000 + SEED")
+    p.add_argument("--strength", type=_finite_or_nan, default=1.0, metavar="S",
+                   help="adapter strength in the comparison, 0 (the base) to 1.5 (default 1)")
 
     p = sub.add_parser("export", parents=[common], help="export a version's adapter or the curated set")
     p.add_argument("medium", metavar="MEDIUM")
@@ -141,8 +149,13 @@ def _progress(args: argparse.Namespace):
 
 
 def _side(label: str, side: dict[str, Any]) -> str:
-    return (f"{label:>7}: acceptance {side['acceptance_rate']:.2f}  mean score {side['mean_score']:.3f}  "
+    line = (f"{label:>7}: acceptance {side['acceptance_rate']:.2f}  mean score {side['mean_score']:.3f}  "
             f"diversity {side['diversity']:.3f}")
+    if side.get("variety_vs_kept") is not None:
+        line += f"  variety vs kept {side['variety_vs_kept']:.2f}"
+    if side.get("copies") is not None:
+        line += f"  copies {side['copies']:.0%}"
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         if args.model:
             studio.use_model(medium, args.model)
         cands = studio.generate(medium, args.prompt, n=args.n, seed=args.seed, version=args.version,
-                                params=dict(args.param))
+                                params=dict(args.param), strength=args.strength)
         result = {"candidates": [c.summary() for c in cands]}
         _emit(args, result, "\n".join(f"{c.id}  seed {c.seed}  {c.path}" for c in cands))
     elif args.command == "curate":
@@ -211,11 +224,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "compare":
         result = studio.compare(medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
                                 seed=args.seed, scorers=args.scorer, threshold=args.threshold,
-                                temperature=args.temperature)
+                                temperature=args.temperature, strength=args.strength)
         _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
     elif args.command == "loop":
         result = studio.loop(medium, args.prompt, args.scorer, args.threshold, args.temperature,
-                             rounds=args.rounds, n=args.n, steps=args.steps,
+                             rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=args.strength,
                              on_event=None if args.json else _progress(args))
         _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
     elif args.command == "export":

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import media, runner, sampling, scoring
 from .errors import StudioError
-from .medium import Candidate, Medium, ScoringContext, Version
+from .medium import MAX_STRENGTH, Candidate, Medium, ScoringContext, Version
 from .store import Store, default_workspace
 
 MAX_CANDIDATES = 512  # one batch; more is almost surely a typo
@@ -39,6 +40,13 @@ def check_rule(threshold: float | None, temperature: float) -> None:
         raise StudioError(f"The threshold must be between 0 and 1, not {threshold}.")
     if math.isnan(temperature) or temperature < 0:
         raise StudioError(f"The temperature must be 0 or more, not {temperature}.")
+
+
+def check_strength(strength: Any) -> float:
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (
+            0.0 <= strength <= MAX_STRENGTH):
+        raise StudioError(f"The adapter strength must be a number from 0 to {MAX_STRENGTH}, not {strength!r}.")
+    return float(strength)
 
 
 def adaptive_threshold(scores: Sequence[float]) -> float:
@@ -107,8 +115,13 @@ class Studio:
     # -- generate --------------------------------------------------------------------------
     def generate(self, medium: str, prompt: str, n: int = 8, seed: int = 0, version: str = "base",
                  model: str | None = None, params: dict[str, Any] | None = None,
-                 seeds: Sequence[int] | None = None, purpose: str = "curate") -> list[Candidate]:
-        """Generate (or find again) one candidate per seed; returns them in seed order."""
+                 seeds: Sequence[int] | None = None, purpose: str = "curate",
+                 strength: float | None = None) -> list[Candidate]:
+        """Generate (or find again) one candidate per seed; returns them in seed order.
+
+        ``strength`` scales a version's adapter (0 = the base, 1 = as tuned, up to 1.5); it is
+        a generation setting like any other (kept in the candidate's params, part of its id).
+        """
         prompt = (prompt or "").strip()
         if not prompt:
             raise StudioError("The prompt is empty; describe what to make.")
@@ -123,15 +136,21 @@ class Studio:
         seeds = [int(s) for s in seeds]
         the_medium = self.medium(medium)
         model, adapter = self.resolve_version(medium, version, model)
-        params = the_medium.validate_params(dict(params or {}))
+        params = dict(params or {})
+        strength = check_strength(params.pop("strength", 1.0) if strength is None else strength)
+        params = the_medium.validate_params(params)
+        if adapter is not None and strength != 1.0:  # base candidates ignore it; 1 keeps old ids
+            params["strength"] = strength
         batch = self.store.new_batch(medium, prompt, version, model, params, seeds, purpose)
         ids = [candidate_id(medium, model, version, prompt, s, params) for s in seeds]
         have = {c.id: c for c in self.store.candidates(medium, ids=ids)}
         missing = [(s, cid) for s, cid in zip(seeds, ids) if cid not in have]
         if missing:
             with self._model_lock:
-                made = the_medium.generate(self.handle(medium, model), prompt, [s for s, _ in missing], params,
-                                           adapter=adapter)
+                medium_params = {k: v for k, v in params.items() if k != "strength"}
+                scale = {"strength": params["strength"]} if "strength" in params else {}
+                made = the_medium.generate(self.handle(medium, model), prompt, [s for s, _ in missing],
+                                           medium_params, adapter=adapter, **scale)
             fresh = []
             for (s, cid), gen in zip(missing, made):
                 files = self.store.write_media(medium, cid, gen.files)
@@ -276,22 +295,46 @@ class Studio:
         return seeds
 
     def side_metrics(self, medium: str, candidates: Sequence[Candidate], scores: Sequence[float],
-                     threshold: float, temperature: float) -> dict[str, Any]:
+                     threshold: float, temperature: float, kept: Sequence[Candidate] = (),
+                     kept_variety: float | None = None) -> dict[str, Any]:
+        """Acceptance, mean score, variety; against a kept set also variety_vs_kept and copies."""
         the_medium = self.medium(medium)
         probabilities = sampling.acceptance_probability(scores, threshold, temperature)
         with self._model_lock:
             handle = self.handle(medium, candidates[0].model)
             diversity = the_medium.diversity(handle, candidates)
             extra = the_medium.diversity_metrics(handle, candidates)
-        return {"acceptance_rate": float(np.mean(probabilities)), "mean_score": float(np.mean(scores)),
-                "diversity": diversity, **extra, "n": len(candidates), "candidates": [c.id for c in candidates]}
+            copied = the_medium.copies(handle, candidates, kept) if kept else None
+        out = {"acceptance_rate": float(np.mean(probabilities)), "mean_score": float(np.mean(scores)),
+               "diversity": diversity, **extra, "n": len(candidates), "candidates": [c.id for c in candidates]}
+        if copied is not None:
+            out["variety_vs_kept"] = diversity / kept_variety if kept_variety else None
+            out["copies"] = float(np.mean(copied))
+            out["copied"] = [c.id for c, hit in zip(candidates, copied) if hit]
+        return out
+
+    def kept_set(self, medium: str, version: str) -> list[Candidate]:
+        """The curated candidates a version learned from (empty for base)."""
+        found = self.store.version(medium, version) if version != "base" else None
+        if found is None or not found.curated:
+            return []
+        return self.store.candidates(medium, ids=found.curated)
 
     def compare(self, medium: str, after: str, before: str = "base", prompt: str = "", n: int = 16,
                 seed: int = 0, scorers: Sequence[str] = (), threshold: float | None = None,
                 temperature: float = DEFAULT_TEMPERATURE, options: dict[str, dict[str, Any]] | None = None,
-                params: dict[str, Any] | None = None, best_of: int = 2) -> dict[str, Any]:
-        """Both versions on the same held-out prompts and seeds, under the same rule."""
+                params: dict[str, Any] | None = None, best_of: int = 2, strength: float = 1.0,
+                save: bool = True) -> dict[str, Any]:
+        """Both versions on the same held-out prompts and seeds, under the same rule.
+
+        Each side reports its variety; both are also measured against the kept set the
+        ``after`` version learned from (``variety_vs_kept``, ``copies``: the base's figures
+        are the chance level).  ``strength`` scales the adapters at generation.  The result is
+        saved into the ``after`` version's metrics (latest at the top, every compare in
+        ``compares``) so History can show it.
+        """
         check_rule(threshold, temperature)
+        strength = check_strength(strength)
         if not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
             raise StudioError(f"-n must be between 2 and {MAX_CANDIDATES} for a comparison, not {n}.")
         after_model, _ = self.resolve_version(medium, after)
@@ -300,14 +343,20 @@ class Studio:
         sides = {}
         for label, version in (("before", before), ("after", after)):
             cands = self.generate(medium, prompt, version=version, seeds=seeds, params=params, purpose="compare",
-                                  model=after_model if version == "base" else None)
+                                  model=after_model if version == "base" else None, strength=strength)
             sides[label] = (cands, self.score(medium, cands, scorers, options))
         if threshold is None:
             threshold = adaptive_threshold(sides["before"][1])
+        kept = self.kept_set(medium, after)
+        kept_variety = None
+        if kept:
+            with self._model_lock:
+                kept_variety = self.medium(medium).diversity(self.handle(medium, kept[0].model), kept)
         out: dict[str, Any] = {"prompt": prompt.strip(), "seeds": seeds, "threshold": threshold,
-                               "temperature": temperature, "before_version": before, "after_version": after}
+                               "temperature": temperature, "before_version": before, "after_version": after,
+                               "strength": strength, "kept": {"n": len(kept), "diversity": kept_variety}}
         for label, (cands, scores) in sides.items():
-            out[label] = self.side_metrics(medium, cands, scores, threshold, temperature)
+            out[label] = self.side_metrics(medium, cands, scores, threshold, temperature, kept, kept_variety)
         # A tune should beat simply sampling more: best of `best_of` base candidates per slot.
         base_scores = np.asarray(sides["before"][1])
         groups = base_scores[: len(base_scores) // best_of * best_of].reshape(-1, best_of).max(axis=1)
@@ -316,23 +365,48 @@ class Studio:
             "acceptance_rate": float(np.mean(sampling.acceptance_probability(groups, threshold, temperature)))}
         rate_before = out["before"]["acceptance_rate"]
         out["lift"] = out["after"]["acceptance_rate"] / rate_before if rate_before > 0 else None
+        if save and after != "base":
+            self.save_compare(medium, after, out, scorers)
         return out
+
+    def save_compare(self, medium: str, version: str, result: dict[str, Any], scorers: Sequence[str]) -> None:
+        """Keep a compare's figures in the version's metrics: the latest on top, all in ``compares``."""
+        found = self.store.version(medium, version)
+        if found is None:
+            return
+        light = {k: v for k, v in result.items() if k != "seeds"}
+        for label in ("before", "after"):
+            light[label] = {k: v for k, v in result[label].items() if k not in ("candidates", "copied")}
+        entry = {**light, "scorers": list(scorers), "time": time.time()}
+        metrics = dict(found.metrics or {})
+        metrics["compares"] = [*metrics.get("compares", []), entry]
+        metrics.update({k: light[k] for k in ("before", "after", "lift", "best_of_n_base", "kept")})
+        self.store.set_version_metrics(medium, version, metrics)
 
     # -- loop -------------------------------------------------------------------------------
     def loop(self, medium: str, prompt: str, scorers: Sequence[str] = (), threshold: float | None = None,
              temperature: float = DEFAULT_TEMPERATURE, rounds: int = 1, n: int = 32, steps: int | None = None,
              compare_n: int | None = None, options: dict[str, dict[str, Any]] | None = None,
-             on_event: Callable[[dict[str, Any]], None] | None = None, **tune_kwargs: Any) -> dict[str, Any]:
-        """``rounds`` of generate -> curate -> tune, then base vs the last version on held-out seeds."""
+             on_event: Callable[[dict[str, Any]], None] | None = None, seed: int = 0,
+             strength: float = 1.0, **tune_kwargs: Any) -> dict[str, Any]:
+        """``rounds`` of generate -> curate -> tune, then base vs the last version on held-out seeds.
+
+        Round r generates on seeds ``seed + r*n ...``; the comparison uses seeds from
+        ``HELD_OUT_SEED + seed`` (never one a tune learned from), with the adapter at ``strength``.
+        """
         check_rule(threshold, temperature)
         if not isinstance(rounds, int) or not 1 <= rounds <= 100:
             raise StudioError(f"--rounds must be between 1 and 100, not {rounds}.")
         if not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
             raise StudioError(f"-n must be between 2 and {MAX_CANDIDATES}, not {n}.")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < HELD_OUT_SEED:
+            raise StudioError(f"The seed must be a whole number from 0 to {HELD_OUT_SEED - 1}, not {seed}.")
+        check_strength(strength)
         notify = on_event or (lambda event: None)
         version, history = "base", []
         for r in range(rounds):
-            cands = self.generate(medium, prompt, seeds=list(range(r * n, (r + 1) * n)), version=version)
+            cands = self.generate(medium, prompt, seeds=list(range(seed + r * n, seed + (r + 1) * n)),
+                                  version=version)
             scores = self.score(medium, cands, scorers, options)
             decisions, threshold_used = self.decide(cands, scores, threshold, temperature, seed=r)
             if threshold is None:
@@ -350,9 +424,9 @@ class Studio:
                             "mean_score": float(np.mean(scores)), "loss": tuned["loss"],
                             "tune_seconds": tuned["seconds"]})
             version = tuned["version"]
-        compared = self.compare(medium, after=version, prompt=prompt, n=compare_n or n, seed=HELD_OUT_SEED,
-                                scorers=scorers, threshold=threshold, temperature=temperature, options=options)
-        self.store.set_version_metrics(medium, version, {k: compared[k] for k in ("before", "after", "lift")})
+        compared = self.compare(medium, after=version, prompt=prompt, n=compare_n or n, seed=HELD_OUT_SEED + seed,
+                                scorers=scorers, threshold=threshold, temperature=temperature, options=options,
+                                strength=strength)
         return {"rounds": history, "version": version, **compared}
 
     # -- export -----------------------------------------------------------------------------

@@ -25,6 +25,11 @@ DECISIONS = ("pending", "auto_accepted", "auto_rejected", "hand_accepted", "hand
 ACCEPTED = ("auto_accepted", "hand_accepted")
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# Two candidates whose features have cosine similarity at or above this are near-duplicates
+# (Medium.copies' shared default).  On the image default's 8x8 colour features, pictures of
+# one base batch reach it for about 2% of pairs; a tune that copies its kept pictures, far more.
+COPY_SIMILARITY = 0.95
+MAX_STRENGTH = 1.5  # adapter strength at generation: 0 is the base, 1 the tune as trained
 
 
 @dataclasses.dataclass
@@ -170,9 +175,11 @@ class Medium(ABC):
 
     @abstractmethod
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-                 adapter: str | None = None) -> list[Generated]:
+                 adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
         """Generate one candidate per seed in batches; ``adapter`` is a version's adapter
-        folder (None for base).  Switching adapters must not reload the base model."""
+        folder (None for base).  Switching adapters must not reload the base model.
+        ``strength`` scales the adapter's effect (0 = the base, 1 = as tuned, up to
+        ``MAX_STRENGTH``); the engine passes it only when it is not 1."""
 
     @abstractmethod
     def scorers(self) -> dict[str, ScorerFactory]:
@@ -184,15 +191,24 @@ class Medium(ABC):
 
     def diversity(self, handle: Any, candidates: Sequence[Candidate]) -> float:
         """Mean pairwise cosine distance of the candidates' features (0 = all alike)."""
-        import numpy as np
+        from .variety import mean_pairwise_distance
 
         if len(candidates) < 2:
             return 0.0
-        feats = np.asarray(self.embed(handle, candidates), dtype=np.float64)
-        feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-        sim = feats @ feats.T
-        n = len(feats)
-        return float((1.0 - sim)[~np.eye(n, dtype=bool)].mean())
+        return mean_pairwise_distance(self.embed(handle, candidates))
+
+    def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
+        """Which candidates near-duplicate a kept example (the curated set a version learned from).
+
+        The shared test: cosine similarity of ``embed`` features at or above
+        ``COPY_SIMILARITY`` with some kept example.  Text and music override it with an exact
+        test on the content (a shared run of words or pitches, ``studio.variety.shares_run``).
+        """
+        from .variety import near_duplicates
+
+        if not candidates or not kept:
+            return [False] * len(candidates)
+        return near_duplicates(self.embed(handle, candidates), self.embed(handle, kept), COPY_SIMILARITY)
 
     def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
         """Extra diversity figures a medium reports (text adds distinct-2)."""

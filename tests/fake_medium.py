@@ -98,19 +98,19 @@ class FakeMedium(Medium):
         handle.loads += 1
         return handle
 
-    def _logits(self, handle: Handle, adapter: str | None):
+    def _logits(self, handle: Handle, adapter: str | None, strength: float = 1.0):
         from safetensors.torch import load_file
 
         if adapter is None:
             return handle.logits
         if adapter not in handle.adapters:
             handle.adapters[adapter] = load_file(str(Path(adapter) / "adapter.safetensors"))["delta"]
-        return handle.logits + handle.adapters[adapter]
+        return handle.logits + strength * handle.adapters[adapter]
 
-    def generate(self, handle, prompt, seeds, params, adapter=None):
+    def generate(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
         if params["temperature"] <= 0:
             raise StudioError("The fake temperature must be above 0.")
-        logits = self._logits(handle, adapter).numpy() / params["temperature"]
+        logits = self._logits(handle, adapter, strength).numpy() / params["temperature"]
         p = np.exp(logits - logits.max())
         p /= p.sum()
         out = []

@@ -55,11 +55,11 @@ class MusicMedium(Medium):
         return load(model, device)
 
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-                 adapter: str | None = None) -> list[Generated]:
+                 adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
         from .model import adapter_active
 
         params = self.validate_params(params)
-        with adapter_active(handle, adapter):
+        with adapter_active(handle, adapter, strength):
             if handle.kind == "symbolic":
                 from .generate import generate_symbolic
 
@@ -77,6 +77,15 @@ class MusicMedium(Medium):
         from .features import embed
 
         return embed(candidates)
+
+    def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
+        """A copy shares 8 or more consecutive pitches with a kept melody (audio: feature similarity)."""
+        from ...variety import shares_run
+        from .features import melody
+
+        if not all(c.files.get("mid") for c in [*candidates, *kept]):
+            return super().copies(handle, candidates, kept)
+        return shares_run([melody(c)[0].tolist() for c in candidates], [melody(k)[0].tolist() for k in kept])
 
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
                   parent_adapter: str | None) -> TuneTask:

@@ -103,8 +103,9 @@ def _load_musicgen(source: str, device: str) -> MusicHandle:
 
 
 @contextlib.contextmanager
-def adapter_active(handle: MusicHandle, adapter: str | None):
-    """Run the base (``None``) or a LoRA adapter folder; the first use of a folder loads it once."""
+def adapter_active(handle: MusicHandle, adapter: str | None, strength: float = 1.0):
+    """Run the base (``None``) or a LoRA adapter folder scaled by ``strength``; the first use of a
+    folder loads it once."""
     if adapter is None:
         if handle.peft is None:
             yield
@@ -127,7 +128,10 @@ def adapter_active(handle: MusicHandle, adapter: str | None):
         handle.peft.eval()
         handle.adapters[key] = name
     handle.peft.set_adapter(handle.adapters[key])
-    yield
+    from ...adapters import peft_strength
+
+    with peft_strength(handle.peft, handle.adapters[key], strength):
+        yield
 
 
 def pristine_copy(handle: MusicHandle):

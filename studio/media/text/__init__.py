@@ -60,10 +60,10 @@ class TextMedium(Medium):
         return load(model, device)
 
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-                 adapter: str | None = None) -> list[Generated]:
+                 adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
         from .generate import sample
 
-        texts, _ = sample(handle, prompt, seeds, self.validate_params(params), adapter)
+        texts, _ = sample(handle, prompt, seeds, self.validate_params(params), adapter, strength)
         return [Generated(seed=int(seed), files={"txt": text.encode("utf-8")}, text=text)
                 for seed, text in zip(seeds, texts)]
 
@@ -76,6 +76,13 @@ class TextMedium(Medium):
         from .embedding import candidate_text, embed_texts
 
         return embed_texts([candidate_text(c) for c in candidates])
+
+    def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
+        """A copy shares a run of 8 or more words with a kept text (case and punctuation ignored)."""
+        from ...variety import shares_run, words
+        from .embedding import candidate_text
+
+        return shares_run([words(candidate_text(c)) for c in candidates], [words(candidate_text(k)) for k in kept])
 
     def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
         from .embedding import candidate_text

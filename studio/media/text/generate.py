@@ -63,8 +63,9 @@ def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
 
 
 def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-           adapter: str | None = None) -> tuple[list[str], int]:
-    """One completion per seed and the number of new tokens the batch produced."""
+           adapter: str | None = None, strength: float = 1.0) -> tuple[list[str], int]:
+    """One completion per seed and the number of new tokens the batch produced; ``strength``
+    scales the adapter (studio.adapters)."""
     import torch
 
     max_new = int(params["max_new_tokens"])
@@ -82,7 +83,7 @@ def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[s
     new_tokens: list[list[int]] = [[] for _ in range(rows)]
     done = [False] * rows
     produced = 0
-    with torch.inference_mode(), active(handle, adapter) as net:
+    with torch.inference_mode(), active(handle, adapter, strength) as net:
         out = net(input_ids=seen, use_cache=True)
         for written in range(max_new):
             logits = out.logits[:, -1].float().clone()

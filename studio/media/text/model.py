@@ -127,12 +127,15 @@ def _adapter_name(handle: TextHandle, folder: str) -> str:
 
 
 @contextlib.contextmanager
-def active(handle: TextHandle, adapter: str | None):
-    """The model to run: with ``adapter`` switched on, or the base with adapters disabled."""
+def active(handle: TextHandle, adapter: str | None, strength: float = 1.0):
+    """The model to run: with ``adapter`` switched on (scaled by ``strength``), or the base."""
     if adapter:
+        from ...adapters import peft_strength
+
         name = _adapter_name(handle, adapter)
         handle.model.set_adapter(name)
-        yield handle.model
+        with peft_strength(handle.model, name, strength):
+            yield handle.model
     elif handle.peft:
         with handle.model.disable_adapter():
             yield handle.model
