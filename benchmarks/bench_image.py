@@ -114,7 +114,7 @@ def bench_generation(medium, handle, prompt: str, n: int, steps: int, size: int)
 
 
 def reference_step(task, pipe, curated, batch_idx, generator):
-    """A plain loop's step: read the pictures, VAE-encode them and text-encode the prompts every time."""
+    """A plain loop's step: read the pictures, VAE-encode them and encode the prompts every time."""
     import torch
     import torch.nn.functional as F
 
@@ -124,17 +124,13 @@ def reference_step(task, pipe, curated, batch_idx, generator):
     with torch.no_grad():
         size = task.latents.shape[-1] * pipe.vae_scale_factor
         x = _load_pictures(chosen, size, size).to(task.device, pipe.vae.dtype)
-        x0 = pipe.vae.encode(x).latent_dist.mean.float() * pipe.vae.config.scaling_factor
-        ids = pipe.tokenizer([c.prompt for c in chosen], padding="max_length", truncation=True,
-                             max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
-        states = pipe.text_encoder(ids.to(task.device))[0]
+        shift = getattr(pipe.vae.config, "shift_factor", None) or 0.0
+        x0 = (pipe.vae.encode(x).latent_dist.mean.float() - shift) * pipe.vae.config.scaling_factor
+        rows, shared = task.family.encode(pipe, [c.prompt for c in chosen], task.device, task.size)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    t = torch.randint(0, task.noise_scheduler.config.num_train_timesteps, (len(chosen),),
-                      generator=generator).to(x0.device)
-    noisy = task.noise_scheduler.add_noise(x0, noise, t)
-    target = noise if task.prediction == "epsilon" else task.noise_scheduler.get_velocity(x0, noise, t)
+    noisy, timesteps, target = task._noised(x0, noise, generator)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=task.device.startswith("cuda")):
-        pred = pipe.unet(noisy.to(pipe.unet.dtype), t, states.to(pipe.unet.dtype)).sample
+        pred = task.family.predict(pipe, noisy, timesteps, {**rows, **shared})
     return F.mse_loss(pred.float(), target.float())
 
 

@@ -1,13 +1,15 @@
-"""The image LoRA tune: peft LoRA on the UNet's attention (optionally the text encoder).
+"""The image LoRA tune: peft LoRA on the denoiser's attention (optionally the CLIP text encoders).
 
-Everything that does not change during a tune is computed once, when the task is built:
-the VAE latents of the curated pictures and their prompts' text embeddings (or token ids
-when the text encoder trains too).  A step then costs one UNet forward and backward: noise
-the cached latents at random timesteps drawn from the step's generator and regress the
-scheduler's target (noise for epsilon models, velocity for v-prediction models).
+What differs between model families (how prompts are encoded, what the denoiser takes, the
+training target, which modules get LoRA) lives in ``families.py``; this file is the one tune
+they share.  Everything that does not change during a tune is computed once, when the task is
+built: the VAE latents of the curated pictures and every prompt embedding (unless a text
+encoder trains).  A step then costs one denoiser forward and backward.  On a GPU the base runs
+in bf16 with gradient checkpointing; the LoRA weights train in fp32.
 
-``save`` writes the standard diffusers LoRA folder (``pytorch_lora_weights.safetensors``
-with its LoRA config as metadata) that stock ``pipeline.load_lora_weights(folder)`` reads.
+``save`` writes the standard diffusers LoRA folder (``pytorch_lora_weights.safetensors`` with
+its LoRA configs as metadata) through the pipeline class's own ``save_lora_weights``, so stock
+``<ThatPipeline>.load_lora_weights(folder)`` reads it.
 """
 from __future__ import annotations
 
@@ -18,20 +20,10 @@ from typing import Any, Sequence
 from studio.errors import StudioError
 from studio.medium import Candidate
 
+from .families import CLIP_ATTENTION, family_of, flow_sigmas
 from .model import ImageHandle
 
 ADAPTER = "studio_train"  # the adapter being trained, by its peft name
-UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
-TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
-
-
-def _check_pipeline(pipe) -> None:
-    if getattr(pipe, "unet", None) is None or getattr(pipe, "text_encoder", None) is None:
-        raise StudioError(f"LoRA tuning supports UNet pipelines with one text encoder (Stable Diffusion 1.x "
-                          f"and 2.x); this model is a {type(pipe).__name__}.")
-    if getattr(pipe, "text_encoder_2", None) is not None:
-        raise StudioError("LoRA tuning of SDXL-style pipelines (two text encoders) is not supported yet; "
-                          "tune a Stable Diffusion 1.x or 2.x model.")
 
 
 def _load_pictures(examples: Sequence[Candidate], width: int, height: int):
@@ -52,31 +44,45 @@ def _load_pictures(examples: Sequence[Candidate], width: int, height: int):
     return torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
+def _drop_adapter(module) -> None:
+    if ADAPTER in getattr(module, "peft_config", {}):
+        module.delete_adapters(ADAPTER) if hasattr(module, "delete_adapters") else module.delete_adapter(ADAPTER)
+
+
 class ImageTuneTask:
     """A LoRA fine-tune of a diffusers pipeline on curated candidates (``studio.training`` drives it)."""
 
     def __init__(self, handle: ImageHandle, examples: Sequence[Candidate], settings: dict[str, Any],
                  parent_adapter: str | None):
         import torch
-        from diffusers import DDPMScheduler
 
         if not examples:
             raise StudioError("The curated set is empty; accept some candidates before tuning.")
         pipe = handle.pipe
-        _check_pipeline(pipe)
+        self.family = family_of(pipe)
         self.handle, self.pipe, self.device = handle, pipe, handle.device
+        self.denoiser = getattr(pipe, self.family.denoiser)
         self.batch_size = int(settings.get("batch_size", 8))
         self.train_text = bool(settings.get("train_text_encoder", False))
         self.rank = int(settings.get("rank", 8))
         self.alpha = float(settings.get("alpha", self.rank))
-        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.prediction = self.noise_scheduler.config.prediction_type
-        for part in (pipe.unet, pipe.text_encoder, pipe.vae):
-            part.requires_grad_(False)
+        self.prompts = [c.prompt for c in examples]
+        self.text_encoders = [n for n in self.family.text_encoders if getattr(pipe, n, None) is not None]
+        if self.family.objective == "ddpm":
+            from diffusers import DDPMScheduler
 
-        size = int(settings.get("size", 0)) or handle.native_size
+            # the training schedule of the model: betas, prediction type, zero-terminal-SNR rescaling
+            self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+            self.prediction = self.noise_scheduler.config.prediction_type
+        else:
+            self.noise_scheduler, self.prediction = pipe.scheduler, "flow"
+        for name, part in pipe.components.items():
+            if isinstance(part, torch.nn.Module):
+                part.requires_grad_(False)
+
+        self.size = int(settings.get("size", 0)) or handle.native_size
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
-            pictures = _load_pictures(examples, size, size)
+            pictures = _load_pictures(examples, self.size, self.size)
             vae = pipe.vae
             latents = []
             for i in range(0, len(pictures), 16):
@@ -84,58 +90,83 @@ class ImageTuneTask:
                 latents.append(vae.encode(x).latent_dist.mean.float())
             shift = getattr(vae.config, "shift_factor", None) or 0.0
             self.latents = (torch.cat(latents) - shift) * vae.config.scaling_factor
-            tokens = pipe.tokenizer([c.prompt for c in examples], padding="max_length", truncation=True,
-                                    max_length=pipe.tokenizer.model_max_length, return_tensors="pt")
-            self.token_ids = tokens.input_ids.to(self.device)
-            self.embeds = None if self.train_text else pipe.text_encoder(self.token_ids)[0]
+            self.cond, self.shared = self.family.encode(pipe, self.prompts, self.device, self.size)
 
         with torch.random.fork_rng(devices=[]):  # the LoRA's random init follows the tune's seed
             torch.manual_seed(int(settings.get("seed", 0)))
             self._add_lora(parent_adapter)
-        if settings.get("gradient_checkpointing") and self.device.startswith("cuda"):
-            pipe.unet.enable_gradient_checkpointing()
+        if settings.get("gradient_checkpointing", True) and self.device.startswith("cuda"):
+            self.denoiser.enable_gradient_checkpointing()
         self.params = {}
-        for prefix, module in (("unet", pipe.unet), ("text_encoder", pipe.text_encoder)):
-            for name, p in module.named_parameters():
+        for prefix in self._lora_components():
+            for name, p in getattr(pipe, prefix).named_parameters():
                 if "lora_" in name and f".{ADAPTER}." in name + ".":
                     p.requires_grad_(True)
                     if p.dtype != torch.float32:  # LoRA weights train in fp32 on a bf16/fp16 base
                         p.data = p.data.float()
                     self.params[f"{prefix}.{name}"] = p
         if not self.params:
-            raise StudioError("The model has no attention layers LoRA can attach to (to_q/to_k/to_v/to_out).")
+            raise StudioError(f"The model has no attention layers LoRA can attach to "
+                              f"({', '.join(self.family.lora_targets)}).")
+
+    def _lora_components(self) -> list[str]:
+        return [self.family.denoiser] + (self.text_encoders if self.train_text else [])
 
     def _add_lora(self, parent_adapter: str | None) -> None:
-        from peft import LoraConfig
-
         pipe = self.pipe
-        for module in (pipe.unet, pipe.text_encoder):  # a tune restarted in this process starts clean
-            if ADAPTER in getattr(module, "peft_config", {}):
-                module.delete_adapters(ADAPTER) if hasattr(module, "delete_adapters") else module.delete_adapter(ADAPTER)
+        for name in [self.family.denoiser, *self.text_encoders]:  # a tune restarted in this process starts clean
+            _drop_adapter(getattr(pipe, name))
         if parent_adapter:
             folder = Path(parent_adapter)
             if not folder.is_dir() or not any(folder.glob("*.safetensors")):
                 raise StudioError(f"The parent version's adapter '{parent_adapter}' is missing.")
             pipe.load_lora_weights(str(folder), adapter_name=ADAPTER)
-            self.train_text = self.train_text or ADAPTER in getattr(pipe.text_encoder, "peft_config", {})
-            config = pipe.unet.peft_config[ADAPTER]
+            self.train_text = self.train_text or any(
+                ADAPTER in getattr(getattr(pipe, n), "peft_config", {}) for n in self.text_encoders)
+            config = self.denoiser.peft_config[ADAPTER]
             self.rank, self.alpha = int(config.r), float(config.lora_alpha)
+            if self.train_text:  # a parent with LoRA on some encoders only: give the others one
+                for name in self.text_encoders:
+                    encoder = getattr(pipe, name)
+                    if ADAPTER not in getattr(encoder, "peft_config", {}):
+                        encoder.add_adapter(self._config(list(CLIP_ATTENTION)), adapter_name=ADAPTER)
         else:
-            pipe.unet.add_adapter(LoraConfig(r=self.rank, lora_alpha=self.alpha, init_lora_weights="gaussian",
-                                             target_modules=UNET_TARGETS), adapter_name=ADAPTER)
+            self.denoiser.add_adapter(self._config(list(self.family.lora_targets)), adapter_name=ADAPTER)
             if self.train_text:
-                pipe.text_encoder.add_adapter(LoraConfig(r=self.rank, lora_alpha=self.alpha,
-                                                         init_lora_weights="gaussian",
-                                                         target_modules=TEXT_TARGETS), adapter_name=ADAPTER)
+                for name in self.text_encoders:
+                    getattr(pipe, name).add_adapter(self._config(list(CLIP_ATTENTION)), adapter_name=ADAPTER)
         pipe.enable_lora()
-        pipe.unet.set_adapters([ADAPTER])
+        self.denoiser.set_adapters([ADAPTER])
         if self.train_text:
-            pipe.text_encoder.set_adapter(ADAPTER)
+            for name in self.text_encoders:
+                getattr(pipe, name).set_adapter(ADAPTER)
+
+    def _config(self, targets: list[str]):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, init_lora_weights="gaussian", target_modules=targets)
 
     # the TuneTask protocol -------------------------------------------------------------------
 
     def parameters(self) -> list:
         return list(self.params.values())
+
+    def _noised(self, x0, noise, generator):
+        """The noisy latents, the timesteps the denoiser sees, and the regression target."""
+        import torch
+
+        if self.prediction == "flow":
+            u = torch.rand((len(x0),), generator=generator)
+            seq_len = (x0.shape[-2] // 2) * (x0.shape[-1] // 2)
+            sigmas = flow_sigmas(self.noise_scheduler.config, u, seq_len).to(x0.device)
+            s = sigmas.view(-1, 1, 1, 1)
+            timesteps = sigmas * self.noise_scheduler.config.num_train_timesteps
+            return (1.0 - s) * x0 + s * noise, timesteps, noise - x0
+        steps = self.noise_scheduler.config.num_train_timesteps
+        t = torch.randint(0, steps, (len(x0),), generator=generator).to(x0.device)
+        noisy = self.noise_scheduler.add_noise(x0, noise, t)
+        target = noise if self.prediction == "epsilon" else self.noise_scheduler.get_velocity(x0, noise, t)
+        return noisy, t, target
 
     def loss(self, step: int, generator):
         import torch
@@ -145,16 +176,16 @@ class ImageTuneTask:
         idx = torch.randint(0, n, (self.batch_size,), generator=generator)
         x0 = self.latents[idx.to(self.latents.device)]
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        steps = self.noise_scheduler.config.num_train_timesteps
-        t = torch.randint(0, steps, (len(idx),), generator=generator).to(x0.device)
-        noisy = self.noise_scheduler.add_noise(x0, noise, t)
-        target = noise if self.prediction == "epsilon" else self.noise_scheduler.get_velocity(x0, noise, t)
-        unet = self.pipe.unet
+        noisy, timesteps, target = self._noised(x0, noise, generator)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda"))
         with autocast:
-            states = self.embeds[idx.to(self.embeds.device)] if self.embeds is not None else \
-                self.pipe.text_encoder(self.token_ids[idx.to(self.token_ids.device)])[0]
-            pred = unet(noisy.to(unet.dtype), t, states.to(unet.dtype)).sample
+            if self.train_text:  # the text encoders learn: encode this batch's prompts with a graph
+                rows, shared = self.family.encode(self.pipe, [self.prompts[i] for i in idx.tolist()],
+                                                  self.device, self.size)
+            else:
+                rows = {k: v[idx.to(v.device)] for k, v in self.cond.items()}
+                shared = self.shared
+            pred = self.family.predict(self.pipe, noisy, timesteps, {**rows, **shared})
         return F.mse_loss(pred.float(), target.float())
 
     def adapter_state(self) -> dict[str, Any]:
@@ -171,12 +202,13 @@ class ImageTuneTask:
                 p.copy_(state[name].to(p.device, p.dtype))
 
     def state_dicts(self) -> dict[str, dict[str, Any]]:
-        """The LoRA weights in diffusers' layout, by component ('unet', 'text_encoder')."""
+        """The LoRA weights in diffusers' layout, by component ('unet', 'transformer', 'text_encoder', ...)."""
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
         out = {}
-        for prefix, module in (("unet", self.pipe.unet), ("text_encoder", self.pipe.text_encoder)):
+        for prefix in [self.family.denoiser, *self.text_encoders]:
+            module = getattr(self.pipe, prefix)
             if ADAPTER not in getattr(module, "peft_config", {}):
                 continue
             state = get_peft_model_state_dict(module, adapter_name=ADAPTER)
@@ -188,21 +220,22 @@ class ImageTuneTask:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         states = self.state_dicts()
-        metadata = {}
-        for prefix, module in (("unet", self.pipe.unet), ("text_encoder", self.pipe.text_encoder)):
-            if prefix in states:
-                config = module.peft_config[ADAPTER].to_dict()
-                metadata[f"{prefix}_lora_adapter_metadata"] = {k: sorted(v) if isinstance(v, set) else v
-                                                               for k, v in config.items()}
-        type(self.pipe).save_lora_weights(str(out_dir), unet_lora_layers=states.get("unet"),
-                                          text_encoder_lora_layers=states.get("text_encoder"),
-                                          safe_serialization=True, **metadata)
+        layers, metadata = {}, {}
+        for prefix, state in states.items():
+            config = getattr(self.pipe, prefix).peft_config[ADAPTER].to_dict()
+            layers[f"{prefix}_lora_layers"] = state
+            metadata[f"{prefix}_lora_adapter_metadata"] = {k: sorted(v) if isinstance(v, set) else v
+                                                           for k, v in config.items()}
+        type(self.pipe).save_lora_weights(str(out_dir), safe_serialization=True, **layers, **metadata)
+        unet_config = getattr(self.denoiser, "config", {})
         (out_dir / "studio_adapter.json").write_text(json.dumps(
-            {"rank": self.rank, "alpha": self.alpha, "text_encoder": "text_encoder" in states,
+            {"rank": self.rank, "alpha": self.alpha, "family": self.family.name,
+             "pipeline": type(self.pipe).__name__, "components": sorted(states),
+             "text_encoder": any(p != self.family.denoiser for p in states),
+             "layers_per_block": unet_config.get("layers_per_block") if self.family.denoiser == "unet" else None,
              "base_model": self.handle.model}, indent=1), encoding="utf-8")
 
     def release(self) -> None:
         """Remove the training adapter from the loaded model (after ``save``)."""
-        for module in (self.pipe.unet, self.pipe.text_encoder):
-            if ADAPTER in getattr(module, "peft_config", {}):
-                module.delete_adapters(ADAPTER) if hasattr(module, "delete_adapters") else module.delete_adapter(ADAPTER)
+        for name in [self.family.denoiser, *self.text_encoders]:
+            _drop_adapter(getattr(self.pipe, name))

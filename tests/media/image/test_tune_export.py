@@ -50,7 +50,7 @@ def _stock_image(pipe) -> np.ndarray:
 
 def test_cache_is_built_once(medium, tiny_handle, curated):
     task = medium.tune_task(tiny_handle, curated, SETTINGS, None)
-    assert task.latents.shape == (4, 4, 8, 8) and task.embeds.shape[0] == 4
+    assert task.latents.shape == (4, 4, 8, 8) and task.cond["encoder_hidden_states"].shape[0] == 4
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a step must not re-encode images or prompts")
@@ -179,3 +179,19 @@ def test_resume_matches_a_straight_run(medium, tiny_model, curated, tmp_path):
     assert set(want) == set(got)
     for name in want:
         assert torch.allclose(want[name], got[name], atol=1e-5), name
+
+
+def test_unsupported_family_names_the_supported_ones_in_one_sentence(medium, curated):
+    from studio.media.image.model import ImageHandle
+
+    class PixArtAlphaPipeline:  # a real diffusers pipeline name that no family entry covers
+        pass
+
+    handle = ImageHandle(pipe=PixArtAlphaPipeline(), model="pixart", device="cpu", dtype=torch.float32,
+                         native_size=16)
+    with pytest.raises(StudioError) as err:
+        medium.tune_task(handle, curated, SETTINGS, None)
+    message = str(err.value)
+    assert message.count(". ") == 0 and message.endswith(".")
+    for name in ("Stable Diffusion 1.x/2.x", "SDXL", "SD3/SD3.5", "Flux.1", "PixArtAlphaPipeline"):
+        assert name in message
