@@ -118,7 +118,8 @@ def load(model: str, device: str | None = None) -> ImageHandle:
         except Exception:  # some transformer denoisers bring their own processors
             pass
     scale = getattr(pipe, "vae_scale_factor", 8)
-    sample = getattr(denoiser.config, "sample_size", 64)
+    # a UNet or SD3's transformer says its latent size; Flux's pipeline keeps it (128 latents = 1024 px)
+    sample = getattr(denoiser.config, "sample_size", None) or getattr(pipe, "default_sample_size", None) or 64
     sample = sample[0] if isinstance(sample, (list, tuple)) else sample
     return ImageHandle(pipe=pipe, model=model, device=device, dtype=dtype, native_size=int(sample * scale))
 

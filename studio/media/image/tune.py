@@ -44,6 +44,24 @@ def _load_pictures(examples: Sequence[Candidate], width: int, height: int):
     return torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
+def _picture_size(examples: Sequence[Candidate]) -> int:
+    """The curated pictures' side when they are all one square size (a tune learns at that size), else 0."""
+    from PIL import Image
+
+    sizes = set()
+    for c in examples:
+        try:
+            with Image.open(c.path) as image:
+                sizes.add(image.size)
+        except OSError as exc:
+            raise StudioError(f"The image of curated candidate {c.id} cannot be read ({c.path}).") from exc
+    if len(sizes) == 1:
+        width, height = sizes.pop()
+        if width == height and width % 16 == 0:
+            return width
+    return 0
+
+
 def _drop_adapter(module) -> None:
     if ADAPTER in getattr(module, "peft_config", {}):
         module.delete_adapters(ADAPTER) if hasattr(module, "delete_adapters") else module.delete_adapter(ADAPTER)
@@ -80,7 +98,7 @@ class ImageTuneTask:
             if isinstance(part, torch.nn.Module):
                 part.requires_grad_(False)
 
-        self.size = int(settings.get("size", 0)) or handle.native_size
+        self.size = int(settings.get("size", 0)) or _picture_size(examples) or handle.native_size
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
             pictures = _load_pictures(examples, self.size, self.size)
             vae = pipe.vae
@@ -129,17 +147,25 @@ class ImageTuneTask:
                 for name in self.text_encoders:
                     encoder = getattr(pipe, name)
                     if ADAPTER not in getattr(encoder, "peft_config", {}):
-                        encoder.add_adapter(self._config(list(CLIP_ATTENTION)), adapter_name=ADAPTER)
+                        self._text_lora(encoder)
         else:
             self.denoiser.add_adapter(self._config(list(self.family.lora_targets)), adapter_name=ADAPTER)
             if self.train_text:
                 for name in self.text_encoders:
-                    getattr(pipe, name).add_adapter(self._config(list(CLIP_ATTENTION)), adapter_name=ADAPTER)
+                    self._text_lora(getattr(pipe, name))
         pipe.enable_lora()
         self.denoiser.set_adapters([ADAPTER])
         if self.train_text:
             for name in self.text_encoders:
                 getattr(pipe, name).set_adapter(ADAPTER)
+
+    def _text_lora(self, encoder) -> None:
+        try:
+            encoder.add_adapter(self._config(list(CLIP_ATTENTION)), adapter_name=ADAPTER)
+        except ValueError as exc:  # transformers' PEFT integration refuses this peft version
+            first = str(exc).strip().splitlines()[0].rstrip(".")
+            raise StudioError(f"A LoRA on the text encoder is not possible with the installed libraries ({first}); "
+                              "tune with train_text_encoder off.") from exc
 
     def _config(self, targets: list[str]):
         from peft import LoraConfig
@@ -212,8 +238,9 @@ class ImageTuneTask:
             if ADAPTER not in getattr(module, "peft_config", {}):
                 continue
             state = get_peft_model_state_dict(module, adapter_name=ADAPTER)
-            out[prefix] = {k: v.detach().float().contiguous().cpu()
-                           for k, v in convert_state_dict_to_diffusers(state).items()}
+            if self.family.denoiser == "unet":  # UNet pipelines' loaders take the older diffusers names
+                state = convert_state_dict_to_diffusers(state)
+            out[prefix] = {k: v.detach().float().contiguous().cpu() for k, v in state.items()}
         return out
 
     def save(self, out_dir: Path) -> None:
