@@ -17,12 +17,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import media, runner, sampling, scoring
-from .errors import StudioError
+from .errors import StudioError, guarded, os_error_sentence
 from .medium import MAX_STRENGTH, Candidate, Medium, ScoringContext, Version
-from .store import Store, default_workspace
+from .store import Store, default_workspace, remove_files
 
 MAX_CANDIDATES = 512  # one batch; more is almost surely a typo
 MAX_PROMPT_CHARS = 2000
+MAX_SEED = 2**32 - 1  # every generator (numpy, torch, CUDA) takes seeds up to here
 HELD_OUT_SEED = 1_000_000  # loop measures on seeds from here; training rounds use seeds below
 DEFAULT_TEMPERATURE = 0.05
 ADAPTIVE_QUANTILE = 0.75  # with no threshold given, keep roughly the top quarter of the base
@@ -32,6 +33,33 @@ def candidate_id(medium: str, model: str, version: str, prompt: str, seed: int, 
     """Same prompt + seed + parameters + version (+ model) => the same candidate."""
     key = json.dumps([medium, model, version, prompt, seed, params], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def check_prompt(prompt: str | None) -> str:
+    """The prompt stripped; empty, too long or not valid text is one sentence."""
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise StudioError("The prompt is empty; describe what to make.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise StudioError(f"The prompt has {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS}.")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StudioError("The prompt holds bytes that are not valid text (UTF-8); retype it.") from None
+    if "\x00" in prompt:
+        raise StudioError("The prompt holds a NUL character; retype it.")
+    return prompt
+
+
+def check_seeds(seed: Any, n: int, what: str = "seed") -> list[int]:
+    """``n`` seeds from ``seed`` up, each a whole number from 0 to MAX_SEED."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise StudioError(f"The {what} must be a whole number, not {seed!r}.")
+    if seed < 0 or seed > MAX_SEED:
+        raise StudioError(f"The {what} must be between 0 and {MAX_SEED}, not {seed}.")
+    if seed + n - 1 > MAX_SEED:
+        raise StudioError(f"The {what}s {seed}..{seed + n - 1} go past {MAX_SEED}; start lower.")
+    return list(range(seed, seed + n))
 
 
 def check_rule(threshold: float | None, temperature: float) -> None:
@@ -63,6 +91,7 @@ class Studio:
         self.store = Store(workspace if workspace is not None else default_workspace())
         self._handles: dict[tuple[str, str], Any] = {}
         self._model_lock = threading.RLock()
+        self._cleaned = False
 
     # -- models and versions ---------------------------------------------------------------
     def medium(self, name: str) -> Medium:
@@ -83,10 +112,14 @@ class Studio:
             return self.current_model(medium)
         if model in ("default", ""):
             model = self.medium(medium).default_model()
+        if "\x00" in model:
+            raise StudioError("The model name holds a NUL character.")
         local = Path(model).expanduser()
         if local.exists() or model.startswith((".", "/", "~")):
             if not local.exists():
                 raise StudioError(f"The model folder {model} does not exist.")
+            if not local.is_dir():
+                raise StudioError(f"The model {model} is a file; give the folder that holds the model.")
             model = str(local.resolve())
         self.handle(medium, model)  # fail now, clearly, rather than at the next step
         return model
@@ -96,7 +129,7 @@ class Studio:
         with self._model_lock:
             key = (medium, model)
             if key not in self._handles:
-                self._handles[key] = self.medium(medium).load(model)
+                self._handles[key] = guarded(lambda: self.medium(medium).load(model), f"load the model {model}")
             return self._handles[key]
 
     def versions(self, medium: str) -> list[str]:
@@ -122,17 +155,14 @@ class Studio:
         ``strength`` scales a version's adapter (0 = the base, 1 = as tuned, up to 1.5); it is
         a generation setting like any other (kept in the candidate's params, part of its id).
         """
-        prompt = (prompt or "").strip()
-        if not prompt:
-            raise StudioError("The prompt is empty; describe what to make.")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise StudioError(f"The prompt has {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS}.")
+        prompt = check_prompt(prompt)
         if seeds is None:
-            if not isinstance(n, int) or n <= 0 or n > MAX_CANDIDATES:
+            if isinstance(n, bool) or not isinstance(n, int) or n <= 0 or n > MAX_CANDIDATES:
                 raise StudioError(f"The number of candidates must be between 1 and {MAX_CANDIDATES}, not {n}.")
-            if seed < 0:
-                raise StudioError(f"The seed must be 0 or more, not {seed}.")
-            seeds = list(range(seed, seed + n))
+            seeds = check_seeds(seed, n)
+        else:
+            for s in seeds:
+                check_seeds(s, 1)
         seeds = [int(s) for s in seeds]
         the_medium = self.medium(medium)
         model, adapter = self.resolve_version(medium, version, model)
@@ -141,23 +171,35 @@ class Studio:
         params = the_medium.validate_params(params)
         if adapter is not None and strength != 1.0:  # base candidates ignore it; 1 keeps old ids
             params["strength"] = strength
-        batch = self.store.new_batch(medium, prompt, version, model, params, seeds, purpose)
+        if not self._cleaned:  # files a killed run left behind (never another live writer's)
+            self._cleaned = True
+            self.store.clean_leftovers()
         ids = [candidate_id(medium, model, version, prompt, s, params) for s in seeds]
-        have = {c.id: c for c in self.store.candidates(medium, ids=ids)}
+        have = {c.id for c in self.store.candidates(medium, ids=ids)}
         missing = [(s, cid) for s, cid in zip(seeds, ids) if cid not in have]
+        made = []
         if missing:
             with self._model_lock:
+                handle = self.handle(medium, model)
                 medium_params = {k: v for k, v in params.items() if k != "strength"}
                 scale = {"strength": params["strength"]} if "strength" in params else {}
-                made = the_medium.generate(self.handle(medium, model), prompt, [s for s, _ in missing],
-                                           medium_params, adapter=adapter, **scale)
-            fresh = []
-            for (s, cid), gen in zip(missing, made):
-                files = self.store.write_media(medium, cid, gen.files)
-                main = files.get(the_medium.main_ext) or next(iter(files.values()))
-                fresh.append(Candidate(id=cid, medium=medium, prompt=prompt, seed=s, params=params,
-                                       version=version, model=model, path=main, files=files, batch=batch))
-            self.store.add_candidates(fresh)
+                made = guarded(lambda: the_medium.generate(handle, prompt, [s for s, _ in missing], medium_params,
+                                                           adapter=adapter, **scale), f"generate {medium}")
+            if len(made) != len(missing):
+                raise StudioError(f"The {medium} medium made {len(made)} candidates for {len(missing)} seeds.")
+        with self.store.writing():
+            fresh, written = [], []
+            try:
+                for (s, cid), gen in zip(missing, made):
+                    files = self.store.write_media(medium, cid, gen.files)
+                    written += files.values()
+                    main = files.get(the_medium.main_ext) or next(iter(files.values()))
+                    fresh.append(Candidate(id=cid, medium=medium, prompt=prompt, seed=s, params=params,
+                                           version=version, model=model, path=main, files=files))
+                self.store.add_batch(medium, prompt, version, model, params, seeds, fresh, ids, purpose)
+            except BaseException:  # e.g. the disk filled up: leave no file without its row
+                remove_files(written)
+                raise
         return self.store.candidates(medium, ids=ids)
 
     # -- score and curate -------------------------------------------------------------------
@@ -210,10 +252,19 @@ class Studio:
         check_rule(threshold, temperature)
         if best_of is not None and best_of < 1:
             raise StudioError(f"--best-of must be 1 or more, not {best_of}.")
-        batch = batch if batch is not None else self.store.latest_batch(medium)
         if batch is None:
-            raise StudioError(f"There are no {medium} candidates yet; run generate first.")
+            batch = self.store.latest_batch(medium)
+            if batch is None:
+                raise StudioError(f"There are no {medium} candidates yet; run generate first.")
+        else:
+            found = self.store.batch(batch) if isinstance(batch, int) and not isinstance(batch, bool) else None
+            if found is None or found["medium"] != medium:
+                latest = self.store.latest_batch(medium)
+                raise StudioError(f"There is no {medium} batch {batch}"
+                                  + (f"; the latest is {latest}." if latest else "; run generate first."))
         pool = self.store.candidates(medium, batch=batch)
+        if not pool:
+            raise StudioError(f"The {medium} batch {batch} holds no candidates; generate a new batch.")
         overlap = set(accept) & set(reject)
         if overlap:
             raise StudioError(f"Candidate {sorted(overlap)[0]} is both accepted and rejected.")
@@ -256,14 +307,10 @@ class Studio:
         examples = self.store.curated(medium, model)
         if not examples:
             raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
-        running = runner.active(self.store, medium)
-        if any(j["status"] == "running" for j in running):
-            raise StudioError(f"A {medium} tune is already running; wait for it or cancel it.")
-        version = self.store.next_version_name(medium)
-        spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model, "version": version,
-                "parent": from_version, "parent_adapter": parent_adapter, "settings": merged,
+        spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
+                "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,
                 "examples": [c.id for c in examples]}
-        return runner.start(self.store, spec)
+        return runner.start(self.store, spec)  # reserves the version name and checks for a running tune
 
     def wait_tune(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         info = runner.wait(self.store, job_id, on_progress)

@@ -1,16 +1,21 @@
 """Tune jobs: each tune runs in its own process, started through ``accelerate launch``.
 
 The job's folder holds ``spec.json`` (what to train), ``progress.jsonl`` (one line per
-step: step, loss, seconds left), ``checkpoints/`` and ``log.txt``.  The database row says
-queued / running / done / failed / cancelled; a running job whose process has died is
-reported as ``interrupted`` and ``resume`` continues it from its last checkpoint.  The
-process is detached from the caller, so closing the browser or the CLI never stops it.
+step: step, loss, seconds left), ``checkpoints/``, ``log.txt`` and ``owner.lock``.  The
+worker holds a POSIX lock on ``owner.lock`` for its whole life: a job has one owner at a
+time, and whether it runs is read from that lock (the kernel drops it when the worker
+dies), never from a PID that may be the launcher's.  The database row says queued /
+running / done / failed / cancelled; an unfinished job that nobody owns is reported as
+``interrupted`` and ``resume`` continues it from its last checkpoint.  The process is
+detached from the caller, so closing the browser or the CLI never stops it.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -24,6 +29,41 @@ from .store import Store
 from .training import CANCEL, read_progress
 
 FINISHED = ("done", "failed", "cancelled")
+OWNER = "owner.lock"
+STARTING_GRACE = 300.0  # seconds a launched job may take to reach its worker's lock
+_FLOCK = "hhqqi4x"  # struct flock on Linux (64-bit off_t): type, whence, start, len, pid
+
+
+def take_ownership(job_dir: Path) -> int | None:
+    """Lock ``owner.lock`` for this process and write our PID in it; None when another owns it.
+
+    Returns the open descriptor: keep it open (closing it releases the lock).
+    """
+    fd = os.open(Path(job_dir) / OWNER, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    os.fsync(fd)
+    return fd
+
+
+def owner(job_dir: Path) -> int | None:
+    """The PID of the process that holds the job's lock, or None (asked without taking it)."""
+    try:
+        fd = os.open(Path(job_dir) / OWNER, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+        kind, _, _, _, pid = struct.unpack(_FLOCK, answer)
+        return pid if kind != fcntl.F_UNLCK else None
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int | None) -> bool:
@@ -68,42 +108,69 @@ def launch_command(job_dir: Path) -> list[str]:
 
 
 def _spawn(store: Store, job_id: str) -> None:
+    """Launch the worker; the row keeps the launcher's PID until the worker takes the lock."""
     job_dir = store.job_dir(job_id)
     env = dict(os.environ, STUDIO_HOME=str(store.root), PYTHONUNBUFFERED="1")
     with open(job_dir / "log.txt", "ab") as log:
         proc = subprocess.Popen(launch_command(job_dir), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, start_new_session=True, cwd=os.getcwd())
-    store.update_job(job_id, status="running", pid=proc.pid)
+    store.update_job(job_id, only_if=("queued",), pid=proc.pid)
 
 
 def start(store: Store, spec: dict[str, Any]) -> str:
-    """Create the job folder and row, launch the process, return the job id."""
+    """Reserve the next version name with the job row (atomically), write the spec, launch the worker.
+
+    Raises StudioError when a tune of the same medium is running.  Returns the job id.
+    """
     job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     job_dir = store.job_dir(job_id)
     job_dir.mkdir(parents=True)
-    spec = {**spec, "job": job_id, "workspace": str(store.root)}
+    spec = {**spec, "job": job_id}
+    spec.pop("version", None)
+    try:
+        version = store.reserve_job(job_id, spec["medium"], spec, busy=lambda jobs: _busy_jobs(store, jobs))
+    except BaseException:
+        os.rmdir(job_dir)
+        raise
+    spec["version"] = version
     atomic_write_text(job_dir / "spec.json", json.dumps(spec, indent=2))
-    store.add_job(job_id, spec["medium"], spec, spec["version"])
     _spawn(store, job_id)
     return job_id
 
 
+def _busy_jobs(store: Store, jobs: list[dict[str, Any]]) -> str | None:
+    for job in jobs:
+        if _running(job, owner(store.job_dir(job["id"]))):
+            return f"A {job['medium']} tune is already running (job {job['id']}); wait for it or cancel it."
+    return None
+
+
+def _running(job: dict[str, Any], owner_pid: int | None) -> bool:
+    """Owned by a live worker, or launched moments ago and still starting up."""
+    if owner_pid is not None:
+        return True
+    return (job["status"] == "queued" and _alive(job["pid"])
+            and time.time() - job["updated_at"] < STARTING_GRACE)
+
+
 def status(store: Store, job_id: str) -> dict[str, Any]:
-    """The job row plus its progress; a running job with a dead process is ``interrupted``."""
+    """The job row plus its progress; an unfinished job that no worker owns is ``interrupted``."""
     job = store.job(job_id)
     if job is None:
         raise StudioError(f"There is no tune job '{job_id}'.")
-    rows = read_progress(store.job_dir(job_id))
+    job_dir = store.job_dir(job_id)
+    rows = read_progress(job_dir)
     steps = [r for r in rows if r.get("event") == "step"]
     state = job["status"]
-    if state in ("running", "queued") and not _alive(job["pid"]):
-        state = "interrupted"
+    holder = owner(job_dir)
+    if state in ("running", "queued"):
+        state = "running" if _running(job, holder) else "interrupted"
     last = steps[-1] if steps else {}
     return {"job": job_id, "medium": job["medium"], "version": job["version"], "status": state,
             "step": last.get("step", 0), "steps": job["spec"]["settings"]["steps"],
             "loss": last.get("loss"), "seconds_left": last.get("seconds_left"),
             "losses": [[r["step"], r["loss"]] for r in steps], "message": job["message"],
-            "result": job["result"]}
+            "result": job["result"], "pid": holder}
 
 
 def active(store: Store, medium: str | None = None) -> list[dict[str, Any]]:
@@ -124,24 +191,28 @@ def cancel(store: Store, job_id: str) -> dict[str, Any]:
 
 
 def kill(store: Store, job_id: str) -> None:
-    """Kill the job's process group at once (tests use this to simulate a crash)."""
+    """Kill the job's worker and its launcher at once (tests use this to simulate a crash)."""
     job = store.job(job_id)
-    if job and job["pid"]:
+    for pid in {owner(store.job_dir(job_id)), job["pid"] if job else None} - {None}:
         try:
-            os.killpg(job["pid"], signal.SIGKILL)
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
         except ProcessLookupError:
             pass
 
 
 def resume(store: Store, job_id: str) -> str:
-    """Relaunch an interrupted job; it continues from its last checkpoint."""
+    """Relaunch an interrupted job; it continues from its last checkpoint.
+
+    Only one worker ever owns a job: a second one launched by a racing resume finds the lock
+    taken and exits without touching the job.
+    """
     info = status(store, job_id)
     if info["status"] == "done":
         raise StudioError(f"The tune job '{job_id}' has already finished.")
     if info["status"] == "running":
-        raise StudioError(f"The tune job '{job_id}' is still running.")
+        raise StudioError(f"The tune job '{job_id}' is still running (process {info['pid'] or 'starting'}).")
     (store.job_dir(job_id) / CANCEL).unlink(missing_ok=True)
-    store.update_job(job_id, status="queued", message=None)
+    store.update_job(job_id, status="queued", message=None, pid=None)
     _spawn(store, job_id)
     return job_id
 

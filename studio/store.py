@@ -6,25 +6,48 @@
     WORKSPACE/jobs/ID/             each tune's spec, progress.jsonl and checkpoints
 
 A row is committed only after its media files are on disk, so a crash can leave an
-orphaned file but never a row without its file.  Schema changes are numbered migrations
-recorded in ``schema_migrations``.  One connection per process, guarded by a lock: one
-writer; other processes read concurrently through WAL.
+orphaned file but never a row without its file (``clean_leftovers`` removes such files).
+Paths are stored relative to the workspace, so a moved or copied workspace reads its own
+files.  Schema changes are numbered migrations recorded in ``schema_migrations``, applied
+under one write lock so several processes may open a new workspace at once.  A database
+that is empty while the workspace holds media, versions or jobs is refused, never
+re-initialised over them.  One connection per process, guarded by a lock: one writer;
+other processes read concurrently through WAL.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from .errors import StudioError
+from .errors import StudioError, disk_full
 from .fsutil import atomic_write_bytes
 from .medium import ACCEPTED, DECISIONS, Candidate, Version
 
-MIGRATIONS: list[str] = [
+def _relative_paths(db: sqlite3.Connection) -> None:
+    """Stored absolute paths become workspace-relative (``media/M/ID.EXT``, ``versions/M/vN/adapter``)."""
+    def media_path(medium: str, path: str) -> str:
+        return path if not os.path.isabs(path) else f"media/{medium}/{os.path.basename(path)}"
+
+    for cid, medium, path, files in db.execute("SELECT id, medium, path, files FROM candidates").fetchall():
+        files = {ext: media_path(medium, p) for ext, p in json.loads(files).items()}
+        db.execute("UPDATE candidates SET path = ?, files = ? WHERE id = ?",
+                   (media_path(medium, path), json.dumps(files), cid))
+    for medium, name, path in db.execute("SELECT medium, name, path FROM versions").fetchall():
+        if path and os.path.isabs(path) and f"/versions/{medium}/{name}/" in path:
+            db.execute("UPDATE versions SET path = ? WHERE medium = ? AND name = ?",
+                       (f"versions/{medium}/{name}/" + path.rsplit(f"/versions/{medium}/{name}/", 1)[1],
+                        medium, name))
+
+
+# Each migration is SQL (statements split on ';') or a function of the open connection.
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 1: the first schema
     """
     CREATE TABLE batches (
@@ -59,7 +82,19 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL, updated_at REAL NOT NULL);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: a batch is the candidates one generate returned (cached ones included), written with them
+    """
+    CREATE TABLE batch_candidates (
+        batch INTEGER NOT NULL REFERENCES batches(id), candidate TEXT NOT NULL REFERENCES candidates(id),
+        PRIMARY KEY (batch, candidate));
+    INSERT INTO batch_candidates SELECT batch, id FROM candidates WHERE batch IS NOT NULL;
+    """,
+    # 3: paths relative to the workspace, so a moved or copied workspace reads its own files
+    _relative_paths,
 ]
+
+CONTENT = ("media", "versions", "jobs")  # folders whose files mean the workspace is in use
+WRITERS_LOCK = ".writers.lock"  # shared by writers of media files, exclusive for clean_leftovers
 
 
 def default_workspace() -> Path:
@@ -70,23 +105,21 @@ def default_workspace() -> Path:
     return Path(base) / "studio"
 
 
-def _candidate(row: sqlite3.Row) -> Candidate:
-    return Candidate(id=row["id"], medium=row["medium"], prompt=row["prompt"], seed=row["seed"],
-                     params=json.loads(row["params"]), version=row["version"], model=row["model"],
-                     path=row["path"], files=json.loads(row["files"]), scores=json.loads(row["scores"]),
-                     decision=row["decision"], created_at=row["created_at"], batch=row["batch"])
-
-
-def _version(row: sqlite3.Row) -> Version:
-    return Version(medium=row["medium"], name=row["name"], parent=row["parent"], model=row["model"],
-                   settings=json.loads(row["settings"]), curated=json.loads(row["curated"]),
-                   path=row["path"], created_at=row["created_at"], metrics=json.loads(row["metrics"]))
+def _has_content(root: Path) -> bool:
+    """Whether any file lies under the workspace's media, versions or jobs folders."""
+    for name in CONTENT:
+        for _, _, files in os.walk(root / name):
+            if files:
+                return True
+    return False
 
 
 class Store:
     """The workspace's database and files.  Safe to share between threads."""
 
     def __init__(self, root: Path | str):
+        if not str(root).strip():
+            raise StudioError("The workspace folder name is empty; give --workspace DIR or set STUDIO_HOME.")
         self.root = Path(root).expanduser().resolve()
         if self.root.exists() and not self.root.is_dir():
             raise StudioError(f"The workspace {self.root} is a file, not a folder.")
@@ -95,36 +128,85 @@ class Store:
         except OSError as exc:
             raise StudioError(f"Cannot create the workspace folder {self.root}: {exc.strerror}.") from None
         self._lock = threading.RLock()
+        database = self.root / "studio.db"
+        if database.is_dir():
+            raise StudioError(f"The workspace database {database} is a folder, not a file.")
+        if (not database.exists() or database.stat().st_size == 0) and _has_content(self.root):
+            raise _emptied(self.root)
         try:
-            self._db = sqlite3.connect(self.root / "studio.db", timeout=30, check_same_thread=False,
-                                       isolation_level=None)
+            self._db = sqlite3.connect(database, timeout=30, check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StudioError(f"The workspace database {self.root / 'studio.db'} is unreadable ({exc}).") from None
+            if disk_full(exc):
+                raise StudioError(f"The disk holding {self.root} is full; free some space and try again.") from None
+            raise StudioError(f"The workspace database {database} is unreadable ({exc}); restore it from "
+                              "a backup or use another --workspace.") from None
 
     # -- plumbing -------------------------------------------------------------------------
     def _migrate(self) -> None:
+        """Apply missing migrations under one write lock (safe when several processes open at once)."""
         with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                             "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
-            applied = {r[0] for r in self._db.execute("SELECT version FROM schema_migrations")}
-            for number, sql in enumerate(MIGRATIONS, start=1):
-                if number in applied:
-                    continue
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in sql.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
+            latest = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'schema_migrations'").fetchone()
+            if latest and self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] \
+                    == len(MIGRATIONS):
+                return  # the common case: nothing to do, no write lock taken
+            _retry_locked(lambda: self._db.execute("BEGIN IMMEDIATE"))
+            try:
+                if self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0 \
+                        and _has_content(self.root):
+                    raise _emptied(self.root)
+                self._db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                                 "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+                applied = {r[0] for r in self._db.execute("SELECT version FROM schema_migrations")}
+                if applied and max(applied) > len(MIGRATIONS):
+                    raise StudioError(f"The workspace {self.root} was written by a newer studio "
+                                      f"(schema {max(applied)}); upgrade studio to open it.")
+                for number, migration in enumerate(MIGRATIONS, start=1):
+                    if number in applied:
+                        continue
+                    if callable(migration):
+                        migration(self._db)
+                    else:
+                        for statement in migration.split(";"):
+                            if statement.strip():
+                                self._db.execute(statement)
                     self._db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, time.time()))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # -- stored paths: relative to the workspace ------------------------------------------
+    def relative(self, path: str | Path | None) -> str | None:
+        """``path`` relative to the workspace when it lies inside it, else unchanged."""
+        if path is None:
+            return None
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def absolute(self, path: str | None) -> str | None:
+        if path is None:
+            return None
+        return path if os.path.isabs(path) else str(self.root / path)
+
+    def _candidate(self, row: sqlite3.Row) -> Candidate:
+        files = {ext: self.absolute(p) for ext, p in json.loads(row["files"]).items()}
+        return Candidate(id=row["id"], medium=row["medium"], prompt=row["prompt"], seed=row["seed"],
+                         params=json.loads(row["params"]), version=row["version"], model=row["model"],
+                         path=self.absolute(row["path"]), files=files, scores=json.loads(row["scores"]),
+                         decision=row["decision"], created_at=row["created_at"], batch=row["batch"])
+
+    def _version(self, row: sqlite3.Row) -> Version:
+        return Version(medium=row["medium"], name=row["name"], parent=row["parent"], model=row["model"],
+                       settings=json.loads(row["settings"]), curated=json.loads(row["curated"]),
+                       path=self.absolute(row["path"]), created_at=row["created_at"],
+                       metrics=json.loads(row["metrics"]))
 
     def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -167,36 +249,68 @@ class Store:
                     (key, json.dumps(value)))
 
     # -- candidates -----------------------------------------------------------------------
-    def new_batch(self, medium: str, prompt: str, version: str, model: str, params: dict,
-                  seeds: Sequence[int], purpose: str = "curate") -> int:
-        cur = self._write("INSERT INTO batches (medium, prompt, version, model, params, seeds, purpose, created_at) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          (medium, prompt, version, model, json.dumps(params, sort_keys=True),
-                           json.dumps(list(seeds)), purpose, time.time()))
-        return int(cur.lastrowid)
+    @contextlib.contextmanager
+    def writing(self):
+        """Held (shared) while media files are written and not yet in a row: clean_leftovers waits."""
+        with open(self.root / WRITERS_LOCK, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def write_media(self, medium: str, candidate_id: str, files: dict[str, bytes]) -> dict[str, str]:
-        """Write a candidate's files atomically; returns ext -> path."""
+        """Write a candidate's files atomically; returns ext -> path.  On failure none is left."""
         folder = self.media_dir(medium)
-        paths = {}
-        for ext, data in files.items():
-            path = folder / f"{candidate_id}.{ext}"
-            atomic_write_bytes(path, data)
-            paths[ext] = str(path)
+        paths: dict[str, str] = {}
+        try:
+            for ext, data in files.items():
+                path = folder / f"{candidate_id}.{ext}"
+                atomic_write_bytes(path, data)
+                paths[ext] = str(path)
+        except BaseException:
+            remove_files(paths.values())
+            raise
         return paths
+
+    def add_batch(self, medium: str, prompt: str, version: str, model: str, params: dict,
+                  seeds: Sequence[int], candidates: Sequence[Candidate], ids: Sequence[str],
+                  purpose: str = "curate") -> int:
+        """One transaction: the batch row, its new candidates (``batch`` set here) and its members ``ids``.
+
+        A candidate that exists keeps its decision, scores and first batch.  Nothing is written
+        for a run that fails before this, so a batch is never empty.
+        """
+        if not ids:
+            raise StudioError("A batch needs at least one candidate.")
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO batches (medium, prompt, version, model, params, seeds, purpose, created_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (medium, prompt, version, model, json.dumps(params, sort_keys=True),
+                              json.dumps(list(seeds)), purpose, time.time()))
+            batch = int(cur.lastrowid)
+            db.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT(id) DO NOTHING", [self._row(c, batch) for c in candidates])
+            db.executemany("INSERT OR IGNORE INTO batch_candidates VALUES (?, ?)", [(batch, cid) for cid in ids])
+        return batch
+
+    def _row(self, c: Candidate, batch: int | None) -> tuple:
+        files = {ext: self.relative(p) for ext, p in c.files.items()}
+        return (c.id, c.medium, c.prompt, c.seed, json.dumps(c.params, sort_keys=True), c.version, c.model,
+                self.relative(c.path), json.dumps(files), json.dumps(c.scores), c.decision, c.created_at, batch)
 
     def add_candidates(self, candidates: Iterable[Candidate]) -> None:
         """Insert in one transaction; a candidate that exists keeps its decision and scores."""
-        rows = [(c.id, c.medium, c.prompt, c.seed, json.dumps(c.params, sort_keys=True), c.version, c.model,
-                 c.path, json.dumps(c.files), json.dumps(c.scores), c.decision, c.created_at, c.batch)
-                for c in candidates]
+        candidates = list(candidates)
         with self.transaction() as db:
             db.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                           "ON CONFLICT(id) DO NOTHING", rows)
+                           "ON CONFLICT(id) DO NOTHING", [self._row(c, c.batch) for c in candidates])
+            db.executemany("INSERT OR IGNORE INTO batch_candidates VALUES (?, ?)",
+                           [(c.batch, c.id) for c in candidates if c.batch is not None])
 
     def candidate(self, candidate_id: str) -> Candidate | None:
         rows = self._query("SELECT * FROM candidates WHERE id = ?", (candidate_id,))
-        return _candidate(rows[0]) if rows else None
+        return self._candidate(rows[0]) if rows else None
 
     def candidates(self, medium: str, *, ids: Sequence[str] | None = None, batch: int | None = None,
                    decisions: Sequence[str] | None = None, purpose: str | None = None,
@@ -207,7 +321,7 @@ class Store:
             sql += f" AND c.id IN ({','.join('?' * len(ids))})"
             args += list(ids)
         if batch is not None:
-            sql += " AND c.batch = ?"
+            sql += " AND c.id IN (SELECT candidate FROM batch_candidates WHERE batch = ?)"
             args.append(batch)
         if decisions is not None:
             sql += f" AND c.decision IN ({','.join('?' * len(decisions))})"
@@ -219,17 +333,21 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        found = [_candidate(r) for r in self._query(sql, args)]
+        found = [self._candidate(r) for r in self._query(sql, args)]
         if ids is not None:  # keep the caller's order
             order = {cid: i for i, cid in enumerate(ids)}
             found.sort(key=lambda c: order[c.id])
         return found
 
     def latest_batch(self, medium: str, purpose: str = "curate") -> int | None:
-        rows = self._query("SELECT MAX(id) FROM batches WHERE medium = ? AND purpose = ?", (medium, purpose))
+        """The newest batch of ``medium`` that holds candidates (an empty one never counts)."""
+        rows = self._query("SELECT MAX(b.id) FROM batches b WHERE b.medium = ? AND b.purpose = ? "
+                           "AND EXISTS (SELECT 1 FROM batch_candidates m WHERE m.batch = b.id)", (medium, purpose))
         return rows[0][0]
 
     def batch(self, batch_id: int) -> dict[str, Any] | None:
+        if not -2**63 <= batch_id < 2**63:
+            return None
         rows = self._query("SELECT * FROM batches WHERE id = ?", (batch_id,))
         if not rows:
             return None
@@ -271,22 +389,33 @@ class Store:
     # -- versions and rounds --------------------------------------------------------------
     def versions(self, medium: str) -> list[Version]:
         rows = self._query("SELECT * FROM versions WHERE medium = ? ORDER BY created_at", (medium,))
-        return [_version(r) for r in rows]
+        return [self._version(r) for r in rows]
 
     def version(self, medium: str, name: str) -> Version | None:
         rows = self._query("SELECT * FROM versions WHERE medium = ? AND name = ?", (medium, name))
-        return _version(rows[0]) if rows else None
+        return self._version(rows[0]) if rows else None
 
-    def next_version_name(self, medium: str) -> str:
-        numbers = [int(v.name[1:]) for v in self.versions(medium) if v.name[1:].isdigit()]
-        jobs = self._query("SELECT version FROM jobs WHERE medium = ? AND version IS NOT NULL", (medium,))
-        numbers += [int(r[0][1:]) for r in jobs if r[0][1:].isdigit()]
+    @staticmethod
+    def _next_version_name(db: sqlite3.Connection, medium: str) -> str:
+        names = [r[0] for r in db.execute("SELECT name FROM versions WHERE medium = ? UNION "
+                                          "SELECT version FROM jobs WHERE medium = ? AND version IS NOT NULL",
+                                          (medium, medium))]
+        numbers = [int(n[1:]) for n in names if n[:1] == "v" and n[1:].isdigit()]
         return f"v{max(numbers, default=0) + 1}"
 
+    def next_version_name(self, medium: str) -> str:
+        """The name the next tune would get (``reserve_job`` is what takes it)."""
+        with self._lock:
+            return self._next_version_name(self._db, medium)
+
     def add_version(self, version: Version) -> None:
+        """Record a finished version; the job that reserved ``version.name`` is its only writer."""
+        if version.name in ("", "base"):
+            raise StudioError(f"'{version.name}' cannot name a tuned version.")
         self._write("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (version.medium, version.name, version.parent, version.model, json.dumps(version.settings),
-                     json.dumps(version.curated), version.path, json.dumps(version.metrics), version.created_at))
+                     json.dumps(version.curated), self.relative(version.path), json.dumps(version.metrics),
+                     version.created_at))
 
     def set_version_metrics(self, medium: str, name: str, metrics: dict) -> None:
         self._write("UPDATE versions SET metrics = ? WHERE medium = ? AND name = ?",
@@ -303,19 +432,45 @@ class Store:
         return [{**dict(r), "metrics": json.loads(r["metrics"])} for r in rows]
 
     # -- jobs -----------------------------------------------------------------------------
+    def reserve_job(self, job_id: str, medium: str, spec: dict[str, Any],
+                    busy: Callable[[list[dict[str, Any]]], str | None] | None = None) -> str:
+        """Atomically name the next version and record the job that alone will write it.
+
+        ``busy`` sees the medium's unfinished jobs inside the same write lock and may return a
+        reason to refuse (one tune per medium at a time).  Returns the reserved version name.
+        """
+        now = time.time()
+        with self.transaction() as db:
+            if busy is not None:
+                open_jobs = [self._job(r) for r in db.execute(
+                    "SELECT * FROM jobs WHERE medium = ? AND status IN ('queued', 'running')", (medium,))]
+                reason = busy(open_jobs)
+                if reason:
+                    raise StudioError(reason)
+            version = self._next_version_name(db, medium)
+            spec = {**spec, "version": version}
+            db.execute("INSERT INTO jobs (id, medium, status, spec, version, created_at, updated_at) "
+                       "VALUES (?, ?, 'queued', ?, ?, ?, ?)", (job_id, medium, json.dumps(spec), version, now, now))
+        return version
+
     def add_job(self, job_id: str, medium: str, spec: dict, version: str) -> None:
         now = time.time()
         self._write("INSERT INTO jobs (id, medium, status, spec, version, created_at, updated_at) "
                     "VALUES (?, ?, 'queued', ?, ?, ?, ?)", (job_id, medium, json.dumps(spec), version, now, now))
 
-    def update_job(self, job_id: str, **fields: Any) -> None:
+    def update_job(self, job_id: str, only_if: Sequence[str] | None = None, **fields: Any) -> bool:
+        """Set fields; with ``only_if``, only while the job's status is one of those.  True when changed."""
         allowed = {"status", "pid", "message", "result"}
         if set(fields) - allowed:
             raise ValueError(f"unknown job fields {set(fields) - allowed}")
         if "result" in fields:
             fields["result"] = json.dumps(fields["result"])
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self._write(f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?", (*fields.values(), time.time(), job_id))
+        sql, args = f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?", [*fields.values(), time.time(), job_id]
+        if only_if is not None:
+            sql += f" AND status IN ({','.join('?' * len(only_if))})"
+            args += list(only_if)
+        return self._write(sql, args).rowcount > 0
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -339,6 +494,59 @@ class Store:
         return job
 
 
+    # -- leftovers ----------------------------------------------------------------------------
+    def clean_leftovers(self) -> list[Path]:
+        """Remove media files no row names and temporary files a killed writer left behind.
+
+        Runs only while no other process is writing media (it takes the writers' lock
+        exclusively, without waiting); returns what it removed.
+        """
+        removed: list[Path] = []
+        with open(self.root / WRITERS_LOCK, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return removed
+            try:
+                known = {r[0] for r in self._query("SELECT id FROM candidates")}
+                media = self.root / "media"
+                for folder in (p for p in media.iterdir() if p.is_dir()) if media.is_dir() else ():
+                    for path in folder.iterdir():
+                        stale = path.name.startswith(".") and path.name.endswith(".tmp")
+                        if path.is_file() and (stale or path.name.split(".", 1)[0] not in known):
+                            path.unlink(missing_ok=True)
+                            removed.append(path)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return removed
+
+
+def _emptied(root: Path) -> StudioError:
+    return StudioError(f"The workspace {root} holds media, versions or jobs but its database studio.db is "
+                       "empty or missing; restore studio.db from a backup or use another --workspace "
+                       "(nothing was changed).")
+
+
+def remove_files(paths: Iterable[str | Path]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _retry_locked(action: Callable[[], Any], seconds: float = 30.0) -> Any:
+    """Run ``action``, retrying while another connection holds the lock it needs."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class _Transaction:
     """``with store.transaction() as db:`` — BEGIN IMMEDIATE ... COMMIT, under the store's lock."""
 
@@ -347,7 +555,11 @@ class _Transaction:
 
     def __enter__(self) -> sqlite3.Connection:
         self.store._lock.acquire()
-        self.store._db.execute("BEGIN IMMEDIATE")
+        try:
+            _retry_locked(lambda: self.store._db.execute("BEGIN IMMEDIATE"))
+        except BaseException:
+            self.store._lock.release()
+            raise
         return self.store._db
 
     def __exit__(self, exc_type, exc, tb) -> None:

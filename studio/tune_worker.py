@@ -1,8 +1,10 @@
 """The tune process: ``accelerate launch -m studio.tune_worker JOB_DIR``.
 
-Reads the job's spec, loads the medium and the base model, builds the medium's TuneTask on
-the curated candidates, runs the shared trainer (resuming from the last checkpoint), then
-saves the adapter atomically and records the new version.  Only the main process writes.
+Reads the job's spec, takes the job's lock (one owner at a time: a second worker launched
+for the same job exits at once), loads the medium and the base model, builds the medium's
+TuneTask on the curated candidates, runs the shared trainer (resuming from the last
+checkpoint), then saves the adapter and records the new version.  Only the main process
+writes, and only into its own job folder and the version folder its job reserved.
 """
 from __future__ import annotations
 
@@ -13,20 +15,69 @@ import sys
 import traceback
 from pathlib import Path
 
+PUBLISHED_BY = ".job"  # inside a version folder: the job that wrote it
+
+
+def training_seconds(rows: list[dict], last_segment: float) -> float:
+    """Seconds trained over every segment of a job: each killed segment up to its last step, plus this one."""
+    total, began, last = 0.0, None, None
+    for row in rows:
+        if row.get("event") == "started":
+            if began is not None and last is not None:
+                total += max(0.0, last - began)
+            began, last = row["time"], None
+        elif row.get("event") == "step" and began is not None:
+            last = row["time"]
+    return round(total + last_segment, 3)
+
+
+def publish(store, job_dir: Path, medium: str, version: str, job_id: str, save) -> Path:
+    """Save the adapter inside the job folder, then move it to the reserved version folder.
+
+    The version folder is never overwritten: if it exists and another job wrote it, this
+    fails with one sentence (the name was reserved for this job alone).
+    """
+    from .errors import StudioError
+
+    final = store.version_dir(medium, version)
+    if final.exists():
+        marker = final / PUBLISHED_BY
+        if marker.exists() and marker.read_text().strip() == job_id:
+            return final  # published before a crash; the row comes next
+        raise StudioError(f"The folder {final} already exists and was not written by job {job_id}; "
+                          "move it away and resume the job.")
+    staging = job_dir / "publish"
+    shutil.rmtree(staging, ignore_errors=True)
+    save(staging / "adapter")
+    (staging / PUBLISHED_BY).write_text(job_id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, final)  # fails rather than replace if another folder appeared meanwhile
+    return final
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    job_dir = Path(argv[0])
+    job_dir = Path(argv[0]).resolve()
     spec = json.loads((job_dir / "spec.json").read_text())
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+
+    from .runner import take_ownership
+
+    lock = take_ownership(job_dir) if rank == 0 else None
+    if rank == 0 and lock is None:
+        print(f"error: the job {spec['job']} already has a running worker; this one exits.", file=sys.stderr)
+        return 3
 
     from . import media
     from .errors import StudioError
     from .medium import Version
     from .store import Store
-    from .training import TuneCancelled, log_progress, run_tune
+    from .training import TuneCancelled, log_progress, read_progress, run_tune
 
-    store = Store(spec["workspace"])
+    store = Store(job_dir.parent.parent)  # the workspace holding this job, wherever it now lies
     job_id = spec["job"]
+    if rank == 0:
+        store.update_job(job_id, status="running", pid=os.getpid())
     accelerator = None
     try:
         from accelerate import Accelerator
@@ -45,21 +96,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = dict(spec["settings"])
         if accelerator is not None and accelerator.num_processes > 1:
             settings["seed"] = int(settings.get("seed", 0)) + 7919 * accelerator.process_index
-        task = medium.tune_task(handle, examples, settings, spec.get("parent_adapter"))
+        parent_adapter = store.absolute(spec.get("parent_adapter"))
+        task = medium.tune_task(handle, examples, settings, parent_adapter)
+        if main_process:
+            log_progress(job_dir, event="started", pid=os.getpid())
         result = run_tune(task, settings, job_dir, accelerator=accelerator)
         if main_process:
-            final = store.version_dir(spec["medium"], spec["version"])
-            tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            task.save(tmp / "adapter")
-            shutil.rmtree(final, ignore_errors=True)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            store.add_version(Version(medium=spec["medium"], name=spec["version"], parent=spec["parent"],
-                                      model=spec["model"], settings=spec["settings"], curated=spec["examples"],
-                                      path=str(final / "adapter"), metrics={"loss": result["loss"]}))
-            store.add_round(spec["medium"], spec["version"], spec["parent"], len(examples),
-                            {"loss": result["loss"], "seconds": result["seconds"]})
+            result["seconds"] = training_seconds(read_progress(job_dir), result["seconds"])
+            final = publish(store, job_dir, spec["medium"], spec["version"], job_id, task.save)
+            with store.transaction() as db:  # the version and its round appear together
+                store.add_version(Version(medium=spec["medium"], name=spec["version"], parent=spec["parent"],
+                                          model=spec["model"], settings=spec["settings"],
+                                          curated=spec["examples"], path=str(final / "adapter"),
+                                          metrics={"loss": result["loss"]}))
+                store.add_round(spec["medium"], spec["version"], spec["parent"], len(examples),
+                                {"loss": result["loss"], "seconds": result["seconds"]})
             log_progress(job_dir, event="done", step=result["steps"], steps=result["steps"])
             store.update_job(job_id, status="done", result=result)
         return 0

@@ -17,14 +17,13 @@ from studio.medium import Candidate
 from studio.store import Store
 store = Store(sys.argv[1])
 for batch in range(10_000):
-    b = store.new_batch("fake", "p", "base", "m", {}, [batch])
     cands = []
     for i in range(20):
         cid = f"{batch}-{i}"
         files = store.write_media("fake", cid, {"txt": b"x" * 4096, "png": b"y" * 8192})
         cands.append(Candidate(id=cid, medium="fake", prompt="p", seed=i, params={}, version="base", model="m",
-                               path=files["txt"], files=files, batch=b))
-    store.add_candidates(cands)
+                               path=files["txt"], files=files))
+    store.add_batch("fake", "p", "base", "m", {}, [batch], cands, [c.id for c in cands])
     store.set_decisions({c.id: "auto_accepted" for c in cands[::2]})
     print(batch, flush=True)
 """
@@ -71,3 +70,113 @@ def test_workspace_settings_use_wal(tmp_path):
     store = Store(tmp_path / "ws")
     assert store._query("PRAGMA journal_mode")[0][0] == "wal"
     assert store._query("PRAGMA synchronous")[0][0] == 2  # FULL
+
+
+FIRST_USE = r"""
+import sys
+from studio.medium import Candidate
+from studio.store import Store
+store = Store(sys.argv[1])
+for i in range(10):
+    cid = f"{sys.argv[2]}-{i}"
+    files = store.write_media("fake", cid, {"txt": b"x"})
+    c = Candidate(id=cid, medium="fake", prompt="p", seed=i, params={}, version="base", model="m",
+                  path=files["txt"], files=files)
+    store.add_batch("fake", "p", "base", "m", {}, [i], [c], [cid])
+"""
+
+
+def test_first_use_by_four_processes_at_once(tmp_path):
+    ws = tmp_path / "new"
+    procs = [subprocess.Popen([sys.executable, "-c", FIRST_USE, str(ws), str(n)], stderr=subprocess.PIPE, text=True)
+             for n in range(4)]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    store = Store(ws)
+    assert store.integrity_check() == "ok" and store.schema_version() == len(MIGRATIONS)
+    assert len(store.candidates("fake")) == 40
+
+
+def _one(store, cid="a", batch_seed=0):
+    files = store.write_media("fake", cid, {"txt": b"red"})
+    c = Candidate(id=cid, medium="fake", prompt="p", seed=batch_seed, params={}, version="base", model="m",
+                  path=files["txt"], files=files)
+    return store.add_batch("fake", "p", "base", "m", {}, [batch_seed], [c], [cid])
+
+
+def test_an_emptied_database_is_refused_not_reinitialised(tmp_path):
+    import pytest
+
+    from studio.errors import StudioError
+
+    store = Store(tmp_path / "ws")
+    _one(store)
+    store.close()
+    for name in ("studio.db-wal", "studio.db-shm"):
+        (tmp_path / "ws" / name).unlink(missing_ok=True)
+    (tmp_path / "ws" / "studio.db").write_bytes(b"")
+    with pytest.raises(StudioError, match="empty or missing; restore studio.db"):
+        Store(tmp_path / "ws")
+    assert (tmp_path / "ws" / "studio.db").read_bytes() == b""  # nothing was written over it
+    (tmp_path / "ws" / "studio.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StudioError, match="unreadable"):
+        Store(tmp_path / "ws")
+
+
+def test_paths_are_relative_so_a_moved_or_copied_workspace_reads_its_own_files(tmp_path):
+    import shutil
+
+    store = Store(tmp_path / "ws")
+    _one(store)
+    raw = store._query("SELECT path, files FROM candidates")[0]
+    assert raw["path"] == "media/fake/a.txt" and "media/fake/a.txt" in raw["files"]
+    store.close()
+    shutil.copytree(tmp_path / "ws", tmp_path / "copy")
+    (tmp_path / "copy" / "media" / "fake" / "a.txt").write_text("blue")
+    shutil.move(tmp_path / "ws", tmp_path / "moved")
+    moved, copy = Store(tmp_path / "moved"), Store(tmp_path / "copy")
+    assert Path(moved.candidate("a").path).read_text() == "red"
+    assert Path(copy.candidate("a").path).read_text() == "blue"
+    assert copy.candidate("a").path.startswith(str(tmp_path / "copy"))
+
+
+def test_old_absolute_paths_are_migrated_to_relative(tmp_path):
+    import sqlite3
+
+    ws = tmp_path / "ws"
+    Store(ws).close()
+    db = sqlite3.connect(ws / "studio.db", isolation_level=None)
+    db.execute("DELETE FROM schema_migrations WHERE version = 3")
+    db.execute("INSERT INTO candidates (id, medium, prompt, seed, params, version, model, path, files, created_at) "
+               "VALUES ('a', 'fake', 'p', 0, '{}', 'base', 'm', '/old/place/media/fake/a.txt', "
+               "'{\"txt\": \"/old/place/media/fake/a.txt\"}', 0)")
+    db.execute("INSERT INTO versions VALUES ('fake', 'v1', 'base', 'm', '{}', '[]', "
+               "'/old/place/versions/fake/v1/adapter', '{}', 0)")
+    db.close()
+    store = Store(ws)
+    assert store.candidate("a").path == str(ws.resolve() / "media/fake/a.txt")
+    assert store.version("fake", "v1").path == str(ws.resolve() / "versions/fake/v1/adapter")
+
+
+def test_batches_are_never_empty_and_cached_runs_count(tmp_path):
+    store = Store(tmp_path / "ws")
+    first = _one(store)
+    assert store.latest_batch("fake") == first
+    store._write("INSERT INTO batches (medium, prompt, version, model, params, seeds, created_at) "
+                 "VALUES ('fake', 'p', 'base', 'm', '{}', '[]', 0)")  # an empty batch from an older studio
+    assert store.latest_batch("fake") == first
+    again = store.add_batch("fake", "p", "base", "m", {}, [0], [], ["a"])  # fully cached: same candidate
+    assert store.latest_batch("fake") == again and [c.id for c in store.candidates("fake", batch=again)] == ["a"]
+
+
+def test_clean_leftovers_removes_orphans_but_waits_for_live_writers(tmp_path):
+    store = Store(tmp_path / "ws")
+    _one(store)
+    folder = store.media_dir("fake")
+    (folder / "orphan.txt").write_text("x")
+    (folder / ".a.txt.123.tmp").write_text("x")
+    with store.writing():  # another writer mid-batch: nothing is touched
+        assert Store(tmp_path / "ws").clean_leftovers() == []
+    removed = store.clean_leftovers()
+    assert sorted(p.name for p in removed) == [".a.txt.123.tmp", "orphan.txt"]
+    assert (folder / "a.txt").exists()
