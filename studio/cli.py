@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="acceptance threshold in [0, 1] (default: the base's upper quartile)")
     rule.add_argument("--temperature", type=_finite_or_nan, default=0.05, metavar="T",
                       help="rule temperature; 0 is a hard threshold (default 0.05)")
+    rule.add_argument("--keep", choices=("spread", "all"), default="spread",
+                      help="among what the rule keeps: spread drops near-duplicates of a better candidate, "
+                           "all keeps them (default spread; compare ignores it)")
 
     parser = argparse.ArgumentParser(
         prog="studio", description="Generate, curate by rejection sampling, fine-tune (LoRA) and compare: "
@@ -138,7 +141,9 @@ def _emit(args: argparse.Namespace, result: dict[str, Any], human: str) -> None:
 def _progress(args: argparse.Namespace):
     def show(info: dict[str, Any]) -> None:
         if info.get("event") in ("curated",):
-            print(f"round {info['round']}: accepted {info['accepted']}/{info['n']}", file=sys.stderr)
+            variety = info.get("kept_diversity")
+            print(f"round {info['round']}: accepted {info['accepted']}/{info['n']}"
+                  + (f", kept set's variety {variety:.3f}" if variety is not None else ""), file=sys.stderr)
             return
         loss = info.get("loss")
         left = info.get("seconds_left")
@@ -204,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, result, "\n".join(f"{c.id}  seed {c.seed}  {c.path}" for c in cands))
     elif args.command == "curate":
         result = studio.curate(medium, args.scorer, args.threshold, args.temperature, args.best_of,
-                               args.accept, args.reject, batch=args.batch)
+                               args.accept, args.reject, batch=args.batch, keep=args.keep)
         _emit(args, result, f"accepted {len(result['accepted'])}, rejected {len(result['rejected'])}, "
                             f"acceptance rate {result['acceptance_rate']:.2f}; "
                             f"{result['curated_total']} curated in all")
@@ -228,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
     elif args.command == "loop":
         result = studio.loop(medium, args.prompt, args.scorer, args.threshold, args.temperature,
-                             rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=args.strength,
+                             rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=args.strength, keep=args.keep,
                              on_event=None if args.json else _progress(args))
         _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
     elif args.command == "export":

@@ -27,6 +27,8 @@ MAX_SEED = 2**32 - 1  # every generator (numpy, torch, CUDA) takes seeds up to h
 HELD_OUT_SEED = 1_000_000  # loop measures on seeds from here; training rounds use seeds below
 DEFAULT_TEMPERATURE = 0.05
 ADAPTIVE_QUANTILE = 0.75  # with no threshold given, keep roughly the top quarter of the base
+MIN_TUNE_STEPS = 10  # the fewest steps an epochs-based tune takes, for a curated set of a few
+DEFAULT_KEEP = "spread"  # among what the rule keeps, drop near-duplicates of a better one (sampling.spread)
 
 
 def candidate_id(medium: str, model: str, version: str, prompt: str, seed: int, params: dict) -> str:
@@ -230,9 +232,16 @@ class Studio:
         return combined
 
     def decide(self, candidates: Sequence[Candidate], scores: Sequence[float], threshold: float | None,
-               temperature: float, best_of: int | None = None, seed: int = 0) -> tuple[dict[str, str], float]:
-        """The rule's decisions (hand decisions are kept) and the threshold it used."""
+               temperature: float, best_of: int | None = None, seed: int = 0,
+               keep: str = DEFAULT_KEEP) -> tuple[dict[str, str], float]:
+        """The rule's decisions (hand decisions are kept) and the threshold it used.
+
+        ``keep="spread"`` then drops, among what the rule kept, each candidate that
+        near-duplicates a better one (the medium's ``copies`` test); ``"all"`` keeps them.
+        """
         check_rule(threshold, temperature)
+        if keep not in sampling.KEEP_RULES:
+            raise StudioError(f"Unknown keep rule '{keep}'; use one of {', '.join(sampling.KEEP_RULES)}.")
         if threshold is None:
             threshold = adaptive_threshold(scores)
         if best_of is not None:
@@ -240,15 +249,34 @@ class Studio:
         else:
             rng = np.random.default_rng([seed, len(candidates)])
             mask = sampling.accept(scores, threshold, temperature, rng)
+        if keep == "spread" and candidates and mask.sum() > 1:
+            mask = self._spread(candidates, scores, mask)
         decisions = {c.id: ("auto_accepted" if ok else "auto_rejected")
                      for c, ok in zip(candidates, mask) if not c.hand_decided}
         return decisions, threshold
 
+    def variety(self, medium: str, candidates: Sequence[Candidate]) -> float | None:
+        """The medium's diversity figure for a set (None for fewer than two)."""
+        if len(candidates) < 2:
+            return None
+        with self._model_lock:
+            return self.medium(medium).diversity(self.handle(medium, candidates[0].model), candidates)
+
+    def _spread(self, candidates: Sequence[Candidate], scores: Sequence[float], mask: np.ndarray) -> np.ndarray:
+        the_medium = self.medium(candidates[0].medium)
+        with self._model_lock:
+            handle = self.handle(candidates[0].medium, candidates[0].model)
+            return sampling.spread(mask, scores, lambda i, chosen: the_medium.copies(
+                handle, [candidates[i]], [candidates[j] for j in chosen])[0])
+
     def curate(self, medium: str, scorers: Sequence[str] = (), threshold: float | None = None,
                temperature: float = DEFAULT_TEMPERATURE, best_of: int | None = None,
                accept: Sequence[str] = (), reject: Sequence[str] = (), batch: int | None = None,
-               options: dict[str, dict[str, Any]] | None = None, apply_rule: bool | None = None) -> dict[str, Any]:
-        """Hand decisions first, then the rule on the rest of the batch (the latest by default)."""
+               options: dict[str, dict[str, Any]] | None = None, apply_rule: bool | None = None,
+               keep: str = DEFAULT_KEEP) -> dict[str, Any]:
+        """Hand decisions first, then the rule on the rest of the batch (the latest by default).
+
+        Reports the kept set's variety (``kept_diversity``) before any tune starts."""
         check_rule(threshold, temperature)
         if best_of is not None and best_of < 1:
             raise StudioError(f"--best-of must be 1 or more, not {best_of}.")
@@ -278,13 +306,14 @@ class Studio:
         if apply_rule and pool:
             pool = self.store.candidates(medium, batch=batch)
             scores = self.score(medium, pool, scorers, options)
-            decisions, used = self.decide(pool, scores, threshold, temperature, best_of, seed=batch)
+            decisions, used = self.decide(pool, scores, threshold, temperature, best_of, seed=batch, keep=keep)
             self.store.set_decisions(decisions)
         pool = self.store.candidates(medium, batch=batch)
         accepted = [c.id for c in pool if c.accepted]
         rejected = [c.id for c in pool if c.decision in ("auto_rejected", "hand_rejected")]
         return {"accepted": accepted, "rejected": rejected,
                 "acceptance_rate": len(accepted) / len(pool) if pool else 0.0,
+                "kept_diversity": self.variety(medium, [c for c in pool if c.accepted]),
                 "threshold": used, "temperature": temperature, "batch": batch,
                 "curated_total": len(self.store.curated(medium))}
 
@@ -298,19 +327,46 @@ class Studio:
         for key, value in (("steps", steps), ("rank", rank), ("lr", lr)):
             if value is not None:
                 merged[key] = value
+        examples = self.store.curated(medium, model)
+        if not examples:
+            raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
+        epochs = merged.pop("epochs", None)
+        if epochs is not None and steps is None and "steps" not in (settings or {}):
+            # passes over the curated set, not a fixed count: 8 kept and 200 kept get the same dose
+            if not isinstance(epochs, (int, float)) or not 0 < epochs <= 10_000:
+                raise StudioError(f"The epochs setting must be a number above 0, not {epochs!r}.")
+            merged["epochs"] = epochs
+            per_step = max(1, int(merged.get("batch_size", 8)))
+            merged["steps"] = max(MIN_TUNE_STEPS, math.ceil(epochs * len(examples) / per_step))
         if not isinstance(merged["steps"], int) or not 1 <= merged["steps"] <= 100_000:
             raise StudioError(f"--steps must be between 1 and 100000, not {merged['steps']}.")
         if not isinstance(merged["rank"], int) or not 1 <= merged["rank"] <= 512:
             raise StudioError(f"--rank must be between 1 and 512, not {merged['rank']}.")
         if not (isinstance(merged["lr"], (int, float)) and math.isfinite(merged["lr"]) and 0 < merged["lr"] < 1):
             raise StudioError(f"--lr must be a number between 0 and 1, not {merged['lr']}.")
-        examples = self.store.curated(medium, model)
-        if not examples:
-            raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
+        prior = self.prior_set(medium, examples, merged.get("prior_weight", 0.0))
         spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
                 "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,
-                "examples": [c.id for c in examples]}
+                "examples": [c.id for c in examples], "prior": [c.id for c in prior]}
         return runner.start(self.store, spec)  # reserves the version name and checks for a running tune
+
+    def prior_set(self, medium: str, examples: Sequence[Candidate], weight: Any) -> list[Candidate]:
+        """Prior preservation: the rule's un-kept candidates of the kept ones' batches (never one the
+        artist rejected by hand), which a tune mixes into each batch at ``prior_weight`` (its share,
+        0 = off), as DreamBooth's prior loss keeps the base's range while it learns the kept set."""
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1:
+            raise StudioError(f"The prior_weight setting must be a number from 0 up to (not including) 1, "
+                              f"not {weight!r}.")
+        if weight == 0:
+            return []
+        kept = {c.id for c in examples}
+        batches = sorted({c.batch for c in examples if c.batch is not None})
+        pool = [c for b in batches for c in self.store.candidates(medium, batch=b)
+                if c.id not in kept and c.decision == "auto_rejected"]
+        if not pool:
+            raise StudioError("Prior preservation needs un-kept candidates beside the kept ones; "
+                              "set prior_weight to 0 or curate a batch with some rejected.")
+        return pool
 
     def wait_tune(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         info = runner.wait(self.store, job_id, on_progress)
@@ -435,7 +491,7 @@ class Studio:
              temperature: float = DEFAULT_TEMPERATURE, rounds: int = 1, n: int = 32, steps: int | None = None,
              compare_n: int | None = None, options: dict[str, dict[str, Any]] | None = None,
              on_event: Callable[[dict[str, Any]], None] | None = None, seed: int = 0,
-             strength: float = 1.0, **tune_kwargs: Any) -> dict[str, Any]:
+             strength: float = 1.0, keep: str = DEFAULT_KEEP, **tune_kwargs: Any) -> dict[str, Any]:
         """``rounds`` of generate -> curate -> tune, then base vs the last version on held-out seeds.
 
         Round r generates on seeds ``seed + r*n ...``; the comparison uses seeds from
@@ -455,12 +511,15 @@ class Studio:
             cands = self.generate(medium, prompt, seeds=list(range(seed + r * n, seed + (r + 1) * n)),
                                   version=version)
             scores = self.score(medium, cands, scorers, options)
-            decisions, threshold_used = self.decide(cands, scores, threshold, temperature, seed=r)
+            decisions, threshold_used = self.decide(cands, scores, threshold, temperature, seed=r, keep=keep)
             if threshold is None:
                 threshold = threshold_used  # fixed from the base's first round for every later step
             self.store.set_decisions(decisions)
-            accepted = sum(d == "auto_accepted" for d in decisions.values())
-            notify({"event": "curated", "round": r + 1, "accepted": accepted, "n": len(cands)})
+            kept = [c for c in cands if decisions.get(c.id) == "auto_accepted"]
+            accepted = len(kept)
+            kept_variety = self.variety(medium, kept)
+            notify({"event": "curated", "round": r + 1, "accepted": accepted, "n": len(cands),
+                    "kept_diversity": kept_variety})
             if accepted == 0:
                 raise StudioError("No candidate was accepted; lower the threshold or raise the temperature.")
             tuned = self.tune(medium, from_version=version, steps=steps,
@@ -468,6 +527,7 @@ class Studio:
                               **tune_kwargs)
             history.append({"round": r + 1, "from": version, "version": tuned["version"], "generated": len(cands),
                             "accepted": accepted, "acceptance_rate": accepted / len(cands),
+                            "kept_diversity": kept_variety,
                             "mean_score": float(np.mean(scores)), "loss": tuned["loss"],
                             "tune_seconds": tuned["seconds"]})
             version = tuned["version"]

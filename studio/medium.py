@@ -216,9 +216,12 @@ class Medium(ABC):
 
     @abstractmethod
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None) -> TuneTask:
+                  parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> TuneTask:
         """Build the LoRA task on the curated examples; ``parent_adapter`` is the version the
-        tune starts from (its weights initialise the new adapter), None for base."""
+        tune starts from (its weights initialise the new adapter), None for base.
+
+        ``prior`` (given only when ``settings['prior_weight']`` > 0) are un-kept base candidates:
+        each batch draws that share of its rows from them (prior preservation)."""
 
     @abstractmethod
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,

@@ -194,6 +194,32 @@ def best_of_n(scores: Any, groups: Sequence[Hashable], k: int) -> np.ndarray:
     return mask
 
 
+KEEP_RULES = ("all", "spread")  # what to do among the candidates the rule keeps
+
+
+def spread(mask: Any, scores: Any, duplicates: Callable[[int, list[int]], bool]) -> np.ndarray:
+    """Variety-aware keeping: the rule's kept candidates without near-duplicates.
+
+    Walks the kept candidates from the best score down (ties: the earlier first) and drops
+    each one that ``duplicates(i, kept_so_far)`` calls a near-duplicate of one already kept,
+    so the kept set stays as varied as what the rule let through, and a tune on it has no
+    reason to copy one example several times over.
+    """
+    keep = np.asarray(mask, dtype=bool).copy()
+    s = _scores(scores)
+    if keep.shape != s.shape:
+        raise StudioError(f"Variety-aware keeping got {s.size} scores for {keep.size} decisions.")
+    chosen: list[int] = []
+    for i in np.lexsort((np.arange(s.size), -s)):
+        if not keep[i]:
+            continue
+        if chosen and duplicates(int(i), chosen):
+            keep[i] = False
+        else:
+            chosen.append(int(i))
+    return keep
+
+
 # -- validation: one clear sentence per mistake ------------------------------------------------
 
 def _number(value: Any, what: str) -> float:

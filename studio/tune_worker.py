@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         if accelerator is not None and accelerator.num_processes > 1:
             settings["seed"] = int(settings.get("seed", 0)) + 7919 * accelerator.process_index
         parent_adapter = store.absolute(spec.get("parent_adapter"))
-        task = medium.tune_task(handle, examples, settings, parent_adapter)
+        prior = store.candidates(spec["medium"], ids=spec["prior"]) if spec.get("prior") else []
+        extra = {"prior": prior} if prior else {}  # media without prior preservation never see it
+        task = medium.tune_task(handle, examples, settings, parent_adapter, **extra)
         if main_process:
             log_progress(job_dir, event="started", pid=os.getpid())
         result = run_tune(task, settings, job_dir, accelerator=accelerator)

@@ -53,3 +53,25 @@ def test_strength_is_checked(workspace, fake):
     studio = Studio(workspace)
     with pytest.raises(StudioError, match="adapter strength"):
         studio.generate("fake", "a colour", n=2, strength=2.0)
+
+
+def test_spread_keeping_drops_near_duplicates_of_a_better_one(workspace, fake):
+    studio = Studio(workspace)
+    studio.generate("fake", "a colour", n=24)
+    every = studio.curate("fake", scorers=["bright"], threshold=0.5, temperature=0.0, keep="all")
+    spread = studio.curate("fake", scorers=["bright"], threshold=0.5, temperature=0.0, keep="spread")
+    colours = lambda ids: [open(studio.store.candidate(i).path).read() for i in ids]  # noqa: E731
+    assert len(colours(every["accepted"])) > len(set(colours(every["accepted"])))  # the rule kept repeats
+    assert sorted(colours(spread["accepted"])) == sorted(set(colours(every["accepted"])))  # one of each
+    assert spread["kept_diversity"] > every["kept_diversity"]
+
+
+def test_epochs_set_the_step_count_from_the_curated_set(workspace, fake):
+    studio = Studio(workspace)
+    studio.generate("fake", "a colour", n=16)
+    studio.curate("fake", best_of=12, keep="all")
+    result = studio.tune("fake", settings={"epochs": 4, "batch_size": 8})
+    assert result["steps"] == 10  # 4 passes over 12 kept, 8 a step: 6, raised to the minimum of 10
+    studio.curate("fake", best_of=16, keep="all")
+    assert studio.tune("fake", settings={"epochs": 10, "batch_size": 8})["steps"] == 20
+    assert studio.tune("fake", steps=7, settings={"epochs": 10})["steps"] == 7  # explicit steps win

@@ -88,10 +88,10 @@ class MusicMedium(Medium):
         return shares_run([melody(c)[0].tolist() for c in candidates], [melody(k)[0].tolist() for k in kept])
 
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None) -> TuneTask:
+                  parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> TuneTask:
         from .tune import build_task
 
-        return build_task(handle, examples, settings, parent_adapter)
+        return build_task(handle, examples, settings, parent_adapter, prior)
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

@@ -73,7 +73,7 @@ class SymbolicTuneTask(_AdapterTask):
     """Causal-LM loss on the music tokens of the curated MIDI files, tags as context."""
 
     def __init__(self, handle: MusicHandle, examples: Sequence[Candidate], settings: dict[str, Any],
-                 parent_adapter: str | None):
+                 parent_adapter: str | None, prior: Sequence[Candidate] = ()):
         import torch
 
         from .events import read_midi
@@ -82,7 +82,10 @@ class SymbolicTuneTask(_AdapterTask):
             raise StudioError("There are no accepted music candidates to tune on.")
         vocab = handle.tokenizer.get_vocab()
         rows = []
-        for candidate in examples:
+        # prior preservation: un-kept base melodies after the kept ones, this share of every batch
+        self.prior_weight = float(settings.get("prior_weight", 0.0)) if prior else 0.0
+        self.kept_rows = len(examples)
+        for candidate in [*examples, *(prior if self.prior_weight > 0 else ())]:
             piece = read_midi(_file_of(candidate, "mid"), name=f"The MIDI file of {candidate.id}")
             piece.bars = piece.bars[:handle.max_bars]
             rows.append([vocab[t] for t in piece.tokens()])
@@ -103,7 +106,12 @@ class SymbolicTuneTask(_AdapterTask):
     def loss(self, step: int, generator: Any) -> Any:
         import torch
 
-        pick = torch.randint(len(self.ids), (min(self.batch_size, len(self.ids)),), generator=generator).to(self.device)
+        size = min(self.batch_size, len(self.ids))
+        prior = max(1, round(size * self.prior_weight)) if self.prior_weight > 0 else 0
+        pick = torch.randint(self.kept_rows, (size - prior,), generator=generator)
+        if prior:
+            pick = torch.cat([pick, torch.randint(self.kept_rows, len(self.ids), (prior,), generator=generator)])
+        pick = pick.to(self.device)
         return self.peft(input_ids=self.ids[pick], attention_mask=self.mask[pick], labels=self.labels[pick]).loss
 
 
@@ -142,6 +150,7 @@ class MusicgenTuneTask(_AdapterTask):
                          labels=labels.to(self.device)).loss
 
 
-def build_task(handle: MusicHandle, examples, settings, parent_adapter):
-    cls = SymbolicTuneTask if handle.kind == "symbolic" else MusicgenTuneTask
-    return cls(handle, examples, settings, parent_adapter)
+def build_task(handle: MusicHandle, examples, settings, parent_adapter, prior=()):
+    if handle.kind == "symbolic":
+        return SymbolicTuneTask(handle, examples, settings, parent_adapter, prior)
+    return MusicgenTuneTask(handle, examples, settings, parent_adapter)  # prior: symbolic only for now

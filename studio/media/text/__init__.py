@@ -91,12 +91,13 @@ class TextMedium(Medium):
         return {"distinct_2": distinct_n([candidate_text(c) for c in candidates], 2)}
 
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None) -> Any:
+                  parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> Any:
         from .embedding import candidate_text
         from .tune import TextTuneTask
 
         pairs = [(c.prompt, candidate_text(c)) for c in examples]
-        return TextTuneTask(handle, pairs, settings, parent_adapter)
+        prior_pairs = [(c.prompt, candidate_text(c)) for c in prior]
+        return TextTuneTask(handle, pairs, settings, parent_adapter, prior_pairs)
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

@@ -41,7 +41,7 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
 
 class TextTuneTask:
     def __init__(self, handle: TextHandle, pairs: Sequence[tuple[str, str]], settings: dict[str, Any],
-                 parent_adapter: str | None = None):
+                 parent_adapter: str | None = None, prior_pairs: Sequence[tuple[str, str]] = ()):
         import torch
         from peft import get_peft_model
         from peft.utils import set_peft_model_state_dict
@@ -70,19 +70,26 @@ class TextTuneTask:
             state = load_file(str(Path(parent_adapter) / "adapter_model.safetensors"))
             set_peft_model_state_dict(handle.model, state, adapter_name=self.name)
 
-        encoded = [example_ids(handle.tokenizer, p, c) for p, c in pairs]
-        encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
         self.packing = settings["packing"]
-        if self.packing == "packed":
-            inputs, labels, positions = packed_rows(encoded, self.seq_len, min_rows=self.batch_size,
-                                                    seed=int(settings.get("seed", 0)))
-            self.extra = torch.tensor(positions)
-        else:
-            inputs, labels, masks = padded_rows(encoded, handle.tokenizer.pad_token_id)
-            self.extra = torch.tensor(masks)
+        inputs, labels, extra = self._rows(pairs, settings)
+        # prior preservation: un-kept base texts in their own rows, this share of every batch
+        self.prior_weight = float(settings.get("prior_weight", 0.0)) if prior_pairs else 0.0
+        self.kept_rows = len(inputs)
+        if self.prior_weight > 0:
+            more = self._rows(prior_pairs, settings)
+            inputs, labels, extra = inputs + more[0], labels + more[1], extra + more[2]
         self.inputs = torch.tensor(inputs)
         self.labels = torch.tensor(labels)
+        self.extra = torch.tensor(extra)
         self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
+
+    def _rows(self, pairs: Sequence[tuple[str, str]], settings: dict[str, Any]) -> tuple[list, list, list]:
+        """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
+        encoded = [example_ids(self.handle.tokenizer, p, c) for p, c in pairs]
+        encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
+        if self.packing == "packed":
+            return packed_rows(encoded, self.seq_len, min_rows=self.batch_size, seed=int(settings.get("seed", 0)))
+        return padded_rows(encoded, self.handle.tokenizer.pad_token_id)
 
     def parameters(self) -> list[Any]:
         return [p for p in self.handle.model.parameters() if p.requires_grad]
@@ -101,7 +108,10 @@ class TextTuneTask:
     def loss(self, step: int, generator: Any) -> Any:
         import torch
 
-        rows = torch.randint(0, len(self.inputs), (self.batch_size,), generator=generator)
+        prior = max(1, round(self.batch_size * self.prior_weight)) if self.prior_weight > 0 else 0
+        rows = torch.randint(0, self.kept_rows, (self.batch_size - prior,), generator=generator)
+        if prior:
+            rows = torch.cat([rows, torch.randint(self.kept_rows, len(self.inputs), (prior,), generator=generator)])
         logits = self.logits(rows)
         labels = self.labels[rows].to(logits.device)
         return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
