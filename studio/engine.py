@@ -249,7 +249,7 @@ class Studio:
         else:
             rng = np.random.default_rng([seed, len(candidates)])
             mask = sampling.accept(scores, threshold, temperature, rng)
-        if keep == "spread" and candidates and mask.sum() > 1:
+        if keep == "spread" and best_of is None and candidates and mask.sum() > 1:  # best-of keeps its count
             mask = self._spread(candidates, scores, mask)
         decisions = {c.id: ("auto_accepted" if ok else "auto_rejected")
                      for c, ok in zip(candidates, mask) if not c.hand_decided}

@@ -44,7 +44,7 @@ def test_curate_hand_decision_wins_over_rule(workspace, fake):
 def test_curate_rule_and_best_of(workspace, fake):
     studio = Studio(workspace)
     studio.generate("fake", "a colour", n=20)
-    hard = studio.curate("fake", threshold=0.5, temperature=0.0)
+    hard = studio.curate("fake", threshold=0.5, temperature=0.0, keep="all")  # spread would drop repeats
     cands = studio.store.candidates("fake", batch=hard["batch"])
     assert all((c.scores["score"] >= 0.5) == (c.id in hard["accepted"]) for c in cands)
     best = studio.curate("fake", best_of=3)
