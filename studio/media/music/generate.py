@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from ...errors import StudioError
 from ...medium import Generated
 from .events import piece_from_tokens, to_midi_bytes
+from .fluid import render_or_none
 from .pianoroll import piano_roll_png
 from .synth import SAMPLE_RATE, render_piece, timbre_for, wav_bytes
 from .vocab import BAR_LENGTH, DURATIONS, TAG_ORDER, TAG_VALUES, parse_prompt
@@ -150,13 +151,14 @@ def generate_symbolic(handle, prompt: str, seeds: Sequence[int], params: dict[st
     bpm = parse_prompt(prompt).bpm
     sequences = sample_tokens(handle, prompt, seeds, bars, float(params["temperature"]), int(params["top_k"]),
                               float(params["top_p"]))
+    pieces = [piece_from_tokens(tokens, bpm=bpm) for tokens in sequences]
+    timbres = [timbre_for(piece.tags["style"], params["timbre"]) for piece in pieces]
+    midis = [to_midi_bytes(piece, timbre) for piece, timbre in zip(pieces, timbres)]
+    # instrument sound through FluidSynth when it is installed, the studio's own synth otherwise
+    signals = render_or_none(midis, SAMPLE_RATE) or [render_piece(p, t) for p, t in zip(pieces, timbres)]
     out = []
-    for seed, tokens in zip(seeds, sequences):
-        piece = piece_from_tokens(tokens, bpm=bpm)
-        timbre = timbre_for(piece.tags["style"], params["timbre"])
-        notes = piece.notes()
-        files = {"mid": to_midi_bytes(piece, timbre),
-                 "wav": wav_bytes(render_piece(piece, timbre), SAMPLE_RATE),
-                 "png": piano_roll_png(notes, len(piece.bars) * piece.bar_length, piece.bar_length)}
+    for seed, piece, midi, signal in zip(seeds, pieces, midis, signals):
+        files = {"mid": midi, "wav": wav_bytes(signal, SAMPLE_RATE),
+                 "png": piano_roll_png(piece.notes(), len(piece.bars) * piece.bar_length, piece.bar_length)}
         out.append(Generated(seed=int(seed), files=files))
     return out
