@@ -42,12 +42,14 @@ def brightness(candidates: Sequence[Candidate]) -> list[float]:
 
 
 class FakeTask:
-    def __init__(self, handle: Handle, examples: Sequence[Candidate], init):
+    def __init__(self, handle: Handle, examples: Sequence[Candidate], init, prior=(), prior_weight=0.0):
         import torch
 
         self.base = handle.logits
         self.delta = torch.nn.Parameter(init.clone())
         self.targets = torch.tensor([COLOURS.index(Path(c.path).read_text()) for c in examples])
+        self.prior = torch.tensor([COLOURS.index(Path(c.path).read_text()) for c in prior], dtype=torch.long)
+        self.prior_weight = prior_weight if len(self.prior) else 0.0
 
     def parameters(self):
         return [self.delta]
@@ -57,7 +59,11 @@ class FakeTask:
 
         idx = torch.randint(len(self.targets), (8,), generator=generator)
         logp = torch.log_softmax(self.base + self.delta, dim=0)
-        return -logp[self.targets[idx]].mean()
+        kept = -logp[self.targets[idx]].mean()
+        if not self.prior_weight:
+            return kept
+        prior = -logp[self.prior[torch.randint(len(self.prior), (8,), generator=generator)]].mean()
+        return (1 - self.prior_weight) * kept + self.prior_weight * prior
 
     def adapter_state(self):
         return {"delta": self.delta.detach()}
@@ -130,14 +136,14 @@ class FakeMedium(Medium):
             feats[i, COLOURS.index(Path(c.path).read_text())] = 1.0
         return feats
 
-    def tune_task(self, handle, examples, settings, parent_adapter):
+    def tune_task(self, handle, examples, settings, parent_adapter, prior=()):
         import torch
         from safetensors.torch import load_file
 
         init = torch.zeros_like(handle.logits)
         if parent_adapter:
             init = load_file(str(Path(parent_adapter) / "adapter.safetensors"))["delta"]
-        task = FakeTask(handle, examples, init)
+        task = FakeTask(handle, examples, init, prior, float(settings.get("prior_weight", 0.0)))
         if settings.get("fail") == "nan":
             task.base = task.base * float("nan")
         if settings.get("slow"):

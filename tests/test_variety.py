@@ -1,6 +1,9 @@
 """Variety and copies: the shared measures, and compare reporting and saving them (fake medium)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -75,3 +78,67 @@ def test_epochs_set_the_step_count_from_the_curated_set(workspace, fake):
     studio.curate("fake", best_of=16, keep="all")
     assert studio.tune("fake", settings={"epochs": 10, "batch_size": 8})["steps"] == 20
     assert studio.tune("fake", steps=7, settings={"epochs": 10})["steps"] == 7  # explicit steps win
+
+
+def test_image_strength_and_adapter_from(tmp_path):
+    """On the embedded image default: strength 0 is the base, and an adapter that joins halfway
+    through denoising gives a picture between the base's and the full adapter's."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from studio.media.image import ImageMedium
+    from studio.medium import Candidate
+
+    torch.set_num_threads(1)
+    medium = ImageMedium()
+    handle = medium.load(medium.default_model(), "cpu")
+    params = medium.validate_params({"steps": 6})
+    gens = medium.generate(handle, "a circle", [0, 1], params)
+    kept = []
+    for g in gens:
+        path = tmp_path / f"{g.seed}.png"
+        path.write_bytes(g.files["png"])
+        kept.append(Candidate(id=str(g.seed), medium="image", prompt="a circle", seed=g.seed, params=params,
+                              version="base", model="default", path=str(path), files={"png": str(path)}))
+    task = medium.tune_task(handle, kept, {"rank": 4, "batch_size": 2, "seed": 0}, None)
+    optimizer = torch.optim.AdamW(task.parameters(), lr=0.05)
+    for step in range(4):  # a few large steps: an adapter that visibly changes the pictures
+        loss = task.loss(step, torch.Generator().manual_seed(step))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    task.save(tmp_path / "adapter")
+    task.release()
+
+    def pixels(adapter=None, strength=1.0, start=0.0):
+        (gen,) = medium.generate(handle, "a circle", [5], {**params, "adapter_from": start}, adapter, strength)
+        return np.asarray(Image.open(io.BytesIO(gen.files["png"])).convert("RGB"), dtype=np.float64)
+
+    adapter = str(tmp_path / "adapter")
+    base, full = pixels(), pixels(adapter)
+    assert np.abs(full - base).mean() > 2
+    assert np.abs(pixels(adapter, strength=0.0) - base).max() <= 2
+    late = pixels(adapter, start=0.5)
+    assert 0.5 < np.abs(late - base).mean() and 0.5 < np.abs(late - full).mean()
+    assert np.abs(pixels(adapter) - full).max() <= 2  # the schedule is undone for the next call
+    with pytest.raises(StudioError, match="adapter_from"):
+        medium.validate_params({"adapter_from": 1.0})
+
+
+def test_prior_preservation_mixes_in_the_un_kept_candidates(workspace, fake):
+    studio = Studio(workspace)
+    studio.generate("fake", "a colour", n=16)
+    studio.curate("fake", scorers=["bright"], threshold=0.7, temperature=0.0, keep="all")
+    studio.wait_tune(studio.start_tune("fake", settings={"prior_weight": 0.5}))
+    batch = studio.store.candidates("fake", batch=studio.store.latest_batch("fake"))
+    rejected = {c.id for c in batch if c.decision == "auto_rejected"}
+    spec = json.loads(next(Path(workspace).rglob("spec.json")).read_text())
+    assert set(spec["prior"]) == rejected and not set(spec["prior"]) & set(spec["examples"])
+    kept_only = studio.tune("fake")  # no prior: the tune leans further toward the kept colours
+    rates = [studio.compare("fake", after=v, prompt="a colour", n=32, seed=100, scorers=["bright"], threshold=0.7,
+                            temperature=0.0)["after"]["acceptance_rate"] for v in ("v1", kept_only["version"])]
+    assert rates[0] < rates[1]
+    with pytest.raises(StudioError, match="prior_weight"):
+        studio.start_tune("fake", settings={"prior_weight": 1.5})

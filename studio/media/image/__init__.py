@@ -40,6 +40,10 @@ class ImageMedium(Medium):
             raise StudioError(f"The batch size must be a positive whole number, not {merged['batch_size']}.")
         if not isinstance(merged["negative_prompt"], str):
             raise StudioError("The negative prompt must be text.")
+        start = merged["adapter_from"]
+        if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < 1:
+            raise StudioError(f"adapter_from is the fraction of denoising steps before the adapter joins, "
+                              f"from 0 up to (not including) 1, not {start!r}.")
         return merged
 
     def load(self, model: str, device: str | None = None) -> Any:
@@ -48,10 +52,10 @@ class ImageMedium(Medium):
         return load(model, device)
 
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-                 adapter: str | None = None):
+                 adapter: str | None = None, strength: float = 1.0):
         from .generate import generate
 
-        return generate(handle, prompt, seeds, self.validate_params(params), adapter)
+        return generate(handle, prompt, seeds, self.validate_params(params), adapter, strength)
 
     def scorers(self):
         from .scorers import SCORERS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any, Sequence
 
 from studio.medium import Generated
@@ -22,6 +23,8 @@ DEFAULT_PARAMS = {
     "width": 0,             # pixels, a multiple of 8; 0 = the model's native size
     "height": 0,
     "batch_size": 8,        # candidates per forward pass
+    "adapter_from": 0.0,    # share of the denoising steps the base runs alone before a version's adapter
+                            # joins: the base lays out the composition, the adapter the finish
 }
 
 
@@ -51,11 +54,31 @@ def png_bytes(image, text: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
+def adapter_schedule(handle: ImageHandle, adapter: str | None, strength: float, steps: int, start: float):
+    """A step-end callback that switches the adapter on once ``start`` of the steps are done
+    (None when it is on from the first step); the denoiser runs with weight 0 until then."""
+    import math
+
+    first = math.ceil(start * steps) if adapter else 0
+    if first <= 0:
+        return None
+    name = handle.adapters[str(Path(adapter).resolve())]
+    denoiser = getattr(handle.pipe, "unet", None) or handle.pipe.transformer
+    denoiser.set_adapters([name], weights=[0.0])
+
+    def switch(pipe, step: int, timestep, callback_kwargs):
+        if step + 1 == first:
+            denoiser.set_adapters([name], weights=[strength])
+        return callback_kwargs
+
+    return switch
+
+
 def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-             adapter: str | None = None) -> list[Generated]:
+             adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
     import torch
 
-    use_adapter(handle, adapter)
+    use_adapter(handle, adapter, strength)
     width, height = resolve_size(handle, params)
     batch = max(1, int(params["batch_size"]))
     sampler = type(handle.pipe.scheduler).__name__
@@ -65,11 +88,14 @@ def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dic
     for start in range(0, len(seeds), batch):
         chunk = [int(s) for s in seeds[start:start + batch]]
         generators = [torch.Generator("cpu").manual_seed(s) for s in chunk]
+        steps = int(params["steps"])
+        switch = adapter_schedule(handle, adapter, strength, steps, float(params.get("adapter_from", 0.0)))
         with torch.inference_mode():
             images = handle.pipe(prompt=[prompt] * len(chunk),
                                  negative_prompt=[negative] * len(chunk) if negative else None,
-                                 num_inference_steps=int(params["steps"]), guidance_scale=float(params["guidance"]),
-                                 width=width, height=height, generator=generators, output_type="pil").images
+                                 num_inference_steps=steps, guidance_scale=float(params["guidance"]),
+                                 width=width, height=height, generator=generators, output_type="pil",
+                                 **({"callback_on_step_end": switch} if switch else {})).images
         for seed, image in zip(chunk, images):
             text = parameters_text(prompt, seed, params, (width, height), sampler, handle.model, version)
             settings = json.dumps({"prompt": prompt, "seed": seed, "params": params, "model": handle.model,

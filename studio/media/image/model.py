@@ -124,8 +124,9 @@ def load(model: str, device: str | None = None) -> ImageHandle:
     return ImageHandle(pipe=pipe, model=model, device=device, dtype=dtype, native_size=int(sample * scale))
 
 
-def use_adapter(handle: ImageHandle, adapter: str | None) -> None:
-    """Switch ``adapter`` (a LoRA folder) on, or every adapter off for ``None``; load each once."""
+def use_adapter(handle: ImageHandle, adapter: str | None, strength: float = 1.0) -> None:
+    """Switch ``adapter`` (a LoRA folder) on at ``strength``, or every adapter off for ``None``;
+    load each once."""
     pipe = handle.pipe
     if adapter is None:
         if handle.adapters:
@@ -144,5 +145,5 @@ def use_adapter(handle: ImageHandle, adapter: str | None) -> None:
             raise StudioError(f"The adapter in '{adapter}' does not fit this model ({exc.__class__.__name__}).") from exc
         handle.adapters[key] = name
     pipe.enable_lora()
-    pipe.set_adapters([handle.adapters[key]], adapter_weights=[1.0])
+    pipe.set_adapters([handle.adapters[key]], adapter_weights=[float(strength)])
     handle.active = key
