@@ -12,7 +12,6 @@ import os
 import sys
 from typing import Any
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -32,12 +31,21 @@ def _finite_or_nan(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line on stderr (no usage block), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        message = message[:1].upper() + message[1:] if message else "Bad arguments"
+        sys.stderr.write(f"error: {self.prog}: {message.rstrip('.')}; see {self.prog} --help.\n")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--workspace", metavar="DIR",
                         help="workspace folder (default: $STUDIO_HOME, else ~/.local/share/studio)")
     common.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
-    rule = argparse.ArgumentParser(add_help=False)
+    rule = _Parser(add_help=False)
     rule.add_argument("--scorer", action="append", default=[], metavar="S",
                       help="built-in scorer name or module:function, optionally =WEIGHT; repeat to combine")
     rule.add_argument("--threshold", type=_finite_or_nan, metavar="X",
@@ -48,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="among what the rule keeps: spread drops near-duplicates of a better candidate, "
                            "all keeps them (default spread; compare ignores it)")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="studio", description="Generate, curate by rejection sampling, fine-tune (LoRA) and compare: "
                                    "image, text and music.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -56,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="open the studio app in the browser")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login; needed for a non-local --host")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login; needed for a non-local --host "
+                                                           "(shows in ps: prefer --auth-file or $STUDIO_AUTH)")
+    p.add_argument("--auth-file", metavar="FILE", help="read USER:PASSWORD from the first line of FILE")
 
     p = sub.add_parser("generate", parents=[common], help="generate candidates")
     p.add_argument("medium", metavar="MEDIUM", help="image, text or music")
@@ -163,20 +173,42 @@ def _side(label: str, side: dict[str, Any]) -> str:
     return line
 
 
+def _device(name: str | None) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` that this machine has; one sentence otherwise."""
+    import torch
+
+    from .errors import StudioError
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise StudioError(f"Unknown device '{name}'; use cpu or cuda.") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise StudioError(f"This machine has no {name} device; use cpu.")
+    if device.type not in ("cpu", "cuda"):
+        raise StudioError(f"The device '{name}' is not supported; use cpu or cuda.")
+    return str(device)
+
+
 def run(args: argparse.Namespace) -> int:
     from . import media, runner
     from .engine import Studio
     from .errors import StudioError
 
     if args.command == "serve":
-        if args.host not in LOCAL_HOSTS and not args.auth:
-            raise StudioError(f"Serving on {args.host} exposes the studio to the network; "
-                              "give --auth USER:PASSWORD or use --host 127.0.0.1.")
-        if args.auth and (":" not in args.auth or not all(args.auth.split(":", 1))):
-            raise StudioError("--auth must look like USER:PASSWORD.")
+        from .app import security
+
+        auth = security.read_auth(args.auth, args.auth_file)
+        security.check_host(args.host, auth and security.parse_auth(auth))
+        security.check_address(args.host, args.port)
+        from .engine import Studio as _Open
+
+        _Open(args.workspace).store.close()  # an unusable workspace: one sentence before the app starts
         from .app import serve
 
-        serve(workspace=args.workspace, host=args.host, port=args.port, auth=args.auth)
+        serve(workspace=args.workspace, host=args.host, port=args.port, auth=auth)
         return 0
 
     if args.command == "train-defaults":
@@ -184,13 +216,17 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         ref = media.reference(args.medium)
-        trainer = importlib.import_module(ref.split(":")[0] + ".defaults")
+        try:
+            trainer = importlib.import_module(ref.split(":")[0] + ".defaults")
+        except ModuleNotFoundError:
+            raise StudioError(f"The {args.medium} medium has no embedded default model to train.") from None
         the_medium = media.get(args.medium)
         out = Path(args.out) if args.out else Path(the_medium.default_model())
-        device = args.device
-        if device is None:
-            import torch
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = _device(args.device)
+        if args.seed < 0 or args.seed > 2**32 - 1:
+            raise StudioError(f"The seed must be between 0 and {2**32 - 1}, not {args.seed}.")
+        if out.exists() and not out.is_dir():
+            raise StudioError(f"The output {out} is a file, not a folder.")
         result = trainer.train(out, device=device, seed=args.seed)
         _emit(args, {"medium": args.medium, "out": str(out), **(result or {})}, f"wrote {out}")
         return 0
@@ -265,16 +301,43 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .errors import StudioError
+    import sqlite3
+
+    from .errors import StudioError, disk_full, os_error_sentence
 
     try:
-        return run(args)
+        code = run(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
+        return code
     except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
     except KeyboardInterrupt:
-        print("error: interrupted.", file=sys.stderr)
-        return 130
+        return _fail("interrupted.", 130)
+    except BrokenPipeError:  # `studio jobs | head`: the reader left; say nothing more on stdout
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except UnicodeEncodeError:
+        return _fail("An argument holds bytes that are not valid text (UTF-8); retype it.", 2)
+    except OSError as exc:  # the machine said no: a full disk, a read-only folder, a missing permission
+        return _fail(os_error_sentence(exc, f"finish {args.command}"), 1)
+    except sqlite3.DatabaseError as exc:
+        if disk_full(exc):
+            return _fail(f"The disk is full, so studio could not save {args.command}'s work in the database; "
+                         "free some space and try again.", 1)
+        return _fail(f"The workspace database failed ({str(exc).rstrip('.')}); nothing was half-written.", 1)
+
+
+def _fail(sentence: str, code: int) -> int:
+    try:
+        sys.stderr.write(f"error: {sentence}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return code
 
 
 if __name__ == "__main__":

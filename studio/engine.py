@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -62,6 +63,16 @@ def check_seeds(seed: Any, n: int, what: str = "seed") -> list[int]:
     if seed + n - 1 > MAX_SEED:
         raise StudioError(f"The {what}s {seed}..{seed + n - 1} go past {MAX_SEED}; start lower.")
     return list(range(seed, seed + n))
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` would create for ``path``, outermost first."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing[::-1]
 
 
 def check_rule(threshold: float | None, temperature: float) -> None:
@@ -438,8 +449,14 @@ class Studio:
         """
         check_rule(threshold, temperature)
         strength = check_strength(strength)
-        if not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
+        prompt = check_prompt(prompt)
+        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
             raise StudioError(f"-n must be between 2 and {MAX_CANDIDATES} for a comparison, not {n}.")
+        check_seeds(seed, n)
+        if after == "base":
+            raise StudioError("--after must be a tuned version (vN); base is what it is compared against.")
+        if after == before:
+            raise StudioError(f"--after and --before are both '{after}'; compare two different versions.")
         after_model, _ = self.resolve_version(medium, after)
         self.resolve_version(medium, before)
         seeds = self.held_out_seeds(medium, prompt, n, seed)
@@ -550,12 +567,21 @@ class Studio:
                                   f"{', '.join(self.versions(medium))}.")
         curated = [self.store.candidate(cid) for cid in found.curated] if found else self.store.curated(medium)
         curated = [c for c in curated if c is not None]
+        if not str(out).strip() or "\x00" in str(out):
+            raise StudioError("The export folder name is empty or invalid; give --out DIR.")
         out = Path(out).expanduser()
         if out.exists() and not out.is_dir():
             raise StudioError(f"The export target {out} is a file, not a folder.")
-        out.mkdir(parents=True, exist_ok=True)
+        created = _missing_parents(out)
         with self._model_lock:
             handle = self.handle(medium, found.model if found else None)
-            files = the_medium.export(handle, found, fmt, out, curated)
+            try:
+                guarded(lambda: out.mkdir(parents=True, exist_ok=True), f"create the export folder {out}")
+                files = guarded(lambda: the_medium.export(handle, found, fmt, out, curated),
+                                f"export to {out}")
+            except BaseException:  # a failed export leaves no folder it made
+                if created:  # the outermost folder it made holds the rest
+                    shutil.rmtree(created[0], ignore_errors=True)
+                raise
         return {"medium": medium, "version": version, "format": fmt, "out": str(out),
                 "files": [str(f) for f in files]}

@@ -31,7 +31,7 @@ def disk_full(exc: BaseException) -> bool:
 def os_error_sentence(exc: OSError, what: str) -> str:
     """One sentence for a failed file operation while doing ``what``."""
     if disk_full(exc):
-        return f"The disk is full; could not {what}. Free some space and try again."
+        return f"The disk is full, so studio could not {what}; free some space and try again."
     reason = exc.strerror or one_line(exc)
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
     return f"Could not {what}: {reason}{where}."

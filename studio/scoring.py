@@ -47,9 +47,11 @@ def _plugin(name: str) -> Callable[[Sequence[Candidate]], list[float]] | None:
 
 def _import(ref: str) -> Callable[[Sequence[Candidate]], list[float]]:
     module, _, attr = ref.partition(":")
+    if not module or not attr or module.startswith("."):
+        raise StudioError(f"Cannot load the scorer '{ref}': write it as package.module:function.")
     try:
         fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
         raise StudioError(f"Cannot load the scorer '{ref}' ({exc}).") from None
     if not callable(fn):
         raise StudioError(f"The scorer '{ref}' is not a function.")

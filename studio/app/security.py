@@ -1,5 +1,10 @@
 """How the app is exposed: local by default, a login for anything else, only the workspace's media served.
 
+The login comes from ``--auth USER:PASSWORD``, ``--auth-file FILE`` or ``$STUDIO_AUTH`` (the
+last two keep the password out of ``ps``).  Wrong passwords are throttled: after each
+failure every login is refused, unchecked, for a delay that doubles up to a limit, so
+guessing runs at a few tries a minute at most.
+
 Gradio serves a file only when it lies in ``allowed_paths``, in its own cache or in its upload
 folder.  The app allows the workspace's ``media/`` and ``exports/`` folders and points
 Gradio's cache and upload folder inside the workspace too, so nothing outside the workspace
@@ -7,9 +12,13 @@ Gradio's cache and upload folder inside the workspace too, so nothing outside th
 """
 from __future__ import annotations
 
+import hmac
 import os
+import socket
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from ..errors import StudioError
 
@@ -17,6 +26,77 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_HOST = "127.0.0.1"
 MAX_FILE_SIZE = "20mb"  # the largest upload the app accepts
 CACHE = ".gradio"  # Gradio's cache and upload folder, inside the workspace
+AUTH_ENV = "STUDIO_AUTH"  # USER:PASSWORD from the environment, when no --auth or --auth-file is given
+FIRST_DELAY = 1.0  # seconds every login is refused after one wrong password
+MAX_DELAY = 30.0  # the delay doubles per failure in a row, up to this
+
+
+def read_auth(auth: str | None = None, auth_file: str | Path | None = None,
+              environ: Mapping[str, str] | None = None) -> str | None:
+    """The login as USER:PASSWORD from --auth, else --auth-file, else $STUDIO_AUTH; None for none."""
+    environ = os.environ if environ is None else environ
+    if auth and auth_file:
+        raise StudioError("Give the login once: --auth or --auth-file, not both.")
+    if auth_file:
+        try:
+            text = Path(auth_file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise StudioError(f"Cannot read the login file {auth_file}: {reason}.") from None
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            raise StudioError(f"The login file {auth_file} is empty; write USER:PASSWORD in it.")
+        return lines[0]
+    return auth or environ.get(AUTH_ENV) or None
+
+
+class LoginThrottle:
+    """Gradio's ``auth`` callable: one login, checked in constant time, throttled after failures.
+
+    Gradio calls it on its event loop, so it never sleeps: while throttled it refuses at once.
+    """
+
+    def __init__(self, user: str, password: str, first_delay: float = FIRST_DELAY, max_delay: float = MAX_DELAY,
+                 clock: Callable[[], float] = time.monotonic):
+        self._user, self._password = user.encode(), password.encode()
+        self.first_delay, self.max_delay, self.clock = first_delay, max_delay, clock
+        self.failures = 0
+        self.refused_until = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, username: str, password: str) -> bool:
+        with self._lock:
+            now = self.clock()
+            if now < self.refused_until:
+                return False
+            ok = hmac.compare_digest(username.encode(), self._user) & \
+                hmac.compare_digest(password.encode(), self._password)
+            if ok:
+                self.failures, self.refused_until = 0, 0.0
+            else:
+                self.failures += 1
+                self.refused_until = now + min(self.max_delay, self.first_delay * 2 ** (self.failures - 1))
+            return ok
+
+
+def check_address(host: str, port: int | None) -> None:
+    """The port is valid and free on an address this machine has; one sentence otherwise."""
+    if port is not None and not 1 <= port <= 65535:
+        raise StudioError(f"--port must be between 1 and 65535, not {port}.")
+    try:
+        infos = socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise StudioError(f"Cannot serve on '{host}': the address is unknown ({exc.args[-1]}).") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            busy = exc.errno == 98  # EADDRINUSE
+            raise StudioError(f"Cannot serve on {host}:{port}: " + (
+                "the port is in use; pick another --port." if busy else
+                f"{exc.strerror or exc} (is {host} an address of this machine?).")) from None
 
 
 def parse_auth(auth: str | tuple[str, str] | None) -> tuple[str, str] | None:
@@ -66,7 +146,8 @@ def launch_kwargs(workspace: Path, host: str = DEFAULT_HOST, port: int | None = 
     """The arguments for ``Blocks.launch``: never a share link, only the workspace's media."""
     credentials = parse_auth(auth)
     check_host(host, credentials)
-    return {"server_name": host, "server_port": port, "auth": credentials, "share": False,
+    return {"server_name": host, "server_port": port, "auth": LoginThrottle(*credentials) if credentials else None,
+            "share": False,
             "allowed_paths": [str(p) for p in served_folders(workspace)],
             "blocked_paths": [str(p) for p in blocked(workspace)],
             "max_file_size": MAX_FILE_SIZE, "show_error": True, "quiet": True, "footer_links": [],

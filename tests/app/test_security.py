@@ -35,7 +35,8 @@ def test_launch_arguments_are_local_private_and_limited(tmp_path):
     assert kwargs["max_file_size"] == security.MAX_FILE_SIZE
     with pytest.raises(StudioError, match="exposes the studio"):
         security.launch_kwargs(tmp_path / "ws", host="0.0.0.0")
-    assert security.launch_kwargs(tmp_path / "ws", host="0.0.0.0", auth="ann:secret")["auth"] == ("ann", "secret")
+    login = security.launch_kwargs(tmp_path / "ws", host="0.0.0.0", auth="ann:secret")["auth"]
+    assert login("ann", "secret") and not security.LoginThrottle("ann", "secret")("ann", "wrong")
     with pytest.raises(StudioError, match="USER:PASSWORD"):
         security.parse_auth("no-password")
 

@@ -53,6 +53,9 @@ class TextMedium(Medium):
         for key, ok, expected in checks:
             if not ok(merged[key]):
                 raise StudioError(f"The text setting '{key}' must be {expected}, not {merged[key]!r}.")
+        if merged["min_new_tokens"] > merged["max_new_tokens"]:
+            raise StudioError(f"min_new_tokens ({merged['min_new_tokens']}) is above max_new_tokens "
+                              f"({merged['max_new_tokens']}); raise max_new_tokens or lower min_new_tokens.")
         merged["stop"] = list(merged["stop"])
         return merged
 

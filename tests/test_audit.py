@@ -1,0 +1,419 @@
+"""The audit: bad inputs to every command, kills, races and a full disk.
+
+Every bad input must end with a non-zero exit, exactly one sentence on stderr (one line,
+``error: ...``, no traceback) and a workspace whose database passes ``PRAGMA
+integrity_check``.  Commands run in-process through ``studio.cli.main`` on the fake medium;
+subprocesses only where a real process is the point (a closed pipe, a kill, a race).
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from studio import media, runner
+from studio.cli import main
+
+CLI = ("import sys; from studio import media; media.register('fake', 'fake_medium:FakeMedium'); "
+       "media.register('fake2', 'fake_medium:FakeMedium'); from studio.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A workspace with two batches (fake, fake2), a curated set, v1 and a finished job; and odd files."""
+    from fake_medium import make_model
+
+    from studio.engine import Studio
+
+    root = tmp_path_factory.mktemp("audit")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAKE_MODEL", str(make_model(root / "fake-model")))
+        mp.setenv("STUDIO_LAUNCHER", "python")
+        media.register("fake", "fake_medium:FakeMedium")
+        media.register("fake2", "fake_medium:FakeMedium")
+        studio = Studio(root / "ws")
+        studio.generate("fake2", "a colour", n=4)
+        other_batch = studio.store.latest_batch("fake2")
+        studio.generate("fake", "a colour", n=12)
+        studio.curate("fake", best_of=4)
+        studio.tune("fake", steps=5)
+        job = studio.store.jobs("fake")[0]["id"]
+        while runner.owner(studio.store.job_dir(job)) is not None:  # the worker has exited
+            time.sleep(0.05)
+        studio.store.close()  # the last connection: the WAL is folded into studio.db
+        truncated = make_model(root / "truncated-model")
+        weights = truncated / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:20])
+        (root / "a-file").write_text("just a file")
+        (root / "empty-file").write_text("")
+        emptied = root / "emptied"
+        shutil.copytree(root / "ws", emptied)
+        for name in ("studio.db", "studio.db-wal", "studio.db-shm"):
+            (emptied / name).unlink(missing_ok=True)
+        (emptied / "studio.db").write_bytes(b"")
+        corrupt = root / "corrupt"
+        shutil.copytree(root / "ws", corrupt)
+        (corrupt / "studio.db").write_bytes(b"this is not a database " * 200)
+        for name in ("studio.db-wal", "studio.db-shm"):
+            (corrupt / name).unlink(missing_ok=True)
+        yield {"root": root, "other_batch": other_batch, "truncated": truncated,
+               "job": job}
+        media._extra.pop("fake2", None)
+        media._instances.pop("fake2", None)
+
+
+@pytest.fixture
+def audit_ws(prepared, tmp_path, monkeypatch):
+    """A fresh copy of the prepared workspace for each case."""
+    ws = tmp_path / "ws"
+    shutil.copytree(prepared["root"] / "ws", ws)
+    monkeypatch.setenv("STUDIO_HOME", str(ws))
+    monkeypatch.setenv("FAKE_MODEL", str(prepared["root"] / "fake-model"))
+    media.register("fake", "fake_medium:FakeMedium")
+    media.register("fake2", "fake_medium:FakeMedium")
+    yield ws
+    media._extra.pop("fake", None)
+    media._instances.pop("fake", None)
+
+
+def _busy_port() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock
+
+
+BUSY = _busy_port()  # held for the module: a port some other program uses
+BIG = str(2**63)
+HUGE = str(2**70)
+
+# (argv, words the one sentence must hold).  {root}: the prepared folder, {tmp}: this case's folder,
+# {other_batch}: a fake2 batch, {truncated}: a model with a cut-off .safetensors, {job}: a finished job.
+CASES = [
+    # generate
+    (["generate", "nope", "--prompt", "x"], "Unknown medium 'nope'"),
+    (["generate", "fake", "--prompt", ""], "prompt is empty"),
+    (["generate", "fake", "--prompt", "   "], "prompt is empty"),
+    (["generate", "fake", "--prompt", "x" * 3000], "keep it under"),
+    (["generate", "fake", "--prompt", "caf\udce9 au lait"], "not valid text"),
+    (["generate", "fake", "--prompt", "x", "-n", "0"], "number of candidates must be between"),
+    (["generate", "fake", "--prompt", "x", "-n", "-3"], "number of candidates must be between"),
+    (["generate", "fake", "--prompt", "x", "-n", "99999999"], "number of candidates must be between"),
+    (["generate", "fake", "--prompt", "x", "-n", "abc"], "invalid int value"),
+    (["generate", "fake", "--prompt", "x", "--seed", "-1"], "seed must be between"),
+    (["generate", "fake", "--prompt", "x", "--seed", BIG], "seed must be between"),
+    (["generate", "fake", "--prompt", "x", "--seed", HUGE], "seed must be between"),
+    (["generate", "fake", "--prompt", "x", "--seed", str(2**32 - 1), "-n", "2"], "go past"),
+    (["generate", "fake", "--prompt", "x", "--version", "v9"], "Unknown fake version 'v9'"),
+    (["generate", "fake", "--prompt", "x", "--version", ""], "Unknown fake version"),
+    (["generate", "fake", "--prompt", "x", "--model", "/no/such/model"], "does not exist"),
+    (["generate", "fake", "--prompt", "x", "--model", "{root}/a-file"], "is a file"),
+    (["generate", "fake", "--prompt", "x", "--model", "{truncated}"], "damaged or truncated"),
+    (["generate", "fake", "--prompt", "x", "--param", "colour=1"], "Unknown fake setting 'colour'"),
+    (["generate", "fake", "--prompt", "x", "--param", "temperature=0"], "temperature must be above 0"),
+    (["generate", "fake", "--prompt", "x", "--param", "=3"], "is not KEY=VALUE"),
+    (["generate", "fake", "--prompt", "x", "--version", "v1", "--strength", "9"], "strength"),
+    (["generate", "fake", "--prompt", "x", "--version", "v1", "--strength", "nan"], "strength"),
+    (["generate", "fake", "--prompt", "x", "--workspace", ""], "workspace folder name is empty"),
+    (["generate", "fake", "--prompt", "x", "--workspace", "{root}/a-file"], "is a file, not a folder"),
+    (["generate", "fake", "--prompt", "x", "--workspace", "{root}/emptied"], "empty or missing"),
+    (["generate", "fake", "--prompt", "x", "--workspace", "{root}/corrupt"], "unreadable"),
+    (["generate", "fake"], "required: --prompt"),
+    # curate
+    (["curate", "fake", "--batch", "9999"], "no fake batch 9999"),
+    (["curate", "fake", "--batch", "-1"], "no fake batch -1"),
+    (["curate", "fake", "--batch", HUGE], "no fake batch"),
+    (["curate", "fake", "--batch", "{other_batch}"], "no fake batch"),
+    (["curate", "fake", "--batch", "x"], "invalid int value"),
+    (["curate", "fake", "--threshold", "1.5"], "threshold must be between 0 and 1"),
+    (["curate", "fake", "--threshold", "nan"], "threshold must be between 0 and 1"),
+    (["curate", "fake", "--temperature", "-1"], "temperature must be 0 or more"),
+    (["curate", "fake", "--temperature", "warm"], "is not a number"),
+    (["curate", "fake", "--best-of", "0"], "--best-of must be 1 or more"),
+    (["curate", "fake", "--accept", "nosuchid"], "no fake candidate 'nosuchid'"),
+    (["curate", "fake", "--scorer", "nosuch"], "Unknown fake scorer 'nosuch'"),
+    (["curate", "fake", "--scorer", ":"], "Cannot load the scorer"),
+    (["curate", "fake", "--scorer", ".relative:fn"], "Cannot load the scorer"),
+    (["curate", "fake", "--scorer", "os:system"], "The scorer 'os:system' failed"),
+    (["curate", "fake", "--scorer", "builtins:len"], "The scorer 'builtins:len' failed"),
+    (["curate", "fake", "--scorer", "sys:exit"], "The scorer 'sys:exit' failed"),
+    (["curate", "fake", "--scorer", "bright=-1"], "finite number >= 0"),
+    (["curate", "fake", "--scorer", "bright=abc"], "is not a number"),
+    (["curate", "fake", "--scorer", "bright=0"], "add up to zero"),
+    (["curate", "fake", "--workspace", "{tmp}/new"], "no fake candidates yet"),
+    # tune
+    (["tune", "fake", "--steps", "0"], "--steps must be between"),
+    (["tune", "fake", "--steps", "-5"], "--steps must be between"),
+    (["tune", "fake", "--steps", HUGE], "--steps must be between"),
+    (["tune", "fake", "--rank", "0"], "--rank must be between"),
+    (["tune", "fake", "--lr", "0"], "--lr must be a number between"),
+    (["tune", "fake", "--lr", "nan"], "--lr must be a number between"),
+    (["tune", "fake", "--lr", "5"], "--lr must be a number between"),
+    (["tune", "fake", "--from", "v9"], "Unknown fake version 'v9'"),
+    (["tune", "fake", "--workspace", "{tmp}/new"], "curated fake set is empty"),
+    (["tune", "fake", "--steps", "abc"], "invalid int value"),
+    # compare
+    (["compare", "fake", "--after", "base", "--prompt", "x"], "must be a tuned version"),
+    (["compare", "fake", "--after", "v1", "--before", "v1", "--prompt", "x"], "both 'v1'"),
+    (["compare", "fake", "--after", "v9", "--prompt", "x"], "Unknown fake version 'v9'"),
+    (["compare", "fake", "--after", "v1", "--prompt", "x", "--seed", "-5"], "seed must be between"),
+    (["compare", "fake", "--after", "v1", "--prompt", "x", "--seed", HUGE], "seed must be between"),
+    (["compare", "fake", "--after", "v1", "--prompt", "x", "-n", "1"], "-n must be between 2"),
+    (["compare", "fake", "--after", "v1", "--prompt", ""], "prompt is empty"),
+    (["compare", "fake", "--after", "v1", "--prompt", "x", "--threshold", "2"], "threshold must be between"),
+    (["compare", "fake", "--prompt", "x"], "required: --after"),
+    # loop
+    (["loop", "fake", "--prompt", "x", "--rounds", "0"], "--rounds must be between"),
+    (["loop", "fake", "--prompt", "x", "-n", "1"], "-n must be between 2"),
+    (["loop", "fake", "--prompt", ""], "prompt is empty"),
+    (["loop", "fake", "--prompt", "x", "--temperature", "-1"], "temperature must be 0 or more"),
+    (["loop", "fake", "--prompt", "x", "--seed", "-1"], "seed must be"),
+    # export
+    (["export", "fake", "--version", "v9", "--format", "jsonl", "--out", "{tmp}/x"], "Unknown fake version"),
+    (["export", "fake", "--version", "v1", "--format", "zip", "--out", "{tmp}/x"], "Unknown fake export format"),
+    (["export", "fake", "--version", "v1", "--format", "jsonl", "--out", "{root}/a-file"], "is a file"),
+    (["export", "fake", "--version", "v1", "--format", "jsonl", "--out", "{root}/a-file/sub"],
+     "Could not create the export folder"),
+    (["export", "fake", "--version", "v1", "--format", "jsonl", "--out", "/proc/studio-export"],
+     "Could not create the export folder"),
+    (["export", "fake", "--version", "v1", "--format", "jsonl", "--out", ""], "export folder name is empty"),
+    # versions, jobs, resume, cancel
+    (["versions", "nope"], "Unknown medium 'nope'"),
+    (["jobs", "--workspace", "{root}/a-file"], "is a file, not a folder"),
+    (["resume", "nojob"], "There is no tune job 'nojob'"),
+    (["resume", "{job}"], "has already finished"),
+    (["cancel", "nojob"], "There is no tune job 'nojob'"),
+    # serve (none of these starts a server)
+    (["serve", "--host", "0.0.0.0"], "exposes the studio to the network"),
+    (["serve", "--port", "-1"], "--port must be between 1 and 65535"),
+    (["serve", "--port", "99999"], "--port must be between 1 and 65535"),
+    (["serve", "--port", str(BUSY.getsockname()[1])], "the port is in use"),
+    (["serve", "--host", "203.0.113.7", "--auth", "ann:secret"], "an address of this machine"),
+    (["serve", "--host", "no-such-host.invalid", "--auth", "ann:secret"], "the address is unknown"),
+    (["serve", "--auth", "nocolon"], "USER:PASSWORD"),
+    (["serve", "--auth", "ann:x", "--auth-file", "{root}/a-file"], "not both"),
+    (["serve", "--auth-file", "/no/such/file"], "Cannot read the login file"),
+    (["serve", "--auth-file", "{root}/empty-file"], "login file"),
+    # train-defaults (refused before any training)
+    (["train-defaults", "nope"], "Unknown medium 'nope'"),
+    (["train-defaults", "fake"], "no embedded default model"),
+    (["train-defaults", "text", "--device", "nosuch"], "Unknown device 'nosuch'"),
+    (["train-defaults", "text", "--device", "cuda:7"], "no cuda:7 device"),
+    (["train-defaults", "text", "--seed", "-1", "--device", "cpu"], "seed must be between"),
+    (["train-defaults", "text", "--out", "{root}/a-file", "--device", "cpu"], "is a file"),
+    # the command itself
+    (["nosuch"], "invalid choice"),
+    ([], "required: COMMAND"),
+]
+
+
+def test_the_table_is_big_enough():
+    assert len(CASES) >= 60
+    commands = {argv[0] for argv, _ in CASES if argv}
+    assert commands >= {"serve", "generate", "curate", "tune", "compare", "loop", "export", "versions", "jobs",
+                        "resume", "cancel", "train-defaults"}
+
+
+def assert_one_sentence(code: int, err: str) -> str:
+    assert code != 0
+    assert "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    sentence = err[len("error: "):].strip()
+    assert sentence.endswith("."), sentence
+    return sentence
+
+
+def integrity(ws: Path) -> str:
+    db = sqlite3.connect(f"file:{ws / 'studio.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("argv, words", CASES, ids=[" ".join(a)[:60] or "(none)" for a, _ in CASES])
+def test_bad_input_is_one_sentence_and_the_workspace_stays_whole(argv, words, prepared, audit_ws, tmp_path, capsys):
+    fill = {"{root}": str(prepared["root"]), "{tmp}": str(tmp_path), "{other_batch}": str(prepared["other_batch"]),
+            "{truncated}": str(prepared["truncated"]), "{job}": prepared["job"]}
+    args = []
+    for arg in argv:
+        for key, value in fill.items():
+            arg = arg.replace(key, value)
+        args.append(arg)
+    before = _files(audit_ws)
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out, err = capsys.readouterr()
+    sentence = assert_one_sentence(code, err)
+    assert words in sentence, sentence
+    assert out == ""
+    assert integrity(audit_ws) == "ok"
+    assert _files(audit_ws) == before  # a refused command adds and removes nothing
+    assert not (tmp_path / "x").exists()
+
+
+def _files(ws: Path) -> list[Path]:
+    return sorted(p.relative_to(ws) for p in ws.rglob("*")
+                  if p.is_file() and not p.name.startswith(("studio.db", ".writers.lock")))
+
+
+def test_emptied_and_corrupt_workspaces_are_left_untouched(prepared, audit_ws, capsys):
+    emptied = prepared["root"] / "emptied"
+    for argv in (["jobs", "--workspace", str(emptied)], ["tune", "fake", "--workspace", str(emptied)]):
+        code = main(argv)
+        assert "empty or missing" in assert_one_sentence(code, capsys.readouterr().err)
+    assert (emptied / "studio.db").read_bytes() == b""
+    assert not (emptied / "studio.db-wal").exists()
+
+
+def test_a_failed_export_leaves_no_empty_folder(prepared, audit_ws, tmp_path, capsys, monkeypatch):
+    from fake_medium import FakeMedium
+
+    def broken(self, handle, version, fmt, out_dir, curated):
+        raise PermissionError(13, "Permission denied", str(out_dir / "curated.jsonl"))
+
+    monkeypatch.setattr(FakeMedium, "export", broken)
+    target = tmp_path / "deep" / "er" / "out"
+    code = main(["export", "fake", "--version", "v1", "--format", "jsonl", "--out", str(target)])
+    assert "Permission denied" in assert_one_sentence(code, capsys.readouterr().err)
+    assert not (tmp_path / "deep").exists()
+
+
+def test_an_empty_or_cached_batch_is_never_curated_by_mistake(prepared, audit_ws, capsys, monkeypatch):
+    from fake_medium import FakeMedium
+
+    def crash(self, handle, prompt, seeds, params, adapter=None):
+        raise RuntimeError("the model fell over")
+
+    main(["generate", "fake", "--prompt", "a colour", "-n", "12"])  # fully cached: the same 12 candidates
+    capsys.readouterr()
+    code = main(["curate", "fake", "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and len(__import__("json").loads(out)["accepted"]) > 0
+    monkeypatch.setattr(FakeMedium, "generate", crash)
+    with pytest.raises(RuntimeError):  # a bug stays a traceback, but writes no batch
+        main(["generate", "fake", "--prompt", "another", "-n", "3"])
+    code = main(["curate", "fake", "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and len(__import__("json").loads(out)["accepted"]) > 0  # still the last real batch
+
+
+def test_a_closed_pipe_is_quiet(prepared, audit_ws):
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "versions", "fake", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "STUDIO_HOME": str(audit_ws)})
+    proc.stdout.close()  # `studio versions | true`: the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_login_is_throttled_and_read_from_a_file_or_the_environment(tmp_path):
+    from studio.app import security
+
+    now = [0.0]
+    login = security.LoginThrottle("ann", "secret", clock=lambda: now[0])
+    tries = 0
+    while now[0] < 1.0:  # an attacker hammering for one second
+        login("ann", f"guess{tries}")
+        tries += 1
+        now[0] += 0.01
+    assert tries == 100 and login.failures <= 2  # the rest were refused unchecked
+    now[0] += security.MAX_DELAY
+    assert not login("ann", "wrong")
+    assert not login("ann", "secret")  # even the right password waits out the delay
+    now[0] += security.MAX_DELAY
+    assert login("ann", "secret") and login.failures == 0
+    secret = tmp_path / "login"
+    secret.write_text("ann:from-file\n")
+    assert security.read_auth(auth_file=secret, environ={}) == "ann:from-file"
+    assert security.read_auth(environ={security.AUTH_ENV: "ann:from-env"}) == "ann:from-env"
+    assert security.read_auth("ann:flag", environ={security.AUTH_ENV: "ann:from-env"}) == "ann:flag"
+    assert security.read_auth(environ={}) is None
+
+
+KILLED_GENERATE = 4  # kills of a CLI generate at staggered moments
+
+
+def test_kills_during_generate_leave_whole_batches_and_leftovers_are_cleaned(prepared, audit_ws):
+    from studio.engine import Studio
+
+    rng = random.Random(7)
+    env = {**os.environ, "STUDIO_HOME": str(audit_ws), "FAKE_MODEL": str(prepared["root"] / "fake-model")}
+    for k in range(KILLED_GENERATE):
+        proc = subprocess.Popen([sys.executable, "-c", CLI, "generate", "fake", "--prompt", f"kill {k}", "-n", "500",
+                                 "--seed", str(10_000 * (k + 1))], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(1.0, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert integrity(audit_ws) == "ok"
+    studio = Studio(audit_ws)
+    for c in studio.store.candidates("fake"):
+        assert all(Path(p).exists() for p in c.files.values()), c.id
+    for batch in range(1, (studio.store.latest_batch("fake") or 0) + 1):
+        found = studio.store.batch(batch)
+        if found and found["medium"] == "fake":
+            assert studio.store.candidates("fake", batch=batch)  # never an empty batch
+    studio.generate("fake", "after the kills", n=2)  # the first generate cleans what the kills left
+    known = {c.id for c in studio.store.candidates("fake")}
+    leftovers = [p for p in studio.store.media_dir("fake").iterdir() if p.name.split(".", 1)[0] not in known]
+    assert leftovers == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a small tmpfs needs root")
+def test_a_full_disk_is_one_sentence_and_loses_nothing(prepared, tmp_path, capsys, monkeypatch):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()})")
+    try:
+        ws = mount / "ws"
+        monkeypatch.setenv("STUDIO_HOME", str(ws))
+        monkeypatch.setenv("FAKE_MODEL", str(prepared["root"] / "fake-model"))
+        media.register("fake", "fake_medium:FakeMedium")
+        assert main(["generate", "fake", "--prompt", "first", "-n", "2"]) == 0
+        capsys.readouterr()
+        filler = mount / "filler"
+        outcomes, sentences = set(), set()
+        # fill the disk to different depths: a batch's media files, or the database, hit the wall
+        # (the last ones leave room for 200 media files but not for their long-prompted rows)
+        for leave, n in ((0, 1), (4096, 1), (16384, 1), (65536, 200), (200 * 4096 + 8192, 200),
+                         (200 * 4096 + 65536, 200), (200 * 4096 + 131072, 200)):
+            free = shutil.disk_usage(mount).free
+            with open(filler, "ab") as fh:
+                fh.write(b"\0" * max(0, free - leave))
+            code = main(["generate", "fake", "--prompt", f"full {leave} " + "y" * 1900, "-n", str(n),
+                         "--seed", str(leave)])
+            _, err = capsys.readouterr()
+            if code != 0:
+                assert "disk is full" in assert_one_sentence(code, err)
+            outcomes.add(code)
+            sentences.add(err)
+            assert integrity(ws) == "ok"
+            from studio.store import Store
+
+            store = Store(ws)
+            known = {c.id for c in store.candidates("fake")}
+            for c in store.candidates("fake"):
+                assert all(Path(p).exists() for p in c.files.values())
+            assert [p.name for p in store.media_dir("fake").iterdir() if p.name.split(".", 1)[0] not in known] == []
+            store.close()
+            filler.unlink()
+        assert outcomes == {1} and any("database" in e for e in sentences) and any("finish" in e for e in sentences)
+        assert main(["generate", "fake", "--prompt", "after", "-n", "2"]) == 0  # space again: all is well
+    finally:
+        media._extra.pop("fake", None)
+        media._instances.pop("fake", None)
+        subprocess.run(["umount", "-l", str(mount)], check=False)
