@@ -83,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("curate", parents=[common, rule], help="accept or reject the latest batch")
     p.add_argument("medium", metavar="MEDIUM")
     p.add_argument("--best-of", type=int, metavar="K", help="keep the top K per prompt instead of the threshold rule")
-    p.add_argument("--accept", action="append", default=[], metavar="ID", help="hand-accept a candidate; repeat")
-    p.add_argument("--reject", action="append", default=[], metavar="ID", help="hand-reject a candidate; repeat")
+    p.add_argument("--accept", nargs="+", action="extend", default=[], metavar="ID",
+                   help="hand-accept one or more candidates (the flag may repeat)")
+    p.add_argument("--reject", nargs="+", action="extend", default=[], metavar="ID",
+                   help="hand-reject one or more candidates (the flag may repeat)")
     p.add_argument("--batch", type=int, help="the batch to curate (default: the latest)")
 
     p = sub.add_parser("tune", parents=[common], help="fine-tune a LoRA on the curated set")
@@ -248,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
                                args.accept, args.reject, batch=args.batch, keep=args.keep)
         _emit(args, result, f"accepted {len(result['accepted'])}, rejected {len(result['rejected'])}, "
                             f"acceptance rate {result['acceptance_rate']:.2f}; "
-                            f"{result['curated_total']} curated in all")
+                            f"{result['curated_total']} curated in all"
+                            + (f"\nwarning: {result['warning']}" if result.get("warning") else ""))
     elif args.command == "tune":
         job = studio.start_tune(medium, args.from_version, args.steps, args.rank, args.lr)
         if args.detach:

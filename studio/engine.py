@@ -30,6 +30,9 @@ DEFAULT_TEMPERATURE = 0.05
 ADAPTIVE_QUANTILE = 0.75  # with no threshold given, keep roughly the top quarter of the base
 MIN_TUNE_STEPS = 10  # the fewest steps an epochs-based tune takes, for a curated set of a few
 DEFAULT_KEEP = "spread"  # among what the rule keeps, drop near-duplicates of a better one (sampling.spread)
+MIN_SCORE_SPREAD = 0.01  # scores closer together than this cannot tell candidates apart
+PROGRESS_CHUNK = 4  # with a progress callback, generate at least this many at a time (batching stays fast)
+PROGRESS_UPDATES = 4  # ... and report about this many times per batch
 
 
 def candidate_id(medium: str, model: str, version: str, prompt: str, seed: int, params: dict) -> str:
@@ -88,6 +91,19 @@ def check_strength(strength: Any) -> float:
             0.0 <= strength <= MAX_STRENGTH):
         raise StudioError(f"The adapter strength must be a number from 0 to {MAX_STRENGTH}, not {strength!r}.")
     return float(strength)
+
+
+def separation_warning(scores: Sequence[float]) -> str | None:
+    """One sentence when the scores cannot separate the batch (all equal, or spread below MIN_SCORE_SPREAD)."""
+    values = [float(s) for s in scores]
+    if len(values) < 2:
+        return None
+    spread = max(values) - min(values)
+    if spread >= MIN_SCORE_SPREAD:
+        return None
+    what = "all equal" if spread == 0 else f"spread only {spread:.3f}"
+    return (f"The scores cannot separate this batch ({len(values)} candidates, {what}); "
+            f"try another scorer or pick by hand.")
 
 
 def adaptive_threshold(scores: Sequence[float]) -> float:
@@ -162,8 +178,11 @@ class Studio:
     def generate(self, medium: str, prompt: str, n: int = 8, seed: int = 0, version: str = "base",
                  model: str | None = None, params: dict[str, Any] | None = None,
                  seeds: Sequence[int] | None = None, purpose: str = "curate",
-                 strength: float | None = None) -> list[Candidate]:
+                 strength: float | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> list[Candidate]:
         """Generate (or find again) one candidate per seed; returns them in seed order.
+
+        ``on_progress(done, total)`` is called after each chunk of new candidates (the app's progress bar).
 
         ``strength`` scales a version's adapter (0 = the base, 1 = as tuned, up to 1.5); it is
         a generation setting like any other (kept in the candidate's params, part of its id).
@@ -196,8 +215,16 @@ class Studio:
                 handle = self.handle(medium, model)
                 medium_params = {k: v for k, v in params.items() if k != "strength"}
                 scale = {"strength": params["strength"]} if "strength" in params else {}
-                made = guarded(lambda: the_medium.generate(handle, prompt, [s for s, _ in missing], medium_params,
-                                                           adapter=adapter, **scale), f"generate {medium}")
+                # with a progress callback, in a few chunks (each still batched) so progress can be shown
+                chunk = len(missing) if on_progress is None else max(PROGRESS_CHUNK,
+                                                                      -(-len(missing) // PROGRESS_UPDATES))
+                for start in range(0, len(missing), chunk):
+                    part = [s for s, _ in missing[start:start + chunk]]
+                    made += guarded(lambda part=part: the_medium.generate(handle, prompt, part, medium_params,
+                                                                          adapter=adapter, **scale),
+                                    f"generate {medium}")
+                    if on_progress is not None:
+                        on_progress(min(start + chunk, len(missing)), len(missing))
             if len(made) != len(missing):
                 raise StudioError(f"The {medium} medium made {len(made)} candidates for {len(missing)} seeds.")
         with self.store.writing():
@@ -313,12 +340,13 @@ class Studio:
         self.store.set_decisions({**{c: "hand_accepted" for c in accept}, **{c: "hand_rejected" for c in reject}})
         if apply_rule is None:
             apply_rule = bool(scorers) or threshold is not None or best_of is not None or not (accept or reject)
-        used = threshold
+        used, warning = threshold, None
         if apply_rule and pool:
             pool = self.store.candidates(medium, batch=batch)
             scores = self.score(medium, pool, scorers, options)
             decisions, used = self.decide(pool, scores, threshold, temperature, best_of, seed=batch, keep=keep)
             self.store.set_decisions(decisions)
+            warning = separation_warning(scores)
         pool = self.store.candidates(medium, batch=batch)
         accepted = [c.id for c in pool if c.accepted]
         rejected = [c.id for c in pool if c.decision in ("auto_rejected", "hand_rejected")]
@@ -326,7 +354,7 @@ class Studio:
                 "acceptance_rate": len(accepted) / len(pool) if pool else 0.0,
                 "kept_diversity": self.variety(medium, [c for c in pool if c.accepted]),
                 "threshold": used, "temperature": temperature, "batch": batch,
-                "curated_total": len(self.store.curated(medium))}
+                "curated_total": len(self.store.curated(medium)), **({"warning": warning} if warning else {})}
 
     # -- tune -------------------------------------------------------------------------------
     def start_tune(self, medium: str, from_version: str = "base", steps: int | None = None,

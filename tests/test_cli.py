@@ -97,3 +97,13 @@ def test_bad_input_is_one_sentence(capsys, workspace, fake, argv, sentence):
     assert out == ""
     assert sentence in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_accept_and_reject_take_several_ids_after_one_flag_and_may_repeat(workspace, fake, capsys):
+    code, out, _ = run(capsys, "generate", "fake", "--prompt", "a colour", "-n", "5", "--json")
+    ids = [c["id"] for c in json.loads(out)["candidates"]]
+    code, out, err = run(capsys, "curate", "fake", "--accept", ids[0], ids[1], "--accept", ids[2],
+                         "--reject", ids[3], ids[4], "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert sorted(result["accepted"]) == sorted(ids[:3]) and sorted(result["rejected"]) == sorted(ids[3:])

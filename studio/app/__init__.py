@@ -9,12 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-CSS = """
-.card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
-.decision-auto_accepted, .decision-hand_accepted { border: 2px solid #4f8f5a; }
-.decision-hand_accepted { box-shadow: 0 0 0 2px #4f8f5a inset; }
-.decision-auto_rejected, .decision-hand_rejected { opacity: 0.65; }
-"""
+CSS_FILE = Path(__file__).with_name("studio.css")
 
 
 def build_app(studio: Any, presets_dir: Path | str | None = None, names: list[str] | None = None):
@@ -34,19 +29,39 @@ def build_app(studio: Any, presets_dir: Path | str | None = None, names: list[st
         except Exception as exc:  # a medium that fails to import still leaves the others usable
             broken[name] = f"{type(exc).__name__}: {exc}"
     with gr.Blocks(title="Studio") as app:
-        gr.Markdown("## Studio: generate, curate, fine-tune, compare")
-        with gr.Tabs():
+        with gr.Tabs(elem_classes=["media-tabs"]) as media_tabs:
             contexts = tab.build_tabs(studio, working, presets_dir)
             for name, reason in broken.items():
                 with gr.Tab(tab.tab_label(name), id=name, elem_id=f"tab-{name}"):
                     gr.Markdown(f"The {name} medium could not be loaded ({reason}).")
             with gr.Tab("History", id="history", elem_id="tab-history") as history_tab:
-                _, load_history, tables = history.build(studio, working)
+                page, load_history, action = history.build(studio, working)
         for ctx in contexts:
             load, inputs, outputs = tab.on_load(ctx)
             app.load(load, inputs=inputs, outputs=outputs)
-        history_tab.select(load_history, outputs=tables)
-        app.load(load_history, outputs=tables)
+        history_tab.select(load_history, outputs=page)
+        app.load(load_history, outputs=page)
+        by_name = {ctx.name: ctx for ctx in contexts}
+        pickers = [c for ctx in contexts for c in ctx.many("version", "compare_after", "export_version", "steps")]
+
+        def act(text: str):
+            """A History action: ``use|compare|export MEDIUM VERSION``; moves the page to that step."""
+            parts = (text or "").split()
+            updates: list[Any] = [gr.skip()] * len(pickers)
+            if len(parts) < 3 or parts[1] not in by_name or parts[2] not in studio.versions(parts[1]):
+                return [gr.skip(), *updates]
+            key, medium, version = parts[:3]
+            at = list(by_name).index(medium) * 4
+            if key == "use":
+                by_name[medium].remember(version=version)
+                updates[at], updates[at + 3] = gr.update(value=version), gr.update(selected="curate")
+            elif key == "compare":
+                updates[at + 1], updates[at + 3] = gr.update(value=version), gr.update(selected="compare")
+            elif key == "export":
+                updates[at + 2], updates[at + 3] = gr.update(value=version), gr.update(selected="export")
+            return [gr.update(selected=medium), *updates]
+
+        action.change(act, inputs=action, outputs=[media_tabs, *pickers], queue=False)
     app.studio_contexts = contexts
     return app
 
@@ -60,7 +75,14 @@ def launch(studio: Any, host: str = "127.0.0.1", port: int | None = None, auth: 
     security.prepare_environment(studio.store.root)
     app = build_app(studio, presets_dir, names)
     app.queue(default_concurrency_limit=1)
-    app.launch(**kwargs, prevent_thread_lock=not block, css=CSS)
+    app.launch(**kwargs, prevent_thread_lock=True, css=CSS_FILE.read_text())
+    if block:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"Studio running at http://{shown}:{app.server_port}", flush=True)
+        try:
+            app.block_thread()
+        except KeyboardInterrupt:
+            pass
     return app
 
 

@@ -6,6 +6,8 @@ or temperature re-decides from the stored scores: nothing is regenerated or resc
 """
 from __future__ import annotations
 
+import dataclasses
+import html
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,15 +24,17 @@ MAX_TEXT_CHARS = 4000  # a card shows this much of a text candidate
 
 
 def kind(files: dict[str, str]) -> str:
-    """How to show a candidate, from its files: ``image``, ``audio`` (with ``mid`` a piano roll) or ``text``."""
-    if any(ext in files for ext in IMAGE_EXTS):
-        return "image"
+    """How to show a candidate, from its files: ``audio`` (a player, with ``mid`` a piano roll), ``image`` or
+    ``text``.  Sound wins: a piece of music may come with a picture of itself."""
     if any(ext in files for ext in AUDIO_EXTS) or "mid" in files:
         return "audio"
+    if any(ext in files for ext in IMAGE_EXTS):
+        return "image"
     return "text"
 
 
-def card(candidate: Candidate, probability: float | None) -> dict[str, Any]:
+def card(candidate: Candidate, probability: float | None, rule: str | None = None) -> dict[str, Any]:
+    """``rule`` is what the rule alone decides for it (what clearing a hand decision falls back to)."""
     files = dict(candidate.files) or {Path(candidate.path).suffix.lstrip("."): candidate.path}
     text = None
     if kind(files) == "text":
@@ -41,13 +45,27 @@ def card(candidate: Candidate, probability: float | None) -> dict[str, Any]:
     return {"id": candidate.id, "seed": candidate.seed, "version": candidate.version, "kind": kind(files),
             "files": files, "text": text, "score": candidate.scores.get(COMBINED),
             "scores": {k: v for k, v in candidate.scores.items() if k != COMBINED},
-            "p": probability, "decision": candidate.decision}
+            "p": probability, "decision": candidate.decision, "rule": rule, "prompt": candidate.prompt,
+            "params": candidate.params}
+
+
+DECISION_WORDS = {"hand_accepted": "kept by you", "auto_accepted": "kept by the rule",
+                  "auto_rejected": "dropped by the rule", "hand_rejected": "dropped by you", "pending": "undecided"}
 
 
 def caption(c: dict[str, Any]) -> str:
     score = "not scored" if c["score"] is None else f"score {c['score']:.3f}"
-    p = "" if c["p"] is None else f" · P {c['p']:.2f}"
-    return f"seed {c['seed']} · {score}{p} · {c['decision']}"
+    return f"seed {c['seed']} · {score} · {DECISION_WORDS.get(c['decision'], c['decision'])}"
+
+
+def rule_decisions(studio: Studio, pool: Sequence[Candidate], threshold: float, temperature: float) -> dict[str, str]:
+    """What the rule alone decides for each scored candidate, hand decisions set aside."""
+    scored = [dataclasses.replace(c, decision="pending") for c in pool if COMBINED in c.scores]
+    if not scored:
+        return {}
+    decisions, _ = studio.decide(scored, [c.scores[COMBINED] for c in scored], threshold, temperature,
+                                 seed=min(c.batch or 0 for c in scored))
+    return decisions
 
 
 def probabilities(pool: Sequence[Candidate], threshold: float, temperature: float) -> list[float | None]:
@@ -77,7 +95,8 @@ def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
     """
     pool = studio.store.candidates(medium, ids=list(shown)) if shown else []
     probs = probabilities(pool, threshold, temperature)
-    cards = [card(c, p) for c, p in zip(pool, probs)]
+    rules = rule_decisions(studio, pool, threshold, temperature)
+    cards = [card(c, p, rules.get(c.id)) for c, p in zip(pool, probs)]
     accepted = sum(c.accepted for c in pool)
     known = [p for p in probs if p is not None]
     stats = {"n": len(pool), "accepted": accepted,
@@ -104,21 +123,40 @@ def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
 
 
 def curated_summary(studio: Studio, medium: str) -> str:
-    """The size of the curated set now and what each round learned from."""
+    """The size of the curated set (what the next tune learns from), as HTML."""
     total = len(studio.store.curated(medium))
-    rounds = studio.store.rounds(medium)
-    parts = [f"**Curated set: {total}** accepted across all rounds"]
-    if rounds:
-        parts.append(" · ".join(f"{r['version']}: {r['curated']}" for r in rounds) + " (learned from)")
-    return "  \n".join(parts)
+    return f"Curated set: <b>{total}</b> kept across all rounds (the next fine-tune learns from these)"
 
 
 def rate_summary(stats: dict[str, Any]) -> str:
+    """The batch's counts as HTML; ``culling.js`` rewrites the same sentence as keys are pressed."""
     if not stats["n"]:
         return "No candidates yet: generate a batch."
-    expected = "" if stats["expected_rate"] is None else f" (rule's expected rate {stats['expected_rate']:.2f})"
-    return (f"**Accepted {stats['accepted']} of {stats['n']}** · acceptance rate {stats['rate']:.2f}{expected}"
-            f" · by hand: {stats['hand_accepted']} accepted, {stats['hand_rejected']} rejected")
+    return (f"<b>Kept {stats['accepted']} of {stats['n']}</b> · by you: {stats['hand_accepted']} kept, "
+            f"{stats['hand_rejected']} dropped")
+
+
+def store_decisions(studio: Studio, medium: str, shown: Sequence[str], changes: Sequence[Sequence[str]],
+                    threshold: float, temperature: float) -> dict[str, str]:
+    """Hand decisions from the page: ``[id, hand_accepted|hand_rejected|clear]`` for shown candidates.
+
+    Clearing gives the candidate back to the rule.  Returns the stored decision of each changed candidate.
+    """
+    allowed = set(shown or [])
+    updates: dict[str, str] = {}
+    for change in changes:
+        if len(change) != 2 or change[0] not in allowed or change[1] not in ACTIONS:
+            continue  # a stale page (an older batch) or a malformed message: nothing to store
+        updates[change[0]] = "pending" if change[1] == "clear" else change[1]
+    if not updates:
+        return {}
+    studio.store.set_decisions(updates)
+    if "pending" in updates.values():
+        apply_rule(studio, medium, shown, threshold, temperature)
+    return {c.id: c.decision for c in studio.store.candidates(medium, ids=list(updates))}
+
+
+ACTIONS = ("hand_accepted", "hand_rejected", "clear")
 
 
 def compare_pairs(studio: Studio, medium: str, result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -131,20 +169,49 @@ def compare_pairs(studio: Studio, medium: str, result: dict[str, Any]) -> list[d
     return [{"seed": b["seed"], "before": b, "after": a} for b, a in zip(sides["before"], sides["after"])]
 
 
+METRIC_WORDS = {  # engine.compare's keys in plain words, with what each means (a tooltip)
+    "acceptance_rate": ("kept share", "The share of candidates the rule keeps (its expected acceptance rate)."),
+    "mean_score": ("average score", "The average combined score of the candidates, 0 to 1."),
+    "diversity": ("variety", "How different the candidates are from one another: 0 means all alike."),
+    "distinct_2": ("word-pair variety", "The share of distinct word pairs across the texts: 1 means no repeats."),
+    "variety_vs_kept": ("variety vs the kept set", "The tuned side's variety divided by the kept set's; "
+                        "near 1 means the tune stays as varied as what you kept."),
+    "copies": ("copies of kept ones", "The share of tuned candidates that nearly duplicate one you kept; "
+               "0 is best."),
+    "n": ("candidates", "How many candidates each side generated, on the same seeds."),
+}
+SKIPPED = ("candidates",)
+
+
+def metric_words(key: str) -> tuple[str, str]:
+    return METRIC_WORDS.get(key, (key.replace("_", " "), f"The comparison's '{key}' figure."))
+
+
 def metrics_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """The compare table: a row per metric, a column per side plus best-of-n from base."""
+    """The compare table: a row per metric in plain words, a column per side plus best-of-n from base."""
     before, after, best = result["before"], result["after"], result["best_of_n_base"]
-    headers = ["metric", f"before ({result['before_version']})", f"after ({result['after_version']})",
-               f"best-of-{best['n']} from base"]
-    keys = ["acceptance_rate", "mean_score", "diversity"] + sorted(
-        k for k in before if k not in ("acceptance_rate", "mean_score", "diversity", "n", "candidates"))
-    rows = []
-    for key in keys:
-        rows.append([key.replace("_", " "), _fmt(before.get(key)), _fmt(after.get(key)), _fmt(best.get(key))])
-    rows.append(["candidates", before["n"], after["n"], ""])
-    lift = result.get("lift")
-    rows.append(["lift (after / before acceptance)", "", "" if lift is None else f"{lift:.2f}x", ""])
+    headers = ["", f"before ({result['before_version']})", f"after ({result['after_version']})",
+               f"best of {best['n']} from base"]
+    keys = [k for k in ("acceptance_rate", "mean_score", "diversity") if k in before or k in after]
+    keys += sorted(k for k in {**before, **after} if k not in keys and k not in SKIPPED and k != "n")
+    rows = [[metric_words(k)[0], _fmt(before.get(k)), _fmt(after.get(k)), _fmt(best.get(k))] for k in keys]
+    rows.append([metric_words("n")[0], before.get("n", ""), after.get("n", ""), ""])
     return headers, rows
+
+
+def metrics_html(result: dict[str, Any]) -> str:
+    """The compare table as HTML: each metric's name carries its meaning as a tooltip."""
+    headers, rows = metrics_rows(result)
+    tips = {metric_words(k)[0]: metric_words(k)[1] for k in list(METRIC_WORDS) + list(result["after"])}
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr><th><abbr title=\"{}\">{}</abbr></th>{}</tr>".format(
+        html.escape(tips.get(r[0], "")), html.escape(r[0]),
+        "".join(f'<td class="num">{html.escape(str(v))}</td>' for v in r[1:])) for r in rows)
+    lift = result.get("lift")
+    note = ("" if lift is None else
+            f'<p class="metrics-note">The tuned version keeps <b>{lift:.2f}×</b> as many as the one before it, '
+            f"on {len(result['seeds'])} new seeds it never learned from.</p>")
+    return f'<div class="metrics-table"><table><tr>{head}</tr>{body}</table>{note}</div>'
 
 
 def _fmt(value: Any) -> Any:

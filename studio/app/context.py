@@ -27,7 +27,8 @@ class TabContext:
         self.medium: Medium = studio.medium(medium)
         self.presets_dir = presets_dir
         self.param_names = list(self.medium.default_params())
-        self.scorer_names = sorted(self.medium.scorers())
+        self.scorer_info = scorer_descriptions(self.medium)
+        self.scorer_names = list(self.scorer_info)
         self.c: dict[str, Any] = {}  # component by name
 
     def __getitem__(self, key: str) -> Any:
@@ -52,8 +53,7 @@ class TabContext:
         return [self.c[f"param.{p}"] for p in self.param_names]
 
     def scoring_inputs(self) -> list[Any]:
-        return [*(self.c[f"weight.{s}"] for s in self.scorer_names), self.c["custom_scorer"],
-                self.c["scorer_options"]]
+        return [*(self.c[f"weight.{s}"] for s in self.scorer_names), self.c["scorer_options"]]
 
     def params(self, values: list[Any]) -> dict[str, Any]:
         """The medium's settings from the widgets, typed like their defaults."""
@@ -64,18 +64,53 @@ class TabContext:
         return self.medium.validate_params(out)
 
     def scoring(self, values: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
-        """(scorer specs as NAME=WEIGHT, per-scorer options) from the weight fields, custom box and options."""
+        """(scorer specs as NAME=WEIGHT, per-scorer options) from the weight sliders and the preset's options.
+
+        Only listed names reach the engine: a web request never names code to import.
+        """
         weights = values[: len(self.scorer_names)]
-        custom, options_text = values[len(self.scorer_names):]
+        options = values[len(self.scorer_names)] if len(values) > len(self.scorer_names) else {}
         specs = [f"{n}={float(w):g}" for n, w in zip(self.scorer_names, weights) if w and float(w) > 0]
-        specs += [s.strip() for s in (custom or "").split(",") if s.strip()]
-        try:
-            options = json.loads(options_text) if (options_text or "").strip() else {}
-        except json.JSONDecodeError as exc:
-            raise StudioError(f"The scorer options are not valid JSON ({exc.msg} at line {exc.lineno}).") from None
-        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
-            raise StudioError('The scorer options must be a JSON object like {"scorer": {"option": value}}.')
-        return specs, options
+        if not specs:
+            raise StudioError("Give at least one scorer a weight above 0 (or pick by hand).")
+        if not isinstance(options, dict):
+            options = {}
+        return specs, {k: v for k, v in options.items() if k in self.scorer_names and isinstance(v, dict)}
+
+
+def scorer_descriptions(medium: Medium) -> dict[str, str]:
+    """Every scorer an artist may pick, with one line about it: the built-ins (their docstrings), then the
+    scorers registered under the ``studio.scorers`` entry points (listed by name, never imported here)."""
+    from importlib.metadata import entry_points
+
+    out = {}
+    for name, factory in sorted(medium.scorers().items()):
+        doc = " ".join((factory.__doc__ or "").split())
+        out[name] = doc.split(". ")[0].rstrip(".:;,") + "." if doc else f"The {name} scorer."
+    for ep in entry_points(group="studio.scorers"):
+        out.setdefault(ep.name, f"A registered scorer from {ep.value.split(':')[0]}.")
+    return out
+
+
+PARAM_WORDS = {  # a medium's setting -> (label, one line of help); others show their own name
+    "negative_prompt": ("Avoid (negative prompt)", "What the picture should not show."),
+    "steps": ("Steps", "More steps: slower, more detailed."),
+    "guidance": ("Prompt strength", "How closely to follow the prompt (guidance scale)."),
+    "guidance_scale": ("Prompt strength", "How closely to follow the prompt (guidance scale)."),
+    "width": ("Width (0 = the model's)", "Picture width in pixels."),
+    "height": ("Height (0 = the model's)", "Picture height in pixels."),
+    "batch_size": ("Made together", "How many candidates are made at once (memory)."),
+    "temperature": ("Sampling randomness", "Higher: more surprising, less coherent (the model's temperature)."),
+    "top_p": ("Top-p", "Sample only from the most likely choices covering this share."),
+    "top_k": ("Top-k (0 = off)", "Sample only from this many most likely choices."),
+    "repetition_penalty": ("Avoid repeats", "Above 1 discourages repeating words."),
+    "max_new_tokens": ("Length (tokens, at most)", "The longest a text may be."),
+    "min_new_tokens": ("Length (tokens, at least)", "The shortest a text may be."),
+    "stop": ("Stop at", "Texts end at any of these strings."),
+    "bars": ("Bars", "Length of a piece in bars."),
+    "duration": ("Seconds", "Length of a piece in seconds."),
+    "timbre": ("Instrument", "The sound the notes are played with."),
+}
 
 
 def coerce(value: Any, default: Any, name: str) -> Any:
@@ -114,13 +149,14 @@ def friendly(fn: Callable) -> Callable:
 
 
 def param_widget(name: str, default: Any) -> Any:
-    """A widget for one of the medium's settings, chosen by its default's type."""
+    """A widget for one of the medium's settings, chosen by its default's type, labelled in plain words."""
+    label, info = PARAM_WORDS.get(name, (name.replace("_", " ").capitalize(), None))
     if isinstance(default, bool):
-        return gr.Checkbox(value=default, label=name)
+        return gr.Checkbox(value=default, label=label, info=info)
     if isinstance(default, int):
-        return gr.Number(value=default, label=name, precision=0, min_width=100)
+        return gr.Number(value=default, label=label, info=info, precision=0, min_width=140)
     if isinstance(default, float):
-        return gr.Number(value=default, label=name, min_width=100)
+        return gr.Number(value=default, label=label, info=info, min_width=140)
     if isinstance(default, (list, dict)):
-        return gr.Textbox(value=json.dumps(default), label=name + " (JSON)")
-    return gr.Textbox(value="" if default is None else str(default), label=name)
+        return gr.Textbox(value=json.dumps(default), label=label, info=(info or "") + " (JSON list)", min_width=140)
+    return gr.Textbox(value="" if default is None else str(default), label=label, info=info, min_width=140)

@@ -1,86 +1,86 @@
-"""Curation: scorers and weights, the threshold/temperature rule, the score histogram, the cards.
+"""Curation: the rule (threshold and temperature beside the score histogram), the scorers, the gallery.
 
-Moving the threshold or temperature re-decides from the stored scores (``cards.apply_rule``):
-nothing is regenerated or rescored.  A hand decision on a card wins over the rule and is
-never overwritten by it.
+Moving a slider re-decides from the stored scores (``cards.apply_rule``): nothing is
+regenerated or rescored.  Hand decisions come from the gallery's keys and buttons
+(``culling.js``): the flag flips in the page at once and a server function stores it, never
+overwritten by the rule.  Which batch is shown, and the rule, live in the store's settings,
+so a reload shows the same batch with the same decisions.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from ..engine import DEFAULT_TEMPERATURE
-from . import cards, plots, widgets
+from ..engine import DEFAULT_TEMPERATURE, separation_warning
+from . import cards, gallery, plots
 from .context import TabContext, friendly
 
 DEFAULT_THRESHOLD = 0.5
+CULLING_JS = Path(__file__).with_name("culling.js")
+
+
+def build_rule(ctx: TabContext) -> None:
+    """The left column's rule: sliders beside the histogram, the warning, the scorers."""
+    with gr.Group(elem_classes=["rule"]):
+        gr.Markdown("**Keep rule** · the batch's scores: <span style='color:#4f8f5a'>■</span> kept by the rule, "
+                    "<span style='color:#c0392b'>|</span> threshold, <span style='color:#e0a526'>—</span> "
+                    "chance of keeping", elem_classes=["rule-legend"], padding=True)
+        ctx["histogram"] = gr.HTML("", elem_classes=["histogram"], padding=True)
+        ctx["warning"] = gr.HTML("", elem_classes=["separation-warning-box"], padding=True)
+        ctx["threshold"] = gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Keep threshold",
+                                     info="The rule keeps candidates scoring at least this.",
+                                     elem_classes=["threshold"])
+        ctx["temperature"] = gr.Slider(0.0, 1.0, value=DEFAULT_TEMPERATURE, step=0.01, label="Rule softness",
+                                       info="0 keeps strictly by the threshold; higher also keeps some below it "
+                                            "(the rule's temperature).", elem_classes=["temperature"])
+    with gr.Accordion("Scorers: how candidates are scored", open=False, elem_classes=["scorers"]):
+        for scorer, description in ctx.scorer_info.items():
+            default = 1.0 if scorer == ctx.medium.default_scorer else 0.0
+            ctx[f"weight.{scorer}"] = gr.Slider(0.0, 3.0, value=default, step=0.25, label=scorer, info=description,
+                                                elem_classes=["scorer-weight", f"scorer-{scorer}"])
+        ctx["scorer_options"] = gr.State({})  # a preset's options for its scorers (a colour, a style text...)
+        ctx["rescore"] = gr.Button("Score this batch again with these weights", size="sm",
+                                   elem_classes=["rescore-btn"])
 
 
 def build(ctx: TabContext) -> None:
+    """The gallery (the Curate step)."""
     ctx["shown"] = gr.State([])  # ids of the candidates on screen
-    ctx["cards"] = gr.State([])
-    gr.Markdown("### Curate")
-    with gr.Row():
-        with gr.Column(scale=2):
-            with gr.Row():
-                for scorer in ctx.scorer_names:
-                    default = 1.0 if scorer == ctx.medium.default_scorer else 0.0
-                    ctx[f"weight.{scorer}"] = gr.Number(value=default, label=f"{scorer} weight", minimum=0,
-                                                        min_width=110, elem_classes=["scorer-weight"])
-            with gr.Row():
-                ctx["custom_scorer"] = gr.Textbox(label="Registered scorers (name=weight, ...)", scale=2)
-                ctx["scorer_options"] = gr.Textbox(label="Scorer options (JSON)", value="{}", scale=2)
-            ctx["rescore"] = gr.Button("Rescore with these scorers", size="sm")
-            ctx["threshold"] = gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold",
-                                         elem_classes=["threshold"])
-            ctx["temperature"] = gr.Slider(0.0, 1.0, value=DEFAULT_TEMPERATURE, step=0.01,
-                                           label="Temperature (0 = hard threshold)", elem_classes=["temperature"])
-            ctx["rate"] = gr.Markdown(elem_classes=["acceptance"])
-            ctx["curated"] = gr.Markdown(elem_classes=["curated-size"])
-        ctx["histogram"] = gr.Image(label="Scores (green: accepted; red: threshold)", type="pil",
-                                    interactive=False, buttons=[], scale=1, elem_classes=["histogram"])
 
-    @gr.render(inputs=ctx["cards"])
-    def gallery(shown_cards: list[dict[str, Any]]):
-        if not shown_cards:
-            return
-        with gr.Row(elem_classes=["gallery"]):
-            for i, card in enumerate(shown_cards):
-                with gr.Column(min_width=230, key=f"card-{card['id']}",
-                               elem_classes=["card", f"decision-{card['decision']}"]):
-                    widgets.media(card, key=card["id"])
-                    gr.Markdown(f"**#{i + 1}** · {cards.caption(card)}", elem_classes=["card-caption"],
-                                key=f"{card['id']}-caption")
-                    with gr.Row():
-                        accept = gr.Button("Accept", size="sm", variant="primary", elem_classes=["accept-btn"],
-                                           key=f"{card['id']}-accept")
-                        reject = gr.Button("Reject", size="sm", variant="stop", elem_classes=["reject-btn"],
-                                           key=f"{card['id']}-reject")
-                    accept.click(_hand(ctx, card["id"], "hand_accepted"), inputs=ctx.view_inputs(),
-                                 outputs=ctx.view_outputs())
-                    reject.click(_hand(ctx, card["id"], "hand_rejected"), inputs=ctx.view_inputs(),
-                                 outputs=ctx.view_outputs())
+    def decide(payload: str) -> dict[str, Any]:
+        """Store hand decisions sent by the page: ``[[id, hand_accepted|hand_rejected|clear], ...]``."""
+        try:
+            changes = json.loads(payload) if isinstance(payload, str) else payload
+        except json.JSONDecodeError:
+            return {"decisions": {}}
+        saved = ctx.recall()
+        shown = saved.get("shown") or cards.latest_shown(ctx.studio, ctx.name)
+        stored = cards.store_decisions(ctx.studio, ctx.name, shown, changes if isinstance(changes, list) else [],
+                                       saved.get("threshold", DEFAULT_THRESHOLD),
+                                       saved.get("temperature", DEFAULT_TEMPERATURE))
+        return {"decisions": stored, "curated": cards.curated_summary(ctx.studio, ctx.name)}
 
-    ctx.gallery = gallery
+    ctx["gallery"] = gr.HTML(gallery.batch_html(ctx.name, [], "", ""), elem_classes=["gallery-box"],
+                             js_on_load=CULLING_JS.read_text(), server_functions=[decide], min_height=300)
     ctx.view_inputs = lambda: ctx.many("shown", "threshold", "temperature")
-    ctx.view_outputs = lambda: ctx.many("cards", "rate", "histogram", "curated")
-    ctx.refresh = friendly(lambda shown, threshold, temperature: view(ctx, shown, threshold, temperature))
+    ctx.view_outputs = lambda: ctx.many("gallery", "histogram", "warning")
+    ctx.view = lambda shown, threshold, temperature: view(ctx, shown, threshold, temperature)
+    ctx.refresh = friendly(ctx.view)
 
 
 def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float) -> list[Any]:
+    """The gallery, the histogram and the warning for the shown batch under the current rule."""
     shown_cards, stats = cards.batch_view(ctx.studio, ctx.name, shown, threshold, temperature)
-    image = plots.histogram(stats["scores"], threshold, stats["accepted_mask"]) if stats["scores"] else None
-    return [shown_cards, cards.rate_summary(stats), image, cards.curated_summary(ctx.studio, ctx.name)]
-
-
-def _hand(ctx: TabContext, candidate_id: str, decision: str):
-    @friendly
-    def decide(shown: list[str], threshold: float, temperature: float):
-        ctx.studio.curate(ctx.name, accept=[candidate_id] if decision == "hand_accepted" else [],
-                          reject=[candidate_id] if decision == "hand_rejected" else [], apply_rule=False)
-        return view(ctx, shown, threshold, temperature)
-    return decide
+    kept_by_rule = [c["rule"] == "auto_accepted" for c in shown_cards if c["score"] is not None]
+    histogram = plots.histogram_svg(stats["scores"], threshold, temperature, kept_by_rule)
+    warning = separation_warning(stats["scores"])
+    html = gallery.batch_html(ctx.name, shown_cards, cards.rate_summary(stats),
+                              cards.curated_summary(ctx.studio, ctx.name), warning)
+    note = f'<div class="separation-warning">⚠ {warning}</div>' if warning else ""
+    return [html, histogram, note]
 
 
 def wire(ctx: TabContext) -> None:
@@ -93,7 +93,8 @@ def wire(ctx: TabContext) -> None:
         return view(ctx, shown, threshold, temperature)
 
     for slider in (ctx["threshold"], ctx["temperature"]):
-        slider.change(redecide, inputs=ctx.view_inputs(), outputs=ctx.view_outputs(), show_progress="hidden")
+        slider.change(redecide, inputs=ctx.view_inputs(), outputs=ctx.view_outputs(), show_progress="hidden",
+                      trigger_mode="always_last", concurrency_limit=None)
 
     @friendly
     def rescore(shown: list[str], threshold: float, temperature: float, *scoring: Any):
@@ -107,3 +108,4 @@ def wire(ctx: TabContext) -> None:
 
     ctx["rescore"].click(rescore, inputs=[*ctx.view_inputs(), *ctx.scoring_inputs()], outputs=ctx.view_outputs(),
                          concurrency_id=f"model-{name}")
+

@@ -1,27 +1,37 @@
-"""Export: one button per format of the medium, written to ``WORKSPACE/exports/MEDIUM/`` and offered as downloads."""
+"""Export: one button per format of the medium; each export is written to ``WORKSPACE/exports/MEDIUM/``
+and offered as one ``.zip`` download."""
 from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 import gradio as gr
 
 from . import security
 from .context import TabContext, friendly
 
+FORMAT_WORDS = {  # what each export is for, in a line
+    "diffusers": "LoRA for diffusers (pipe.load_lora_weights)",
+    "kohya": "LoRA .safetensors for A1111, ComfyUI and kohya tools",
+    "imagefolder": "the kept pictures with their prompts, as an image-folder dataset",
+    "peft": "the adapter for transformers + peft",
+    "merged": "the whole model with the adapter merged in",
+    "jsonl": "the kept texts with their prompts, one JSON line each",
+    "dataset": "the kept pieces (MIDI, audio) with their prompts, as a dataset",
+}
+
 
 def build(ctx: TabContext) -> None:
     versions = ctx.studio.versions(ctx.name)
-    gr.Markdown("### Export")
-    with gr.Row():
-        ctx["export_version"] = gr.Dropdown(label="Version", choices=versions, value=versions[-1], min_width=100,
-                                            scale=1)
-        with gr.Column(scale=3):
-            with gr.Row():
-                for fmt in ctx.medium.export_formats:
-                    ctx[f"export.{fmt}"] = gr.Button(f"Export {fmt}", size="sm", elem_classes=["export-btn"])
-    ctx["export_files"] = gr.File(label="Downloads", file_count="multiple", interactive=False,
+    ctx["export_version"] = gr.Dropdown(label="Version", choices=versions, value=versions[-1],
+                                        elem_classes=["export-version"],
+                                        info="base exports only the kept set; a tuned version adds its adapter.")
+    for fmt in ctx.medium.export_formats:
+        with gr.Row(equal_height=True):
+            ctx[f"export.{fmt}"] = gr.Button(f"Export {fmt}", size="sm", elem_classes=["export-btn"], scale=0,
+                                             min_width=180)
+            gr.Markdown(FORMAT_WORDS.get(fmt, ""), elem_classes=["export-about"])
+    ctx["export_files"] = gr.File(label="Download (.zip)", file_count="single", interactive=False,
                                   elem_classes=["export-files"])
 
 
@@ -33,22 +43,15 @@ def wire(ctx: TabContext) -> None:
 
 def _exporter(ctx: TabContext, fmt: str):
     @friendly
-    def export(version: str) -> list[str]:
-        return export_files(ctx, version or "base", fmt)
+    def export(version: str) -> str:
+        return export_zip(ctx, version or "base", fmt)
     return export
 
 
-def export_files(ctx: TabContext, version: str, fmt: str) -> list[str]:
-    """Export into a fresh folder under the workspace's exports; a folder written by the medium is zipped."""
+def export_zip(ctx: TabContext, version: str, fmt: str) -> str:
+    """Export into a fresh folder under the workspace's exports, then zip that folder into one download."""
     root = security.exports_dir(ctx.studio.store.root) / ctx.name
-    out = root / f"{version}-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = ctx.studio.export(ctx.name, version, fmt, out)
-    files = []
-    for written in map(Path, result["files"]):
-        if written.is_dir():
-            files.append(shutil.make_archive(str(written), "zip", root_dir=written))
-        elif written.is_file():
-            files.append(str(written))
-    if not files:  # a medium that writes a tree and reports only its folder: offer the whole export
-        files.append(shutil.make_archive(str(out), "zip", root_dir=out))
-    return files
+    out = root / f"{ctx.name}-{version}-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}"
+    ctx.studio.export(ctx.name, version, fmt, out)
+    return shutil.make_archive(str(out), "zip", root_dir=out.parent, base_dir=out.name)
+

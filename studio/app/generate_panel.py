@@ -1,9 +1,15 @@
-"""Model, version and preset pickers; prompt, count, seed and the medium's settings; Generate."""
+"""The settings column: preset, prompt, count, seed and version; the medium's settings under "More settings".
+
+Generate shows a progress bar over the gallery (candidates done, seconds left), is disabled
+while it runs, and the new batch replaces the old one in view.
+"""
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import secrets
-from typing import Any
+import time
+from typing import Any, Iterator
 
 import gradio as gr
 
@@ -12,34 +18,33 @@ from . import cards
 from .context import TabContext, friendly, param_widget
 
 MAX_SEED = 2**31 - 1024  # a random seed leaves room for seed + n
+TRUNCATION_LOGGERS = ("diffusers", "transformers")  # where a model's tokenizer reports a cut prompt
 
 
 def build(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
     preset_names = presets.names(name, ctx.presets_dir)
+    ctx["preset"] = gr.Dropdown(label="Preset", choices=preset_names, value=None, elem_classes=["preset-picker"],
+                                info="A starting point: prompt, scorers, rule and tune settings.")
+    ctx["preset_note"] = gr.Markdown("", elem_classes=["preset-note"])
+    ctx["prompt"] = gr.Textbox(label="Prompt", lines=3, elem_classes=["prompt"],
+                               placeholder=_placeholder(name))
+    ctx["prompt_warning"] = gr.Markdown("", elem_classes=["prompt-warning"])
     with gr.Row():
-        ctx["model"] = gr.Dropdown(label="Base model (folder or hub id)", allow_custom_value=True,
-                                   choices=_models(ctx), value=studio.current_model(name), scale=3)
-        ctx["version"] = gr.Dropdown(label="Version", choices=studio.versions(name), value="base", scale=1,
-                                     elem_classes=["version-picker"])
-        ctx["preset"] = gr.Dropdown(label="Preset", choices=preset_names, value=None, scale=1,
-                                    elem_classes=["preset-picker"])
-    ctx["preset_note"] = gr.Markdown("")
+        ctx["n"] = gr.Number(label="Candidates", value=8, precision=0, minimum=1, maximum=512,
+                             elem_classes=["count"], min_width=100)
+        ctx["seed"] = gr.Number(label="First seed", value=0, precision=0, minimum=0, elem_classes=["seed"],
+                                min_width=100)
     with gr.Row():
-        ctx["prompt"] = gr.Textbox(label="Prompt", lines=2, scale=4, elem_classes=["prompt"])
-        with gr.Column(scale=1, min_width=200):
-            ctx["n"] = gr.Number(label="Candidates", value=8, precision=0, minimum=1, maximum=512,
-                                 elem_classes=["count"])
-            with gr.Row():
-                ctx["seed"] = gr.Number(label="Seed", value=0, precision=0, minimum=0, elem_classes=["seed"])
-                ctx["random_seed"] = gr.Checkbox(label="random seed", value=False)
-    defaults = ctx.medium.default_params()
-    if defaults:
-        with gr.Accordion(f"{name.capitalize()} settings", open=True):
-            with gr.Row():
-                for param, default in defaults.items():
-                    ctx[f"param.{param}"] = param_widget(param, default)
+        ctx["version"] = gr.Dropdown(label="Generate with version", choices=studio.versions(name), value="base",
+                                     elem_classes=["version-picker"], min_width=140)
+        ctx["random_seed"] = gr.Checkbox(label="New random seed each time", value=False, min_width=140)
     ctx["generate"] = gr.Button("Generate", variant="primary", elem_classes=["generate-btn"])
+    with gr.Accordion("More settings", open=False, elem_classes=["more-settings"]):
+        for param, default in ctx.medium.default_params().items():
+            ctx[f"param.{param}"] = param_widget(param, default)
+        ctx["model"] = gr.Dropdown(label="Base model (a folder or hub id)", allow_custom_value=True,
+                                   choices=_models(ctx), value=studio.current_model(name))
 
 
 def wire(ctx: TabContext) -> None:
@@ -51,28 +56,26 @@ def wire(ctx: TabContext) -> None:
         return gr.update(choices=_models(ctx), value=used)
 
     ctx["model"].input(change_model, inputs=ctx["model"], outputs=ctx["model"])
+    ctx["version"].input(lambda v: ctx.remember(version=v or "base"), inputs=ctx["version"], queue=False)
 
     @friendly
     def apply_preset(preset_name: str | None):
         if not preset_name:
-            return [gr.skip()] * (len(preset_outputs))
+            return [gr.skip()] * len(preset_outputs)
         p = presets.load(name, preset_name, ctx.presets_dir)
         ctx.remember(preset=preset_name)
         params = ctx.medium.validate_params(p.params)  # an unknown setting: one sentence
         # no scorers named: the medium's default scorer, as the engine would use
         weights = {s.name: s.weight for s in p.scorers} or {ctx.medium.default_scorer: 1.0}
-        custom = [s for s in p.scorers if s.name not in ctx.scorer_names]
-        extra = {k: v for k, v in p.tune.items() if k not in ("steps", "rank", "lr")}
         defaults = ctx.medium.tune_defaults
+        extra = {k: v for k, v in p.tune.items() if k not in ("steps", "rank", "lr")}
         return [
             f"*{p.description}*" if p.description else "", p.render_prompt(), p.n, p.seed,
             *(params[k] for k in ctx.param_names),
-            *(weights.get(s, 0.0) for s in ctx.scorer_names),
-            ", ".join(f"{s.name}={s.weight:g}" for s in custom),
-            json.dumps(p.scorer_options(), indent=1) if p.scorer_options() else "{}",
+            *(weights.get(s, 0.0) for s in ctx.scorer_names), p.scorer_options(),
             p.threshold, p.temperature,
             p.tune.get("steps", defaults.get("steps")), p.tune.get("rank", defaults.get("rank")),
-            p.tune.get("lr", defaults.get("lr")), json.dumps(extra),
+            p.tune.get("lr", defaults.get("lr")), extra,
         ]
 
     preset_outputs = [ctx["preset_note"], ctx["prompt"], ctx["n"], ctx["seed"], *ctx.params_inputs(),
@@ -80,26 +83,85 @@ def wire(ctx: TabContext) -> None:
                       *ctx.many("tune_steps", "tune_rank", "tune_lr", "tune_extra")]
     ctx["preset"].input(apply_preset, inputs=ctx["preset"], outputs=preset_outputs)
 
+    def begin(n: Any):
+        count = int(n or 0)
+        waiting = (f'<div class="gallery empty" data-medium="{name}"><p class="gallery-empty">'
+                   f'Making {count} candidate{"s" if count != 1 else ""}…</p></div>')
+        return gr.update(interactive=False, value="Generating…"), waiting, ""
+
     @friendly
     def generate(version: str, prompt: str, n: Any, seed: Any, random_seed: bool, threshold: float,
-                 temperature: float, *rest: Any):
+                 temperature: float, *rest: Any, progress=gr.Progress()):
         params = ctx.params(list(rest[: len(ctx.param_names)]))
         specs, options = ctx.scoring(list(rest[len(ctx.param_names):]))
         n = int(n or 0)
         seed = secrets.randbelow(MAX_SEED) if random_seed else int(seed or 0)
-        made = studio.generate(name, prompt, n=n, seed=seed, version=version or "base", params=params)
+        started = time.monotonic()
+        progress((0, n), desc=f"Making {n} candidates", unit="candidates")
+
+        def report(done: int, total: int) -> None:
+            left = (time.monotonic() - started) / done * (total - done)
+            progress((done, total), desc=f"{done} of {total} made · about {left:.0f} s left", unit="candidates")
+
+        with truncation_notes() as notes:
+            made = studio.generate(name, prompt, n=n, seed=seed, version=version or "base", params=params,
+                                   on_progress=report)
+        progress((n, n), desc="Scoring", unit="candidates")
         studio.score(name, made, specs, options)
         shown = [c.id for c in made]
         cards.apply_rule(studio, name, shown, threshold, temperature)
-        ctx.remember(threshold=threshold, temperature=temperature)
-        return [shown, seed]
+        ctx.remember(threshold=threshold, temperature=temperature, shown=shown, version=version or "base")
+        warning = ""
+        if notes:
+            warning = ("⚠ The model cut this prompt at its token limit; the end of it was ignored: "
+                       f"*{notes[0]}*")
+            gr.Warning("The prompt is longer than the model reads; its end was ignored.")
+        return [shown, seed, warning, *ctx.view(shown, threshold, temperature)]
 
     ctx.generate_fn = generate
     ctx.generate_inputs = [ctx["version"], ctx["prompt"], ctx["n"], ctx["seed"], ctx["random_seed"],
                            ctx["threshold"], ctx["temperature"], *ctx.params_inputs(), *ctx.scoring_inputs()]
-    ctx["generate"].click(generate, inputs=ctx.generate_inputs, outputs=[ctx["shown"], ctx["seed"]],
-                          concurrency_id=f"model-{name}") \
-        .success(ctx.refresh, inputs=ctx.view_inputs(), outputs=ctx.view_outputs())
+    ctx.generate_outputs = [ctx["shown"], ctx["seed"], ctx["prompt_warning"], *ctx.view_outputs()]
+    begin_inputs, begin_outputs = ctx["n"], [ctx["generate"], ctx["gallery"], ctx["prompt_warning"]]
+
+    def run_generation(event: Any) -> Any:
+        """Chain a generation after ``event``: Generate off, the old batch cleared, progress, the new batch."""
+        return (event.then(begin, inputs=begin_inputs, outputs=begin_outputs, queue=False)
+                .then(generate, inputs=ctx.generate_inputs, outputs=ctx.generate_outputs,
+                      concurrency_id=f"model-{name}", show_progress_on=[ctx["gallery"]])
+                .then(ctx.refresh, inputs=ctx.view_inputs(), outputs=ctx.view_outputs(), show_progress="hidden")
+                .then(lambda: gr.update(interactive=True, value="Generate"), outputs=ctx["generate"], queue=False))
+
+    ctx.run_generation = run_generation
+    run_generation(ctx["generate"].click(None, js="() => {}"))
+
+
+@contextlib.contextmanager
+def truncation_notes() -> Iterator[list[str]]:
+    """Collect what a model's tokenizer says it cut from the prompt (it only logs it)."""
+    notes: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if "truncated" in message:
+                notes.append(message.split(":", 1)[-1].strip()[:200] or message[:200])
+
+    handler = Catch(level=logging.WARNING)
+    loggers = [logging.getLogger(n) for n in TRUNCATION_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield notes
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+def _placeholder(medium: str) -> str:
+    return {"image": "What to draw, e.g. a red circle on a blue background",
+            "text": "What to write, e.g. a haiku about the first snow",
+            "music": "What to play, e.g. a slow gentle lullaby"}.get(medium, "What to make")
 
 
 def _models(ctx: TabContext) -> list[str]:

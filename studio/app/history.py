@@ -1,59 +1,93 @@
-"""The History tab: every medium's versions and rounds, from the store."""
+"""The History tab: every medium's versions, newest first, from the store.
+
+Per version: a few of the candidates it learned from (pictures, first lines or players), the
+prompt, how many were kept, the last compare's figures, and the actions use / compare / export.
+An action is sent through a hidden textbox (``history-action``) and moves the page to that step.
+"""
 from __future__ import annotations
 
+import html
 import time
+from collections import Counter
 from typing import Any
 
 import gradio as gr
 
 from ..engine import Studio
+from . import cards, gallery
 
-VERSION_COLUMNS = ["version", "parent", "curated", "steps", "rank", "lr", "final loss", "lift", "made"]
-ROUND_COLUMNS = ["round", "version", "from", "curated", "loss", "seconds", "made"]
-
-
-def version_rows(studio: Studio, medium: str) -> list[list[Any]]:
-    rows = [["base", "", "", "", "", "", "", "", studio.current_model(medium)]]
-    for v in studio.store.versions(medium):
-        loss, lift = v.metrics.get("loss"), v.metrics.get("lift")
-        rows.append([v.name, v.parent or "", len(v.curated), v.settings.get("steps", ""), v.settings.get("rank", ""),
-                     v.settings.get("lr", ""), "" if loss is None else f"{loss:.4f}",
-                     "" if lift is None else f"{lift:.2f}x", _when(v.created_at)])
-    return rows
-
-
-def round_rows(studio: Studio, medium: str) -> list[list[Any]]:
-    rows = []
-    for i, r in enumerate(studio.store.rounds(medium), start=1):
-        loss, seconds = r["metrics"].get("loss"), r["metrics"].get("seconds")
-        rows.append([i, r["version"], r["parent"] or "", r["curated"], "" if loss is None else f"{loss:.4f}",
-                     "" if seconds is None else f"{seconds:.0f}", _when(r["created_at"])])
-    return rows
+THUMBS = 4  # candidates shown per version
+ACTIONS = (("use", "Use for generating"), ("compare", "Compare"), ("export", "Export"))
+HISTORY_JS = """
+element.addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-history-action]");
+  if (!button) return;
+  const box = document.querySelector("#history-action textarea, #history-action input");
+  if (!box) return;
+  box.value = button.dataset.historyAction + " " + Date.now();
+  box.dispatchEvent(new Event("input", { bubbles: true }));
+});
+"""
 
 
-def _when(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+def version_html(studio: Studio, medium: str, version: Any | None) -> str:
+    """One version's entry; ``version`` None is base (the loaded model)."""
+    name = "base" if version is None else version.name
+    if version is None:
+        pool, about = [], f"The model as loaded: {html.escape(studio.current_model(medium))}"
+    else:
+        pool = [c for c in studio.store.candidates(medium, ids=list(version.curated)) if c is not None]
+        loss = version.metrics.get("loss")
+        about = (f"from {html.escape(version.parent or 'base')} · learned from <b>{len(version.curated)}</b> kept"
+                 + ("" if loss is None else f" · final loss {loss:.4f}")
+                 + f" · {time.strftime('%Y-%m-%d %H:%M', time.localtime(version.created_at))}")
+    prompts = Counter(c.prompt for c in pool).most_common(2)
+    prompt = "" if not prompts else "Prompt: <i>" + html.escape(prompts[0][0]) + "</i>" + (
+        " and others" if len(prompts) > 1 else "")
+    thumbs = "".join(f'<div class="history-thumb">{gallery.media_html(cards.card(c, None))}</div>'
+                     for c in pool[:THUMBS])
+    buttons = "".join(f'<button data-history-action="{key} {medium} {name}">{label}</button>'
+                      for key, label in ACTIONS if not (key == "compare" and version is None))
+    return (f'<div class="history-version" data-medium="{medium}" data-version="{name}"><h4>{name}</h4>'
+            f'<div><div>{about}</div><div>{prompt}</div><div class="history-thumbs">{thumbs}</div>'
+            f'{metrics_html(version.metrics if version else {})}<div class="history-actions">{buttons}</div></div></div>')
 
 
-def build(studio: Studio, names: list[str]) -> tuple[gr.Button, Any, list[Any]]:
-    """The History tab's components; returns (refresh button, refresh function, outputs)."""
-    tables = []
-    refresh = gr.Button("Refresh", size="sm", elem_classes=["history-refresh"])
-    for name in names:
-        gr.Markdown(f"### {name.capitalize()}")
-        tables.append(gr.Dataframe(headers=VERSION_COLUMNS, label=f"{name} versions", interactive=False,
-                                   elem_classes=["history-versions", f"history-{name}"]))
-        tables.append(gr.Dataframe(headers=ROUND_COLUMNS, label=f"{name} rounds", interactive=False,
-                                   elem_classes=["history-rounds"]))
+def metrics_html(metrics: dict[str, Any]) -> str:
+    """The figures of the version's last compare, in plain words (empty before any compare)."""
+    after, before = metrics.get("after"), metrics.get("before")
+    if not isinstance(after, dict):
+        return '<div class="history-metrics">Not compared yet.</div>'
+    parts = []
+    for key, value in after.items():
+        if key in cards.SKIPPED or key == "n" or not isinstance(value, (int, float)):
+            continue
+        word, tip = cards.metric_words(key)
+        was = (before or {}).get(key)
+        change = f" (before {was:.2f})" if isinstance(was, (int, float)) else ""
+        parts.append(f'<abbr title="{html.escape(tip)}">{html.escape(word)}</abbr> {value:.2f}{change}')
+    lift = metrics.get("lift")
+    if isinstance(lift, (int, float)):
+        parts.append(f"keeps {lift:.2f}× as many as before")
+    return '<div class="history-metrics">Last compare: ' + " · ".join(parts) + "</div>"
 
-    def load():
-        import pandas as pd
 
-        out = []
-        for name in names:
-            out.append(pd.DataFrame([[str(x) for x in r] for r in version_rows(studio, name)], columns=VERSION_COLUMNS))
-            out.append(pd.DataFrame([[str(x) for x in r] for r in round_rows(studio, name)], columns=ROUND_COLUMNS))
-        return out
+def medium_html(studio: Studio, medium: str) -> str:
+    versions = list(reversed(studio.store.versions(medium)))
+    entries = "".join(version_html(studio, medium, v) for v in versions) + version_html(studio, medium, None)
+    rounds = studio.store.rounds(medium)
+    summary = f"{len(versions)} tuned version{'s' if len(versions) != 1 else ''}, {len(rounds)} rounds"
+    return f'<h3>{medium.capitalize()} <small>({summary})</small></h3>{entries}'
 
-    refresh.click(load, outputs=tables)
-    return refresh, load, tables
+
+def build(studio: Studio, names: list[str]) -> tuple[Any, Any, Any]:
+    """The History tab's components; returns (its HTML, the refresh function, the hidden action box)."""
+    gr.Markdown("Every version made so far, newest first. **Use** picks it for generating, **Compare** and "
+                "**Export** open those steps with it.")
+    page = gr.HTML("", js_on_load=HISTORY_JS, elem_classes=["history"])
+    action = gr.Textbox(elem_id="history-action", visible="hidden", label="history action")
+
+    def load() -> str:
+        return "".join(medium_html(studio, name) for name in names) or "No media are available."
+
+    return page, load, action

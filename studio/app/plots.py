@@ -1,4 +1,4 @@
-"""Small charts drawn with PIL: the score histogram, the loss curve and a MIDI piano roll.
+"""Small charts: the score histogram (SVG, crisp at any size), the loss curve and a MIDI piano roll (PIL).
 
 PIL is already a dependency; a plotting library would be a heavy one for three pictures.
 """
@@ -48,6 +48,46 @@ def histogram(scores: Sequence[float], threshold: float, accepted: Sequence[bool
         draw.text((MARGIN + tick * plot_w - 6, base + 4), f"{tick:g}", fill=INK)
     draw.text((4, base - plot_h), str(top), fill=INK)
     return image
+
+
+def histogram_svg(scores: Sequence[float], threshold: float, temperature: float,
+                  kept: Sequence[bool] | None = None, width: int = 320, height: int = 150) -> str:
+    """Scores in BINS bins over [0, 1] (kept by the rule in green), the threshold in red, and the
+    rule's keep probability as a curve (a step at temperature 0, a slope as it grows)."""
+    import math
+
+    kept = list(kept) if kept is not None else [False] * len(scores)
+    counts, kept_counts = [0] * BINS, [0] * BINS
+    for score, ok in zip(scores, kept):
+        b = min(BINS - 1, max(0, int(score * BINS)))
+        counts[b] += 1
+        kept_counts[b] += int(ok)
+    left, right, top, bottom = 22, 6, 8, 20
+    plot_w, plot_h = width - left - right, height - top - bottom
+    tallest = max(counts, default=0) or 1
+    x = lambda v: left + v * plot_w  # noqa: E731
+    parts = [f'<svg viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" role="img" '
+             f'aria-label="score histogram, threshold {threshold:.2f}" font-size="10" font-family="sans-serif">',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{INK}"/>']
+    bar_w = plot_w / BINS
+    for b in range(BINS):
+        for count, colour in ((counts[b], BAR), (kept_counts[b], KEPT)):
+            if count:
+                h = plot_h * count / tallest
+                parts.append(f'<rect x="{left + b * bar_w + 1:.1f}" y="{top + plot_h - h:.1f}" '
+                             f'width="{bar_w - 2:.1f}" height="{h:.1f}" fill="{colour}"/>')
+    curve = []
+    for i in range(101):
+        s = i / 100
+        p = 1.0 if s >= threshold else (0.0 if temperature <= 0 else math.exp(-(threshold - s) / temperature))
+        curve.append(f"{x(s):.1f},{top + plot_h - p * plot_h:.1f}")
+    parts.append(f'<polyline points="{" ".join(curve)}" fill="none" stroke="#e0a526" stroke-width="1.5"/>')
+    parts.append(f'<line x1="{x(threshold):.1f}" y1="{top}" x2="{x(threshold):.1f}" y2="{top + plot_h}" '
+                 f'stroke="{LINE}" stroke-width="2"/>')
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<text x="{x(tick):.1f}" y="{height - 6}" text-anchor="middle" fill="{INK}">{tick:g}</text>')
+    parts.append(f'<text x="2" y="{top + 8}" fill="{INK}">{tallest}</text></svg>')
+    return "".join(parts)
 
 
 def loss_curve(losses: Sequence[Sequence[float]], steps: int) -> Image.Image:

@@ -1,4 +1,8 @@
-"""One builder for every medium's tab: the same panels over the medium contract."""
+"""One builder for every medium's tab: settings on the left, the steps on the right, over the medium contract.
+
+Left: preset, prompt, count, seed, version, Generate, the rule and the scorers.  Right: the
+steps Curate (the batch, large), Fine-tune, Compare and Export.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,37 +14,47 @@ from ..engine import Studio
 from . import cards, compare_panel, curate_panel, export_panel, generate_panel, tune_panel
 from .context import TabContext
 
-PANELS = (generate_panel, curate_panel, tune_panel, compare_panel, export_panel)
+STEPS = (("curate", "1 · Curate", curate_panel), ("tune", "2 · Fine-tune", tune_panel),
+         ("compare", "3 · Compare", compare_panel), ("export", "4 · Export", export_panel))
+RESTORED = ("preset", "threshold", "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra")
 
 
 def build_tab(studio: Studio, medium: str, presets_dir: Path | None = None) -> TabContext:
     """Build the tab's components (inside a ``gr.Tab``), then wire the panels' events."""
     ctx = TabContext(studio, medium, presets_dir)
-    for panel in PANELS:  # components first: panels wire to each other's components
-        panel.build(ctx)
-    for panel in PANELS:
-        panel.wire(ctx)
+    with gr.Row(equal_height=False, elem_classes=["medium-row"]):
+        with gr.Column(scale=1, min_width=320, elem_classes=["settings-column"]):
+            generate_panel.build(ctx)
+            curate_panel.build_rule(ctx)
+        with gr.Column(scale=3, min_width=640, elem_classes=["work-column"]):
+            with gr.Tabs(elem_classes=["steps"]) as steps:
+                for key, label, panel in STEPS:
+                    with gr.Tab(label, id=key, elem_classes=[f"step-{key}"]):
+                        panel.build(ctx)
+            ctx["steps"] = steps
+    for panel in (curate_panel, generate_panel, tune_panel, compare_panel, export_panel):
+        panel.wire(ctx)  # after every component exists: panels wire to each other's components
     return ctx
 
 
 def on_load(ctx: TabContext):
-    """What a fresh page (or a reload) shows: the newest batch under the current sliders, and the tune."""
-    restored = ("preset", "threshold", "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra")
+    """What a fresh page (or a reload) shows: the batch shown last, its rule and settings, and the tune."""
 
-    def load(prompt: str, seen: dict, *rest: Any):
+    def load(prompt: str, *rest: Any):
         """Picks up where the artist left off: the last batch, its prompt, rule, preset and tune settings."""
-        current = dict(zip(restored, rest[: len(restored)]))
-        picked = rest[len(restored):]
-        saved = {k: v for k, v in ctx.recall().items() if k in restored}
-        values = {**current, **saved}
-        shown = cards.latest_shown(ctx.studio, ctx.name)
+        current = dict(zip(RESTORED, rest[: len(RESTORED)]))
+        polled = rest[len(RESTORED):]
+        saved = ctx.recall()
+        values = {**current, **{k: v for k, v in saved.items() if k in RESTORED}}
+        shown = saved.get("shown") or cards.latest_shown(ctx.studio, ctx.name)
         if not (prompt or "").strip() and shown:
-            prompt = ctx.studio.store.candidate(shown[0]).prompt
-        view = ctx.refresh(shown, values["threshold"], values["temperature"])
-        return [shown, prompt, *(values[k] for k in restored), *view, *ctx.poll(None, *picked)]
+            first = ctx.studio.store.candidate(shown[0])
+            prompt = first.prompt if first is not None else prompt
+        view = ctx.view(shown, values["threshold"], values["temperature"])
+        return [shown, prompt, *(values[k] for k in RESTORED), *view, *ctx.poll(*polled)]
 
-    inputs = [ctx["prompt"], ctx["seen"], *ctx.many(*restored), *ctx.poll_inputs[1:]]
-    outputs = [ctx["shown"], ctx["prompt"], *ctx.many(*restored), *ctx.view_outputs(), *ctx.poll_outputs]
+    inputs = [ctx["prompt"], *ctx.many(*RESTORED), *ctx.poll_inputs]
+    outputs = [ctx["shown"], ctx["prompt"], *ctx.many(*RESTORED), *ctx.view_outputs(), *ctx.poll_outputs]
     return load, inputs, outputs
 
 

@@ -7,7 +7,6 @@ finishes, its version appears in the pickers.
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 import gradio as gr
@@ -22,20 +21,23 @@ POLL_SECONDS = 1.0
 
 def build(ctx: TabContext) -> None:
     defaults = ctx.medium.tune_defaults
-    gr.Markdown("### Fine-tune")
+    ctx["tune_intro"] = gr.Markdown(elem_classes=["tune-intro"])
     with gr.Row():
         ctx["tune_steps"] = gr.Number(label="Steps", value=defaults.get("steps", 100), precision=0, minimum=1,
-                                      elem_classes=["tune-steps"], min_width=90)
-        ctx["tune_rank"] = gr.Number(label="LoRA rank", value=defaults.get("rank", 8), precision=0, minimum=1,
-                                     min_width=90)
-        ctx["tune_lr"] = gr.Number(label="Learning rate", value=defaults.get("lr", 1e-3), min_width=110)
-        ctx["tune_extra"] = gr.Textbox(label="Other tune settings (JSON)", value="{}", scale=2)
+                                      info="More steps learn more from the kept set (and take longer).",
+                                      elem_classes=["tune-steps"], min_width=160)
+        ctx["tune_rank"] = gr.Number(label="Adapter size (LoRA rank)", value=defaults.get("rank", 8), precision=0,
+                                     minimum=1, info="Bigger can learn more detail.", min_width=160)
+        ctx["tune_lr"] = gr.Number(label="Learning rate", value=defaults.get("lr", 1e-3), min_width=160,
+                                   info="How big each learning step is.")
+    ctx["tune_extra"] = gr.State({})  # a preset's other tune settings
     with gr.Row():
         ctx["tune"] = gr.Button("Fine-tune on the curated set", variant="primary", elem_classes=["tune-btn"])
-        ctx["cancel"] = gr.Button("Cancel tune", variant="stop", interactive=False, elem_classes=["cancel-btn"])
+        ctx["cancel"] = gr.Button("Cancel", variant="stop", interactive=False, elem_classes=["cancel-btn"])
     with gr.Row():
         ctx["tune_status"] = gr.HTML(_status_html(None), elem_classes=["tune-status"])
-        ctx["loss"] = gr.Image(label="Loss", type="pil", interactive=False, buttons=[], elem_classes=["loss"])
+        ctx["loss"] = gr.Image(label="Loss (lower: the version fits the kept set better)", type="pil",
+                               interactive=False, buttons=[], elem_classes=["loss"])
     ctx["timer"] = gr.Timer(POLL_SECONDS)
     ctx["seen"] = gr.State({"versions": None, "progress": None})
 
@@ -44,16 +46,11 @@ def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
 
     @friendly
-    def start(from_version: str, steps: Any, rank: Any, lr: Any, extra: str):
-        try:
-            settings = json.loads(extra) if (extra or "").strip() else {}
-        except json.JSONDecodeError as exc:
-            raise StudioError(f"The other tune settings are not valid JSON ({exc.msg}).") from None
-        if not isinstance(settings, dict):
-            raise StudioError('The other tune settings must be a JSON object like {"batch_size": 4}.')
+    def start(from_version: str, steps: Any, rank: Any, lr: Any, extra: dict[str, Any]):
+        settings = dict(extra) if isinstance(extra, dict) else {}
         studio.start_tune(name, from_version or "base", steps=_int(steps, "steps"), rank=_int(rank, "rank"),
                           lr=float(lr) if lr is not None else None, settings=settings)
-        ctx.remember(tune_steps=_int(steps, "steps"), tune_rank=_int(rank, "rank"), tune_lr=lr, tune_extra=extra)
+        ctx.remember(tune_steps=_int(steps, "steps"), tune_rank=_int(rank, "rank"), tune_lr=lr, tune_extra=settings)
         return gr.update(interactive=True)
 
     ctx["tune"].click(start, inputs=[ctx["version"], *ctx.many("tune_steps", "tune_rank", "tune_lr", "tune_extra")],
@@ -69,6 +66,7 @@ def wire(ctx: TabContext) -> None:
     pickers = ctx.many("version", "compare_after", "export_version")
 
     def poll(seen: dict[str, Any], *picked: str):
+        """The tune's progress; when the versions change (a tune finished), the newest is selected everywhere."""
         info = current_job(ctx)
         versions = studio.versions(name)
         seen = dict(seen or {})
@@ -81,22 +79,40 @@ def wire(ctx: TabContext) -> None:
             seen["progress"] = key
         else:
             out += [gr.skip()] * 3
+        intro = _intro(ctx)
+        out.append(intro if intro != seen.get("intro") else gr.skip())
+        seen["intro"] = intro
         if versions != seen.get("versions"):
-            newest = versions[-1]
-            first = seen.get("versions") is None
-            out += [gr.update(choices=versions, value=picked[0] if picked[0] in versions else "base"),
-                    gr.update(choices=versions, value=picked[1] if first and picked[1] in versions else newest),
-                    gr.update(choices=versions, value=picked[2] if first and picked[2] in versions else newest)]
+            if seen.get("versions") is not None:  # a tune finished while the page was open: follow it
+                ctx.remember(version=versions[-1])
+            chosen = selected_version(ctx, versions)
+            later = chosen if chosen != "base" else versions[-1]
+            out += [gr.update(choices=versions, value=chosen), gr.update(choices=versions, value=later),
+                    gr.update(choices=versions, value=later)]
             seen["versions"] = versions
         else:
             out += [gr.skip()] * 3
         return [*out, seen]
 
-    outputs = [ctx["tune_status"], ctx["loss"], ctx["cancel"], *pickers, ctx["seen"]]
+    outputs = [ctx["tune_status"], ctx["loss"], ctx["cancel"], ctx["tune_intro"], *pickers, ctx["seen"]]
     ctx["timer"].tick(poll, inputs=[ctx["seen"], *pickers], outputs=outputs, queue=False, show_progress="hidden")
     ctx.poll = poll
     ctx.poll_outputs = outputs
     ctx.poll_inputs = [ctx["seen"], *pickers]
+
+
+def selected_version(ctx: TabContext, versions: list[str]) -> str:
+    """The version the artist works with, from the store (so a reload keeps it); base if it is gone."""
+    saved = ctx.recall().get("version")
+    return saved if saved in versions else "base"
+
+
+def _intro(ctx: TabContext) -> str:
+    total = len(ctx.studio.store.curated(ctx.name))
+    if not total:
+        return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
+    return (f"The fine-tune learns from the **{total}** candidates kept across all rounds and makes a new "
+            "version; it runs in the background, so you can keep working or reload the page.")
 
 
 def current_job(ctx: TabContext) -> dict[str, Any] | None:

@@ -1,7 +1,17 @@
-"""The app points Gradio's cache into each test's workspace; put the environment back afterwards."""
+"""The app points Gradio's cache into each test's workspace; put the environment back afterwards.
+
+The browser tests share ``flow.py`` (an artist's steps on a tab), importable from here.
+"""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
 
 @pytest.fixture(autouse=True)

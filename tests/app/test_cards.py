@@ -1,7 +1,7 @@
 """What the panels show, from the store: live re-decisions, hand decisions winning, charts, compare table."""
 from __future__ import annotations
 
-from studio.app import cards, plots
+from studio.app import cards, gallery, plots
 from studio.engine import Studio
 
 
@@ -36,10 +36,43 @@ def test_a_hand_decision_wins_over_the_rule(workspace, fake):
         cards.apply_rule(studio, "fake", shown, threshold, 0.0)
         assert studio.store.candidate(low.id).decision == "hand_accepted"
         assert studio.store.candidate(high.id).decision == "hand_rejected"
-    _, stats = cards.batch_view(studio, "fake", shown, 1.0, 0.0)
+    view, stats = cards.batch_view(studio, "fake", shown, 1.0, 0.0)
     assert stats["hand_accepted"] == 1 and stats["hand_rejected"] == 1
-    assert "by hand: 1 accepted, 1 rejected" in cards.rate_summary(stats)
+    assert "by you: 1 kept, 1 dropped" in cards.rate_summary(stats)
     assert "Curated set: " in cards.curated_summary(studio, "fake")
+    # each card also says what the rule alone would decide (what clearing the hand decision gives back)
+    rules = {c["id"]: c["rule"] for c in view}
+    assert rules[low.id] == "auto_rejected" and rules[high.id] == ("auto_accepted" if high.scores["score"] >= 1
+                                                                   else "auto_rejected")
+
+
+def test_the_pages_decisions_are_stored_and_clearing_gives_the_card_back_to_the_rule(workspace, fake):
+    studio, shown = _scored(workspace)
+    cards.apply_rule(studio, "fake", shown, 0.5, 0.0)
+    first, second = shown[:2]
+    stored = cards.store_decisions(studio, "fake", shown, [[first, "hand_accepted"], [second, "hand_rejected"],
+                                                           ["not-shown", "hand_accepted"], [first, "delete"]], 0.5, 0.0)
+    assert stored == {first: "hand_accepted", second: "hand_rejected"}
+    assert studio.store.candidate(first).decision == "hand_accepted"
+    stored = cards.store_decisions(studio, "fake", shown, [[first, "clear"]], 0.5, 0.0)
+    by_rule = "auto_accepted" if studio.store.candidate(first).scores["score"] >= 0.5 else "auto_rejected"
+    assert stored == {first: by_rule} and studio.store.candidate(second).decision == "hand_rejected"
+
+
+def test_scores_that_cannot_separate_the_batch_are_named(workspace, fake):
+    from studio.engine import separation_warning
+
+    assert separation_warning([0.7] * 8).startswith("The scores cannot separate this batch (8 candidates, all equal)")
+    assert "spread only 0.005" in separation_warning([0.5, 0.505])
+    assert separation_warning([0.5, 0.52]) is None and separation_warning([0.3]) is None
+    studio = Studio(workspace)
+    studio.generate("fake", "a colour", n=4)
+    flat = studio.curate("fake", scorers=["favourites"], threshold=0.5, temperature=0.0)  # no favourites: all 0
+    assert "cannot separate" in flat["warning"] and "another scorer or pick by hand" in flat["warning"]
+    varied = studio.curate("fake", scorers=["bright"], threshold=0.5, temperature=0.0)
+    spread = max(studio.store.candidates("fake", ids=varied["accepted"] + varied["rejected"]),
+                 key=lambda c: c.scores["score"]).scores["score"]
+    assert ("warning" in varied) == (spread < 0.01)
 
 
 def test_a_reload_shows_the_newest_batch(workspace, fake):
@@ -52,15 +85,14 @@ def test_a_reload_shows_the_newest_batch(workspace, fake):
 def test_cards_pick_their_view_from_files():
     assert cards.kind({"png": "a.png"}) == "image"
     assert cards.kind({"mid": "a.mid", "wav": "a.wav"}) == "audio"
+    assert cards.kind({"png": "roll.png", "mid": "a.mid", "wav": "a.wav"}) == "audio"  # music with a picture
     assert cards.kind({"txt": "a.txt"}) == "text"
 
 
-def test_charts_are_images(tmp_path):
-    hist = plots.histogram([0.1, 0.5, 0.5, 0.9], 0.6, [False, False, True, True])
-    assert hist.size == (plots.WIDTH, plots.HEIGHT)
-    # the threshold line is drawn in red at 60% of the plot's width
-    x = int(plots.MARGIN + 0.6 * (plots.WIDTH - 8 - plots.MARGIN))
-    assert any(hist.getpixel((x + dx, 60)) == (192, 57, 43) for dx in (-1, 0, 1))
+def test_charts(tmp_path):
+    svg = plots.histogram_svg([0.1, 0.5, 0.5, 0.9], 0.6, 0.0, [False, False, False, True])
+    assert svg.startswith("<svg") and svg.count("<rect") == 3 + 1  # three bins with scores, one of them with a kept one
+    assert 'aria-label="score histogram, threshold 0.60"' in svg
     assert plots.loss_curve([[1, 2.0], [2, 1.0]], 4).size == (plots.WIDTH, plots.HEIGHT)
     import mido
 
@@ -80,8 +112,33 @@ def test_compare_table_and_pairs(workspace, fake):
     result = studio.compare("fake", after="v1", prompt="a colour", n=4, seed=100, scorers=["bright"],
                             threshold=0.5, temperature=0.0)
     headers, rows = cards.metrics_rows(result)
-    assert headers == ["metric", "before (base)", "after (v1)", "best-of-2 from base"]
-    assert [r[0] for r in rows][:3] == ["acceptance rate", "mean score", "diversity"]
+    assert headers == ["", "before (base)", "after (v1)", "best of 2 from base"]
+    assert [r[0] for r in rows][:3] == ["kept share", "average score", "variety"]
+    html = cards.metrics_html(result)
+    assert 'title="The share of candidates the rule keeps' in html and "kept share" in html
     pairs = cards.compare_pairs(studio, "fake", result)
     assert [p["seed"] for p in pairs] == result["seeds"]
     assert all(p["before"]["version"] == "base" and p["after"]["version"] == "v1" for p in pairs)
+    page = gallery.pairs_html("fake", pairs)
+    assert page.count('class="compare-pair"') == 4 and page.count("data-candidate-id") == 8
+
+
+def test_cards_carry_the_page_contract_and_music_gets_a_player(workspace, fake, tmp_path):
+    studio, shown = _scored(workspace, n=2)
+    view, stats = cards.batch_view(studio, "fake", shown, 0.5, 0.0)
+    page = gallery.batch_html("fake", view, cards.rate_summary(stats), "", None)
+    for c in view:
+        assert f'data-candidate-id="{c["id"]}" data-decision="{c["decision"]}"' in page
+    import mido
+
+    midi = mido.MidiFile()
+    track = mido.MidiTrack()
+    track += [mido.Message("note_on", note=60, velocity=80, time=0), mido.Message("note_off", note=60, time=480)]
+    midi.tracks.append(track)
+    midi.save(tmp_path / "a.mid")
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    music = {**view[0], "kind": "audio", "files": {"mid": str(tmp_path / "a.mid"), "wav": str(tmp_path / "a.wav")}}
+    html = gallery.media_html(music)
+    assert '<audio class="candidate-audio" controls' in html and "a.wav" in html
+    assert 'class="piano-roll" src="data:image/png;base64,' in html
+    assert gallery.media_html({**view[0], "kind": "image", "files": {"png": "/x/a.png"}}).count("<img") == 1
