@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import sampling
-from ..engine import Studio
+from ..engine import DEFAULT_KEEP, Studio
 from ..medium import Candidate
 from ..scoring import COMBINED
 
@@ -58,13 +58,14 @@ def caption(c: dict[str, Any]) -> str:
     return f"seed {c['seed']} · {score} · {DECISION_WORDS.get(c['decision'], c['decision'])}"
 
 
-def rule_decisions(studio: Studio, pool: Sequence[Candidate], threshold: float, temperature: float) -> dict[str, str]:
+def rule_decisions(studio: Studio, pool: Sequence[Candidate], threshold: float, temperature: float,
+                   keep: str = DEFAULT_KEEP) -> dict[str, str]:
     """What the rule alone decides for each scored candidate, hand decisions set aside."""
     scored = [dataclasses.replace(c, decision="pending") for c in pool if COMBINED in c.scores]
     if not scored:
         return {}
     decisions, _ = studio.decide(scored, [c.scores[COMBINED] for c in scored], threshold, temperature,
-                                 seed=min(c.batch or 0 for c in scored))
+                                 seed=min(c.batch or 0 for c in scored), keep=keep)
     return decisions
 
 
@@ -87,7 +88,7 @@ def latest_shown(studio: Studio, medium: str) -> list[str]:
 
 
 def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, threshold: float,
-               temperature: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+               temperature: float, keep: str = DEFAULT_KEEP) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The shown candidates' cards and their figures under the current rule.
 
     The app tracks the ids it shows rather than a batch number: generating a prompt and seed
@@ -95,7 +96,7 @@ def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
     """
     pool = studio.store.candidates(medium, ids=list(shown)) if shown else []
     probs = probabilities(pool, threshold, temperature)
-    rules = rule_decisions(studio, pool, threshold, temperature)
+    rules = rule_decisions(studio, pool, threshold, temperature, keep)
     cards = [card(c, p, rules.get(c.id)) for c, p in zip(pool, probs)]
     accepted = sum(c.accepted for c in pool)
     known = [p for p in probs if p is not None]
@@ -110,14 +111,18 @@ def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
 
 
 def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, threshold: float,
-               temperature: float) -> int:
-    """Re-decide the shown candidates from their stored scores (hand decisions stay); returns how many."""
+               temperature: float, keep: str = DEFAULT_KEEP) -> int:
+    """Re-decide the shown candidates from their stored scores (hand decisions stay); returns how many.
+
+    ``keep="spread"`` (the CLI's default too) drops what near-copies a better kept candidate; ``"all"`` does not.
+    """
     pool = [c for c in studio.store.candidates(medium, ids=list(shown or [])) if COMBINED in c.scores]
     if not pool:
         return 0
     # the rule's random draws are seeded by the batch, so the same slider position gives the same decisions
     seed = min(c.batch or 0 for c in pool)
-    decisions, _ = studio.decide(pool, [c.scores[COMBINED] for c in pool], threshold, temperature, seed=seed)
+    decisions, _ = studio.decide(pool, [c.scores[COMBINED] for c in pool], threshold, temperature, seed=seed,
+                                 keep=keep)
     studio.store.set_decisions(decisions)
     return len(decisions)
 
@@ -137,7 +142,7 @@ def rate_summary(stats: dict[str, Any]) -> str:
 
 
 def store_decisions(studio: Studio, medium: str, shown: Sequence[str], changes: Sequence[Sequence[str]],
-                    threshold: float, temperature: float) -> dict[str, str]:
+                    threshold: float, temperature: float, keep: str = DEFAULT_KEEP) -> dict[str, str]:
     """Hand decisions from the page: ``[id, hand_accepted|hand_rejected|clear]`` for shown candidates.
 
     Clearing gives the candidate back to the rule.  Returns the stored decision of each changed candidate.
@@ -152,7 +157,7 @@ def store_decisions(studio: Studio, medium: str, shown: Sequence[str], changes: 
         return {}
     studio.store.set_decisions(updates)
     if "pending" in updates.values():
-        apply_rule(studio, medium, shown, threshold, temperature)
+        apply_rule(studio, medium, shown, threshold, temperature, keep)
     return {c.id: c.decision for c in studio.store.candidates(medium, ids=list(updates))}
 
 

@@ -36,6 +36,8 @@ def build_rule(ctx: TabContext) -> None:
         ctx["temperature"] = gr.Slider(0.0, 1.0, value=DEFAULT_TEMPERATURE, step=0.01, label="Rule softness",
                                        info="0 keeps strictly by the threshold; higher also keeps some below it "
                                             "(the rule's temperature).", elem_classes=["temperature"])
+        ctx["spread"] = gr.Checkbox(value=True, label="Skip near-copies", elem_classes=["spread"],
+                                    info="Among what the rule keeps, drop a candidate that nearly copies a better one.")
     with gr.Accordion("Scorers: how candidates are scored", open=False, elem_classes=["scorers"]):
         for scorer, description in ctx.scorer_info.items():
             default = 1.0 if scorer == ctx.medium.default_scorer else 0.0
@@ -60,20 +62,24 @@ def build(ctx: TabContext) -> None:
         shown = saved.get("shown") or cards.latest_shown(ctx.studio, ctx.name)
         stored = cards.store_decisions(ctx.studio, ctx.name, shown, changes if isinstance(changes, list) else [],
                                        saved.get("threshold", DEFAULT_THRESHOLD),
-                                       saved.get("temperature", DEFAULT_TEMPERATURE))
+                                       saved.get("temperature", DEFAULT_TEMPERATURE), keep_rule(saved.get("spread", True)))
         return {"decisions": stored, "curated": cards.curated_summary(ctx.studio, ctx.name)}
 
     ctx["gallery"] = gr.HTML(gallery.batch_html(ctx.name, [], "", ""), elem_classes=["gallery-box"],
                              js_on_load=CULLING_JS.read_text(), server_functions=[decide], min_height=300)
-    ctx.view_inputs = lambda: ctx.many("shown", "threshold", "temperature")
+    ctx.view_inputs = lambda: ctx.many("shown", "threshold", "temperature", "spread")
     ctx.view_outputs = lambda: ctx.many("gallery", "histogram", "warning")
-    ctx.view = lambda shown, threshold, temperature: view(ctx, shown, threshold, temperature)
+    ctx.view = lambda shown, threshold, temperature, spread: view(ctx, shown, threshold, temperature, spread)
     ctx.refresh = friendly(ctx.view)
 
 
-def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float) -> list[Any]:
+def keep_rule(spread: bool) -> str:
+    return "spread" if spread else "all"
+
+
+def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float, spread: bool) -> list[Any]:
     """The gallery, the histogram and the warning for the shown batch under the current rule."""
-    shown_cards, stats = cards.batch_view(ctx.studio, ctx.name, shown, threshold, temperature)
+    shown_cards, stats = cards.batch_view(ctx.studio, ctx.name, shown, threshold, temperature, keep_rule(spread))
     kept_by_rule = [c["rule"] == "auto_accepted" for c in shown_cards if c["score"] is not None]
     histogram = plots.histogram_svg(stats["scores"], threshold, temperature, kept_by_rule)
     warning = separation_warning(stats["scores"])
@@ -87,24 +93,24 @@ def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
 
     @friendly
-    def redecide(shown: list[str], threshold: float, temperature: float):
-        cards.apply_rule(studio, name, shown, threshold, temperature)
-        ctx.remember(threshold=threshold, temperature=temperature)
-        return view(ctx, shown, threshold, temperature)
+    def redecide(shown: list[str], threshold: float, temperature: float, spread: bool):
+        cards.apply_rule(studio, name, shown, threshold, temperature, keep_rule(spread))
+        ctx.remember(threshold=threshold, temperature=temperature, spread=spread)
+        return view(ctx, shown, threshold, temperature, spread)
 
-    for slider in (ctx["threshold"], ctx["temperature"]):
+    for slider in (ctx["threshold"], ctx["temperature"], ctx["spread"]):
         slider.change(redecide, inputs=ctx.view_inputs(), outputs=ctx.view_outputs(), show_progress="hidden",
                       trigger_mode="always_last", concurrency_limit=None)
 
     @friendly
-    def rescore(shown: list[str], threshold: float, temperature: float, *scoring: Any):
+    def rescore(shown: list[str], threshold: float, temperature: float, spread: bool, *scoring: Any):
         specs, options = ctx.scoring(list(scoring))
         pool = studio.store.candidates(name, ids=list(shown or []))
         if not pool:
             raise gr.Error("There are no candidates to score yet; generate a batch first.", print_exception=False)
         studio.score(name, pool, specs, options)
-        cards.apply_rule(studio, name, shown, threshold, temperature)
-        return view(ctx, shown, threshold, temperature)
+        cards.apply_rule(studio, name, shown, threshold, temperature, keep_rule(spread))
+        return view(ctx, shown, threshold, temperature, spread)
 
     ctx["rescore"].click(rescore, inputs=[*ctx.view_inputs(), *ctx.scoring_inputs()], outputs=ctx.view_outputs(),
                          concurrency_id=f"model-{name}")

@@ -91,7 +91,7 @@ def wire(ctx: TabContext) -> None:
 
     @friendly
     def generate(version: str, prompt: str, n: Any, seed: Any, random_seed: bool, threshold: float,
-                 temperature: float, *rest: Any, progress=gr.Progress()):
+                 temperature: float, spread: bool, *rest: Any, progress=gr.Progress()):
         params = ctx.params(list(rest[: len(ctx.param_names)]))
         specs, options = ctx.scoring(list(rest[len(ctx.param_names):]))
         n = int(n or 0)
@@ -109,18 +109,20 @@ def wire(ctx: TabContext) -> None:
         progress((n, n), desc="Scoring", unit="candidates")
         studio.score(name, made, specs, options)
         shown = [c.id for c in made]
-        cards.apply_rule(studio, name, shown, threshold, temperature)
-        ctx.remember(threshold=threshold, temperature=temperature, shown=shown, version=version or "base")
+        cards.apply_rule(studio, name, shown, threshold, temperature, "spread" if spread else "all")
+        ctx.remember(threshold=threshold, temperature=temperature, spread=spread, shown=shown,
+                     version=version or "base")
         warning = ""
         if notes:
             warning = ("⚠ The model cut this prompt at its token limit; the end of it was ignored: "
                        f"*{notes[0]}*")
             gr.Warning("The prompt is longer than the model reads; its end was ignored.")
-        return [shown, seed, warning, *ctx.view(shown, threshold, temperature)]
+        return [shown, seed, warning, *ctx.view(shown, threshold, temperature, spread)]
 
     ctx.generate_fn = generate
     ctx.generate_inputs = [ctx["version"], ctx["prompt"], ctx["n"], ctx["seed"], ctx["random_seed"],
-                           ctx["threshold"], ctx["temperature"], *ctx.params_inputs(), *ctx.scoring_inputs()]
+                           ctx["threshold"], ctx["temperature"], ctx["spread"], *ctx.params_inputs(),
+                           *ctx.scoring_inputs()]
     ctx.generate_outputs = [ctx["shown"], ctx["seed"], ctx["prompt_warning"], *ctx.view_outputs()]
     begin_inputs, begin_outputs = ctx["n"], [ctx["generate"], ctx["gallery"], ctx["prompt_warning"]]
 

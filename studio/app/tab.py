@@ -16,7 +16,7 @@ from .context import TabContext
 
 STEPS = (("curate", "1 · Curate", curate_panel), ("tune", "2 · Fine-tune", tune_panel),
          ("compare", "3 · Compare", compare_panel), ("export", "4 · Export", export_panel))
-RESTORED = ("preset", "threshold", "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra")
+RESTORED = ("preset", "threshold", "temperature", "spread", "tune_steps", "tune_rank", "tune_lr", "tune_extra")
 
 
 def build_tab(studio: Studio, medium: str, presets_dir: Path | None = None) -> TabContext:
@@ -50,7 +50,7 @@ def on_load(ctx: TabContext):
         if not (prompt or "").strip() and shown:
             first = ctx.studio.store.candidate(shown[0])
             prompt = first.prompt if first is not None else prompt
-        view = ctx.view(shown, values["threshold"], values["temperature"])
+        view = ctx.view(shown, values["threshold"], values["temperature"], values["spread"])
         return [shown, prompt, *(values[k] for k in RESTORED), *view, *ctx.poll(*polled)]
 
     inputs = [ctx["prompt"], *ctx.many(*RESTORED), *ctx.poll_inputs]

@@ -18,8 +18,8 @@ def test_moving_the_threshold_redecides_from_stored_scores_without_rescoring(wor
     monkeypatch.setattr(studio, "score", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rescored")))
     monkeypatch.setattr(studio, "generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("regenerated")))
     for threshold in (0.2, 0.6, 0.9):
-        cards.apply_rule(studio, "fake", shown, threshold, 0.0)
-        view, stats = cards.batch_view(studio, "fake", shown, threshold, 0.0)
+        cards.apply_rule(studio, "fake", shown, threshold, 0.0, keep="all")
+        view, stats = cards.batch_view(studio, "fake", shown, threshold, 0.0, keep="all")
         for c in view:
             assert (c["decision"] == "auto_accepted") == (scores[c["id"]] >= threshold)
             assert c["p"] == (1.0 if scores[c["id"]] >= threshold else 0.0)
