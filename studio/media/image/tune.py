@@ -5,7 +5,8 @@ training target, which modules get LoRA) lives in ``families.py``; this file is 
 they share.  Everything that does not change during a tune is computed once, when the task is
 built: the VAE latents of the curated pictures and every prompt embedding (unless a text
 encoder trains).  A step then costs one denoiser forward and backward.  On a GPU the base runs
-in bf16 with gradient checkpointing; the LoRA weights train in fp32.
+in bf16 with gradient checkpointing, and the text encoders and VAE wait in CPU memory while the
+denoiser trains (the cache holds all a step needs); the LoRA weights train in fp32.
 
 ``save`` writes the standard diffusers LoRA folder (``pytorch_lora_weights.safetensors`` with
 its LoRA configs as metadata) through the pipeline class's own ``save_lora_weights``, so stock
@@ -109,6 +110,18 @@ class ImageTuneTask:
             shift = getattr(vae.config, "shift_factor", None) or 0.0
             self.latents = (torch.cat(latents) - shift) * vae.config.scaling_factor
             self.cond, self.shared = self.family.encode(pipe, self.prompts, self.device, self.size)
+
+        self.offloaded: list[str] = []
+        if settings.get("offload_encoders", True) and self.device.startswith("cuda") and not self.train_text:
+            # the cache holds all a step needs: the text encoders (Flux's T5-XXL is 9.5 GB in bf16) and
+            # the VAE wait in CPU memory until ``release``
+            for name in sorted(pipe.components):
+                if name.startswith("text_encoder") or name == "vae":
+                    part = getattr(pipe, name)
+                    if isinstance(part, torch.nn.Module):
+                        part.to("cpu")
+                        self.offloaded.append(name)
+            torch.cuda.empty_cache()
 
         with torch.random.fork_rng(devices=[]):  # the LoRA's random init follows the tune's seed
             torch.manual_seed(int(settings.get("seed", 0)))
@@ -262,7 +275,14 @@ class ImageTuneTask:
              "layers_per_block": unet_config.get("layers_per_block") if self.family.denoiser == "unet" else None,
              "base_model": self.handle.model}, indent=1), encoding="utf-8")
 
+    def restore_encoders(self) -> None:
+        """Put the encoders the cache let go back on the model's device."""
+        for name in self.offloaded:
+            getattr(self.pipe, name).to(self.device)
+        self.offloaded = []
+
     def release(self) -> None:
-        """Remove the training adapter from the loaded model (after ``save``)."""
+        """Remove the training adapter from the loaded model (after ``save``); the encoders come back."""
+        self.restore_encoders()
         for name in [self.family.denoiser, *self.text_encoders]:
             _drop_adapter(getattr(self.pipe, name))

@@ -68,21 +68,11 @@ def _clip_tokenizer(folder: Path):
 
 
 def t5_tokenizer(max_length: int = 32):
-    """A word-level T5-style tokenizer (``</s>`` appended, ``<pad>`` = 0) built with the tokenizers library."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
+    """A word-level T5-style tokenizer over the scene vocabulary, built locally."""
     from studio.media.image.scenes import vocabulary
+    from studio.media.image.vocab import word_tokenizer
 
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for word in vocabulary():
-        vocab.setdefault(word, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                                   model_max_length=max_length)
+    return word_tokenizer(vocabulary(), max_length)
 
 
 def _t5(tokenizer, d_model: int):
