@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the job {spec['job']} already has a running worker; this one exits.", file=sys.stderr)
         return 3
 
+    # the sole owner now: temporary folders a killed worker left behind are ours to remove
+    for stale in [job_dir / "publish", *(job_dir / "checkpoints").glob(".tmp-*")] if rank == 0 else []:
+        shutil.rmtree(stale, ignore_errors=True)
+
     from . import media
     from .errors import StudioError
     from .medium import Version

@@ -128,6 +128,8 @@ CASES = [
     (["generate", "fake", "--prompt", "x", "--workspace", "{root}/emptied"], "empty or missing"),
     (["generate", "fake", "--prompt", "x", "--workspace", "{root}/corrupt"], "unreadable"),
     (["generate", "fake"], "required: --prompt"),
+    (["generate", "text", "--prompt", "x", "--param", "min_new_tokens=500"], "min_new_tokens (500) is above"),
+    (["generate", "fake", "--prompt", "x", "--param", "temperature"], "is not KEY=VALUE"),
     # curate
     (["curate", "fake", "--batch", "9999"], "no fake batch 9999"),
     (["curate", "fake", "--batch", "-1"], "no fake batch -1"),
@@ -203,6 +205,7 @@ CASES = [
     (["serve", "--auth", "ann:x", "--auth-file", "{root}/a-file"], "not both"),
     (["serve", "--auth-file", "/no/such/file"], "Cannot read the login file"),
     (["serve", "--auth-file", "{root}/empty-file"], "login file"),
+    (["serve", "--auth-file", "{root}", "--host", "0.0.0.0"], "Cannot read the login file"),
     # train-defaults (refused before any training)
     (["train-defaults", "nope"], "Unknown medium 'nope'"),
     (["train-defaults", "fake"], "no embedded default model"),
@@ -316,6 +319,15 @@ def test_a_closed_pipe_is_quiet(prepared, audit_ws):
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert proc.returncode != 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_serve_takes_the_login_from_the_environment(audit_ws, capsys, monkeypatch):
+    monkeypatch.setenv("STUDIO_AUTH", "ann:from-env")  # so the non-local host passes; the busy port stops it
+    code = main(["serve", "--host", "0.0.0.0", "--port", str(BUSY.getsockname()[1])])
+    assert "the port is in use" in assert_one_sentence(code, capsys.readouterr().err)
+    monkeypatch.setenv("STUDIO_AUTH", "no-colon")
+    code = main(["serve", "--host", "0.0.0.0"])
+    assert "USER:PASSWORD" in assert_one_sentence(code, capsys.readouterr().err)
 
 
 def test_login_is_throttled_and_read_from_a_file_or_the_environment(tmp_path):

@@ -187,3 +187,21 @@ def test_a_second_worker_for_the_same_job_exits_without_touching_it(workspace, f
     assert done["step"] == 30
     steps = [r["step"] for r in read_progress(job_dir) if r.get("event") == "step"]
     assert steps == list(range(1, 31))
+
+
+def test_a_job_never_writes_over_a_version_folder_it_did_not_make(workspace, fake, monkeypatch):
+    import pytest
+
+    from studio.errors import StudioError
+
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
+    studio = Studio(workspace)
+    _curated(studio)
+    foreign = studio.store.version_dir("fake", "v1") / "adapter"
+    foreign.mkdir(parents=True)
+    (foreign / "adapter.safetensors").write_bytes(b"someone else's weights")
+    with pytest.raises(StudioError, match="already exists and was not written by job"):
+        studio.tune("fake", steps=5)
+    assert (foreign / "adapter.safetensors").read_bytes() == b"someone else's weights"
+    assert studio.store.versions("fake") == []
+    assert studio.store.jobs("fake")[0]["status"] == "failed"
