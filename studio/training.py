@@ -107,11 +107,39 @@ def save_checkpoint(job_dir: Path, step: int, task, optimizer, keep: int = 2) ->
     return final
 
 
+def batch_seed(seed: int, step: int, shard: int = 0) -> int:
+    """The seed of one shard's batch at one step: shard 0 is the whole batch of a one-process tune.
+
+    A step is made of ``shards`` batches (processes x accumulation); shard k of step s draws the
+    same rows however the shards are spread over processes, so the result does not depend on it.
+    """
+    return (seed * 1_000_003 + step + shard * 0x9E3779B97F4A7C15) % (1 << 63)
+
+
+def _flat(tensors, like):
+    import torch
+
+    return torch.cat([t.reshape(-1) if t is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+                      for t, p in zip(tensors, like)])
+
+
+def _unflat(flat, params):
+    out, at = [], 0
+    for p in params:
+        out.append(flat[at:at + p.numel()].view_as(p))
+        at += p.numel()
+    return out
+
+
 def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) -> dict[str, Any]:
     """Train ``task`` for ``settings['steps']`` steps, resuming from the last checkpoint.
 
-    settings: steps, lr, warmup (fraction of steps), checkpoint_every, seed, max_grad_norm.
-    Returns {"steps", "loss", "seconds"}; raises TuneCancelled or StudioError.
+    settings: steps, lr, warmup (fraction of steps), checkpoint_every, seed, max_grad_norm,
+    accumulate (batches per process per step, default 1).
+    With several processes (``accelerate launch``) every process starts from the main
+    process's weights, draws its own shards of each step, and applies the same averaged
+    gradient, so all replicas stay equal and the tune equals one process accumulating
+    every shard.  Returns {"steps", "loss", "seconds"}; raises TuneCancelled or StudioError.
     """
     import torch
     from safetensors.torch import load_file
@@ -124,6 +152,11 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     every = max(1, int(settings.get("checkpoint_every", 25)))
     seed = int(settings.get("seed", 0))
     max_norm = float(settings.get("max_grad_norm", 1.0))
+    accumulate = int(settings.get("accumulate", 1))
+    if accumulate < 1:
+        raise StudioError("The accumulate setting must be a whole number of at least 1.")
+    world = accelerator.num_processes if accelerator is not None else 1
+    rank = accelerator.process_index if accelerator is not None else 0
 
     params = [p for p in task.parameters() if p.requires_grad]
     if not params:
@@ -146,39 +179,61 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
                        load_file(str(checkpoint / "optimizer.safetensors")).items()}
         _load_optimizer(optimizer, opt_tensors, state["optimizer"])
         start = int(state["step"])
-        log_progress(job_dir, event="resumed", step=start, steps=steps)
+        if rank == 0:
+            log_progress(job_dir, event="resumed", step=start, steps=steps)
 
-    main = accelerator is None or accelerator.is_main_process
+    def agreed(flag: bool) -> bool:  # every process acts on the main process's view
+        if world == 1:
+            return flag
+        from accelerate.utils import broadcast
+
+        return bool(broadcast(torch.tensor([float(flag)], device=params[0].device), from_process=0).item())
+
+    if world > 1:  # whatever seeded each process's LoRA initialisation, all start from the main one's
+        from accelerate.utils import broadcast
+
+        with torch.no_grad():
+            weights = broadcast(_flat([p.detach() for p in params], params), from_process=0)
+            for p, value in zip(params, _unflat(weights, params)):
+                p.copy_(value)
+
+    main = rank == 0
     began = time.time()
     loss_value = float("nan")
     for step in range(start, steps):
-        if (job_dir / CANCEL).exists():
+        if agreed((job_dir / CANCEL).exists()):
             if main:
                 save_checkpoint(job_dir, step, task, optimizer)
-            log_progress(job_dir, event="cancelled", step=step, steps=steps)
+                log_progress(job_dir, event="cancelled", step=step, steps=steps)
             raise TuneCancelled(f"The tune was cancelled at step {step}.")
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        if accelerator is not None:
-            with accelerator.autocast():
-                loss = task.loss(step, generator)
-        else:
-            loss = task.loss(step, generator)
-        loss_value = float(loss.detach().float().cpu())
+        optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=params[0].device)
+        for micro in range(accumulate):
+            shard = rank * accumulate + micro
+            generator = torch.Generator().manual_seed(batch_seed(seed, step, shard))
+            torch.manual_seed(batch_seed(seed, step, shard))  # any global-RNG use (dropout) repeats too
+            if accelerator is not None:
+                with accelerator.autocast():
+                    loss = task.loss(step, generator) / accumulate
+                accelerator.backward(loss)
+            else:
+                loss = task.loss(step, generator) / accumulate
+                loss.backward()
+            total += loss.detach().float()
+        if world > 1:  # one all-reduce of every gradient and the loss: the mean over all shards
+            flat = torch.cat([_flat([p.grad for p in params], params).float(), total.reshape(1)])
+            flat = accelerator.reduce(flat, reduction="mean")
+            for p, grad in zip(params, _unflat(flat[:-1], params)):
+                p.grad = grad.to(p.dtype)
+            total = flat[-1]
+        loss_value = float(total.cpu())
         if not math.isfinite(loss_value):
-            log_progress(job_dir, event="error", step=step, steps=steps, message="non-finite loss")
+            if main:
+                log_progress(job_dir, event="error", step=step, steps=steps, message="non-finite loss")
             raise StudioError(f"The loss became non-finite at step {step + 1}; lower the learning rate "
                               "and tune again (the parent version is untouched).")
-        optimizer.zero_grad(set_to_none=True)
-        if accelerator is not None:
-            accelerator.backward(loss)
-            if accelerator.num_processes > 1:  # data parallel: each rank drew its own batch
-                for p in params:
-                    if p.grad is not None:
-                        p.grad = accelerator.reduce(p.grad, reduction="mean")
-        else:
-            loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
         done = step + 1

@@ -98,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         if not examples:
             raise StudioError("The curated set is empty; accept some candidates before tuning.")
         settings = dict(spec["settings"])
-        if accelerator is not None and accelerator.num_processes > 1:
-            settings["seed"] = int(settings.get("seed", 0)) + 7919 * accelerator.process_index
         parent_adapter = store.absolute(spec.get("parent_adapter"))
         prior = store.candidates(spec["medium"], ids=spec["prior"]) if spec.get("prior") else []
         extra = {"prior": prior} if prior else {}  # media without prior preservation never see it

@@ -57,10 +57,12 @@ class TextTuneTask:
         self.seq_len = min(int(settings["seq_len"]), handle.context)
         self.name = f"tune{os.getpid()}_{next(_counter)}"
         config = lora_config(settings, parent_adapter)
-        if handle.peft:
-            handle.model.add_adapter(self.name, config)
-        else:
-            handle.model = get_peft_model(handle.model, config, adapter_name=self.name)
+        with torch.random.fork_rng(devices=[]):  # the LoRA init is part of the recipe: same seed, same start
+            torch.manual_seed(int(settings.get("seed", 0)))
+            if handle.peft:
+                handle.model.add_adapter(self.name, config)
+            else:
+                handle.model = get_peft_model(handle.model, config, adapter_name=self.name)
         handle.model.set_adapter(self.name)
         handle.model.eval()  # no dropout anywhere: a tune is reproducible from its seed
         marker = f".{self.name}."
