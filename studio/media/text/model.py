@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ class TextHandle:
     device: str
     context: int  # the most tokens the model attends to
     adapters: dict[str, str] = dataclasses.field(default_factory=dict)  # resolved path -> adapter name
+    # held while the model runs with an adapter switched on or off (a background compile shares the model)
+    lock: Any = dataclasses.field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def peft(self) -> bool:
@@ -129,18 +132,19 @@ def _adapter_name(handle: TextHandle, folder: str) -> str:
 @contextlib.contextmanager
 def active(handle: TextHandle, adapter: str | None, strength: float = 1.0):
     """The model to run: with ``adapter`` switched on (scaled by ``strength``), or the base."""
-    if adapter:
-        from ...adapters import peft_strength
+    with handle.lock:
+        if adapter:
+            from ...adapters import peft_strength
 
-        name = _adapter_name(handle, adapter)
-        handle.model.set_adapter(name)
-        with peft_strength(handle.model, name, strength):
+            name = _adapter_name(handle, adapter)
+            handle.model.set_adapter(name)
+            with peft_strength(handle.model, name, strength):
+                yield handle.model
+        elif handle.peft:
+            with handle.model.disable_adapter():
+                yield handle.model
+        else:
             yield handle.model
-    elif handle.peft:
-        with handle.model.disable_adapter():
-            yield handle.model
-    else:
-        yield handle.model
 
 
 def base_model(handle: TextHandle) -> Any:

@@ -80,3 +80,60 @@ def test_min_new_tokens_holds_back_the_end(medium, handle):
     _, produced = sample(handle, "a sea poem", [0, 1], medium.validate_params({"max_new_tokens": 30,
                                                                                 "min_new_tokens": 30}))
     assert produced == 60
+
+
+def test_pick_is_row_by_row_and_follows_the_distribution():
+    import torch
+
+    from studio.media.text.generate import pick_tokens
+
+    params = {"repetition_penalty": 1.0, "temperature": 1.0, "top_k": 3, "top_p": 1.0}
+    logits = torch.log(torch.tensor([[0.1, 0.5, 0.05, 0.3, 0.05]])).repeat(4000, 1)
+    uniform = (torch.arange(4000) + 0.5) / 4000
+    seen = torch.zeros(4000, 1, dtype=torch.long)
+    picks = pick_tokens(logits, seen, uniform, params)
+    counts = torch.bincount(picks, minlength=5) / 4000
+    # top-3 of (0.1, 0.5, 0.05, 0.3, 0.05) renormalised: 1/9, 5/9, 0, 3/9, 0
+    assert torch.allclose(counts, torch.tensor([1 / 9, 5 / 9, 0, 3 / 9, 0]), atol=2e-3)
+    alone = torch.cat([pick_tokens(logits[i:i + 1], seen[i:i + 1], uniform[i:i + 1], params) for i in range(0, 4000, 397)])
+    assert torch.equal(alone, picks[::397])
+    nucleus = pick_tokens(logits, seen, uniform, {**params, "top_k": 0, "top_p": 0.45})
+    assert set(nucleus.tolist()) == {1}  # 0.5 alone reaches top_p
+
+
+def test_stop_strings_found_across_looks(medium, handle, monkeypatch):
+    """Looking at the tokens every few steps (as on a GPU) ends rows exactly where looking every step does."""
+    from studio.media.text import generate
+
+    params = medium.validate_params({"max_new_tokens": 40})
+    full = medium.generate(handle, "a sea poem", [3, 4], params)
+    stops = [t.text.split()[2] for t in full if len(t.text.split()) > 3][:1] or [full[0].text[:2]]
+    every_step = generate.sample(handle, "a sea poem", [3, 4, 9], {**params, "stop": stops})
+    monkeypatch.setitem(generate.LOOK_EVERY, "cpu", 7)
+    assert generate.sample(handle, "a sea poem", [3, 4, 9], {**params, "stop": stops}) == every_step
+
+
+def test_static_cache_and_background_compile_give_the_same_texts(medium, handle, monkeypatch):
+    """The GPU path on the CPU: a static cache (rows padded to a bucket), compiled in the background
+    (dynamo's eager backend here), gives the texts of the dynamic cache, alone or in a batch."""
+    import time
+
+    from studio.media.text import generate
+
+    params = medium.validate_params({"max_new_tokens": 12})
+    dynamic = generate.sample(handle, "a calm rain haiku", [5, 6, 7], params)
+    monkeypatch.setattr(generate, "decoding", lambda h: "static")
+    monkeypatch.setattr(generate, "COMPILE_OPTIONS", {"backend": "eager", "dynamic": False})
+    uncompiled = generate.sample(handle, "a calm rain haiku", [5, 6, 7], params)  # starts the compile
+    bucket, length = generate.shape_bucket(3, 12 + len(generate.check_prompt(handle, "a calm rain haiku", 12)),
+                                           handle.context)
+    assert bucket == 4 and length % generate.CACHE_BUCKET == 0 or length == handle.context
+    began = time.time()
+    while generate.compile_status(handle, None, 1.0, bucket, length) == "pending":
+        assert time.time() - began < 120, "the background compile did not finish"
+        time.sleep(0.2)
+    assert generate.compile_status(handle, None, 1.0, bucket, length) == "ready"
+    compiled = generate.sample(handle, "a calm rain haiku", [5, 6, 7], params)
+    alone = generate.sample(handle, "a calm rain haiku", [6], params)
+    assert uncompiled[0] == compiled[0] == dynamic[0]
+    assert alone[0][0] == dynamic[0][1]
