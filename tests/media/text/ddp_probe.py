@@ -10,11 +10,11 @@ from studio.media.text import TextMedium
 
 
 class ProbeText(TextMedium):
-    def tune_task(self, handle, examples, settings, parent_adapter):
+    def tune_task(self, handle, examples, settings, parent_adapter, **extra):
         import torch
         from safetensors.torch import save_file
 
-        task = super().tune_task(handle, examples, settings, parent_adapter)
+        task = super().tune_task(handle, examples, settings, parent_adapter, **extra)
         probe = Path(settings["probe_dir"])
         probe.mkdir(parents=True, exist_ok=True)
         rank = int(os.environ.get("RANK", "0"))

@@ -84,9 +84,9 @@ def test_two_processes_are_one_tune(tiny_llama, tmp_path):
         assert _max_gap(_weights(probe / f"rank0-step{step}.safetensors"),
                         _weights(probe / f"rank1-step{step}.safetensors")) == 0.0
     version = store.version("text", "v1")
-    saved = _weights(Path(version.path) / "adapter_model.safetensors")
-    assert sorted(p.name for p in Path(version.path).iterdir()) == ["adapter_config.json",
-                                                                  "adapter_model.safetensors"]
+    adapter = Path(store.absolute(version.path))
+    saved = _weights(adapter / "adapter_model.safetensors")
+    assert sorted(p.name for p in adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
 
     # one process, accumulating both shards of every step, on the same seed
     sys.path.insert(0, str(HERE))  # the launched processes find the probe through PYTHONPATH
