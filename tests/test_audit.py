@@ -354,6 +354,145 @@ def test_login_is_throttled_and_read_from_a_file_or_the_environment(tmp_path):
     assert security.read_auth(environ={}) is None
 
 
+FIRST_USE = r"""
+import sys
+from studio import media
+media.register("fake", "fake_medium:FakeMedium")
+from studio.engine import Studio
+studio = Studio(sys.argv[1])
+for i in range(5):
+    studio.generate("fake", f"process {sys.argv[2]} batch {i}", n=3)
+"""
+
+
+def test_race_first_use_of_a_new_workspace_by_four_processes(prepared, tmp_path):
+    from studio.store import MIGRATIONS, Store
+
+    ws = tmp_path / "new"
+    env = {**os.environ, "FAKE_MODEL": str(prepared["root"] / "fake-model")}
+    procs = [subprocess.Popen([sys.executable, "-c", FIRST_USE, str(ws), str(n)], stderr=subprocess.PIPE, text=True,
+                              env=env) for n in range(4)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    store = Store(ws)
+    assert store.integrity_check() == "ok" and store.schema_version() == len(MIGRATIONS)
+    assert len(store.candidates("fake")) == 60
+
+
+def _curated(studio):
+    studio.generate("fake", "a colour", n=12)
+    studio.curate("fake", best_of=4)
+
+
+def test_race_two_tunes_at_once_get_distinct_versions_or_one_clear_refusal(workspace, fake):
+    import json
+
+    from studio.engine import Studio
+
+    studio = Studio(workspace)
+    _curated(studio)
+    procs = [subprocess.Popen([sys.executable, "-c", CLI, "tune", "fake", "--steps", "5", "--rank", str(rank),
+                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in (4, 16)]
+    outcomes = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    made = [json.loads(out)["version"] for code, out, _ in outcomes if code == 0]
+    for code, out, err in outcomes:
+        if code != 0:  # refused: one sentence, nothing half-made
+            assert code == 2 and "already running" in err and err.count("\n") == 1, err
+    assert made and len(set(made)) == len(made)
+    store = studio.store
+    assert store.integrity_check() == "ok"
+    for version in store.versions("fake"):  # each folder holds its own job's weights
+        job = next(j for j in store.jobs("fake") if j["version"] == version.name)
+        assert job["status"] == "done" and job["spec"]["settings"]["rank"] == version.settings["rank"]
+        marker = store.version_dir("fake", version.name) / ".job"
+        assert marker.read_text() == job["id"]
+
+
+def _workers(job_dir):
+    """PIDs of live tune workers (not their launchers) for this job."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        text = [a.decode(errors="replace") for a in args]
+        if str(job_dir) in text and "studio.tune_worker" in text and "accelerate.commands.launch" not in text:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+            if state != "Z":
+                found.append(int(pid))
+    return found
+
+
+def _parent(pid):
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+
+
+def test_kill_accelerate_launcher_and_resume_keeps_one_worker(workspace, fake, monkeypatch):
+    """Kill the launcher: the worker owns the job and resume refuses; kill the recorded PID and resume
+    twice at once: one new worker, the right step count."""
+    import threading
+
+    from studio.engine import Studio
+    from studio.errors import StudioError
+    from studio.training import read_progress
+
+    monkeypatch.delenv("STUDIO_LAUNCHER", raising=False)  # the default: accelerate launch
+    studio = Studio(workspace)
+    _curated(studio)
+    job = studio.start_tune("fake", steps=40, settings={"slow": 0.1, "checkpoint_every": 5})
+    job_dir = studio.store.job_dir(job)
+    deadline = time.time() + 120
+    while time.time() < deadline and runner.status(studio.store, job)["step"] < 6:
+        time.sleep(0.2)
+    worker = studio.store.job(job)["pid"]
+    assert _workers(job_dir) == [worker] and runner.owner(job_dir) == worker
+    launcher = _parent(worker)
+    os.kill(launcher, signal.SIGKILL)  # the launcher dies; its worker trains on and still owns the job
+    time.sleep(0.5)
+    assert runner.status(studio.store, job)["status"] == "running"
+    with pytest.raises(StudioError, match="still running"):
+        runner.resume(studio.store, job)
+
+    while time.time() < deadline and runner.status(studio.store, job)["step"] < 12:
+        time.sleep(0.2)
+    os.kill(studio.store.job(job)["pid"], signal.SIGKILL)  # the recorded PID: the worker itself
+    while runner.owner(job_dir) is not None:
+        time.sleep(0.05)
+    assert runner.status(studio.store, job)["status"] == "interrupted"
+    answers = []
+
+    def resume():
+        try:
+            answers.append(runner.resume(studio.store, job))
+        except StudioError as exc:  # the other resume won the race
+            answers.append(str(exc))
+
+    racers = [threading.Thread(target=resume) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert job in answers
+    owners = set()
+    while runner.status(studio.store, job)["status"] == "running":
+        owners.add(runner.owner(job_dir))
+        time.sleep(0.1)
+    info = studio.wait_tune(job)
+    assert info["status"] == "done" and info["step"] == 40 and len(owners - {None}) == 1
+    rows = read_progress(job_dir)
+    assert len([r for r in rows if r.get("event") == "started"]) == 2
+    last_resume = max(i for i, r in enumerate(rows) if r.get("event") == "resumed")
+    after = [r["step"] for r in rows[last_resume:] if r.get("event") == "step"]
+    assert after == list(range(rows[last_resume]["step"] + 1, 41))
+    round_seconds = studio.store.rounds("fake")[0]["metrics"]["seconds"]
+    assert round_seconds >= 0.1 * (40 - 12)  # every segment counted, not only the last
+    assert studio.store.version("fake", "v1") is not None
+
+
 KILLED_GENERATE = 4  # kills of a CLI generate at staggered moments
 
 

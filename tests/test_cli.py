@@ -11,6 +11,11 @@ import pytest
 from studio.cli import build_parser, main
 
 
+@pytest.fixture(autouse=True)
+def plain_python_launcher(monkeypatch):
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")  # accelerate's start-up is tested in tests/test_audit.py
+
+
 def run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -68,108 +68,6 @@ def test_non_finite_loss_stops_with_a_sentence_and_leaves_parent(workspace, fake
     assert [v.name for v in studio.store.versions("fake")] == ["v1"]
 
 
-CLI = ("import sys; from studio import media; media.register('fake', 'fake_medium:FakeMedium'); "
-       "from studio.cli import main; sys.exit(main(sys.argv[1:]))")
-
-
-def test_two_tunes_at_once_get_distinct_versions_or_one_clear_refusal(workspace, fake):
-    import json
-    import subprocess
-    import sys
-
-    studio = Studio(workspace)
-    _curated(studio)
-    procs = [subprocess.Popen([sys.executable, "-c", CLI, "tune", "fake", "--steps", "5", "--rank", str(rank),
-                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for rank in (4, 16)]
-    outcomes = [(p.wait(timeout=300), *p.communicate()) for p in procs]
-    made = [json.loads(out)["version"] for code, out, _ in outcomes if code == 0]
-    for code, out, err in outcomes:
-        if code != 0:  # refused: one sentence, nothing half-made
-            assert code == 2 and "already running" in err and err.count("\n") == 1, err
-    assert made and len(set(made)) == len(made)
-    store = studio.store
-    assert store.integrity_check() == "ok"
-    for version in store.versions("fake"):  # each folder holds its own job's weights
-        job = next(j for j in store.jobs("fake") if j["version"] == version.name)
-        assert job["status"] == "done" and job["spec"]["settings"]["rank"] == version.settings["rank"]
-        marker = store.version_dir("fake", version.name) / ".job"
-        assert marker.read_text() == job["id"]
-
-
-def _workers(job_dir):
-    """PIDs of live tune workers (not their launchers) for this job."""
-    import os
-
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        text = [a.decode(errors="replace") for a in args]
-        if str(job_dir) in text and "studio.tune_worker" in text and "accelerate.commands.launch" not in text:
-            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-            if state != "Z":
-                found.append(int(pid))
-    return found
-
-
-def _parent(pid):
-    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
-
-
-def test_accelerate_launcher_kill_and_resume_keeps_one_worker(workspace, fake, monkeypatch):
-    """Kill the launcher: the worker owns the job and resume refuses; kill the recorded PID: one new worker."""
-    import os
-    import signal
-
-    import pytest
-
-    from studio.errors import StudioError
-
-    monkeypatch.delenv("STUDIO_LAUNCHER", raising=False)  # the default: accelerate launch
-    studio = Studio(workspace)
-    _curated(studio)
-    job = studio.start_tune("fake", steps=40, settings={"slow": 0.1, "checkpoint_every": 5})
-    job_dir = studio.store.job_dir(job)
-    deadline = time.time() + 120
-    while time.time() < deadline and runner.status(studio.store, job)["step"] < 6:
-        time.sleep(0.2)
-    worker = studio.store.job(job)["pid"]
-    assert _workers(job_dir) == [worker] and runner.owner(job_dir) == worker
-    launcher = _parent(worker)
-    os.kill(launcher, signal.SIGKILL)  # the launcher dies; its worker trains on and still owns the job
-    time.sleep(0.5)
-    assert runner.status(studio.store, job)["status"] == "running"
-    with pytest.raises(StudioError, match="still running"):
-        runner.resume(studio.store, job)
-
-    while time.time() < deadline and runner.status(studio.store, job)["step"] < 12:
-        time.sleep(0.2)
-    os.kill(studio.store.job(job)["pid"], signal.SIGKILL)  # the recorded PID: the worker itself
-    while runner.owner(job_dir) is not None:
-        time.sleep(0.05)
-    assert runner.status(studio.store, job)["status"] == "interrupted"
-    runner.resume(studio.store, job)
-    seen = set()
-    while runner.status(studio.store, job)["status"] == "running":
-        live = _workers(job_dir)
-        assert len(live) <= 1, live
-        seen.update(live)
-        time.sleep(0.2)
-    info = studio.wait_tune(job)
-    assert info["status"] == "done" and info["step"] == 40 and len(seen) == 1
-    rows = read_progress(job_dir)
-    assert len([r for r in rows if r.get("event") == "started"]) == 2
-    last_resume = max(i for i, r in enumerate(rows) if r.get("event") == "resumed")
-    after = [r["step"] for r in rows[last_resume:] if r.get("event") == "step"]
-    assert after == list(range(rows[last_resume]["step"] + 1, 41))
-    round_seconds = studio.store.rounds("fake")[0]["metrics"]["seconds"]
-    assert round_seconds >= 0.1 * (40 - 12)  # every segment counted, not only the last
-    assert studio.store.version("fake", "v1") is not None
-
-
 def test_a_second_worker_for_the_same_job_exits_without_touching_it(workspace, fake):
     import subprocess
     import sys
@@ -189,12 +87,11 @@ def test_a_second_worker_for_the_same_job_exits_without_touching_it(workspace, f
     assert steps == list(range(1, 31))
 
 
-def test_a_job_never_writes_over_a_version_folder_it_did_not_make(workspace, fake, monkeypatch):
+def test_a_job_never_writes_over_a_version_folder_it_did_not_make(workspace, fake):
     import pytest
 
     from studio.errors import StudioError
 
-    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
     studio = Studio(workspace)
     _curated(studio)
     foreign = studio.store.version_dir("fake", "v1") / "adapter"

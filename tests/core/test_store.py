@@ -72,31 +72,6 @@ def test_workspace_settings_use_wal(tmp_path):
     assert store._query("PRAGMA synchronous")[0][0] == 2  # FULL
 
 
-FIRST_USE = r"""
-import sys
-from studio.medium import Candidate
-from studio.store import Store
-store = Store(sys.argv[1])
-for i in range(10):
-    cid = f"{sys.argv[2]}-{i}"
-    files = store.write_media("fake", cid, {"txt": b"x"})
-    c = Candidate(id=cid, medium="fake", prompt="p", seed=i, params={}, version="base", model="m",
-                  path=files["txt"], files=files)
-    store.add_batch("fake", "p", "base", "m", {}, [i], [c], [cid])
-"""
-
-
-def test_first_use_by_four_processes_at_once(tmp_path):
-    ws = tmp_path / "new"
-    procs = [subprocess.Popen([sys.executable, "-c", FIRST_USE, str(ws), str(n)], stderr=subprocess.PIPE, text=True)
-             for n in range(4)]
-    errors = [p.communicate()[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
-    store = Store(ws)
-    assert store.integrity_check() == "ok" and store.schema_version() == len(MIGRATIONS)
-    assert len(store.candidates("fake")) == 40
-
-
 def _one(store, cid="a", batch_seed=0):
     files = store.write_media("fake", cid, {"txt": b"red"})
     c = Candidate(id=cid, medium="fake", prompt="p", seed=batch_seed, params={}, version="base", model="m",
