@@ -37,7 +37,8 @@ _FLOCK = "hhqqi4x"  # struct flock on Linux (64-bit off_t): type, whence, start,
 def take_ownership(job_dir: Path) -> int | None:
     """Lock ``owner.lock`` for this process and write our PID in it; None when another owns it.
 
-    Returns the open descriptor: keep it open (closing it releases the lock).
+    Returns the open descriptor: keep it open.  A POSIX lock is dropped when its process closes
+    *any* descriptor of the file, so the owning process must never call ``owner`` on its own job.
     """
     fd = os.open(Path(job_dir) / OWNER, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(stale, ignore_errors=True)
 
     from . import media
-    from .errors import StudioError
+    from .errors import StudioError, os_error_sentence
     from .medium import Version
     from .store import Store
     from .training import TuneCancelled, log_progress, read_progress, run_tune
@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as exc:
         store.update_job(job_id, status="failed", message=str(exc))
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the machine said no (a full disk, a permission): one sentence, details in log.txt
+        traceback.print_exc()
+        store.update_job(job_id, status="failed", message=os_error_sentence(exc, "finish the tune"))
         return 1
     except Exception as exc:  # a bug, not the user's mistake: keep the traceback in log.txt
         traceback.print_exc()

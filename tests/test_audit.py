@@ -280,6 +280,14 @@ def test_emptied_and_corrupt_workspaces_are_left_untouched(prepared, audit_ws, c
     assert not (emptied / "studio.db-wal").exists()
 
 
+def test_a_truncated_adapter_is_one_sentence(audit_ws, capsys):
+    adapter = audit_ws / "versions" / "fake" / "v1" / "adapter" / "adapter.safetensors"
+    adapter.write_bytes(adapter.read_bytes()[:16])
+    code = main(["generate", "fake", "--prompt", "a colour", "--version", "v1", "-n", "2"])
+    assert "damaged or truncated" in assert_one_sentence(code, capsys.readouterr().err)
+    assert integrity(audit_ws) == "ok"
+
+
 def test_a_failed_export_leaves_no_empty_folder(prepared, audit_ws, tmp_path, capsys, monkeypatch):
     from fake_medium import FakeMedium
 
@@ -520,6 +528,20 @@ def test_kills_during_generate_leave_whole_batches_and_leftovers_are_cleaned(pre
     known = {c.id for c in studio.store.candidates("fake")}
     leftovers = [p for p in studio.store.media_dir("fake").iterdir() if p.name.split(".", 1)[0] not in known]
     assert leftovers == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_export_to_a_read_only_disk_is_one_sentence(audit_ws, tmp_path, capsys):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()})")
+    try:
+        code = main(["export", "fake", "--version", "v1", "--format", "jsonl", "--out", str(mount / "out")])
+        assert "Read-only file system" in assert_one_sentence(code, capsys.readouterr().err)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a small tmpfs needs root")
