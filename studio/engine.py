@@ -453,6 +453,10 @@ class Studio:
             out["variety_vs_kept"] = diversity / kept_variety if kept_variety else None
             out["copies"] = float(np.mean(copied))
             out["copied"] = [c.id for c, hit in zip(candidates, copied) if hit]
+            # the same share among this side's candidates the rule would keep: on the base side, how
+            # often the target itself (the base leaning toward the score) repeats a kept example
+            over = probabilities >= 0.5
+            out["copies_over_rule"] = float(np.mean(np.asarray(copied)[over])) if over.any() else None
         return out
 
     def kept_set(self, medium: str, version: str) -> list[Candidate]:
