@@ -1,8 +1,17 @@
 """`studio loop MEDIUM` on each shipped medium's embedded default, through the real CLI.
 
-One round: generate 32 on training seeds, keep the upper quartile by the medium's default
-scorer (hard threshold), tune, then compare base and v1 on held-out seeds.  The tune must
-at least double the acceptance rate there.
+One round: generate 32 on training seeds, keep the upper quartile by a built-in scorer (hard
+threshold, variety-aware keeping), tune with the medium's defaults, then compare base and v1
+on held-out seeds.  What a faithful round must show (issue 10's targets; the README's
+ablation table has the figures):
+
+- ``lift``: held-out acceptance rises by at least 0.15 and doubles, or the misses halve;
+- ``best_of_2``: the tuned side beats sampling twice as much from the base;
+- ``variety``: the tuned side is at least 0.8x as varied as the kept set it learned from;
+- ``copies``: at most 10% of the tuned candidates near-duplicate a kept example.
+
+Each case asserts the targets it meets on this machine; the ones it does not meet yet are
+listed beside it (and in the README), so a regression in any measured target fails here.
 """
 from __future__ import annotations
 
@@ -16,32 +25,55 @@ import pytest
 
 from studio import media
 
-# A specific image prompt gives near-identical pictures (nothing for the scorer to choose
-# between), so the image round uses an open prompt and a fixed threshold.
 PROMPTS = {
-    "image": ["--prompt", "a circle", "--threshold", "0.4"],
-    "text": ["--prompt", "a short sea poem, melancholy"],
-    "music": ["--prompt", "a gentle lullaby in C major, 3/4"],
+    "image": "a circle",
+    "text": "a short sea poem, melancholy",
+    "music": "a gentle lullaby in C major, 3/4",
+}
+ALL = ("lift", "best_of_2", "variety", "copies")
+# (medium, scorer, extra CLI arguments): the targets asserted
+CASES = {
+    ("text", "style", ()): ALL,
+    ("text", "fluency", ()): ALL,
+    ("music", "rhythm", ()): ALL,
+    ("music", "smoothness", ()): ALL,
+    ("image", "colourfulness", ()): ALL,
+    ("image", "brightness", ()): ALL,
 }
 
 
+def check(result: dict, targets) -> dict[str, bool]:
+    before, after = result["before"], result["after"]
+    a, b = after["acceptance_rate"], before["acceptance_rate"]
+    met = {"lift": a - b >= 0.15 and (a >= 2 * b or (1 - a) <= (1 - b) / 2),
+           "best_of_2": a > result["best_of_n_base"]["acceptance_rate"],
+           "variety": after["variety_vs_kept"] is not None and after["variety_vs_kept"] >= 0.8,
+           "copies": after["copies"] <= 0.10}
+    return {t: met[t] for t in targets}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("medium", [m for m in PROMPTS if m in media.available()])
-def test_loop_doubles_acceptance_on_held_out_seeds(medium, tmp_path):
+@pytest.mark.parametrize("medium, scorer, extra", [k for k in CASES if k[0] in media.available()],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_one_round_carries_the_kept_qualities_to_held_out_seeds(medium, scorer, extra, tmp_path):
     assets = Path(media.get(medium).default_model())
     if not assets.exists():
         pytest.fail(f"the embedded default for {medium} is missing at {assets}")
     env = dict(os.environ, STUDIO_HOME=str(tmp_path / "ws"))
-    proc = subprocess.run([sys.executable, "-m", "studio", "loop", medium, *PROMPTS[medium],
-                           "--temperature", "0", "-n", "32", "--json"],
+    if (os.cpu_count() or 1) <= 2:
+        env["OMP_NUM_THREADS"] = "1"  # two threads fight over a shared 2-core machine
+    proc = subprocess.run([sys.executable, "-m", "studio", "loop", medium, "--prompt", PROMPTS[medium],
+                           "--scorer", scorer, *extra, "--temperature", "0", "-n", "32", "--json"],
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     before, after = result["before"], result["after"]
-    print(f"\n{medium}: acceptance {before['acceptance_rate']:.3f} -> {after['acceptance_rate']:.3f}, "
-          f"mean score {before['mean_score']:.3f} -> {after['mean_score']:.3f}, "
-          f"diversity {before['diversity']:.3f} -> {after['diversity']:.3f}, "
-          f"best-of-2 base {result['best_of_n_base']}")
-    (tmp_path.parent / f"loop-{medium}.json").write_text(json.dumps(result, indent=2))
+    print(f"\n{medium}/{scorer}: acceptance {before['acceptance_rate']:.3f} -> {after['acceptance_rate']:.3f} "
+          f"(best of 2 from base {result['best_of_n_base']['acceptance_rate']:.3f}), variety vs kept "
+          f"{after['variety_vs_kept']:.2f}, copies {after['copies']:.2f} (base {before['copies']:.2f})")
+    (tmp_path.parent / f"loop-{medium}-{scorer}.json").write_text(json.dumps(result, indent=2))
     assert result["rounds"][0]["accepted"] >= 4
-    assert after["acceptance_rate"] >= 2 * before["acceptance_rate"] > 0
+    train_seeds = set(range(32))
+    assert not set(result["seeds"]) & train_seeds  # measured on held-out seeds only
+    met = check(result, CASES[(medium, scorer, extra)])
+    assert all(met.values()), f"targets missed: {[t for t, ok in met.items() if not ok]}"
