@@ -373,6 +373,7 @@ for i in range(5):
 """
 
 
+@pytest.mark.slow
 def test_race_first_use_of_a_new_workspace_by_four_processes(prepared, tmp_path):
     from studio.store import MIGRATIONS, Store
 
@@ -439,6 +440,7 @@ def _parent(pid):
     return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
 
 
+@pytest.mark.slow
 def test_kill_accelerate_launcher_and_resume_keeps_one_worker(workspace, fake, monkeypatch):
     """Kill the launcher: the worker owns the job and resume refuses; kill the recorded PID and resume
     twice at once: one new worker, the right step count."""
@@ -497,7 +499,8 @@ def test_kill_accelerate_launcher_and_resume_keeps_one_worker(workspace, fake, m
     after = [r["step"] for r in rows[last_resume:] if r.get("event") == "step"]
     assert after == list(range(rows[last_resume]["step"] + 1, 41))
     round_seconds = studio.store.rounds("fake")[0]["metrics"]["seconds"]
-    assert round_seconds >= 0.1 * (40 - 12)  # every segment counted, not only the last
+    trained = len([r for r in rows if r.get("event") == "step"])  # steps run in all segments, replays included
+    assert round_seconds >= 0.1 * trained  # each step sleeps 0.1 s: every segment counted, not only the last
     assert studio.store.version("fake", "v1") is not None
 
 
