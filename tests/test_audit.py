@@ -129,6 +129,8 @@ CASES = [
     (["generate", "fake", "--prompt", "x", "--workspace", "{root}/corrupt"], "unreadable"),
     (["generate", "fake"], "required: --prompt"),
     (["generate", "text", "--prompt", "x", "--param", "min_new_tokens=500"], "min_new_tokens (500) is above"),
+    (["generate", "text", "--prompt", "x", "--param", "max_new_tokens=100000000"], "beyond this model's context"),
+    (["export", "text", "--version", "base", "--format", "jsonl", "--out", "{tmp}/x"], "no curated text"),
     (["generate", "fake", "--prompt", "x", "--param", "temperature"], "is not KEY=VALUE"),
     # curate
     (["curate", "fake", "--batch", "9999"], "no fake batch 9999"),
