@@ -31,7 +31,21 @@ from .training import CANCEL, read_progress
 FINISHED = ("done", "failed", "cancelled")
 OWNER = "owner.lock"
 STARTING_GRACE = 300.0  # seconds a launched job may take to reach its worker's lock
-_FLOCK = "hhqqi4x"  # struct flock on Linux (64-bit off_t): type, whence, start, len, pid
+
+def _flock_query() -> bytes:
+    """A ``struct flock`` asking about a write lock on the whole file (Linux and macOS layouts)."""
+    if sys.platform == "darwin":  # start, len, pid, type, whence
+        return struct.pack("qqihh", 0, 0, 0, fcntl.F_WRLCK, os.SEEK_SET)
+    return struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)  # type, whence, start, len, pid
+
+
+def _flock_answer(data: bytes) -> tuple[int, int]:
+    """(lock type, holder PID) from the kernel's answer."""
+    if sys.platform == "darwin":
+        _, _, pid, kind, _ = struct.unpack("qqihh", data)
+    else:
+        kind, _, _, _, pid = struct.unpack("hhqqi4x", data)
+    return kind, pid
 
 
 def take_ownership(job_dir: Path) -> int | None:
@@ -59,9 +73,7 @@ def owner(job_dir: Path) -> int | None:
     except FileNotFoundError:
         return None
     try:
-        query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
-        kind, _, _, _, pid = struct.unpack(_FLOCK, answer)
+        kind, pid = _flock_answer(fcntl.fcntl(fd, fcntl.F_GETLK, _flock_query()))
         return pid if kind != fcntl.F_UNLCK else None
     finally:
         os.close(fd)

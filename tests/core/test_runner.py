@@ -102,3 +102,25 @@ def test_a_job_never_writes_over_a_version_folder_it_did_not_make(workspace, fak
     assert (foreign / "adapter.safetensors").read_bytes() == b"someone else's weights"
     assert studio.store.versions("fake") == []
     assert studio.store.jobs("fake")[0]["status"] == "failed"
+
+
+def test_owner_is_read_from_the_lock_without_taking_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from studio.runner import take_ownership; "
+            "print(take_ownership(sys.argv[1]) is not None, flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        assert runner.owner(tmp_path) == holder.pid
+        assert runner.owner(tmp_path) == holder.pid  # asking twice never takes or drops it
+        assert runner.take_ownership(tmp_path) is None  # a second owner is refused
+    finally:
+        holder.kill()
+        holder.wait()
+    assert runner.owner(tmp_path) is None  # the kernel dropped it with the process
+    fd = runner.take_ownership(tmp_path)
+    assert fd is not None and (tmp_path / runner.OWNER).read_text() == str(os.getpid())
+    os.close(fd)
