@@ -159,6 +159,18 @@ def test_kohya_single_file(tuned, medium, tmp_path):
             assert got.shape[0] == len(want) + 4 * want.shape[0] // 3
     assert torch.allclose(fused("lora_unet_double_blocks_0_img_attn_proj"),
                           delta("transformer.transformer_blocks.0.attn.to_out.0"), atol=1e-6)
+    # stock diffusers reads the double blocks back into the same updates (its kohya reader assumes the
+    # released model's widths for single blocks, which a tiny model cannot have)
+    from safetensors.torch import save_file
+
+    doubles = {k: v for k, v in state.items() if "double_blocks" in k}
+    save_file(doubles, str(tmp_path / "doubles.safetensors"))
+    pipe = _stock(name, folder)
+    pipe.load_lora_weights(str(tmp_path), weight_name="doubles.safetensors", adapter_name="k")
+    attn = pipe.transformer.transformer_blocks[0].attn
+    for module, prefix in ((attn.to_k, "to_k"), (attn.add_v_proj, "add_v_proj"), (attn.to_add_out, "to_add_out")):
+        got = module.lora_B["k"].weight @ module.lora_A["k"].weight * module.scaling["k"]
+        assert torch.allclose(got, delta(f"transformer.transformer_blocks.0.attn.{prefix}"), atol=1e-5), prefix
 
 
 def test_sdxl_v_prediction_with_zero_terminal_snr(medium, tmp_path):

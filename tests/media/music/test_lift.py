@@ -14,6 +14,13 @@ PROMPT = "a waltz in G major"
 SCORER = "rhythm"
 
 
+@pytest.fixture(autouse=True)
+def _studio_synth(monkeypatch):
+    # the rhythm scorer reads the MIDI; FluidSynth's sound (tests/media/music/test_fluid.py) would only
+    # add a process per candidate to the slowest music test
+    monkeypatch.setenv("STUDIO_MUSIC_RENDERER", "synth")
+
+
 def _candidates(medium, handle, seeds, root: Path, version: str, adapter=None):
     gens = medium.generate(handle, PROMPT, seeds, medium.validate_params({}), adapter=adapter)
     out = []
