@@ -72,3 +72,34 @@ def test_only_the_workspace_media_is_served(workspace, fake, tmp_path):
         assert fetch(studio.store.root / "media" / "missing.png") in (403, 404)
     finally:
         app.close()
+
+
+def test_wrong_passwords_are_throttled_on_the_live_login(workspace, fake):
+    import time
+
+    from studio.app import launch
+    from studio.engine import Studio
+
+    app = launch(Studio(workspace), port=free_port(), block=False, names=["fake"], auth="ann:secret")
+    try:
+        login = app.local_url.rstrip("/") + "/login"
+
+        def post(password: str) -> int:
+            data = urllib.parse.urlencode({"username": "ann", "password": password}).encode()
+            try:
+                with urllib.request.urlopen(urllib.request.Request(login, data=data), timeout=30) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        began = time.monotonic()
+        answers = [post(f"guess{i}") for i in range(20)]
+        assert all(code >= 400 for code in answers)
+        if time.monotonic() - began < security.FIRST_DELAY:  # still inside the first failure's delay
+            assert post("secret") >= 400  # refused unchecked, even with the right password
+        throttle = app.auth
+        assert isinstance(throttle, security.LoginThrottle) and throttle.failures < 5  # the rest went unchecked
+        time.sleep(max(0.0, throttle.refused_until - time.monotonic()) + 0.05)
+        assert post("secret") == 200
+    finally:
+        app.close()
