@@ -185,7 +185,8 @@ METRIC_WORDS = {  # engine.compare's keys in plain words, with what each means (
                "0 is best."),
     "n": ("candidates", "How many candidates each side generated, on the same seeds."),
 }
-SKIPPED = ("candidates",)
+SKIPPED = ("candidates",)  # lists of ids, not figures
+SHARES = ("acceptance_rate", "copies")  # shown as percentages
 
 
 def metric_words(key: str) -> tuple[str, str]:
@@ -198,8 +199,9 @@ def metrics_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     headers = ["", f"before ({result['before_version']})", f"after ({result['after_version']})",
                f"best of {best['n']} from base"]
     keys = [k for k in ("acceptance_rate", "mean_score", "diversity") if k in before or k in after]
-    keys += sorted(k for k in {**before, **after} if k not in keys and k not in SKIPPED and k != "n")
-    rows = [[metric_words(k)[0], _fmt(before.get(k)), _fmt(after.get(k)), _fmt(best.get(k))] for k in keys]
+    keys += sorted(k for k in {**before, **after} if k not in keys and k not in SKIPPED and k != "n"
+                   and all(isinstance(side.get(k), (int, float, type(None))) for side in (before, after)))
+    rows = [[metric_words(k)[0], *(_fmt(side.get(k), k in SHARES) for side in (before, after, best))] for k in keys]
     rows.append([metric_words("n")[0], before.get("n", ""), after.get("n", ""), ""])
     return headers, rows
 
@@ -219,7 +221,9 @@ def metrics_html(result: dict[str, Any]) -> str:
     return f'<div class="metrics-table"><table><tr>{head}</tr>{body}</table>{note}</div>'
 
 
-def _fmt(value: Any) -> Any:
+def _fmt(value: Any, share: bool = False) -> Any:
     if value is None:
         return ""
+    if share and isinstance(value, (int, float)):
+        return f"{value * 100:.0f}%"
     return f"{value:.3f}" if isinstance(value, float) else value

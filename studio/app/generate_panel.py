@@ -147,7 +147,8 @@ def truncation_notes() -> Iterator[list[str]]:
         def emit(self, record: logging.LogRecord) -> None:
             message = record.getMessage()
             if "truncated" in message:
-                notes.append(message.split(":", 1)[-1].strip()[:200] or message[:200])
+                cut = message.split(":", 1)[-1].strip().strip("[]'\" ")
+                notes.append(cut[:200] or message[:200])
 
     handler = Catch(level=logging.WARNING)
     loggers = [logging.getLogger(n) for n in TRUNCATION_LOGGERS]

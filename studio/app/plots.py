@@ -1,4 +1,4 @@
-"""Small charts: the score histogram (SVG, crisp at any size), the loss curve and a MIDI piano roll (PIL).
+"""Small charts: the score histogram and the loss curve (SVG, crisp at any size) and a MIDI piano roll (PIL).
 
 PIL is already a dependency; a plotting library would be a heavy one for three pictures.
 """
@@ -9,63 +9,31 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw
 
-WIDTH, HEIGHT, MARGIN = 480, 180, 28  # pixels
-BINS = 20  # histogram bins over [0, 1]
+BINS = 20  # histogram bins over the shown score range
 INK, GRID, BAR, KEPT, LINE = "#333333", "#dddddd", "#9aa9c4", "#4f8f5a", "#c0392b"
-
-
-def _frame(title: str) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-    image = Image.new("RGB", (WIDTH, HEIGHT), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((MARGIN, 4), title, fill=INK)
-    draw.line([(MARGIN, HEIGHT - MARGIN), (WIDTH - 8, HEIGHT - MARGIN)], fill=INK)
-    draw.line([(MARGIN, 18), (MARGIN, HEIGHT - MARGIN)], fill=INK)
-    return image, draw
-
-
-def histogram(scores: Sequence[float], threshold: float, accepted: Sequence[bool] | None = None) -> Image.Image:
-    """Scores in BINS bins over [0, 1]; the accepted share of each bin in green; the threshold in red."""
-    image, draw = _frame(f"scores (n={len(scores)}), threshold {threshold:.2f}")
-    accepted = list(accepted) if accepted is not None else [False] * len(scores)
-    counts, kept = [0] * BINS, [0] * BINS
-    for score, ok in zip(scores, accepted):
-        b = min(BINS - 1, max(0, int(score * BINS)))
-        counts[b] += 1
-        kept[b] += int(ok)
-    top = max(counts, default=0) or 1
-    plot_w, plot_h = WIDTH - 8 - MARGIN, HEIGHT - MARGIN - 22
-    bar_w = plot_w / BINS
-    base = HEIGHT - MARGIN
-    for b in range(BINS):
-        x0, x1 = MARGIN + b * bar_w + 1, MARGIN + (b + 1) * bar_w - 1
-        if counts[b]:
-            draw.rectangle([x0, base - plot_h * counts[b] / top, x1, base - 1], fill=BAR)
-        if kept[b]:
-            draw.rectangle([x0, base - plot_h * kept[b] / top, x1, base - 1], fill=KEPT)
-    x = MARGIN + threshold * plot_w
-    draw.line([(x, 18), (x, base)], fill=LINE, width=2)
-    for tick in (0.0, 0.5, 1.0):
-        draw.text((MARGIN + tick * plot_w - 6, base + 4), f"{tick:g}", fill=INK)
-    draw.text((4, base - plot_h), str(top), fill=INK)
-    return image
 
 
 def histogram_svg(scores: Sequence[float], threshold: float, temperature: float,
                   kept: Sequence[bool] | None = None, width: int = 320, height: int = 150) -> str:
-    """Scores in BINS bins over [0, 1] (kept by the rule in green), the threshold in red, and the
-    rule's keep probability as a curve (a step at temperature 0, a slope as it grows)."""
+    """Scores in BINS bins (kept by the rule in green), the threshold in red, and the rule's keep
+    probability as a curve (a step at temperature 0, a slope as it grows).  The axis spans the scores
+    and the threshold (not all of [0, 1]), so a tight batch still shows its spread."""
     import math
 
     kept = list(kept) if kept is not None else [False] * len(scores)
+    lo, hi = min([*scores, threshold]), max([*scores, threshold])
+    pad = max(0.02, (hi - lo) * 0.1)
+    lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+    span = (hi - lo) or 1.0
     counts, kept_counts = [0] * BINS, [0] * BINS
     for score, ok in zip(scores, kept):
-        b = min(BINS - 1, max(0, int(score * BINS)))
+        b = min(BINS - 1, max(0, int((score - lo) / span * BINS)))
         counts[b] += 1
         kept_counts[b] += int(ok)
-    left, right, top, bottom = 22, 6, 8, 20
+    left, right, top, bottom = 22, 10, 8, 20
     plot_w, plot_h = width - left - right, height - top - bottom
     tallest = max(counts, default=0) or 1
-    x = lambda v: left + v * plot_w  # noqa: E731
+    x = lambda v: left + (v - lo) / span * plot_w  # noqa: E731
     parts = [f'<svg viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" role="img" '
              f'aria-label="score histogram, threshold {threshold:.2f}" font-size="10" font-family="sans-serif">',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{INK}"/>']
@@ -78,39 +46,42 @@ def histogram_svg(scores: Sequence[float], threshold: float, temperature: float,
                              f'width="{bar_w - 2:.1f}" height="{h:.1f}" fill="{colour}"/>')
     curve = []
     for i in range(101):
-        s = i / 100
+        s = lo + span * i / 100
         p = 1.0 if s >= threshold else (0.0 if temperature <= 0 else math.exp(-(threshold - s) / temperature))
         curve.append(f"{x(s):.1f},{top + plot_h - p * plot_h:.1f}")
     parts.append(f'<polyline points="{" ".join(curve)}" fill="none" stroke="#e0a526" stroke-width="1.5"/>')
     parts.append(f'<line x1="{x(threshold):.1f}" y1="{top}" x2="{x(threshold):.1f}" y2="{top + plot_h}" '
                  f'stroke="{LINE}" stroke-width="2"/>')
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(f'<text x="{x(tick):.1f}" y="{height - 6}" text-anchor="middle" fill="{INK}">{tick:g}</text>')
+    for i in range(5):
+        tick = lo + span * i / 4
+        parts.append(f'<text x="{x(tick):.1f}" y="{height - 6}" text-anchor="middle" fill="{INK}">{tick:.2f}</text>')
     parts.append(f'<text x="2" y="{top + 8}" fill="{INK}">{tallest}</text></svg>')
     return "".join(parts)
 
 
-def loss_curve(losses: Sequence[Sequence[float]], steps: int) -> Image.Image:
-    """Loss by step, the x axis spanning the whole tune so progress shows as the line grows."""
-    image, draw = _frame("loss" + (f" (last {losses[-1][1]:.4f})" if losses else ""))
-    if not losses:
-        return image
-    values = [float(loss) for _, loss in losses]
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    plot_w, plot_h = WIDTH - 8 - MARGIN, HEIGHT - MARGIN - 22
-    base = HEIGHT - MARGIN
-    points = [(MARGIN + plot_w * step / max(steps, 1), base - plot_h * (loss - low) / span)
-              for step, loss in zip((s for s, _ in losses), values)]
-    if len(points) == 1:
-        x, y = points[0]
-        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=LINE)
+def loss_svg(losses: Sequence[Sequence[float]], steps: int, width: int = 480, height: int = 180) -> str:
+    """The tune's loss by step as SVG, the x axis spanning the whole tune so progress shows as the line grows."""
+    left, right, top, bottom = 44, 10, 10, 22
+    plot_w, plot_h = width - left - right, height - top - bottom
+    parts = [f'<svg viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" role="img" '
+             f'aria-label="loss curve" font-size="11" font-family="sans-serif">',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{INK}"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="{INK}"/>',
+             f'<text x="{left + plot_w}" y="{height - 6}" text-anchor="end" fill="{INK}">step {steps}</text>']
+    if losses:
+        values = [float(loss) for _, loss in losses]
+        low, high = min(values), max(values)
+        span = (high - low) or 1.0
+        points = [(left + plot_w * step / max(steps, 1), top + plot_h - plot_h * (loss - low) / span)
+                  for (step, _), loss in zip(losses, values)]
+        parts.append(f'<polyline points="{" ".join(f"{px:.1f},{py:.1f}" for px, py in points)}" fill="none" '
+                     f'stroke="{LINE}" stroke-width="2"/>')
+        parts.append(f'<circle cx="{points[-1][0]:.1f}" cy="{points[-1][1]:.1f}" r="3" fill="{LINE}"/>')
+        parts.append(f'<text x="4" y="{top + 10}" fill="{INK}">{high:.3g}</text>')
+        parts.append(f'<text x="4" y="{top + plot_h}" fill="{INK}">{low:.3g}</text>')
     else:
-        draw.line(points, fill=LINE, width=2)
-    draw.text((4, base - plot_h), f"{high:.3g}", fill=INK)
-    draw.text((4, base - 10), f"{low:.3g}", fill=INK)
-    draw.text((WIDTH - 60, base + 4), f"step {steps}", fill=INK)
-    return image
+        parts.append(f'<text x="{left + 10}" y="{top + plot_h / 2}" fill="{INK}">No steps yet.</text>')
+    return "".join(parts) + "</svg>"
 
 
 def piano_roll(midi_path: Path | str, width: int = 320, height: int = 120) -> Image.Image:

@@ -36,8 +36,9 @@ def build(ctx: TabContext) -> None:
         ctx["cancel"] = gr.Button("Cancel", variant="stop", interactive=False, elem_classes=["cancel-btn"])
     with gr.Row():
         ctx["tune_status"] = gr.HTML(_status_html(None), elem_classes=["tune-status"])
-        ctx["loss"] = gr.Image(label="Loss (lower: the version fits the kept set better)", type="pil",
-                               interactive=False, buttons=[], elem_classes=["loss"])
+        with gr.Column():
+            gr.Markdown("Loss by step (lower: the version fits the kept set better)", elem_classes=["loss-title"])
+            ctx["loss"] = gr.HTML(plots.loss_svg([], 0), elem_classes=["loss"])
     ctx["timer"] = gr.Timer(POLL_SECONDS)
     ctx["seen"] = gr.State({"versions": None, "progress": None})
 
@@ -74,7 +75,7 @@ def wire(ctx: TabContext) -> None:
         key = None if info is None else [info["job"], info["status"], info["step"]]
         if key != seen.get("progress"):
             running = info is not None and info["status"] == "running"
-            out += [_status_html(info), plots.loss_curve(info["losses"], info["steps"]) if info else None,
+            out += [_status_html(info), plots.loss_svg(info["losses"], info["steps"]) if info else plots.loss_svg([], 0),
                     gr.update(interactive=running)]
             seen["progress"] = key
         else:

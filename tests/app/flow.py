@@ -208,5 +208,9 @@ class Flow:
         }""")
 
     def screenshot(self, name: str) -> None:
+        """The page from its top, as an artist first sees it (no focused box, nothing scrolled)."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.evaluate("() => { if (!document.querySelector('#studio-lightbox.open')) "
+                           "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+        self.page.wait_for_timeout(300)
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))

@@ -93,7 +93,9 @@ def test_charts(tmp_path):
     svg = plots.histogram_svg([0.1, 0.5, 0.5, 0.9], 0.6, 0.0, [False, False, False, True])
     assert svg.startswith("<svg") and svg.count("<rect") == 3 + 1  # three bins with scores, one of them with a kept one
     assert 'aria-label="score histogram, threshold 0.60"' in svg
-    assert plots.loss_curve([[1, 2.0], [2, 1.0]], 4).size == (plots.WIDTH, plots.HEIGHT)
+    loss = plots.loss_svg([[1, 2.0], [2, 1.0]], 4)
+    assert loss.startswith("<svg") and "<polyline" in loss and "step 4" in loss
+    assert "No steps yet" in plots.loss_svg([], 4)
     import mido
 
     midi = mido.MidiFile()

@@ -64,3 +64,18 @@ def test_missing_preset_names_the_available_ones(tmp_path):
     (tmp_path / "fake-one.toml").write_text('prompt = "x"\n')
     with pytest.raises(StudioError, match="There is no fake preset 'two'; available: one."):
         presets.load("fake", "two", tmp_path)
+
+
+def test_image_presets_for_the_embedded_default_use_only_words_it_knows():
+    """The embedded default knows shapes, colours, counts, sizes, positions and backgrounds; a preset in other
+    words must say it is for a real model (else it draws grey blobs and keeps nothing)."""
+    import re
+
+    from studio.media.image.scenes import vocabulary
+
+    known = set(vocabulary())
+    for name in presets.names("image"):
+        preset = presets.load("image", name)
+        words = set(re.findall(r"[a-z]+", preset.render_prompt().lower()))
+        if "real model" not in preset.description:
+            assert words <= known, f"image-{name} uses words the embedded default never saw: {words - known}"

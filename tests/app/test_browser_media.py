@@ -1,0 +1,131 @@
+"""Every real medium through the page, on its embedded default (one app for the module, few candidates and
+tune steps to stay lean): generate, the live rule, keyboard culling of the whole batch (stored, and kept
+after a reload), pictures at least 256 px wide, music that plays, a tune whose version is selected after
+a reload, compare and one zip per export.  Screenshots at 1440x900 go to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import pytest
+
+from flow import ARTIST, KEPT, SCREENSHOTS, Flow, chromium, free_port, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PRESETS = {"image": "bold-colour", "text": "haiku", "music": "lullaby"}
+N = 4  # candidates per batch
+TUNE_STEPS = 2
+KEYS = ["p", "x", "p", "p"]  # keep three, drop one
+
+
+def importable(medium: str) -> bool:
+    from studio import media
+
+    try:
+        media.get(medium)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from studio.app import launch
+    from studio.engine import Studio
+
+    with pytest.MonkeyPatch.context() as patch:
+        workspace = tmp_path_factory.mktemp("media") / "workspace"
+        patch.setenv("STUDIO_HOME", str(workspace))
+        patch.setenv("STUDIO_LAUNCHER", "python")  # the tune process without accelerate's start-up
+        names = [m for m in PRESETS if importable(m)]
+        app = launch(Studio(workspace), port=free_port(), block=False, names=names)
+        try:
+            with chromium() as browser:
+                yield app, Studio(workspace), names, browser
+        finally:
+            app.close()
+
+
+@pytest.mark.parametrize("medium", list(PRESETS))
+def test_real_medium_through_the_page(served, medium):
+    app, studio, names, browser = served
+    if medium not in names:
+        pytest.skip(f"the {medium} medium is not importable")
+    context = browser.new_context(viewport=ARTIST)
+    page = context.new_page()
+    flow = Flow(page, app.local_url, medium)
+    flow.open()
+    flow.pick_preset(PRESETS[medium])
+    flow.fill_number(".temperature", 0)
+    ids = flow.generate(N)
+
+    # the live rule: the threshold re-decides from stored scores, the histogram follows
+    middle = round(sorted(flow.scores().values())[N // 2], 2)
+    flow.fill_number(".threshold", middle)
+    wait_until("the rule following the threshold", lambda: flow.rule_follows(middle), 20, page)
+    wait_until("the histogram following the threshold", lambda: f"threshold {middle:.2f}" in
+               flow.tab.locator(".histogram svg").first.get_attribute("aria-label"), 20, page)
+
+    # what an artist sees and hears
+    if medium == "image":
+        widths = [c.bounding_box()["width"] for c in flow.tab.locator(".gallery-box .candidate-image").all()]
+        assert len(widths) == N and min(widths) >= 256, widths
+    if medium == "music":
+        players = flow.tab.locator(".gallery-box audio.candidate-audio")
+        assert players.count() == N and flow.tab.locator(".gallery-box .piano-roll").count() == N
+        durations = players.evaluate_all("""els => Promise.all(els.map(a => new Promise(done => {
+            if (a.readyState >= 1) return done(a.duration);
+            a.addEventListener('loadedmetadata', () => done(a.duration)); a.load(); })))""")
+        assert all(d > 0 for d in durations), durations
+    flow.screenshot(f"{medium}-curate")
+
+    # keyboard culling of the whole batch, stored without waiting, kept after a reload
+    expected = flow.cull(KEYS)
+    wait_until("the store holding every decision", lambda: flow.stored(studio, ids) == expected, 20)
+    if medium == "music":  # Space plays the focused piece, and again pauses it
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press(" ")
+        wait_until("the piece playing", lambda: page.evaluate(
+            "() => Array.from(document.querySelectorAll('.gallery-box audio')).some(a => !a.paused)"), 10)
+        page.keyboard.press(" ")
+        wait_until("the piece paused", lambda: page.evaluate(
+            "() => Array.from(document.querySelectorAll('.gallery-box audio')).every(a => a.paused)"), 10)
+    page.keyboard.press("Enter")
+    page.locator("#studio-lightbox.open").wait_for()
+    assert "Seed" in page.locator("#studio-lightbox").inner_text()
+    flow.screenshot(f"{medium}-large-view")
+    page.keyboard.press("Escape")
+    flow.open()
+    assert flow.decisions() == expected
+
+    # a short tune; its version is selected for generating, compare and export, also after a reload
+    assert flow.tune(TUNE_STEPS) == "done", flow.tab.locator(".tune-state").first.inner_text()
+    wait_until("v1 selected", lambda: flow.versions_selected() == ("v1", "v1", "v1"), 30, page)
+    flow.step("2 · Fine-tune")
+    flow.screenshot(f"{medium}-tune")
+    flow.open()
+    wait_until("v1 selected after a reload", lambda: flow.versions_selected() == ("v1", "v1", "v1"), 30, page)
+
+    # compare on held-out seeds, then export one zip
+    pairs = flow.compare(2)
+    assert "Before (base)" in pairs.first.inner_text() and "After (v1)" in pairs.first.inner_text()
+    if medium == "music":
+        assert flow.tab.locator(".compare-pair audio").count() == 4
+    flow.screenshot(f"{medium}-compare")
+    assert flow.export_zip().namelist()
+    context.close()
+    assert sum(studio.store.candidate(i).decision in KEPT for i in ids) == KEYS.count("p")
+
+
+def test_history_shows_every_version(served):
+    app, studio, names, browser = served
+    context = browser.new_context(viewport=ARTIST)
+    page = context.new_page()
+    page.goto(app.local_url)
+    page.get_by_role("tab", name="History").click()
+    for medium in names:
+        if studio.store.version(medium, "v1") is not None:
+            entry = page.locator(f'#tab-history .history-version[data-medium="{medium}"][data-version="v1"]')
+            entry.wait_for()
+            assert entry.locator(".history-thumb").count() >= 1 and "learned from" in entry.inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "history.png"))
+    context.close()
