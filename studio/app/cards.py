@@ -201,7 +201,7 @@ def metrics_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     keys = [k for k in ("acceptance_rate", "mean_score", "diversity") if k in before or k in after]
     keys += sorted(k for k in {**before, **after} if k not in keys and k not in SKIPPED and k != "n"
                    and all(isinstance(side.get(k), (int, float, type(None))) for side in (before, after)))
-    rows = [[metric_words(k)[0], *(_fmt(side.get(k), k in SHARES) for side in (before, after, best))] for k in keys]
+    rows = [[metric_words(k)[0], *(fmt(side.get(k), k in SHARES) for side in (before, after, best))] for k in keys]
     rows.append([metric_words("n")[0], before.get("n", ""), after.get("n", ""), ""])
     return headers, rows
 
@@ -221,7 +221,8 @@ def metrics_html(result: dict[str, Any]) -> str:
     return f'<div class="metrics-table"><table><tr>{head}</tr>{body}</table>{note}</div>'
 
 
-def _fmt(value: Any, share: bool = False) -> Any:
+def fmt(value: Any, share: bool = False) -> Any:
+    """A figure for the page: 3 decimals, or a percentage for a share."""
     if value is None:
         return ""
     if share and isinstance(value, (int, float)):

@@ -34,7 +34,10 @@ def version_html(studio: Studio, medium: str, version: Any | None) -> str:
     """One version's entry; ``version`` None is base (the loaded model)."""
     name = "base" if version is None else version.name
     if version is None:
-        pool, about = [], f"The model as loaded: {html.escape(studio.current_model(medium))}"
+        model = studio.current_model(medium)
+        embedded = model == studio.medium(medium).default_model()
+        pool, about = [], ("The embedded default model, as shipped" if embedded
+                           else f"The model as loaded: {html.escape(model)}")
     else:
         pool = [c for c in studio.store.candidates(medium, ids=list(version.curated)) if c is not None]
         loss = version.metrics.get("loss")
@@ -64,8 +67,10 @@ def metrics_html(metrics: dict[str, Any]) -> str:
             continue
         word, tip = cards.metric_words(key)
         was = (before or {}).get(key)
-        change = f" (before {was:.2f})" if isinstance(was, (int, float)) else ""
-        parts.append(f'<abbr title="{html.escape(tip)}">{html.escape(word)}</abbr> {value:.2f}{change}')
+        share = key in cards.SHARES
+        change = f" (before {cards.fmt(float(was), share)})" if isinstance(was, (int, float)) else ""
+        parts.append(f'<abbr title="{html.escape(tip)}">{html.escape(word)}</abbr> '
+                     f'{cards.fmt(float(value), share)}{change}')
     lift = metrics.get("lift")
     if isinstance(lift, (int, float)):
         parts.append(f"keeps {lift:.2f}× as many as before")
@@ -76,7 +81,8 @@ def medium_html(studio: Studio, medium: str) -> str:
     versions = list(reversed(studio.store.versions(medium)))
     entries = "".join(version_html(studio, medium, v) for v in versions) + version_html(studio, medium, None)
     rounds = studio.store.rounds(medium)
-    summary = f"{len(versions)} tuned version{'s' if len(versions) != 1 else ''}, {len(rounds)} rounds"
+    summary = (f"{len(versions)} tuned version{'s' if len(versions) != 1 else ''}, "
+               f"{len(rounds)} round{'s' if len(rounds) != 1 else ''}")
     return f'<h3>{medium.capitalize()} <small>({summary})</small></h3>{entries}'
 
 
