@@ -176,6 +176,7 @@ class ImageTuneTask:
         try:
             encoder.add_adapter(self._config(list(CLIP_ATTENTION)), adapter_name=ADAPTER)
         except ValueError as exc:  # transformers' PEFT integration refuses this peft version
+            self.release()  # leave the loaded model as it was
             first = str(exc).strip().splitlines()[0].rstrip(".")
             raise StudioError(f"A LoRA on the text encoder is not possible with the installed libraries ({first}); "
                               "tune with train_text_encoder off.") from exc
