@@ -1,6 +1,7 @@
 """LoRA SFT on accepted (prompt, completion) pairs: the TuneTask the shared trainer drives.
 
-Tokenized once when built; the loss counts completion tokens only.  Examples are packed
+Tokenized once when built; the loss counts completion tokens only, and runs the output head
+only on them, chunk by chunk (``loss.py``: no full float32 logits).  Examples are packed
 end to end into fixed-length rows (``packing="packed"``, no padding), or one per padded
 row (``"padded"``, kept for the benchmark).  The adapter lives beside any loaded versions
 in the handle's one ``PeftModel``; ``save`` writes a standard peft folder
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import StudioError
+from .loss import body_and_head, chunked_cross_entropy, compile_layers, varlen_attention_available
 from .model import TextHandle
 from .packing import padded_rows, packed_rows
 from .prompting import example_ids
@@ -52,6 +54,8 @@ class TextTuneTask:
             raise StudioError("There is nothing to tune on: accept at least one candidate first.")
         if settings["packing"] not in ("packed", "padded"):
             raise StudioError("The packing setting must be 'packed' or 'padded'.")
+        if settings.get("compile", "off") not in ("off", "layers"):
+            raise StudioError("The compile setting must be 'off' or 'layers'.")
         self.handle = handle
         self.batch_size = max(1, int(settings.get("batch_size", 8)))
         self.seq_len = min(int(settings["seq_len"]), handle.context)
@@ -65,6 +69,11 @@ class TextTuneTask:
                 handle.model = get_peft_model(handle.model, config, adapter_name=self.name)
         handle.model.set_adapter(self.name)
         handle.model.eval()  # no dropout anywhere: a tune is reproducible from its seed
+        self.split = body_and_head(handle.model)  # None: the model keeps the plain full-logits loss
+        if settings["packing"] == "packed" and varlen_attention_available(handle.device, handle.model.dtype):
+            handle.model.get_base_model().set_attn_implementation("flash_attention_2")  # varlen over the packing
+        if settings.get("compile") == "layers" and self.split and str(handle.device).startswith("cuda"):
+            compile_layers(self.split[0])  # opt-in until a GPU run shows it pays (benchmarks/bench_text.py)
         marker = f".{self.name}."
         for name, param in handle.model.named_parameters():
             param.requires_grad_(marker in name)
@@ -107,6 +116,18 @@ class TextTuneTask:
         self.tokens_seen += int(extra.sum())
         return self.handle.model(input_ids=inputs, attention_mask=extra, use_cache=False).logits
 
+    def hidden(self, rows: Any) -> Any:
+        """The body's last hidden states on the given rows (``logits`` without the head)."""
+        device = self.handle.device
+        inputs, extra = self.inputs[rows].to(device), self.extra[rows].to(device)
+        self.handle.model.set_adapter(self.name)
+        body = self.split[0]
+        if self.packing == "packed":
+            self.tokens_seen += inputs.numel()
+            return body(input_ids=inputs, position_ids=extra, use_cache=False).last_hidden_state
+        self.tokens_seen += int(extra.sum())
+        return body(input_ids=inputs, attention_mask=extra, use_cache=False).last_hidden_state
+
     def loss(self, step: int, generator: Any) -> Any:
         import torch
 
@@ -114,6 +135,8 @@ class TextTuneTask:
         rows = torch.randint(0, self.kept_rows, (self.batch_size - prior,), generator=generator)
         if prior:
             rows = torch.cat([rows, torch.randint(self.kept_rows, len(self.inputs), (prior,), generator=generator)])
+        if self.split is not None:  # the head chunk by chunk, on counted positions only (text/loss.py)
+            return chunked_cross_entropy(self.hidden(rows), self.split[1], self.labels[rows])
         logits = self.logits(rows)
         labels = self.labels[rows].to(logits.device)
         return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),

@@ -95,7 +95,8 @@ def test_pick_is_row_by_row_and_follows_the_distribution():
     counts = torch.bincount(picks, minlength=5) / 4000
     # top-3 of (0.1, 0.5, 0.05, 0.3, 0.05) renormalised: 1/9, 5/9, 0, 3/9, 0
     assert torch.allclose(counts, torch.tensor([1 / 9, 5 / 9, 0, 3 / 9, 0]), atol=2e-3)
-    alone = torch.cat([pick_tokens(logits[i:i + 1], seen[i:i + 1], uniform[i:i + 1], params) for i in range(0, 4000, 397)])
+    alone = torch.cat([pick_tokens(logits[i:i + 1], seen[i:i + 1], uniform[i:i + 1], params)
+                       for i in range(0, 4000, 397)])
     assert torch.equal(alone, picks[::397])
     nucleus = pick_tokens(logits, seen, uniform, {**params, "top_k": 0, "top_p": 0.45})
     assert set(nucleus.tolist()) == {1}  # 0.5 alone reaches top_p
