@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from studio.errors import StudioError
 from studio.medium import Generated
 
 from .model import ImageHandle, use_adapter
@@ -91,12 +92,17 @@ def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dic
         generators = [torch.Generator("cpu").manual_seed(s) for s in chunk]
         steps = int(params["steps"])
         switch = adapter_schedule(handle, adapter, strength, steps, float(params.get("adapter_from", 0.0)))
-        with torch.inference_mode():
-            images = handle.pipe(prompt=[prompt] * len(chunk),
-                                 negative_prompt=[negative] * len(chunk) if negative else None,
-                                 num_inference_steps=steps, guidance_scale=float(params["guidance"]),
-                                 width=width, height=height, generator=generators, output_type="pil",
-                                 **({"callback_on_step_end": switch} if switch else {})).images
+        try:
+            with torch.inference_mode():
+                images = handle.pipe(prompt=[prompt] * len(chunk),
+                                     # only when given: PixArt's default is "", and None breaks it
+                                     **({"negative_prompt": [negative] * len(chunk)} if negative else {}),
+                                     num_inference_steps=steps, guidance_scale=float(params["guidance"]),
+                                     width=width, height=height, generator=generators, output_type="pil",
+                                     **({"callback_on_step_end": switch} if switch else {})).images
+        except ValueError as exc:  # the pipeline's own check of the settings (sizes, lengths, ...)
+            first = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+            raise StudioError(f"The {type(handle.pipe).__name__} refused these settings ({first}).") from exc
         for seed, image in zip(chunk, images):
             text = parameters_text(prompt, seed, params, (width, height), sampler, handle.model, version)
             settings = json.dumps({"prompt": prompt, "seed": seed, "params": params, "model": handle.model,

@@ -158,3 +158,25 @@ def tiny_flux_pipeline(folder: Path, seed: int = 0) -> Path:
                         text_encoder_2=_t5(t5_tok, 32), tokenizer_2=t5_tok)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def tiny_pixart_pipeline(folder: Path, seed: int = 0) -> Path:
+    """A tiny PixArt-alpha pipeline (DiT + T5): a text-to-image model the studio generates with but cannot tune."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
+
+    torch.manual_seed(seed)
+    transformer = PixArtTransformer2DModel(sample_size=32, num_layers=1, patch_size=2, attention_head_dim=8,
+                                           num_attention_heads=2, caption_channels=32, in_channels=4,
+                                           cross_attention_dim=16, out_channels=8, attention_bias=True,
+                                           activation_fn="gelu-approximate", num_embeds_ada_norm=1000,
+                                           norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6)
+    # PixArt bins sizes by aspect ratio from 256 px up: a 4-level VAE keeps 256 px at 32x32 latents
+    vae = AutoencoderKL(block_out_channels=(4, 4, 8, 8), in_channels=3, out_channels=3, latent_channels=4,
+                        norm_num_groups=4, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4)
+    tokenizer = t5_tokenizer()
+    pipe = PixArtAlphaPipeline(tokenizer=tokenizer, text_encoder=_t5(tokenizer, 32), vae=vae,
+                               transformer=transformer, scheduler=DDIMScheduler())
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
