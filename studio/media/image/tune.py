@@ -126,7 +126,8 @@ class ImageTuneTask:
         with torch.random.fork_rng(devices=[]):  # the LoRA's random init follows the tune's seed
             torch.manual_seed(int(settings.get("seed", 0)))
             self._add_lora(parent_adapter)
-        if settings.get("gradient_checkpointing", True) and self.device.startswith("cuda"):
+        # recompute activations in the backward pass: on by default on a GPU, where memory is the limit
+        if settings.get("gradient_checkpointing", self.device.startswith("cuda")):
             self.denoiser.enable_gradient_checkpointing()
         self.params = {}
         for prefix in self._lora_components():

@@ -227,3 +227,21 @@ def test_text_encoder_lora_trains_and_loads_or_says_why_not(medium, tmp_path):
     pipe.load_lora_weights(str(tmp_path / "adapter"))
     for part in ("unet", "text_encoder", "text_encoder_2"):
         assert any(getattr(m, "lora_A", None) for m in getattr(pipe, part).modules()), part
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(family, medium, tmp_path):
+    """The GPU default (recomputing activations) checked on a CPU: same loss, same LoRA gradients."""
+    name, folder = family
+    handle = medium.load(str(folder), "cpu")
+    curated = to_candidates(medium.generate(handle, PROMPT, [0, 1], {"steps": 2, **SIZE}), PROMPT, tmp_path / "c")
+    results = []
+    for checkpointing in (False, True):
+        task = medium.tune_task(medium.load(str(folder), "cpu"), curated,
+                                {**SETTINGS, "batch_size": 2, "gradient_checkpointing": checkpointing}, None)
+        assert task.denoiser.is_gradient_checkpointing == checkpointing
+        loss = task.loss(0, torch.Generator().manual_seed(3))
+        loss.backward()
+        results.append((float(loss), [p.grad.clone() for p in task.parameters()]))
+    (plain_loss, plain_grads), (ckpt_loss, ckpt_grads) = results
+    assert abs(plain_loss - ckpt_loss) < 1e-6
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain_grads, ckpt_grads))
