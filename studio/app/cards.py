@@ -49,6 +49,30 @@ def card(candidate: Candidate, probability: float | None, rule: str | None = Non
             "params": candidate.params}
 
 
+PARAM_WORDS = {  # a medium's setting -> (label, one line of help); others show their own name
+    "negative_prompt": ("Avoid (negative prompt)", "What the picture should not show."),
+    "steps": ("Steps", "More steps: slower, more detailed."),
+    "guidance": ("Prompt strength", "How closely to follow the prompt (guidance scale)."),
+    "guidance_scale": ("Prompt strength", "How closely to follow the prompt (guidance scale)."),
+    "width": ("Width (0 = the model's)", "Picture width in pixels."),
+    "height": ("Height (0 = the model's)", "Picture height in pixels."),
+    "batch_size": ("Made together", "How many candidates are made at once (memory)."),
+    "temperature": ("Sampling randomness", "Higher: more surprising, less coherent (the model's temperature)."),
+    "top_p": ("Top-p", "Sample only from the most likely choices covering this share."),
+    "top_k": ("Top-k (0 = off)", "Sample only from this many most likely choices."),
+    "repetition_penalty": ("Avoid repeats", "Above 1 discourages repeating words."),
+    "max_new_tokens": ("Length (tokens, at most)", "The longest a text may be."),
+    "min_new_tokens": ("Length (tokens, at least)", "The shortest a text may be."),
+    "stop": ("Stop at", "Texts end at any of these strings."),
+    "bars": ("Bars", "Length of a piece in bars."),
+    "duration": ("Seconds", "Length of a piece in seconds."),
+    "timbre": ("Instrument", "The sound the notes are played with."),
+    "adapter_from": ("Tuned style joins after", "The share of the steps drawn by the base before the tuned "
+                     "version takes over (0 = from the start)."),
+    "strength": ("Tuned style strength", "How strongly the tuned version's adapter is applied (1 = as tuned)."),
+}
+
+
 DECISION_WORDS = {"hand_accepted": "kept by you", "auto_accepted": "kept by the rule",
                   "auto_rejected": "dropped by the rule", "hand_rejected": "dropped by you", "pending": "undecided"}
 

@@ -134,7 +134,7 @@ function openLarge(card) {
     ["Score (combined)", info.score == null ? "not scored" : Number(info.score).toFixed(3)],
     ["Rule keeps it with probability", info.p == null ? "" : Number(info.p).toFixed(2)]];
   for (const [name, value] of Object.entries(info.scores || {})) rows.push([`Score: ${name}`, Number(value).toFixed(3)]);
-  for (const [name, value] of Object.entries(info.settings || {})) rows.push([`Setting: ${name}`, JSON.stringify(value)]);
+  for (const [name, value] of Object.entries(info.settings || {})) rows.push([name, typeof value === "string" ? value : JSON.stringify(value)]);
   box.querySelector(".lightbox-details").innerHTML = "<table>" +
     rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("") + "</table>" +
     (canDecide ? '<p class="lightbox-keys"><kbd>P</kbd> keep · <kbd>X</kbd> drop · <kbd>U</kbd> clear · ' +

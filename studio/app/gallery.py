@@ -71,7 +71,8 @@ def media_html(card: dict[str, Any], large: bool = False) -> str:
 def details(card: dict[str, Any]) -> dict[str, Any]:
     """What the large view shows beside the candidate."""
     return {"prompt": card.get("prompt", ""), "seed": card["seed"], "version": card["version"],
-            "settings": card.get("params") or {}, "score": card["score"], "scores": card["scores"], "p": card["p"]}
+            "settings": {cards.PARAM_WORDS.get(k, (k,))[0]: v for k, v in (card.get("params") or {}).items()},
+            "score": card["score"], "scores": card["scores"], "p": card["p"]}
 
 
 def card_html(card: dict[str, Any], index: int, decide: bool = True, label: str | None = None) -> str:

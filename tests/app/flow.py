@@ -74,6 +74,7 @@ class Flow:
         self.page.goto(self.url)
         self.page.get_by_role("tab", name=self.medium.capitalize(), exact=True).click()
         self.tab.locator(".generate-btn").wait_for()
+        self.tab.locator(".histogram svg").wait_for()  # the page's load has restored the last state
 
     def step(self, label: str) -> None:
         self.tab.get_by_role("tab", name=label).click()
