@@ -63,12 +63,15 @@ def wire(ctx: TabContext) -> None:
         if not preset_name:
             return [gr.skip()] * len(preset_outputs)
         p = presets.load(name, preset_name, ctx.presets_dir)
-        ctx.remember(preset=preset_name)
         params = ctx.medium.validate_params(p.params)  # an unknown setting: one sentence
         # no scorers named: the medium's default scorer, as the engine would use
         weights = {s.name: s.weight for s in p.scorers} or {ctx.medium.default_scorer: 1.0}
         defaults = ctx.medium.tune_defaults
         extra = {k: v for k, v in p.tune.items() if k not in ("steps", "rank", "lr")}
+        ctx.remember(preset=preset_name, params=params, scorer_options=p.scorer_options(), threshold=p.threshold,
+                     temperature=p.temperature, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
+                     tune_steps=p.tune.get("steps", defaults.get("steps")), tune_rank=p.tune.get("rank", defaults.get("rank")),
+                     tune_lr=p.tune.get("lr", defaults.get("lr")), tune_extra=extra)
         return [
             f"*{p.description}*" if p.description else "", p.render_prompt(), p.n, p.seed,
             *(params[k] for k in ctx.param_names),
@@ -111,7 +114,9 @@ def wire(ctx: TabContext) -> None:
         shown = [c.id for c in made]
         cards.apply_rule(studio, name, shown, threshold, temperature, "spread" if spread else "all")
         ctx.remember(threshold=threshold, temperature=temperature, spread=spread, shown=shown,
-                     version=version or "base")
+                     version=version or "base", n=n, seed=seed, params=params, scorer_options=options,
+                     weights={name: float(w) for name, w in zip(ctx.scorer_names, rest[len(ctx.param_names):])
+                              if isinstance(w, (int, float))})
         warning = ""
         if notes:
             warning = ("⚠ The model cut this prompt at its token limit; the end of it was ignored: "

@@ -38,12 +38,14 @@ def build_tab(studio: Studio, medium: str, presets_dir: Path | None = None) -> T
 
 
 def on_load(ctx: TabContext):
-    """What a fresh page (or a reload) shows: the batch shown last, its rule and settings, and the tune."""
+    """What a fresh page (or a reload) shows: the batch shown last, its rule, scorers and settings, and the tune."""
+    widgets = [ctx["n"], ctx["seed"], *ctx.params_inputs(), *ctx.scoring_inputs()]
 
     def load(prompt: str, *rest: Any):
-        """Picks up where the artist left off: the last batch, its prompt, rule, preset and tune settings."""
+        """Picks up where the artist left off: the last batch, its prompt, rule, preset, scorers and settings."""
         current = dict(zip(RESTORED, rest[: len(RESTORED)]))
-        polled = rest[len(RESTORED):]
+        shown_widgets = list(rest[len(RESTORED): len(RESTORED) + len(widgets)])
+        polled = rest[len(RESTORED) + len(widgets):]
         saved = ctx.recall()
         values = {**current, **{k: v for k, v in saved.items() if k in RESTORED}}
         shown = saved.get("shown") or cards.latest_shown(ctx.studio, ctx.name)
@@ -51,11 +53,26 @@ def on_load(ctx: TabContext):
             first = ctx.studio.store.candidate(shown[0])
             prompt = first.prompt if first is not None else prompt
         view = ctx.view(shown, values["threshold"], values["temperature"], values["spread"])
-        return [shown, prompt, *(values[k] for k in RESTORED), *view, *ctx.poll(*polled)]
+        return [shown, prompt, *(values[k] for k in RESTORED), *restored_widgets(ctx, saved, shown_widgets), *view,
+                *ctx.poll(*polled)]
 
-    inputs = [ctx["prompt"], *ctx.many(*RESTORED), *ctx.poll_inputs]
-    outputs = [ctx["shown"], ctx["prompt"], *ctx.many(*RESTORED), *ctx.view_outputs(), *ctx.poll_outputs]
+    inputs = [ctx["prompt"], *ctx.many(*RESTORED), *widgets, *ctx.poll_inputs]
+    outputs = [ctx["shown"], ctx["prompt"], *ctx.many(*RESTORED), *widgets, *ctx.view_outputs(), *ctx.poll_outputs]
     return load, inputs, outputs
+
+
+def restored_widgets(ctx: TabContext, saved: dict[str, Any], current: list[Any]) -> list[Any]:
+    """Count, seed, the medium's settings, the scorer weights and options as last used (else as on the page)."""
+    n, seed, *rest = current
+    params = rest[: len(ctx.param_names)]
+    weights = rest[len(ctx.param_names): len(ctx.param_names) + len(ctx.scorer_names)]
+    options = rest[-1]
+    saved_params, saved_weights = saved.get("params") or {}, saved.get("weights")
+    return [saved.get("n", n), saved.get("seed", seed),
+            *(saved_params.get(name, value) for name, value in zip(ctx.param_names, params)),
+            *((saved_weights or {}).get(name, 0.0) if saved_weights is not None else value
+              for name, value in zip(ctx.scorer_names, weights)),
+            saved.get("scorer_options", options)]
 
 
 def tab_label(medium: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from flow import ARTIST, KEPT, SCREENSHOTS, Flow, chromium, free_port, wait_until
+from flow import ARTIST, KEPT, NARROW, SCREENSHOTS, Flow, chromium, free_port, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -78,6 +78,16 @@ def test_real_medium_through_the_page(served, medium):
         assert all(d > 0 for d in durations), durations
     flow.screenshot(f"{medium}-curate")
 
+    # at 1280 px, with the medium's settings and the scorers open, no label is cut off
+    page.set_viewport_size(NARROW)
+    for section in ("More settings", "Scorers: how candidates are scored"):
+        flow.tab.get_by_text(section, exact=True).click()
+    page.wait_for_timeout(500)
+    assert flow.clipped_labels() == []
+    for section in ("More settings", "Scorers: how candidates are scored"):
+        flow.tab.get_by_text(section, exact=True).click()
+    page.set_viewport_size(ARTIST)
+
     # keyboard culling of the whole batch, stored without waiting, kept after a reload
     expected = flow.cull(KEYS)
     wait_until("the store holding every decision", lambda: flow.stored(studio, ids) == expected, 20)
@@ -96,6 +106,8 @@ def test_real_medium_through_the_page(served, medium):
     page.keyboard.press("Escape")
     flow.open()
     assert flow.decisions() == expected
+    if medium == "text":  # the preset's scorers survive the reload too (haiku: constraints weighs 2)
+        assert flow.tab.locator(".scorer-constraints input[type=number]").first.input_value() == "2"
 
     # a short tune; its version is selected for generating, compare and export, also after a reload
     assert flow.tune(TUNE_STEPS) == "done", flow.tab.locator(".tune-state").first.inner_text()
@@ -112,6 +124,8 @@ def test_real_medium_through_the_page(served, medium):
         assert flow.tab.locator(".compare-pair audio").count() == 4
     flow.screenshot(f"{medium}-compare")
     assert flow.export_zip().namelist()
+    if medium == "image":
+        flow.screenshot("image-export")
     context.close()
     assert sum(studio.store.candidate(i).decision in KEPT for i in ids) == KEYS.count("p")
 
