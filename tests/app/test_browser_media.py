@@ -107,7 +107,9 @@ def test_real_medium_through_the_page(served, medium):
     flow.open()
     assert flow.decisions() == expected
     if medium == "text":  # the preset's scorers survive the reload too (haiku: constraints weighs 2)
+        flow.tab.get_by_text("Scorers: how candidates are scored", exact=True).click()
         assert flow.tab.locator(".scorer-constraints input[type=number]").first.input_value() == "2"
+        flow.tab.get_by_text("Scorers: how candidates are scored", exact=True).click()
 
     # a short tune; its version is selected for generating, compare and export, also after a reload
     assert flow.tune(TUNE_STEPS) == "done", flow.tab.locator(".tune-state").first.inner_text()
