@@ -232,10 +232,31 @@ def _compile(handle: TextHandle, key: tuple, table: dict) -> None:
         table[key] = result
 
 
+class _CompiledStepFailed(Exception):
+    def __init__(self, key: tuple):
+        super().__init__(key)
+        self.key = key
+
+
 def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[str, Any],
            adapter: str | None = None, strength: float = 1.0) -> tuple[list[str], int]:
     """One completion per seed and the number of new tokens the batch produced; ``strength``
-    scales the adapter (studio.adapters)."""
+    scales the adapter (studio.adapters).  A compiled step that fails while running is dropped
+    for good and the batch runs again uncompiled (the same texts: the same static cache shape)."""
+    try:
+        return _sample(handle, prompt, seeds, params, adapter, strength, compiled=True)
+    except _CompiledStepFailed as failed:
+        import warnings
+
+        with _compiled_lock:
+            _compiled.setdefault(base_model(handle), {})[failed.key] = _FAILED
+        warnings.warn(f"studio: the compiled text decoding step failed, so it stays uncompiled "
+                      f"({failed.__cause__!r})")
+        return _sample(handle, prompt, seeds, params, adapter, strength, compiled=False)
+
+
+def _sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[str, Any],
+            adapter: str | None, strength: float, compiled: bool) -> tuple[list[str], int]:
     import torch
 
     max_new = int(params["max_new_tokens"])
@@ -287,29 +308,35 @@ def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[s
             finished[torch.tensor(stopped, device=device)] = True
         return all(ended)
 
+    ready = None
     with torch.inference_mode(), active(handle, adapter, strength) as net:
         if decoding(handle) == "static":
             bucket, length = shape_bucket(rows, width, handle.context)
-            ready = compiled_step(handle, adapter, strength, bucket, length)
+            ready = compiled_step(handle, adapter, strength, bucket, length) if compiled else None
             if ready is None:  # until the compile is ready: the same static cache shape, uncompiled
                 decoder = _StaticDecoder(net, rows, bucket, static_cache(net, length))
             else:
                 decoder = _StaticDecoder(net, rows, bucket, ready[1], ready[0])
         else:
             decoder = _DynamicDecoder(net)
-        logits = decoder.prefill(seen[:, :len(ids)])
-        for step in range(max_new):
-            if step < min_new:
-                logits = logits.index_fill(1, eos_index, float("-inf"))
-            picked = torch.where(finished, eos, pick_tokens(logits, seen, uniforms[:, step], params))
-            tokens[:, step] = picked
-            seen[:, len(ids) + step] = picked
-            finished |= picked == eos
-            written = step + 1
-            if (written % look_every == 0 or written == max_new) and look(written):
-                break
-            if written < max_new:
-                logits = decoder.step(picked)
+        try:
+            logits = decoder.prefill(seen[:, :len(ids)])
+            for step in range(max_new):
+                if step < min_new:
+                    logits = logits.index_fill(1, eos_index, float("-inf"))
+                picked = torch.where(finished, eos, pick_tokens(logits, seen, uniforms[:, step], params))
+                tokens[:, step] = picked
+                seen[:, len(ids) + step] = picked
+                finished |= picked == eos
+                written = step + 1
+                if (written % look_every == 0 or written == max_new) and look(written):
+                    break
+                if written < max_new:
+                    logits = decoder.step(picked)
+        except Exception as exc:
+            if ready is None:
+                raise
+            raise _CompiledStepFailed((adapter or "", float(strength), bucket, length)) from exc
     produced = sum(len(t) + int(e) for t, e in zip(made, by_eos))
     stops = watch.stops
     texts = [_cut_at_stop(tokenizer.decode(t, skip_special_tokens=True), stops)[0].strip() for t in made]

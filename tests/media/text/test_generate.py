@@ -138,3 +138,23 @@ def test_static_cache_and_background_compile_give_the_same_texts(medium, handle,
     alone = generate.sample(handle, "a calm rain haiku", [6], params)
     assert uncompiled[0] == compiled[0] == dynamic[0]
     assert alone[0][0] == dynamic[0][1]
+
+
+def test_a_failing_compiled_step_falls_back_to_the_same_texts(medium, handle, monkeypatch):
+    from studio.media.text import generate
+    from studio.media.text.model import base_model
+
+    params = medium.validate_params({"max_new_tokens": 8})
+    dynamic = generate.sample(handle, "a sea poem", [1, 2], params)
+    monkeypatch.setattr(generate, "decoding", lambda h: "static")
+    bucket, length = generate.shape_bucket(2, 8 + len(generate.check_prompt(handle, "a sea poem", 8)), handle.context)
+
+    def broken(**kwargs):
+        raise RuntimeError("CUDA graph replay failed")
+
+    key = ("", 1.0, bucket, length)
+    monkeypatch.setitem(generate._compiled.setdefault(base_model(handle), {}), key,
+                        (broken, generate.static_cache(handle.model, length)))
+    with pytest.warns(UserWarning, match="stays uncompiled"):
+        assert generate.sample(handle, "a sea poem", [1, 2], params) == dynamic
+    assert generate.compile_status(handle, None, 1.0, bucket, length) == "failed"
