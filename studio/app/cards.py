@@ -238,10 +238,12 @@ def metrics_html(result: dict[str, Any]) -> str:
     body = "".join("<tr><th><abbr title=\"{}\">{}</abbr></th>{}</tr>".format(
         html.escape(tips.get(r[0], "")), html.escape(r[0]),
         "".join(f'<td class="num">{html.escape(str(v))}</td>' for v in r[1:])) for r in rows)
-    lift = result.get("lift")
-    note = ("" if lift is None else
-            f'<p class="metrics-note">The tuned version keeps <b>{lift:.2f}×</b> as many as the one before it, '
-            f"on {len(result['seeds'])} new seeds it never learned from.</p>")
+    before_rate, after_rate = result["before"].get("acceptance_rate"), result["after"].get("acceptance_rate")
+    note = ""
+    if isinstance(before_rate, (int, float)) and isinstance(after_rate, (int, float)):
+        note = (f'<p class="metrics-note">Kept share on {len(result["seeds"])} new seeds neither version learned '
+                f"from: <b>{fmt(before_rate, True)}</b> before, <b>{fmt(after_rate, True)}</b> after"
+                + (f" ({after_rate / before_rate:.1f}× as many)." if before_rate >= 0.05 else ".") + "</p>")
     return f'<div class="metrics-table"><table><tr>{head}</tr>{body}</table>{note}</div>'
 
 

@@ -71,9 +71,9 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         change = f" (before {cards.fmt(float(was), share)})" if isinstance(was, (int, float)) else ""
         parts.append(f'<abbr title="{html.escape(tip)}">{html.escape(word)}</abbr> '
                      f'{cards.fmt(float(value), share)}{change}')
-    lift = metrics.get("lift")
-    if isinstance(lift, (int, float)):
-        parts.append(f"keeps {lift:.2f}× as many as before")
+    lift, was = metrics.get("lift"), (before or {}).get("acceptance_rate")
+    if isinstance(lift, (int, float)) and isinstance(was, (int, float)) and was >= 0.05:
+        parts.append(f"keeps {lift:.1f}× as many as before")
     return '<div class="history-metrics">Last compare: ' + " · ".join(parts) + "</div>"
 
 
