@@ -16,6 +16,7 @@ const cardsOf = () => Array.from(element.querySelectorAll(".card[data-candidate-
 const cardById = (id) => element.querySelector(`.card[data-candidate-id="${id}"]`);
 
 function setFlag(card, decision) {
+  if (card.dataset.decision === decision) return;
   card.dataset.decision = decision;
   card.className = card.className.replace(/decision-\S+/, "decision-" + decision);
   const flag = card.querySelector(".card-flag");
