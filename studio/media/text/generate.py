@@ -8,8 +8,9 @@ by the candidate's seed (one uniform number per new token), and every step picks
 tokens in one batched inverse-CDF lookup; so a seed gives the same text alone or beside others,
 on any batch size, on the same device.
 On a GPU the decoding step runs on a static KV cache and is compiled with ``torch.compile`` once
-per model, adapter and shape bucket, in a background thread: batches run uncompiled until it is
-ready.  ``STUDIO_TEXT_COMPILE=off`` keeps the uncompiled dynamic cache.
+per model, adapter and shape bucket, in a background thread that the second batch of a shape
+starts (a one-batch command never pays for a compile): batches run uncompiled until it is ready.
+``STUDIO_TEXT_COMPILE=off`` keeps the uncompiled dynamic cache.
 Sampling: repetition penalty, temperature (0 = greedy), top-k, top-p, then one pick per row.
 """
 from __future__ import annotations
@@ -164,7 +165,7 @@ def static_cache(net: Any, length: int) -> Any:
     return StaticCache(config=config, max_cache_len=length)
 
 
-_PENDING, _FAILED = "pending", "failed"
+_SEEN, _PENDING, _FAILED = "seen", "pending", "failed"
 _compiled: "weakref.WeakKeyDictionary[Any, dict[tuple, Any]]" = weakref.WeakKeyDictionary()
 _compiled_lock = threading.Lock()
 
@@ -187,20 +188,24 @@ def shape_bucket(rows: int, length: int, context: int) -> tuple[int, int]:
 def compiled_step(handle: TextHandle, adapter: str | None, strength: float, bucket: int, length: int,
                   start: bool = True) -> tuple[Any, Any] | None:
     """(compiled step, its static cache) for this model, adapter, strength and shape, or None while it
-    is not ready (the first call starts compiling it in a background thread)."""
+    is not ready.  The first batch of a shape only notes it (a one-batch command never compiles);
+    the second starts compiling it in a background thread.  The thread is not a daemon: a process
+    that ends mid-compile waits for it rather than abort inside the compiler."""
     key = (adapter or "", float(strength), bucket, length)
     with _compiled_lock:
         table = _compiled.setdefault(base_model(handle), {})
         entry = table.get(key)
         if entry is None and start:
+            table[key] = _SEEN
+        elif entry == _SEEN and start:
             table[key] = _PENDING
-            threading.Thread(target=_compile, args=(handle, key, table), daemon=True,
+            threading.Thread(target=_compile, args=(handle, key, table), daemon=False,
                              name=f"studio-compile-{bucket}x{length}").start()
-    return None if entry in (None, _PENDING, _FAILED) else entry
+    return None if entry in (None, _SEEN, _PENDING, _FAILED) else entry
 
 
 def compile_status(handle: TextHandle, adapter: str | None, strength: float, bucket: int, length: int) -> str:
-    """'ready', 'pending', 'failed' or 'none' (never asked for)."""
+    """'ready', 'pending', 'failed', 'seen' (one batch so far) or 'none' (never asked for)."""
     with _compiled_lock:
         entry = _compiled.get(base_model(handle), {}).get((adapter or "", float(strength), bucket, length))
     return "none" if entry is None else entry if isinstance(entry, str) else "ready"

@@ -125,9 +125,11 @@ def test_static_cache_and_background_compile_give_the_same_texts(medium, handle,
     dynamic = generate.sample(handle, "a calm rain haiku", [5, 6, 7], params)
     monkeypatch.setattr(generate, "decoding", lambda h: "static")
     monkeypatch.setattr(generate, "COMPILE_OPTIONS", {"backend": "eager", "dynamic": False})
-    uncompiled = generate.sample(handle, "a calm rain haiku", [5, 6, 7], params)  # starts the compile
+    uncompiled = generate.sample(handle, "a calm rain haiku", [5, 6, 7], params)  # notes the shape
     bucket, length = generate.shape_bucket(3, 12 + len(generate.check_prompt(handle, "a calm rain haiku", 12)),
                                            handle.context)
+    assert generate.compile_status(handle, None, 1.0, bucket, length) == "seen"
+    assert generate.sample(handle, "a calm rain haiku", [5, 6, 7], params) == uncompiled  # starts the compile
     assert bucket == 4 and length % generate.CACHE_BUCKET == 0 or length == handle.context
     began = time.time()
     while generate.compile_status(handle, None, 1.0, bucket, length) == "pending":
