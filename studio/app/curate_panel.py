@@ -65,7 +65,7 @@ def build(ctx: TabContext) -> None:
                                        saved.get("temperature", DEFAULT_TEMPERATURE), keep_rule(saved.get("spread", True)))
         return {"decisions": stored, "curated": cards.curated_summary(ctx.studio, ctx.name)}
 
-    ctx["gallery"] = gr.HTML(gallery.batch_html(ctx.name, [], "", ""), elem_classes=["gallery-box"],
+    ctx["gallery"] = gr.HTML(gallery.batch_html(ctx.name, [], "", "", loaded=False), elem_classes=["gallery-box"],
                              js_on_load=CULLING_JS.read_text(), server_functions=[decide], min_height=300)
     ctx.view_inputs = lambda: ctx.many("shown", "threshold", "temperature", "spread")
     ctx.view_outputs = lambda: ctx.many("gallery", "histogram", "warning")

@@ -96,13 +96,15 @@ def card_html(card: dict[str, Any], index: int, decide: bool = True, label: str 
 
 
 def batch_html(medium: str, shown_cards: Sequence[dict[str, Any]], summary: str, curated: str,
-               warning: str | None = None) -> str:
-    """The culling gallery: a header with the counts and keys, then the cards."""
+               warning: str | None = None, loaded: bool = True) -> str:
+    """The culling gallery: a header with the counts and keys, then the cards.  ``loaded`` marks a gallery
+    drawn from the store (not the page's first, empty one), so a test knows the page has caught up."""
+    mark = ' data-loaded="1"' if loaded else ""
     if not shown_cards:
-        return (f'<div class="gallery empty" data-medium="{medium}"><p class="gallery-empty">'
+        return (f'<div class="gallery empty" data-medium="{medium}"{mark}><p class="gallery-empty">'
                 'No candidates yet: write a prompt on the left and press <b>Generate</b>.</p></div>')
     body = "".join(card_html(c, i) for i, c in enumerate(shown_cards))
-    return (f'<div class="gallery" data-medium="{medium}" tabindex="0">'
+    return (f'<div class="gallery" data-medium="{medium}"{mark} tabindex="0">'
             f'<div class="gallery-head"><span class="acceptance">{summary}</span>'
             f'<span class="curated-size">{curated}</span>'
             '<span class="keys" title="Click a card or this gallery first">'

@@ -75,6 +75,7 @@ class Flow:
         self.page.get_by_role("tab", name=self.medium.capitalize(), exact=True).click()
         self.tab.locator(".generate-btn").wait_for()
         self.tab.locator(".histogram svg").wait_for()  # the page's load has restored the last state
+        self.tab.locator(".gallery-box .gallery[data-loaded]").wait_for()
 
     def step(self, label: str) -> None:
         self.tab.get_by_role("tab", name=label).click()
