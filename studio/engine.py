@@ -506,7 +506,8 @@ class Studio:
                 kept_variety = self.medium(medium).diversity(self.handle(medium, kept[0].model), kept)
         out: dict[str, Any] = {"prompt": prompt.strip(), "seeds": seeds, "threshold": threshold,
                                "temperature": temperature, "before_version": before, "after_version": after,
-                               "strength": strength, "kept": {"n": len(kept), "diversity": kept_variety}}
+                               "strength": strength, "params": sides["after"][0][0].params,
+                               "kept": {"n": len(kept), "diversity": kept_variety}}
         for label, (cands, scores) in sides.items():
             out[label] = self.side_metrics(medium, cands, scores, threshold, temperature, kept, kept_variety)
         # A tune should beat simply sampling more: best of `best_of` base candidates per slot.
