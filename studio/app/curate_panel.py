@@ -98,9 +98,11 @@ def wire(ctx: TabContext) -> None:
         ctx.remember(threshold=threshold, temperature=temperature, spread=spread)
         return view(ctx, shown, threshold, temperature, spread)
 
+    # the artist's moves only (``input``): a reload or a preset setting the sliders must not re-decide with
+    # half-restored values, nor store them
     for slider in (ctx["threshold"], ctx["temperature"], ctx["spread"]):
-        slider.change(redecide, inputs=ctx.view_inputs(), outputs=ctx.view_outputs(), show_progress="hidden",
-                      trigger_mode="always_last", concurrency_limit=None)
+        slider.input(redecide, inputs=ctx.view_inputs(), outputs=ctx.view_outputs(), show_progress="hidden",
+                     trigger_mode="always_last", concurrency_limit=None)
 
     @friendly
     def rescore(shown: list[str], threshold: float, temperature: float, spread: bool, *scoring: Any):
