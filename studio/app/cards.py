@@ -224,7 +224,8 @@ def metrics_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                f"best of {best['n']} from base"]
     keys = [k for k in ("acceptance_rate", "mean_score", "diversity") if k in before or k in after]
     keys += sorted(k for k in {**before, **after} if k not in keys and k not in SKIPPED and k != "n"
-                   and all(isinstance(side.get(k), (int, float, type(None))) for side in (before, after)))
+                   and all(isinstance(side.get(k), (int, float, type(None))) for side in (before, after))
+                   and any(side.get(k) is not None for side in (before, after)))  # a figure, given on one side
     rows = [[metric_words(k)[0], *(fmt(side.get(k), k in SHARES) for side in (before, after, best))] for k in keys]
     rows.append([metric_words("n")[0], before.get("n", ""), after.get("n", ""), ""])
     return headers, rows
