@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,8 +87,9 @@ def scorer_descriptions(medium: Medium) -> dict[str, str]:
 
     out = {}
     for name, factory in sorted(medium.scorers().items()):
-        doc = " ".join((factory.__doc__ or "").split())
-        out[name] = doc.split(". ")[0].rstrip(".:;,") + "." if doc else f"The {name} scorer."
+        doc = re.sub(r"options\['(\w+)'\]", r"the preset's \1", " ".join((factory.__doc__ or "").split()))
+        # the docstring's first clause: what it rewards, not how it computes it
+        out[name] = re.split(r"\. |[:;] | \(", doc)[0].rstrip(".:;,") + "." if doc else f"The {name} scorer."
     for ep in entry_points(group="studio.scorers"):
         out.setdefault(ep.name, f"A registered scorer from {ep.value.split(':')[0]}.")
     return out

@@ -144,3 +144,17 @@ def test_cards_carry_the_page_contract_and_music_gets_a_player(workspace, fake, 
     assert '<audio class="candidate-audio" controls' in html and "a.wav" in html
     assert 'class="piano-roll" src="data:image/png;base64,' in html
     assert gallery.media_html({**view[0], "kind": "image", "files": {"png": "/x/a.png"}}).count("<img") == 1
+
+
+def test_every_built_in_scorer_is_described_in_a_line_without_code_words():
+    from studio import media
+    from studio.app.context import scorer_descriptions
+    from studio.errors import StudioError
+
+    for name in ("image", "text", "music"):
+        try:
+            medium = media.get(name)
+        except StudioError:
+            continue
+        for scorer, line in scorer_descriptions(medium).items():
+            assert line.startswith("Rewards") and "options[" not in line, (name, scorer, line)

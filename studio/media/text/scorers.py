@@ -26,6 +26,7 @@ def _clip(values) -> list[float]:
 
 
 def style(ctx: ScoringContext):
+    """Rewards closeness in meaning to a style text (else the prompt), by sentence embeddings."""
     target = ctx.options.get("style")
     exemplars = ctx.options.get("exemplars")
     if exemplars is not None and (isinstance(exemplars, str) or not all(isinstance(e, str) for e in exemplars)):
@@ -99,6 +100,7 @@ def constraint_score(text: str, options: dict[str, Any]) -> float:
 
 
 def constraints(ctx: ScoringContext):
+    """Rewards meeting the asked form: words and lines per text, syllables per line, words to use or avoid."""
     options = dict(ctx.options)
     unknown = sorted(set(options) - set(CONSTRAINT_KEYS))
     if unknown:
@@ -154,6 +156,7 @@ def completion_likelihood(handle, pairs: Sequence[tuple[str, str]], batch: int =
 
 
 def fluency(ctx: ScoringContext):
+    """Rewards fluent text: the base model's average per-word probability of it."""
     if ctx.handle is None:
         raise StudioError("The fluency scorer needs the loaded model.")
 
@@ -165,6 +168,7 @@ def fluency(ctx: ScoringContext):
 
 
 def favourites(ctx: ScoringContext):
+    """Rewards likeness to the closest candidate you kept, by sentence embeddings."""
     if not ctx.favourites:
         raise StudioError("The favourites scorer needs at least one accepted candidate.")
     liked = embed_texts([candidate_text(c) for c in ctx.favourites])
@@ -193,6 +197,7 @@ def fit_logistic(features, labels, l2: float = 1e-2, steps: int = 300, lr: float
 
 
 def preference(ctx: ScoringContext):
+    """Rewards what you kept by hand: a small model fit to your keep and drop decisions."""
     import numpy as np
 
     labels = [1.0 if c.decision == "hand_accepted" else 0.0 for c in ctx.decided
