@@ -533,7 +533,7 @@ class Studio:
         entry = {**light, "scorers": list(scorers), "time": time.time()}
         metrics = dict(found.metrics or {})
         metrics["compares"] = [*metrics.get("compares", []), entry]
-        metrics.update({k: light[k] for k in ("before", "after", "lift", "best_of_n_base", "kept")})
+        metrics.update({k: light[k] for k in ("before", "after", "lift", "best_of_n_base", "kept", "strength")})
         self.store.set_version_metrics(medium, version, metrics)
 
     # -- loop -------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ def build(ctx: TabContext) -> None:
                                      elem_classes=["compare-n"], min_width=140)
         ctx["compare_seed"] = gr.Number(label="First seed", value=HELD_OUT_SEED, precision=0, minimum=0,
                                         min_width=140, info="Seeds a tune learned from are skipped.")
+        ctx["compare_strength"] = gr.Slider(label="Tuned style strength", minimum=0.0, maximum=1.5, step=0.05,
+                                            value=1.0, min_width=160, elem_classes=["compare-strength"],
+                                            info="How strongly the after version's fine-tune is applied (1 = as tuned).")
     with gr.Row():
         ctx["compare"] = gr.Button("Compare", variant="primary", elem_classes=["compare-btn"])
         ctx["next_round"] = gr.Button("Next round: curate a new batch with the after version",
@@ -42,19 +45,21 @@ def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
 
     @friendly
-    def compare(before: str, after: str, n: Any, seed: Any, prompt: str, threshold: float, temperature: float,
-                *rest: Any, progress=gr.Progress()):
+    def compare(before: str, after: str, n: Any, seed: Any, strength: Any, prompt: str, threshold: float,
+                temperature: float, *rest: Any, progress=gr.Progress()):
         params = ctx.params(list(rest[: len(ctx.param_names)]))
         specs, options = ctx.scoring(list(rest[len(ctx.param_names):]))
         progress(None, desc=f"Making {int(n or 0)} candidates with each version")
         result = studio.compare(name, after=after, before=before or "base", prompt=prompt, n=int(n or 0),
                                 seed=int(seed or 0), scorers=specs, threshold=threshold, temperature=temperature,
-                                options=options, params=params)
+                                options=options, params=params,
+                                strength=float(1.0 if strength is None else strength))
         return cards.metrics_html(result), gallery.pairs_html(name, cards.compare_pairs(studio, name, result))
 
     ctx["compare"].click(
         compare,
-        inputs=[*ctx.many("compare_before", "compare_after", "compare_n", "compare_seed", "prompt", "threshold",
+        inputs=[*ctx.many("compare_before", "compare_after", "compare_n", "compare_seed", "compare_strength",
+                          "prompt", "threshold",
                           "temperature"), *ctx.params_inputs(), *ctx.scoring_inputs()],
         outputs=[ctx["metrics"], ctx["pairs"]], concurrency_id=f"model-{name}")
 

@@ -130,6 +130,15 @@ def test_fake_medium_whole_flow(app, workspace):
         for words in ("kept share", "average score", "variety", "best of 2 from base", "after (v1)"):
             assert words in metrics.inner_text()
         assert metrics.locator("abbr[title]").count() >= 3
+        assert studio.store.version("fake", "v1").metrics["strength"] == 1.0
+        # the strength slider reaches the engine: at 0 the after side is the base itself
+        flow.fill_number(".compare-strength", 0)
+        flow.compare(4)
+        wait_until("a compare at strength 0",
+                   lambda: studio.store.version("fake", "v1").metrics.get("strength") == 0.0, 30, page)
+        saved = studio.store.version("fake", "v1").metrics
+        assert saved["after"]["mean_score"] == pytest.approx(saved["before"]["mean_score"])
+        flow.fill_number(".compare-strength", 1)
 
         # export: one zip
         assert flow.export_zip().namelist()
