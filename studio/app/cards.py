@@ -64,8 +64,9 @@ PARAM_WORDS = {  # a medium's setting -> (label, one line of help); others show 
     "max_new_tokens": ("Length (tokens, at most)", "The longest a text may be."),
     "min_new_tokens": ("Length (tokens, at least)", "The shortest a text may be."),
     "stop": ("Stop at", "Texts end at any of these strings."),
-    "bars": ("Bars", "Length of a piece in bars."),
-    "duration": ("Seconds", "Length of a piece in seconds."),
+    "bars": ("Bars (note models)", "Length of a piece in bars, for models that write notes (the embedded one)."),
+    "duration": ("Seconds (audio models)", "Length of a clip in seconds, for models that make audio (MusicGen); "
+                 "note models follow Bars and the style's tempo."),
     "timbre": ("Instrument", "The sound the notes are played with."),
     "adapter_from": ("Tuned style joins after", "The share of the steps drawn by the base before the tuned "
                      "version takes over (0 = from the start)."),
