@@ -61,6 +61,51 @@ def chunked_cross_entropy(hidden: Any, head: Any, labels: Any, chunk: int | None
     return total / max(1, states.shape[0])
 
 
+def counted_states(hidden: Any, labels: Any) -> Any:
+    """The hidden states at the positions the loss counts, in ``chunked_cross_entropy``'s order."""
+    states = hidden[:, :-1].flatten(0, 1)
+    return states[(labels[:, 1:].flatten() != IGNORE).to(states.device)]
+
+
+def _anchored_chunk(head: Any, hidden: Any, anchor: Any, labels: Any, weight: float) -> Any:
+    import torch
+
+    log_p = torch.log_softmax(head(hidden).float(), dim=-1)
+    with torch.no_grad():
+        log_q = torch.log_softmax(head(anchor).float(), dim=-1)
+    hard = torch.nn.functional.nll_loss(log_p, labels, reduction="sum")
+    kl = (log_q.exp() * (log_q - log_p)).sum()
+    return (1.0 - weight) * hard + weight * kl
+
+
+def anchored_cross_entropy(hidden: Any, anchor: Any, head: Any, labels: Any, weight: float,
+                           chunk: int | None = None) -> Any:
+    """``(1 - weight) * cross-entropy + weight * KL(anchor || model)`` per counted position, averaged.
+
+    ``anchor`` holds the starting model's hidden states at the counted positions (``counted_states``
+    before the tune moved): the loss learns the kept tokens while each position keeps ``weight`` of
+    the starting model's alternatives, which is what stops a tune on a few texts from reciting them
+    (the minimum of each position's loss is the mix ``(1 - weight) * kept token + weight * anchor``).
+    """
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    states = counted_states(hidden, labels)
+    targets = labels[:, 1:].flatten().to(states.device)
+    targets = targets[targets != IGNORE]
+    if states.shape[0] == 0:
+        return hidden.sum().float() * 0.0
+    anchor = anchor.to(states.device, states.dtype)
+    if chunk is None:
+        chunk = max(1, CHUNK_ELEMENTS // (2 * head.weight.shape[0]))
+    total = torch.zeros((), dtype=torch.float32, device=states.device)
+    for start in range(0, states.shape[0], chunk):
+        end = start + chunk
+        total = total + checkpoint(_anchored_chunk, head, states[start:end], anchor[start:end], targets[start:end],
+                                   weight, use_reentrant=False)
+    return total / states.shape[0]
+
+
 def varlen_attention_available(device: str, dtype: Any) -> bool:
     """Packed rows can run through FlashAttention's variable-length kernel (transformers' ``flash_attention_2``
     reads the example boundaries from the restarting position ids): a GPU, half precision, flash-attn installed."""

@@ -27,3 +27,25 @@ def example_ids(tokenizer: Any, prompt: str, completion: str) -> tuple[list[int]
     """Token ids of prompt + completion and, per token, whether the loss counts it."""
     head, tail = prompt_ids(tokenizer, prompt), completion_ids(tokenizer, completion)
     return head + tail, [False] * len(head) + [True] * len(tail)
+
+
+def goldfish_mask(ids: list[int], counted: list[bool], every: int, context: int = 4) -> list[bool]:
+    """``counted`` with about one counted token in ``every`` left out of the loss (0 = none left out).
+
+    Which ones is decided by a hash of the ``context`` tokens before each (Hans et al. 2024, "Be
+    like a Goldfish"): the same passage always loses the same tokens, in every pass and in every
+    copy of it in the set, so a tune never learns to recite a kept text word for word (at each
+    left-out token the model keeps its own choices) while it learns everything else the text shows.
+    """
+    import zlib
+
+    if every <= 0:
+        return list(counted)
+    out = list(counted)
+    for i, flag in enumerate(counted):
+        if flag and i > 0:
+            window = ids[max(0, i - context):i]
+            key = ",".join(map(str, window)).encode()
+            if zlib.crc32(key) % every == 0:
+                out[i] = False
+    return out

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import StudioError
-from .loss import body_and_head, chunked_cross_entropy, compile_layers, varlen_attention_available
+from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted_states,
+                   varlen_attention_available)
 from .model import TextHandle
 from .packing import padded_rows, packed_rows
-from .prompting import example_ids
+from .prompting import example_ids, goldfish_mask
 
 # LoRA settings a preset or the CLI may override; the rest come from Medium.tune_defaults.
 LORA_DEFAULTS = {"targets": "all-linear", "alpha": None, "seq_len": 128, "packing": "packed"}
@@ -92,15 +93,38 @@ class TextTuneTask:
         self.inputs = torch.tensor(inputs)
         self.labels = torch.tensor(labels)
         self.extra = torch.tensor(extra)
+        anchor = settings.get("anchor", 0.0)
+        if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0 <= anchor < 1:
+            raise StudioError(f"The anchor setting must be a number from 0 up to (not including) 1, not {anchor!r}.")
+        self.anchor_weight = float(anchor)
+        self.tokens_seen = 0
+        # the anchor: the starting model's hidden states at every counted position, once (see loss.py)
+        self.anchor = self._anchor_states() if self.anchor_weight > 0 and self.split is not None else None
         self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
 
     def _rows(self, pairs: Sequence[tuple[str, str]], settings: dict[str, Any]) -> tuple[list, list, list]:
         """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
         encoded = [example_ids(self.handle.tokenizer, p, c) for p, c in pairs]
+        every = settings.get("goldfish", 0)
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0 or every == 1:
+            raise StudioError(f"The goldfish setting must be 0 (off) or a whole number from 2 up, not {every!r}.")
+        encoded = [(ids, goldfish_mask(ids, mask, every)) for ids, mask in encoded]
         encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
         if self.packing == "packed":
             return packed_rows(encoded, self.seq_len, min_rows=self.batch_size, seed=int(settings.get("seed", 0)))
         return padded_rows(encoded, self.handle.tokenizer.pad_token_id)
+
+    def _anchor_states(self) -> list[Any]:
+        """Per row, the starting model's (base or parent) last hidden states at its counted positions."""
+        import torch
+
+        states = []
+        with torch.no_grad():
+            for row in range(len(self.inputs)):
+                hidden = self.hidden(torch.tensor([row]))
+                states.append(counted_states(hidden, self.labels[row:row + 1]).cpu())
+        self.tokens_seen = 0
+        return states
 
     def parameters(self) -> list[Any]:
         return [p for p in self.handle.model.parameters() if p.requires_grad]
@@ -135,6 +159,10 @@ class TextTuneTask:
         rows = torch.randint(0, self.kept_rows, (self.batch_size - prior,), generator=generator)
         if prior:
             rows = torch.cat([rows, torch.randint(self.kept_rows, len(self.inputs), (prior,), generator=generator)])
+        if self.anchor is not None:  # kept tokens, with the starting model's alternatives kept alive
+            anchor = torch.cat([self.anchor[int(r)] for r in rows])
+            return anchored_cross_entropy(self.hidden(rows), anchor, self.split[1], self.labels[rows],
+                                          self.anchor_weight)
         if self.split is not None:  # the head chunk by chunk, on counted positions only (text/loss.py)
             return chunked_cross_entropy(self.hidden(rows), self.split[1], self.labels[rows])
         logits = self.logits(rows)

@@ -1,0 +1,130 @@
+"""One RSFT round per (setting, seed) on an embedded default: the README's ablation table.
+
+Each run is ``Studio.loop`` in a fresh workspace: 32 candidates on training seeds
+``1000*s ..``, the upper quartile kept by a built-in scorer, one tune, then base vs the tuned
+version on held-out seeds.  A setting is a JSON object of loop keywords (``strength``,
+``keep``, ``threshold``), tune settings under ``"settings"`` (``epochs``, ``lr``,
+``prior_weight`` ...) and generation defaults under ``"params"`` (``adapter_from`` ...).
+
+    python benchmarks/ablate_round.py image brightness --seeds 0 1 2 \\
+        --setting defaults='{}' --setting all-steps='{"params": {"adapter_from": 0}}' --out runs.jsonl
+    python benchmarks/ablate_round.py --table runs.jsonl      # markdown rows, mean ± spread over seeds
+
+Figures vary with the machine only through floating point; times are this machine's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROMPTS = {"image": "a circle", "text": "a short sea poem, melancholy", "music": "a gentle lullaby in C major, 3/4"}
+
+
+def targets(result: dict) -> dict[str, bool]:
+    """Issue 10's four targets for one round (the same rule as tests/test_loop_media.py)."""
+    before, after = result["before"], result["after"]
+    a, b = after["acceptance_rate"], before["acceptance_rate"]
+    return {"lift": a - b >= 0.15 and (a >= 2 * b or (1 - a) <= (1 - b) / 2),
+            "best_of_2": a > result["best_of_n_base"]["acceptance_rate"],
+            "variety": (after["variety_vs_kept"] or 0.0) >= 0.8,
+            "copies": after["copies"] <= 0.10}
+
+
+def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, options: dict | None) -> dict:
+    from studio import media
+    from studio.engine import Studio
+
+    setting = dict(setting)
+    params = setting.pop("params", {})
+    the_medium = media.get(medium)
+    original = the_medium.default_params
+
+    def default_params(self=the_medium):  # generation defaults for this run only
+        return {**original(), **params}
+
+    the_medium.default_params = default_params
+    try:
+        with tempfile.TemporaryDirectory() as ws:
+            studio = Studio(ws)
+            start = time.perf_counter()
+            result = studio.loop(medium, prompt, scorers=[scorer], temperature=0.0, n=32, seed=1000 * seed,
+                                 options=options, **setting)
+            seconds = time.perf_counter() - start
+    finally:
+        the_medium.default_params = original
+    before, after = result["before"], result["after"]
+    return {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "seconds": round(seconds, 1),
+            "kept": result["rounds"][0]["accepted"], "before": before["acceptance_rate"],
+            "after": after["acceptance_rate"], "best_of_2": result["best_of_n_base"]["acceptance_rate"],
+            "variety_vs_kept": after["variety_vs_kept"], "copies": after["copies"],
+            "target_copies": before.get("copies_over_rule"), "base_copies": before["copies"],
+            "targets": targets(result)}
+
+
+def table(path: Path) -> None:
+    import numpy as np
+
+    rows: dict[tuple, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            rows.setdefault((r["medium"], r["scorer"], r["name"]), []).append(r)
+    print("| medium · scorer | setting | seeds | acceptance base → tuned | best-of-2 | variety vs kept "
+          "| copies (target's) | targets per seed | round s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def ms(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "–"
+        return f"{np.mean(values):.2f}" + (f" ± {np.std(values):.2f}" if len(values) > 1 else "")
+
+    for (medium, scorer, name), runs in rows.items():
+        runs.sort(key=lambda r: r["seed"])
+        marks = " ".join("".join("✓" if ok else "✗" for ok in r["targets"].values()) for r in runs)
+        print(f"| {medium} · {scorer} | {name} | {', '.join(str(r['seed']) for r in runs)} "
+              f"| {ms([r['before'] for r in runs])} → {ms([r['after'] for r in runs])} "
+              f"| {ms([r['best_of_2'] for r in runs])} | {ms([r['variety_vs_kept'] for r in runs])} "
+              f"| {ms([r['copies'] for r in runs])} ({ms([r['target_copies'] for r in runs])}) | {marks} "
+              f"| {np.mean([r['seconds'] for r in runs]):.0f} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("medium", nargs="?")
+    parser.add_argument("scorer", nargs="?")
+    parser.add_argument("--prompt")
+    parser.add_argument("--options", default="{}", help="scorer options as JSON, e.g. '{\"max_words\": 12}'")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--table", type=Path, help="print the markdown rows of a runs file")
+    args = parser.parse_args(argv)
+    if args.table:
+        table(args.table)
+        return 0
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    prompt = args.prompt or PROMPTS[args.medium]
+    options = json.loads(args.options)
+    for spec in args.setting or ["defaults={}"]:
+        name, _, text = spec.partition("=")
+        setting = json.loads(text or "{}")
+        for seed in args.seeds:
+            row = {"name": name, "setting": setting,
+                   **run_one(args.medium, args.scorer, prompt, seed, setting,
+                             {args.scorer: options} if options else None)}
+            line = json.dumps(row)
+            print(line, flush=True)
+            if args.out:
+                with args.out.open("a") as f:
+                    f.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The two tune options against reciting kept texts: the goldfish mask and the anchored loss."""
+from __future__ import annotations
+
+import pytest
+
+from studio.errors import StudioError
+from studio.media.text.prompting import goldfish_mask
+
+TEXTS = ["salt wave salt wave\nthe harbor sleeps", "gull over salt\nthe harbor sleeps", "salt salt salt"]
+
+
+def test_goldfish_leaves_out_about_one_token_in_every_and_the_same_ones_each_time():
+    ids = list(range(3, 2003))
+    counted = [False] * 10 + [True] * (len(ids) - 10)
+    masked = goldfish_mask(ids, counted, every=4)
+    left_out = sum(c and not m for c, m in zip(counted, masked))
+    assert 0.2 < left_out / sum(counted) < 0.3  # about a quarter
+    assert not any(m and not c for c, m in zip(counted, masked))  # never counts a prompt token
+    assert goldfish_mask(ids, counted, every=4) == masked  # a hash of the context, not a random draw
+    assert goldfish_mask(ids, counted, every=0) == counted
+    # the same passage inside another text loses the same tokens (the hash sees only the context)
+    again = goldfish_mask([1, 2] + ids[10:60], [False, False] + counted[10:60], every=4)
+    assert again[6:] == masked[14:60]
+
+
+def test_goldfish_takes_the_left_out_tokens_out_of_the_tune(medium, tiny_llama, make_candidates):
+    handle = medium.load(str(tiny_llama), "cpu")
+    plain = medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**medium.tune_defaults}, None)
+    counted = int((plain.labels != -100).sum())
+    fish = medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**medium.tune_defaults, "goldfish": 2},
+                            None)
+    assert 0 < int((fish.labels != -100).sum()) < counted
+    for bad in (1, -1, 2.5, "4", True):
+        with pytest.raises(StudioError, match="goldfish"):
+            medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**medium.tune_defaults, "goldfish": bad},
+                             None)
+
+
+def test_the_anchored_loss_is_the_plain_loss_scaled_at_the_start_and_pulls_back_later(
+        medium, tiny_llama, make_candidates):
+    import torch
+
+    from studio.media.text.loss import chunked_cross_entropy
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    settings = {**medium.tune_defaults, "anchor": 0.4, "batch_size": 3}
+    task = medium.tune_task(handle, make_candidates("a sea poem", TEXTS), settings, None)
+    assert task.anchor is not None and len(task.anchor) == len(task.inputs)
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, len(task.inputs), (3,), generator=torch.Generator().manual_seed(0))
+    plain = chunked_cross_entropy(task.hidden(rows), task.split[1], task.labels[rows])
+    # the adapter starts as the identity, so the model is its own anchor: KL 0, the loss 0.6 x plain
+    assert task.loss(0, generator).item() == pytest.approx(0.6 * plain.item(), rel=1e-4)
+    with torch.no_grad():  # a moved adapter: now the KL term counts
+        for p in task.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.2)
+    moved = chunked_cross_entropy(task.hidden(rows), task.split[1], task.labels[rows])
+    assert task.loss(0, torch.Generator().manual_seed(0)).item() > 0.6 * moved.item()
+    for bad in (1.0, -0.1, "0.5", True):
+        with pytest.raises(StudioError, match="anchor"):
+            medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**medium.tune_defaults, "anchor": bad},
+                             None)
