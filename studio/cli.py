@@ -24,6 +24,25 @@ def _param(text: str) -> tuple[str, Any]:
         return key, value
 
 
+SETTING_HELP = ("a tune setting, e.g. epochs=8, prior_weight=0.25, anchor=0.5 or goldfish=4 "
+                "(README: Variety and copies); repeat")
+ADAPTER_FROM_HELP = ("image: the share of denoising steps the base runs before a version's adapter joins, "
+                     "0 to 1 (default: the medium's)")
+
+
+def _generation_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                   help="a generation setting for both sides, e.g. steps=20; repeat")
+    p.add_argument("--adapter-from", type=_finite_or_nan, metavar="F", help=ADAPTER_FROM_HELP)
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params = dict(args.param)
+    if args.adapter_from is not None:
+        params["adapter_from"] = args.adapter_from
+    return params
+
+
 def _finite_or_nan(text: str) -> float:
     try:
         return float(text)
@@ -79,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a generation setting, e.g. steps=20 or temperature=0.9; repeat")
     p.add_argument("--strength", type=_finite_or_nan, metavar="S",
                    help="adapter strength for a version, 0 (the base) to 1.5 (default 1: as tuned)")
+    p.add_argument("--adapter-from", type=_finite_or_nan, metavar="F",
+                   help=ADAPTER_FROM_HELP)
 
     p = sub.add_parser("curate", parents=[common, rule], help="accept or reject the latest batch")
     p.add_argument("medium", metavar="MEDIUM")
@@ -95,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="optimisation steps (default: the medium's)")
     p.add_argument("--rank", type=int, help="LoRA rank (default: the medium's)")
     p.add_argument("--lr", type=_finite_or_nan, help="learning rate (default: the medium's)")
+    p.add_argument("--setting", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                   help=SETTING_HELP)
     p.add_argument("--detach", action="store_true", help="start the tune and return its job id at once")
 
     p = sub.add_parser("compare", parents=[common, rule], help="before/after on the same held-out seeds")
@@ -106,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first seed; seeds a tune learned from are skipped")
     p.add_argument("--strength", type=_finite_or_nan, default=1.0, metavar="S",
                    help="adapter strength, 0 (the base) to 1.5 (default 1: as tuned)")
+    _generation_flags(p)
 
     p = sub.add_parser("loop", parents=[common, rule], help="rounds of generate, curate, tune; then compare")
     p.add_argument("medium", metavar="MEDIUM")
@@ -117,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first training seed; the comparison uses held-out seeds from 1000000 + SEED")
     p.add_argument("--strength", type=_finite_or_nan, default=1.0, metavar="S",
                    help="adapter strength in the comparison, 0 (the base) to 1.5 (default 1)")
+    _generation_flags(p)
+    p.add_argument("--setting", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                   help=SETTING_HELP)
 
     p = sub.add_parser("export", parents=[common], help="export a version's adapter or the curated set")
     p.add_argument("medium", metavar="MEDIUM")
@@ -242,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         if args.model:
             studio.use_model(medium, args.model)
         cands = studio.generate(medium, args.prompt, n=args.n, seed=args.seed, version=args.version,
-                                params=dict(args.param), strength=args.strength)
+                                params=_params(args), strength=args.strength)
         result = {"candidates": [c.summary() for c in cands]}
         _emit(args, result, "\n".join(f"{c.id}  seed {c.seed}  {c.path}" for c in cands))
     elif args.command == "curate":
@@ -253,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
                             f"{result['curated_total']} curated in all"
                             + (f"\nwarning: {result['warning']}" if result.get("warning") else ""))
     elif args.command == "tune":
-        job = studio.start_tune(medium, args.from_version, args.steps, args.rank, args.lr)
+        job = studio.start_tune(medium, args.from_version, args.steps, args.rank, args.lr, dict(args.setting))
         if args.detach:
             result = {"job": job, "version": studio.store.job(job)["version"], "status": "running"}
             _emit(args, result, f"started {result['version']} as job {job}")
@@ -268,11 +295,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "compare":
         result = studio.compare(medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
                                 seed=args.seed, scorers=args.scorer, threshold=args.threshold,
-                                temperature=args.temperature, strength=args.strength)
+                                temperature=args.temperature, strength=args.strength, params=_params(args))
         _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
     elif args.command == "loop":
         result = studio.loop(medium, args.prompt, args.scorer, args.threshold, args.temperature,
-                             rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=args.strength, keep=args.keep,
+                             rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=args.strength,
+                             keep=args.keep, params=_params(args), settings=dict(args.setting),
                              on_event=None if args.json else _progress(args))
         _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
     elif args.command == "export":

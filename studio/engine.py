@@ -35,6 +35,14 @@ PROGRESS_CHUNK = 4  # with a progress callback, generate at least this many at a
 PROGRESS_UPDATES = 4  # ... and report about this many times per batch
 
 
+def check_tune_settings(medium: Medium, settings: dict[str, Any] | None) -> None:
+    """One sentence for a tune setting the medium's tune does not read (a typo would be ignored)."""
+    unknown = sorted(set(settings or {}) - set(medium.tune_options))
+    if unknown:
+        raise StudioError(f"Unknown {medium.name} tune setting '{unknown[0]}'; known: "
+                          f"{', '.join(sorted(medium.tune_options))}.")
+
+
 def candidate_id(medium: str, model: str, version: str, prompt: str, seed: int, params: dict) -> str:
     """Same prompt + seed + parameters + version (+ model) => the same candidate."""
     key = json.dumps([medium, model, version, prompt, seed, params], sort_keys=True)
@@ -362,6 +370,7 @@ class Studio:
         """Launch a tune on the curated set pooled across rounds; returns the job id."""
         the_medium = self.medium(medium)
         model, parent_adapter = self.resolve_version(medium, from_version)
+        check_tune_settings(the_medium, settings)
         merged = {**the_medium.tune_defaults, "seed": 0, **(settings or {})}
         for key, value in (("steps", steps), ("rank", rank), ("lr", lr)):
             if value is not None:
@@ -541,7 +550,8 @@ class Studio:
              temperature: float = DEFAULT_TEMPERATURE, rounds: int = 1, n: int = 32, steps: int | None = None,
              compare_n: int | None = None, options: dict[str, dict[str, Any]] | None = None,
              on_event: Callable[[dict[str, Any]], None] | None = None, seed: int = 0,
-             strength: float = 1.0, keep: str = DEFAULT_KEEP, **tune_kwargs: Any) -> dict[str, Any]:
+             strength: float = 1.0, keep: str = DEFAULT_KEEP, params: dict[str, Any] | None = None,
+             **tune_kwargs: Any) -> dict[str, Any]:
         """``rounds`` of generate -> curate -> tune, then base vs the last version on held-out seeds.
 
         Round r generates on seeds ``seed + r*n ...``; the comparison uses seeds from
@@ -555,11 +565,12 @@ class Studio:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < HELD_OUT_SEED:
             raise StudioError(f"The seed must be a whole number from 0 to {HELD_OUT_SEED - 1}, not {seed}.")
         check_strength(strength)
+        check_tune_settings(self.medium(medium), tune_kwargs.get("settings"))
         notify = on_event or (lambda event: None)
         version, history = "base", []
         for r in range(rounds):
             cands = self.generate(medium, prompt, seeds=list(range(seed + r * n, seed + (r + 1) * n)),
-                                  version=version)
+                                  version=version, params=params)
             scores = self.score(medium, cands, scorers, options)
             decisions, threshold_used = self.decide(cands, scores, threshold, temperature, seed=r, keep=keep)
             if threshold is None:
@@ -583,7 +594,7 @@ class Studio:
             version = tuned["version"]
         compared = self.compare(medium, after=version, prompt=prompt, n=compare_n or n, seed=HELD_OUT_SEED + seed,
                                 scorers=scorers, threshold=threshold, temperature=temperature, options=options,
-                                strength=strength)
+                                strength=strength, params=params)
         return {"rounds": history, "version": version, **compared}
 
     # -- export -----------------------------------------------------------------------------

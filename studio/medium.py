@@ -147,6 +147,9 @@ class Medium(ABC):
     # the smallest useful settings for a tune; a preset or the CLI overrides them
     tune_defaults: ClassVar[dict[str, Any]] = {"steps": 100, "rank": 8, "lr": 1e-3, "batch_size": 8,
                                                "checkpoint_every": 25}
+    # every setting a tune reads (``studio tune --setting KEY=VALUE``): the shared trainer's, plus the medium's
+    tune_options: ClassVar[tuple[str, ...]] = ("steps", "epochs", "rank", "alpha", "lr", "batch_size", "seed",
+                                               "warmup", "checkpoint_every", "max_grad_norm", "accumulate")
 
     def default_model(self) -> str:
         """The embedded default model: a folder in ``assets/``."""

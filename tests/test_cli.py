@@ -92,6 +92,8 @@ def test_loop_json_shape(capsys, workspace, fake):
     (["tune", "fake", "--from", "v2"], "Unknown fake version 'v2'"),
     (["compare", "fake", "--after", "v1", "--prompt", "x"], "Unknown fake version 'v1'"),
     (["loop", "fake", "--prompt", "x", "--rounds", "0"], "--rounds must be between"),
+    (["loop", "fake", "--prompt", "x", "--setting", "epoch=3"], "Unknown fake tune setting 'epoch'; known:"),
+    (["tune", "fake", "--setting", "goldfish=4"], "Unknown fake tune setting 'goldfish'"),
     (["export", "fake", "--version", "v1", "--format", "jsonl", "--out", "/tmp/x"], "Unknown fake version"),
     (["serve", "--host", "0.0.0.0"], "give --auth USER:PASSWORD"),
     (["resume", "nojob"], "There is no tune job 'nojob'"),
@@ -102,6 +104,19 @@ def test_bad_input_is_one_sentence(capsys, workspace, fake, argv, sentence):
     assert out == ""
     assert sentence in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_tune_settings_and_generation_params_reach_the_tune_and_both_sides(capsys, workspace, fake):
+    code, out, err = run(capsys, "loop", "fake", "--prompt", "a colour", "--scorer", "bright", "--temperature", "0",
+                         "-n", "16", "--setting", "epochs=4", "--setting", "lr=0.05", "--param", "temperature=1.5",
+                         "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    code, out, err = run(capsys, "versions", "fake", "--json")
+    settings = json.loads(out)["versions"][-1]["settings"]
+    assert settings["epochs"] == 4 and settings["lr"] == 0.05
+    assert settings["steps"] == 10  # 4 passes over the kept few: the fewest steps a tune takes
+    assert result["params"]["temperature"] == 1.5  # both sides of the comparison sampled with it
 
 
 def test_accept_and_reject_take_several_ids_after_one_flag_and_may_repeat(workspace, fake, capsys):

@@ -21,6 +21,7 @@ class ImageMedium(Medium):
     # round to one picture (variety 0.47x the kept set's; README ablation)
     tune_defaults = {"steps": 100, "epochs": 25, "rank": 8, "lr": 2e-3, "batch_size": 8, "checkpoint_every": 25,
                      "train_text_encoder": False}
+    tune_options = Medium.tune_options + ("size", "train_text_encoder", "gradient_checkpointing", "offload_encoders")
 
     def default_params(self) -> dict[str, Any]:
         from .generate import DEFAULT_PARAMS

@@ -15,6 +15,7 @@ class MusicMedium(Medium):
     export_formats = ("peft", "dataset")
     # steps follow the curated set: 100 passes (100 steps for 8 kept) keep copies near 3% (README ablation)
     tune_defaults = {"steps": 100, "epochs": 100, "rank": 8, "lr": 2e-3, "batch_size": 8, "checkpoint_every": 25}
+    tune_options = Medium.tune_options + ("prior_weight",)
 
     def default_params(self) -> dict[str, Any]:
         return {

@@ -21,6 +21,7 @@ class TextMedium(Medium):
     # steps follow the curated set: 30 passes (30 steps for 8 kept).  100 fixed steps made 62% of
     # held-out poems copy 8+ words of a kept one; 30 passes keep copies under 10% (README ablation)
     tune_defaults = {"steps": 100, "epochs": 30, "rank": 8, "lr": 1e-3, "batch_size": 8, "checkpoint_every": 25}
+    tune_options = Medium.tune_options + ("prior_weight", "anchor", "goldfish", "targets", "seq_len", "packing", "compile")
 
     def default_params(self) -> dict[str, Any]:
         return {
