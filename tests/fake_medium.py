@@ -85,7 +85,7 @@ class FakeMedium(Medium):
     default_scorer = "bright"
     export_formats = ("adapter", "jsonl")
     tune_defaults = {"steps": 30, "rank": 1, "lr": 0.1, "checkpoint_every": 5}
-    tune_options = Medium.tune_options + ("slow", "fail")
+    tune_options = Medium.tune_options + ("prior_weight", "slow", "fail")
 
     def default_model(self) -> str:
         import os

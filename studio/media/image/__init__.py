@@ -21,7 +21,8 @@ class ImageMedium(Medium):
     # round to one picture (variety 0.47x the kept set's; README ablation)
     tune_defaults = {"steps": 100, "epochs": 25, "rank": 8, "lr": 2e-3, "batch_size": 8, "checkpoint_every": 25,
                      "train_text_encoder": False}
-    tune_options = Medium.tune_options + ("size", "train_text_encoder", "gradient_checkpointing", "offload_encoders")
+    tune_options = Medium.tune_options + ("prior_weight", "size", "train_text_encoder", "gradient_checkpointing",
+                                          "offload_encoders")
 
     def default_params(self) -> dict[str, Any]:
         from .generate import DEFAULT_PARAMS
@@ -71,10 +72,10 @@ class ImageMedium(Medium):
         return image_features(candidates)
 
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None):
+                  parent_adapter: str | None, prior: Sequence[Candidate] = ()):
         from .tune import ImageTuneTask
 
-        return ImageTuneTask(handle, examples, {**self.tune_defaults, **settings}, parent_adapter)
+        return ImageTuneTask(handle, examples, {**self.tune_defaults, **settings}, parent_adapter, prior)
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

@@ -72,11 +72,15 @@ class ImageTuneTask:
     """A LoRA fine-tune of a diffusers pipeline on curated candidates (``studio.training`` drives it)."""
 
     def __init__(self, handle: ImageHandle, examples: Sequence[Candidate], settings: dict[str, Any],
-                 parent_adapter: str | None):
+                 parent_adapter: str | None, prior: Sequence[Candidate] = ()):
         import torch
 
         if not examples:
             raise StudioError("The curated set is empty; accept some candidates before tuning.")
+        # prior preservation: the batch's un-kept pictures after the kept ones, this share of every batch
+        self.prior_weight = float(settings.get("prior_weight", 0.0)) if prior else 0.0
+        self.kept_rows = len(examples)
+        examples = [*examples, *(prior if self.prior_weight > 0 else ())]
         pipe = handle.pipe
         self.family = family_of(pipe)
         self.handle, self.pipe, self.device = handle, pipe, handle.device
@@ -213,8 +217,10 @@ class ImageTuneTask:
         import torch
         import torch.nn.functional as F
 
-        n = len(self.latents)
-        idx = torch.randint(0, n, (self.batch_size,), generator=generator)
+        prior = max(1, round(self.batch_size * self.prior_weight)) if self.prior_weight > 0 else 0
+        idx = torch.randint(0, self.kept_rows, (self.batch_size - prior,), generator=generator)
+        if prior:
+            idx = torch.cat([idx, torch.randint(self.kept_rows, len(self.latents), (prior,), generator=generator)])
         x0 = self.latents[idx.to(self.latents.device)]
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         noisy, timesteps, target = self._noised(x0, noise, generator)

@@ -72,6 +72,29 @@ def test_same_generator_same_loss(medium, tiny_handle, curated):
     assert a == b
 
 
+def test_prior_preservation_mixes_its_share_of_unkept_pictures_into_each_batch(medium, tiny_handle, curated):
+    kept, prior = curated[:2], curated[2:]
+    task = medium.tune_task(tiny_handle, kept, {**SETTINGS, "prior_weight": 0.5}, None, prior=prior)
+    assert task.kept_rows == 2 and task.latents.shape[0] == 4  # the un-kept pictures' latents after the kept
+    picked = []
+    real_randint = torch.randint
+
+    def spy(low, high=None, size=None, **kwargs):
+        out = real_randint(low, high, size, **kwargs)
+        if high is not None and size is not None and len(size) == 1:
+            picked.append((low, high, len(out)))
+        return out
+
+    torch.randint = spy
+    try:
+        task.loss(0, torch.Generator().manual_seed(0))
+    finally:
+        torch.randint = real_randint
+    assert (0, 2, 2) in picked and (2, 4, 2) in picked  # half the batch of 4 from each
+    off = medium.tune_task(tiny_handle, kept, {**SETTINGS, "prior_weight": 0.0}, None, prior=prior)
+    assert off.latents.shape[0] == 2
+
+
 def test_empty_curated_set(medium, tiny_handle):
     with pytest.raises(StudioError, match="curated set is empty"):
         medium.tune_task(tiny_handle, [], SETTINGS, None)
