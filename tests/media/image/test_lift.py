@@ -33,7 +33,7 @@ def test_one_round_doubles_acceptance_on_held_out_seeds(medium, default_handle, 
     held = list(range(1000, 1032))
     base = to_candidates(medium.generate(default_handle, PROMPT, held, {}), PROMPT, tmp_path / "base")
     # the adapter on every denoising step: what the tune learned, in full (the studio's default
-    # lets it join after 30% of them, for variety: tests/test_loop_media.py)
+    # lets it join after 15% of them, for variety: tests/test_loop_media.py)
     after = to_candidates(medium.generate(default_handle, PROMPT, held, {"adapter_from": 0.0},
                                           adapter=str(tmp_path / "v1")),
                           PROMPT, tmp_path / "after", version="v1")
