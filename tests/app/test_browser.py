@@ -148,7 +148,17 @@ def test_fake_medium_whole_flow(app, workspace):
         flow.tab.locator(".next-round-btn").click()
         wait_until("the next round's batch", lambda: len(flow.decisions()) == 8 and set(flow.decisions()) != set(ids),
                    page=page)
-        new_seeds = sorted(json.loads(c.get_attribute("data-details"))["seed"] for c in flow.cards().all())
+
+        def card_seeds():  # the gallery redraws after the decisions arrive: read it once it is whole
+            try:
+                return sorted(json.loads(c.get_attribute("data-details") or "{}").get("seed", -1)
+                              for c in flow.cards().all())
+            except Exception:  # a card replaced while being read
+                return []
+
+        new_seeds = wait_until("the next round's cards", lambda: (lambda seen: seen if len(seen) == 8 and
+                                                                  seen != list(range(8)) else None)(card_seeds()),
+                               page=page)
         assert new_seeds == list(range(8, 16)) and flow.dropdown(".version-picker") == "v1"
 
         # History: the version with what it learned from, and actions that move the page
