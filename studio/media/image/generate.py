@@ -27,8 +27,8 @@ DEFAULT_PARAMS = {
     "adapter_from": 0.15,   # share of the denoising steps the base runs alone before a version's adapter
                             # joins: the base lays out the composition, the adapter the rest (0 = all
                             # steps; at the default 12 steps, 0.15 is the first 2).  README ablation, 3
-                            # seeds x 2 scorers: 0.15 carries the preference (lift and beats best-of-2 in
-                            # 10 of 12 rounds, 0.3 in 2 of 12) and keeps the tuned side as varied as the kept set
+                            # seeds x 2 scorers: 0.15 carries the preference (10 of 12 lift and best-of-2 checks,
+                            # 0.3: 2 of 12) and keeps the tuned side as varied as the kept set
 }
 
 
