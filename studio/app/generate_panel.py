@@ -70,14 +70,14 @@ def wire(ctx: TabContext) -> None:
         extra = {k: v for k, v in p.tune.items() if k not in ("steps", "rank", "lr")}
         ctx.remember(preset=preset_name, params=params, scorer_options=p.scorer_options(), threshold=p.threshold,
                      temperature=p.temperature, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
-                     tune_steps=p.tune.get("steps", defaults.get("steps")), tune_rank=p.tune.get("rank", defaults.get("rank")),
+                     tune_steps=p.tune.get("steps"), tune_rank=p.tune.get("rank", defaults.get("rank")),
                      tune_lr=p.tune.get("lr", defaults.get("lr")), tune_extra=extra)
         return [
             f"*{p.description}*" if p.description else "", p.render_prompt(), p.n, p.seed,
             *(params[k] for k in ctx.param_names),
             *(weights.get(s, 0.0) for s in ctx.scorer_names), p.scorer_options(),
             p.threshold, p.temperature,
-            p.tune.get("steps", defaults.get("steps")), p.tune.get("rank", defaults.get("rank")),
+            p.tune.get("steps"), p.tune.get("rank", defaults.get("rank")),
             p.tune.get("lr", defaults.get("lr")), extra,
         ]
 

@@ -7,11 +7,13 @@ finishes, its version appears in the pickers.
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 import gradio as gr
 
 from .. import runner
+from ..engine import MIN_TUNE_STEPS
 from ..errors import StudioError
 from . import plots
 from .context import TabContext, friendly
@@ -23,9 +25,12 @@ def build(ctx: TabContext) -> None:
     defaults = ctx.medium.tune_defaults
     ctx["tune_intro"] = gr.Markdown(elem_classes=["tune-intro"])
     with gr.Row():
-        ctx["tune_steps"] = gr.Number(label="Steps", value=defaults.get("steps", 100), precision=0, minimum=1,
-                                      info="More steps learn more from the kept set (and take longer).",
-                                      elem_classes=["tune-steps"], min_width=160)
+        epochs = defaults.get("epochs")
+        ctx["tune_steps"] = gr.Number(label="Steps", value=None if epochs else defaults.get("steps", 100), precision=0,
+                                      minimum=1, elem_classes=["tune-steps"], min_width=160,
+                                      info=(f"Empty: {epochs:g} passes over the kept set, so the steps follow its "
+                                            "size. More steps learn more (and copy more)." if epochs else
+                                            "More steps learn more from the kept set (and take longer)."))
         ctx["tune_rank"] = gr.Number(label="Adapter size (LoRA rank)", value=defaults.get("rank", 8), precision=0,
                                      minimum=1, info="Bigger can learn more detail.", min_width=160)
         ctx["tune_lr"] = gr.Number(label="Learning rate", value=defaults.get("lr", 1e-3), min_width=160,
@@ -112,8 +117,13 @@ def _intro(ctx: TabContext) -> str:
     total = len(ctx.studio.store.curated(ctx.name))
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
+    epochs = ctx.medium.tune_defaults.get("epochs")
+    dose = ""
+    if epochs:
+        steps = max(MIN_TUNE_STEPS, math.ceil(epochs * total / max(1, int(ctx.medium.tune_defaults.get("batch_size", 8)))))
+        dose = f" With Steps left empty it makes {epochs:g} passes over them ({steps} steps)."
     return (f"The fine-tune learns from the **{total}** candidates kept across all rounds and makes a new "
-            "version; it runs in the background, so you can keep working or reload the page.")
+            f"version; it runs in the background, so you can keep working or reload the page.{dose}")
 
 
 def current_job(ctx: TabContext) -> dict[str, Any] | None:

@@ -111,6 +111,14 @@ def test_real_medium_through_the_page(served, medium):
         assert flow.tab.locator(".scorer-constraints input[type=number]").first.input_value() == "2"
         flow.tab.get_by_text("Scorers: how candidates are scored", exact=True).click()
 
+    # the steps follow the kept set unless the artist types a number: the field starts empty and says so
+    flow.step("2 · Fine-tune")
+    epochs = studio.medium(medium).tune_defaults["epochs"]
+    assert flow.tab.locator(".tune-steps input").first.input_value() == ""
+    assert f"Empty: {epochs:g} passes over the kept set" in flow.tab.locator(".tune-steps").first.inner_text()
+    wait_until("the dose in the intro", lambda: f"{epochs:g} passes over them" in
+               flow.tab.locator(".tune-intro").first.inner_text(), 20, page)
+
     # a short tune; its version is selected for generating, compare and export, also after a reload
     assert flow.tune(TUNE_STEPS) == "done", flow.tab.locator(".tune-state").first.inner_text()
     wait_until("v1 selected", lambda: flow.versions_selected() == ("v1", "v1", "v1"), 30, page)
