@@ -41,6 +41,7 @@ def check_tune_settings(medium: Medium, settings: dict[str, Any] | None) -> None
     if unknown:
         raise StudioError(f"Unknown {medium.name} tune setting '{unknown[0]}'; known: "
                           f"{', '.join(sorted(medium.tune_options))}.")
+    medium.check_tune_settings(dict(settings or {}))
 
 
 def candidate_id(medium: str, model: str, version: str, prompt: str, seed: int, params: dict) -> str:

@@ -151,6 +151,9 @@ class Medium(ABC):
     tune_options: ClassVar[tuple[str, ...]] = ("steps", "epochs", "rank", "alpha", "lr", "batch_size", "seed",
                                                "warmup", "checkpoint_every", "max_grad_norm", "accumulate")
 
+    def check_tune_settings(self, settings: dict[str, Any]) -> None:
+        """One sentence for a tune setting value the medium's tune cannot use, before a job starts."""
+
     def default_model(self) -> str:
         """The embedded default model: a folder in ``assets/``."""
         return str(ASSETS / self.name)

@@ -94,6 +94,8 @@ def test_loop_json_shape(capsys, workspace, fake):
     (["loop", "fake", "--prompt", "x", "--rounds", "0"], "--rounds must be between"),
     (["loop", "fake", "--prompt", "x", "--setting", "epoch=3"], "Unknown fake tune setting 'epoch'; known:"),
     (["tune", "fake", "--setting", "goldfish=4"], "Unknown fake tune setting 'goldfish'"),
+    (["loop", "text", "--prompt", "x", "--setting", "goldfish=1"], "The goldfish setting must be 0 (off)"),
+    (["tune", "text", "--setting", "anchor=2"], "The anchor setting must be a number from 0"),
     (["export", "fake", "--version", "v1", "--format", "jsonl", "--out", "/tmp/x"], "Unknown fake version"),
     (["serve", "--host", "0.0.0.0"], "give --auth USER:PASSWORD"),
     (["resume", "nojob"], "There is no tune job 'nojob'"),

@@ -96,6 +96,11 @@ class TextMedium(Medium):
 
         return {"distinct_2": distinct_n([candidate_text(c) for c in candidates], 2)}
 
+    def check_tune_settings(self, settings: dict[str, Any]) -> None:
+        from .tune import check_memorization_settings
+
+        check_memorization_settings(settings)
+
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
                   parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> Any:
         from .embedding import candidate_text

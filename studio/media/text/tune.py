@@ -27,6 +27,16 @@ LORA_DEFAULTS = {"targets": "all-linear", "alpha": None, "seq_len": 128, "packin
 _counter = itertools.count(1)
 
 
+def check_memorization_settings(settings: dict[str, Any]) -> tuple[float, int]:
+    """(anchor, goldfish) from the settings, or one sentence for a value a tune cannot use."""
+    anchor, every = settings.get("anchor", 0.0), settings.get("goldfish", 0)
+    if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0 <= anchor < 1:
+        raise StudioError(f"The anchor setting must be a number from 0 up to (not including) 1, not {anchor!r}.")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0 or every == 1:
+        raise StudioError(f"The goldfish setting must be 0 (off) or a whole number from 2 up, not {every!r}.")
+    return anchor, every
+
+
 def lora_config(settings: dict[str, Any], parent_adapter: str | None):
     from peft import LoraConfig
 
@@ -93,10 +103,7 @@ class TextTuneTask:
         self.inputs = torch.tensor(inputs)
         self.labels = torch.tensor(labels)
         self.extra = torch.tensor(extra)
-        anchor = settings.get("anchor", 0.0)
-        if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0 <= anchor < 1:
-            raise StudioError(f"The anchor setting must be a number from 0 up to (not including) 1, not {anchor!r}.")
-        self.anchor_weight = float(anchor)
+        self.anchor_weight = float(check_memorization_settings(settings)[0])
         self.tokens_seen = 0
         # the anchor: the starting model's hidden states at every counted position, once (see loss.py)
         self.anchor = self._anchor_states() if self.anchor_weight > 0 and self.split is not None else None
@@ -105,9 +112,7 @@ class TextTuneTask:
     def _rows(self, pairs: Sequence[tuple[str, str]], settings: dict[str, Any]) -> tuple[list, list, list]:
         """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
         encoded = [example_ids(self.handle.tokenizer, p, c) for p, c in pairs]
-        every = settings.get("goldfish", 0)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 0 or every == 1:
-            raise StudioError(f"The goldfish setting must be 0 (off) or a whole number from 2 up, not {every!r}.")
+        every = check_memorization_settings(settings)[1]
         encoded = [(ids, goldfish_mask(ids, mask, every)) for ids, mask in encoded]
         encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
         if self.packing == "packed":
