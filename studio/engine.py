@@ -35,6 +35,11 @@ PROGRESS_CHUNK = 4  # with a progress callback, generate at least this many at a
 PROGRESS_UPDATES = 4  # ... and report about this many times per batch
 
 
+def steps_for_passes(epochs: float, kept: int, batch_size: int) -> int:
+    """The steps of ``epochs`` passes over ``kept`` examples in batches of ``batch_size`` (at least MIN_TUNE_STEPS)."""
+    return max(MIN_TUNE_STEPS, math.ceil(epochs * kept / max(1, int(batch_size))))
+
+
 def check_tune_settings(medium: Medium, settings: dict[str, Any] | None) -> None:
     """One sentence for a tune setting the medium's tune does not read (a typo would be ignored)."""
     unknown = sorted(set(settings or {}) - set(medium.tune_options))
@@ -385,8 +390,7 @@ class Studio:
             if not isinstance(epochs, (int, float)) or not 0 < epochs <= 10_000:
                 raise StudioError(f"The epochs setting must be a number above 0, not {epochs!r}.")
             merged["epochs"] = epochs
-            per_step = max(1, int(merged.get("batch_size", 8)))
-            merged["steps"] = max(MIN_TUNE_STEPS, math.ceil(epochs * len(examples) / per_step))
+            merged["steps"] = steps_for_passes(epochs, len(examples), merged.get("batch_size", 8))
         if not isinstance(merged["steps"], int) or not 1 <= merged["steps"] <= 100_000:
             raise StudioError(f"--steps must be between 1 and 100000, not {merged['steps']}.")
         if not isinstance(merged["rank"], int) or not 1 <= merged["rank"] <= 512:

@@ -107,6 +107,18 @@ def save_checkpoint(job_dir: Path, step: int, task, optimizer, keep: int = 2) ->
     return final
 
 
+def batch_rows(kept: int, total: int, size: int, prior_weight: float, generator):
+    """One batch's row indices: kept rows ``0..kept-1``, and when ``prior_weight`` > 0 that share of the
+    batch (at least one row) from the prior-preservation rows ``kept..total-1`` after them."""
+    import torch
+
+    prior = max(1, round(size * prior_weight)) if prior_weight > 0 else 0
+    rows = torch.randint(0, kept, (size - prior,), generator=generator)
+    if prior:
+        rows = torch.cat([rows, torch.randint(kept, total, (prior,), generator=generator)])
+    return rows
+
+
 def batch_seed(seed: int, step: int, shard: int = 0) -> int:
     """The seed of one shard's batch at one step: shard 0 is the whole batch of a one-process tune.
 

@@ -169,3 +169,9 @@ class FakeMedium(Medium):
         target.write_text("".join(json.dumps({"prompt": c.prompt, "completion": Path(c.path).read_text()}) + "\n"
                                   for c in curated))
         return [target]
+
+
+def curate_some(studio) -> None:
+    """Twelve fake candidates, the best four kept: a curated set to tune on."""
+    studio.generate("fake", "a colour", n=12)
+    studio.curate("fake", best_of=4)

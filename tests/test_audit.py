@@ -7,6 +7,7 @@ subprocesses only where a real process is the point (a closed pipe, a kill, a ra
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_medium import curate_some
 from studio import media, runner
 from studio.cli import main
 
@@ -390,18 +392,13 @@ def test_race_first_use_of_a_new_workspace_by_four_processes(prepared, tmp_path)
     assert len(store.candidates("fake")) == 60
 
 
-def _curated(studio):
-    studio.generate("fake", "a colour", n=12)
-    studio.curate("fake", best_of=4)
-
-
 def test_race_two_tunes_at_once_get_distinct_versions_or_one_clear_refusal(workspace, fake):
     import json
 
     from studio.engine import Studio
 
     studio = Studio(workspace)
-    _curated(studio)
+    curate_some(studio)
     procs = [subprocess.Popen([sys.executable, "-c", CLI, "tune", "fake", "--steps", "5", "--rank", str(rank),
                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for rank in (4, 16)]
@@ -454,7 +451,7 @@ def test_kill_accelerate_launcher_and_resume_keeps_one_worker(workspace, fake, m
 
     monkeypatch.delenv("STUDIO_LAUNCHER", raising=False)  # the default: accelerate launch
     studio = Studio(workspace)
-    _curated(studio)
+    curate_some(studio)
     job = studio.start_tune("fake", steps=40, settings={"slow": 0.1, "checkpoint_every": 5})
     job_dir = studio.store.job_dir(job)
     deadline = time.time() + 120
@@ -535,63 +532,64 @@ def test_kills_during_generate_leave_whole_batches_and_leftovers_are_cleaned(pre
     assert leftovers == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
-def test_export_to_a_read_only_disk_is_one_sentence(audit_ws, tmp_path, capsys):
-    mount = tmp_path / "ro"
+@contextlib.contextmanager
+def tmpfs(mount: Path, options: str):
+    """A tmpfs mounted at ``mount`` with ``options`` for the block (the test skips where none can be mounted)."""
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True)
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
     if made.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()})")
     try:
-        code = main(["export", "fake", "--version", "v1", "--format", "jsonl", "--out", str(mount / "out")])
-        assert "Read-only file system" in assert_one_sentence(code, capsys.readouterr().err)
+        yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_export_to_a_read_only_disk_is_one_sentence(audit_ws, tmp_path, capsys):
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
+        code = main(["export", "fake", "--version", "v1", "--format", "jsonl", "--out", str(mount / "out")])
+        assert "Read-only file system" in assert_one_sentence(code, capsys.readouterr().err)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a small tmpfs needs root")
 def test_a_full_disk_is_one_sentence_and_loses_nothing(prepared, tmp_path, capsys, monkeypatch):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()})")
-    try:
-        ws = mount / "ws"
-        monkeypatch.setenv("STUDIO_HOME", str(ws))
-        monkeypatch.setenv("FAKE_MODEL", str(prepared["root"] / "fake-model"))
-        media.register("fake", "fake_medium:FakeMedium")
-        assert main(["generate", "fake", "--prompt", "first", "-n", "2"]) == 0
-        capsys.readouterr()
-        filler = mount / "filler"
-        outcomes, sentences = set(), set()
-        # fill the disk to different depths: a batch's media files, or the database, hit the wall
-        # (the last ones leave room for 200 media files but not for their long-prompted rows)
-        for leave, n in ((0, 1), (4096, 1), (16384, 1), (65536, 200), (200 * 4096 + 8192, 200),
-                         (200 * 4096 + 65536, 200), (200 * 4096 + 131072, 200)):
-            free = shutil.disk_usage(mount).free
-            with open(filler, "ab") as fh:
-                fh.write(b"\0" * max(0, free - leave))
-            code = main(["generate", "fake", "--prompt", f"full {leave} " + "y" * 1900, "-n", str(n),
-                         "--seed", str(leave)])
-            _, err = capsys.readouterr()
-            if code != 0:
-                assert "disk is full" in assert_one_sentence(code, err)
-            outcomes.add(code)
-            sentences.add(err)
-            assert integrity(ws) == "ok"
-            from studio.store import Store
+    with tmpfs(tmp_path / "small", "size=4m") as mount:
+        try:
+            ws = mount / "ws"
+            monkeypatch.setenv("STUDIO_HOME", str(ws))
+            monkeypatch.setenv("FAKE_MODEL", str(prepared["root"] / "fake-model"))
+            media.register("fake", "fake_medium:FakeMedium")
+            assert main(["generate", "fake", "--prompt", "first", "-n", "2"]) == 0
+            capsys.readouterr()
+            filler = mount / "filler"
+            outcomes, sentences = set(), set()
+            # fill the disk to different depths: a batch's media files, or the database, hit the wall
+            # (the last ones leave room for 200 media files but not for their long-prompted rows)
+            for leave, n in ((0, 1), (4096, 1), (16384, 1), (65536, 200), (200 * 4096 + 8192, 200),
+                             (200 * 4096 + 65536, 200), (200 * 4096 + 131072, 200)):
+                free = shutil.disk_usage(mount).free
+                with open(filler, "ab") as fh:
+                    fh.write(b"\0" * max(0, free - leave))
+                code = main(["generate", "fake", "--prompt", f"full {leave} " + "y" * 1900, "-n", str(n),
+                             "--seed", str(leave)])
+                _, err = capsys.readouterr()
+                if code != 0:
+                    assert "disk is full" in assert_one_sentence(code, err)
+                outcomes.add(code)
+                sentences.add(err)
+                assert integrity(ws) == "ok"
+                from studio.store import Store
 
-            store = Store(ws)
-            known = {c.id for c in store.candidates("fake")}
-            for c in store.candidates("fake"):
-                assert all(Path(p).exists() for p in c.files.values())
-            assert [p.name for p in store.media_dir("fake").iterdir() if p.name.split(".", 1)[0] not in known] == []
-            store.close()
-            filler.unlink()
-        assert outcomes == {1} and any("database" in e for e in sentences) and any("finish" in e for e in sentences)
-        assert main(["generate", "fake", "--prompt", "after", "-n", "2"]) == 0  # space again: all is well
-    finally:
-        media._extra.pop("fake", None)
-        media._instances.pop("fake", None)
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+                store = Store(ws)
+                known = {c.id for c in store.candidates("fake")}
+                for c in store.candidates("fake"):
+                    assert all(Path(p).exists() for p in c.files.values())
+                assert [p.name for p in store.media_dir("fake").iterdir() if p.name.split(".", 1)[0] not in known] == []
+                store.close()
+                filler.unlink()
+            assert outcomes == {1} and any("database" in e for e in sentences) and any("finish" in e for e in sentences)
+            assert main(["generate", "fake", "--prompt", "after", "-n", "2"]) == 0  # space again: all is well
+        finally:
+            media._extra.pop("fake", None)
+            media._instances.pop("fake", None)

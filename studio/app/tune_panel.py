@@ -7,13 +7,12 @@ finishes, its version appears in the pickers.
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
 
 import gradio as gr
 
 from .. import runner
-from ..engine import MIN_TUNE_STEPS
+from ..engine import steps_for_passes
 from ..errors import StudioError
 from . import plots
 from .context import TabContext, friendly
@@ -120,7 +119,7 @@ def _intro(ctx: TabContext) -> str:
     epochs = ctx.medium.tune_defaults.get("epochs")
     dose = ""
     if epochs:
-        steps = max(MIN_TUNE_STEPS, math.ceil(epochs * total / max(1, int(ctx.medium.tune_defaults.get("batch_size", 8)))))
+        steps = steps_for_passes(epochs, total, ctx.medium.tune_defaults.get("batch_size", 8))
         dose = f" With Steps left empty it makes {epochs:g} passes over them ({steps} steps)."
     return (f"The fine-tune learns from the **{total}** candidates kept across all rounds and makes a new "
             f"version; it runs in the background, so you can keep working or reload the page.{dose}")

@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import time
 
+from fake_medium import curate_some
 from studio import runner
 from studio.engine import Studio
 from studio.training import latest_checkpoint, read_progress
 
 
-def _curated(studio):
-    studio.generate("fake", "a colour", n=12)
-    studio.curate("fake", best_of=4)
-
-
 def test_kill_mid_tune_then_resume_completes_with_right_step_count(workspace, fake):
     studio = Studio(workspace)
-    _curated(studio)
+    curate_some(studio)
     job = studio.start_tune("fake", steps=40, settings={"slow": 0.1, "checkpoint_every": 5})
     deadline = time.time() + 120
     while time.time() < deadline and (latest_checkpoint(studio.store.job_dir(job)) is None
@@ -41,7 +37,7 @@ def test_kill_mid_tune_then_resume_completes_with_right_step_count(workspace, fa
 
 def test_cancel_keeps_a_checkpoint_and_makes_no_version(workspace, fake):
     studio = Studio(workspace)
-    _curated(studio)
+    curate_some(studio)
     job = studio.start_tune("fake", steps=200, settings={"slow": 0.05})
     while runner.status(studio.store, job)["step"] < 3:
         time.sleep(0.1)
@@ -58,7 +54,7 @@ def test_non_finite_loss_stops_with_a_sentence_and_leaves_parent(workspace, fake
     from studio.errors import StudioError
 
     studio = Studio(workspace)
-    _curated(studio)
+    curate_some(studio)
     studio.tune("fake", steps=5)
     before = (studio.store.version_dir("fake", "v1") / "adapter" / "adapter.safetensors").read_bytes()
     with pytest.raises(StudioError, match="non-finite"):
@@ -73,7 +69,7 @@ def test_a_second_worker_for_the_same_job_exits_without_touching_it(workspace, f
     import sys
 
     studio = Studio(workspace)
-    _curated(studio)
+    curate_some(studio)
     job = studio.start_tune("fake", steps=30, settings={"slow": 0.1})
     job_dir = studio.store.job_dir(job)
     while runner.owner(job_dir) is None:
@@ -93,7 +89,7 @@ def test_a_job_never_writes_over_a_version_folder_it_did_not_make(workspace, fak
     from studio.errors import StudioError
 
     studio = Studio(workspace)
-    _curated(studio)
+    curate_some(studio)
     foreign = studio.store.version_dir("fake", "v1") / "adapter"
     foreign.mkdir(parents=True)
     (foreign / "adapter.safetensors").write_bytes(b"someone else's weights")

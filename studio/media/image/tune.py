@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from studio.errors import StudioError
 from studio.medium import Candidate
+from studio.training import batch_rows
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
 from .model import ImageHandle
@@ -217,10 +218,7 @@ class ImageTuneTask:
         import torch
         import torch.nn.functional as F
 
-        prior = max(1, round(self.batch_size * self.prior_weight)) if self.prior_weight > 0 else 0
-        idx = torch.randint(0, self.kept_rows, (self.batch_size - prior,), generator=generator)
-        if prior:
-            idx = torch.cat([idx, torch.randint(self.kept_rows, len(self.latents), (prior,), generator=generator)])
+        idx = batch_rows(self.kept_rows, len(self.latents), self.batch_size, self.prior_weight, generator)
         x0 = self.latents[idx.to(self.latents.device)]
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         noisy, timesteps, target = self._noised(x0, noise, generator)

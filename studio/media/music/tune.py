@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from ...errors import StudioError
 from ...medium import Candidate
+from ...training import batch_rows
 from .model import MusicHandle, pristine_copy
 
 # the loss covers every token after <bos>: the tags the prompt leaves open (meter, tempo...) are
@@ -107,11 +108,7 @@ class SymbolicTuneTask(_AdapterTask):
         import torch
 
         size = min(self.batch_size, len(self.ids))
-        prior = max(1, round(size * self.prior_weight)) if self.prior_weight > 0 else 0
-        pick = torch.randint(self.kept_rows, (size - prior,), generator=generator)
-        if prior:
-            pick = torch.cat([pick, torch.randint(self.kept_rows, len(self.ids), (prior,), generator=generator)])
-        pick = pick.to(self.device)
+        pick = batch_rows(self.kept_rows, len(self.ids), size, self.prior_weight, generator).to(self.device)
         return self.peft(input_ids=self.ids[pick], attention_mask=self.mask[pick], labels=self.labels[pick]).loss
 
 

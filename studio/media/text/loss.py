@@ -38,33 +38,37 @@ def _chunk_loss(head: Any, hidden: Any, labels: Any) -> Any:
     return torch.nn.functional.cross_entropy(head(hidden).float(), labels, reduction="sum")
 
 
-def chunked_cross_entropy(hidden: Any, head: Any, labels: Any, chunk: int | None = None) -> Any:
-    """Mean cross-entropy of ``head(hidden[:, t])`` against ``labels[:, t + 1]`` over the counted positions.
+def counted(hidden: Any, labels: Any) -> tuple[Any, Any]:
+    """(hidden states, next-token targets) at the positions the loss counts, in row order.
 
     hidden (rows, length, d); labels (rows, length) with IGNORE where the loss does not count.
     """
+    states = hidden[:, :-1].flatten(0, 1)
+    targets = labels[:, 1:].flatten().to(states.device)
+    keep = targets != IGNORE
+    return states[keep], targets[keep]  # the only positions the head has to see
+
+
+def _chunked_mean(loss_sum: Any, head: Any, hidden: Any, chunk: int, *per_position: Any) -> Any:
+    """The mean over positions of ``loss_sum(head, *chunk_of_each)``, one recomputed chunk at a time."""
     import torch
     from torch.utils.checkpoint import checkpoint
 
-    states = hidden[:, :-1].flatten(0, 1)
-    targets = labels[:, 1:].flatten().to(states.device)
-    counted = targets != IGNORE
-    states, targets = states[counted], targets[counted]  # the only positions the head has to see
-    if states.shape[0] == 0:  # nothing counted: a zero that still reaches the weights
+    n = per_position[0].shape[0]
+    if n == 0:  # nothing counted: a zero that still reaches the weights
         return hidden.sum().float() * 0.0
-    if chunk is None:
-        chunk = max(1, CHUNK_ELEMENTS // head.weight.shape[0])
-    total = torch.zeros((), dtype=torch.float32, device=states.device)
-    for start in range(0, states.shape[0], chunk):
-        total = total + checkpoint(_chunk_loss, head, states[start:start + chunk], targets[start:start + chunk],
+    total = torch.zeros((), dtype=torch.float32, device=per_position[0].device)
+    for start in range(0, n, chunk):
+        total = total + checkpoint(loss_sum, head, *(t[start:start + chunk] for t in per_position),
                                    use_reentrant=False)
-    return total / max(1, states.shape[0])
+    return total / n
 
 
-def counted_states(hidden: Any, labels: Any) -> Any:
-    """The hidden states at the positions the loss counts, in ``chunked_cross_entropy``'s order."""
-    states = hidden[:, :-1].flatten(0, 1)
-    return states[(labels[:, 1:].flatten() != IGNORE).to(states.device)]
+def chunked_cross_entropy(hidden: Any, head: Any, labels: Any, chunk: int | None = None) -> Any:
+    """Mean cross-entropy of ``head(hidden[:, t])`` against ``labels[:, t + 1]`` over the counted positions."""
+    states, targets = counted(hidden, labels)
+    return _chunked_mean(_chunk_loss, head, hidden, chunk or max(1, CHUNK_ELEMENTS // head.weight.shape[0]),
+                         states, targets)
 
 
 def _anchored_chunk(head: Any, hidden: Any, anchor: Any, labels: Any, weight: float) -> Any:
@@ -82,28 +86,18 @@ def anchored_cross_entropy(hidden: Any, anchor: Any, head: Any, labels: Any, wei
                            chunk: int | None = None) -> Any:
     """``(1 - weight) * cross-entropy + weight * KL(anchor || model)`` per counted position, averaged.
 
-    ``anchor`` holds the starting model's hidden states at the counted positions (``counted_states``
+    ``anchor`` holds the starting model's hidden states at the counted positions (``counted``
     before the tune moved): the loss learns the kept tokens while each position keeps ``weight`` of
     the starting model's alternatives, which is what stops a tune on a few texts from reciting them
     (the minimum of each position's loss is the mix ``(1 - weight) * kept token + weight * anchor``).
     """
-    import torch
-    from torch.utils.checkpoint import checkpoint
+    import functools
 
-    states = counted_states(hidden, labels)
-    targets = labels[:, 1:].flatten().to(states.device)
-    targets = targets[targets != IGNORE]
-    if states.shape[0] == 0:
-        return hidden.sum().float() * 0.0
+    states, targets = counted(hidden, labels)
     anchor = anchor.to(states.device, states.dtype)
-    if chunk is None:
-        chunk = max(1, CHUNK_ELEMENTS // (2 * head.weight.shape[0]))
-    total = torch.zeros((), dtype=torch.float32, device=states.device)
-    for start in range(0, states.shape[0], chunk):
-        end = start + chunk
-        total = total + checkpoint(_anchored_chunk, head, states[start:end], anchor[start:end], targets[start:end],
-                                   weight, use_reentrant=False)
-    return total / states.shape[0]
+    chunk = chunk or max(1, CHUNK_ELEMENTS // (2 * head.weight.shape[0]))  # two logit rows per position
+    return _chunked_mean(functools.partial(_anchored_chunk, weight=weight), head, hidden, chunk,
+                         states, anchor, targets)
 
 
 def varlen_attention_available(device: str, dtype: Any) -> bool:

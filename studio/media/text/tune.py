@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import StudioError
-from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted_states,
+from ...training import batch_rows
+from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
                    varlen_attention_available)
 from .model import TextHandle
 from .packing import padded_rows, packed_rows
@@ -93,6 +94,7 @@ class TextTuneTask:
             set_peft_model_state_dict(handle.model, state, adapter_name=self.name)
 
         self.packing = settings["packing"]
+        self.anchor_weight, self.goldfish = check_memorization_settings(settings)
         inputs, labels, extra = self._rows(pairs, settings)
         # prior preservation: un-kept base texts in their own rows, this share of every batch
         self.prior_weight = float(settings.get("prior_weight", 0.0)) if prior_pairs else 0.0
@@ -103,17 +105,14 @@ class TextTuneTask:
         self.inputs = torch.tensor(inputs)
         self.labels = torch.tensor(labels)
         self.extra = torch.tensor(extra)
-        self.anchor_weight = float(check_memorization_settings(settings)[0])
-        self.tokens_seen = 0
+        self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
         # the anchor: the starting model's hidden states at every counted position, once (see loss.py)
         self.anchor = self._anchor_states() if self.anchor_weight > 0 and self.split is not None else None
-        self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
 
     def _rows(self, pairs: Sequence[tuple[str, str]], settings: dict[str, Any]) -> tuple[list, list, list]:
         """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
         encoded = [example_ids(self.handle.tokenizer, p, c) for p, c in pairs]
-        every = check_memorization_settings(settings)[1]
-        encoded = [(ids, goldfish_mask(ids, mask, every)) for ids, mask in encoded]
+        encoded = [(ids, goldfish_mask(ids, mask, self.goldfish)) for ids, mask in encoded]
         encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
         if self.packing == "packed":
             return packed_rows(encoded, self.seq_len, min_rows=self.batch_size, seed=int(settings.get("seed", 0)))
@@ -127,7 +126,7 @@ class TextTuneTask:
         with torch.no_grad():
             for row in range(len(self.inputs)):
                 hidden = self.hidden(torch.tensor([row]))
-                states.append(counted_states(hidden, self.labels[row:row + 1]).cpu())
+                states.append(counted(hidden, self.labels[row:row + 1])[0].cpu())
         self.tokens_seen = 0
         return states
 
@@ -160,10 +159,7 @@ class TextTuneTask:
     def loss(self, step: int, generator: Any) -> Any:
         import torch
 
-        prior = max(1, round(self.batch_size * self.prior_weight)) if self.prior_weight > 0 else 0
-        rows = torch.randint(0, self.kept_rows, (self.batch_size - prior,), generator=generator)
-        if prior:
-            rows = torch.cat([rows, torch.randint(self.kept_rows, len(self.inputs), (prior,), generator=generator)])
+        rows = batch_rows(self.kept_rows, len(self.inputs), self.batch_size, self.prior_weight, generator)
         if self.anchor is not None:  # kept tokens, with the starting model's alternatives kept alive
             anchor = torch.cat([self.anchor[int(r)] for r in rows])
             return anchored_cross_entropy(self.hidden(rows), anchor, self.split[1], self.labels[rows],
