@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-defaults", parents=[common], help="retrain a medium's embedded default model")
     p.add_argument("medium", metavar="MEDIUM")
-    p.add_argument("--out", metavar="DIR", help="where to write it (default: assets/MEDIUM)")
+    p.add_argument("--out", metavar="DIR", help="where to write it (default: the model cache, MEDIUM-built-in; use it with --model)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     return parser
@@ -249,8 +249,9 @@ def run(args: argparse.Namespace) -> int:
             trainer = importlib.import_module(ref.split(":")[0] + ".defaults")
         except ModuleNotFoundError:
             raise StudioError(f"The {args.medium} medium has no embedded default model to train.") from None
-        the_medium = media.get(args.medium)
-        out = Path(args.out) if args.out else Path(the_medium.default_model())
+        from .paths import model_cache
+
+        out = Path(args.out) if args.out else model_cache(f"{args.medium}-built-in")
         device = _device(args.device)
         if args.seed < 0 or args.seed > 2**32 - 1:
             raise StudioError(f"The seed must be between 0 and {2**32 - 1}, not {args.seed}.")

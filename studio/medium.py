@@ -3,7 +3,8 @@
 A medium is one folder under ``studio/media/`` with the same parts:
 
     __init__.py   the Medium subclass (name, defaults, the hooks below)
-    model.py      loading a model (the embedded default in ``assets/`` or any local folder / hub id)
+    model.py      loading a model (the built-in one in ``assets/`` or any local folder / hub id)
+    assets/       the built-in model's files (package data)
     generate.py   batched generation, one seed per candidate
     scorers.py    built-in scorers by name
     tune.py       the LoRA TuneTask the shared trainer drives
@@ -24,7 +25,6 @@ from typing import Any, Callable, ClassVar, Protocol, Sequence
 DECISIONS = ("pending", "auto_accepted", "auto_rejected", "hand_accepted", "hand_rejected")
 ACCEPTED = ("auto_accepted", "hand_accepted")
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Two candidates whose features have cosine similarity at or above this are near-duplicates
 # (Medium.copies' shared default).  Calibrated on the image default's 8x8 colour features ("a
 # circle", 64 base pictures): independent base pictures reach it in 1 pair of 200 and held-out
@@ -154,9 +154,15 @@ class Medium(ABC):
     def check_tune_settings(self, settings: dict[str, Any]) -> None:
         """One sentence for a tune setting value the medium's tune cannot use, before a job starts."""
 
+    def folder(self) -> Path:
+        """The medium's own folder (its package): ``assets/`` and ``presets/`` live there."""
+        import sys
+
+        return Path(sys.modules[type(self).__module__].__file__).resolve().parent
+
     def default_model(self) -> str:
-        """The embedded default model: a folder in ``assets/``."""
-        return str(ASSETS / self.name)
+        """The built-in model: the ``assets`` folder inside the medium's own package."""
+        return str(self.folder() / "assets")
 
     @abstractmethod
     def default_params(self) -> dict[str, Any]:

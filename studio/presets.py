@@ -1,4 +1,7 @@
-"""Presets: a named starting point for a medium, one TOML file each: ``presets/MEDIUM-NAME.toml``.
+"""Presets: a named starting point for a medium, one TOML file each.
+
+A medium ships its own in its folder (``studio/media/MEDIUM/presets/NAME.toml``); a presets
+folder given by hand (tests, an artist's own) holds ``MEDIUM-NAME.toml`` files.
 
 A preset holds what an artist would otherwise set by hand in a tab::
 
@@ -37,7 +40,6 @@ from typing import Any
 
 from .errors import StudioError
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 KNOWN_KEYS = {"description", "prompt", "subject", "n", "seed", "params", "scorers", "rule", "tune"}
 MAX_N = 512  # the engine's batch limit
 
@@ -76,21 +78,27 @@ class Preset:
         return {s.name: dict(s.options) for s in self.scorers if s.options}
 
 
-def folder(presets_dir: Path | str | None = None) -> Path:
-    return Path(presets_dir) if presets_dir is not None else PRESETS_DIR
+def _files(medium: str, presets_dir: Path | str | None = None) -> dict[str, Path]:
+    """The medium's preset files by name: its own folder's, or ``MEDIUM-NAME.toml`` in ``presets_dir``."""
+    if presets_dir is None:
+        from . import media
+
+        root, pattern, cut = media.get(medium).folder() / "presets", "*.toml", 0
+    else:
+        root, pattern, cut = Path(presets_dir), f"{medium}-*.toml", len(medium) + 1
+    if not root.is_dir():
+        return {}
+    return {p.stem[cut:]: p for p in root.glob(pattern)}
 
 
 def names(medium: str, presets_dir: Path | str | None = None) -> list[str]:
-    """The medium's preset names, sorted (``image-bold-colour.toml`` -> ``bold-colour``)."""
-    root = folder(presets_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p.stem[len(medium) + 1:] for p in root.glob(f"{medium}-*.toml"))
+    """The medium's preset names, sorted (``bold-colour.toml`` -> ``bold-colour``)."""
+    return sorted(_files(medium, presets_dir))
 
 
 def load(medium: str, name: str, presets_dir: Path | str | None = None) -> Preset:
-    path = folder(presets_dir) / f"{medium}-{name}.toml"
-    if not path.is_file():
+    path = _files(medium, presets_dir).get(name)
+    if path is None:
         have = ", ".join(names(medium, presets_dir)) or "none"
         raise StudioError(f"There is no {medium} preset '{name}'; available: {have}.")
     try:

@@ -10,6 +10,8 @@ from typing import Any, Sequence
 from studio.errors import StudioError
 from studio.medium import Candidate, Medium, Version
 
+ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in model (package data)
+
 
 class ImageMedium(Medium):
     name = "image"

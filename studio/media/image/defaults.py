@@ -229,10 +229,10 @@ def train(out_dir: Path, device: str = "cpu", seed: int = 0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from studio.medium import ASSETS
+    from studio.paths import model_cache
 
     parser = argparse.ArgumentParser(description="Train the embedded default image model from scratch.")
-    parser.add_argument("--out", type=Path, default=ASSETS / "image", help="folder to write (replaced)")
+    parser.add_argument("--out", type=Path, default=model_cache("image-built-in"), help="folder to write (replaced)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

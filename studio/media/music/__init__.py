@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 from ...medium import Candidate, Generated, Medium, ScorerFactory, TuneTask, Version
 
+ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in model (package data)
+
 
 class MusicMedium(Medium):
     name = "music"

@@ -126,10 +126,10 @@ def train(out_dir: Path, device: str = "cpu", seed: int = 0, pieces: int = PIECE
 
 
 def main(argv=None) -> int:
-    from ...medium import ASSETS
+    from ...paths import model_cache
 
     parser = argparse.ArgumentParser(description="Train the music medium's embedded default from scratch.")
-    parser.add_argument("--out", type=Path, default=ASSETS / "music")
+    parser.add_argument("--out", type=Path, default=model_cache("music-built-in"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=STEPS)

@@ -12,6 +12,8 @@ from typing import Any, Sequence
 from ...errors import StudioError
 from ...medium import Candidate, Generated, Medium, Version
 
+ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in model (package data)
+
 
 class TextMedium(Medium):
     name = "text"

@@ -123,10 +123,10 @@ def train(out_dir: Path, device: str = "cpu", seed: int = 0, steps: int = STEPS,
 
 
 def main(argv=None) -> int:
-    from ...medium import ASSETS
+    from ...paths import model_cache
 
     parser = argparse.ArgumentParser(prog="studio train-defaults text", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ASSETS / "text")
+    parser.add_argument("--out", type=Path, default=model_cache("text-built-in"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=STEPS)

@@ -19,8 +19,8 @@ def test_train_writes_a_loadable_safetensors_model(tmp_path):
 
 
 def test_shipped_default_is_small():
-    from studio.medium import ASSETS
+    from studio.media.music import ASSETS
 
-    folder = ASSETS / "music"
+    folder = ASSETS
     if folder.exists():
         assert sum(p.stat().st_size for p in folder.iterdir()) <= 20 * 2 ** 20

@@ -8,7 +8,8 @@ import pytest
 
 from studio import training
 from studio.media import get
-from studio.medium import ASSETS, Candidate, ScoringContext
+from studio.medium import Candidate, ScoringContext
+from studio.media.music import ASSETS
 
 PROMPT = "a waltz in G major"
 SCORER = "rhythm"
@@ -36,7 +37,7 @@ def _candidates(medium, handle, seeds, root: Path, version: str, adapter=None):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ASSETS / "music" / "model.safetensors").exists(), reason="the embedded default is not built")
+@pytest.mark.skipif(not (ASSETS / "model.safetensors").exists(), reason="the embedded default is not built")
 def test_one_round_doubles_acceptance_on_held_out_seeds(tmp_path):
     import torch
 

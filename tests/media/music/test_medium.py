@@ -13,9 +13,10 @@ from PIL import Image
 from studio import training
 from studio.errors import StudioError
 from studio.media import get
-from studio.medium import ASSETS, Candidate, ScoringContext, Version
+from studio.medium import Candidate, ScoringContext, Version
+from studio.media.music import ASSETS
 
-pytestmark = pytest.mark.skipif(not (ASSETS / "music" / "model.safetensors").exists(),
+pytestmark = pytest.mark.skipif(not (ASSETS / "model.safetensors").exists(),
                                 reason="the embedded default is not built")
 PROMPT = "a cheerful waltz in G major"
 
