@@ -2,17 +2,21 @@
 
 Every command takes ``--workspace DIR`` and, where it reports, ``--json`` (one JSON object on
 stdout, nothing else there).  A user's mistake is one sentence on stderr and exit code 2.
+
+Each option is declared once (``OPTIONS``); each command is one handler registered with the
+options it takes (``@command``).  The media and their words come from the registry, never from here.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
-
+from .settings import HELD_OUT_SEED
 
 def _param(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
@@ -24,30 +28,116 @@ def _param(text: str) -> tuple[str, Any]:
         return key, value
 
 
-SETTING_HELP = ("a tune setting, e.g. epochs=8, prior_weight=0.25, anchor=0.5 or goldfish=4 "
-                "(README: Variety and copies); repeat")
-ADAPTER_FROM_HELP = ("image: the share of denoising steps the base runs before a version's adapter joins, "
-                     "0 to 1 (default: the medium's)")
-
-
-def _generation_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
-                   help="a generation setting for both sides, e.g. steps=20; repeat")
-    p.add_argument("--adapter-from", type=_finite_or_nan, metavar="F", help=ADAPTER_FROM_HELP)
-
-
-def _params(args: argparse.Namespace) -> dict[str, Any]:
-    params = dict(args.param)
-    if args.adapter_from is not None:
-        params["adapter_from"] = args.adapter_from
-    return params
-
-
-def _finite_or_nan(text: str) -> float:
+def _number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any]
+
+    def add(self, parser: argparse.ArgumentParser, **override: Any) -> None:
+        parser.add_argument(*self.flags, **{**self.kwargs, **override})
+
+
+def _opt(*flags: str, **kwargs: Any) -> Option:
+    return Option(flags, kwargs)
+
+
+def _media_words() -> tuple[str, dict[str, type]]:
+    """The installed media's names for help texts, from the registry (cheap: no torch)."""
+    from . import media
+
+    try:
+        classes = media.classes()
+    except Exception:  # a broken plugin must not break --help
+        classes = {}
+    return ", ".join(classes) or "none installed", classes
+
+
+# every option, once: (flags, argparse keywords).  Help that names media is filled in from the registry.
+OPTIONS: dict[str, Option] = {
+    "workspace": _opt("--workspace", metavar="DIR",
+                      help="workspace folder (default: $STUDIO_HOME, else ~/.local/share/studio)"),
+    "json": _opt("--json", action="store_true", help="print one JSON object on stdout and nothing else"),
+    "medium": _opt("medium", metavar="MEDIUM", help="{media}"),
+    "prompt": _opt("--prompt", required=True, help="what to make (compare and loop: both sides get it)"),
+    "n": _opt("-n", type=int, default=8, help="number of candidates (default %(default)s)"),
+    "seed": _opt("--seed", type=int, default=0, help="first seed; candidate i uses seed+i (default 0)"),
+    "version": _opt("--version", default="base", help="the version to generate with: base or vN (default base)"),
+    "model": _opt("--model", metavar="ID_OR_PATH",
+                  help="base model: a local folder, a single .safetensors file or a hub id (default: built-in)"),
+    "param": _opt("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                  help="a generation setting, e.g. steps=20 (see studio settings MEDIUM); repeat"),
+    "setting": _opt("--setting", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                    help="a tune setting, e.g. epochs=8 or prior_weight=0.25 (see studio settings MEDIUM); repeat"),
+    "strength": _opt("--strength", type=_number, default=None, metavar="S",
+                     help="a version's strength, 0 (the base) to 1.5 (default 1: as tuned)"),
+    "adapter_from": _opt("--adapter-from", type=_number, metavar="F",
+                         help="the same as --param adapter_from=F ({adapter_from})"),
+    "scorer": _opt("--scorer", action="append", default=[], metavar="S",
+                   help="built-in scorer name or module:function, optionally =WEIGHT; repeat to combine"),
+    "threshold": _opt("--threshold", type=_number, metavar="X",
+                      help="keep threshold in [0, 1] (default: the upper quarter of the base's scores)"),
+    "temperature": _opt("--temperature", type=_number, default=0.05, metavar="T",
+                        help="the keep rule's softness; 0 is a hard threshold (default 0.05)"),
+    "keep": _opt("--keep", choices=("spread", "all"), default="spread",
+                 help="among what the rule keeps: spread drops near-duplicates of a better candidate, "
+                      "all keeps them (default spread; compare ignores it)"),
+    "best_of": _opt("--best-of", type=int, metavar="K", help="keep the top K per prompt instead of the threshold rule"),
+    "accept": _opt("--accept", nargs="+", action="extend", default=[], metavar="ID",
+                   help="keep one or more candidates by hand (the flag may repeat)"),
+    "reject": _opt("--reject", nargs="+", action="extend", default=[], metavar="ID",
+                   help="drop one or more candidates by hand (the flag may repeat)"),
+    "batch": _opt("--batch", type=int, help="the batch to curate (default: the latest)"),
+    "from": _opt("--from", dest="from_version", default="base", help="version to start from (default base)"),
+    "steps": _opt("--steps", type=int, help="optimisation steps (default: follow the kept set, the medium's passes)"),
+    "rank": _opt("--rank", type=int, help="LoRA rank (default: the medium's)"),
+    "lr": _opt("--lr", type=_number, help="learning rate (default: the medium's)"),
+    "detach": _opt("--detach", action="store_true", help="start the tune and return its job id at once"),
+    "after": _opt("--after", required=True, help="the version to judge, vN"),
+    "before": _opt("--before", default="base", help="the version to judge against (default base)"),
+    "rounds": _opt("--rounds", type=int, default=1, help="rounds (default 1)"),
+    "export_version": _opt("--version", required=True, help="vN (or base, for the kept set only)"),
+    "format": _opt("--format", required=True, dest="fmt", metavar="FORMAT", help="{formats}"),
+    "out": _opt("--out", required=True, metavar="DIR", help="folder to write into"),
+    "job": _opt("job", help="job id (see studio jobs)"),
+    "host": _opt("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)"),
+    "port": _opt("--port", type=int, default=7860, help="port (default 7860)"),
+    "auth": _opt("--auth", metavar="USER:PASSWORD", help="require this login; needed for a non-local --host "
+                                                          "(shows in ps: prefer --auth-file or $STUDIO_AUTH)"),
+    "auth_file": _opt("--auth-file", metavar="FILE", help="read USER:PASSWORD from the first line of FILE"),
+    "train_out": _opt("--out", metavar="DIR",
+                      help="where to write it (default: the model cache, MEDIUM-built-in; use it with --model)"),
+    "device": _opt("--device", default=None, help="cpu or cuda (default: cuda when there is one)"),
+    "train_seed": _opt("--seed", type=int, default=0, help="training seed (default 0)"),
+}
+RULE = ("scorer", "threshold", "temperature", "keep")
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    options: tuple[str, ...]
+    run: Callable[[argparse.Namespace], int]
+    workspace: bool = True  # opens the workspace (a Studio) before the handler runs
+    overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, *options: str, workspace: bool = True, **overrides: dict[str, Any]):
+    """Register ``fn(args, studio)`` (or ``fn(args)`` without a workspace) as ``studio NAME``."""
+    def register(fn: Callable) -> Callable:
+        COMMANDS[name] = Command(name, help, ("workspace", "json", *options), fn, workspace, overrides)
+        return fn
+    return register
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,112 +150,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument("--workspace", metavar="DIR",
-                        help="workspace folder (default: $STUDIO_HOME, else ~/.local/share/studio)")
-    common.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
-    rule = _Parser(add_help=False)
-    rule.add_argument("--scorer", action="append", default=[], metavar="S",
-                      help="built-in scorer name or module:function, optionally =WEIGHT; repeat to combine")
-    rule.add_argument("--threshold", type=_finite_or_nan, metavar="X",
-                      help="acceptance threshold in [0, 1] (default: the base's upper quartile)")
-    rule.add_argument("--temperature", type=_finite_or_nan, default=0.05, metavar="T",
-                      help="rule temperature; 0 is a hard threshold (default 0.05)")
-    rule.add_argument("--keep", choices=("spread", "all"), default="spread",
-                      help="among what the rule keeps: spread drops near-duplicates of a better candidate, "
-                           "all keeps them (default spread; compare ignores it)")
-
-    parser = _Parser(
-        prog="studio", description="Generate, curate by rejection sampling, fine-tune (LoRA) and compare: "
-                                   "image, text and music.")
+    names, classes = _media_words()
+    formats = "; ".join(f"{n}: {', '.join(c.export_formats)}" for n, c in classes.items()) or "see the medium"
+    with_start = [n for n, c in classes.items() if "adapter_from" in c.generate_settings.names()]
+    words = {"media": f"one of the installed media: {names}", "formats": formats,
+             "adapter_from": ", ".join(with_start) or "no installed medium takes it"}
+    parser = _Parser(prog="studio", description="Generate, keep the good ones by rejection sampling or by hand, "
+                                                "fine-tune (LoRA) on them and compare: " + names + ".")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("serve", parents=[common], help="open the studio app in the browser")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login; needed for a non-local --host "
-                                                           "(shows in ps: prefer --auth-file or $STUDIO_AUTH)")
-    p.add_argument("--auth-file", metavar="FILE", help="read USER:PASSWORD from the first line of FILE")
-
-    p = sub.add_parser("generate", parents=[common], help="generate candidates")
-    p.add_argument("medium", metavar="MEDIUM", help="image, text or music")
-    p.add_argument("--prompt", required=True, help="what to make")
-    p.add_argument("-n", type=int, default=8, help="number of candidates (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="first seed; candidate i uses seed+i (default 0)")
-    p.add_argument("--version", default="base", help="base or vN (default base)")
-    p.add_argument("--model", metavar="ID_OR_PATH", help="base model: local folder or hub id (default: embedded)")
-    p.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
-                   help="a generation setting, e.g. steps=20 or temperature=0.9; repeat")
-    p.add_argument("--strength", type=_finite_or_nan, metavar="S",
-                   help="adapter strength for a version, 0 (the base) to 1.5 (default 1: as tuned)")
-    p.add_argument("--adapter-from", type=_finite_or_nan, metavar="F",
-                   help=ADAPTER_FROM_HELP)
-
-    p = sub.add_parser("curate", parents=[common, rule], help="accept or reject the latest batch")
-    p.add_argument("medium", metavar="MEDIUM")
-    p.add_argument("--best-of", type=int, metavar="K", help="keep the top K per prompt instead of the threshold rule")
-    p.add_argument("--accept", nargs="+", action="extend", default=[], metavar="ID",
-                   help="hand-accept one or more candidates (the flag may repeat)")
-    p.add_argument("--reject", nargs="+", action="extend", default=[], metavar="ID",
-                   help="hand-reject one or more candidates (the flag may repeat)")
-    p.add_argument("--batch", type=int, help="the batch to curate (default: the latest)")
-
-    p = sub.add_parser("tune", parents=[common], help="fine-tune a LoRA on the curated set")
-    p.add_argument("medium", metavar="MEDIUM")
-    p.add_argument("--from", dest="from_version", default="base", help="version to start from (default base)")
-    p.add_argument("--steps", type=int, help="optimisation steps (default: the medium's)")
-    p.add_argument("--rank", type=int, help="LoRA rank (default: the medium's)")
-    p.add_argument("--lr", type=_finite_or_nan, help="learning rate (default: the medium's)")
-    p.add_argument("--setting", action="append", type=_param, default=[], metavar="KEY=VALUE",
-                   help=SETTING_HELP)
-    p.add_argument("--detach", action="store_true", help="start the tune and return its job id at once")
-
-    p = sub.add_parser("compare", parents=[common, rule], help="before/after on the same held-out seeds")
-    p.add_argument("medium", metavar="MEDIUM")
-    p.add_argument("--after", required=True, help="the version to judge, vN")
-    p.add_argument("--before", default="base", help="the version to judge against (default base)")
-    p.add_argument("--prompt", required=True, help="the prompt both sides get")
-    p.add_argument("-n", type=int, default=16, help="candidates per side (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="first seed; seeds a tune learned from are skipped")
-    p.add_argument("--strength", type=_finite_or_nan, default=1.0, metavar="S",
-                   help="adapter strength, 0 (the base) to 1.5 (default 1: as tuned)")
-    _generation_flags(p)
-
-    p = sub.add_parser("loop", parents=[common, rule], help="rounds of generate, curate, tune; then compare")
-    p.add_argument("medium", metavar="MEDIUM")
-    p.add_argument("--prompt", required=True, help="what to make; compared on held-out seeds at the end")
-    p.add_argument("--rounds", type=int, default=1, help="rounds (default 1)")
-    p.add_argument("-n", type=int, default=32, help="candidates per round (default 32)")
-    p.add_argument("--steps", type=int, help="tune steps per round (default: the medium's)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="first training seed; the comparison uses held-out seeds from 1000000 + SEED")
-    p.add_argument("--strength", type=_finite_or_nan, default=1.0, metavar="S",
-                   help="adapter strength in the comparison, 0 (the base) to 1.5 (default 1)")
-    _generation_flags(p)
-    p.add_argument("--setting", action="append", type=_param, default=[], metavar="KEY=VALUE",
-                   help=SETTING_HELP)
-
-    p = sub.add_parser("export", parents=[common], help="export a version's adapter or the curated set")
-    p.add_argument("medium", metavar="MEDIUM")
-    p.add_argument("--version", required=True, help="vN (or base, for the curated set only)")
-    p.add_argument("--format", required=True, dest="fmt", metavar="FORMAT",
-                   help="image: diffusers, kohya, imagefolder; text: peft, merged, jsonl; music: peft, dataset")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
-
-    p = sub.add_parser("versions", parents=[common], help="list a medium's versions and rounds")
-    p.add_argument("medium", metavar="MEDIUM")
-
-    p = sub.add_parser("jobs", parents=[common], help="list tune jobs and their state")
-    p = sub.add_parser("resume", parents=[common], help="continue an interrupted tune from its last checkpoint")
-    p.add_argument("job", help="job id (see studio jobs)")
-    p = sub.add_parser("cancel", parents=[common], help="cancel a running tune (a checkpoint is kept)")
-    p.add_argument("job", help="job id (see studio jobs)")
-
-    p = sub.add_parser("train-defaults", parents=[common], help="retrain a medium's embedded default model")
-    p.add_argument("medium", metavar="MEDIUM")
-    p.add_argument("--out", metavar="DIR", help="where to write it (default: the model cache, MEDIUM-built-in; use it with --model)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        for key in cmd.options:
+            option = OPTIONS[key]
+            extra = dict(cmd.overrides.get(key, {}))
+            if "{" in option.kwargs.get("help", "") and "help" not in extra:
+                extra["help"] = option.kwargs["help"].format(**words)
+            option.add(p, **extra)
     return parser
 
 
@@ -221,114 +221,211 @@ def _device(name: str | None) -> str:
     return str(device)
 
 
-def run(args: argparse.Namespace) -> int:
-    from . import media, runner
+# -- the commands, one handler each ----------------------------------------------------------
+@command("serve", "open the studio app in the browser", "host", "port", "auth", "auth_file", workspace=False)
+def serve_command(args: argparse.Namespace) -> int:
+    from .app import security
     from .engine import Studio
-    from .errors import StudioError
 
-    if args.command == "serve":
-        from .app import security
+    auth = security.read_auth(args.auth, args.auth_file)
+    security.check_host(args.host, auth and security.parse_auth(auth))
+    security.check_address(args.host, args.port)
+    Studio(args.workspace).store.close()  # an unusable workspace: one sentence before the app starts
+    from .app import serve
 
-        auth = security.read_auth(args.auth, args.auth_file)
-        security.check_host(args.host, auth and security.parse_auth(auth))
-        security.check_address(args.host, args.port)
-        from .engine import Studio as _Open
-
-        _Open(args.workspace).store.close()  # an unusable workspace: one sentence before the app starts
-        from .app import serve
-
-        serve(workspace=args.workspace, host=args.host, port=args.port, auth=auth)
-        return 0
-
-    if args.command == "train-defaults":
-        import importlib
-        from pathlib import Path
-
-        ref = media.reference(args.medium)
-        try:
-            trainer = importlib.import_module(ref.split(":")[0] + ".defaults")
-        except ModuleNotFoundError:
-            raise StudioError(f"The {args.medium} medium has no embedded default model to train.") from None
-        from .paths import model_cache
-
-        out = Path(args.out) if args.out else model_cache(f"{args.medium}-built-in")
-        device = _device(args.device)
-        if args.seed < 0 or args.seed > 2**32 - 1:
-            raise StudioError(f"The seed must be between 0 and {2**32 - 1}, not {args.seed}.")
-        if out.exists() and not out.is_dir():
-            raise StudioError(f"The output {out} is a file, not a folder.")
-        result = trainer.train(out, device=device, seed=args.seed)
-        _emit(args, {"medium": args.medium, "out": str(out), **(result or {})}, f"wrote {out}")
-        return 0
-
-    studio = Studio(args.workspace, allow_code_scorers=True)
-    medium = getattr(args, "medium", None)
-    if medium is not None:
-        media.reference(medium)  # unknown medium: one sentence naming the available ones
-
-    if args.command == "generate":
-        if args.model:
-            studio.use_model(medium, args.model)
-        cands = studio.generate(medium, args.prompt, n=args.n, seed=args.seed, version=args.version,
-                                params=_params(args), strength=args.strength)
-        result = {"candidates": [c.summary() for c in cands]}
-        _emit(args, result, "\n".join(f"{c.id}  seed {c.seed}  {c.path}" for c in cands))
-    elif args.command == "curate":
-        result = studio.curate(medium, args.scorer, args.threshold, args.temperature, args.best_of,
-                               args.accept, args.reject, batch=args.batch, keep=args.keep)
-        _emit(args, result, f"accepted {len(result['accepted'])}, rejected {len(result['rejected'])}, "
-                            f"acceptance rate {result['acceptance_rate']:.2f}; "
-                            f"{result['curated_total']} curated in all"
-                            + (f"\nwarning: {result['warning']}" if result.get("warning") else ""))
-    elif args.command == "tune":
-        job = studio.start_tune(medium, args.from_version, args.steps, args.rank, args.lr, dict(args.setting))
-        if args.detach:
-            result = {"job": job, "version": studio.store.job(job)["version"], "status": "running"}
-            _emit(args, result, f"started {result['version']} as job {job}")
-            return 0
-        info = studio.wait_tune(job, None if args.json else _progress(args))
-        version = studio.store.version(medium, info["version"])
-        result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
-                  "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
-                  "path": version.path}
-        _emit(args, result, f"made {result['version']} from {args.from_version} on {result['curated']} curated "
-                            f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f})")
-    elif args.command == "compare":
-        result = studio.compare(medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
-                                seed=args.seed, scorers=args.scorer, threshold=args.threshold,
-                                temperature=args.temperature, strength=args.strength, params=_params(args))
-        _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
-    elif args.command == "loop":
-        result = studio.loop(medium, args.prompt, args.scorer, args.threshold, args.temperature,
-                             rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=args.strength,
-                             keep=args.keep, params=_params(args), settings=dict(args.setting),
-                             on_event=None if args.json else _progress(args))
-        _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
-    elif args.command == "export":
-        result = studio.export(medium, args.version, args.fmt, args.out)
-        _emit(args, result, "\n".join(result["files"]))
-    elif args.command == "versions":
-        versions = [{"name": "base", "model": studio.current_model(medium)}] + [
-            {"name": v.name, "parent": v.parent, "model": v.model, "curated": len(v.curated),
-             "settings": v.settings, "metrics": v.metrics, "path": v.path} for v in studio.store.versions(medium)]
-        result = {"versions": versions, "rounds": studio.store.rounds(medium)}
-        _emit(args, result, "\n".join(f"{v['name']}  {v.get('parent') or ''}" for v in versions))
-    elif args.command == "jobs":
-        jobs = [runner.status(studio.store, j["id"]) for j in studio.store.jobs()]
-        for j in jobs:
-            j.pop("losses", None)
-        _emit(args, {"jobs": jobs}, "\n".join(f"{j['job']}  {j['medium']}  {j['version']}  {j['status']}  "
-                                              f"{j['step']}/{j['steps']}" for j in jobs))
-    elif args.command == "resume":
-        runner.resume(studio.store, args.job)
-        info = studio.wait_tune(args.job, None if args.json else _progress(args))
-        _emit(args, {"job": args.job, "version": info["version"], "steps": info["steps"], "loss": info["loss"]},
-              f"finished {info['version']}")
-    elif args.command == "cancel":
-        info = runner.cancel(studio.store, args.job)
-        info.pop("losses", None)
-        _emit(args, info, f"{args.job}: {info['status']}")
+    serve(workspace=args.workspace, host=args.host, port=args.port, auth=auth)
     return 0
+
+
+@command("generate", "generate candidates", "medium", "prompt", "n", "seed", "version", "model", "param",
+         "strength", "adapter_from")
+def generate_command(args: argparse.Namespace, studio) -> int:
+    if args.model:
+        studio.use_model(args.medium, args.model)
+    cands = studio.generate(args.medium, args.prompt, n=args.n, seed=args.seed, version=args.version,
+                            params=_params(args), strength=args.strength)
+    result = {"candidates": [c.summary() for c in cands], "model": studio.current_model(args.medium)}
+    _emit(args, result, "\n".join(f"{c.id}  seed {c.seed}  {c.path}" for c in cands))
+    return 0
+
+
+@command("curate", "keep or drop the latest batch, by the rule and by hand", "medium", *RULE, "best_of", "accept",
+         "reject", "batch")
+def curate_command(args: argparse.Namespace, studio) -> int:
+    result = studio.curate(args.medium, args.scorer, args.threshold, args.temperature, args.best_of,
+                           args.accept, args.reject, batch=args.batch, keep=args.keep)
+    _emit(args, result, f"kept {len(result['accepted'])}, dropped {len(result['rejected'])}, "
+                        f"acceptance rate {result['acceptance_rate']:.2f}; "
+                        f"{result['curated_total']} kept in all"
+                        + (f"\nwarning: {result['warning']}" if result.get("warning") else ""))
+    return 0
+
+
+@command("tune", "fine-tune a LoRA on the kept set", "medium", "from", "model", "steps", "rank", "lr", "setting",
+         "detach")
+def tune_command(args: argparse.Namespace, studio) -> int:
+    if args.model:
+        studio.use_model(args.medium, args.model)
+    job = studio.start_tune(args.medium, args.from_version, args.steps, args.rank, args.lr, dict(args.setting))
+    if args.detach:
+        result = {"job": job, "version": studio.store.job(job)["version"], "status": "running"}
+        _emit(args, result, f"started {result['version']} as job {job}")
+        return 0
+    info = studio.wait_tune(job, None if args.json else _progress(args))
+    version = studio.store.version(args.medium, info["version"])
+    result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
+              "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+              "path": version.path}
+    _emit(args, result, f"made {result['version']} from {args.from_version} on {result['curated']} kept "
+                        f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f})")
+    return 0
+
+
+@command("compare", "before/after on the same held-out seeds", "medium", "after", "before", "prompt", "n", "seed",
+         "model", *RULE, "strength", "param", "adapter_from",
+         n={"default": 16}, seed={"default": HELD_OUT_SEED, "help": "first seed, as the page's Compare; seeds a tune "
+                                                              "learned from are skipped (default %(default)s)"})
+def compare_command(args: argparse.Namespace, studio) -> int:
+    if args.model:
+        studio.use_model(args.medium, args.model)
+    result = studio.compare(args.medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
+                            seed=args.seed, scorers=args.scorer, threshold=args.threshold,
+                            temperature=args.temperature, strength=_strength(args), params=_params(args))
+    _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
+    return 0
+
+
+@command("loop", "rounds of generate, keep, tune; then compare on held-out seeds", "medium", "prompt", *RULE,
+         "rounds", "n", "steps", "seed", "model", "strength", "param", "adapter_from", "setting",
+         n={"default": 32},
+         seed={"help": "first training seed; the comparison uses held-out seeds from 1000000 + SEED (default 0)"})
+def loop_command(args: argparse.Namespace, studio) -> int:
+    if args.model:
+        studio.use_model(args.medium, args.model)
+    result = studio.loop(args.medium, args.prompt, args.scorer, args.threshold, args.temperature,
+                         rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=_strength(args),
+                         keep=args.keep, params=_params(args), settings=dict(args.setting),
+                         on_event=None if args.json else _progress(args))
+    _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
+    return 0
+
+
+@command("export", "export a version's adapter or the kept set", "medium", "export_version", "format", "out")
+def export_command(args: argparse.Namespace, studio) -> int:
+    result = studio.export(args.medium, args.version, args.fmt, args.out)
+    _emit(args, result, "\n".join(result["files"]))
+    return 0
+
+
+@command("versions", "list a medium's versions and rounds", "medium")
+def versions_command(args: argparse.Namespace, studio) -> int:
+    medium = args.medium
+    versions = [{"name": "base", "model": studio.current_model(medium)}] + [
+        {"name": v.name, "parent": v.parent, "model": v.model, "curated": len(v.curated),
+         "settings": v.settings, "metrics": v.metrics, "path": v.path} for v in studio.store.versions(medium)]
+    result = {"versions": versions, "rounds": studio.store.rounds(medium)}
+    _emit(args, result, "\n".join(f"{v['name']}  {v.get('parent') or ''}" for v in versions))
+    return 0
+
+
+@command("settings", "list a medium's generation and tune settings: default, range, help", "medium",
+         workspace=False)
+def settings_command(args: argparse.Namespace) -> int:
+    from . import media
+
+    the_medium = media.get(args.medium)
+    result = {"generate": the_medium.generate_settings.describe(), "tune": the_medium.tune_settings.describe()}
+    lines = []
+    for part, fields in result.items():
+        lines.append(f"{part} (--{'param' if part == 'generate' else 'setting'} KEY=VALUE):")
+        lines += [f"  {f['name']} = {json.dumps(f['default'])}  ({f['takes']}): {f['help']}" for f in fields]
+    _emit(args, result, "\n".join(lines))
+    return 0
+
+
+@command("jobs", "list tune jobs and their state")
+def jobs_command(args: argparse.Namespace, studio) -> int:
+    from . import runner
+
+    jobs = [runner.status(studio.store, j["id"]) for j in studio.store.jobs()]
+    for j in jobs:
+        j.pop("losses", None)
+    _emit(args, {"jobs": jobs}, "\n".join(f"{j['job']}  {j['medium']}  {j['version']}  {j['status']}  "
+                                          f"{j['step']}/{j['steps']}" for j in jobs))
+    return 0
+
+
+@command("resume", "continue an interrupted tune from its last checkpoint", "job")
+def resume_command(args: argparse.Namespace, studio) -> int:
+    from . import runner
+
+    runner.resume(studio.store, args.job)
+    info = studio.wait_tune(args.job, None if args.json else _progress(args))
+    _emit(args, {"job": args.job, "version": info["version"], "steps": info["steps"], "loss": info["loss"]},
+          f"finished {info['version']}")
+    return 0
+
+
+@command("cancel", "cancel a running tune (a checkpoint is kept)", "job")
+def cancel_command(args: argparse.Namespace, studio) -> int:
+    from . import runner
+
+    info = runner.cancel(studio.store, args.job)
+    info.pop("losses", None)
+    _emit(args, info, f"{args.job}: {info['status']}")
+    return 0
+
+
+@command("train-defaults", "retrain a medium's built-in model (into the model cache)", "medium", "train_out",
+         "device", "train_seed", workspace=False)
+def train_defaults_command(args: argparse.Namespace) -> int:
+    import importlib
+    from pathlib import Path
+
+    from . import media
+    from .errors import StudioError
+    from .paths import model_cache
+
+    ref = media.reference(args.medium)
+    try:
+        trainer = importlib.import_module(ref.split(":")[0] + ".defaults")
+    except ModuleNotFoundError:
+        raise StudioError(f"The {args.medium} medium has no built-in model to train.") from None
+    out = Path(args.out) if args.out else model_cache(f"{args.medium}-built-in")
+    device = _device(args.device)
+    if args.seed < 0 or args.seed > 2**32 - 1:
+        raise StudioError(f"The seed must be between 0 and {2**32 - 1}, not {args.seed}.")
+    if out.exists() and not out.is_dir():
+        raise StudioError(f"The output {out} is a file, not a folder.")
+    result = trainer.train(out, device=device, seed=args.seed)
+    _emit(args, {"medium": args.medium, "out": str(out), **(result or {})}, f"wrote {out}")
+    return 0
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params = dict(args.param)
+    if getattr(args, "adapter_from", None) is not None:
+        params["adapter_from"] = args.adapter_from
+    return params
+
+
+def _strength(args: argparse.Namespace) -> float:
+    return 1.0 if args.strength is None else args.strength
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import media
+    from .engine import Studio
+
+    cmd = COMMANDS[args.command]
+    if not cmd.workspace:
+        if getattr(args, "medium", None) is not None:
+            media.reference(args.medium)
+        return cmd.run(args)
+    studio = Studio(args.workspace, allow_code_scorers=True)
+    if getattr(args, "medium", None) is not None:
+        media.reference(args.medium)  # unknown medium: one sentence naming the available ones
+    return cmd.run(args, studio)
 
 
 def _quiet_libraries() -> None:

@@ -20,12 +20,12 @@ import numpy as np
 from . import media, runner, sampling, scoring
 from .errors import StudioError, guarded, os_error_sentence
 from .medium import MAX_STRENGTH, Candidate, Medium, ScoringContext, Version
+from .settings import HELD_OUT_SEED
 from .store import Store, default_workspace, remove_files
 
 MAX_CANDIDATES = 512  # one batch; more is almost surely a typo
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**32 - 1  # every generator (numpy, torch, CUDA) takes seeds up to here
-HELD_OUT_SEED = 1_000_000  # loop measures on seeds from here; training rounds use seeds below
 DEFAULT_TEMPERATURE = 0.05
 ADAPTIVE_QUANTILE = 0.75  # with no threshold given, keep roughly the top quarter of the base
 MIN_TUNE_STEPS = 10  # the fewest steps an epochs-based tune takes, for a curated set of a few
@@ -40,13 +40,10 @@ def steps_for_passes(epochs: float, kept: int, batch_size: int) -> int:
     return max(MIN_TUNE_STEPS, math.ceil(epochs * kept / max(1, int(batch_size))))
 
 
-def check_tune_settings(medium: Medium, settings: dict[str, Any] | None) -> None:
-    """One sentence for a tune setting the medium's tune does not read (a typo would be ignored)."""
-    unknown = sorted(set(settings or {}) - set(medium.tune_options))
-    if unknown:
-        raise StudioError(f"Unknown {medium.name} tune setting '{unknown[0]}'; known: "
-                          f"{', '.join(sorted(medium.tune_options))}.")
-    medium.check_tune_settings(dict(settings or {}))
+def check_tune_settings(medium: Medium, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Every tune setting checked against the medium's typed settings (a typo or a value a tune cannot
+    use is one sentence before any job starts); returns them complete, defaults filled in."""
+    return medium.parse_tune_settings(dict(settings or {}))
 
 
 def candidate_id(medium: str, model: str, version: str, prompt: str, seed: int, params: dict) -> str:
@@ -376,28 +373,16 @@ class Studio:
         """Launch a tune on the curated set pooled across rounds; returns the job id."""
         the_medium = self.medium(medium)
         model, parent_adapter = self.resolve_version(medium, from_version)
-        check_tune_settings(the_medium, settings)
-        merged = {**the_medium.tune_defaults, "seed": 0, **(settings or {})}
-        for key, value in (("steps", steps), ("rank", rank), ("lr", lr)):
-            if value is not None:
-                merged[key] = value
+        given = {**(settings or {}), **{k: v for k, v in (("steps", steps), ("rank", rank), ("lr", lr))
+                                         if v is not None}}
+        merged = check_tune_settings(the_medium, given)
         examples = self.store.curated(medium, model)
         if not examples:
             raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
-        epochs = merged.pop("epochs", None)
-        if epochs is not None and steps is None and "steps" not in (settings or {}):
-            # passes over the curated set, not a fixed count: 8 kept and 200 kept get the same dose
-            if not isinstance(epochs, (int, float)) or not 0 < epochs <= 10_000:
-                raise StudioError(f"The epochs setting must be a number above 0, not {epochs!r}.")
-            merged["epochs"] = epochs
-            merged["steps"] = steps_for_passes(epochs, len(examples), merged.get("batch_size", 8))
-        if not isinstance(merged["steps"], int) or not 1 <= merged["steps"] <= 100_000:
-            raise StudioError(f"--steps must be between 1 and 100000, not {merged['steps']}.")
-        if not isinstance(merged["rank"], int) or not 1 <= merged["rank"] <= 512:
-            raise StudioError(f"--rank must be between 1 and 512, not {merged['rank']}.")
-        if not (isinstance(merged["lr"], (int, float)) and math.isfinite(merged["lr"]) and 0 < merged["lr"] < 1):
-            raise StudioError(f"--lr must be a number between 0 and 1, not {merged['lr']}.")
-        prior = self.prior_set(medium, examples, merged.get("prior_weight", 0.0))
+        if merged["steps"] is None or ("epochs" in given and "steps" not in given):
+            # passes over the kept set, not a fixed count: 8 kept and 200 kept get the same dose
+            merged["steps"] = steps_for_passes(merged["epochs"], len(examples), merged["batch_size"])
+        prior = self.prior_set(medium, examples, merged["prior_weight"])
         spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
                 "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,
                 "examples": [c.id for c in examples], "prior": [c.id for c in prior]}

@@ -22,6 +22,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Protocol, Sequence
 
+from .settings import NoSettings, Settings, TuneSettings
+
 DECISIONS = ("pending", "auto_accepted", "auto_rejected", "hand_accepted", "hand_rejected")
 ACCEPTED = ("auto_accepted", "hand_accepted")
 
@@ -141,18 +143,32 @@ class Medium(ABC):
     """A medium: how to load, generate, score, tune and export.  One instance per process."""
 
     name: ClassVar[str]
+    label: ClassVar[str] = ""  # the tab's and the CLI's word for it ("Image"); the name capitalised when empty
+    order: ClassVar[int] = 100  # tabs and lists sort by this, then by name
+    placeholder: ClassVar[str] = "What to make"  # the prompt box's example
+    prompt_help: ClassVar[str] = ""  # a line under the prompt: the words the built-in model knows, ...
     main_ext: ClassVar[str]  # "png", "txt", "mid"
     default_scorer: ClassVar[str]
-    export_formats: ClassVar[tuple[str, ...]]
-    # the smallest useful settings for a tune; a preset or the CLI overrides them
-    tune_defaults: ClassVar[dict[str, Any]] = {"steps": 100, "rank": 8, "lr": 1e-3, "batch_size": 8,
-                                               "checkpoint_every": 25}
-    # every setting a tune reads (``studio tune --setting KEY=VALUE``): the shared trainer's, plus the medium's
-    tune_options: ClassVar[tuple[str, ...]] = ("steps", "epochs", "rank", "alpha", "lr", "batch_size", "seed",
-                                               "warmup", "checkpoint_every", "max_grad_norm", "accumulate")
+    export_formats: ClassVar[dict[str, str]]  # format -> what it writes, one line
+    # typed settings (studio.settings): the one place their defaults, ranges and help live
+    generate_settings: ClassVar[type[Settings]] = NoSettings
+    tune_settings: ClassVar[type[TuneSettings]] = TuneSettings
+    # generation settings that only apply when generating with a tuned version
+    version_settings: ClassVar[tuple[str, ...]] = ()
 
-    def check_tune_settings(self, settings: dict[str, Any]) -> None:
-        """One sentence for a tune setting value the medium's tune cannot use, before a job starts."""
+    @classmethod
+    def title(cls) -> str:
+        return cls.label or cls.name.capitalize()
+
+    @property
+    def tune_defaults(self) -> dict[str, Any]:
+        """Every tune setting with its default (from ``tune_settings``)."""
+        return self.tune_settings.defaults()
+
+    @property
+    def tune_options(self) -> tuple[str, ...]:
+        """Every setting a tune reads (``studio tune --setting KEY=VALUE``)."""
+        return tuple(self.tune_settings.names())
 
     def folder(self) -> Path:
         """The medium's own folder (its package): ``assets/`` and ``presets/`` live there."""
@@ -164,20 +180,17 @@ class Medium(ABC):
         """The built-in model: the ``assets`` folder inside the medium's own package."""
         return str(self.folder() / "assets")
 
-    @abstractmethod
     def default_params(self) -> dict[str, Any]:
-        """Generation settings and their defaults (steps, guidance, temperature, ...)."""
+        """Generation settings and their defaults (from ``generate_settings``)."""
+        return self.generate_settings.defaults()
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Defaults filled in; an unknown or out-of-range setting raises StudioError."""
-        from .errors import StudioError
+        """Defaults filled in; an unknown or out-of-range setting raises StudioError (one sentence)."""
+        return self.generate_settings.parse(params, self.name).to_dict()
 
-        merged = dict(self.default_params())
-        for key, value in params.items():
-            if key not in merged:
-                raise StudioError(f"Unknown {self.name} setting '{key}'; known: {', '.join(sorted(merged))}.")
-            merged[key] = value
-        return merged
+    def parse_tune_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Every tune setting, checked, defaults filled in; one sentence for a value a tune cannot use."""
+        return self.tune_settings.parse(settings, f"{self.name} tune").to_dict()
 
     @abstractmethod
     def load(self, model: str, device: str | None = None) -> Any:

@@ -160,11 +160,11 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     job_dir.mkdir(parents=True, exist_ok=True)
     steps = int(settings["steps"])
     lr = float(settings["lr"])
-    warmup = max(1, int(steps * float(settings.get("warmup", 0.05))))
-    every = max(1, int(settings.get("checkpoint_every", 25)))
-    seed = int(settings.get("seed", 0))
-    max_norm = float(settings.get("max_grad_norm", 1.0))
-    accumulate = int(settings.get("accumulate", 1))
+    warmup = max(1, int(steps * float(settings["warmup"])))
+    every = int(settings["checkpoint_every"])
+    seed = int(settings["seed"])
+    max_norm = float(settings["max_grad_norm"])
+    accumulate = int(settings["accumulate"])
     if accumulate < 1:
         raise StudioError("The accumulate setting must be a whole number of at least 1.")
     world = accelerator.num_processes if accelerator is not None else 1

@@ -7,6 +7,7 @@ delta on those logits, trained by the shared trainer on the accepted candidates.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 
 from studio.errors import StudioError
 from studio.medium import Candidate, Generated, Medium, ScoringContext
+from studio.settings import Settings, TuneSettings, setting
 
 COLOURS = ["black", "grey", "brown", "red", "orange", "yellow", "green", "blue"]
 
@@ -79,21 +81,33 @@ class FakeTask:
         save_file({"delta": self.delta.detach().contiguous()}, str(out_dir / "adapter.safetensors"))
 
 
+@dataclasses.dataclass
+class FakeGenerate(Settings):
+    temperature: float = setting(1.0, "sampling temperature", min=0, max=100)
+
+
+@dataclasses.dataclass
+class FakeTune(TuneSettings):
+    steps: int | None = setting(30, "optimisation steps", min=1, max=100_000)
+    rank: int = setting(1, "rank", min=1, max=512)
+    lr: float = setting(0.1, "learning rate", above=0, below=1)
+    checkpoint_every: int = setting(5, "steps between checkpoints", min=1, max=100_000)
+    slow: float = setting(0.0, "seconds each step sleeps (tests of cancel and resume)", min=0, max=60)
+    fail: str = setting("", "nan: the loss turns NaN", choices=("", "nan"))
+
+
 class FakeMedium(Medium):
     name = "fake"
     main_ext = "txt"
     default_scorer = "bright"
-    export_formats = ("adapter", "jsonl")
-    tune_defaults = {"steps": 30, "rank": 1, "lr": 0.1, "checkpoint_every": 5}
-    tune_options = Medium.tune_options + ("prior_weight", "slow", "fail")
+    export_formats = {"adapter": "the adapter's delta", "jsonl": "the kept colours, one JSON line each"}
+    generate_settings = FakeGenerate
+    tune_settings = FakeTune
 
     def default_model(self) -> str:
         import os
 
         return os.environ["FAKE_MODEL"]
-
-    def default_params(self) -> dict[str, Any]:
-        return {"temperature": 1.0}
 
     def load(self, model: str, device: str | None = None) -> Handle:
         from safetensors.torch import load_file

@@ -32,36 +32,35 @@ def build_app(studio: Any, presets_dir: Path | str | None = None, names: list[st
         with gr.Tabs(elem_classes=["media-tabs"]) as media_tabs:
             contexts = tab.build_tabs(studio, working, presets_dir)
             for name, reason in broken.items():
-                with gr.Tab(tab.tab_label(name), id=name, elem_id=f"tab-{name}"):
+                with gr.Tab(name.capitalize(), id=name, elem_id=f"tab-{name}"):
                     gr.Markdown(f"The {name} medium could not be loaded ({reason}).")
             with gr.Tab("History", id="history", elem_id="tab-history") as history_tab:
                 page, load_history, action = history.build(studio, working)
         for ctx in contexts:
-            load, inputs, outputs = tab.on_load(ctx)
-            app.load(load, inputs=inputs, outputs=outputs)
+            tab.on_load(ctx, app)
         history_tab.select(load_history, outputs=page)
         app.load(load_history, outputs=page)
         by_name = {ctx.name: ctx for ctx in contexts}
-        pickers = [c for ctx in contexts for c in ctx.many("version", "compare_after", "export_version", "steps")]
+        # a History action moves one tab's version picker and steps: (medium, component name) -> component
+        targets = {(ctx.name, key): ctx[key] for ctx in contexts for key in ("version", "compare_after",
+                                                                              "export_version", "steps")}
+        moves = {"use": ("version", "curate"), "compare": ("compare_after", "compare"),
+                 "export": ("export_version", "export")}
 
-        def act(text: str):
+        def act(text: str) -> dict[Any, Any]:
             """A History action: ``use|compare|export MEDIUM VERSION``; moves the page to that step."""
             parts = (text or "").split()
-            updates: list[Any] = [gr.skip()] * len(pickers)
-            if len(parts) < 3 or parts[1] not in by_name or parts[2] not in studio.versions(parts[1]):
-                return [gr.skip(), *updates]
+            if len(parts) < 3 or parts[0] not in moves or parts[1] not in by_name \
+                    or parts[2] not in studio.versions(parts[1]):
+                return {}
             key, medium, version = parts[:3]
-            at = list(by_name).index(medium) * 4
+            picker, step = moves[key]
             if key == "use":
                 by_name[medium].remember(version=version)
-                updates[at], updates[at + 3] = gr.update(value=version), gr.update(selected="curate")
-            elif key == "compare":
-                updates[at + 1], updates[at + 3] = gr.update(value=version), gr.update(selected="compare")
-            elif key == "export":
-                updates[at + 2], updates[at + 3] = gr.update(value=version), gr.update(selected="export")
-            return [gr.update(selected=medium), *updates]
+            return {media_tabs: gr.update(selected=medium), targets[(medium, picker)]: gr.update(value=version),
+                    targets[(medium, "steps")]: gr.update(selected=step)}
 
-        action.change(act, inputs=action, outputs=[media_tabs, *pickers], queue=False)
+        action.change(act, inputs=action, outputs=[media_tabs, *targets.values()], queue=False)
     app.studio_contexts = contexts
     return app
 

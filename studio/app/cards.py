@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import sampling
 from ..engine import DEFAULT_KEEP, Studio
+from ..errors import StudioError
 from ..medium import Candidate
 from ..scoring import COMBINED
 
@@ -24,54 +25,41 @@ MAX_TEXT_CHARS = 4000  # a card shows this much of a text candidate
 
 
 def kind(files: dict[str, str]) -> str:
-    """How to show a candidate, from its files: ``audio`` (a player, with ``mid`` a piano roll), ``image`` or
-    ``text``.  Sound wins: a piece of music may come with a picture of itself."""
+    """How to show a candidate, from its files (never from its medium): ``sound`` (a player, beside its
+    picture or a ``mid`` file's piano roll), ``picture`` or ``words``.  Sound wins: a sound may come with a
+    picture of itself."""
     if any(ext in files for ext in AUDIO_EXTS) or "mid" in files:
-        return "audio"
+        return "sound"
     if any(ext in files for ext in IMAGE_EXTS):
-        return "image"
-    return "text"
+        return "picture"
+    return "words"
 
 
 def card(candidate: Candidate, probability: float | None, rule: str | None = None) -> dict[str, Any]:
     """``rule`` is what the rule alone decides for it (what clearing a hand decision falls back to)."""
     files = dict(candidate.files) or {Path(candidate.path).suffix.lstrip("."): candidate.path}
     text = None
-    if kind(files) == "text":
+    if kind(files) == "words":
         try:
             text = Path(candidate.path).read_text(encoding="utf-8", errors="replace")[:MAX_TEXT_CHARS]
         except OSError:
             text = "(the file is missing)"
-    return {"id": candidate.id, "seed": candidate.seed, "version": candidate.version, "kind": kind(files),
-            "files": files, "text": text, "score": candidate.scores.get(COMBINED),
+    return {"id": candidate.id, "medium": candidate.medium, "seed": candidate.seed, "version": candidate.version, "kind": kind(files),
+            "files": files, "words": text, "score": candidate.scores.get(COMBINED),
             "scores": {k: v for k, v in candidate.scores.items() if k != COMBINED},
             "p": probability, "decision": candidate.decision, "rule": rule, "prompt": candidate.prompt,
             "params": candidate.params}
 
 
-PARAM_WORDS = {  # a medium's setting -> (label, one line of help); others show their own name
-    "negative_prompt": ("Avoid (negative prompt)", "What the picture should not show."),
-    "steps": ("Steps", "More steps: slower, more detailed."),
-    "guidance": ("Prompt strength", "How closely to follow the prompt (guidance scale)."),
-    "guidance_scale": ("Prompt strength", "How closely to follow the prompt (guidance scale)."),
-    "width": ("Width (0 = the model's)", "Picture width in pixels."),
-    "height": ("Height (0 = the model's)", "Picture height in pixels."),
-    "batch_size": ("Made together", "How many candidates are made at once (memory)."),
-    "temperature": ("Sampling randomness", "Higher: more surprising, less coherent (the model's temperature)."),
-    "top_p": ("Top-p", "Sample only from the most likely choices covering this share."),
-    "top_k": ("Top-k (0 = off)", "Sample only from this many most likely choices."),
-    "repetition_penalty": ("Avoid repeats", "Above 1 discourages repeating words."),
-    "max_new_tokens": ("Length (tokens, at most)", "The longest a text may be."),
-    "min_new_tokens": ("Length (tokens, at least)", "The shortest a text may be."),
-    "stop": ("Stop at", "Texts end at any of these strings."),
-    "bars": ("Bars (note models)", "Length of a piece in bars, for models that write notes (the embedded one)."),
-    "duration": ("Seconds (audio models)", "Length of a clip in seconds, for models that make audio (MusicGen); "
-                 "note models follow Bars and the style's tempo."),
-    "timbre": ("Instrument", "The sound the notes are played with."),
-    "adapter_from": ("Tuned style joins after", "The share of the steps drawn by the base before the tuned "
-                     "version takes over (0 = from the start)."),
-    "strength": ("Tuned style strength", "How strongly the tuned version's adapter is applied (1 = as tuned)."),
-}
+def setting_label(medium: str | None, name: str) -> str:
+    """A generation setting's label in the page (its typed settings' label), else its own name."""
+    from .. import media
+
+    try:
+        fields = {f.name: f for f in media.get(medium).generate_settings.fields()} if medium else {}
+    except StudioError:
+        fields = {}
+    return fields[name].label if name in fields else name.replace("_", " ")
 
 
 DECISION_WORDS = {"hand_accepted": "kept by you", "auto_accepted": "kept by the rule",

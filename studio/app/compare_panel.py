@@ -45,23 +45,22 @@ def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
 
     @friendly
-    def compare(before: str, after: str, n: Any, seed: Any, strength: Any, prompt: str, threshold: float,
-                temperature: float, *rest: Any, progress=gr.Progress()):
-        params = ctx.params(list(rest[: len(ctx.param_names)]))
-        specs, options = ctx.scoring(list(rest[len(ctx.param_names):]))
-        progress(None, desc=f"Making {int(n or 0)} candidates with each version")
-        result = studio.compare(name, after=after, before=before or "base", prompt=prompt, n=int(n or 0),
-                                seed=int(seed or 0), scorers=specs, threshold=threshold, temperature=temperature,
-                                options=options, params=params,
-                                strength=float(1.0 if strength is None else strength))
-        return cards.metrics_html(result), gallery.pairs_html(name, cards.compare_pairs(studio, name, result))
+    def compare(values: dict[str, Any], progress=gr.Progress()) -> dict[str, Any]:
+        params = ctx.params(values)
+        specs, options = ctx.scoring(values)
+        n, strength = int(values["compare_n"] or 0), values["compare_strength"]
+        progress(None, desc=f"Making {n} candidates with each version")
+        result = studio.compare(name, after=values["compare_after"], before=values["compare_before"] or "base",
+                                prompt=values["prompt"], n=n, seed=int(values["compare_seed"] or 0), scorers=specs,
+                                threshold=values["threshold"], temperature=values["temperature"], options=options,
+                                params=params, strength=float(1.0 if strength is None else strength))
+        return {"metrics": cards.metrics_html(result),
+                "pairs": gallery.pairs_html(name, cards.compare_pairs(studio, name, result))}
 
-    ctx["compare"].click(
-        compare,
-        inputs=[*ctx.many("compare_before", "compare_after", "compare_n", "compare_seed", "compare_strength",
-                          "prompt", "threshold",
-                          "temperature"), *ctx.params_inputs(), *ctx.scoring_inputs()],
-        outputs=[ctx["metrics"], ctx["pairs"]], concurrency_id=f"model-{name}")
+    ctx.listen(ctx["compare"].click, compare,
+               ["compare_before", "compare_after", "compare_n", "compare_seed", "compare_strength", "prompt",
+                "threshold", "temperature", *ctx.params_names(), *ctx.scoring_names()],
+               ["metrics", "pairs"], concurrency_id=f"model-{name}")
 
     def next_round(after: str, seed: Any, n: Any):
         # fresh seeds after this round's, so the next round curates new candidates

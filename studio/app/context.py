@@ -1,13 +1,13 @@
 """What the panels of one medium's tab share: the studio, the medium, and the named components.
 
-Like LLaMA-Factory's webui manager: each panel adds its components here by name and wires
-its events to engine calls; the engine knows nothing of Gradio.
+Like LLaMA-Factory's webui manager: each panel adds its components here by name and wires its
+events by name (``listen``): a handler takes ``{name: value}`` and returns ``{name: value}``, so no
+handler counts positions.  The engine knows nothing of Gradio.
 """
 from __future__ import annotations
 
 import functools
-import json
-import math
+import inspect
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -17,21 +17,68 @@ import gradio as gr
 from ..engine import Studio
 from ..errors import StudioError
 from ..medium import Medium
-from .cards import PARAM_WORDS
+from ..settings import FieldInfo
+
+
+VIEW = ("gallery", "histogram", "warning")  # what re-deciding a batch redraws
+VIEW_INPUTS = ("shown", "threshold", "temperature", "spread")
+PICKERS = ("version", "compare_after", "export_version")  # the version pickers a finished tune updates
 
 
 class TabContext:
-    """One medium's tab: its studio, medium, presets folder and components (set by the panels)."""
+    """One medium's tab: its studio, medium, presets folder and components (set by the panels).
+
+    The panels also leave here what other panels call, declared below (set by ``curate_panel``,
+    ``generate_panel`` and ``tune_panel`` when they wire): ``view`` redraws the batch, ``run_generation``
+    chains a generation after an event, ``poll`` reads the tune's progress.
+    """
+
+    view: Callable[[dict[str, Any]], dict[str, Any]]
+    run_generation: Callable[[Any], Any]
+    poll: Callable[[dict[str, Any]], dict[str, Any]]
+    poll_names: tuple[str, ...]
 
     def __init__(self, studio: Studio, medium: str, presets_dir: Path | None):
         self.studio = studio
         self.name = medium
         self.medium: Medium = studio.medium(medium)
         self.presets_dir = presets_dir
-        self.param_names = list(self.medium.default_params())
+        self.param_names = list(self.medium.generate_settings.names())
         self.scorer_info = scorer_descriptions(self.medium)
         self.scorer_names = list(self.scorer_info)
         self.c: dict[str, Any] = {}  # component by name
+
+    # -- wiring by name ---------------------------------------------------------------------
+    def listen(self, trigger: Callable, fn: Callable | None, inputs: Any = (), outputs: Any = (), **kwargs: Any):
+        """``trigger(handler, inputs, outputs)`` with names: ``fn`` takes ``{name: value}`` and returns
+        ``{name: value}`` for the outputs it changes (a missing name keeps its value).  ``fn`` may take
+        ``progress`` as Gradio's progress bar."""
+        names_in, names_out = list(inputs), list(outputs)
+        if fn is None:
+            return trigger(None, outputs=self.many(*names_out), **kwargs)
+        by_id = {id(self.c[n]): n for n in names_in}
+
+        def named(data: dict[Any, Any]) -> dict[str, Any]:
+            return {by_id[id(component)]: value for component, value in (data or {}).items()}
+
+        def unnamed(result: dict[str, Any] | None) -> dict[Any, Any]:
+            return {self.c[n]: value for n, value in (result or {}).items()}
+
+        if "progress" in inspect.signature(fn).parameters:
+            def handler(data: dict[Any, Any], progress=gr.Progress()) -> dict[Any, Any]:
+                return unnamed(fn(named(data), progress=progress))
+        else:
+            def handler(data: dict[Any, Any]) -> dict[Any, Any]:
+                return unnamed(fn(named(data)))
+        functools.update_wrapper(handler, fn, updated=())
+        return trigger(handler, inputs=set(self.many(*names_in)) if names_in else None,
+                       outputs=self.many(*names_out), **kwargs)
+
+    def params_names(self) -> list[str]:
+        return [f"param.{p}" for p in self.param_names]
+
+    def scoring_names(self) -> list[str]:
+        return [*(f"weight.{s}" for s in self.scorer_names), "scorer_options"]
 
     def __getitem__(self, key: str) -> Any:
         return self.c[key]
@@ -50,29 +97,23 @@ class TabContext:
     def many(self, *names: str) -> list[Any]:
         return [self.c[n] for n in names]
 
-    # -- inputs shared by several panels ----------------------------------------------------
-    def params_inputs(self) -> list[Any]:
-        return [self.c[f"param.{p}"] for p in self.param_names]
-
-    def scoring_inputs(self) -> list[Any]:
-        return [*(self.c[f"weight.{s}"] for s in self.scorer_names), self.c["scorer_options"]]
-
-    def params(self, values: list[Any]) -> dict[str, Any]:
-        """The medium's settings from the widgets, typed like their defaults."""
-        defaults = self.medium.default_params()
-        out = {}
-        for name, value in zip(self.param_names, values):
-            out[name] = coerce(value, defaults[name], name)
+    def params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The medium's settings from the named widgets (``param.NAME``), checked by its typed settings."""
+        fields = {f.name: f for f in self.medium.generate_settings.fields()}
+        out = {name: from_widget(values[f"param.{name}"], fields[name]) for name in self.param_names}
         return self.medium.validate_params(out)
 
-    def scoring(self, values: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    def weights(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {s: values[f"weight.{s}"] for s in self.scorer_names}
+
+    def scoring(self, values: dict[str, Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
         """(scorer specs as NAME=WEIGHT, per-scorer options) from the weight sliders and the preset's options.
 
         Only listed names reach the engine: a web request never names code to import.
         """
-        weights = values[: len(self.scorer_names)]
-        options = values[len(self.scorer_names)] if len(values) > len(self.scorer_names) else {}
-        specs = [f"{n}={float(w):g}" for n, w in zip(self.scorer_names, weights) if w and float(w) > 0]
+        weights = self.weights(values)
+        options = values.get("scorer_options") or {}
+        specs = [f"{n}={float(w):g}" for n, w in weights.items() if w and float(w) > 0]
         if not specs:
             raise StudioError("Give at least one scorer a weight above 0 (or pick by hand).")
         if not isinstance(options, dict):
@@ -97,28 +138,18 @@ def scorer_descriptions(medium: Medium) -> dict[str, str]:
 
 
 
-def coerce(value: Any, default: Any, name: str) -> Any:
-    """A widget's value as the type of the setting's default (Gradio numbers arrive as floats)."""
-    if isinstance(default, bool):
-        return bool(value)
-    if isinstance(default, int):
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            raise StudioError(f"The setting '{name}' needs a whole number.")
-        if float(value) != int(value):
-            raise StudioError(f"The setting '{name}' needs a whole number, not {value}.")
-        return int(value)
-    if isinstance(default, float):
-        if value is None:
-            raise StudioError(f"The setting '{name}' needs a number.")
-        return float(value)
-    if isinstance(default, (list, dict)):
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError:
-                raise StudioError(f"The setting '{name}' must be JSON like {json.dumps(default)}.") from None
-        return value
-    return value if value is not None else default
+def to_widget(value: Any, field: FieldInfo) -> Any:
+    """A setting's value as its widget shows it (a list as lines)."""
+    return "\n".join(value or []) if field.kind == "list" else value
+
+
+def from_widget(value: Any, field: FieldInfo) -> Any:
+    """A widget's value as its setting takes it: a list from its lines, empty as None where allowed."""
+    if field.kind == "list":
+        return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+    if value is None or value == "":
+        return None if field.optional else value
+    return value
 
 
 def friendly(fn: Callable) -> Callable:
@@ -132,15 +163,21 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
-def param_widget(name: str, default: Any) -> Any:
-    """A widget for one of the medium's settings, chosen by its default's type, labelled in plain words."""
-    label, info = PARAM_WORDS.get(name, (name.replace("_", " ").capitalize(), None))
-    if isinstance(default, bool):
-        return gr.Checkbox(value=default, label=label, info=info)
-    if isinstance(default, int):
-        return gr.Number(value=default, label=label, info=info, precision=0, min_width=140)
-    if isinstance(default, float):
-        return gr.Number(value=default, label=label, info=info, min_width=140)
-    if isinstance(default, (list, dict)):
-        return gr.Textbox(value=json.dumps(default), label=label, info=(info or "") + " (JSON list)", min_width=140)
-    return gr.Textbox(value="" if default is None else str(default), label=label, info=info, min_width=140)
+def param_widget(field: FieldInfo) -> Any:
+    """A widget for one typed setting: a list of choices, a box, a number with its range, or lines of text."""
+    label, info = field.label, field.spec.help[:1].upper() + field.spec.help[1:] + "."
+    if field.spec.choices is not None:
+        return gr.Dropdown(choices=list(field.spec.choices), value=field.default, label=label, info=info,
+                           min_width=140)
+    if field.kind == "bool":
+        return gr.Checkbox(value=bool(field.default), label=label, info=info)
+    if field.kind in ("int", "float"):
+        low = field.spec.min if field.spec.min is not None else field.spec.above
+        high = field.spec.max if field.spec.max is not None else field.spec.below
+        return gr.Number(value=field.default, label=label, info=info, precision=0 if field.kind == "int" else None,
+                         minimum=low, maximum=high, min_width=140)
+    if field.kind == "list":
+        return gr.Textbox(value="\n".join(field.default or []), label=label, info=info + " One a line.",
+                          lines=2, min_width=140)
+    return gr.Textbox(value="" if field.default is None else str(field.default), label=label, info=info,
+                      min_width=140)

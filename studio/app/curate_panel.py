@@ -16,7 +16,7 @@ import gradio as gr
 
 from ..engine import DEFAULT_TEMPERATURE, separation_warning
 from . import cards, gallery, plots
-from .context import TabContext, friendly
+from .context import VIEW, VIEW_INPUTS, TabContext, friendly
 
 DEFAULT_THRESHOLD = 0.5
 CULLING_JS = Path(__file__).with_name("culling.js")
@@ -67,17 +67,14 @@ def build(ctx: TabContext) -> None:
 
     ctx["gallery"] = gr.HTML(gallery.batch_html(ctx.name, [], "", "", loaded=False), elem_classes=["gallery-box"],
                              js_on_load=CULLING_JS.read_text(), server_functions=[decide], min_height=300)
-    ctx.view_inputs = lambda: ctx.many("shown", "threshold", "temperature", "spread")
-    ctx.view_outputs = lambda: ctx.many("gallery", "histogram", "warning")
-    ctx.view = lambda shown, threshold, temperature, spread: view(ctx, shown, threshold, temperature, spread)
-    ctx.refresh = friendly(ctx.view)
+    ctx.view = lambda values: view(ctx, values["shown"], values["threshold"], values["temperature"], values["spread"])
 
 
 def keep_rule(spread: bool) -> str:
     return "spread" if spread else "all"
 
 
-def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float, spread: bool) -> list[Any]:
+def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float, spread: bool) -> dict[str, Any]:
     """The gallery, the histogram and the warning for the shown batch under the current rule."""
     shown_cards, stats = cards.batch_view(ctx.studio, ctx.name, shown, threshold, temperature, keep_rule(spread))
     kept_by_rule = [c["rule"] == "auto_accepted" for c in shown_cards if c["score"] is not None]
@@ -86,34 +83,36 @@ def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float
     html = gallery.batch_html(ctx.name, shown_cards, cards.rate_summary(stats),
                               cards.curated_summary(ctx.studio, ctx.name), warning)
     note = f'<div class="separation-warning">⚠ {warning}</div>' if warning else ""
-    return [html, histogram, note]
+    return {"gallery": html, "histogram": histogram, "warning": note}
 
 
 def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
 
     @friendly
-    def redecide(shown: list[str], threshold: float, temperature: float, spread: bool):
-        cards.apply_rule(studio, name, shown, threshold, temperature, keep_rule(spread))
-        ctx.remember(threshold=threshold, temperature=temperature, spread=spread)
-        return view(ctx, shown, threshold, temperature, spread)
+    def redecide(values: dict[str, Any]) -> dict[str, Any]:
+        cards.apply_rule(studio, name, values["shown"], values["threshold"], values["temperature"],
+                         keep_rule(values["spread"]))
+        ctx.remember(threshold=values["threshold"], temperature=values["temperature"], spread=values["spread"])
+        return ctx.view(values)
 
     # the artist's moves only (``input``): a reload or a preset setting the sliders must not re-decide with
     # half-restored values, nor store them
-    for slider in (ctx["threshold"], ctx["temperature"], ctx["spread"]):
-        slider.input(redecide, inputs=ctx.view_inputs(), outputs=ctx.view_outputs(), show_progress="hidden",
-                     trigger_mode="always_last", concurrency_limit=None)
+    for slider in ("threshold", "temperature", "spread"):
+        ctx.listen(ctx[slider].input, redecide, VIEW_INPUTS, VIEW, show_progress="hidden",
+                   trigger_mode="always_last", concurrency_limit=None)
 
     @friendly
-    def rescore(shown: list[str], threshold: float, temperature: float, spread: bool, *scoring: Any):
-        specs, options = ctx.scoring(list(scoring))
-        pool = studio.store.candidates(name, ids=list(shown or []))
+    def rescore(values: dict[str, Any]) -> dict[str, Any]:
+        specs, options = ctx.scoring(values)
+        pool = studio.store.candidates(name, ids=list(values["shown"] or []))
         if not pool:
             raise gr.Error("There are no candidates to score yet; generate a batch first.", print_exception=False)
         studio.score(name, pool, specs, options)
-        cards.apply_rule(studio, name, shown, threshold, temperature, keep_rule(spread))
-        return view(ctx, shown, threshold, temperature, spread)
+        cards.apply_rule(studio, name, values["shown"], values["threshold"], values["temperature"],
+                         keep_rule(values["spread"]))
+        return ctx.view(values)
 
-    ctx["rescore"].click(rescore, inputs=[*ctx.view_inputs(), *ctx.scoring_inputs()], outputs=ctx.view_outputs(),
-                         concurrency_id=f"model-{name}")
+    ctx.listen(ctx["rescore"].click, rescore, [*VIEW_INPUTS, *ctx.scoring_names()], VIEW,
+               concurrency_id=f"model-{name}")
 

@@ -10,17 +10,6 @@ import gradio as gr
 from . import security
 from .context import TabContext, friendly
 
-FORMAT_WORDS = {  # what each export is for, in a line
-    "diffusers": "LoRA for diffusers (pipe.load_lora_weights)",
-    "kohya": "LoRA .safetensors for A1111, ComfyUI and kohya tools",
-    "imagefolder": "the kept pictures with their prompts, as an image-folder dataset",
-    "peft": "the adapter for transformers + peft",
-    "merged": "the whole model with the adapter merged in",
-    "jsonl": "the kept texts with their prompts, one JSON line each",
-    "dataset": "the kept pieces (MIDI, audio) with their prompts, as a dataset",
-}
-
-
 def build(ctx: TabContext) -> None:
     versions = ctx.studio.versions(ctx.name)
     ctx["export_version"] = gr.Dropdown(label="Version", choices=versions, value=versions[-1],
@@ -30,7 +19,7 @@ def build(ctx: TabContext) -> None:
         with gr.Row(equal_height=True):
             ctx[f"export.{fmt}"] = gr.Button(f"Export {fmt}", size="sm", elem_classes=["export-btn"], scale=0,
                                              min_width=180)
-            gr.Markdown(FORMAT_WORDS.get(fmt, ""), elem_classes=["export-about"])
+            gr.Markdown(ctx.medium.export_formats[fmt], elem_classes=["export-about"])
     ctx["export_files"] = gr.File(label="Download (.zip)", file_count="single", interactive=False,
                                   elem_classes=["export-files"])
 

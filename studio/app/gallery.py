@@ -52,26 +52,29 @@ def roll_uri(midi_path: str) -> str:
 def media_html(card: dict[str, Any], large: bool = False) -> str:
     """The candidate itself: a picture, its text, or a player beside its piano roll."""
     files = card["files"]
-    if card["kind"] == "image":
+    if card["kind"] == "picture":
         path = next(files[ext] for ext in cards.IMAGE_EXTS if ext in files)
         return (f'<img class="candidate-image" src="{html.escape(file_url(path))}" alt="seed {card["seed"]}" '
                 f'loading="lazy" draggable="false">')
-    if card["kind"] == "audio":
+    if card["kind"] == "sound":
         parts = []
+        picture = next((files[ext] for ext in cards.IMAGE_EXTS if ext in files), None)
         if "mid" in files:
             parts.append(f'<img class="piano-roll" src="{roll_uri(files["mid"])}" alt="piano roll">')
+        elif picture is not None:  # a sound's picture of itself (a waveform, a spectrogram)
+            parts.append(f'<img class="sound-picture" src="{html.escape(file_url(picture))}" alt="its picture">')
         audio = next((files[ext] for ext in cards.AUDIO_EXTS if ext in files), None)
         if audio is not None:
             parts.append(f'<audio class="candidate-audio" controls preload="metadata" '
                          f'src="{html.escape(file_url(audio))}"></audio>')
         return "".join(parts)
-    return f'<div class="candidate-text">{html.escape(card["text"] or "")}</div>'
+    return f'<div class="candidate-text">{html.escape(card["words"] or "")}</div>'
 
 
 def details(card: dict[str, Any]) -> dict[str, Any]:
     """What the large view shows beside the candidate."""
     return {"prompt": card.get("prompt", ""), "seed": card["seed"], "version": card["version"],
-            "settings": {cards.PARAM_WORDS.get(k, (k,))[0]: v for k, v in (card.get("params") or {}).items()},
+            "settings": {cards.setting_label(card.get("medium"), k): v for k, v in (card.get("params") or {}).items()},
             "score": card["score"], "scores": card["scores"], "p": card["p"]}
 
 
@@ -110,7 +113,7 @@ def batch_html(medium: str, shown_cards: Sequence[dict[str, Any]], summary: str,
             '<span class="keys" title="Click a card or this gallery first">'
             '<kbd>←</kbd><kbd>→</kbd><kbd>↑</kbd><kbd>↓</kbd> move · <kbd>P</kbd> keep · <kbd>X</kbd> drop · '
             '<kbd>U</kbd> clear · <kbd>Enter</kbd> large view'
-            + (' · <kbd>Space</kbd> play' if shown_cards[0]["kind"] == "audio" else "") +
+            + (' · <kbd>Space</kbd> play' if shown_cards[0]["kind"] == "sound" else "") +
             '</span></div>'
             + (f'<div class="separation-warning">⚠ {html.escape(warning)}</div>' if warning else "")
             + f'<div class="cards">{body}</div></div>')

@@ -15,7 +15,7 @@ import gradio as gr
 
 from .. import presets
 from . import cards
-from .context import TabContext, friendly, param_widget
+from .context import VIEW, VIEW_INPUTS, TabContext, friendly, param_widget, to_widget
 
 MAX_SEED = 2**31 - 1024  # a random seed leaves room for seed + n
 TRUNCATION_LOGGERS = ("diffusers", "transformers")  # where a model's tokenizer reports a cut prompt
@@ -28,7 +28,9 @@ def build(ctx: TabContext) -> None:
                                 info="A starting point: prompt, scorers, rule and tune settings.")
     ctx["preset_note"] = gr.Markdown("", elem_classes=["preset-note"])
     ctx["prompt"] = gr.Textbox(label="Prompt", lines=3, elem_classes=["prompt"],
-                               placeholder=_placeholder(name))
+                               placeholder=ctx.medium.placeholder)
+    if ctx.medium.prompt_help:
+        gr.Markdown(ctx.medium.prompt_help, elem_classes=["prompt-help"])
     ctx["prompt_warning"] = gr.Markdown("", elem_classes=["prompt-warning"])
     with gr.Row():
         ctx["n"] = gr.Number(label="Candidates", value=8, precision=0, minimum=1, maximum=512,
@@ -41,8 +43,8 @@ def build(ctx: TabContext) -> None:
         ctx["random_seed"] = gr.Checkbox(label="New random seed each time", value=False, min_width=140)
     ctx["generate"] = gr.Button("Generate", variant="primary", elem_classes=["generate-btn"])
     with gr.Accordion("More settings", open=False, elem_classes=["more-settings"]):
-        for param, default in ctx.medium.default_params().items():
-            ctx[f"param.{param}"] = param_widget(param, default)
+        for field in ctx.medium.generate_settings.fields():
+            ctx[f"param.{field.name}"] = param_widget(field)
         ctx["model"] = gr.Dropdown(label="Base model (a folder or hub id)", allow_custom_value=True,
                                    choices=_models(ctx), value=studio.current_model(name))
 
@@ -59,46 +61,45 @@ def wire(ctx: TabContext) -> None:
     ctx["version"].input(lambda v: ctx.remember(version=v or "base"), inputs=ctx["version"], queue=False)
 
     @friendly
-    def apply_preset(preset_name: str | None):
+    def apply_preset(values: dict[str, Any]) -> dict[str, Any]:
+        preset_name = values["preset"]
         if not preset_name:
-            return [gr.skip()] * len(preset_outputs)
+            return {}
         p = presets.load(name, preset_name, ctx.presets_dir)
         params = ctx.medium.validate_params(p.params)  # an unknown setting: one sentence
         # no scorers named: the medium's default scorer, as the engine would use
         weights = {s.name: s.weight for s in p.scorers} or {ctx.medium.default_scorer: 1.0}
         defaults = ctx.medium.tune_defaults
         extra = {k: v for k, v in p.tune.items() if k not in ("steps", "rank", "lr")}
+        tune = {"tune_steps": p.tune.get("steps"), "tune_rank": p.tune.get("rank", defaults["rank"]),
+                "tune_lr": p.tune.get("lr", defaults["lr"]), "tune_extra": extra}
         ctx.remember(preset=preset_name, params=params, scorer_options=p.scorer_options(), threshold=p.threshold,
                      temperature=p.temperature, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
-                     tune_steps=p.tune.get("steps"), tune_rank=p.tune.get("rank", defaults.get("rank")),
-                     tune_lr=p.tune.get("lr", defaults.get("lr")), tune_extra=extra)
-        return [
-            f"*{p.description}*" if p.description else "", p.render_prompt(), p.n, p.seed,
-            *(params[k] for k in ctx.param_names),
-            *(weights.get(s, 0.0) for s in ctx.scorer_names), p.scorer_options(),
-            p.threshold, p.temperature,
-            p.tune.get("steps"), p.tune.get("rank", defaults.get("rank")),
-            p.tune.get("lr", defaults.get("lr")), extra,
-        ]
+                     **tune)
+        fields = {f.name: f for f in ctx.medium.generate_settings.fields()}
+        return {"preset_note": f"*{p.description}*" if p.description else "", "prompt": p.render_prompt(),
+                "n": p.n, "seed": p.seed, **{f"param.{k}": to_widget(params[k], fields[k]) for k in ctx.param_names},
+                **{f"weight.{s}": weights.get(s, 0.0) for s in ctx.scorer_names},
+                "scorer_options": p.scorer_options(), "threshold": p.threshold, "temperature": p.temperature, **tune}
 
-    preset_outputs = [ctx["preset_note"], ctx["prompt"], ctx["n"], ctx["seed"], *ctx.params_inputs(),
-                      *ctx.scoring_inputs(), ctx["threshold"], ctx["temperature"],
-                      *ctx.many("tune_steps", "tune_rank", "tune_lr", "tune_extra")]
-    ctx["preset"].input(apply_preset, inputs=ctx["preset"], outputs=preset_outputs)
+    preset_outputs = ["preset_note", "prompt", "n", "seed", *ctx.params_names(), *ctx.scoring_names(), "threshold",
+                      "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
+    ctx.listen(ctx["preset"].input, apply_preset, ["preset"], preset_outputs)
 
-    def begin(n: Any):
-        count = int(n or 0)
+    def begin(values: dict[str, Any]) -> dict[str, Any]:
+        count = int(values["n"] or 0)
         waiting = (f'<div class="gallery empty" data-medium="{name}"><p class="gallery-empty">'
                    f'Making {count} candidate{"s" if count != 1 else ""}…</p></div>')
-        return gr.update(interactive=False, value="Generating…"), waiting, ""
+        return {"generate": gr.update(interactive=False, value="Generating…"), "gallery": waiting,
+                "prompt_warning": ""}
 
     @friendly
-    def generate(version: str, prompt: str, n: Any, seed: Any, random_seed: bool, threshold: float,
-                 temperature: float, spread: bool, *rest: Any, progress=gr.Progress()):
-        params = ctx.params(list(rest[: len(ctx.param_names)]))
-        specs, options = ctx.scoring(list(rest[len(ctx.param_names):]))
-        n = int(n or 0)
-        seed = secrets.randbelow(MAX_SEED) if random_seed else int(seed or 0)
+    def generate(values: dict[str, Any], progress=gr.Progress()) -> dict[str, Any]:
+        params = ctx.params(values)
+        specs, options = ctx.scoring(values)
+        n = int(values["n"] or 0)
+        seed = secrets.randbelow(MAX_SEED) if values["random_seed"] else int(values["seed"] or 0)
+        version = values["version"] or "base"
         started = time.monotonic()
         progress((0, n), desc=f"Making {n} candidates", unit="candidates")
 
@@ -107,37 +108,35 @@ def wire(ctx: TabContext) -> None:
             progress((done, total), desc=f"{done} of {total} made · about {left:.0f} s left", unit="candidates")
 
         with truncation_notes() as notes:
-            made = studio.generate(name, prompt, n=n, seed=seed, version=version or "base", params=params,
+            made = studio.generate(name, values["prompt"], n=n, seed=seed, version=version, params=params,
                                    on_progress=report)
         progress((n, n), desc="Scoring", unit="candidates")
         studio.score(name, made, specs, options)
         shown = [c.id for c in made]
+        threshold, temperature, spread = values["threshold"], values["temperature"], values["spread"]
         cards.apply_rule(studio, name, shown, threshold, temperature, "spread" if spread else "all")
-        ctx.remember(threshold=threshold, temperature=temperature, spread=spread, shown=shown,
-                     version=version or "base", n=n, seed=seed, params=params, scorer_options=options,
-                     weights={name: float(w) for name, w in zip(ctx.scorer_names, rest[len(ctx.param_names):])
-                              if isinstance(w, (int, float))})
+        ctx.remember(threshold=threshold, temperature=temperature, spread=spread, shown=shown, version=version,
+                     n=n, seed=seed, params=params, scorer_options=options,
+                     weights={s: float(w) for s, w in ctx.weights(values).items() if isinstance(w, (int, float))})
         warning = ""
         if notes:
             warning = ("⚠ The model cut this prompt at its token limit; the end of it was ignored: "
                        f"*{notes[0]}*")
             gr.Warning("The prompt is longer than the model reads; its end was ignored.")
-        return [shown, seed, warning, *ctx.view(shown, threshold, temperature, spread)]
+        return {"shown": shown, "seed": seed, "prompt_warning": warning, **ctx.view({**values, "shown": shown})}
 
-    ctx.generate_fn = generate
-    ctx.generate_inputs = [ctx["version"], ctx["prompt"], ctx["n"], ctx["seed"], ctx["random_seed"],
-                           ctx["threshold"], ctx["temperature"], ctx["spread"], *ctx.params_inputs(),
-                           *ctx.scoring_inputs()]
-    ctx.generate_outputs = [ctx["shown"], ctx["seed"], ctx["prompt_warning"], *ctx.view_outputs()]
-    begin_inputs, begin_outputs = ctx["n"], [ctx["generate"], ctx["gallery"], ctx["prompt_warning"]]
+    generate_inputs = ["version", "prompt", "n", "seed", "random_seed", *VIEW_INPUTS[1:], *ctx.params_names(),
+                       *ctx.scoring_names()]
+    generate_outputs = ["shown", "seed", "prompt_warning", *VIEW]
+    refresh = friendly(ctx.view)
 
     def run_generation(event: Any) -> Any:
         """Chain a generation after ``event``: Generate off, the old batch cleared, progress, the new batch."""
-        return (event.then(begin, inputs=begin_inputs, outputs=begin_outputs, queue=False)
-                .then(generate, inputs=ctx.generate_inputs, outputs=ctx.generate_outputs,
-                      concurrency_id=f"model-{name}", show_progress_on=[ctx["gallery"]])
-                .then(ctx.refresh, inputs=ctx.view_inputs(), outputs=ctx.view_outputs(), show_progress="hidden")
-                .then(lambda: gr.update(interactive=True, value="Generate"), outputs=ctx["generate"], queue=False))
+        event = ctx.listen(event.then, begin, ["n"], ["generate", "gallery", "prompt_warning"], queue=False)
+        event = ctx.listen(event.then, generate, generate_inputs, generate_outputs,
+                           concurrency_id=f"model-{name}", show_progress_on=[ctx["gallery"]])
+        event = ctx.listen(event.then, refresh, VIEW_INPUTS, VIEW, show_progress="hidden")
+        return event.then(lambda: gr.update(interactive=True, value="Generate"), outputs=ctx["generate"], queue=False)
 
     ctx.run_generation = run_generation
     run_generation(ctx["generate"].click(None, js="() => {}"))
@@ -164,12 +163,6 @@ def truncation_notes() -> Iterator[list[str]]:
     finally:
         for logger in loggers:
             logger.removeHandler(handler)
-
-
-def _placeholder(medium: str) -> str:
-    return {"image": "What to draw, e.g. a red circle on a blue background",
-            "text": "What to write, e.g. a haiku about the first snow",
-            "music": "What to play, e.g. a slow gentle lullaby"}.get(medium, "What to make")
 
 
 def _models(ctx: TabContext) -> list[str]:

@@ -36,7 +36,7 @@ def version_html(studio: Studio, medium: str, version: Any | None) -> str:
     if version is None:
         model = studio.current_model(medium)
         embedded = model == studio.medium(medium).default_model()
-        pool, about = [], ("The embedded default model, as shipped" if embedded
+        pool, about = [], ("The built-in model, as shipped" if embedded
                            else f"The model as loaded: {html.escape(model)}")
     else:
         pool = [c for c in studio.store.candidates(medium, ids=list(version.curated)) if c is not None]
@@ -83,7 +83,7 @@ def medium_html(studio: Studio, medium: str) -> str:
     rounds = studio.store.rounds(medium)
     summary = (f"{len(versions)} tuned version{'s' if len(versions) != 1 else ''}, "
                f"{len(rounds)} round{'s' if len(rounds) != 1 else ''}")
-    return f'<h3>{medium.capitalize()} <small>({summary})</small></h3>{entries}'
+    return f'<h3>{studio.medium(medium).title()} <small>({summary})</small></h3>{entries}'
 
 
 def build(studio: Studio, names: list[str]) -> tuple[Any, Any, Any]:

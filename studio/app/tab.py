@@ -12,7 +12,7 @@ import gradio as gr
 
 from ..engine import Studio
 from . import cards, compare_panel, curate_panel, export_panel, generate_panel, tune_panel
-from .context import TabContext
+from .context import PICKERS, VIEW, TabContext, to_widget
 
 STEPS = (("curate", "1 · Curate", curate_panel), ("tune", "2 · Fine-tune", tune_panel),
          ("compare", "3 · Compare", compare_panel), ("export", "4 · Export", export_panel))
@@ -37,51 +37,50 @@ def build_tab(studio: Studio, medium: str, presets_dir: Path | None = None) -> T
     return ctx
 
 
-def on_load(ctx: TabContext):
+def on_load(ctx: TabContext, app: Any) -> None:
     """What a fresh page (or a reload) shows: the batch shown last, its rule, scorers and settings, and the tune."""
-    widgets = [ctx["n"], ctx["seed"], *ctx.params_inputs(), *ctx.scoring_inputs()]
+    widgets = ["n", "seed", *ctx.params_names(), *ctx.scoring_names()]
 
-    def load(prompt: str, *rest: Any):
+    def load(values: dict[str, Any]) -> dict[str, Any]:
         """Picks up where the artist left off: the last batch, its prompt, rule, preset, scorers and settings."""
-        current = dict(zip(RESTORED, rest[: len(RESTORED)]))
-        shown_widgets = list(rest[len(RESTORED): len(RESTORED) + len(widgets)])
-        polled = rest[len(RESTORED) + len(widgets):]
         saved = ctx.recall()
-        values = {**current, **{k: v for k, v in saved.items() if k in RESTORED}}
+        restored = {k: saved.get(k, values[k]) for k in RESTORED}
         shown = saved.get("shown") or cards.latest_shown(ctx.studio, ctx.name)
+        prompt = values["prompt"]
         if not (prompt or "").strip() and shown:
             first = ctx.studio.store.candidate(shown[0])
             prompt = first.prompt if first is not None else prompt
-        view = ctx.view(shown, values["threshold"], values["temperature"], values["spread"])
-        return [shown, prompt, *(values[k] for k in RESTORED), *restored_widgets(ctx, saved, shown_widgets), *view,
-                *ctx.poll(*polled)]
+        view = ctx.view({**restored, "shown": shown})
+        return {"shown": shown, "prompt": prompt, **restored, **restored_widgets(ctx, saved, values), **view,
+                **ctx.poll(values)}
 
-    inputs = [ctx["prompt"], *ctx.many(*RESTORED), *widgets, *ctx.poll_inputs]
-    outputs = [ctx["shown"], ctx["prompt"], *ctx.many(*RESTORED), *widgets, *ctx.view_outputs(), *ctx.poll_outputs]
-    return load, inputs, outputs
+    inputs = ["prompt", *RESTORED, *widgets, "seen", *PICKERS]
+    outputs = ["shown", "prompt", *RESTORED, *widgets, *VIEW, *ctx.poll_names]
+    ctx.listen(app.load, load, inputs, outputs)
 
 
-def restored_widgets(ctx: TabContext, saved: dict[str, Any], current: list[Any]) -> list[Any]:
+def restored_widgets(ctx: TabContext, saved: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """Count, seed, the medium's settings, the scorer weights and options as last used (else as on the page)."""
-    n, seed, *rest = current
-    params = rest[: len(ctx.param_names)]
-    weights = rest[len(ctx.param_names): len(ctx.param_names) + len(ctx.scorer_names)]
-    options = rest[-1]
+    fields = {f.name: f for f in ctx.medium.generate_settings.fields()}
     saved_params, saved_weights = saved.get("params") or {}, saved.get("weights")
-    return [saved.get("n", n), saved.get("seed", seed),
-            *(saved_params.get(name, value) for name, value in zip(ctx.param_names, params)),
-            *((saved_weights or {}).get(name, 0.0) if saved_weights is not None else value
-              for name, value in zip(ctx.scorer_names, weights)),
-            saved.get("scorer_options", options)]
+    out = {"n": saved.get("n", current["n"]), "seed": saved.get("seed", current["seed"]),
+           "scorer_options": saved.get("scorer_options", current["scorer_options"])}
+    for name in ctx.param_names:
+        key = f"param.{name}"
+        out[key] = to_widget(saved_params[name], fields[name]) if name in saved_params else current[key]
+    for name in ctx.scorer_names:
+        key = f"weight.{name}"
+        out[key] = current[key] if saved_weights is None else saved_weights.get(name, 0.0)
+    return out
 
 
-def tab_label(medium: str) -> str:
-    return medium.capitalize()
+def tab_label(studio: Studio, medium: str) -> str:
+    return studio.medium(medium).title()
 
 
 def build_tabs(studio: Studio, names: list[str], presets_dir: Path | None = None) -> list[TabContext]:
     contexts = []
     for name in names:
-        with gr.Tab(tab_label(name), id=name, elem_id=f"tab-{name}"):
+        with gr.Tab(tab_label(studio, name), id=name, elem_id=f"tab-{name}"):
             contexts.append(build_tab(studio, name, presets_dir))
     return contexts

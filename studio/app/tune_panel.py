@@ -15,24 +15,24 @@ from .. import runner
 from ..engine import steps_for_passes
 from ..errors import StudioError
 from . import plots
-from .context import TabContext, friendly
+from .context import PICKERS, TabContext, friendly
 
 POLL_SECONDS = 1.0
 
 
 def build(ctx: TabContext) -> None:
-    defaults = ctx.medium.tune_defaults
+    fields = {f.name: f for f in ctx.medium.tune_settings.fields()}
+    steps, rank, lr = fields["steps"], fields["rank"], fields["lr"]
     ctx["tune_intro"] = gr.Markdown(elem_classes=["tune-intro"])
     with gr.Row():
-        epochs = defaults.get("epochs")
-        ctx["tune_steps"] = gr.Number(label="Steps", value=None if epochs else defaults.get("steps", 100), precision=0,
-                                      minimum=1, elem_classes=["tune-steps"], min_width=160,
-                                      info=(f"Empty: {epochs:g} passes over the kept set, so the steps follow its "
-                                            "size. More steps learn more (and copy more)." if epochs else
-                                            "More steps learn more from the kept set (and take longer)."))
-        ctx["tune_rank"] = gr.Number(label="Adapter size (LoRA rank)", value=defaults.get("rank", 8), precision=0,
-                                     minimum=1, info="Bigger can learn more detail.", min_width=160)
-        ctx["tune_lr"] = gr.Number(label="Learning rate", value=defaults.get("lr", 1e-3), min_width=160,
+        ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, precision=0, minimum=steps.spec.min,
+                                      maximum=steps.spec.max, elem_classes=["tune-steps"], min_width=160,
+                                      info=(f"Empty: {fields['epochs'].default:g} passes over the kept set, so the "
+                                            "steps follow its size. More steps learn more (and copy more)."))
+        ctx["tune_rank"] = gr.Number(label=rank.label, value=rank.default, precision=0, minimum=rank.spec.min,
+                                     maximum=rank.spec.max, info="Bigger can learn more detail (and copy more).",
+                                     min_width=160)
+        ctx["tune_lr"] = gr.Number(label=lr.label, value=lr.default, min_width=160,
                                    info="How big each learning step is.")
     ctx["tune_extra"] = gr.State({})  # a preset's other tune settings
     with gr.Row():
@@ -51,15 +51,16 @@ def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
 
     @friendly
-    def start(from_version: str, steps: Any, rank: Any, lr: Any, extra: dict[str, Any]):
+    def start(values: dict[str, Any]) -> dict[str, Any]:
+        extra = values["tune_extra"]
         settings = dict(extra) if isinstance(extra, dict) else {}
-        studio.start_tune(name, from_version or "base", steps=_int(steps, "steps"), rank=_int(rank, "rank"),
+        steps, rank, lr = _int(values["tune_steps"], "steps"), _int(values["tune_rank"], "rank"), values["tune_lr"]
+        studio.start_tune(name, values["version"] or "base", steps=steps, rank=rank,
                           lr=float(lr) if lr is not None else None, settings=settings)
-        ctx.remember(tune_steps=_int(steps, "steps"), tune_rank=_int(rank, "rank"), tune_lr=lr, tune_extra=settings)
-        return gr.update(interactive=True)
+        ctx.remember(tune_steps=steps, tune_rank=rank, tune_lr=lr, tune_extra=settings)
+        return {"cancel": gr.update(interactive=True)}
 
-    ctx["tune"].click(start, inputs=[ctx["version"], *ctx.many("tune_steps", "tune_rank", "tune_lr", "tune_extra")],
-                      outputs=ctx["cancel"])
+    ctx.listen(ctx["tune"].click, start, ["version", "tune_steps", "tune_rank", "tune_lr", "tune_extra"], ["cancel"])
 
     def cancel():
         for job in runner.active(studio.store, name):
@@ -68,42 +69,36 @@ def wire(ctx: TabContext) -> None:
 
     ctx["cancel"].click(cancel, outputs=ctx["cancel"])
 
-    pickers = ctx.many("version", "compare_after", "export_version")
-
-    def poll(seen: dict[str, Any], *picked: str):
+    def poll(values: dict[str, Any]) -> dict[str, Any]:
         """The tune's progress; when the versions change (a tune finished), the newest is selected everywhere."""
         info = current_job(ctx)
         versions = studio.versions(name)
-        seen = dict(seen or {})
-        out: list[Any] = []
+        seen = dict(values["seen"] or {})
+        out: dict[str, Any] = {}
         key = None if info is None else [info["job"], info["status"], info["step"]]
         if key != seen.get("progress"):
             running = info is not None and info["status"] == "running"
-            out += [_status_html(info), plots.loss_svg(info["losses"], info["steps"]) if info else plots.loss_svg([], 0),
-                    gr.update(interactive=running)]
+            out.update(tune_status=_status_html(info), cancel=gr.update(interactive=running),
+                       loss=plots.loss_svg(info["losses"], info["steps"]) if info else plots.loss_svg([], 0))
             seen["progress"] = key
-        else:
-            out += [gr.skip()] * 3
         intro = _intro(ctx)
-        out.append(intro if intro != seen.get("intro") else gr.skip())
+        if intro != seen.get("intro"):
+            out["tune_intro"] = intro
         seen["intro"] = intro
         if versions != seen.get("versions"):
             if seen.get("versions") is not None:  # a tune finished while the page was open: follow it
                 ctx.remember(version=versions[-1])
             chosen = selected_version(ctx, versions)
             later = chosen if chosen != "base" else versions[-1]
-            out += [gr.update(choices=versions, value=chosen), gr.update(choices=versions, value=later),
-                    gr.update(choices=versions, value=later)]
+            out.update({"version": gr.update(choices=versions, value=chosen),
+                        "compare_after": gr.update(choices=versions, value=later),
+                        "export_version": gr.update(choices=versions, value=later)})
             seen["versions"] = versions
-        else:
-            out += [gr.skip()] * 3
-        return [*out, seen]
+        return {**out, "seen": seen}
 
-    outputs = [ctx["tune_status"], ctx["loss"], ctx["cancel"], ctx["tune_intro"], *pickers, ctx["seen"]]
-    ctx["timer"].tick(poll, inputs=[ctx["seen"], *pickers], outputs=outputs, queue=False, show_progress="hidden")
     ctx.poll = poll
-    ctx.poll_outputs = outputs
-    ctx.poll_inputs = [ctx["seen"], *pickers]
+    ctx.poll_names = ("tune_status", "loss", "cancel", "tune_intro", *PICKERS, "seen")
+    ctx.listen(ctx["timer"].tick, poll, ["seen", *PICKERS], ctx.poll_names, queue=False, show_progress="hidden")
 
 
 def selected_version(ctx: TabContext, versions: list[str]) -> str:
@@ -116,11 +111,9 @@ def _intro(ctx: TabContext) -> str:
     total = len(ctx.studio.store.curated(ctx.name))
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
-    epochs = ctx.medium.tune_defaults.get("epochs")
-    dose = ""
-    if epochs:
-        steps = steps_for_passes(epochs, total, ctx.medium.tune_defaults.get("batch_size", 8))
-        dose = f" With Steps left empty it makes {epochs:g} passes over them ({steps} steps)."
+    defaults = ctx.medium.tune_defaults
+    steps = steps_for_passes(defaults["epochs"], total, defaults["batch_size"])
+    dose = f" With Steps left empty it makes {defaults['epochs']:g} passes over them ({steps} steps)."
     return (f"The fine-tune learns from the **{total}** candidates kept across all rounds and makes a new "
             f"version; it runs in the background, so you can keep working or reload the page.{dose}")
 

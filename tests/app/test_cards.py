@@ -83,10 +83,10 @@ def test_a_reload_shows_the_newest_batch(workspace, fake):
 
 
 def test_cards_pick_their_view_from_files():
-    assert cards.kind({"png": "a.png"}) == "image"
-    assert cards.kind({"mid": "a.mid", "wav": "a.wav"}) == "audio"
-    assert cards.kind({"png": "roll.png", "mid": "a.mid", "wav": "a.wav"}) == "audio"  # music with a picture
-    assert cards.kind({"txt": "a.txt"}) == "text"
+    assert cards.kind({"png": "a.png"}) == "picture"
+    assert cards.kind({"mid": "a.mid", "wav": "a.wav"}) == "sound"
+    assert cards.kind({"png": "roll.png", "mid": "a.mid", "wav": "a.wav"}) == "sound"  # music with a picture
+    assert cards.kind({"txt": "a.txt"}) == "words"
 
 
 def test_charts(tmp_path):
@@ -139,11 +139,11 @@ def test_cards_carry_the_page_contract_and_music_gets_a_player(workspace, fake, 
     midi.tracks.append(track)
     midi.save(tmp_path / "a.mid")
     (tmp_path / "a.wav").write_bytes(b"RIFF")
-    music = {**view[0], "kind": "audio", "files": {"mid": str(tmp_path / "a.mid"), "wav": str(tmp_path / "a.wav")}}
+    music = {**view[0], "kind": "sound", "files": {"mid": str(tmp_path / "a.mid"), "wav": str(tmp_path / "a.wav")}}
     html = gallery.media_html(music)
     assert '<audio class="candidate-audio" controls' in html and "a.wav" in html
     assert 'class="piano-roll" src="data:image/png;base64,' in html
-    assert gallery.media_html({**view[0], "kind": "image", "files": {"png": "/x/a.png"}}).count("<img") == 1
+    assert gallery.media_html({**view[0], "kind": "picture", "files": {"png": "/x/a.png"}}).count("<img") == 1
 
 
 def test_every_built_in_scorer_is_described_in_a_line_without_code_words():

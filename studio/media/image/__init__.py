@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from studio.errors import StudioError
-from studio.medium import Candidate, Medium, Version
+from ...medium import Candidate, Medium, Version
+from .settings import ImageGenerate, ImageTune
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in model (package data)
 
@@ -17,41 +17,17 @@ class ImageMedium(Medium):
     name = "image"
     main_ext = "png"
     default_scorer = "colourfulness"
-    export_formats = ("diffusers", "kohya", "imagefolder")
-    # steps follow the curated set: 25 passes (25 steps for 8 kept); 100 fixed steps collapsed a
-    # round to one picture (variety 0.47x the kept set's).  Rank 2 at lr 4e-3 carries the kept
-    # colour and light without the room to learn the kept pictures themselves: copies 0.01-0.02
-    # where rank 8 had 0.17 (README ablation, 3 seeds x 2 scorers).  Real-model presets set their own.
-    tune_defaults = {"steps": 100, "epochs": 25, "rank": 2, "lr": 4e-3, "batch_size": 8, "checkpoint_every": 25,
-                     "train_text_encoder": False}
-    tune_options = Medium.tune_options + ("prior_weight", "size", "train_text_encoder", "gradient_checkpointing",
-                                          "offload_encoders")
-
-    def default_params(self) -> dict[str, Any]:
-        from .generate import DEFAULT_PARAMS
-
-        return dict(DEFAULT_PARAMS)
-
-    def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        merged = super().validate_params(params)
-        for key in ("width", "height"):
-            value = merged[key]
-            if not isinstance(value, int) or value < 0 or value % 8:
-                raise StudioError(f"The image {key} must be a multiple of 8 pixels (or 0 for the model's "
-                                  f"native size), not {value}.")
-        if not isinstance(merged["steps"], int) or not 1 <= merged["steps"] <= 500:
-            raise StudioError(f"The number of steps must be a whole number from 1 to 500, not {merged['steps']}.")
-        if not isinstance(merged["guidance"], (int, float)) or not 0 <= merged["guidance"] <= 50:
-            raise StudioError(f"The guidance scale must be between 0 and 50, not {merged['guidance']}.")
-        if not isinstance(merged["batch_size"], int) or merged["batch_size"] < 1:
-            raise StudioError(f"The batch size must be a positive whole number, not {merged['batch_size']}.")
-        if not isinstance(merged["negative_prompt"], str):
-            raise StudioError("The negative prompt must be text.")
-        start = merged["adapter_from"]
-        if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < 1:
-            raise StudioError(f"adapter_from is the fraction of denoising steps before the adapter joins, "
-                              f"from 0 up to (not including) 1, not {start!r}.")
-        return merged
+    label = "Image"
+    order = 10
+    placeholder = "What to draw, e.g. a red circle on a blue background"
+    export_formats = {
+        "diffusers": "the LoRA for diffusers (load_lora_weights)",
+        "kohya": "one .safetensors LoRA for AUTOMATIC1111, ComfyUI and kohya",
+        "imagefolder": "the kept pictures with their prompts, as an image-folder dataset",
+    }
+    generate_settings = ImageGenerate
+    tune_settings = ImageTune
+    version_settings = ("adapter_from",)
 
     def load(self, model: str, device: str | None = None) -> Any:
         from .model import load
@@ -78,7 +54,7 @@ class ImageMedium(Medium):
                   parent_adapter: str | None, prior: Sequence[Candidate] = ()):
         from .tune import ImageTuneTask
 
-        return ImageTuneTask(handle, examples, {**self.tune_defaults, **settings}, parent_adapter, prior)
+        return ImageTuneTask(handle, examples, self.parse_tune_settings(settings), parent_adapter, prior)
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

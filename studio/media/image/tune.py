@@ -24,6 +24,7 @@ from studio.training import batch_rows
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
 from .model import ImageHandle
+from .settings import ImageTune
 
 ADAPTER = "studio_train"  # the adapter being trained, by its peft name
 
@@ -79,17 +80,17 @@ class ImageTuneTask:
         if not examples:
             raise StudioError("The curated set is empty; accept some candidates before tuning.")
         # prior preservation: the batch's un-kept pictures after the kept ones, this share of every batch
-        self.prior_weight = float(settings.get("prior_weight", 0.0)) if prior else 0.0
+        self.prior_weight = float(settings["prior_weight"]) if prior else 0.0
         self.kept_rows = len(examples)
         examples = [*examples, *(prior if self.prior_weight > 0 else ())]
         pipe = handle.pipe
         self.family = family_of(pipe)
         self.handle, self.pipe, self.device = handle, pipe, handle.device
         self.denoiser = getattr(pipe, self.family.denoiser)
-        self.batch_size = int(settings.get("batch_size", 8))
-        self.train_text = bool(settings.get("train_text_encoder", False))
-        self.rank = int(settings.get("rank", 8))
-        self.alpha = float(settings.get("alpha", self.rank))
+        self.batch_size = int(settings["batch_size"])
+        self.train_text = bool(settings["train_text_encoder"])
+        self.rank = int(settings["rank"])
+        self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
         self.prompts = [c.prompt for c in examples]
         self.text_encoders = [n for n in self.family.text_encoders if getattr(pipe, n, None) is not None]
         if self.family.objective == "ddpm":
@@ -104,7 +105,7 @@ class ImageTuneTask:
             if isinstance(part, torch.nn.Module):
                 part.requires_grad_(False)
 
-        self.size = int(settings.get("size", 0)) or _picture_size(examples) or handle.native_size
+        self.size = int(settings["size"]) or _picture_size(examples) or handle.native_size
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
             pictures = _load_pictures(examples, self.size, self.size)
             vae = pipe.vae
@@ -117,7 +118,7 @@ class ImageTuneTask:
             self.cond, self.shared = self.family.encode(pipe, self.prompts, self.device, self.size)
 
         self.offloaded: list[str] = []
-        if settings.get("offload_encoders", True) and self.device.startswith("cuda") and not self.train_text:
+        if settings["offload_encoders"] and self.device.startswith("cuda") and not self.train_text:
             # the cache holds all a step needs: the text encoders (Flux's T5-XXL is 9.5 GB in bf16) and
             # the VAE wait in CPU memory until ``release``
             for name in sorted(pipe.components):
@@ -129,10 +130,11 @@ class ImageTuneTask:
             torch.cuda.empty_cache()
 
         with torch.random.fork_rng(devices=[]):  # the LoRA's random init follows the tune's seed
-            torch.manual_seed(int(settings.get("seed", 0)))
+            torch.manual_seed(int(settings["seed"]))
             self._add_lora(parent_adapter)
         # recompute activations in the backward pass: on by default on a GPU, where memory is the limit
-        if settings.get("gradient_checkpointing", self.device.startswith("cuda")):
+        if (settings["gradient_checkpointing"] if settings["gradient_checkpointing"] is not None
+                else self.device.startswith("cuda")):
             self.denoiser.enable_gradient_checkpointing()
         self.params = {}
         for prefix in self._lora_components():

@@ -13,6 +13,7 @@ from ...errors import StudioError
 from ...medium import Candidate
 from ...training import batch_rows
 from .model import MusicHandle, pristine_copy
+from .settings import MusicTune
 
 # the loss covers every token after <bos>: the tags the prompt leaves open (meter, tempo...) are
 # part of what the artist kept, so the tune learns them too; forced tags cost nothing to learn
@@ -29,13 +30,13 @@ def _lora(model, kind: str, settings: dict[str, Any], parent_adapter: str | None
 
     for param in model.parameters():
         param.requires_grad_(False)
-    torch.manual_seed(int(settings.get("seed", 0)))  # the LoRA init is part of the reproducible recipe
+    torch.manual_seed(int(settings["seed"]))  # the LoRA init is part of the reproducible recipe
     if parent_adapter:
         if not (Path(parent_adapter) / "adapter_config.json").exists():
             raise StudioError(f"The parent adapter folder {parent_adapter} has no adapter_config.json.")
         return PeftModel.from_pretrained(model, parent_adapter, is_trainable=True)
-    rank = int(settings.get("rank", 8))
-    config = LoraConfig(r=rank, lora_alpha=int(settings.get("alpha", rank)), lora_dropout=0.0,
+    rank = int(settings["rank"])
+    config = LoraConfig(r=rank, lora_alpha=settings["alpha"] if settings["alpha"] is not None else MusicTune.alpha_per_rank * rank, lora_dropout=0.0,
                         target_modules=TARGETS[kind], fan_in_fan_out=kind == "gpt2", bias="none")
     return get_peft_model(model, config)
 
@@ -84,7 +85,7 @@ class SymbolicTuneTask(_AdapterTask):
         vocab = handle.tokenizer.get_vocab()
         rows = []
         # prior preservation: un-kept base melodies after the kept ones, this share of every batch
-        self.prior_weight = float(settings.get("prior_weight", 0.0)) if prior else 0.0
+        self.prior_weight = float(settings["prior_weight"]) if prior else 0.0
         self.kept_rows = len(examples)
         for candidate in [*examples, *(prior if self.prior_weight > 0 else ())]:
             piece = read_midi(_file_of(candidate, "mid"), name=f"The MIDI file of {candidate.id}")
@@ -99,7 +100,7 @@ class SymbolicTuneTask(_AdapterTask):
         labels[:, :TAG_PREFIX] = -100
         self.device = handle.device
         self.ids, self.mask, self.labels = ids.to(self.device), (ids != pad).long().to(self.device), labels.to(self.device)
-        self.batch_size = int(settings.get("batch_size", 8))
+        self.batch_size = int(settings["batch_size"])
         kind = handle.model.config.model_type
         self.peft = _lora(pristine_copy(handle).to(self.device), kind, settings, parent_adapter)
         self.peft.train()
@@ -131,7 +132,7 @@ class MusicgenTuneTask(_AdapterTask):
         text = handle.tokenizer([c.prompt for c in examples], return_tensors="pt", padding=True)
         self.text_ids, self.text_mask = text["input_ids"], text["attention_mask"]
         self.device = handle.device
-        self.batch_size = int(settings.get("batch_size", 8))
+        self.batch_size = int(settings["batch_size"])
         self.peft = _lora(pristine_copy(handle).to(self.device), "musicgen", settings, parent_adapter)
         self.peft.train()
 

@@ -22,20 +22,14 @@ from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy,
 from .model import TextHandle
 from .packing import padded_rows, packed_rows
 from .prompting import example_ids, goldfish_mask
+from .settings import TextTune
 
-# LoRA settings a preset or the CLI may override; the rest come from Medium.tune_defaults.
-LORA_DEFAULTS = {"targets": "all-linear", "alpha": None, "seq_len": 128, "packing": "packed"}
 _counter = itertools.count(1)
 
 
 def check_memorization_settings(settings: dict[str, Any]) -> tuple[float, int]:
-    """(anchor, goldfish) from the settings, or one sentence for a value a tune cannot use."""
-    anchor, every = settings.get("anchor", 0.0), settings.get("goldfish", 0)
-    if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0 <= anchor < 1:
-        raise StudioError(f"The anchor setting must be a number from 0 up to (not including) 1, not {anchor!r}.")
-    if isinstance(every, bool) or not isinstance(every, int) or every < 0 or every == 1:
-        raise StudioError(f"The goldfish setting must be 0 (off) or a whole number from 2 up, not {every!r}.")
-    return anchor, every
+    """(anchor, goldfish) from checked settings (their ranges live in TextTune)."""
+    return float(settings["anchor"]), int(settings["goldfish"])
 
 
 def lora_config(settings: dict[str, Any], parent_adapter: str | None):
@@ -45,11 +39,11 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
         if not (Path(parent_adapter) / "adapter_config.json").exists():
             raise StudioError(f"No adapter found at '{parent_adapter}' to tune from.")
         return LoraConfig.from_pretrained(parent_adapter)
-    rank = int(settings.get("rank", 8))
-    if rank < 1:
-        raise StudioError("The LoRA rank must be at least 1.")
-    alpha = settings.get("alpha") or 2 * rank
-    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=settings.get("targets", "all-linear"),
+    rank = int(settings["rank"])
+    alpha = settings["alpha"] if settings["alpha"] is not None else TextTune.alpha_per_rank * rank
+    targets = list(settings["targets"])
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0,
+                      target_modules="all-linear" if targets == ["all-linear"] else targets,
                       task_type="CAUSAL_LM")
 
 
@@ -61,20 +55,15 @@ class TextTuneTask:
         from peft.utils import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        settings = {**LORA_DEFAULTS, **settings}
         if not pairs:
             raise StudioError("There is nothing to tune on: accept at least one candidate first.")
-        if settings["packing"] not in ("packed", "padded"):
-            raise StudioError("The packing setting must be 'packed' or 'padded'.")
-        if settings.get("compile", "off") not in ("off", "layers"):
-            raise StudioError("The compile setting must be 'off' or 'layers'.")
         self.handle = handle
-        self.batch_size = max(1, int(settings.get("batch_size", 8)))
+        self.batch_size = int(settings["batch_size"])
         self.seq_len = min(int(settings["seq_len"]), handle.context)
         self.name = f"tune{os.getpid()}_{next(_counter)}"
         config = lora_config(settings, parent_adapter)
         with torch.random.fork_rng(devices=[]):  # the LoRA init is part of the recipe: same seed, same start
-            torch.manual_seed(int(settings.get("seed", 0)))
+            torch.manual_seed(int(settings["seed"]))
             if handle.peft:
                 handle.model.add_adapter(self.name, config)
             else:
@@ -84,7 +73,7 @@ class TextTuneTask:
         self.split = body_and_head(handle.model)  # None: the model keeps the plain full-logits loss
         if settings["packing"] == "packed" and varlen_attention_available(handle.device, handle.model.dtype):
             handle.model.get_base_model().set_attn_implementation("flash_attention_2")  # varlen over the packing
-        if settings.get("compile") == "layers" and self.split and str(handle.device).startswith("cuda"):
+        if settings["compile"] == "layers" and self.split and str(handle.device).startswith("cuda"):
             compile_layers(self.split[0])  # opt-in until a GPU run shows it pays (benchmarks/bench_text.py)
         marker = f".{self.name}."
         for name, param in handle.model.named_parameters():
@@ -97,7 +86,7 @@ class TextTuneTask:
         self.anchor_weight, self.goldfish = check_memorization_settings(settings)
         inputs, labels, extra = self._rows(pairs, settings)
         # prior preservation: un-kept base texts in their own rows, this share of every batch
-        self.prior_weight = float(settings.get("prior_weight", 0.0)) if prior_pairs else 0.0
+        self.prior_weight = float(settings["prior_weight"]) if prior_pairs else 0.0
         self.kept_rows = len(inputs)
         if self.prior_weight > 0:
             more = self._rows(prior_pairs, settings)
@@ -115,7 +104,7 @@ class TextTuneTask:
         encoded = [(ids, goldfish_mask(ids, mask, self.goldfish)) for ids, mask in encoded]
         encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
         if self.packing == "packed":
-            return packed_rows(encoded, self.seq_len, min_rows=self.batch_size, seed=int(settings.get("seed", 0)))
+            return packed_rows(encoded, self.seq_len, min_rows=self.batch_size, seed=int(settings["seed"]))
         return padded_rows(encoded, self.handle.tokenizer.pad_token_id)
 
     def _anchor_states(self) -> list[Any]:

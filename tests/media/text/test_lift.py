@@ -32,8 +32,7 @@ def test_one_round_doubles_acceptance(medium, default_handle, tmp_path, make_can
     kept = [c for c, s in zip(pool, scores) if s > threshold]
     assert 4 <= len(kept) <= 8
 
-    settings = {**medium.tune_defaults, "seed": 0}
-    assert settings["steps"] == 100
+    settings = {**medium.tune_defaults, "seed": 0, "steps": 100}
     task = medium.tune_task(handle, kept, settings, None)
     run_tune(task, settings, tmp_path / "job")
     task.save(tmp_path / "v1")
