@@ -153,8 +153,6 @@ class Medium(ABC):
     # typed settings (studio.settings): the one place their defaults, ranges and help live
     generate_settings: ClassVar[type[Settings]] = NoSettings
     tune_settings: ClassVar[type[TuneSettings]] = TuneSettings
-    # generation settings that only apply when generating with a tuned version
-    version_settings: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def title(cls) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 CSS_FILE = Path(__file__).with_name("studio.css")
+LAUNCH_TRIES = 3
 
 
 def build_app(studio: Any, presets_dir: Path | str | None = None, names: list[str] | None = None):
@@ -74,7 +75,20 @@ def launch(studio: Any, host: str = "127.0.0.1", port: int | None = None, auth: 
     security.prepare_environment(studio.store.root)
     app = build_app(studio, presets_dir, names)
     app.queue(default_concurrency_limit=1)
-    app.launch(**kwargs, prevent_thread_lock=True, css=CSS_FILE.read_text())
+    for attempt in range(LAUNCH_TRIES):
+        try:
+            app.launch(**kwargs, prevent_thread_lock=True, css=CSS_FILE.read_text())
+            break
+        except ValueError as exc:
+            # Gradio gives its new server a few seconds to answer; a machine busy with a tune can take longer
+            if "localhost is not accessible" not in str(exc):
+                raise
+            app.close()
+            if attempt == LAUNCH_TRIES - 1:
+                from ..errors import StudioError
+
+                raise StudioError(f"The page started but did not answer on {host} in time, {LAUNCH_TRIES} times; "
+                                  "the machine may be too busy (a tune running?): try again.") from None
     if block:
         shown = f"[{host}]" if ":" in host else host
         print(f"Studio running at http://{shown}:{app.server_port}", flush=True)

@@ -25,7 +25,6 @@ FLAGS = {  # decision -> (flag shown on the card, plain words)
     "hand_rejected": ("✕ Dropped by you", "dropped by you"),
     "pending": ("• Undecided", "undecided"),
 }
-THUMB_PX = 256  # the smallest width a picture is shown at (small outputs are upscaled, pixelated)
 
 
 def file_url(path: str | Path) -> str:

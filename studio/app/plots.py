@@ -10,7 +10,7 @@ from typing import Sequence
 from PIL import Image, ImageDraw
 
 BINS = 20  # histogram bins over the shown score range
-INK, GRID, BAR, KEPT, LINE = "#333333", "#dddddd", "#9aa9c4", "#4f8f5a", "#c0392b"
+INK, BAR, KEPT, LINE = "#333333", "#9aa9c4", "#4f8f5a", "#c0392b"
 
 
 def histogram_svg(scores: Sequence[float], threshold: float, temperature: float,

@@ -27,7 +27,6 @@ class ImageMedium(Medium):
     }
     generate_settings = ImageGenerate
     tune_settings = ImageTune
-    version_settings = ("adapter_from",)
 
     def load(self, model: str, device: str | None = None) -> Any:
         from .model import load

@@ -17,20 +17,6 @@ from studio.medium import Generated
 
 from .model import ImageHandle, use_adapter
 
-DEFAULT_PARAMS = {
-    "negative_prompt": "",  # what the picture should not show
-    "steps": 12,            # denoising steps
-    "guidance": 4.0,        # classifier-free guidance scale (1 = off)
-    "width": 0,             # pixels, a multiple of 8; 0 = the model's native size
-    "height": 0,
-    "batch_size": 8,        # candidates per forward pass
-    "adapter_from": 0.15,   # share of the denoising steps the base runs alone before a version's adapter
-                            # joins: the base lays out the composition, the adapter the rest (0 = all
-                            # steps; at the default 12 steps, 0.15 is the first 2).  README ablation, 3
-                            # seeds x 2 scorers: 0.15 carries the preference (10 of 12 lift and best-of-2 checks,
-                            # 0.3: 2 of 12) and keeps the tuned side as varied as the kept set
-}
-
 
 def resolve_size(handle: ImageHandle, params: dict[str, Any]) -> tuple[int, int]:
     return int(params["width"]) or handle.native_size, int(params["height"]) or handle.native_size

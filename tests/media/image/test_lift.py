@@ -7,6 +7,8 @@ the adapter's acceptance rate must be at least double the base's.
 """
 from __future__ import annotations
 
+import pytest
+
 import numpy as np
 
 from helpers import to_candidates
@@ -16,6 +18,7 @@ from studio.training import run_tune
 PROMPT = "a circle"  # open enough that the base draws varied colours, so the scorer has something to pick
 
 
+@pytest.mark.slow  # a 100-step tune
 def test_one_round_doubles_acceptance_on_held_out_seeds(medium, default_handle, tmp_path):
     score = medium.scorers()[medium.default_scorer](ScoringContext(medium=medium, favourites=[], decided=[]))
     seen = to_candidates(medium.generate(default_handle, PROMPT, list(range(32)), {}), PROMPT, tmp_path / "seen")

@@ -7,6 +7,8 @@ acceptance at the same threshold must at least double.  Distinct-2 is printed be
 """
 from __future__ import annotations
 
+import pytest
+
 import numpy as np
 
 from studio.medium import ScoringContext
@@ -16,6 +18,7 @@ PROMPT = "a short poem"
 STYLE = {"style": "the sea, waves and the shore"}
 
 
+@pytest.mark.slow  # a 100-step tune
 def test_one_round_doubles_acceptance(medium, default_handle, tmp_path, make_candidates):
     handle = default_handle
     params = medium.validate_params({})
