@@ -156,6 +156,9 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     import torch
     from safetensors.torch import load_file
 
+    from .settings import TuneSettings
+
+    settings = {**TuneSettings.defaults(), **settings}  # the shared trainer's defaults, from their one place
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     steps = int(settings["steps"])

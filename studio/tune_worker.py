@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         examples = store.candidates(spec["medium"], ids=spec["examples"])
         if not examples:
             raise StudioError("The curated set is empty; accept some candidates before tuning.")
-        settings = dict(spec["settings"])
+        settings = medium.parse_tune_settings(dict(spec["settings"]))  # complete, checked again in this process
         parent_adapter = store.absolute(spec.get("parent_adapter"))
         prior = store.candidates(spec["medium"], ids=spec["prior"]) if spec.get("prior") else []
         extra = {"prior": prior} if prior else {}  # media without prior preservation never see it

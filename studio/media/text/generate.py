@@ -24,7 +24,6 @@ from ...errors import StudioError
 from .model import TextHandle, active, base_model
 from .prompting import prompt_ids
 
-MAX_PROMPT_CHARS = 20_000  # refuse before tokenizing a pasted novel
 LOOK_EVERY = {"cpu": 1, "cuda": 8}  # steps between looks at the tokens on the host (one sync each)
 COMPILE_OPTIONS: dict[str, Any] = {"mode": "reduce-overhead", "dynamic": False}  # CUDA graphs, as transformers does
 CACHE_BUCKET = 128  # static caches are sized up to a multiple of this many tokens
@@ -34,8 +33,6 @@ def check_prompt(handle: TextHandle, prompt: str, max_new_tokens: int) -> list[i
     """The prompt's token ids, or a StudioError when it is empty or does not fit the context."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise StudioError("The prompt is empty; write what the text should be about.")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise StudioError(f"The prompt is {len(prompt)} characters long; keep it under {MAX_PROMPT_CHARS}.")
     ids = prompt_ids(handle.tokenizer, prompt)
     if len(ids) >= handle.context:
         raise StudioError(f"The prompt is {len(ids)} tokens, more than this model's context of {handle.context}.")

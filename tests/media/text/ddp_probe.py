@@ -1,15 +1,26 @@
 """The text medium with a probe for the data-parallel test: before every step each process
-writes the weights it holds and the rows it drew, under ``settings['probe_dir']``."""
+writes the weights it holds and the rows it drew, under ``settings['probe_dir']`` (a typed setting the
+probe adds to the text medium's, as a plugin would)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 from studio.media.text import TextMedium
+from studio.media.text.settings import TextTune
+from studio.settings import setting
+
+
+@dataclasses.dataclass
+class ProbeTune(TextTune):
+    probe_dir: str = setting("", "where each process writes the weights it holds and the rows it drew")
 
 
 class ProbeText(TextMedium):
+    tune_settings = ProbeTune
+
     def tune_task(self, handle, examples, settings, parent_adapter, **extra):
         import torch
         from safetensors.torch import save_file
