@@ -275,9 +275,12 @@ def tune_command(args: argparse.Namespace, studio) -> int:
     version = studio.store.version(args.medium, info["version"])
     result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
               "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+              "copies_left_out": len(studio.store.job(job)["spec"].get("copies_left_out", [])),
               "path": version.path}
+    left_out = (f"; left out {result['copies_left_out']} kept that copy an earlier kept one"
+                if result["copies_left_out"] else "")
     _emit(args, result, f"made {result['version']} from {args.from_version} on {result['curated']} kept "
-                        f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f})")
+                        f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f}){left_out}")
     return 0
 
 

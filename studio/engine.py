@@ -379,14 +379,39 @@ class Studio:
         examples = self.store.curated(medium, model)
         if not examples:
             raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
+        examples, left_out = self.own_copies_left_out(medium, examples)
+        if not examples:
+            raise StudioError(f"Every kept {medium} candidate copies an earlier kept one; keep some that do not "
+                              f"before tuning.")
         if merged["steps"] is None or ("epochs" in given and "steps" not in given):
             # passes over the kept set, not a fixed count: 8 kept and 200 kept get the same dose
             merged["steps"] = steps_for_passes(merged["epochs"], len(examples), merged["batch_size"])
         prior = self.prior_set(medium, examples, merged["prior_weight"])
         spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
                 "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,
-                "examples": [c.id for c in examples], "prior": [c.id for c in prior]}
+                "examples": [c.id for c in examples], "prior": [c.id for c in prior],
+                "copies_left_out": [c.id for c in left_out]}
         return runner.start(self.store, spec)  # reserves the version name and checks for a running tune
+
+    def own_copies_left_out(self, medium: str, examples: Sequence[Candidate]
+                            ) -> tuple[list[Candidate], list[Candidate]]:
+        """The kept set without a tuned version's outputs that copy a kept example of an earlier round
+        (the medium's ``copies`` test), and those left out: a round that learned its own copies back
+        would copy more each round (the issue's second round went from 41% to 59%)."""
+        def when(c: Candidate) -> tuple[float, float]:
+            return (c.batch if c.batch is not None else float("inf"), c.created_at)
+
+        own = [c for c in examples if c.version != "base"]
+        if not own:
+            return list(examples), []
+        the_medium, left_out = self.medium(medium), set()
+        with self._model_lock:
+            handle = self.handle(medium, examples[0].model)
+            for c in own:
+                earlier = [k for k in examples if when(k) < when(c) and k.batch != c.batch]
+                if earlier and the_medium.copies(handle, [c], earlier)[0]:
+                    left_out.add(c.id)
+        return [c for c in examples if c.id not in left_out], [c for c in examples if c.id in left_out]
 
     def prior_set(self, medium: str, examples: Sequence[Candidate], weight: Any) -> list[Candidate]:
         """Prior preservation: the rule's un-kept candidates of the kept ones' batches (never one the
@@ -422,6 +447,7 @@ class Studio:
         version = self.store.version(medium, info["version"])
         return {"version": info["version"], "parent": from_version, "job": job, "steps": info["steps"],
                 "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+                "copies_left_out": len(self.store.job(job)["spec"].get("copies_left_out", [])),
                 "path": version.path}
 
     # -- compare ----------------------------------------------------------------------------

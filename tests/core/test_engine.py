@@ -93,3 +93,25 @@ def test_export_checks_format_and_version(workspace, fake, tmp_path):
         studio.export("fake", "v1", "zip", tmp_path / "out")
     with pytest.raises(StudioError, match="Unknown fake version"):
         studio.export("fake", "v7", "adapter", tmp_path / "out")
+
+
+@pytest.mark.slow  # two tune processes
+def test_a_round_never_learns_its_own_copies_of_earlier_keeps(workspace, fake):
+    from pathlib import Path
+
+    studio = Studio(workspace)
+    first = studio.generate("fake", "a colour", n=12)
+    kept = first[:4]
+    studio.curate("fake", accept=[c.id for c in kept], reject=[c.id for c in first[4:]])
+    studio.tune("fake", steps=5)
+    second = studio.generate("fake", "a colour", n=12, seed=100, version="v1")
+    again = studio.generate("fake", "a colour", n=12, seed=200)  # the base's: never left out
+    studio.curate("fake", accept=[c.id for c in [*second, *again]])
+    colours = {Path(c.path).read_text() for c in kept}
+    copies = [c.id for c in second if Path(c.path).read_text() in colours]  # the fake's copy: the same colour
+    assert copies and len(copies) < len(second)
+    result = studio.tune("fake", from_version="v1", steps=5)
+    assert result["copies_left_out"] == len(copies)
+    learned = set(studio.store.version("fake", result["version"]).curated)
+    assert not learned & set(copies)
+    assert learned >= {c.id for c in [*kept, *again]}
