@@ -31,6 +31,10 @@ ADAPTIVE_QUANTILE = 0.75  # with no threshold given, keep roughly the top quarte
 MIN_TUNE_STEPS = 10  # the fewest steps an epochs-based tune takes, for a curated set of a few
 DEFAULT_KEEP = "spread"  # among what the rule keeps, drop near-duplicates of a better one (sampling.spread)
 MIN_SCORE_SPREAD = 0.01  # scores closer together than this cannot tell candidates apart
+# What a good round is (the targets the independent evaluation of issue 20 used): the verdict sentence
+COPIES_LIMIT = 0.10  # at most this share of tuned candidates copy a kept one
+VARIETY_FLOOR = 0.8  # the tuned side at least this share of the kept set's variety
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 PROGRESS_CHUNK = 4  # with a progress callback, generate at least this many at a time (batching stays fast)
 PROGRESS_UPDATES = 4  # ... and report about this many times per batch
 
@@ -87,6 +91,34 @@ def _missing_parents(path: Path) -> list[Path]:
             break
         missing.append(folder)
     return missing[::-1]
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """One plain sentence on a compare's result: did the tune make more of what was kept, as varied,
+    without copying it, and better than simply picking the best of a few base candidates?"""
+    before, after, best = result["before"], result["after"], result["best_of_n_base"]
+    was, now, best_rate = before["acceptance_rate"], after["acceptance_rate"], best["acceptance_rate"]
+    copies, variety = after.get("copies"), after.get("variety_vs_kept")
+    n = NUMBER_WORDS.get(best["n"], str(best["n"]))
+    problems = []
+    if round(now, 2) <= round(was, 2):
+        problems.append(f"makes no more of what you kept than the base ({now:.0%} kept, the base {was:.0%})")
+    elif now <= best_rate:
+        problems.append(f"is no better than picking the best of {n} from the base ({now:.0%} kept, "
+                        f"best of {n} {best_rate:.0%})")
+    if copies is not None and copies > COPIES_LIMIT:
+        problems.append(f"copies your keeps ({copies:.0%} of its candidates bring one back)")
+    if variety is not None and variety < VARIETY_FLOOR:
+        problems.append(f"is less varied than what you kept ({variety:.2f}x the kept set's variety)")
+    if problems:
+        listed = problems[0] if len(problems) == 1 else ", ".join(problems[:-1]) + " and " + problems[-1]
+        return f"Not yet: the tuned version {listed}."
+    good = [f"More of what you kept ({was:.0%} -> {now:.0%} kept, best of {n} from the base {best_rate:.0%})"]
+    if variety is not None:
+        good.append("as varied")
+    if copies is not None:
+        good.append("no copies" if copies == 0 else f"few copies ({copies:.0%})")
+    return ", ".join(good) + "."
 
 
 def check_rule(threshold: float | None, temperature: float) -> None:
@@ -543,6 +575,7 @@ class Studio:
             "acceptance_rate": float(np.mean(sampling.acceptance_probability(groups, threshold, temperature)))}
         rate_before = out["before"]["acceptance_rate"]
         out["lift"] = out["after"]["acceptance_rate"] / rate_before if rate_before > 0 else None
+        out["verdict"] = verdict(out)
         if save and after != "base":
             self.save_compare(medium, after, out, scorers)
         return out
@@ -558,7 +591,8 @@ class Studio:
         entry = {**light, "scorers": list(scorers), "time": time.time()}
         metrics = dict(found.metrics or {})
         metrics["compares"] = [*metrics.get("compares", []), entry]
-        metrics.update({k: light[k] for k in ("before", "after", "lift", "best_of_n_base", "kept", "strength")})
+        metrics.update({k: light[k] for k in ("before", "after", "lift", "best_of_n_base", "kept", "strength",
+                                              "verdict")})
         self.store.set_version_metrics(medium, version, metrics)
 
     # -- loop -------------------------------------------------------------------------------

@@ -233,8 +233,18 @@ def metrics_html(result: dict[str, Any]) -> str:
     if isinstance(before_rate, (int, float)) and isinstance(after_rate, (int, float)):
         note = (f'<p class="metrics-note">Kept share on {len(result["seeds"])} new seeds neither version learned '
                 f"from: <b>{fmt(before_rate, True)}</b> before, <b>{fmt(after_rate, True)}</b> after"
-                + (f" ({after_rate / before_rate:.1f}× as many)." if before_rate >= 0.05 else ".") + "</p>")
-    return f'<div class="metrics-table"><table><tr>{head}</tr>{body}</table>{note}</div>'
+                + change_words(before_rate, after_rate) + ".</p>")
+    verdict = (f'<p class="verdict">{html.escape(result["verdict"])}</p>' if result.get("verdict") else "")
+    return f'<div class="metrics-table">{verdict}<table><tr>{head}</tr>{body}</table>{note}</div>'
+
+
+def change_words(before: float, after: float) -> str:
+    """How the kept share moved, in words: never "1.0x as many" for no change."""
+    if fmt(before, True) == fmt(after, True):
+        return " (no change)"
+    if before < 0.05 or round(after / before, 1) == 1.0:
+        return f" ({round(after * 100) - round(before * 100):+d} points)"
+    return f" ({after / before:.1f}× as many)"
 
 
 def fmt(value: Any, share: bool = False) -> Any:

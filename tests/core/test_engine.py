@@ -80,6 +80,8 @@ def test_compare_skips_training_seeds(workspace, fake):
     result = studio.compare("fake", after="v1", prompt="a colour", n=4, seed=0)
     assert result["seeds"] == [8, 9, 10, 11]
     assert set(result["before"]) >= {"acceptance_rate", "mean_score", "diversity"}
+    assert result["verdict"].endswith(".")
+    assert studio.store.version("fake", "v1").metrics["verdict"] == result["verdict"]  # History shows it
 
 
 def test_export_checks_format_and_version(workspace, fake, tmp_path):
