@@ -88,6 +88,9 @@ OPTIONS: dict[str, Option] = {
     "keep": _opt("--keep", choices=("spread", "all"), default="spread",
                  help="among what the rule keeps: spread drops near-duplicates of a better candidate, "
                       "all keeps them (default spread; compare ignores it)"),
+    "top": _opt("--top", type=_number, metavar="FRACTION",
+                help="keep the batch's top share instead of a fixed threshold (0.25 = the top quarter; it still "
+                     "picks after a tune lifts every score)"),
     "best_of": _opt("--best-of", type=int, metavar="K", help="keep the top K per prompt instead of the threshold rule"),
     "accept": _opt("--accept", nargs="+", action="extend", default=[], metavar="ID",
                    help="keep one or more candidates by hand (the flag may repeat)"),
@@ -249,11 +252,11 @@ def generate_command(args: argparse.Namespace, studio) -> int:
     return 0
 
 
-@command("curate", "keep or drop the latest batch, by the rule and by hand", "medium", *RULE, "best_of", "accept",
-         "reject", "batch")
+@command("curate", "keep or drop the latest batch, by the rule and by hand", "medium", *RULE, "top", "best_of",
+         "accept", "reject", "batch")
 def curate_command(args: argparse.Namespace, studio) -> int:
     result = studio.curate(args.medium, args.scorer, args.threshold, args.temperature, args.best_of,
-                           args.accept, args.reject, batch=args.batch, keep=args.keep)
+                           args.accept, args.reject, batch=args.batch, keep=args.keep, top=args.top)
     _emit(args, result, f"kept {len(result['accepted'])}, dropped {len(result['rejected'])}, "
                         f"acceptance rate {result['acceptance_rate']:.2f}; "
                         f"{result['curated_total']} kept in all"

@@ -35,6 +35,7 @@ MIN_SCORE_SPREAD = 0.01  # scores closer together than this cannot tell candidat
 COPIES_LIMIT = 0.10  # at most this share of tuned candidates copy a kept one
 VARIETY_FLOOR = 0.8  # the tuned side at least this share of the kept set's variety
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
+KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks
 PROGRESS_CHUNK = 4  # with a progress callback, generate at least this many at a time (batching stays fast)
 PROGRESS_UPDATES = 4  # ... and report about this many times per batch
 
@@ -152,6 +153,31 @@ def separation_warning(scores: Sequence[float]) -> str | None:
 def adaptive_threshold(scores: Sequence[float]) -> float:
     """The base's upper quartile: the default when an artist gives no threshold."""
     return float(np.clip(np.quantile(np.asarray(scores, dtype=float), ADAPTIVE_QUANTILE), 0.0, 1.0))
+
+
+def check_top(top: Any) -> float:
+    if isinstance(top, bool) or not isinstance(top, (int, float)) or not 0 < top <= 1:
+        raise StudioError(f"--top must be a share of the batch above 0 and at most 1 (0.25 = the top quarter), "
+                          f"not {top!r}.")
+    return float(top)
+
+
+def top_threshold(scores: Sequence[float], top: float) -> float:
+    """The relative rule as a threshold: the score of the batch's ``top`` share's last candidate
+    (ceil(top x n), at least one), so "keep the top quarter" still picks after a tune lifts every score."""
+    ranked = sorted((float(s) for s in scores), reverse=True)
+    if not ranked:
+        return 1.0
+    return ranked[min(len(ranked), max(1, math.ceil(check_top(top) * len(ranked)))) - 1]
+
+
+def keeps_nearly_all_warning(candidates: Sequence[Candidate], kept_share: float, threshold: float) -> str | None:
+    """One sentence when an absolute threshold keeps nearly all of a tuned version's batch."""
+    tuned = sorted({c.version for c in candidates if c.version != "base"})
+    if not tuned or kept_share < KEEPS_NEARLY_ALL:
+        return None
+    return (f"The threshold {threshold:.2f} keeps {kept_share:.0%} of this batch from {', '.join(tuned)}: after a "
+            f"tune it no longer picks; keep the top share of the batch instead (--top 0.25) or raise it.")
 
 
 class Studio:
@@ -354,11 +380,18 @@ class Studio:
                temperature: float = DEFAULT_TEMPERATURE, best_of: int | None = None,
                accept: Sequence[str] = (), reject: Sequence[str] = (), batch: int | None = None,
                options: dict[str, dict[str, Any]] | None = None, apply_rule: bool | None = None,
-               keep: str = DEFAULT_KEEP) -> dict[str, Any]:
+               keep: str = DEFAULT_KEEP, top: float | None = None) -> dict[str, Any]:
         """Hand decisions first, then the rule on the rest of the batch (the latest by default).
 
-        Reports the kept set's variety (``kept_diversity``) before any tune starts."""
+        ``top`` is the relative rule: keep the batch's top share (0.25 = the top quarter) by setting
+        the threshold to that share's lowest score, instead of a fixed ``threshold``.  Reports the
+        kept set's variety (``kept_diversity``) before any tune starts, and warns when a fixed
+        threshold keeps nearly all of a tuned version's batch."""
         check_rule(threshold, temperature)
+        if top is not None:
+            check_top(top)
+            if threshold is not None or best_of is not None:
+                raise StudioError("--top replaces --threshold and --best-of; give only one of them.")
         if best_of is not None and best_of < 1:
             raise StudioError(f"--best-of must be 1 or more, not {best_of}.")
         if batch is None:
@@ -382,21 +415,27 @@ class Studio:
                 raise StudioError(f"There is no {medium} candidate '{cid}'.")
         self.store.set_decisions({**{c: "hand_accepted" for c in accept}, **{c: "hand_rejected" for c in reject}})
         if apply_rule is None:
-            apply_rule = bool(scorers) or threshold is not None or best_of is not None or not (accept or reject)
-        used, warning = threshold, None
+            apply_rule = (bool(scorers) or threshold is not None or best_of is not None or top is not None
+                          or not (accept or reject))
+        used, warnings = threshold, []
         if apply_rule and pool:
             pool = self.store.candidates(medium, batch=batch)
             scores = self.score(medium, pool, scorers, options)
-            decisions, used = self.decide(pool, scores, threshold, temperature, best_of, seed=batch, keep=keep)
+            rule_threshold = top_threshold(scores, top) if top is not None else threshold
+            decisions, used = self.decide(pool, scores, rule_threshold, temperature, best_of, seed=batch, keep=keep)
             self.store.set_decisions(decisions)
-            warning = separation_warning(scores)
+            warnings.append(separation_warning(scores))
+            if top is None and best_of is None:
+                by_rule = sampling.acceptance_probability(scores, used, temperature)
+                warnings.append(keeps_nearly_all_warning(pool, float(np.mean(by_rule >= 0.5)), used))
+        warning = " ".join(w for w in warnings if w)
         pool = self.store.candidates(medium, batch=batch)
         accepted = [c.id for c in pool if c.accepted]
         rejected = [c.id for c in pool if c.decision in ("auto_rejected", "hand_rejected")]
         return {"accepted": accepted, "rejected": rejected,
                 "acceptance_rate": len(accepted) / len(pool) if pool else 0.0,
                 "kept_diversity": self.variety(medium, [c for c in pool if c.accepted]),
-                "threshold": used, "temperature": temperature, "batch": batch,
+                "threshold": used, "temperature": temperature, "batch": batch, "top": top,
                 "curated_total": len(self.store.curated(medium)), **({"warning": warning} if warning else {})}
 
     # -- tune -------------------------------------------------------------------------------

@@ -117,3 +117,35 @@ def test_a_round_never_learns_its_own_copies_of_earlier_keeps(workspace, fake):
     learned = set(studio.store.version("fake", result["version"]).curated)
     assert not learned & set(copies)
     assert learned >= {c.id for c in [*kept, *again]}
+
+
+def test_top_share_keeps_the_best_of_the_batch(workspace, fake):
+    from studio.engine import top_threshold
+
+    assert top_threshold([0.1, 0.9, 0.5, 0.7], 0.25) == 0.9
+    assert top_threshold([0.1, 0.9, 0.5, 0.7], 0.5) == 0.7
+    assert top_threshold([0.1, 0.9, 0.5, 0.7], 0.01) == 0.9  # at least one
+    studio = Studio(workspace)
+    batch = studio.generate("fake", "a colour", n=16)
+    result = studio.curate("fake", scorers=["bright"], top=0.25, temperature=0.0, keep="all")
+    scores = sorted((c.scores["bright"] for c in studio.store.candidates("fake", ids=[c.id for c in batch])),
+                    reverse=True)
+    assert result["threshold"] == scores[3] and result["top"] == 0.25
+    assert len(result["accepted"]) == sum(s >= scores[3] for s in scores) >= 4
+    with pytest.raises(StudioError, match="--top replaces --threshold"):
+        studio.curate("fake", threshold=0.5, top=0.25)
+    with pytest.raises(StudioError, match="--top must be a share"):
+        studio.curate("fake", top=1.5)
+
+
+@pytest.mark.slow  # one tune process
+def test_after_a_tune_a_threshold_that_keeps_nearly_all_is_named(workspace, fake):
+    studio = Studio(workspace)
+    studio.generate("fake", "a colour", n=12)
+    assert "no longer picks" not in studio.curate("fake", threshold=0.0, temperature=0.0).get("warning", "")
+    studio.tune("fake", steps=5)
+    studio.generate("fake", "a colour", n=12, seed=50, version="v1")
+    warned = studio.curate("fake", threshold=0.0, temperature=0.0)
+    assert "keeps 100% of this batch from v1" in warned["warning"] and "--top" in warned["warning"]
+    relative = studio.curate("fake", top=0.25, temperature=0.0)
+    assert "no longer picks" not in relative.get("warning", "") and relative["acceptance_rate"] < 0.9
