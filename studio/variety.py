@@ -54,6 +54,29 @@ def near_duplicates(features, kept_features, cutoff: float) -> list[bool]:
     return [bool(x) for x in (a @ b.T).max(axis=1) >= cutoff]
 
 
+CENTRE_ROWS = 8  # centre features only on a set this large: the mean of two pictures is their midpoint
+
+
+def near_duplicates_centred(features, kept_features, cutoff: float) -> list[bool]:
+    """``near_duplicates`` that also asks it of the features centred on the mean of both sets: a
+    shared background or layout (every base picture of "a red star on a blue sky" is mostly the same
+    blue) makes raw features alike, what sits on it does not.  Fewer than CENTRE_ROWS rows in all
+    (two rows centre to opposites) and a row centring leaves at zero keep the raw answer."""
+    a, b = np.asarray(features, dtype=np.float64), np.asarray(kept_features, dtype=np.float64)
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    raw = near_duplicates(a, b, cutoff)
+    if not len(a) or not len(b) or len(a) + len(b) < CENTRE_ROWS:
+        return raw
+    mean = np.concatenate([a, b]).mean(axis=0)
+    ca, cb = a - mean, b - mean
+    sim = unit_rows(ca) @ unit_rows(cb).T
+    flat_a = np.linalg.norm(ca, axis=1) <= 1e-9 * np.maximum(np.linalg.norm(a, axis=1), 1e-12)
+    flat_b = np.linalg.norm(cb, axis=1) <= 1e-9 * np.maximum(np.linalg.norm(b, axis=1), 1e-12)
+    raw_sim = unit_rows(a) @ unit_rows(b).T
+    centred_ok = np.where(flat_a[:, None] | flat_b[None, :], raw_sim >= cutoff, sim >= cutoff)
+    return [bool(r and c) for r, c in zip(raw, ((raw_sim >= cutoff) & centred_ok).any(axis=1))]
+
+
 def runs(items: Sequence[Hashable], length: int = COPY_RUN) -> set[tuple]:
     """Every window of ``length`` consecutive items."""
     items = tuple(items)

@@ -189,3 +189,15 @@ def test_a_melody_back_with_one_note_changed_is_a_copy():
     assert variety.shares_near_run([[50, 60, 62, 64, 66, 67, 69, 71, 72]], kept, 8) == [True]  # one changed
     assert variety.shares_near_run([[60, 62, 63, 65, 67, 68, 71, 72]], kept, 8) == [False]  # two changed
     assert variety.shares_near_run([[60, 62, 63, 65, 67, 68, 71, 72]], kept, 8, changes=0) == [False]
+
+
+def test_a_shared_background_is_not_a_copy_but_the_same_picture_is():
+    pictures = np.ones((24, 64))  # every picture the same sky, a dark spot in a different place on it
+    pictures[np.arange(24), np.arange(24)] = 0.0
+    kept, others = pictures[:8], pictures[8:]
+    assert all(variety.near_duplicates(others, kept, 0.97))  # raw features: all alike
+    assert not any(variety.near_duplicates_centred(others, kept, 0.97))
+    assert variety.near_duplicates_centred(np.vstack([kept[:2] + 0.001, others]), kept, 0.97)[:3] == [True, True,
+                                                                                                      False]
+    # too few rows to centre: the raw answer
+    assert variety.near_duplicates_centred(kept[:1], kept[:1], 0.97) == [True]
