@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import sampling
-from ..engine import DEFAULT_KEEP, Studio
+from ..engine import DEFAULT_KEEP, Studio, top_threshold
 from ..errors import StudioError
 from ..medium import Candidate
 from ..scoring import COMBINED
@@ -121,6 +121,18 @@ def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
              "scores": [c.scores[COMBINED] for c in pool if COMBINED in c.scores],
              "accepted_mask": [c.accepted for c in pool if COMBINED in c.scores]}
     return cards, stats
+
+
+KEEP_BY = ("score above", "top share of the batch")  # the page's absolute and relative rules
+
+
+def rule_threshold(studio: Studio, medium: str, shown: Sequence[str] | None, keep_by: str | None,
+                   threshold: float, top_share: float | None) -> float:
+    """The threshold the page's rule uses: the slider's, or the shown batch's top share's lowest score."""
+    if keep_by != KEEP_BY[1] or top_share is None:
+        return threshold
+    pool = [c for c in studio.store.candidates(medium, ids=list(shown or [])) if COMBINED in c.scores]
+    return top_threshold([c.scores[COMBINED] for c in pool], float(top_share)) if pool else threshold
 
 
 def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, threshold: float,
