@@ -229,8 +229,9 @@ class Medium(ABC):
         """Which candidates near-duplicate a kept example (the curated set a version learned from).
 
         The shared test: cosine similarity of ``embed`` features at or above
-        ``COPY_SIMILARITY`` with some kept example, raw and centred on the mean of both sets.  Text and music override it with an exact
-        test on the content (a shared run of words or pitches, ``studio.variety.shares_run``).
+        ``COPY_SIMILARITY`` with some kept example, raw and centred on the mean of both sets.  Text
+        and music override it with a test on the content (``studio.variety.text_copies``,
+        ``shares_near_run``; docs/copies.md).
         """
         from .variety import near_duplicates_centred
 
