@@ -51,3 +51,13 @@ def test_the_page_shows_the_verdict_first_and_no_change_in_words():
     assert cards.change_words(0.5, 0.52) == " (+2 points)"
     assert cards.change_words(0.25, 0.5) == " (2.0× as many)"
     assert cards.change_words(0.0, 0.25) == " (+25 points)"
+
+
+def test_history_shows_the_verdict_and_no_change_in_words():
+    from studio.app import history
+
+    saved = {**result(before=0.5, after=0.5, best=0.75), "lift": 1.0}
+    saved["verdict"] = verdict(saved)
+    page = history.metrics_html(saved)
+    assert page.index('class="verdict"') < page.index("Last compare")
+    assert "kept share (no change)" in page and "1.0×" not in page
