@@ -88,6 +88,9 @@ OPTIONS: dict[str, Option] = {
     "keep": _opt("--keep", choices=("spread", "all"), default="spread",
                  help="among what the rule keeps: spread drops near-duplicates of a better candidate, "
                       "all keeps them (default spread; compare ignores it)"),
+    "top": _opt("--top", type=_number, metavar="FRACTION",
+                help="keep the batch's top share instead of a fixed threshold (0.25 = the top quarter; it still "
+                     "picks after a tune lifts every score)"),
     "best_of": _opt("--best-of", type=int, metavar="K", help="keep the top K per prompt instead of the threshold rule"),
     "accept": _opt("--accept", nargs="+", action="extend", default=[], metavar="ID",
                    help="keep one or more candidates by hand (the flag may repeat)"),
@@ -249,11 +252,11 @@ def generate_command(args: argparse.Namespace, studio) -> int:
     return 0
 
 
-@command("curate", "keep or drop the latest batch, by the rule and by hand", "medium", *RULE, "best_of", "accept",
-         "reject", "batch")
+@command("curate", "keep or drop the latest batch, by the rule and by hand", "medium", *RULE, "top", "best_of",
+         "accept", "reject", "batch")
 def curate_command(args: argparse.Namespace, studio) -> int:
     result = studio.curate(args.medium, args.scorer, args.threshold, args.temperature, args.best_of,
-                           args.accept, args.reject, batch=args.batch, keep=args.keep)
+                           args.accept, args.reject, batch=args.batch, keep=args.keep, top=args.top)
     _emit(args, result, f"kept {len(result['accepted'])}, dropped {len(result['rejected'])}, "
                         f"acceptance rate {result['acceptance_rate']:.2f}; "
                         f"{result['curated_total']} kept in all"
@@ -275,9 +278,12 @@ def tune_command(args: argparse.Namespace, studio) -> int:
     version = studio.store.version(args.medium, info["version"])
     result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
               "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+              "copies_left_out": len(studio.store.job(job)["spec"].get("copies_left_out", [])),
               "path": version.path}
+    left_out = (f"; left out {result['copies_left_out']} kept that copy an earlier kept one"
+                if result["copies_left_out"] else "")
     _emit(args, result, f"made {result['version']} from {args.from_version} on {result['curated']} kept "
-                        f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f})")
+                        f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f}){left_out}")
     return 0
 
 
@@ -291,7 +297,8 @@ def compare_command(args: argparse.Namespace, studio) -> int:
     result = studio.compare(args.medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
                             seed=args.seed, scorers=args.scorer, threshold=args.threshold,
                             temperature=args.temperature, strength=_strength(args), params=_params(args))
-    _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
+    _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
+                                    _side("after", result["after"])]))
     return 0
 
 
@@ -306,7 +313,8 @@ def loop_command(args: argparse.Namespace, studio) -> int:
                          rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=_strength(args),
                          keep=args.keep, params=_params(args), settings=dict(args.setting),
                          on_event=None if args.json else _progress(args))
-    _emit(args, result, "\n".join([_side("before", result["before"]), _side("after", result["after"])]))
+    _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
+                                    _side("after", result["after"])]))
     return 0
 
 

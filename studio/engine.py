@@ -31,6 +31,11 @@ ADAPTIVE_QUANTILE = 0.75  # with no threshold given, keep roughly the top quarte
 MIN_TUNE_STEPS = 10  # the fewest steps an epochs-based tune takes, for a curated set of a few
 DEFAULT_KEEP = "spread"  # among what the rule keeps, drop near-duplicates of a better one (sampling.spread)
 MIN_SCORE_SPREAD = 0.01  # scores closer together than this cannot tell candidates apart
+# What a good round is (the targets the independent evaluation of issue 20 used): the verdict sentence
+COPIES_LIMIT = 0.10  # at most this share of tuned candidates copy a kept one
+VARIETY_FLOOR = 0.8  # the tuned side at least this share of the kept set's variety
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
+KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks
 PROGRESS_CHUNK = 4  # with a progress callback, generate at least this many at a time (batching stays fast)
 PROGRESS_UPDATES = 4  # ... and report about this many times per batch
 
@@ -89,6 +94,34 @@ def _missing_parents(path: Path) -> list[Path]:
     return missing[::-1]
 
 
+def verdict(result: dict[str, Any]) -> str:
+    """One plain sentence on a compare's result: did the tune make more of what was kept, as varied,
+    without copying it, and better than simply picking the best of a few base candidates?"""
+    before, after, best = result["before"], result["after"], result["best_of_n_base"]
+    was, now, best_rate = before["acceptance_rate"], after["acceptance_rate"], best["acceptance_rate"]
+    copies, variety = after.get("copies"), after.get("variety_vs_kept")
+    n = NUMBER_WORDS.get(best["n"], str(best["n"]))
+    problems = []
+    if round(now, 2) <= round(was, 2):
+        problems.append(f"makes no more of what you kept than the base ({now:.0%} kept, the base {was:.0%})")
+    elif now <= best_rate:
+        problems.append(f"is no better than picking the best of {n} from the base ({now:.0%} kept, "
+                        f"best of {n} {best_rate:.0%})")
+    if copies is not None and copies > COPIES_LIMIT:
+        problems.append(f"copies your keeps ({copies:.0%} of its candidates bring one back)")
+    if variety is not None and variety < VARIETY_FLOOR:
+        problems.append(f"is less varied than what you kept ({variety:.2f}x the kept set's variety)")
+    if problems:
+        listed = problems[0] if len(problems) == 1 else ", ".join(problems[:-1]) + " and " + problems[-1]
+        return f"Not yet: the tuned version {listed}."
+    good = [f"More of what you kept ({was:.0%} -> {now:.0%} kept, best of {n} from the base {best_rate:.0%})"]
+    if variety is not None:
+        good.append("as varied")
+    if copies is not None:
+        good.append("no copies" if copies == 0 else f"few copies ({copies:.0%})")
+    return ", ".join(good) + "."
+
+
 def check_rule(threshold: float | None, temperature: float) -> None:
     if threshold is not None and (not isinstance(threshold, (int, float)) or math.isnan(threshold)
                                   or not 0.0 <= threshold <= 1.0):
@@ -120,6 +153,31 @@ def separation_warning(scores: Sequence[float]) -> str | None:
 def adaptive_threshold(scores: Sequence[float]) -> float:
     """The base's upper quartile: the default when an artist gives no threshold."""
     return float(np.clip(np.quantile(np.asarray(scores, dtype=float), ADAPTIVE_QUANTILE), 0.0, 1.0))
+
+
+def check_top(top: Any) -> float:
+    if isinstance(top, bool) or not isinstance(top, (int, float)) or not 0 < top <= 1:
+        raise StudioError(f"--top must be a share of the batch above 0 and at most 1 (0.25 = the top quarter), "
+                          f"not {top!r}.")
+    return float(top)
+
+
+def top_threshold(scores: Sequence[float], top: float) -> float:
+    """The relative rule as a threshold: the score of the batch's ``top`` share's last candidate
+    (ceil(top x n), at least one), so "keep the top quarter" still picks after a tune lifts every score."""
+    ranked = sorted((float(s) for s in scores), reverse=True)
+    if not ranked:
+        return 1.0
+    return ranked[min(len(ranked), max(1, math.ceil(check_top(top) * len(ranked)))) - 1]
+
+
+def keeps_nearly_all_warning(candidates: Sequence[Candidate], kept_share: float, threshold: float) -> str | None:
+    """One sentence when an absolute threshold keeps nearly all of a tuned version's batch."""
+    tuned = sorted({c.version for c in candidates if c.version != "base"})
+    if not tuned or kept_share < KEEPS_NEARLY_ALL:
+        return None
+    return (f"The threshold {threshold:.2f} keeps {kept_share:.0%} of this batch from {', '.join(tuned)}: after a "
+            f"tune it no longer picks; keep the top share of the batch instead (--top 0.25) or raise it.")
 
 
 class Studio:
@@ -322,11 +380,18 @@ class Studio:
                temperature: float = DEFAULT_TEMPERATURE, best_of: int | None = None,
                accept: Sequence[str] = (), reject: Sequence[str] = (), batch: int | None = None,
                options: dict[str, dict[str, Any]] | None = None, apply_rule: bool | None = None,
-               keep: str = DEFAULT_KEEP) -> dict[str, Any]:
+               keep: str = DEFAULT_KEEP, top: float | None = None) -> dict[str, Any]:
         """Hand decisions first, then the rule on the rest of the batch (the latest by default).
 
-        Reports the kept set's variety (``kept_diversity``) before any tune starts."""
+        ``top`` is the relative rule: keep the batch's top share (0.25 = the top quarter) by setting
+        the threshold to that share's lowest score, instead of a fixed ``threshold``.  Reports the
+        kept set's variety (``kept_diversity``) before any tune starts, and warns when a fixed
+        threshold keeps nearly all of a tuned version's batch."""
         check_rule(threshold, temperature)
+        if top is not None:
+            check_top(top)
+            if threshold is not None or best_of is not None:
+                raise StudioError("--top replaces --threshold and --best-of; give only one of them.")
         if best_of is not None and best_of < 1:
             raise StudioError(f"--best-of must be 1 or more, not {best_of}.")
         if batch is None:
@@ -350,21 +415,27 @@ class Studio:
                 raise StudioError(f"There is no {medium} candidate '{cid}'.")
         self.store.set_decisions({**{c: "hand_accepted" for c in accept}, **{c: "hand_rejected" for c in reject}})
         if apply_rule is None:
-            apply_rule = bool(scorers) or threshold is not None or best_of is not None or not (accept or reject)
-        used, warning = threshold, None
+            apply_rule = (bool(scorers) or threshold is not None or best_of is not None or top is not None
+                          or not (accept or reject))
+        used, warnings = threshold, []
         if apply_rule and pool:
             pool = self.store.candidates(medium, batch=batch)
             scores = self.score(medium, pool, scorers, options)
-            decisions, used = self.decide(pool, scores, threshold, temperature, best_of, seed=batch, keep=keep)
+            rule_threshold = top_threshold(scores, top) if top is not None else threshold
+            decisions, used = self.decide(pool, scores, rule_threshold, temperature, best_of, seed=batch, keep=keep)
             self.store.set_decisions(decisions)
-            warning = separation_warning(scores)
+            warnings.append(separation_warning(scores))
+            if top is None and best_of is None:
+                by_rule = sampling.acceptance_probability(scores, used, temperature)
+                warnings.append(keeps_nearly_all_warning(pool, float(np.mean(by_rule >= 0.5)), used))
+        warning = " ".join(w for w in warnings if w)
         pool = self.store.candidates(medium, batch=batch)
         accepted = [c.id for c in pool if c.accepted]
         rejected = [c.id for c in pool if c.decision in ("auto_rejected", "hand_rejected")]
         return {"accepted": accepted, "rejected": rejected,
                 "acceptance_rate": len(accepted) / len(pool) if pool else 0.0,
                 "kept_diversity": self.variety(medium, [c for c in pool if c.accepted]),
-                "threshold": used, "temperature": temperature, "batch": batch,
+                "threshold": used, "temperature": temperature, "batch": batch, "top": top,
                 "curated_total": len(self.store.curated(medium)), **({"warning": warning} if warning else {})}
 
     # -- tune -------------------------------------------------------------------------------
@@ -379,14 +450,39 @@ class Studio:
         examples = self.store.curated(medium, model)
         if not examples:
             raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
+        examples, left_out = self.own_copies_left_out(medium, examples)
+        if not examples:
+            raise StudioError(f"Every kept {medium} candidate copies an earlier kept one; keep some that do not "
+                              f"before tuning.")
         if merged["steps"] is None or ("epochs" in given and "steps" not in given):
             # passes over the kept set, not a fixed count: 8 kept and 200 kept get the same dose
             merged["steps"] = steps_for_passes(merged["epochs"], len(examples), merged["batch_size"])
         prior = self.prior_set(medium, examples, merged["prior_weight"])
         spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
                 "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,
-                "examples": [c.id for c in examples], "prior": [c.id for c in prior]}
+                "examples": [c.id for c in examples], "prior": [c.id for c in prior],
+                "copies_left_out": [c.id for c in left_out]}
         return runner.start(self.store, spec)  # reserves the version name and checks for a running tune
+
+    def own_copies_left_out(self, medium: str, examples: Sequence[Candidate]
+                            ) -> tuple[list[Candidate], list[Candidate]]:
+        """The kept set without a tuned version's outputs that copy a kept example of an earlier round
+        (the medium's ``copies`` test), and those left out: a round that learned its own copies back
+        would copy more each round (the issue's second round went from 41% to 59%)."""
+        def when(c: Candidate) -> tuple[float, float]:
+            return (c.batch if c.batch is not None else float("inf"), c.created_at)
+
+        own = [c for c in examples if c.version != "base"]
+        if not own:
+            return list(examples), []
+        the_medium, left_out = self.medium(medium), set()
+        with self._model_lock:
+            handle = self.handle(medium, examples[0].model)
+            for c in own:
+                earlier = [k for k in examples if when(k) < when(c) and k.batch != c.batch]
+                if earlier and the_medium.copies(handle, [c], earlier)[0]:
+                    left_out.add(c.id)
+        return [c for c in examples if c.id not in left_out], [c for c in examples if c.id in left_out]
 
     def prior_set(self, medium: str, examples: Sequence[Candidate], weight: Any) -> list[Candidate]:
         """Prior preservation: the rule's un-kept candidates of the kept ones' batches (never one the
@@ -422,6 +518,7 @@ class Studio:
         version = self.store.version(medium, info["version"])
         return {"version": info["version"], "parent": from_version, "job": job, "steps": info["steps"],
                 "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+                "copies_left_out": len(self.store.job(job)["spec"].get("copies_left_out", [])),
                 "path": version.path}
 
     # -- compare ----------------------------------------------------------------------------
@@ -517,6 +614,7 @@ class Studio:
             "acceptance_rate": float(np.mean(sampling.acceptance_probability(groups, threshold, temperature)))}
         rate_before = out["before"]["acceptance_rate"]
         out["lift"] = out["after"]["acceptance_rate"] / rate_before if rate_before > 0 else None
+        out["verdict"] = verdict(out)
         if save and after != "base":
             self.save_compare(medium, after, out, scorers)
         return out
@@ -532,7 +630,8 @@ class Studio:
         entry = {**light, "scorers": list(scorers), "time": time.time()}
         metrics = dict(found.metrics or {})
         metrics["compares"] = [*metrics.get("compares", []), entry]
-        metrics.update({k: light[k] for k in ("before", "after", "lift", "best_of_n_base", "kept", "strength")})
+        metrics.update({k: light[k] for k in ("before", "after", "lift", "best_of_n_base", "kept", "strength",
+                                              "verdict")})
         self.store.set_version_metrics(medium, version, metrics)
 
     # -- loop -------------------------------------------------------------------------------

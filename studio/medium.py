@@ -27,11 +27,14 @@ from .settings import NoSettings, Settings, TuneSettings
 DECISIONS = ("pending", "auto_accepted", "auto_rejected", "hand_accepted", "hand_rejected")
 ACCEPTED = ("auto_accepted", "hand_accepted")
 
-# Two candidates whose features have cosine similarity at or above this are near-duplicates
-# (Medium.copies' shared default).  Calibrated on the image default's 8x8 colour features ("a
-# circle", 64 base pictures): independent base pictures reach it in 1 pair of 200 and held-out
-# base pictures never against a kept set, while a 100-step tune's pictures do 38% of the time.
-# (At 0.95, a mere shared colour layout, the base itself "copied" 12% of the time.)
+# Two candidates whose features have cosine similarity at or above this, both as they are and centred
+# on the mean of the candidates and the kept set, are near-duplicates (Medium.copies' shared default;
+# studio.variety.near_duplicates_centred).  First calibrated on the image default's 8x8 colour
+# features ("a circle", 64 base pictures: 1 pair of 200 reaches it; a 100-step tune's pictures 38%).
+# Re-checked base against base (64 pictures per prompt, 4 random splits into 16 or 32 kept and the
+# rest as candidates, benchmarks in docs/copies.md): raw features alone flagged 3.1% / 10.2% of
+# "a circle" and 100% / 100% of "a red star on a blue sky" (every picture the same blue sky: 76% of
+# pairs reach 0.97); with the centred test as well, 0% / 0% for both.
 COPY_SIMILARITY = 0.97
 MAX_STRENGTH = 1.5  # adapter strength at generation: 0 is the base, 1 the tune as trained
 
@@ -226,14 +229,15 @@ class Medium(ABC):
         """Which candidates near-duplicate a kept example (the curated set a version learned from).
 
         The shared test: cosine similarity of ``embed`` features at or above
-        ``COPY_SIMILARITY`` with some kept example.  Text and music override it with an exact
-        test on the content (a shared run of words or pitches, ``studio.variety.shares_run``).
+        ``COPY_SIMILARITY`` with some kept example, raw and centred on the mean of both sets.  Text
+        and music override it with a test on the content (``studio.variety.text_copies``,
+        ``shares_near_run``; docs/copies.md).
         """
-        from .variety import near_duplicates
+        from .variety import near_duplicates_centred
 
         if not candidates or not kept:
             return [False] * len(candidates)
-        return near_duplicates(self.embed(handle, candidates), self.embed(handle, kept), COPY_SIMILARITY)
+        return near_duplicates_centred(self.embed(handle, candidates), self.embed(handle, kept), COPY_SIMILARITY)
 
     def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
         """Extra diversity figures a medium reports (text adds distinct-2)."""

@@ -43,6 +43,15 @@ def test_import_does_no_work():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def test_curate_top_share(capsys, workspace, fake):
+    run(capsys, "generate", "fake", "--prompt", "a colour", "-n", "8", "--json")
+    code, out, err = run(capsys, "curate", "fake", "--scorer", "bright", "--top", "0.25", "--temperature", "0",
+                         "--keep", "all", "--json")
+    curated = json.loads(out)
+    assert code == 0, err
+    assert curated["top"] == 0.25 and 2 <= len(curated["accepted"]) < 8
+
+
 def test_flow_json_shapes(capsys, workspace, fake, tmp_path):
     code, out, err = run(capsys, "generate", "fake", "--prompt", "a colour", "-n", "12", "--json")
     assert code == 0, err
@@ -88,6 +97,8 @@ def test_loop_json_shape(capsys, workspace, fake):
     (["curate", "fake", "--temperature", "-1"], "temperature must be 0 or more"),
     (["curate", "fake", "--threshold", "1.5"], "threshold must be between 0 and 1"),
     (["curate", "fake", "--threshold", "0.5"], "no fake candidates yet"),
+    (["curate", "fake", "--top", "2"], "--top must be a share of the batch"),
+    (["curate", "fake", "--top", "0.25", "--best-of", "2"], "--top replaces --threshold and --best-of"),
     (["tune", "fake"], "curated fake set is empty"),
     (["tune", "fake", "--from", "v2"], "Unknown fake version 'v2'"),
     (["compare", "fake", "--after", "v1", "--prompt", "x"], "Unknown fake version 'v1'"),

@@ -142,3 +142,62 @@ def test_prior_preservation_mixes_in_the_un_kept_candidates(workspace, fake):
     assert rates[0] < rates[1]
     with pytest.raises(StudioError, match="prior_weight"):
         studio.start_tune("fake", settings={"prior_weight": 1.5})
+
+
+def test_a_kept_poem_with_a_word_or_two_swapped_is_a_copy():
+    kept = ["the branch remembers the burning deer\nand I break it all"]
+    copy = "the trail remembers the burning branch\nAnd I break it all!"  # the example
+    assert variety.text_copies([copy], kept) == [True]
+    # the same frame with every slot changed is the style, not a copy
+    assert variety.text_copies(["the river forgets the quiet stone\nand nothing needs to hurry"], kept) == [False]
+
+
+def test_one_echoed_line_alone_is_not_a_copy_but_a_template_is():
+    kept = ["we carry peace to the hill\nthe wave remembers the sparkling shell\njoy in the tide\nand all is still"]
+    one_line = "we carry joy to the hill\nover the bay the raging storm calls\nand the fury will not end"
+    template = "we carry hope to the hill\nthe gull remembers the sparkling shell\njoy in the tide\nand we laugh"
+    assert variety.text_copies([one_line, template], kept) == [False, True]
+
+
+def test_a_line_every_kept_poem_shares_is_a_refrain_not_a_copy():
+    kept = [f"the {w} remembers the sea\nand all is still" for w in ("wave", "gull", "reef")]
+    # both lines echo all three kept poems: the kept style, not one poem
+    assert variety.text_copies(["the tide remembers the sea\nand all is still"], kept) == [False]
+    assert variety.text_copies(["the tide remembers the sea\nand all is still"], kept[:1]) == [True]
+
+
+def test_a_long_line_with_one_word_swapped_is_a_copy():
+    kept = ["under the old bridge the river keeps every secret we told"]
+    assert variety.text_copies(["under the old bridge the river keeps every promise we told"], kept) == [True]
+    assert variety.text_copies(["under the new bridge a river keeps some promise we sold"], kept) == [False]
+    # the 8-word run still counts across line breaks
+    assert variety.text_copies(["so: and the rage grows louder\nover the grey sea"],
+                               ["and the rage grows louder over the grey sea tonight"]) == [True]
+
+
+def test_word_edit_distance_and_near_lines():
+    assert variety.edit_distance("a b c d".split(), "a x c d".split()) == 1
+    assert variety.edit_distance([], [1, 2]) == 2
+    assert variety.near_line("the wave remembers the sparkling shell".split(),
+                             "the gull remembers the sparkling reef".split())
+    assert not variety.near_line("the wave remembers the shell".split(), "the gull forgets the shell".split())
+    assert not variety.near_line(["cold", "rain"], ["cold", "snow"])  # a 2-word line must match exactly
+
+
+def test_a_melody_back_with_one_note_changed_is_a_copy():
+    kept = [[60, 62, 64, 65, 67, 69, 71, 72, 74]]
+    assert variety.shares_near_run([[50, 60, 62, 64, 66, 67, 69, 71, 72]], kept, 8) == [True]  # one changed
+    assert variety.shares_near_run([[60, 62, 63, 65, 67, 68, 71, 72]], kept, 8) == [False]  # two changed
+    assert variety.shares_near_run([[60, 62, 63, 65, 67, 68, 71, 72]], kept, 8, changes=0) == [False]
+
+
+def test_a_shared_background_is_not_a_copy_but_the_same_picture_is():
+    pictures = np.ones((24, 64))  # every picture the same sky, a dark spot in a different place on it
+    pictures[np.arange(24), np.arange(24)] = 0.0
+    kept, others = pictures[:8], pictures[8:]
+    assert all(variety.near_duplicates(others, kept, 0.97))  # raw features: all alike
+    assert not any(variety.near_duplicates_centred(others, kept, 0.97))
+    assert variety.near_duplicates_centred(np.vstack([kept[:2] + 0.001, others]), kept, 0.97)[:3] == [True, True,
+                                                                                                      False]
+    # too few rows to centre: the raw answer
+    assert variety.near_duplicates_centred(kept[:1], kept[:1], 0.97) == [True]

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import sampling
-from ..engine import DEFAULT_KEEP, Studio
+from ..engine import DEFAULT_KEEP, Studio, top_threshold
 from ..errors import StudioError
 from ..medium import Candidate
 from ..scoring import COMBINED
@@ -121,6 +121,18 @@ def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
              "scores": [c.scores[COMBINED] for c in pool if COMBINED in c.scores],
              "accepted_mask": [c.accepted for c in pool if COMBINED in c.scores]}
     return cards, stats
+
+
+KEEP_BY = ("score above", "top share of the batch")  # the page's absolute and relative rules
+
+
+def rule_threshold(studio: Studio, medium: str, shown: Sequence[str] | None, keep_by: str | None,
+                   threshold: float, top_share: float | None) -> float:
+    """The threshold the page's rule uses: the slider's, or the shown batch's top share's lowest score."""
+    if keep_by != KEEP_BY[1] or top_share is None:
+        return threshold
+    pool = [c for c in studio.store.candidates(medium, ids=list(shown or [])) if COMBINED in c.scores]
+    return top_threshold([c.scores[COMBINED] for c in pool], float(top_share)) if pool else threshold
 
 
 def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, threshold: float,
@@ -233,8 +245,18 @@ def metrics_html(result: dict[str, Any]) -> str:
     if isinstance(before_rate, (int, float)) and isinstance(after_rate, (int, float)):
         note = (f'<p class="metrics-note">Kept share on {len(result["seeds"])} new seeds neither version learned '
                 f"from: <b>{fmt(before_rate, True)}</b> before, <b>{fmt(after_rate, True)}</b> after"
-                + (f" ({after_rate / before_rate:.1f}× as many)." if before_rate >= 0.05 else ".") + "</p>")
-    return f'<div class="metrics-table"><table><tr>{head}</tr>{body}</table>{note}</div>'
+                + change_words(before_rate, after_rate) + ".</p>")
+    verdict = (f'<p class="verdict">{html.escape(result["verdict"])}</p>' if result.get("verdict") else "")
+    return f'<div class="metrics-table">{verdict}<table><tr>{head}</tr>{body}</table>{note}</div>'
+
+
+def change_words(before: float, after: float) -> str:
+    """How the kept share moved, in words: never "1.0x as many" for no change."""
+    if fmt(before, True) == fmt(after, True):
+        return " (no change)"
+    if before < 0.05 or round(after / before, 1) == 1.0:
+        return f" ({round(after * 100) - round(before * 100):+d} points)"
+    return f" ({after / before:.1f}× as many)"
 
 
 def fmt(value: Any, share: bool = False) -> Any:

@@ -14,11 +14,12 @@ from typing import Any
 
 import gradio as gr
 
-from ..engine import DEFAULT_TEMPERATURE, separation_warning
+from ..engine import DEFAULT_TEMPERATURE, keeps_nearly_all_warning, separation_warning
 from . import cards, gallery, plots
 from .context import VIEW, VIEW_INPUTS, TabContext, friendly
 
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_TOP_SHARE = 0.25  # the relative rule: the top quarter of the batch
 CULLING_JS = Path(__file__).with_name("culling.js")
 
 
@@ -30,6 +31,12 @@ def build_rule(ctx: TabContext) -> None:
                     "chance of keeping", elem_classes=["rule-legend"], padding=True)
         ctx["histogram"] = gr.HTML("", elem_classes=["histogram"], padding=True)
         ctx["warning"] = gr.HTML("", elem_classes=["separation-warning-box"], padding=True)
+        ctx["keep_by"] = gr.Radio(list(cards.KEEP_BY), value=cards.KEEP_BY[0], label="Keep by",
+                                  info="A score above the threshold, or the batch's top share: after a tune lifts "
+                                       "every score, the top share still picks.", elem_classes=["keep-by"])
+        ctx["top_share"] = gr.Slider(0.05, 1.0, value=DEFAULT_TOP_SHARE, step=0.05, label="Top share of the batch",
+                                     info="With 'top share of the batch': keep this share of it (0.25 = the top "
+                                          "quarter).", elem_classes=["top-share"])
         ctx["threshold"] = gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Keep threshold",
                                      info="The rule keeps candidates scoring at least this.",
                                      elem_classes=["threshold"])
@@ -60,26 +67,41 @@ def build(ctx: TabContext) -> None:
             return {"decisions": {}}
         saved = ctx.recall()
         shown = saved.get("shown") or cards.latest_shown(ctx.studio, ctx.name)
+        threshold = cards.rule_threshold(ctx.studio, ctx.name, shown, saved.get("keep_by"),
+                                         saved.get("threshold", DEFAULT_THRESHOLD), saved.get("top_share"))
         stored = cards.store_decisions(ctx.studio, ctx.name, shown, changes if isinstance(changes, list) else [],
-                                       saved.get("threshold", DEFAULT_THRESHOLD),
+                                       threshold,
                                        saved.get("temperature", DEFAULT_TEMPERATURE), keep_rule(saved.get("spread", True)))
         return {"decisions": stored, "curated": cards.curated_summary(ctx.studio, ctx.name)}
 
     ctx["gallery"] = gr.HTML(gallery.batch_html(ctx.name, [], "", "", loaded=False), elem_classes=["gallery-box"],
                              js_on_load=CULLING_JS.read_text(), server_functions=[decide], min_height=300)
-    ctx.view = lambda values: view(ctx, values["shown"], values["threshold"], values["temperature"], values["spread"])
+    ctx.view = lambda values: view(ctx, values["shown"], threshold_of(ctx, values), values["temperature"],
+                                   values["spread"], values.get("keep_by"))
+
+
+def threshold_of(ctx: TabContext, values: dict[str, Any]) -> float:
+    """The rule's threshold: the slider's, or the shown batch's top share's lowest score."""
+    return cards.rule_threshold(ctx.studio, ctx.name, values["shown"], values.get("keep_by"), values["threshold"],
+                                values.get("top_share"))
 
 
 def keep_rule(spread: bool) -> str:
     return "spread" if spread else "all"
 
 
-def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float, spread: bool) -> dict[str, Any]:
-    """The gallery, the histogram and the warning for the shown batch under the current rule."""
+def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float, spread: bool,
+         keep_by: str | None = None) -> dict[str, Any]:
+    """The gallery, the histogram and the warning for the shown batch under the current rule; after a
+    tune, a warning when the threshold keeps nearly all of the batch."""
     shown_cards, stats = cards.batch_view(ctx.studio, ctx.name, shown, threshold, temperature, keep_rule(spread))
     kept_by_rule = [c["rule"] == "auto_accepted" for c in shown_cards if c["score"] is not None]
     histogram = plots.histogram_svg(stats["scores"], threshold, temperature, kept_by_rule)
     warning = separation_warning(stats["scores"])
+    if keep_by != cards.KEEP_BY[1] and kept_by_rule:
+        pool = ctx.studio.store.candidates(ctx.name, ids=list(shown or []))
+        nearly_all = keeps_nearly_all_warning(pool, sum(kept_by_rule) / len(kept_by_rule), threshold)
+        warning = " ".join(w for w in (warning, nearly_all) if w) or None
     html = gallery.batch_html(ctx.name, shown_cards, cards.rate_summary(stats),
                               cards.curated_summary(ctx.studio, ctx.name), warning)
     note = f'<div class="separation-warning">⚠ {warning}</div>' if warning else ""
@@ -91,14 +113,15 @@ def wire(ctx: TabContext) -> None:
 
     @friendly
     def redecide(values: dict[str, Any]) -> dict[str, Any]:
-        cards.apply_rule(studio, name, values["shown"], values["threshold"], values["temperature"],
+        cards.apply_rule(studio, name, values["shown"], threshold_of(ctx, values), values["temperature"],
                          keep_rule(values["spread"]))
-        ctx.remember(threshold=values["threshold"], temperature=values["temperature"], spread=values["spread"])
+        ctx.remember(threshold=values["threshold"], temperature=values["temperature"], spread=values["spread"],
+                     keep_by=values["keep_by"], top_share=values["top_share"])
         return ctx.view(values)
 
     # the artist's moves only (``input``): a reload or a preset setting the sliders must not re-decide with
     # half-restored values, nor store them
-    for slider in ("threshold", "temperature", "spread"):
+    for slider in ("threshold", "temperature", "spread", "keep_by", "top_share"):
         ctx.listen(ctx[slider].input, redecide, VIEW_INPUTS, VIEW, show_progress="hidden",
                    trigger_mode="always_last", concurrency_limit=None)
 
@@ -109,7 +132,7 @@ def wire(ctx: TabContext) -> None:
         if not pool:
             raise gr.Error("There are no candidates to score yet; generate a batch first.", print_exception=False)
         studio.score(name, pool, specs, options)
-        cards.apply_rule(studio, name, values["shown"], values["threshold"], values["temperature"],
+        cards.apply_rule(studio, name, values["shown"], threshold_of(ctx, values), values["temperature"],
                          keep_rule(values["spread"]))
         return ctx.view(values)
 

@@ -114,8 +114,11 @@ def wire(ctx: TabContext) -> None:
         studio.score(name, made, specs, options)
         shown = [c.id for c in made]
         threshold, temperature, spread = values["threshold"], values["temperature"], values["spread"]
-        cards.apply_rule(studio, name, shown, threshold, temperature, "spread" if spread else "all")
-        ctx.remember(threshold=threshold, temperature=temperature, spread=spread, shown=shown, version=version,
+        cards.apply_rule(studio, name, shown, cards.rule_threshold(studio, name, shown, values["keep_by"], threshold,
+                                                                   values["top_share"]),
+                         temperature, "spread" if spread else "all")
+        ctx.remember(threshold=threshold, temperature=temperature, spread=spread, keep_by=values["keep_by"],
+                     top_share=values["top_share"], shown=shown, version=version,
                      n=n, seed=seed, params=params, scorer_options=options,
                      weights={s: float(w) for s, w in ctx.weights(values).items() if isinstance(w, (int, float))})
         warning = ""

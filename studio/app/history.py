@@ -71,10 +71,11 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         change = f" (before {cards.fmt(float(was), share)})" if isinstance(was, (int, float)) else ""
         parts.append(f'<abbr title="{html.escape(tip)}">{html.escape(word)}</abbr> '
                      f'{cards.fmt(float(value), share)}{change}')
-    lift, was = metrics.get("lift"), (before or {}).get("acceptance_rate")
-    if isinstance(lift, (int, float)) and isinstance(was, (int, float)) and was >= 0.05:
-        parts.append(f"keeps {lift:.1f}× as many as before")
-    return '<div class="history-metrics">Last compare: ' + " · ".join(parts) + "</div>"
+    now, was = after.get("acceptance_rate"), (before or {}).get("acceptance_rate")
+    if isinstance(now, (int, float)) and isinstance(was, (int, float)):
+        parts.append("kept share" + cards.change_words(was, now))
+    verdict = f'<p class="verdict">{html.escape(metrics["verdict"])}</p>' if metrics.get("verdict") else ""
+    return f'<div class="history-metrics">{verdict}Last compare: ' + " · ".join(parts) + "</div>"
 
 
 def medium_html(studio: Studio, medium: str) -> str:

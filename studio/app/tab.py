@@ -16,7 +16,8 @@ from .context import PICKERS, VIEW, TabContext, to_widget
 
 STEPS = (("curate", "1 · Curate", curate_panel), ("tune", "2 · Fine-tune", tune_panel),
          ("compare", "3 · Compare", compare_panel), ("export", "4 · Export", export_panel))
-RESTORED = ("preset", "threshold", "temperature", "spread", "tune_steps", "tune_rank", "tune_lr", "tune_extra")
+RESTORED = ("preset", "threshold", "temperature", "spread", "keep_by", "top_share", "tune_steps", "tune_rank",
+            "tune_lr", "tune_extra")
 
 
 def build_tab(studio: Studio, medium: str, presets_dir: Path | None = None) -> TabContext:

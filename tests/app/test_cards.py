@@ -1,6 +1,8 @@
 """What the panels show, from the store: live re-decisions, hand decisions winning, charts, compare table."""
 from __future__ import annotations
 
+import pytest
+
 from studio.app import cards, gallery, plots
 from studio.engine import Studio
 
@@ -158,3 +160,32 @@ def test_every_built_in_scorer_is_described_in_a_line_without_code_words():
             continue
         for scorer, line in scorer_descriptions(medium).items():
             assert line.startswith("Rewards") and "options[" not in line, (name, scorer, line)
+
+
+def test_the_top_share_rule_keeps_a_quarter_of_the_shown_batch(workspace, fake):
+    studio, shown = _scored(workspace)
+    scores = sorted((c.scores["score"] for c in studio.store.candidates("fake", ids=shown)), reverse=True)
+    assert cards.rule_threshold(studio, "fake", shown, "top share of the batch", 0.9, 0.25) == scores[1]
+    assert cards.rule_threshold(studio, "fake", shown, "score above", 0.9, 0.25) == 0.9
+    assert cards.rule_threshold(studio, "fake", [], "top share of the batch", 0.9, 0.25) == 0.9  # nothing shown
+
+
+@pytest.mark.slow  # one tune process
+def test_after_a_tune_the_page_names_a_threshold_that_keeps_nearly_all(workspace, fake):
+    from types import SimpleNamespace
+
+    from studio.app import curate_panel
+
+    studio = Studio(workspace)
+    studio.generate("fake", "a colour", n=8)
+    studio.curate("fake", best_of=4)
+    studio.tune("fake", steps=5)
+    made = studio.generate("fake", "a colour", n=8, seed=50, version="v1")
+    studio.score("fake", made, ["bright"])
+    shown = [c.id for c in made]
+    ctx = SimpleNamespace(studio=studio, name="fake")
+    cards.apply_rule(studio, "fake", shown, 0.0, 0.0, keep="all")
+    assert "no longer picks" in curate_panel.view(ctx, shown, 0.0, 0.0, False, "score above")["warning"]
+    share = cards.rule_threshold(studio, "fake", shown, "top share of the batch", 0.0, 0.25)
+    relative = curate_panel.view(ctx, shown, share, 0.0, False, "top share of the batch")
+    assert "no longer picks" not in relative["warning"]

@@ -80,6 +80,8 @@ def test_compare_skips_training_seeds(workspace, fake):
     result = studio.compare("fake", after="v1", prompt="a colour", n=4, seed=0)
     assert result["seeds"] == [8, 9, 10, 11]
     assert set(result["before"]) >= {"acceptance_rate", "mean_score", "diversity"}
+    assert result["verdict"].endswith(".")
+    assert studio.store.version("fake", "v1").metrics["verdict"] == result["verdict"]  # History shows it
 
 
 def test_export_checks_format_and_version(workspace, fake, tmp_path):
@@ -93,3 +95,57 @@ def test_export_checks_format_and_version(workspace, fake, tmp_path):
         studio.export("fake", "v1", "zip", tmp_path / "out")
     with pytest.raises(StudioError, match="Unknown fake version"):
         studio.export("fake", "v7", "adapter", tmp_path / "out")
+
+
+@pytest.mark.slow  # two tune processes
+def test_a_round_never_learns_its_own_copies_of_earlier_keeps(workspace, fake):
+    from pathlib import Path
+
+    studio = Studio(workspace)
+    first = studio.generate("fake", "a colour", n=12)
+    kept = first[:4]
+    studio.curate("fake", accept=[c.id for c in kept], reject=[c.id for c in first[4:]])
+    studio.tune("fake", steps=5)
+    second = studio.generate("fake", "a colour", n=12, seed=100, version="v1")
+    again = studio.generate("fake", "a colour", n=12, seed=200)  # the base's: never left out
+    studio.curate("fake", accept=[c.id for c in [*second, *again]])
+    colours = {Path(c.path).read_text() for c in kept}
+    copies = [c.id for c in second if Path(c.path).read_text() in colours]  # the fake's copy: the same colour
+    assert copies and len(copies) < len(second)
+    result = studio.tune("fake", from_version="v1", steps=5)
+    assert result["copies_left_out"] == len(copies)
+    learned = set(studio.store.version("fake", result["version"]).curated)
+    assert not learned & set(copies)
+    assert learned >= {c.id for c in [*kept, *again]}
+
+
+def test_top_share_keeps_the_best_of_the_batch(workspace, fake):
+    from studio.engine import top_threshold
+
+    assert top_threshold([0.1, 0.9, 0.5, 0.7], 0.25) == 0.9
+    assert top_threshold([0.1, 0.9, 0.5, 0.7], 0.5) == 0.7
+    assert top_threshold([0.1, 0.9, 0.5, 0.7], 0.01) == 0.9  # at least one
+    studio = Studio(workspace)
+    batch = studio.generate("fake", "a colour", n=16)
+    result = studio.curate("fake", scorers=["bright"], top=0.25, temperature=0.0, keep="all")
+    scores = sorted((c.scores["bright"] for c in studio.store.candidates("fake", ids=[c.id for c in batch])),
+                    reverse=True)
+    assert result["threshold"] == scores[3] and result["top"] == 0.25
+    assert len(result["accepted"]) == sum(s >= scores[3] for s in scores) >= 4
+    with pytest.raises(StudioError, match="--top replaces --threshold"):
+        studio.curate("fake", threshold=0.5, top=0.25)
+    with pytest.raises(StudioError, match="--top must be a share"):
+        studio.curate("fake", top=1.5)
+
+
+@pytest.mark.slow  # one tune process
+def test_after_a_tune_a_threshold_that_keeps_nearly_all_is_named(workspace, fake):
+    studio = Studio(workspace)
+    studio.generate("fake", "a colour", n=12)
+    assert "no longer picks" not in studio.curate("fake", threshold=0.0, temperature=0.0).get("warning", "")
+    studio.tune("fake", steps=5)
+    studio.generate("fake", "a colour", n=12, seed=50, version="v1")
+    warned = studio.curate("fake", threshold=0.0, temperature=0.0)
+    assert "keeps 100% of this batch from v1" in warned["warning"] and "--top" in warned["warning"]
+    relative = studio.curate("fake", top=0.25, temperature=0.0)
+    assert "no longer picks" not in relative.get("warning", "") and relative["acceptance_rate"] < 0.9

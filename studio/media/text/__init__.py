@@ -54,11 +54,13 @@ class TextMedium(Medium):
         return embed_texts([candidate_text(c) for c in candidates])
 
     def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
-        """A copy shares a run of 8 or more words with a kept text (case and punctuation ignored)."""
-        from ...variety import shares_run, words
+        """A copy shares a run of 8 or more words with a kept text, or brings back a kept poem's template
+        (most of its lines, each with at most one or two words swapped) or one of its long lines
+        (``studio.variety.text_copies``; case and punctuation ignored; docs/copies.md)."""
+        from ...variety import text_copies
         from .embedding import candidate_text
 
-        return shares_run([words(candidate_text(c)) for c in candidates], [words(candidate_text(k)) for k in kept])
+        return text_copies([candidate_text(c) for c in candidates], [candidate_text(k) for k in kept])
 
     def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
         from .embedding import candidate_text

@@ -1,0 +1,63 @@
+"""Compare's verdict: one plain sentence for each kind of round."""
+from __future__ import annotations
+
+import pytest
+
+from studio.app import cards
+from studio.engine import verdict
+
+
+def result(before=0.25, after=0.6, best=0.45, copies=0.0, variety=1.0, n=2):
+    return {"before": {"acceptance_rate": before}, "after": {"acceptance_rate": after, "copies": copies,
+                                                             "variety_vs_kept": variety},
+            "best_of_n_base": {"n": n, "acceptance_rate": best}, "seeds": list(range(16))}
+
+
+def test_a_good_round():
+    assert verdict(result()) == ("More of what you kept (25% -> 60% kept, best of two from the base 45%), "
+                                 "as varied, no copies.")
+    assert verdict(result(copies=0.0625)).endswith("as varied, few copies (6%).")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"after": 0.4}, "Not yet: the tuned version is no better than picking the best of two from the base "
+                     "(40% kept, best of two 45%)."),
+    ({"after": 0.5, "best": 0.75, "before": 0.5}, "Not yet: the tuned version makes no more of what you kept "
+                                                  "than the base (50% kept, the base 50%)."),
+    ({"copies": 0.41}, "Not yet: the tuned version copies your keeps (41% of its candidates bring one back)."),
+    ({"variety": 0.5}, "Not yet: the tuned version is less varied than what you kept (0.50x the kept set's "
+                       "variety)."),
+    ({"after": 0.2, "copies": 0.59, "variety": 0.6, "n": 4},
+     "Not yet: the tuned version makes no more of what you kept than the base (20% kept, the base 25%), copies "
+     "your keeps (59% of its candidates bring one back) and is less varied than what you kept (0.60x the kept "
+     "set's variety)."),
+])
+def test_each_problem_is_named(kwargs, words):
+    assert verdict(result(**kwargs)) == words
+
+
+def test_without_a_kept_set_only_the_lift_is_judged():
+    plain = result(copies=None, variety=None)
+    assert verdict(plain) == "More of what you kept (25% -> 60% kept, best of two from the base 45%)."
+
+
+def test_the_page_shows_the_verdict_first_and_no_change_in_words():
+    same = {**result(before=0.5, after=0.5, best=0.75), "before_version": "base", "after_version": "v1"}
+    same["verdict"] = verdict(same)
+    page = cards.metrics_html(same)
+    assert page.index('class="verdict"') < page.index("<table>")
+    assert "no more of what you kept" in page
+    assert "(no change)" in page and "1.0×" not in page
+    assert cards.change_words(0.5, 0.52) == " (+2 points)"
+    assert cards.change_words(0.25, 0.5) == " (2.0× as many)"
+    assert cards.change_words(0.0, 0.25) == " (+25 points)"
+
+
+def test_history_shows_the_verdict_and_no_change_in_words():
+    from studio.app import history
+
+    saved = {**result(before=0.5, after=0.5, best=0.75), "lift": 1.0}
+    saved["verdict"] = verdict(saved)
+    page = history.metrics_html(saved)
+    assert page.index('class="verdict"') < page.index("Last compare")
+    assert "kept share (no change)" in page and "1.0×" not in page
