@@ -92,6 +92,15 @@ def test_cli_docs_match_the_commands_help():
         "docs/cli.md does not match `studio --help`: run scripts/cli-docs.")
 
 
+def test_settings_docs_match_the_media_settings():
+    from studio import media
+
+    wanted = _cli_docs().settings_page(media.classes())
+    assert (DOCS / "settings.md").read_text(encoding="utf-8") == wanted, (
+        "docs/settings.md does not match the media's settings classes: run scripts/cli-docs.")
+    assert "| `rank` |" in wanted and "## Image (`image`)" in wanted
+
+
 def test_cli_docs_lists_every_command():
     from studio.cli import build_parser
 
