@@ -1,4 +1,4 @@
-"""One RSFT round per (setting, seed) on an embedded default: the README's ablation table.
+"""One RSFT round per (setting, seed) on an embedded default: the ablation tables of docs/results.md.
 
 Each run is ``Studio.loop`` in a fresh workspace: 32 candidates on training seeds
 ``1000*s ..``, the upper quartile kept by a built-in scorer, one tune, then base vs the tuned
