@@ -120,10 +120,9 @@ SH_ASSIGN = re.compile(r"^\s*([A-Z][A-Z0-9_]*)=", re.M)
 
 
 def environment_variables() -> dict[str, set[str]]:
-    """Every variable the code reads or sets, with the files that do."""
+    """Every variable the studio's code and scripts read or set, with the files that do."""
     found: dict[str, set[str]] = {}
-    files = [*sorted((ROOT / "studio").rglob("*.py")), *sorted((ROOT / "benchmarks").glob("*.py")),
-             *sorted(p for p in (ROOT / "scripts").iterdir() if p.is_file())]
+    files = [*sorted((ROOT / "studio").rglob("*.py")), *sorted(p for p in (ROOT / "scripts").iterdir() if p.is_file())]
     for path in files:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".py" or text.startswith("#!/usr/bin/env python"):
