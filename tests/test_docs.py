@@ -113,7 +113,7 @@ def test_cli_docs_lists_every_command():
 # Environment variables: read through os.environ / getenv, or named as a string of the studio's own
 # prefixes (a constant such as AUTH_ENV = "STUDIO_AUTH"); in shell scripts, $NAME not assigned there.
 PY_ENV = re.compile(r"""(?:environ(?:\.get|\.setdefault|\.pop)?\(|environ\[|getenv\()\s*["']([A-Z][A-Z0-9_]*)["']""")
-PY_NAMED = re.compile(r"""["']((?:STUDIO|HF|TRANSFORMERS|GRADIO|XDG)_[A-Z0-9_]+)["']""")
+PY_NAMED = re.compile(r"""["']((?:STUDIO|HF|TRANSFORMERS|DIFFUSERS|GRADIO|XDG)_[A-Z0-9_]+)["']""")
 SH_USE = re.compile(r"\$\{?([A-Z][A-Z0-9_]*)")
 SH_EXPORT = re.compile(r"^\s*export\s+(.*)$", re.M)
 SH_ASSIGN = re.compile(r"^\s*([A-Z][A-Z0-9_]*)=", re.M)
