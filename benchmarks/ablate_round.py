@@ -36,27 +36,16 @@ def targets(result: dict) -> dict[str, bool]:
 
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, options: dict | None) -> dict:
-    from studio import media
     from studio.engine import Studio
 
     setting = dict(setting)
-    params = setting.pop("params", {})
-    the_medium = media.get(medium)
-    original = the_medium.default_params
-
-    def default_params(self=the_medium):  # generation defaults for this run only
-        return {**original(), **params}
-
-    the_medium.default_params = default_params
-    try:
-        with tempfile.TemporaryDirectory() as ws:
-            studio = Studio(ws)
-            start = time.perf_counter()
-            result = studio.loop(medium, prompt, scorers=[scorer], temperature=0.0, n=32, seed=1000 * seed,
-                                 options=options, **setting)
-            seconds = time.perf_counter() - start
-    finally:
-        the_medium.default_params = original
+    params = setting.pop("params", {})  # generation settings for both rounds and the comparison
+    with tempfile.TemporaryDirectory() as ws:
+        studio = Studio(ws)
+        start = time.perf_counter()
+        result = studio.loop(medium, prompt, scorers=[scorer], temperature=0.0, n=32, seed=1000 * seed,
+                             options=options, params=params, **setting)
+        seconds = time.perf_counter() - start
     before, after = result["before"], result["after"]
     return {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "seconds": round(seconds, 1),
             "kept": result["rounds"][0]["accepted"], "before": before["acceptance_rate"],
