@@ -1,4 +1,4 @@
-"""One RSFT round per (setting, seed) on an embedded default: the README's ablation table.
+"""One RSFT round per (setting, seed) on an embedded default: the ablation tables of docs/results.md.
 
 Each run is ``Studio.loop`` in a fresh workspace: 32 candidates on training seeds
 ``1000*s ..``, the upper quartile kept by a built-in scorer, one tune, then base vs the tuned
@@ -36,27 +36,16 @@ def targets(result: dict) -> dict[str, bool]:
 
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, options: dict | None) -> dict:
-    from studio import media
     from studio.engine import Studio
 
     setting = dict(setting)
-    params = setting.pop("params", {})
-    the_medium = media.get(medium)
-    original = the_medium.default_params
-
-    def default_params(self=the_medium):  # generation defaults for this run only
-        return {**original(), **params}
-
-    the_medium.default_params = default_params
-    try:
-        with tempfile.TemporaryDirectory() as ws:
-            studio = Studio(ws)
-            start = time.perf_counter()
-            result = studio.loop(medium, prompt, scorers=[scorer], temperature=0.0, n=32, seed=1000 * seed,
-                                 options=options, **setting)
-            seconds = time.perf_counter() - start
-    finally:
-        the_medium.default_params = original
+    params = setting.pop("params", {})  # generation settings for both rounds and the comparison
+    with tempfile.TemporaryDirectory() as ws:
+        studio = Studio(ws)
+        start = time.perf_counter()
+        result = studio.loop(medium, prompt, scorers=[scorer], temperature=0.0, n=32, seed=1000 * seed,
+                             options=options, params=params, **setting)
+        seconds = time.perf_counter() - start
     before, after = result["before"], result["after"]
     return {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "seconds": round(seconds, 1),
             "kept": result["rounds"][0]["accepted"], "before": before["acceptance_rate"],

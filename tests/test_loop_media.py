@@ -2,8 +2,8 @@
 
 One round: generate 32 on training seeds, keep the upper quartile by a built-in scorer (hard
 threshold, variety-aware keeping), tune with the medium's defaults, then compare base and v1
-on held-out seeds.  What a faithful round must show (issue 10's targets; the README's
-ablation table has the figures):
+on held-out seeds.  What a faithful round must show (issue 10's targets; the ablation
+tables in docs/results.md have the figures):
 
 - ``lift``: held-out acceptance rises by at least 0.15 and doubles, or the misses halve;
 - ``best_of_2``: the tuned side beats sampling twice as much from the base;
@@ -11,7 +11,7 @@ ablation table has the figures):
 - ``copies``: at most 10% of the tuned candidates near-duplicate a kept example.
 
 Each case asserts the targets it meets on this machine; the ones it does not meet yet are
-listed beside it (and in the README), so a regression in any measured target fails here.
+listed beside it (and in docs/results.md), so a regression in any measured target fails here.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ SEA_POEM, HAIKU = "a short sea poem, melancholy", "a haiku about the sea, melanc
 CIRCLE, LULLABY = "a circle", "a gentle lullaby in C major, 3/4"
 ALL = ("lift", "best_of_2", "variety", "copies")
 # (medium, scorer, prompt): the targets this case meets on the shipped defaults, seed 0 (2-core CPU dev
-# machine; README "Variety and copies" has the spread over three seeds).  Not met yet, so not asserted:
+# machine; docs/results.md "Variety and copies" has the spread over three seeds).  Not met yet, so not asserted:
 # copies on the sea poem (2-4 lines from a small grammar: the tuned poems put a kept line pair back
 # together, 0.28 of them on seed 0, where the target itself has none).
 CASES = {
