@@ -478,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
         if disk_full(exc):
             return _fail(f"The disk is full, so studio could not save {args.command}'s work in the database; "
                          "free some space and try again.", 1)
+        if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+            return _fail(f"The workspace is read-only, so studio could not save {args.command}'s work; make it "
+                         "writable or give another --workspace.", 1)
         return _fail(f"The workspace database failed ({str(exc).rstrip('.')}); nothing was half-written.", 1)
 
 

@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -120,19 +121,25 @@ class Store:
     def __init__(self, root: Path | str):
         if not str(root).strip():
             raise StudioError("The workspace folder name is empty; give --workspace DIR or set STUDIO_HOME.")
-        self.root = Path(root).expanduser().resolve()
+        try:
+            self.root = Path(root).expanduser().resolve()
+        except (RuntimeError, OSError):  # Python raises RuntimeError on a symlink loop
+            raise StudioError(f"The workspace {root} is a link that points back to itself; "
+                              "give a real folder as --workspace.") from None
         if self.root.exists() and not self.root.is_dir():
             raise StudioError(f"The workspace {self.root} is a file, not a folder.")
+        database = self.root / "studio.db"
+        if database.is_dir():
+            raise StudioError(f"The workspace database {database} is a folder, not a file.")
+        _refuse_foreign(database)  # before anything is created or written
         try:
             (self.root / "media").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StudioError(f"Cannot create the workspace folder {self.root}: {exc.strerror}.") from None
         self._lock = threading.RLock()
-        database = self.root / "studio.db"
-        if database.is_dir():
-            raise StudioError(f"The workspace database {database} is a folder, not a file.")
         if (not database.exists() or database.stat().st_size == 0) and _has_content(self.root):
             raise _emptied(self.root)
+        self._db = None
         try:
             self._db = sqlite3.connect(database, timeout=30, check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
@@ -141,10 +148,13 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            if disk_full(exc):
-                raise StudioError(f"The disk holding {self.root} is full; free some space and try again.") from None
-            raise StudioError(f"The workspace database {database} is unreadable ({exc}); restore it from "
-                              "a backup or use another --workspace.") from None
+            if self._db is not None:
+                self._db.close()
+            raise StudioError(_open_failure(self.root, database, exc)) from None
+        except BaseException:
+            if self._db is not None:
+                self._db.close()
+            raise
 
     # -- plumbing -------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -519,6 +529,64 @@ class Store:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         return removed
+
+
+# SQLite's own words for a file that is not (or no longer) a sound database: only these mean "restore it"
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+FULL_BELOW = 1 << 20  # bytes free under which a failed open is put down to a full disk
+
+
+def _refuse_foreign(database: Path) -> None:
+    """Refuse a ``studio.db`` that another program wrote (tables, none of them studio's), touching nothing."""
+    try:
+        if not database.is_file() or database.stat().st_size == 0:
+            return
+        with open(database, "rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return  # not SQLite at all: the open below reports it as damaged
+        db = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=30)
+    except (OSError, sqlite3.Error):
+        return  # unreadable: the open below says why
+    try:
+        tables = {r[0] for r in _retry_locked(lambda: db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").fetchall())}
+    except sqlite3.Error:
+        return
+    finally:
+        db.close()
+    if tables and not {"schema_migrations", "candidates"} <= tables:
+        raise StudioError(f"The file {database} is another program's database, not a studio workspace; "
+                          "give another folder as --workspace (nothing was changed).")
+
+
+def _open_failure(root: Path, database: Path, exc: sqlite3.DatabaseError) -> str:
+    """One sentence for a database that would not open: a damaged file only when SQLite says so."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(_DAMAGED):
+        return (f"The workspace database {database} is unreadable ({exc}); restore it from a backup or use "
+                "another --workspace.")
+    if disk_full(exc) or name.startswith("SQLITE_FULL") or _free_bytes(root) < FULL_BELOW:
+        return f"The disk holding {root} is full (no space left); free some space and try again."
+    if name.startswith("SQLITE_READONLY") or _read_only(root, database):
+        return (f"The workspace {root} is read-only, so studio cannot write to it; make it writable or give "
+                "another --workspace.")
+    return f"Could not open the workspace database {database} ({exc}); nothing was changed."
+
+
+def _free_bytes(root: Path) -> int:
+    try:
+        return shutil.disk_usage(root).free
+    except OSError:
+        return FULL_BELOW
+
+
+def _read_only(root: Path, database: Path) -> bool:
+    try:
+        if os.statvfs(root).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        pass
+    return not os.access(root, os.W_OK) or (database.exists() and not os.access(database, os.W_OK))
 
 
 def _emptied(root: Path) -> StudioError:

@@ -57,6 +57,7 @@ def prepared(tmp_path_factory):
         weights.write_bytes(weights.read_bytes()[:20])
         (root / "a-file").write_text("just a file")
         (root / "empty-file").write_text("")
+        (root / "loop").symlink_to(root / "loop")  # a symlink that points at itself
         emptied = root / "emptied"
         shutil.copytree(root / "ws", emptied)
         for name in ("studio.db", "studio.db-wal", "studio.db-shm"):
@@ -129,6 +130,8 @@ CASES = [
     (["generate", "fake", "--prompt", "x", "--workspace", "{root}/a-file"], "is a file, not a folder"),
     (["generate", "fake", "--prompt", "x", "--workspace", "{root}/emptied"], "empty or missing"),
     (["generate", "fake", "--prompt", "x", "--workspace", "{root}/corrupt"], "unreadable"),
+    (["generate", "fake", "--prompt", "x", "--workspace", "{root}/loop"], "points back to itself"),
+    (["jobs", "--workspace", "{root}/loop/sub"], "points back to itself"),
     (["generate", "fake"], "required: --prompt"),
     (["generate", "text", "--prompt", "x", "--param", "min_new_tokens=500"], "min_new_tokens (500) is above"),
     (["generate", "text", "--prompt", "x", "--param", "max_new_tokens=100000000"], "beyond this model's context"),
@@ -593,3 +596,50 @@ def test_a_full_disk_is_one_sentence_and_loses_nothing(prepared, tmp_path, capsy
         finally:
             media._extra.pop("fake", None)
             media._instances.pop("fake", None)
+
+
+def test_another_programs_database_is_refused_and_left_untouched(tmp_path, capsys):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    other = sqlite3.connect(folder / "studio.db")
+    other.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    other.execute("INSERT INTO notes (body) VALUES ('mine')")
+    other.commit()
+    other.close()
+    before = (folder / "studio.db").read_bytes()
+    for argv in (["versions", "fake"], ["generate", "fake", "--prompt", "x"], ["jobs"]):
+        code = main([*argv, "--workspace", str(folder)])
+        assert "another program's database" in assert_one_sentence(code, capsys.readouterr().err)
+    assert (folder / "studio.db").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["studio.db"]  # no media folder, no WAL
+
+
+def _cli(ws: Path, prepared, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FAKE_MODEL": str(prepared["root"] / "fake-model"), "STUDIO_HOME": str(ws)}
+    return subprocess.run([sys.executable, "-c", CLI, *argv], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_a_read_only_or_full_workspace_says_so_never_restore_from_a_backup(prepared, tmp_path):
+    with tmpfs(tmp_path / "disk", "size=4m") as mount:
+        ws = mount / "ws"
+        shutil.copytree(prepared["root"] / "ws", ws)
+        good = (ws / "studio.db").read_bytes()
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        for argv in (["versions", "fake"], ["generate", "fake", "--prompt", "new", "-n", "2"], ["curate", "fake"]):
+            done = _cli(ws, prepared, *argv)
+            sentence = assert_one_sentence(done.returncode, done.stderr)
+            assert "read-only" in sentence and "backup" not in sentence and "unreadable" not in sentence
+        subprocess.run(["mount", "-o", "remount,rw", str(mount)], check=True)
+        with open(mount / "filler", "wb") as fh:  # fill the disk to the last byte
+            with contextlib.suppress(OSError):
+                fh.write(b"\0" * (8 << 20))
+        for argv in (["versions", "fake"], ["generate", "fake", "--prompt", "new", "-n", "2"]):
+            done = _cli(ws, prepared, *argv)
+            if done.returncode == 0:
+                continue  # a read needs no space
+            sentence = assert_one_sentence(done.returncode, done.stderr)
+            assert "full" in sentence and "backup" not in sentence and "unreadable" not in sentence
+        assert _cli(ws, prepared, "generate", "fake", "--prompt", "new", "-n", "2").returncode != 0
+        (mount / "filler").unlink()
+        assert (ws / "studio.db").read_bytes() == good and integrity(ws) == "ok"
