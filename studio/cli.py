@@ -436,22 +436,13 @@ def run(args: argparse.Namespace) -> int:
     return cmd.run(args, studio)
 
 
-def _quiet_libraries() -> None:
-    """Library progress bars are for a person at a terminal; elsewhere stderr holds only studio's lines."""
-    if sys.stderr.isatty():
-        return
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    if "transformers" in sys.modules:  # imported already (in-process callers): switch its bars off too
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import sqlite3
 
-    _quiet_libraries()
+    from .quiet import quiet_libraries
+
+    quiet_libraries()
 
     from .errors import StudioError, disk_full, os_error_sentence
 

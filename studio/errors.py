@@ -9,6 +9,8 @@ T = TypeVar("T")
 
 # Exceptions that mean a file the user gave (a model, an adapter, a media file) is damaged or
 # unreachable, not a bug in studio: they become one sentence.
+# What torch and transformers say when weights and config.json disagree on a size (a model folder's mistake).
+_MISMATCH_WORDS = ("size mismatch", "mismatched_sizes", "mismatched sizes")
 _DAMAGED_NAMES = ("SafetensorError", "HeaderTooLarge", "DecompressionBombError", "UnidentifiedImageError")
 
 
@@ -50,4 +52,7 @@ def guarded(action: Callable[[], T], what: str) -> T:
     except Exception as exc:
         if type(exc).__name__ in _DAMAGED_NAMES:
             raise StudioError(f"Could not {what}: a file is damaged or truncated ({one_line(exc)}).") from None
+        if isinstance(exc, RuntimeError) and any(word in str(exc) for word in _MISMATCH_WORDS):
+            raise StudioError(f"Could not {what}: its weights do not fit its configuration (a size in "
+                              "config.json, such as vocab_size, differs from the weights).") from None
         raise

@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads((job_dir / "spec.json").read_text())
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
 
+    from .quiet import quiet_libraries
     from .runner import take_ownership
+
+    quiet_libraries()  # the job's log.txt holds the tune's own lines
 
     lock = take_ownership(job_dir) if rank == 0 else None
     if rank == 0 and lock is None:

@@ -58,6 +58,9 @@ def prepared(tmp_path_factory):
         (root / "a-file").write_text("just a file")
         (root / "empty-file").write_text("")
         (root / "loop").symlink_to(root / "loop")  # a symlink that points at itself
+        vocab = shutil.copytree(media.get("text").default_model(), root / "vocab-model")
+        config = (vocab / "config.json").read_text()
+        (vocab / "config.json").write_text(config.replace('"vocab_size": 1024', '"vocab_size": 2048'))
         emptied = root / "emptied"
         shutil.copytree(root / "ws", emptied)
         for name in ("studio.db", "studio.db-wal", "studio.db-shm"):
@@ -133,6 +136,7 @@ CASES = [
     (["generate", "fake", "--prompt", "x", "--workspace", "{root}/loop"], "points back to itself"),
     (["jobs", "--workspace", "{root}/loop/sub"], "points back to itself"),
     (["generate", "fake"], "required: --prompt"),
+    (["generate", "text", "--prompt", "x", "--model", "{root}/vocab-model"], "weights do not fit its configuration"),
     (["generate", "text", "--prompt", "x", "--param", "min_new_tokens=500"], "min_new_tokens (500) is above"),
     (["generate", "text", "--prompt", "x", "--param", "max_new_tokens=100000000"], "beyond this model's context"),
     (["export", "text", "--version", "base", "--format", "jsonl", "--out", "{tmp}/x"], "no curated text"),
@@ -643,3 +647,31 @@ def test_a_read_only_or_full_workspace_says_so_never_restore_from_a_backup(prepa
         assert _cli(ws, prepared, "generate", "fake", "--prompt", "new", "-n", "2").returncode != 0
         (mount / "filler").unlink()
         assert (ws / "studio.db").read_bytes() == good and integrity(ws) == "ok"
+
+
+@pytest.mark.slow
+def test_the_cli_stderr_holds_no_library_noise(tmp_path):
+    """No FutureWarning (torch_dtype), no torchvision notices, no "Loading pipeline components" bars."""
+    env = {**os.environ, "STUDIO_HOME": str(tmp_path / "ws"), "PYTHONWARNINGS": "default"}
+    done = subprocess.run([sys.executable, "-m", "studio", "generate", "image", "--prompt", "a red circle", "-n", "1",
+                           "--param", "steps=2"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_quiet_libraries_silences_an_already_imported_transformers():
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    from studio.quiet import quiet_libraries
+
+    with warnings.catch_warnings():
+        quiet_libraries()
+        assert transformers_logging.get_verbosity() == transformers_logging.ERROR
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            quiet_libraries()
+            warnings.warn_explicit("`torch_dtype` is deprecated", FutureWarning, "deprecation_utils.py", 23,
+                                   module="diffusers.utils.deprecation_utils")
+        assert caught == []

@@ -85,6 +85,9 @@ def load(model: str, device: str | None = None) -> ImageHandle:
     """Load ``model`` (folder or hub id) for generation on ``device`` (auto when None)."""
     from diffusers import DiffusionPipeline
 
+    from ...quiet import quiet_diffusers
+
+    quiet_diffusers()  # no "Loading pipeline components" bar where studio silences libraries
     device = pick_device(device)
     dtype = pick_dtype(device)
     folder = Path(model).expanduser()
@@ -98,7 +101,7 @@ def load(model: str, device: str | None = None) -> ImageHandle:
         cls, source = "StableDiffusionPipeline", model
     extra = {"safety_checker": None, "requires_safety_checker": False} if cls == "StableDiffusionPipeline" else {}
     try:
-        pipe = DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, use_safetensors=True,
+        pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True,
                                                  trust_remote_code=False, **extra)
     except StudioError:
         raise

@@ -1,0 +1,45 @@
+"""Library chatter off: the CLI's stderr and serve's log hold studio's own lines.
+
+transformers, diffusers and huggingface_hub print deprecation notices (FutureWarning), advisory
+notices (a missing optional torchvision, a weights load report) and loading progress bars that
+say nothing an artist can act on.  ``quiet_libraries`` sets their switches before they are
+imported (environment variables they read once) and flips them where they already are.
+Errors still surface: studio turns them into its own one sentence.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+LIBRARIES = r"(diffusers|transformers|huggingface_hub|peft|accelerate|torch)(\.|$)"
+SWITCHES = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DIFFUSERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "DIFFUSERS_NO_ADVISORY_WARNINGS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+}
+
+
+def quiet_libraries() -> None:
+    """Silence library warnings, notices and progress bars in this process (and the processes it starts)."""
+    for key, value in SWITCHES.items():
+        os.environ.setdefault(key, value)
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=LIBRARIES)
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    quiet_diffusers()
+
+
+def quiet_diffusers() -> None:
+    """diffusers' own progress bars ("Loading pipeline components") have no environment switch."""
+    if "diffusers" in sys.modules and os.environ.get("DIFFUSERS_VERBOSITY") == "error":
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
