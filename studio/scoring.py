@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import math
+import os
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import StudioError
@@ -38,24 +42,84 @@ class ScorerSpec:
         return cls(name)
 
 
-def _plugin(name: str) -> Callable[[Sequence[Candidate]], list[float]] | None:
+def _plugin(name: str) -> "CodeScorer | None":
+    """The ``studio.scorers`` entry point called ``name``, to run in its own process (never imported here)."""
     for ep in entry_points(group="studio.scorers"):
         if ep.name == name:
-            return ep.load()
+            return CodeScorer(ep.value, f"'{name}' (entry point {ep.value})")
     return None
 
 
-def _import(ref: str) -> Callable[[Sequence[Candidate]], list[float]]:
+def _import(ref: str) -> "CodeScorer":
     module, _, attr = ref.partition(":")
     if not module or not attr or module.startswith("."):
         raise StudioError(f"Cannot load the scorer '{ref}': write it as package.module:function.")
+    return CodeScorer(ref, f"'{ref}'")
+
+
+class CodeScorer:
+    """A scorer from the artist's or a plugin's code (``module:function``), run in a child process.
+
+    The child imports the code and calls it on the candidates, so nothing it does at import or
+    call (raise anything, ``sys.exit``, ``os._exit(0)``, crash) can end the studio's own process
+    or pass for a result: no scores back is one sentence, never an exit 0 with nothing stored.
+    """
+
+    def __init__(self, ref: str, label: str):
+        self.ref, self.label = ref, label
+
+    def __call__(self, candidates: Sequence[Candidate]) -> list[float]:
+        import subprocess
+        import sys
+        import tempfile
+
+        request = json.dumps({"ref": self.ref, "candidates": [dataclasses.asdict(c) for c in candidates]},
+                             default=str)
+        path = [os.getcwd() if p == "" else p for p in sys.path]  # what this process could import
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+        with tempfile.TemporaryDirectory(prefix="studio-scorer-") as folder:
+            result = Path(folder) / "scores.json"
+            done = subprocess.run([sys.executable, "-m", "studio.scoring", str(result)], input=request, text=True,
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if not result.exists():
+                last = (done.stderr.strip().splitlines() or [""])[-1][:200]
+                raise StudioError(f"The scorer {self.label} ended its process without returning scores "
+                                  f"(exit code {done.returncode}{': ' + last.rstrip('.') if last else ''}).")
+            answer = json.loads(result.read_text())
+        if "load_error" in answer:
+            raise StudioError(f"Cannot load the scorer {self.label} ({answer['load_error']}).")
+        if "error" in answer:
+            raise StudioError(f"The scorer {self.label} failed ({answer['error']}).")
+        return answer["scores"]
+
+
+def _score_in_child(result: str) -> None:
+    """The child's side of CodeScorer: import, call, write the scores (or what went wrong) to ``result``."""
+    from .fsutil import atomic_write_text
+
+    request = json.load(sys.stdin)
+    sys.stdout = sys.stderr  # a scorer's prints are not the answer
     try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError, TypeError) as exc:
-        raise StudioError(f"Cannot load the scorer '{ref}' ({exc}).") from None
-    if not callable(fn):
-        raise StudioError(f"The scorer '{ref}' is not a function.")
-    return fn
+        module, _, attr = request["ref"].partition(":")
+        fn = importlib.import_module(module)
+        for part in attr.split("."):
+            fn = getattr(fn, part)
+        if not callable(fn):
+            raise TypeError(f"{request['ref']} is not a function")
+    except BaseException as exc:  # anything the import does, SystemExit included
+        atomic_write_text(Path(result), json.dumps({"load_error": _what(exc)}))
+        return
+    try:
+        candidates = [Candidate(**c) for c in request["candidates"]]
+        answer = {"scores": [float(v) for v in fn(candidates)]}
+    except BaseException as exc:
+        answer = {"error": _what(exc)}
+    atomic_write_text(Path(result), json.dumps(answer))
+
+
+def _what(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def resolve(medium: Medium, specs: Sequence[str | ScorerSpec], context: ScoringContext,
@@ -97,7 +161,7 @@ def run(scorers: list[tuple[ScorerSpec, Callable]], candidates: Sequence[Candida
             values = [float(v) for v in fn(list(candidates))]
         except StudioError:
             raise
-        except (Exception, SystemExit) as exc:  # a scorer's bug (or exit) must not stop the caller
+        except (Exception, SystemExit, GeneratorExit) as exc:  # a scorer's bug (or exit) must not stop the caller
             raise StudioError(f"The scorer '{spec.name}' failed ({type(exc).__name__}: {exc}).") from None
         if len(values) != len(candidates):
             raise StudioError(f"The scorer '{spec.name}' returned {len(values)} scores for "
@@ -114,3 +178,7 @@ def combine(by_name: dict[str, list[float]], specs: Sequence[ScorerSpec]) -> lis
     total = sum(s.weight for s in specs)
     n = len(next(iter(by_name.values()))) if by_name else 0
     return [sum(s.weight * by_name[s.name][i] for s in specs) / total for i in range(n)]
+
+
+if __name__ == "__main__":  # a CodeScorer's child process: python -m studio.scoring RESULT_FILE
+    _score_in_child(sys.argv[1])

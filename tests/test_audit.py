@@ -8,6 +8,7 @@ subprocesses only where a real process is the point (a closed pipe, a kill, a ra
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -58,6 +59,11 @@ def prepared(tmp_path_factory):
         (root / "a-file").write_text("just a file")
         (root / "empty-file").write_text("")
         (root / "loop").symlink_to(root / "loop")  # a symlink that points at itself
+        plugin = root / "plugins" / "broken_scorers-0.1.dist-info"  # installed scorer plugins that cannot load
+        plugin.mkdir(parents=True)
+        (plugin / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-scorers\nVersion: 0.1\n")
+        (plugin / "entry_points.txt").write_text("[studio.scorers]\nbroken_plugin = no_such_plugin_module:score\n"
+                                                 "missing_plugin = bad_scorers:gone\n")
         vocab = shutil.copytree(media.get("text").default_model(), root / "vocab-model")
         config = (vocab / "config.json").read_text()
         (vocab / "config.json").write_text(config.replace('"vocab_size": 1024', '"vocab_size": 2048'))
@@ -79,7 +85,8 @@ def prepared(tmp_path_factory):
 
 @pytest.fixture
 def audit_ws(prepared, tmp_path, monkeypatch):
-    """A fresh copy of the prepared workspace for each case."""
+    """A fresh copy of the prepared workspace for each case, with two broken scorer plugins installed."""
+    monkeypatch.syspath_prepend(str(prepared["root"] / "plugins"))
     ws = tmp_path / "ws"
     shutil.copytree(prepared["root"] / "ws", ws)
     monkeypatch.setenv("STUDIO_HOME", str(ws))
@@ -159,6 +166,12 @@ CASES = [
     (["curate", "fake", "--scorer", "os:system"], "The scorer 'os:system' failed"),
     (["curate", "fake", "--scorer", "builtins:len"], "The scorer 'builtins:len' failed"),
     (["curate", "fake", "--scorer", "sys:exit"], "The scorer 'sys:exit' failed"),
+    (["curate", "fake", "--scorer", "bad_scorers:raises_generator_exit"], "failed (GeneratorExit)"),
+    (["curate", "fake", "--scorer", "bad_scorers:no_such_function"], "Cannot load the scorer"),
+    (["curate", "fake", "--scorer", "bad_scorers:not_a_function"], "is not a function"),
+    (["curate", "fake", "--scorer", "no_such_module_here:score"], "No module named"),
+    (["curate", "fake", "--scorer", "broken_plugin"], "Cannot load the scorer 'broken_plugin'"),
+    (["curate", "fake", "--scorer", "missing_plugin"], "has no attribute"),
     (["curate", "fake", "--scorer", "bright=-1"], "finite number >= 0"),
     (["curate", "fake", "--scorer", "bright=abc"], "is not a number"),
     (["curate", "fake", "--scorer", "bright=0"], "add up to zero"),
@@ -675,3 +688,23 @@ def test_quiet_libraries_silences_an_already_imported_transformers():
             warnings.warn_explicit("`torch_dtype` is deprecated", FutureWarning, "deprecation_utils.py", 23,
                                    module="diffusers.utils.deprecation_utils")
         assert caught == []
+
+
+def test_a_scorer_that_ends_the_process_is_an_error_not_a_silent_exit(prepared, audit_ws, capsys):
+    before = {c.id: c.decision for c in _store_candidates(audit_ws)}
+    done = _cli(audit_ws, prepared, "curate", "fake", "--scorer", "bad_scorers:exits_quietly", "--json")
+    sentence = assert_one_sentence(done.returncode, done.stderr)
+    assert "ended its process without returning scores" in sentence and done.stdout == ""
+    assert {c.id: c.decision for c in _store_candidates(audit_ws)} == before
+    assert main(["curate", "fake", "--scorer", "bad_scorers:prints_and_scores", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["acceptance_rate"] >= 0  # its prints stay out of stdout
+
+
+def _store_candidates(ws: Path):
+    from studio.store import Store
+
+    store = Store(ws)
+    try:
+        return store.candidates("fake")
+    finally:
+        store.close()
