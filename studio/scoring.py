@@ -174,10 +174,18 @@ def run(scorers: list[tuple[ScorerSpec, Callable]], candidates: Sequence[Candida
 
 
 def combine(by_name: dict[str, list[float]], specs: Sequence[ScorerSpec]) -> list[float]:
-    """The weighted mean of the scorers' scores, per candidate."""
-    total = sum(s.weight for s in specs)
+    """The weighted mean of the scorers' scores, per candidate.
+
+    Weights are scaled by the largest first, so huge ones (1e308) cannot overflow the sum to inf
+    and turn every combined score into 0; only their ratios matter.
+    """
+    top = max((s.weight for s in specs), default=0.0)
+    if not top > 0:
+        raise StudioError("The scorer weights add up to zero; give at least one a positive weight.")
+    weights = [s.weight / top for s in specs]
+    total = sum(weights)
     n = len(next(iter(by_name.values()))) if by_name else 0
-    return [sum(s.weight * by_name[s.name][i] for s in specs) / total for i in range(n)]
+    return [min(1.0, sum(w * by_name[s.name][i] for w, s in zip(weights, specs)) / total) for i in range(n)]
 
 
 if __name__ == "__main__":  # a CodeScorer's child process: python -m studio.scoring RESULT_FILE

@@ -708,3 +708,28 @@ def _store_candidates(ws: Path):
         return store.candidates("fake")
     finally:
         store.close()
+
+
+def test_huge_scorer_weights_weigh_as_their_ratio(audit_ws, capsys):
+    """1e308 + 1e308 overflowed to inf: every combined score was 0.0 and nothing was kept, exit 0."""
+    argv = ["curate", "fake", "--scorer", "bright=1e308", "--scorer", "favourites=1e308", "--threshold", "0.3",
+            "--temperature", "0", "--keep", "all", "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["accepted"]
+    scored = [c for c in _store_candidates(audit_ws) if "favourites" in c.scores]
+    assert len(scored) == 12
+    for c in scored:
+        assert c.scores["score"] == pytest.approx((c.scores["bright"] + c.scores["favourites"]) / 2)
+
+
+def test_a_weight_from_the_page_that_is_not_a_finite_number_is_one_sentence(audit_ws):
+    from studio.app.context import TabContext
+    from studio.engine import Studio
+    from studio.errors import StudioError
+
+    ctx = TabContext(Studio(audit_ws), "fake", None)
+    names = ctx.scorer_names
+    assert ctx.scoring([1.0] + [0.0] * (len(names) - 1) + [{}])[0] == [f"{names[0]}=1.0"]
+    for bad in (float("nan"), float("inf"), -1.0, "heavy"):
+        with pytest.raises(StudioError, match=f"weight of the scorer '{names[0]}' must be a number"):
+            ctx.scoring([bad] + [1.0] * (len(names) - 1) + [{}])

@@ -111,9 +111,9 @@ class TabContext:
 
         Only listed names reach the engine: a web request never names code to import.
         """
-        weights = self.weights(values)
+        weights = {n: weight(n, w) for n, w in self.weights(values).items()}
         options = values.get("scorer_options") or {}
-        specs = [f"{n}={float(w):g}" for n, w in weights.items() if w and float(w) > 0]
+        specs = [f"{n}={w!r}" for n, w in weights.items() if w > 0]
         if not specs:
             raise StudioError("Give at least one scorer a weight above 0 (or pick by hand).")
         if not isinstance(options, dict):
@@ -136,6 +136,17 @@ def scorer_descriptions(medium: Medium) -> dict[str, str]:
     return out
 
 
+
+
+def weight(name: str, value: Any) -> float:
+    """A scorer weight from the page: a finite number >= 0 (a request may send anything)."""
+    try:
+        number = float(0.0 if value is None else value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise StudioError(f"The weight of the scorer '{name}' must be a number of 0 or more, not {value!r}.")
+    return number
 
 
 def to_widget(value: Any, field: FieldInfo) -> Any:
