@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import threading
 import time
@@ -148,6 +149,24 @@ def separation_warning(scores: Sequence[float]) -> str | None:
     what = "all equal" if spread == 0 else f"spread only {spread:.3f}"
     return (f"The scores cannot separate this batch ({len(values)} candidates, {what}); "
             f"try another scorer or pick by hand.")
+
+
+def check_media_files(candidates: Sequence[Candidate]) -> None:
+    """One sentence when a candidate's media file is missing or empty: changed outside studio, which
+    always writes whole files, it would export as an empty record."""
+    bad = []
+    for c in candidates:
+        for path in c.files.values() or [c.path]:
+            try:
+                if os.path.getsize(path) == 0:
+                    bad.append((c, path, "empty"))
+            except OSError:
+                bad.append((c, path, "missing"))
+    if bad:
+        c, path, what = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise StudioError(f"The media file {path} of candidate {c.id} is {what}{more}, changed outside studio; "
+                          "restore it or reject that candidate, then export again.")
 
 
 def adaptive_threshold(scores: Sequence[float]) -> float:
@@ -700,6 +719,7 @@ class Studio:
                                   f"{', '.join(self.versions(medium))}.")
         curated = [self.store.candidate(cid) for cid in found.curated] if found else self.store.curated(medium)
         curated = [c for c in curated if c is not None]
+        check_media_files(curated)
         if not str(out).strip() or "\x00" in str(out):
             raise StudioError("The export folder name is empty or invalid; give --out DIR.")
         out = Path(out).expanduser()

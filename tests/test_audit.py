@@ -733,3 +733,15 @@ def test_a_weight_from_the_page_that_is_not_a_finite_number_is_one_sentence(audi
     for bad in (float("nan"), float("inf"), -1.0, "heavy"):
         with pytest.raises(StudioError, match=f"weight of the scorer '{names[0]}' must be a number"):
             ctx.scoring([bad] + [1.0] * (len(names) - 1) + [{}])
+
+
+def test_media_files_emptied_or_removed_outside_studio_are_refused_at_export(audit_ws, tmp_path, capsys):
+    kept = [c for c in _store_candidates(audit_ws) if c.accepted]
+    Path(kept[0].path).write_bytes(b"")
+    code = main(["export", "fake", "--version", "v1", "--format", "jsonl", "--out", str(tmp_path / "out")])
+    sentence = assert_one_sentence(code, capsys.readouterr().err)
+    assert f"{kept[0].id} is empty" in sentence and not (tmp_path / "out").exists()
+    Path(kept[0].path).unlink()
+    Path(kept[1].path).write_bytes(b"")
+    code = main(["export", "fake", "--version", "base", "--format", "jsonl", "--out", str(tmp_path / "out")])
+    assert "(and 1 more)" in assert_one_sentence(code, capsys.readouterr().err)
