@@ -84,7 +84,7 @@ OPTIONS: dict[str, Option] = {
     "threshold": _opt("--threshold", type=_number, metavar="X",
                       help="keep threshold in [0, 1] (default: the upper quarter of the base's scores)"),
     "temperature": _opt("--temperature", type=_number, default=0.05, metavar="T",
-                        help="the keep rule's softness; 0 is a hard threshold (default 0.05)"),
+                        help="the keep rule's softness; 0 is a hard threshold, inf keeps everything (default 0.05)"),
     "keep": _opt("--keep", choices=("spread", "all"), default="spread",
                  help="among what the rule keeps: spread drops near-duplicates of a better candidate, "
                       "all keeps them (default spread; compare ignores it)"),
@@ -172,9 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every number JSON cannot hold (inf, nan) as null, so any strict parser reads it.
+
+    An infinite temperature (keep everything) is reported as null, as is a figure with no value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _emit(args: argparse.Namespace, result: dict[str, Any], human: str) -> None:
     if args.json:
-        json.dump(result, sys.stdout, default=str)
+        json.dump(_json_safe(result), sys.stdout, default=str, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(human)

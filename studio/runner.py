@@ -168,14 +168,14 @@ def _running(job: dict[str, Any], owner_pid: int | None) -> bool:
 
 def status(store: Store, job_id: str) -> dict[str, Any]:
     """The job row plus its progress; an unfinished job that no worker owns is ``interrupted``."""
+    job_dir = store.job_dir(job_id)
+    holder = owner(job_dir)  # before the row: a worker that finishes in between is then read as done
     job = store.job(job_id)
     if job is None:
         raise StudioError(f"There is no tune job '{job_id}'.")
-    job_dir = store.job_dir(job_id)
     rows = read_progress(job_dir)
     steps = [r for r in rows if r.get("event") == "step"]
     state = job["status"]
-    holder = owner(job_dir)
     if state in ("running", "queued"):
         state = "running" if _running(job, holder) else "interrupted"
     last = steps[-1] if steps else {}

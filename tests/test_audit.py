@@ -757,3 +757,31 @@ def test_media_files_emptied_or_removed_outside_studio_are_refused_at_export(aud
     Path(kept[1].path).write_bytes(b"")
     code = main(["export", "fake", "--version", "base", "--format", "jsonl", "--out", str(tmp_path / "out")])
     assert "(and 1 more)" in assert_one_sentence(code, capsys.readouterr().err)
+
+
+def _strict(text: str) -> dict:
+    """json.loads that refuses Infinity, -Infinity and NaN, as every other JSON parser does."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.slow
+def test_every_commands_json_is_strict_json(prepared, audit_ws, tmp_path, capsys, monkeypatch):
+    """``curate --temperature inf --json`` printed Infinity; an infinite temperature keeps everything."""
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
+    outputs = {}
+    for argv in (["generate", "fake", "--prompt", "a colour", "-n", "6", "--seed", "100"],
+                 ["curate", "fake", "--temperature", "inf", "--threshold", "1", "--keep", "all"],
+                 ["tune", "fake", "--steps", "2"],
+                 ["compare", "fake", "--after", "v2", "--prompt", "a colour", "-n", "4", "--temperature", "inf"],
+                 ["loop", "fake", "--prompt", "a loop", "-n", "4", "--steps", "2", "--temperature", "inf"],
+                 ["export", "fake", "--version", "v1", "--format", "jsonl", "--out", str(tmp_path / "out")],
+                 ["versions", "fake"], ["jobs"], ["cancel", prepared["job"]]):
+        assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert out.count("\n") == 1
+        outputs[argv[0]] = _strict(out)
+    curated = outputs["curate"]
+    assert curated["temperature"] is None and curated["acceptance_rate"] == 1.0 and not curated["rejected"]
+    assert outputs["compare"]["after"]["acceptance_rate"] == 1.0
