@@ -29,7 +29,9 @@ def build_app(studio: Any, presets_dir: Path | str | None = None, names: list[st
             working.append(name)
         except Exception as exc:  # a medium that fails to import still leaves the others usable
             broken[name] = f"{type(exc).__name__}: {exc}"
-    with gr.Blocks(title="Studio") as app:
+    from .security import UPLOAD_CLEAN_EVERY, UPLOAD_MAX_AGE
+
+    with gr.Blocks(title="Studio", delete_cache=(UPLOAD_CLEAN_EVERY, UPLOAD_MAX_AGE)) as app:
         with gr.Tabs(elem_classes=["media-tabs"]) as media_tabs:
             contexts = tab.build_tabs(studio, working, presets_dir)
             for name, reason in broken.items():

@@ -5,6 +5,11 @@ last two keep the password out of ``ps``).  Wrong passwords are throttled: after
 failure every login is refused, unchecked, for a delay that doubles up to a limit, so
 guessing runs at a few tries a minute at most.
 
+Uploads (the page has no upload field, but Gradio's /upload route takes files from anyone who can
+reach the page) have a quota: past ``UPLOAD_QUOTA`` in the upload folder an upload is refused, and
+Gradio's ``delete_cache`` removes files older than ``UPLOAD_MAX_AGE`` (what an earlier serve left is
+removed at start).
+
 Gradio serves a file only when it lies in ``allowed_paths``, in its own cache or in its upload
 folder.  The app allows the workspace's ``media/`` and ``exports/`` folders and points
 Gradio's cache and upload folder inside the workspace too, so nothing outside the workspace
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import shutil
 import socket
 import threading
 import time
@@ -25,6 +31,9 @@ from ..errors import StudioError
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_HOST = "127.0.0.1"
 MAX_FILE_SIZE = "20mb"  # the largest upload the app accepts
+UPLOAD_QUOTA = 200 * 2**20  # bytes Gradio's upload folder may hold in all; an upload past it is refused (413)
+UPLOAD_MAX_AGE = 3600  # seconds an upload (or a file Gradio cached for the page) is kept ...
+UPLOAD_CLEAN_EVERY = 600  # ... removed this often by Gradio's delete_cache, and all of them when serve stops
 CACHE = ".gradio"  # Gradio's cache and upload folder, inside the workspace
 AUTH_ENV = "STUDIO_AUTH"  # USER:PASSWORD from the environment, when no --auth or --auth-file is given
 FIRST_DELAY = 1.0  # seconds every login is refused after one wrong password
@@ -130,9 +139,53 @@ def blocked(workspace: Path) -> list[Path]:
     return [root / "studio.db", root / "jobs", root / "versions"]
 
 
+def uploads_dir(workspace: Path) -> Path:
+    return Path(workspace).resolve() / CACHE / "uploads"
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of every file under ``folder`` (0 when it is missing)."""
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+class UploadQuota:
+    """ASGI middleware: an upload that would take the upload folder past ``quota`` bytes gets a 413."""
+
+    def __init__(self, app: Any, folder: str | Path, quota: int = UPLOAD_QUOTA):
+        self.app, self.folder, self.quota = app, Path(folder), quota
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/upload"):
+            import anyio
+
+            headers = dict(scope.get("headers") or [])
+            try:
+                incoming = int(headers.get(b"content-length", b"0"))
+            except ValueError:
+                incoming = 0
+            used = await anyio.to_thread.run_sync(folder_bytes, self.folder)
+            if used + incoming > self.quota:
+                from starlette.responses import PlainTextResponse
+
+                message = (f"The studio's upload space is full ({self.quota // 2**20} MB); uploads are removed "
+                           f"after {UPLOAD_MAX_AGE // 60} minutes, try again then.")
+                await PlainTextResponse(message, status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def prepare_environment(workspace: Path) -> None:
-    """Point Gradio's cache and upload folder inside the workspace; call before building the Blocks."""
+    """Point Gradio's cache and upload folder inside the workspace (emptied of an earlier serve's
+    files); call before building the Blocks."""
     cache = Path(workspace).resolve() / CACHE
+    shutil.rmtree(cache / "uploads", ignore_errors=True)
     (cache / "uploads").mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(cache / "uploads")
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(cache / "examples")
@@ -150,5 +203,14 @@ def launch_kwargs(workspace: Path, host: str = DEFAULT_HOST, port: int | None = 
             "share": False,
             "allowed_paths": [str(p) for p in served_folders(workspace)],
             "blocked_paths": [str(p) for p in blocked(workspace)],
-            "max_file_size": MAX_FILE_SIZE, "show_error": True, "quiet": True, "footer_links": [],
+            "max_file_size": MAX_FILE_SIZE,
+            "app_kwargs": {"middleware": [_middleware(UploadQuota, folder=uploads_dir(workspace),
+                                                      quota=UPLOAD_QUOTA)]},
+            "show_error": True, "quiet": True, "footer_links": [],
             "run_history": False, "enable_monitoring": False, "mcp_server": False, "ssr_mode": False, "pwa": False}
+
+
+def _middleware(cls: Any, **options: Any) -> Any:
+    from starlette.middleware import Middleware
+
+    return Middleware(cls, **options)

@@ -103,3 +103,37 @@ def test_wrong_passwords_are_throttled_on_the_live_login(workspace, fake):
         assert post("secret") == 200
     finally:
         app.close()
+
+
+def _upload(url: str, size: int) -> int:
+    boundary = "studio-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + b"\0" * size + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_uploads_have_a_quota_and_are_cleaned_up(workspace, fake, monkeypatch):
+    """Any number of 20 MB uploads landed in the workspace's .gradio/uploads and stayed there."""
+    from studio.app import launch
+    from studio.engine import Studio
+
+    leftover = security.uploads_dir(workspace) / "old" / "from-an-earlier-serve.bin"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"\0" * 1000)
+    monkeypatch.setattr(security, "UPLOAD_QUOTA", 2**20)
+    app = launch(Studio(workspace), port=free_port(), block=False, names=["fake"])
+    try:
+        assert not leftover.exists()  # what an earlier serve left is gone
+        assert app.delete_cache == (security.UPLOAD_CLEAN_EVERY, security.UPLOAD_MAX_AGE)
+        url = app.local_url.rstrip("/") + "/gradio_api/upload"
+        assert _upload(url, 600_000) == 200
+        assert _upload(url, 600_000) == 413  # past the quota
+        assert _upload(url, 300_000) == 200  # still room for this one
+        assert security.folder_bytes(security.uploads_dir(workspace)) <= 2**20
+    finally:
+        app.close()
