@@ -741,10 +741,11 @@ def test_a_weight_from_the_page_that_is_not_a_finite_number_is_one_sentence(audi
 
     ctx = TabContext(Studio(audit_ws), "fake", None)
     names = ctx.scorer_names
-    assert ctx.scoring([1.0] + [0.0] * (len(names) - 1) + [{}])[0] == [f"{names[0]}=1.0"]
+    values = {f"weight.{n}": 0.0 for n in names[1:]}
+    assert ctx.scoring({f"weight.{names[0]}": 1.0, **values})[0] == [f"{names[0]}=1.0"]
     for bad in (float("nan"), float("inf"), -1.0, "heavy"):
         with pytest.raises(StudioError, match=f"weight of the scorer '{names[0]}' must be a number"):
-            ctx.scoring([bad] + [1.0] * (len(names) - 1) + [{}])
+            ctx.scoring({f"weight.{names[0]}": bad, **values})
 
 
 def test_media_files_emptied_or_removed_outside_studio_are_refused_at_export(audit_ws, tmp_path, capsys):

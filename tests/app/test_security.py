@@ -107,9 +107,11 @@ def test_wrong_passwords_are_throttled_on_the_live_login(workspace, fake):
 
 def _upload(url: str, size: int) -> int:
     boundary = "studio-test-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + b"\0" * size + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n")
+    body = head.encode() + b"\0" * size + f"\r\n--{boundary}--\r\n".encode()
+    kind = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    request = urllib.request.Request(url, data=body, headers=kind)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status
