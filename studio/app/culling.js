@@ -21,6 +21,20 @@ function setFlag(card, decision) {
   card.className = card.className.replace(/decision-\S+/, "decision-" + decision);
   const flag = card.querySelector(".card-flag");
   if (flag) flag.textContent = FLAGS[decision] || decision;
+  showLargeDecision(card);
+}
+
+function largeOpen() {
+  const box = document.getElementById("studio-lightbox");
+  return box && box.classList.contains("open") && box.owner === element ? box : null;
+}
+
+function showLargeDecision(card) {  // the large view shows the decision of the card it holds, as it changes
+  const box = largeOpen();
+  if (!box || box.dataset.candidateId !== card.dataset.candidateId) return;
+  box.dataset.decision = card.dataset.decision;
+  const cell = box.querySelector(".lightbox-decision");
+  if (cell) cell.textContent = FLAGS[card.dataset.decision] || card.dataset.decision;
 }
 
 function recount() {
@@ -91,8 +105,8 @@ function current() {
   return cardById(focusedId) || cardsOf()[0];
 }
 
-function togglePlay(card) {
-  const audio = card && card.querySelector("audio");
+function togglePlay(holder) {  // a card, or the large view's media when it is open
+  const audio = holder && holder.querySelector("audio");
   if (!audio) return;
   document.querySelectorAll("audio").forEach((a) => { if (a !== audio) a.pause(); });
   if (audio.paused) audio.play(); else audio.pause();
@@ -137,10 +151,13 @@ function openLarge(card) {
   for (const [name, value] of Object.entries(info.scores || {})) rows.push([`Score: ${name}`, Number(value).toFixed(3)]);
   for (const [name, value] of Object.entries(info.settings || {})) rows.push([name, typeof value === "string" ? value : JSON.stringify(value)]);
   box.querySelector(".lightbox-details").innerHTML = "<table>" +
-    rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("") + "</table>" +
+    rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td${k === "Decision" ? ' class="lightbox-decision"' : ""}>` +
+      `${esc(v)}</td></tr>`).join("") + "</table>" +
     (canDecide ? '<p class="lightbox-keys"><kbd>P</kbd> keep · <kbd>X</kbd> drop · <kbd>U</kbd> clear · ' +
       '<kbd>←</kbd><kbd>→</kbd> next · <kbd>Esc</kbd> close</p>' : "");
   box.owner = element;
+  box.dataset.candidateId = card.dataset.candidateId;
+  box.dataset.decision = card.dataset.decision;
   box.handler = onKey;
   box.classList.add("open");
 }
@@ -164,7 +181,8 @@ function onKey(e) {
     ArrowRight: () => move(1), ArrowLeft: () => move(-1),
     ArrowDown: () => move(columns(all)), ArrowUp: () => move(-columns(all)),
     p: () => decide(current(), "hand_accepted"), x: () => decide(current(), "hand_rejected"),
-    u: () => decide(current(), "clear"), " ": () => togglePlay(current()),
+    u: () => decide(current(), "clear"),
+    " ": () => { const box = largeOpen(); togglePlay(box ? box.querySelector(".lightbox-media") : current()); },
     Enter: () => openLarge(current()),
   }[key];
   if (!handled) return;

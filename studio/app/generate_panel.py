@@ -6,8 +6,11 @@ while it runs, and the new batch replaces the old one in view.
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
+import re
 import secrets
+import threading
 import time
 from typing import Any, Iterator
 
@@ -77,14 +80,19 @@ def wire(ctx: TabContext) -> None:
                      temperature=p.temperature, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
                      **tune)
         fields = {f.name: f for f in ctx.medium.generate_settings.fields()}
+        version = values["version"] or "base"
+        if not learned_from(studio, name, version, p.render_prompt()):  # another prompt's version: start at base
+            version = "base"
+            ctx.remember(version=version)
         return {"preset_note": f"*{p.description}*" if p.description else "", "prompt": p.render_prompt(),
+                "version": version,
                 "n": p.n, "seed": p.seed, **{f"param.{k}": to_widget(params[k], fields[k]) for k in ctx.param_names},
                 **{f"weight.{s}": weights.get(s, 0.0) for s in ctx.scorer_names},
                 "scorer_options": p.scorer_options(), "threshold": p.threshold, "temperature": p.temperature, **tune}
 
-    preset_outputs = ["preset_note", "prompt", "n", "seed", *ctx.params_names(), *ctx.scoring_names(), "threshold",
+    preset_outputs = ["preset_note", "prompt", "version", "n", "seed", *ctx.params_names(), *ctx.scoring_names(), "threshold",
                       "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
-    ctx.listen(ctx["preset"].input, apply_preset, ["preset"], preset_outputs)
+    ctx.listen(ctx["preset"].input, apply_preset, ["preset", "version"], preset_outputs)
 
     def begin(values: dict[str, Any]) -> dict[str, Any]:
         count = int(values["n"] or 0)
@@ -121,11 +129,7 @@ def wire(ctx: TabContext) -> None:
                      top_share=values["top_share"], shown=shown, version=version,
                      n=n, seed=seed, params=params, scorer_options=options,
                      weights={s: float(w) for s, w in ctx.weights(values).items() if isinstance(w, (int, float))})
-        warning = ""
-        if notes:
-            warning = ("⚠ The model cut this prompt at its token limit; the end of it was ignored: "
-                       f"*{notes[0]}*")
-            gr.Warning("The prompt is longer than the model reads; its end was ignored.")
+        warning = cut_warning(values["prompt"], notes)
         return {"shown": shown, "seed": seed, "prompt_warning": warning, **ctx.view({**values, "shown": shown})}
 
     generate_inputs = ["version", "prompt", "n", "seed", "random_seed", *VIEW_INPUTS[1:], *ctx.params_names(),
@@ -133,21 +137,44 @@ def wire(ctx: TabContext) -> None:
     generate_outputs = ["shown", "seed", "prompt_warning", *VIEW]
     refresh = friendly(ctx.view)
 
+    def enable() -> Any:
+        return gr.update(interactive=True, value="Generate")
+
     def run_generation(event: Any) -> Any:
-        """Chain a generation after ``event``: Generate off, the old batch cleared, progress, the new batch."""
+        """Chain a generation after ``event``: Generate off, the old batch cleared, progress, the new batch.
+
+        A failed generation (its one sentence is the error toast) runs neither ``then`` nor later steps,
+        so its ``failure`` branch redraws the batch shown before and turns Generate back on."""
         event = ctx.listen(event.then, begin, ["n"], ["generate", "gallery", "prompt_warning"], queue=False)
-        event = ctx.listen(event.then, generate, generate_inputs, generate_outputs,
-                           concurrency_id=f"model-{name}", show_progress_on=[ctx["gallery"]])
-        event = ctx.listen(event.then, refresh, VIEW_INPUTS, VIEW, show_progress="hidden")
-        return event.then(lambda: gr.update(interactive=True, value="Generate"), outputs=ctx["generate"], queue=False)
+        made = ctx.listen(event.then, generate, generate_inputs, generate_outputs,
+                          concurrency_id=f"model-{name}", show_progress_on=[ctx["gallery"]])
+        failed = ctx.listen(made.failure, refresh, VIEW_INPUTS, VIEW, show_progress="hidden", queue=False)
+        failed.then(enable, outputs=ctx["generate"], queue=False)
+        event = ctx.listen(made.then, refresh, VIEW_INPUTS, VIEW, show_progress="hidden")
+        return event.then(enable, outputs=ctx["generate"], queue=False)
 
     ctx.run_generation = run_generation
     run_generation(ctx["generate"].click(None, js="() => {}"))
 
 
+class _Muted(logging.Filter):
+    """On a library's own handlers while notes are collected: its warnings reach the notes, not stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+_MUTED = _Muted()
+_collecting = {"count": 0, "lowered": {}}  # how many generations collect notes; the levels they lowered
+_collecting_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def truncation_notes() -> Iterator[list[str]]:
-    """Collect what a model's tokenizer says it cut from the prompt (it only logs it)."""
+    """Collect what a model's tokenizer says it cut from the prompt (it only logs it, at WARNING).
+
+    ``studio serve`` silences library warnings (``studio.quiet``), so while a generation collects,
+    the library loggers take warnings again but their own handlers print only errors."""
     notes: list[str] = []
 
     class Catch(logging.Handler):
@@ -159,6 +186,15 @@ def truncation_notes() -> Iterator[list[str]]:
 
     handler = Catch(level=logging.WARNING)
     loggers = [logging.getLogger(n) for n in TRUNCATION_LOGGERS]
+    with _collecting_lock:
+        if _collecting["count"] == 0:
+            for logger in loggers:
+                if logger.getEffectiveLevel() > logging.WARNING:
+                    _collecting["lowered"][logger.name] = logger.level
+                    logger.setLevel(logging.WARNING)
+                    for own in logger.handlers:
+                        own.addFilter(_MUTED)
+        _collecting["count"] += 1
     for logger in loggers:
         logger.addHandler(handler)
     try:
@@ -166,6 +202,44 @@ def truncation_notes() -> Iterator[list[str]]:
     finally:
         for logger in loggers:
             logger.removeHandler(handler)
+        with _collecting_lock:
+            _collecting["count"] -= 1
+            if _collecting["count"] == 0:
+                for logger_name, level in _collecting["lowered"].items():
+                    logger = logging.getLogger(logger_name)
+                    logger.setLevel(level)
+                    for own in logger.handlers:
+                        own.removeFilter(_MUTED)
+                _collecting["lowered"].clear()
+
+
+def cut_words(prompt: str, note: str) -> str:
+    """The end of ``prompt`` a tokenizer cut, in the prompt's own words (the tokenizer's note is its
+    lower-cased word pieces, e.g. "iff , bold saturated"): as many of the prompt's last words as the note has."""
+    count = len(re.findall(r"\w+", note))
+    starts = [m.start() for m in re.finditer(r"\w+", prompt)]
+    if not count or not starts:
+        return note
+    return prompt[starts[max(0, len(starts) - count)]:].strip()
+
+
+def cut_warning(prompt: str, notes: list[str]) -> str:
+    """One readable line for a cut prompt (the model logs it once per chunk of the batch: shown once)."""
+    if not notes:
+        return ""
+    return ("⚠ The model reads only the start of this prompt, so it ignored the end: "
+            f"“…{html.escape(cut_words(prompt, notes[0]))}”. Shorten the prompt to use every word.")
+
+
+def learned_from(studio: Any, medium: str, version: str, prompt: str) -> bool:
+    """Whether ``version`` learned from candidates of ``prompt`` (base: always; a version's kept set pools
+    every round before it)."""
+    if version == "base":
+        return True
+    found = studio.store.version(medium, version)
+    if found is None or not found.curated:
+        return False
+    return any(c.prompt == prompt.strip() for c in studio.store.candidates(medium, ids=found.curated))
 
 
 def _models(ctx: TabContext) -> list[str]:

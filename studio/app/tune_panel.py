@@ -58,9 +58,10 @@ def wire(ctx: TabContext) -> None:
         studio.start_tune(name, values["version"] or "base", steps=steps, rank=rank,
                           lr=float(lr) if lr is not None else None, settings=settings)
         ctx.remember(tune_steps=steps, tune_rank=rank, tune_lr=lr, tune_extra=settings)
-        return {"cancel": gr.update(interactive=True)}
+        return {"cancel": gr.update(interactive=True), "tune": gr.update(interactive=False)}  # one tune at a time
 
-    ctx.listen(ctx["tune"].click, start, ["version", "tune_steps", "tune_rank", "tune_lr", "tune_extra"], ["cancel"])
+    ctx.listen(ctx["tune"].click, start, ["version", "tune_steps", "tune_rank", "tune_lr", "tune_extra"],
+               ["cancel", "tune"])
 
     def cancel():
         for job in runner.active(studio.store, name):
@@ -79,6 +80,7 @@ def wire(ctx: TabContext) -> None:
         if key != seen.get("progress"):
             running = info is not None and info["status"] == "running"
             out.update(tune_status=_status_html(info), cancel=gr.update(interactive=running),
+                       tune=gr.update(interactive=not running),
                        loss=plots.loss_svg(info["losses"], info["steps"]) if info else plots.loss_svg([], 0))
             seen["progress"] = key
         intro = _intro(ctx)
@@ -97,7 +99,7 @@ def wire(ctx: TabContext) -> None:
         return {**out, "seen": seen}
 
     ctx.poll = poll
-    ctx.poll_names = ("tune_status", "loss", "cancel", "tune_intro", *PICKERS, "seen")
+    ctx.poll_names = ("tune_status", "loss", "cancel", "tune", "tune_intro", *PICKERS, "seen")
     ctx.listen(ctx["timer"].tick, poll, ["seen", *PICKERS], ctx.poll_names, queue=False, show_progress="hidden")
 
 

@@ -15,3 +15,36 @@ def test_a_cut_prompt_is_noticed_and_other_warnings_are_not():
     assert notes == ["strong contrast at dusk"]
     logger.warning("The following part of your input was truncated: ['after the block']")
     assert notes == ["strong contrast at dusk"]  # only while generating
+
+
+def test_a_cut_prompt_is_noticed_where_serve_silences_library_warnings():
+    """``studio serve`` sets the libraries to errors only (studio.quiet): the cut must still be seen, not printed."""
+    import io
+
+    from studio.quiet import quiet_libraries
+
+    quiet_libraries()
+    library = logging.getLogger("diffusers")
+    library.setLevel(logging.ERROR)  # what quiet_diffusers does once diffusers is imported
+    printed = io.StringIO()
+    own = logging.StreamHandler(printed)
+    library.addHandler(own)
+    try:
+        with truncation_notes() as notes:
+            logging.getLogger("diffusers.pipelines.x").warning("The following part of your input was truncated "
+                                                              "because CLIP can only handle sequences up to 77 "
+                                                              "tokens: ['iff , bold saturated primary colours']")
+        assert notes == ["iff , bold saturated primary colours"] and printed.getvalue() == ""
+        assert library.level == logging.ERROR and not own.filters  # put back as it was
+    finally:
+        library.removeHandler(own)
+        library.setLevel(logging.NOTSET)
+
+
+def test_the_cut_is_shown_once_in_the_prompts_own_words():
+    from studio.app.generate_panel import cut_warning
+
+    prompt = "a lighthouse on a cliff, drawn stiff, bold saturated primary colours"
+    warning = cut_warning(prompt, ["iff , bold saturated primary colours"] * 4)
+    assert warning.count("⚠") == 1 and "“…stiff, bold saturated primary colours”" in warning
+    assert cut_warning(prompt, []) == ""

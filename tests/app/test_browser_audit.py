@@ -1,0 +1,163 @@
+"""The audit's page items in a real browser (Debian's chromium through Playwright), on the fake medium:
+the page after a generate error, the large view's decision, the Fine-tune button during a tune."""
+from __future__ import annotations
+
+import pytest
+
+from flow import Flow, chromium, free_port, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+SLOW_TUNE = """
+prompt = "a colour"
+n = 6
+[tune]
+steps = 12
+slow = 0.5
+"""
+
+
+@pytest.fixture
+def app(workspace, fake, tmp_path, monkeypatch):
+    from studio.app import launch
+    from studio.engine import Studio
+
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
+    presets_dir = tmp_path / "presets"
+    presets_dir.mkdir()
+    (presets_dir / "fake-slow.toml").write_text(SLOW_TUNE)
+    started = launch(Studio(workspace), port=free_port(), block=False, names=["fake"], presets_dir=presets_dir)
+    yield started
+    started.close()
+
+
+def error_toast(page) -> str:
+    toasts = page.locator('[data-testid="toast-body"]')
+    return toasts.first.inner_text() if toasts.count() else ""
+
+
+def test_after_a_generate_error_the_old_batch_stays_and_generate_works(app):
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(120_000)  # two shared cores under load
+        flow = Flow(page, app.local_url, "fake")
+        flow.open()
+        ids = flow.generate(4, prompt="a colour")
+        flow.tab.locator(".scorers").get_by_text("Scorers: how candidates are scored").click()
+        for slider in flow.tab.locator(".scorer-weight input[type=number]").all():  # every weight 0
+            slider.fill("0")
+            slider.press("Enter")
+        flow.tab.locator(".generate-btn").click()
+        try:
+            wait_until("the error in one sentence", lambda: "weight above 0" in error_toast(page), 60)
+        finally:
+            page.screenshot(path="/tmp/a21/stuck.png")
+        wait_until("Generate enabled again", lambda: flow.tab.locator(".generate-btn").is_enabled()
+                   and flow.tab.locator(".generate-btn").inner_text() == "Generate", 30)
+        wait_until("the old batch back", lambda: sorted(flow.decisions()) == sorted(ids), 30)
+        assert "Making" not in flow.tab.locator(".gallery-box .gallery").first.inner_text()
+
+
+def _tone(seconds: float = 2.0, rate: int = 8000) -> bytes:
+    import io
+    import math
+    import struct
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                                 for i in range(int(seconds * rate))))
+    return out.getvalue()
+
+
+class SoundMedium:
+    """The fake medium with a sound file beside each colour word: its cards are sound cards with a player."""
+
+    @staticmethod
+    def make():
+        from fake_medium import FakeMedium
+
+        class FakeSound(FakeMedium):
+            name = "fakesound"
+
+            def generate(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
+                made = super().generate(handle, prompt, seeds, params, adapter, strength)
+                for g in made:
+                    g.files = {**g.files, "wav": _tone()}
+                return made
+
+        return FakeSound
+
+
+@pytest.fixture
+def sound_app(workspace, fake, monkeypatch):
+    import sys
+    import types
+
+    from studio import media
+    from studio.app import launch
+    from studio.engine import Studio
+
+    module = types.ModuleType("fake_sound_medium")
+    module.FakeSound = SoundMedium.make()
+    monkeypatch.setitem(sys.modules, "fake_sound_medium", module)
+    media.register("fakesound", "fake_sound_medium:FakeSound")
+    started = launch(Studio(workspace), port=free_port(), block=False, names=["fakesound"])
+    yield started
+    started.close()
+    media._extra.pop("fakesound", None)
+    media._instances.pop("fakesound", None)
+
+
+def test_the_large_view_shows_p_and_x_and_space_plays_its_own_player(sound_app):
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(120_000)  # two shared cores under load
+        flow = Flow(page, sound_app.local_url, "fakesound")
+        flow.open()
+        ids = flow.generate(3, prompt="a colour")
+        flow.cards().first.locator(".card-caption").click()
+        page.keyboard.press("Enter")
+        box = page.locator("#studio-lightbox.open")
+        box.wait_for()
+        for key, decision, words in (("p", "hand_accepted", "Kept by you"), ("x", "hand_rejected", "Dropped by you")):
+            page.keyboard.press(key)
+            assert flow.decisions()[ids[0]] == decision
+            assert box.get_attribute("data-decision") == decision
+            assert words in box.locator(".lightbox-decision").inner_text()
+        page.keyboard.press(" ")
+        wait_until("the large view's player playing", lambda: page.evaluate(
+            "() => !document.querySelector('#studio-lightbox audio').paused"), 10)
+        assert page.evaluate("() => Array.from(document.querySelectorAll('.gallery-box audio')).every(a => a.paused)")
+        page.keyboard.press(" ")
+        wait_until("the large view's player paused", lambda: page.evaluate(
+            "() => document.querySelector('#studio-lightbox audio').paused"), 10)
+        page.keyboard.press("Escape")
+
+
+def test_fine_tune_is_disabled_while_a_tune_runs(app):
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(120_000)  # two shared cores under load
+        flow = Flow(page, app.local_url, "fake")
+        flow.open()
+        flow.pick_preset("slow")  # a tune whose steps sleep, so it is seen running
+        flow.generate(6)
+        flow.cull(["p", "p", "p"])
+        flow.step("2 · Fine-tune")
+        button = flow.tab.locator(".tune-btn")
+        button.click()
+        flow.wait_tune(("running",), 120)
+        assert not button.is_enabled()
+        flow.open()  # a reload while it runs: still disabled
+        flow.step("2 · Fine-tune")
+        flow.wait_tune(("running", "done"), 60)
+        if flow.tune_status() == "running":
+            assert not button.is_enabled()
+        flow.wait_tune(("done",), 300)
+        wait_until("Fine-tune enabled after the tune", lambda: button.is_enabled(), 30)
