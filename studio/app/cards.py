@@ -208,6 +208,9 @@ METRIC_WORDS = {  # engine.compare's keys in plain words, with what each means (
                         "near 1 means the tune stays as varied as what you kept."),
     "copies": ("copies of kept ones", "The share of tuned candidates that nearly duplicate one you kept; "
                "0 is best."),
+    "copies_over_rule": ("copies among the kept-by-rule", "Of the candidates the rule would keep on this side, "
+                         "the share that nearly duplicate one you kept (on the base side: how often what the "
+                         "rule leans toward repeats a kept one by chance)."),
     "n": ("candidates", "How many candidates each side generated, on the same seeds."),
 }
 SKIPPED = ("candidates",)  # lists of ids, not figures

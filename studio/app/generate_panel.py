@@ -90,8 +90,8 @@ def wire(ctx: TabContext) -> None:
                 **{f"weight.{s}": weights.get(s, 0.0) for s in ctx.scorer_names},
                 "scorer_options": p.scorer_options(), "threshold": p.threshold, "temperature": p.temperature, **tune}
 
-    preset_outputs = ["preset_note", "prompt", "version", "n", "seed", *ctx.params_names(), *ctx.scoring_names(), "threshold",
-                      "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
+    preset_outputs = ["preset_note", "prompt", "version", "n", "seed", *ctx.params_names(), *ctx.scoring_names(),
+                      "threshold", "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
     ctx.listen(ctx["preset"].input, apply_preset, ["preset", "version"], preset_outputs)
 
     def begin(values: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def histogram_svg(scores: Sequence[float], threshold: float, temperature: float,
     kept = list(kept) if kept is not None else [False] * len(scores)
     lo, hi = min([*scores, threshold]), max([*scores, threshold])
     pad = max(0.02, (hi - lo) * 0.1)
-    lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+    lo, hi = (max(0.0, lo - pad), min(1.0, hi + pad)) if scores else (0.0, 1.0)  # no batch yet: the whole scale
     span = (hi - lo) or 1.0
     counts, kept_counts = [0] * BINS, [0] * BINS
     for score, ok in zip(scores, kept):
@@ -55,7 +55,10 @@ def histogram_svg(scores: Sequence[float], threshold: float, temperature: float,
     for i in range(5):
         tick = lo + span * i / 4
         parts.append(f'<text x="{x(tick):.1f}" y="{height - 6}" text-anchor="middle" fill="{INK}">{tick:.2f}</text>')
-    parts.append(f'<text x="2" y="{top + 8}" fill="{INK}">{tallest}</text></svg>')
+    if not scores:
+        parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
+                     f'fill="{INK}">No scores yet: generate a batch</text>')
+    parts.append(f'<text x="2" y="{top + 8}" fill="{INK}">{tallest if scores else ""}</text></svg>')
     return "".join(parts)
 
 

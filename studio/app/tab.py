@@ -27,7 +27,8 @@ def build_tab(studio: Studio, medium: str, presets_dir: Path | None = None) -> T
         with gr.Column(scale=1, min_width=320, elem_classes=["settings-column"]):
             generate_panel.build(ctx)
             curate_panel.build_rule(ctx)
-        with gr.Column(scale=3, min_width=640, elem_classes=["work-column"]):
+        # 320 + 560 keeps both columns side by side at 1024 px, so the batch starts on the first screen
+        with gr.Column(scale=3, min_width=560, elem_classes=["work-column"]):
             with gr.Tabs(elem_classes=["steps"]) as steps:
                 for key, label, panel in STEPS:
                     with gr.Tab(label, id=key, elem_classes=[f"step-{key}"]):
