@@ -786,3 +786,33 @@ def test_every_commands_json_is_strict_json(prepared, audit_ws, tmp_path, capsys
     curated = outputs["curate"]
     assert curated["temperature"] is None and curated["acceptance_rate"] == 1.0 and not curated["rejected"]
     assert outputs["compare"]["after"]["acceptance_rate"] == 1.0
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# stands in for python3 and the venv's python: records nothing, installs nothing
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+  mkdir -p "$3/bin" && cp "$0" "$3/bin/python" && exit 0
+fi
+if [ "$1" = "-c" ]; then exit 1; fi  # "import torch": not installed yet
+if [ "$1 $2 $3" = "-m pip install" ] && [ "${@: -1}" = "." ]; then touch .venv/bin/studio; chmod +x .venv/bin/studio; fi
+exit 0
+"""
+
+
+def test_the_first_setup_says_what_it_installs(tmp_path):
+    """The first scripts/serve was silent for two minutes while it installed."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "scripts" / "setup", repo / "scripts" / "setup")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, body in (("python3", FAKE_PYTHON), ("apt-get", "#!/bin/sh\nexit 0\n"), ("fluidsynth", "#!/bin/sh\n")):
+        (tools / name).write_text(body)
+        (tools / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}", "PYTHON": str(tools / "python3")}
+    first = subprocess.run(["bash", "scripts/setup"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    for words in ("creating the virtual environment", "installing torch", "installing studio and its libraries"):
+        assert words in first.stderr, first.stderr
+    again = subprocess.run(["bash", "scripts/setup"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    assert "creating the virtual environment" not in again.stderr and "installing studio" not in again.stderr
