@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -23,6 +24,24 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return text.rstrip(".")
+
+
+def hub_reason(exc: BaseException) -> str:
+    """Why a model id did not load, in a few plain words: the model hub's and the loaders' own messages
+    run to several sentences of library advice (``local_files_only``, cache folders)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = str(exc)
+    if names & {"LocalEntryNotFoundError", "OfflineModeIsEnabled"} or any(
+            words in text for words in ("outgoing traffic has been disabled", "couldn't connect", "not fully cached")):
+        return "it is not on this machine and the model hub cannot be reached (offline)"
+    if "GatedRepoError" in names or "gated" in text.lower():
+        return "the model hub asks for a login before it gives this model"
+    if "RepositoryNotFoundError" in names or "is not a valid model identifier" in text:
+        return "the model hub has no model of that name"
+    if "HFValidationError" in names or "Repo id must" in text:
+        return "it is neither a folder on this machine nor a hub id (owner/name)"
+    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0] if text.strip() else type(exc).__name__
+    return (first if len(first) <= 120 else first[:117] + "...").rstrip(".")
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -60,7 +60,8 @@ def wire(ctx: TabContext) -> None:
         used = studio.use_model(name, model or None)
         return gr.update(choices=_models(ctx), value=used)
 
-    ctx["model"].input(change_model, inputs=ctx["model"], outputs=ctx["model"])
+    # no progress overlay: a refused model's one sentence is the toast, and the field stays usable
+    ctx["model"].input(change_model, inputs=ctx["model"], outputs=ctx["model"], show_progress="hidden")
     ctx["version"].input(lambda v: ctx.remember(version=v or "base"), inputs=ctx["version"], queue=False)
 
     @friendly

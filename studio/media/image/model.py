@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from studio.errors import StudioError
+from studio.errors import StudioError, hub_reason
 
 SUPPORTED = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", "StableDiffusion3Pipeline",
              "FluxPipeline", "PixArtAlphaPipeline", "PixArtSigmaPipeline", "SanaPipeline",
@@ -106,8 +106,7 @@ def load(model: str, device: str | None = None) -> ImageHandle:
     except StudioError:
         raise
     except (OSError, ValueError, EnvironmentError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise StudioError(f"The image model '{model}' could not be loaded: {first.rstrip('.')}.") from exc
+        raise StudioError(f"The image model '{model}' could not be loaded: {hub_reason(exc)}.") from exc
     if type(pipe).__name__ not in SUPPORTED and not hasattr(pipe, "unet") and not hasattr(pipe, "transformer"):
         raise StudioError(f"'{model}' is a {type(pipe).__name__}, not a supported text-to-image pipeline.")
     pipe = pipe.to(device)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...errors import StudioError
+from ...errors import StudioError, hub_reason
 
 DEFAULT_MAX_BARS = 16
 
@@ -94,7 +94,7 @@ def _load_musicgen(source: str, device: str) -> MusicHandle:
         lm = MusicgenForConditionalGeneration.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as exc:
-        raise StudioError(f"MusicGen could not be loaded from '{source}' ({str(exc).splitlines()[0][:120]}).") from None
+        raise StudioError(f"MusicGen could not be loaded from '{source}': {hub_reason(exc)}.") from None
     lm.to(device).eval()
     frame_rate = float(lm.config.audio_encoder.frame_rate)
     # the decoder's positions bound the length; keep a few frames for the codebook delay pattern
