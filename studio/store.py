@@ -131,17 +131,26 @@ class Store:
         database = self.root / "studio.db"
         if database.is_dir():
             raise StudioError(f"The workspace database {database} is a folder, not a file.")
-        _refuse_foreign(database)  # before anything is created or written
+        self._db = None
+        if database.is_file() and database.stat().st_size > 0:  # looked at before anything is created or written
+            try:
+                self._db = _connect(database)
+            except sqlite3.Error:
+                self._db = None  # the open below says why
+            else:
+                _refuse_foreign(self._db, database)
         try:
             (self.root / "media").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            self.close_quietly()
             raise StudioError(f"Cannot create the workspace folder {self.root}: {exc.strerror}.") from None
         self._lock = threading.RLock()
         if (not database.exists() or database.stat().st_size == 0) and _has_content(self.root):
+            self.close_quietly()
             raise _emptied(self.root)
-        self._db = None
         try:
-            self._db = sqlite3.connect(database, timeout=30, check_same_thread=False, isolation_level=None)
+            if self._db is None:
+                self._db = _connect(database)
             self._db.row_factory = sqlite3.Row
             _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute("PRAGMA synchronous=FULL")
@@ -231,6 +240,11 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            self._db.close()
+
+    def close_quietly(self) -> None:
+        """Close the connection of a store that failed to open (no lock exists yet)."""
+        if self._db is not None:
             self._db.close()
 
     def integrity_check(self) -> str:
@@ -536,25 +550,20 @@ _DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 FULL_BELOW = 1 << 20  # bytes free under which a failed open is put down to a full disk
 
 
-def _refuse_foreign(database: Path) -> None:
-    """Refuse a ``studio.db`` that another program wrote (tables, none of them studio's), touching nothing."""
-    try:
-        if not database.is_file() or database.stat().st_size == 0:
-            return
-        with open(database, "rb") as fh:
-            if fh.read(16) != b"SQLite format 3\x00":
-                return  # not SQLite at all: the open below reports it as damaged
-        db = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=30)
-    except (OSError, sqlite3.Error):
-        return  # unreadable: the open below says why
+def _connect(database: Path) -> sqlite3.Connection:
+    return sqlite3.connect(database, timeout=30, check_same_thread=False, isolation_level=None)
+
+
+def _refuse_foreign(db: sqlite3.Connection, database: Path) -> None:
+    """Refuse a ``studio.db`` that another program wrote (tables, none of them studio's), touching nothing:
+    a read of its table names, on the connection the store then uses, before any write."""
     try:
         tables = {r[0] for r in _retry_locked(lambda: db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").fetchall())}
     except sqlite3.Error:
-        return
-    finally:
-        db.close()
+        return  # not a database at all, or unreadable: the open below says why
     if tables and not {"schema_migrations", "candidates"} <= tables:
+        db.close()
         raise StudioError(f"The file {database} is another program's database, not a studio workspace; "
                           "give another folder as --workspace (nothing was changed).")
 

@@ -59,53 +59,12 @@ def test_after_a_generate_error_the_old_batch_stays_and_generate_works(app):
         assert "Making" not in flow.tab.locator(".gallery-box .gallery").first.inner_text()
 
 
-def _tone(seconds: float = 2.0, rate: int = 8000) -> bytes:
-    import io
-    import math
-    import struct
-    import wave
-
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                                 for i in range(int(seconds * rate))))
-    return out.getvalue()
-
-
-class SoundMedium:
-    """The fake medium with a sound file beside each colour word: its cards are sound cards with a player."""
-
-    @staticmethod
-    def make():
-        from fake_medium import FakeMedium
-
-        class FakeSound(FakeMedium):
-            name = "fakesound"
-
-            def generate(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
-                made = super().generate(handle, prompt, seeds, params, adapter, strength)
-                for g in made:
-                    g.files = {**g.files, "wav": _tone()}
-                return made
-
-        return FakeSound
-
-
 @pytest.fixture
-def sound_app(workspace, fake, monkeypatch):
-    import sys
-    import types
-
+def sound_app(workspace, fake):
     from studio import media
     from studio.app import launch
     from studio.engine import Studio
 
-    module = types.ModuleType("fake_sound_medium")
-    module.FakeSound = SoundMedium.make()
-    monkeypatch.setitem(sys.modules, "fake_sound_medium", module)
     media.register("fakesound", "fake_sound_medium:FakeSound")
     started = launch(Studio(workspace), port=free_port(), block=False, names=["fakesound"])
     yield started
