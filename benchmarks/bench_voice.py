@@ -1,0 +1,115 @@
+"""One voice round on held-out lines: docs/voice.md's figures.
+
+Per seed, in a fresh workspace: the built-in voice reads LINES lines TAKES times each; the takes
+are scored (intelligibility, pace, pitch_range, naturalness, equal weights); the upper quartile
+of the combined score is kept (temperature 0); one tune (the medium's defaults); then base vs v1
+on HELD lines it never read in the round, TAKES seeds each, under the same rule.
+
+    python benchmarks/bench_voice.py --seeds 0 1 2 --out voice-round.jsonl
+    python benchmarks/bench_voice.py --table voice-round.jsonl
+
+Reports per scorer the held-out mean before and after (the lift), the acceptance rate, variety
+vs the kept set, copies, and the round's wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCORERS = ["intelligibility", "pace", "pitch_range", "naturalness"]
+
+
+def one_round(seed: int, lines: int, held: int, takes: int, model: str | None) -> dict:
+    from studio.engine import Studio
+    from studio.media.voice.lines import held_out_lines, training_lines
+
+    pool = held_out_lines(60, training_lines(2400))
+    random.Random(seed).shuffle(pool)
+    round_lines, compare_lines = pool[:lines], pool[lines:lines + held]
+    began = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        studio = Studio(Path(tmp) / "ws")
+        if model:
+            studio.use_model("voice", model)
+        cands = []
+        for i, line in enumerate(round_lines):
+            cands += studio.generate("voice", line, seeds=list(range(seed * 1000 + i * takes, seed * 1000 + (i + 1) * takes)))
+        scores = studio.score("voice", cands, SCORERS)
+        decisions, threshold = studio.decide(cands, scores, None, 0.0, seed=seed)
+        studio.store.set_decisions(decisions)
+        kept = [c for c in cands if decisions.get(c.id) == "auto_accepted"]
+        tuned = studio.tune("voice")
+        per_side = {"before": {s: [] for s in SCORERS + ["score"]}, "after": {s: [] for s in SCORERS + ["score"]}}
+        rates, variety, copies = {"before": [], "after": []}, [], []
+        for line in compare_lines:
+            result = studio.compare("voice", after=tuned["version"], prompt=line, n=takes, seed=500_000 + seed,
+                                    scorers=SCORERS, threshold=threshold, temperature=0.0)
+            for side in ("before", "after"):
+                rates[side].append(result[side]["acceptance_rate"])
+                for c in studio.store.candidates("voice", ids=result[side]["candidates"]):
+                    for name in per_side[side]:
+                        per_side[side][name].append(c.scores[name])
+            variety.append(result["after"]["variety_vs_kept"])
+            copies.append(result["after"]["copies"])
+        seconds = time.time() - began
+
+    def mean(values):
+        return sum(values) / len(values) if values else None
+
+    return {"seed": seed, "lines": lines, "held_out_lines": held, "takes": takes, "kept": len(kept),
+            "threshold": threshold, "seconds": round(seconds, 1), "tune_seconds": tuned["seconds"],
+            "before": {k: mean(v) for k, v in per_side["before"].items()},
+            "after": {k: mean(v) for k, v in per_side["after"].items()},
+            "acceptance_before": mean(rates["before"]), "acceptance_after": mean(rates["after"]),
+            "variety_vs_kept": mean([v for v in variety if v is not None]), "copies": mean(copies)}
+
+
+def table(path: Path) -> str:
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = ["| scorer | before | after | lift | seeds lifted |", "| --- | --- | --- | --- | --- |"]
+    for name in SCORERS + ["score"]:
+        before = [r["before"][name] for r in runs]
+        after = [r["after"][name] for r in runs]
+        lifted = sum(a > b for a, b in zip(after, before))
+        rows.append(f"| {name} | {sum(before) / len(runs):.3f} | {sum(after) / len(runs):.3f} | "
+                    f"{(sum(after) - sum(before)) / len(runs):+.3f} | {lifted}/{len(runs)} |")
+    rows.append("")
+    rows.append("| seed | kept | acceptance before -> after | variety vs kept | copies | round seconds |")
+    rows.append("| --- | --- | --- | --- | --- | --- |")
+    for r in runs:
+        rows.append(f"| {r['seed']} | {r['kept']} | {r['acceptance_before']:.2f} -> {r['acceptance_after']:.2f} | "
+                    f"{r['variety_vs_kept']:.2f} | {r['copies']:.2f} | {r['seconds']:.0f} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--lines", type=int, default=4, help="lines read in the round")
+    parser.add_argument("--held", type=int, default=3, help="held-out lines in the comparison")
+    parser.add_argument("--takes", type=int, default=6, help="takes per line")
+    parser.add_argument("--model", default=None, help="a voice folder (default: the built-in voice)")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--table", type=Path)
+    args = parser.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    for seed in args.seeds:
+        row = one_round(seed, args.lines, args.held, args.takes, args.model)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

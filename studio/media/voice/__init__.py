@@ -1,0 +1,80 @@
+"""The voice medium: takes of a line of speech (WAV + waveform/pitch PNG + the line as TXT).
+
+The built-in voice is a small FastSpeech-style network trained on a Piper voice's readings
+(``defaults.py``, model card in ``assets/README.md``); SpeechT5 folders load too.  Importing
+this is free: the parts load when first used.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ...medium import Candidate, Generated, Medium, ScorerFactory, TuneTask, Version
+from .settings import VoiceGenerate, VoiceTune
+
+ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in voice (package data)
+
+
+class VoiceMedium(Medium):
+    name = "voice"
+    main_ext = "wav"
+    default_scorer = "intelligibility"  # the source's loss: the recogniser's character error rate
+    label = "Voice"
+    order = 40
+    placeholder = "The line to speak, e.g. slow, warm: The quick brown fox jumps over the lazy dog."
+    prompt_help = ("A style before a colon moves every take: slow, fast, warm, deep, high, bright, lively, "
+                   "expressive, calm, flat, soft.")
+    export_formats = {
+        "peft": "the LoRA adapter for peft (the built-in voice's network or SpeechT5)",
+        "ljspeech": "the kept takes as wavs/ + metadata.csv (id|text|text), the layout Piper and Coqui train on",
+        "hf-datasets": "the kept takes as a Hugging Face audio folder (metadata.csv with file_name, transcription)",
+    }
+    generate_settings = VoiceGenerate
+    tune_settings = VoiceTune
+
+    def load(self, model: str, device: str | None = None) -> Any:
+        from .model import load
+
+        return load(model, device)
+
+    def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
+                 adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
+        from .model import adapter_active
+
+        params = self.validate_params(params)
+        with adapter_active(handle, adapter, strength):
+            if handle.kind == "tiny":
+                from .generate import generate_tiny
+
+                return generate_tiny(handle, prompt, seeds, params)
+            from .generate import generate_speecht5
+
+            return generate_speecht5(handle, prompt, seeds, params)
+
+    def scorers(self) -> dict[str, ScorerFactory]:
+        from .scorers import SCORERS
+
+        return dict(SCORERS)
+
+    def embed(self, handle: Any, candidates: Sequence[Candidate]) -> Any:
+        from .features import embed
+
+        return embed(candidates)
+
+    def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
+        """A copy reads the same line as a kept take at the same pace and pitch (``features.is_copy``)."""
+        from .features import is_copy
+
+        return [any(is_copy(c, k) for k in kept) for c in candidates]
+
+    def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
+                  parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> TuneTask:
+        from .tune import build_task
+
+        return build_task(handle, examples, self.parse_tune_settings(settings), parent_adapter)
+
+    def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
+               curated: Sequence[Candidate]) -> list[Path]:
+        from .export import export
+
+        return export(version, fmt, out_dir, curated)

@@ -1,0 +1,37 @@
+"""The voice medium's settings: how a take is read, and the tune (defaults, ranges and help, once)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from ...errors import StudioError
+from ...settings import Settings, TuneSettings, setting
+
+
+@dataclasses.dataclass
+class VoiceGenerate(Settings):
+    owner: ClassVar[str] = "voice"
+
+    pace: float = setting(1.0, "length of every sound: above 1 reads slower, below 1 faster", min=0.5, max=2.0,
+                          label="Pace (length)")
+    pitch: float = setting(0.0, "pitch shift of the whole take in semitones", min=-12, max=12, label="Pitch shift")
+    pitch_range: float = setting(1.0, "intonation: 0 is monotone, 1 the voice's own, above 1 livelier", min=0,
+                                 max=3, label="Intonation")
+    variation: float = setting(1.0, "how much seeds differ in pace, pitch and rhythm (0: every seed reads alike)",
+                               min=0, max=3, label="Variation between takes")
+    vocoder_iterations: int = setting(32, "Griffin-Lim rounds that turn the built-in voice's spectrogram into "
+                                          "sound (more: cleaner, slower)", min=4, max=200, label="Vocoder rounds")
+    batch_size: int = setting(8, "takes made together (memory)", min=1, max=64, label="Made together")
+    max_length_ratio: float = setting(20.0, "SpeechT5: the longest take, in spectrogram frames per text token",
+                                      min=1, max=100, label="Longest take (SpeechT5)")
+
+
+@dataclasses.dataclass
+class VoiceTune(TuneSettings):
+    owner: ClassVar[str] = "voice tune"
+
+    lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")
+
+    def check(self, owner: str) -> None:
+        if self.prior_weight > 0:
+            raise StudioError("The voice tune learns from the kept takes only; set prior_weight to 0.")

@@ -1,0 +1,47 @@
+"""The built-in voice reading lines: the line encoded once, then one take per seed.
+
+Returns per take the audio (22.05 kHz float) and its alignment (ids, frames per id, pitch per id
+in Hz), which the take keeps beside its WAV so a tune can learn its timing and intonation.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from .reading import Style, controls
+
+SEMITONE = math.log(2) / 12
+
+
+def speak(net, config, ids: Sequence[int], seeds: Sequence[int], params: dict, style: Style, iterations: int = 32):
+    """[(audio, durations, pitch_hz)] for each seed, from the TinyVoice ``net`` (the base, or the
+    PeftModel around it with an adapter on) whose ``VoiceConfig`` is ``config``."""
+    import torch
+
+    from .audio import griffin_lim, normalise
+
+    count = len(ids)
+    batch = torch.tensor([list(ids)], dtype=torch.long)
+    lengths = torch.tensor([count])
+    takes = []
+    with torch.no_grad():  # one take at a time, so a take never depends on which seeds came with it
+        x, mask = net.encode(batch, lengths)
+        log_durations, pitch = net.predict(x, mask)
+        for seed in seeds:
+            pace, shift, spread, rhythm, intonation, generator = controls(seed, count, params, style)
+            frames = torch.clamp(torch.exp(log_durations[0]) - 1, min=0) * pace * torch.exp(rhythm)
+            durations = _at_least_one_frame(torch.round(frames).long()[None], batch)
+            # normalised pitch: deviations scaled by the range, then shifted (semitones in log Hz)
+            pitch_in = (pitch[0] * spread + intonation + shift * SEMITONE / config.pitch_std)[None]
+            mel, _ = net.decode(x, mask, durations, pitch_in)
+            audio = griffin_lim(mel[0], iterations=iterations, generator=generator)
+            hz = torch.exp(pitch_in[0] * config.pitch_std + config.pitch_mean)
+            takes.append((normalise(audio), durations[0].tolist(), [round(float(h), 1) for h in hz]))
+    return takes
+
+
+def _at_least_one_frame(durations, ids):
+    """Every phoneme (not the pauses between them, id 0) lasts at least one frame: none is swallowed."""
+    import torch
+
+    return torch.where((ids != 0) & (durations < 1), torch.ones_like(durations), durations)

@@ -1,0 +1,172 @@
+"""LoRA tune tasks the shared trainer drives, on the kept takes.
+
+Built-in voice: each kept take brings its alignment (the JSON beside its WAV: frames and pitch
+per phoneme, as the seed read them) and its mel; the loss is the recipe's own (mel L1 +
+duration and pitch MSE), so the tune learns the kept readings' pace and intonation.
+SpeechT5: its spectrogram loss on the kept WAVs (16 kHz log mel targets), conditioned on the line
+and the model's first speaker embedding.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from ...errors import StudioError
+from ...medium import Candidate
+from .model import VoiceHandle, pristine_copy
+from .settings import VoiceTune
+
+TINY_TARGETS = ["conv", "conv1", "conv2", "head", "to_mel", "pitch_embed", "position"]
+SPEECHT5_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense", "output_dense"]
+
+
+def _lora(model, targets: list[str], settings: dict[str, Any], parent_adapter: str | None):
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    for param in model.parameters():
+        param.requires_grad_(False)
+    torch.manual_seed(int(settings["seed"]))  # the LoRA init is part of the reproducible recipe
+    if parent_adapter:
+        if not (Path(parent_adapter) / "adapter_config.json").exists():
+            raise StudioError(f"The parent adapter folder {parent_adapter} has no adapter_config.json.")
+        return PeftModel.from_pretrained(model, parent_adapter, is_trainable=True)
+    rank = int(settings["rank"])
+    alpha = settings["alpha"] if settings["alpha"] is not None else VoiceTune.alpha_per_rank * rank
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0,
+                        target_modules=targets, bias="none")
+    return get_peft_model(model, config)
+
+
+def _file(candidate: Candidate, ext: str) -> Path:
+    path = candidate.files.get(ext) or (candidate.path if candidate.path.endswith("." + ext) else None)
+    if not path or not Path(path).exists():
+        raise StudioError(f"Candidate {candidate.id} has no .{ext} file to learn from.")
+    return Path(path)
+
+
+class _AdapterTask:
+    peft: Any
+
+    def parameters(self) -> list[Any]:
+        return [p for p in self.peft.parameters() if p.requires_grad]
+
+    def adapter_state(self) -> dict[str, Any]:
+        return {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
+
+    def load_adapter_state(self, state: dict[str, Any]) -> None:
+        import torch
+
+        params = dict(self.peft.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value.to(params[name].device))
+
+    def save(self, out_dir: Path) -> None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.peft.save_pretrained(str(out_dir))
+
+
+class TinyTuneTask(_AdapterTask):
+    def __init__(self, handle: VoiceHandle, examples: Sequence[Candidate], settings: dict[str, Any],
+                 parent_adapter: str | None):
+        import numpy as np
+
+        from .audio import HOP, log_mel, read_wav
+
+        if not examples:
+            raise StudioError("There are no kept voice takes to tune on.")
+        config = handle.model.config
+        self.rows = []
+        for c in examples:
+            try:
+                alignment = json.loads(_file(c, "json").read_text())
+                ids, durations, hz = alignment["ids"], alignment["durations"], alignment["pitch_hz"]
+            except (ValueError, KeyError):
+                raise StudioError(f"The alignment file of take {c.id} is not one the built-in voice wrote.") from None
+            audio, rate = read_wav(_file(c, "wav"))
+            if rate != 22050:
+                raise StudioError(f"Take {c.id} is at {rate} Hz; the built-in voice learns from 22050 Hz takes.")
+            frames = int(sum(durations))
+            mel = log_mel(audio).numpy()[:frames]
+            if len(mel) < frames:
+                mel = np.pad(mel, ((0, frames - len(mel)), (0, 0)), mode="edge")
+            pitch = (np.log(np.asarray(hz, dtype=np.float64)) - config.pitch_mean) / config.pitch_std
+            self.rows.append((np.asarray(ids), np.asarray(durations), mel.astype(np.float32), pitch.astype(np.float32)))
+        self.batch_size = int(settings["batch_size"])
+        self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
+        self.peft.train()
+
+    def loss(self, step: int, generator: Any) -> Any:
+        import torch
+
+        from .defaults import losses
+
+        pick = torch.randint(len(self.rows), (min(self.batch_size, len(self.rows)),), generator=generator).tolist()
+        rows = [self.rows[i] for i in pick]
+        width = max(len(r[0]) for r in rows)
+        total = max(int(r[1].sum()) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        durations = torch.zeros(len(rows), width, dtype=torch.long)
+        pitch = torch.zeros(len(rows), width)
+        mel = torch.zeros(len(rows), total, rows[0][2].shape[1])
+        for row, (i, d, m, p) in enumerate(rows):
+            ids[row, :len(i)] = torch.from_numpy(i)
+            durations[row, :len(d)] = torch.from_numpy(d)
+            pitch[row, :len(p)] = torch.from_numpy(p)
+            mel[row, :len(m)] = torch.from_numpy(m)
+        lengths = torch.tensor([len(r[0]) for r in rows])
+        return losses(self.peft, ids, lengths, durations, pitch, mel)[0]
+
+
+class SpeechT5TuneTask(_AdapterTask):
+    def __init__(self, handle: VoiceHandle, examples: Sequence[Candidate], settings: dict[str, Any],
+                 parent_adapter: str | None):
+        from .features import line_of
+        from .recognise import _resample
+        from .audio import read_wav
+
+        if not examples:
+            raise StudioError("There are no kept voice takes to tune on.")
+        reduction = int(handle.model.config.reduction_factor)
+        rate = int(handle.processor.feature_extractor.sampling_rate)
+        self.rows = []
+        for c in examples:
+            audio, sr = read_wav(_file(c, "wav"))
+            features = handle.processor(text=line_of(c), audio_target=_resample(audio, sr, rate), sampling_rate=rate,
+                                        return_tensors="pt")
+            labels = features["labels"][0]
+            labels = labels[:len(labels) // reduction * reduction]
+            if len(labels) < reduction:
+                raise StudioError(f"Take {c.id} is too short to learn from.")
+            self.rows.append((features["input_ids"][0], labels))
+        self.speaker = handle.speakers[0]
+        self.batch_size = int(settings["batch_size"])
+        self.peft = _lora(pristine_copy(handle), SPEECHT5_TARGETS, settings, parent_adapter)
+        self.peft.train()
+
+    def loss(self, step: int, generator: Any) -> Any:
+        import torch
+
+        pick = torch.randint(len(self.rows), (min(self.batch_size, len(self.rows)),), generator=generator).tolist()
+        rows = [self.rows[i] for i in pick]
+        width = max(len(r[0]) for r in rows)
+        frames = max(len(r[1]) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        labels = torch.full((len(rows), frames, rows[0][1].shape[1]), -100.0)
+        for row, (i, l) in enumerate(rows):
+            ids[row, :len(i)] = i
+            mask[row, :len(i)] = 1
+            labels[row, :len(l)] = l
+        speakers = self.speaker[None].expand(len(rows), -1)
+        return self.peft(input_ids=ids, attention_mask=mask, speaker_embeddings=speakers, labels=labels).loss
+
+
+def build_task(handle: VoiceHandle, examples, settings, parent_adapter):
+    if handle.kind == "tiny":
+        return TinyTuneTask(handle, examples, settings, parent_adapter)
+    return SpeechT5TuneTask(handle, examples, settings, parent_adapter)
