@@ -258,10 +258,16 @@ def serve_command(args: argparse.Namespace) -> int:
 def generate_command(args: argparse.Namespace, studio) -> int:
     if args.model:
         studio.use_model(args.medium, args.model)
+    warning = studio.prompt_warning(args.medium, args.prompt, version=args.version)
+    if warning:  # e.g. a Chinese prompt to an English-only model: said before the wait, on stderr
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     cands = studio.generate(args.medium, args.prompt, n=args.n, seed=args.seed, version=args.version,
                             params=_params(args), strength=args.strength)
-    result = {"candidates": [c.summary() for c in cands], "model": studio.current_model(args.medium)}
-    _emit(args, result, "\n".join(f"{c.id}  seed {c.seed}  {c.path}" for c in cands))
+    result = {"candidates": [c.summary() for c in cands],
+              "model": cands[0].model if cands else studio.current_model(args.medium),
+              **({"warning": warning} if warning else {})}
+    _emit(args, result, "\n".join(f"{c.id}  seed {c.seed}  {c.path}" for c in cands)
+          + (f"\nmade by {result['model']}" if cands else ""))
     return 0
 
 

@@ -263,6 +263,14 @@ class Studio:
         return found.model, found.path
 
     # -- generate --------------------------------------------------------------------------
+    def prompt_warning(self, medium: str, prompt: str, version: str = "base", model: str | None = None) -> str | None:
+        """One sentence when the model that would answer ``prompt`` will not follow it (the page and the CLI
+        show it), e.g. a prompt in a language the model does not write; None when all is well.  Loads nothing."""
+        if model is None:
+            found = self.store.version(medium, version) if version not in ("base", None) else None
+            model = found.model if found is not None else self.current_model(medium)
+        return self.medium(medium).prompt_warning(model, prompt or "")
+
     def generate(self, medium: str, prompt: str, n: int = 8, seed: int = 0, version: str = "base",
                  model: str | None = None, params: dict[str, Any] | None = None,
                  seeds: Sequence[int] | None = None, purpose: str = "curate",

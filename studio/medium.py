@@ -68,7 +68,7 @@ class Candidate:
     def summary(self) -> dict[str, Any]:
         """The CLI's JSON shape for a candidate."""
         return {"id": self.id, "seed": self.seed, "path": self.path, "scores": self.scores,
-                "decision": self.decision, "prompt": self.prompt, "version": self.version}
+                "decision": self.decision, "prompt": self.prompt, "version": self.version, "model": self.model}
 
 
 @dataclasses.dataclass
@@ -180,6 +180,10 @@ class Medium(ABC):
     def default_model(self) -> str:
         """The built-in model: the ``assets`` folder inside the medium's own package."""
         return str(self.folder() / "assets")
+
+    def prompt_warning(self, model: str, prompt: str) -> str | None:
+        """One sentence when ``model`` will not follow ``prompt`` (e.g. a language it does not write), else None."""
+        return None
 
     def default_params(self) -> dict[str, Any]:
         """Generation settings and their defaults (from ``generate_settings``)."""

@@ -15,6 +15,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# the tests write text with the 1M-parameter grammar model (fast); SmolLM2, the users' default, has slow tests
+os.environ.setdefault("STUDIO_TEXT_MODEL", "built-in:grammar")
 
 
 @pytest.fixture

@@ -131,6 +131,10 @@ def wire(ctx: TabContext) -> None:
                      n=n, seed=seed, params=params, scorer_options=options,
                      weights={s: float(w) for s, w in ctx.weights(values).items() if isinstance(w, (int, float))})
         warning = cut_warning(values["prompt"], notes)
+        language = studio.prompt_warning(name, values["prompt"], version=version)
+        if language:  # e.g. a Chinese prompt to an English-only model: said above the batch, and as a toast
+            gr.Warning(language)
+            warning = "\n\n".join(filter(None, [f"⚠ {language}", warning]))
         return {"shown": shown, "seed": seed, "prompt_warning": warning, **ctx.view({**values, "shown": shown})}
 
     generate_inputs = ["version", "prompt", "n", "seed", "random_seed", *VIEW_INPUTS[1:], *ctx.params_names(),

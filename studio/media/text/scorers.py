@@ -2,6 +2,13 @@
 
 style        semantic similarity (MiniLM) to ``options['style']``, to ``options['exemplars']``
              (the closest one), or else to the candidate's own prompt
+topic        about the prompt's subject ("a haiku about the first snow" -> "the first snow"):
+             MiniLM similarity mapped from [low, high] to [0, 1]
+syllables    syllables per line against a pattern ("5-7-5"), by the CMU Pronouncing Dictionary
+metre        stress on the beats of a metre (iambic, trochaic, ...), optionally so many feet a line
+rhyme        the line endings that a rhyme scheme ("AABB", "ABAB", "ABCB") pairs do rhyme
+lines        line count and words per line (count, min_words, max_words)
+english      the share of words that are English dictionary words (no word salad, no other language)
 constraints  the share of the asked constraints met: words/lines min/max, syllables per
              line ("5-7-5"), must / must_not words, a regular expression
 fluency      the base model's per-token likelihood of the completion (geometric mean probability)
@@ -16,6 +23,7 @@ from typing import Any, Sequence
 
 from ...errors import StudioError
 from ...medium import Candidate, ScoringContext
+from . import verse
 from .embedding import candidate_text, embed_texts
 
 CONSTRAINT_KEYS = ("min_words", "max_words", "min_lines", "max_lines", "syllables", "must", "must_not", "regex")
@@ -46,14 +54,26 @@ def style(ctx: ScoringContext):
 
 
 def count_syllables(word: str) -> int:
-    """English syllables by vowel groups, a silent final e dropped; good enough for haiku checks."""
-    word = re.sub(r"[^a-z]", "", word.lower())
-    if not word:
-        return 0
-    groups = len(re.findall(r"[aeiouy]+", word))
-    if word.endswith("e") and not word.endswith(("le", "ee")) and groups > 1:
-        groups -= 1
-    return max(1, groups)
+    """English syllables of a word (the CMU Pronouncing Dictionary, else spelling rules)."""
+    return sum(verse.syllables(w) for w in verse.words(word))
+
+
+def parse_pattern(pattern: Any, scorer: str) -> list[int]:
+    """Syllables per line from "5-7-5" or [5, 7, 5]; a StudioError for anything else."""
+    try:
+        targets = [int(x) for x in pattern.split("-")] if isinstance(pattern, str) else [int(x) for x in pattern]
+    except (TypeError, ValueError):
+        targets = []
+    if not targets or min(targets) < 1:
+        raise StudioError(f"The {scorer} scorer's syllable pattern must look like '5-7-5' (positive counts per line).")
+    return targets
+
+
+def pattern_fit(lines: Sequence[str], targets: Sequence[int]) -> float:
+    """Per line 1 - |syllables - target| / target, averaged over the longer of the poem and the pattern
+    (a missing or an extra line scores 0)."""
+    fits = [max(0.0, 1.0 - abs(verse.line_syllables(line) - t) / t) for line, t in zip(lines, targets)]
+    return sum(fits) / max(len(lines), len(targets))
 
 
 def _range_score(value: int, low: int | None, high: int | None) -> float:
@@ -81,12 +101,7 @@ def constraint_score(text: str, options: dict[str, Any]) -> float:
     if "min_lines" in options or "max_lines" in options:
         parts.append(_range_score(len(lines), options.get("min_lines"), options.get("max_lines")))
     if "syllables" in options:
-        pattern = options["syllables"]
-        targets = [int(x) for x in pattern.split("-")] if isinstance(pattern, str) else [int(x) for x in pattern]
-        per_line = [sum(count_syllables(w) for w in lines[i].split()) if i < len(lines) else 0
-                    for i in range(len(targets))]
-        fit = sum(max(0.0, 1.0 - abs(n - t) / t) for n, t in zip(per_line, targets)) / len(targets)
-        parts.append(fit * (1.0 if len(lines) == len(targets) else 0.5))
+        parts.append(pattern_fit(verse.verse_lines(text), parse_pattern(options["syllables"], "constraints")))
     present = set(words)
     if "must" in options:
         must = _words_of(options["must"], "must")
@@ -113,19 +128,167 @@ def constraints(ctx: ScoringContext):
         except re.error as exc:
             raise StudioError(f"The constraints regex is not valid: {exc}.") from None
     if "syllables" in options:
-        pattern = options["syllables"]
-        try:
-            targets = [int(x) for x in pattern.split("-")] if isinstance(pattern, str) else [int(x) for x in pattern]
-        except (TypeError, ValueError):
-            targets = []
-        if not targets or min(targets) < 1:
-            raise StudioError("The syllables option must look like '5-7-5' (positive counts per line).")
+        parse_pattern(options["syllables"], "constraints")
     for key in ("min_words", "max_words", "min_lines", "max_lines"):
         if key in options and (not isinstance(options[key], int) or options[key] < 0):
             raise StudioError(f"The constraints option '{key}' must be a whole number of at least 0.")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
         return [constraint_score(candidate_text(c), options) for c in candidates]
+
+    return score
+
+
+def _options(ctx: ScoringContext, scorer: str, known: Sequence[str]) -> dict[str, Any]:
+    options = dict(ctx.options)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise StudioError(f"Unknown {scorer} option '{unknown[0]}'; known: {', '.join(known)}.")
+    return options
+
+
+def _whole(options: dict[str, Any], key: str, scorer: str, low: int = 0) -> int | None:
+    value = options.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise StudioError(f"The {scorer} option '{key}' must be a whole number of at least {low}, not {value!r}.")
+    return value
+
+
+def prompt_subject(prompt: str) -> str:
+    """What a prompt is about: "a haiku about the first snow" -> "the first snow"; else the whole prompt.
+
+    The text after the last "about", else after the last "for", else after the last "on".
+    """
+    for word in ("about", "for", "on"):
+        found = re.match(rf".*\b{word}\s+(.+)$", prompt, re.IGNORECASE | re.DOTALL)
+        if found and found.group(1).strip(" .,:;!?"):
+            return found.group(1).strip(" .,:;!?")
+    return prompt.strip()
+
+
+def topic(ctx: ScoringContext):
+    """Rewards text about the prompt's subject (or options['topic']), by sentence-embedding similarity."""
+    options = _options(ctx, "topic", ("topic", "low", "high"))
+    low, high = float(options.get("low", 0.15)), float(options.get("high", 0.55))
+    if not -1 <= low < high <= 1:
+        raise StudioError(f"The topic options need -1 <= low < high <= 1, not low={low}, high={high}.")
+    fixed = options.get("topic")
+    if fixed is not None and (not isinstance(fixed, str) or not fixed.strip()):
+        raise StudioError("The topic option 'topic' must be a non-empty text.")
+
+    def score(candidates: Sequence[Candidate]) -> list[float]:
+        if not candidates:
+            return []
+        subjects = [fixed or prompt_subject(c.prompt) for c in candidates]
+        similarity = (embed_texts([candidate_text(c) for c in candidates]) * embed_texts(subjects)).sum(axis=1)
+        return _clip((similarity - low) / (high - low))
+
+    return score
+
+
+def syllables(ctx: ScoringContext):
+    """Rewards lines with the syllables of a pattern (options['pattern'], default "5-7-5", a haiku)."""
+    options = _options(ctx, "syllables", ("pattern",))
+    targets = parse_pattern(options.get("pattern", "5-7-5"), "syllables")
+
+    def score(candidates: Sequence[Candidate]) -> list[float]:
+        return [pattern_fit(verse.verse_lines(candidate_text(c)), targets) for c in candidates]
+
+    return score
+
+
+def metre(ctx: ScoringContext):
+    """Rewards lines that keep a metre (options['metre'], default iambic; 'feet' per line if given)."""
+    options = _options(ctx, "metre", ("metre", "feet"))
+    name = options.get("metre", "iambic")
+    if name not in verse.METRES:
+        raise StudioError(f"Unknown metre '{name}'; known: {', '.join(verse.METRES)}.")
+    feet = _whole(options, "feet", "metre", 1)
+
+    def score(candidates: Sequence[Candidate]) -> list[float]:
+        out = []
+        for c in candidates:
+            lines = verse.verse_lines(candidate_text(c))
+            out.append(sum(verse.metre_fit(line, name, feet) for line in lines) / len(lines) if lines else 0.0)
+        return out
+
+    return score
+
+
+def scheme_pairs(scheme: str) -> list[tuple[int, int]]:
+    """The line pairs a rhyme scheme asks to rhyme: each line with the previous line of its letter."""
+    pairs, last = [], {}
+    for i, letter in enumerate(scheme):
+        if letter in last:
+            pairs.append((last[letter], i))
+        last[letter] = i
+    return pairs
+
+
+def rhyme_score(lines: Sequence[str], scheme: str) -> float:
+    """The share of the scheme's rhyme pairs whose line endings rhyme, times how much of the text the
+    scheme covers (four lines asked, six written: 4/6)."""
+    pairs = scheme_pairs(scheme)
+    endings = [verse.last_word(line) for line in lines]
+    met = sum(1 for a, b in pairs if b < len(endings) and verse.rhymes(endings[a], endings[b]))
+    return met / len(pairs) * min(1.0, len(scheme) / max(1, len(lines)))
+
+
+def rhyme(ctx: ScoringContext):
+    """Rewards line endings that rhyme as a scheme says (options['scheme'], default "AABB"; X = free)."""
+    options = _options(ctx, "rhyme", ("scheme",))
+    scheme = str(options.get("scheme", "AABB")).upper()
+    if not re.fullmatch(r"[A-Z]+", scheme) or not scheme_pairs(scheme.replace("X", "")):
+        raise StudioError(f"The rhyme scheme must be letters with at least one repeated, e.g. AABB or ABAB; "
+                          f"not {options.get('scheme')!r}.")
+    scheme = "".join(letter if letter != "X" else f"{i}" for i, letter in enumerate(scheme))  # X: never paired
+
+    def score(candidates: Sequence[Candidate]) -> list[float]:
+        return [rhyme_score(verse.verse_lines(candidate_text(c)), scheme) for c in candidates]
+
+    return score
+
+
+def lines_score(text: str, count: int | None, min_words: int | None, max_words: int | None) -> float:
+    lines = verse.verse_lines(text)
+    if not lines:
+        return 0.0
+    parts = []
+    if count is not None:
+        parts.append(max(0.0, 1.0 - abs(len(lines) - count) / count))
+    if min_words is not None or max_words is not None:
+        parts.append(sum(_range_score(len(verse.words(line)), min_words, max_words) == 1.0 for line in lines)
+                     / len(lines))
+    return sum(parts) / len(parts)
+
+
+def lines(ctx: ScoringContext):
+    """Rewards the asked shape: so many lines (options['count']), each of min_words to max_words words."""
+    options = _options(ctx, "lines", ("count", "min_words", "max_words"))
+    count = _whole(options, "count", "lines", 1)
+    low, high = _whole(options, "min_words", "lines"), _whole(options, "max_words", "lines", 1)
+    if count is None and low is None and high is None:
+        raise StudioError("The lines scorer needs at least one option: count, min_words or max_words.")
+    if low is not None and high is not None and low > high:
+        raise StudioError(f"The lines option min_words ({low}) is above max_words ({high}).")
+
+    def score(candidates: Sequence[Candidate]) -> list[float]:
+        return [lines_score(candidate_text(c), count, low, high) for c in candidates]
+
+    return score
+
+
+def english_share(text: str) -> float:
+    found = verse.words(text)
+    return sum(verse.known(w) for w in found) / len(found) if found else 0.0
+
+
+def english(ctx: ScoringContext):
+    """Rewards real English: the share of words found in the CMU Pronouncing Dictionary."""
+    _options(ctx, "english", ())
+
+    def score(candidates: Sequence[Candidate]) -> list[float]:
+        return [english_share(candidate_text(c)) for c in candidates]
 
     return score
 
@@ -216,5 +379,6 @@ def preference(ctx: ScoringContext):
     return score
 
 
-SCORERS = {"style": style, "constraints": constraints, "fluency": fluency, "favourites": favourites,
+SCORERS = {"style": style, "topic": topic, "syllables": syllables, "metre": metre, "rhyme": rhyme, "lines": lines,
+           "english": english, "constraints": constraints, "fluency": fluency, "favourites": favourites,
            "preference": preference}

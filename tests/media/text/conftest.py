@@ -83,11 +83,12 @@ def _candidates(folder: Path, prompt: str, texts, tag: str, decisions) -> list[C
 
 @pytest.fixture(scope="session")
 def default_handle():
-    """The shipped default model (assets/text), loaded once on the CPU."""
+    """The shipped grammar model (assets/, built-in:grammar), loaded once on the CPU."""
     from studio.media import get
+    from studio.media.text.builtin import grammar_folder
 
     medium = get("text")
-    folder = Path(medium.default_model())
+    folder = grammar_folder()
     if not (folder / "model.safetensors").exists():
         pytest.skip("the embedded default is not trained yet (studio train-defaults text)")
     return medium.load(str(folder), "cpu")
