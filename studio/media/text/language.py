@@ -69,12 +69,17 @@ def prompt_language(prompt: str) -> str | None:
     return None
 
 
+CODES = {"Chinese": "zh", "Japanese": "ja", "Korean": "ko", "Russian or another Cyrillic-script language": "ru",
+         "Arabic": "ar", "Hebrew": "he", "Greek": "el", "Hindi or another Devanagari-script language": "hi",
+         "Thai": "th", "French": "fr", "Spanish": "es", "German": "de", "Italian": "it", "Portuguese": "pt",
+         "Dutch": "nl"}
+
+
 def language_warning(prompt: str, languages: tuple[str, ...] = ("en",), model: str = "this model") -> str | None:
-    """One sentence when ``prompt`` is in a language ``model`` does not write (only English is told apart)."""
-    if "en" not in languages:
-        return None
+    """One sentence when ``prompt`` is in a language that ``model`` (writing ``languages``, ISO 639-1 codes)
+    does not write; None when it is English or one of them."""
     language = prompt_language(prompt)
-    if language is None:
+    if language is None or CODES.get(language, "?") in languages:
         return None
-    return (f"The prompt looks like {language}, but {model} writes English only, so expect English text "
-            "that may miss what you asked.")
+    writes = "writes English only" if tuple(languages) == ("en",) else f"does not write {language}"
+    return f"The prompt looks like {language}, but {model} {writes}, so expect English text that may miss what you asked."

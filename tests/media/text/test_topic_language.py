@@ -1,0 +1,71 @@
+"""The topic scorer reads the prompt's subject; a prompt in a language the model does not write gets a warning."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from studio.errors import StudioError
+from studio.media.text.language import language_warning, prompt_language
+from studio.media.text.scorers import prompt_subject
+from studio.medium import ScoringContext
+
+
+@pytest.mark.parametrize("prompt, subject", [
+    ("a haiku about the first snow", "the first snow"),
+    ("a slogan for a bakery that opens at dawn", "a bakery that opens at dawn"),
+    ("the first line of a story about a lighthouse keeper.", "a lighthouse keeper"),
+    ("rain", "rain"),
+])
+def test_prompt_subject(prompt, subject):
+    assert prompt_subject(prompt) == subject
+
+
+def test_topic_scorer_prefers_text_about_the_subject(medium, make_candidates):
+    cands = make_candidates("a haiku about the first snow", ["white flakes settle on the quiet winter field",
+                                                              "the stock market closed higher on Tuesday"])
+    score = medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[]))
+    snow, market = score(cands)
+    assert 0.5 < snow <= 1 and 0 <= market < 0.2
+    fixed = medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[],
+                                                     options={"topic": "money and trading"}))(cands)
+    assert fixed[1] > fixed[0]
+    with pytest.raises(StudioError, match="low < high"):
+        medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[],
+                                                 options={"low": 0.5, "high": 0.2}))
+
+
+@pytest.mark.parametrize("prompt, language", [
+    ("关于初雪的俳句", "Chinese"), ("初雪の俳句", "Japanese"), ("첫눈에 대한 하이쿠", "Korean"),
+    ("хайку о первом снеге", "Russian or another Cyrillic-script language"),
+    ("un haïku sur la première neige", "French"), ("un haiku sobre la primera nieve", "Spanish"),
+    ("ein Haiku über den ersten Schnee", "German"),
+    ("a haiku about the first snow", None), ("a slogan for La Boulangerie de Paris", None),
+    ("a haiku about 雪", None), ("12345", None),
+])
+def test_prompt_language(prompt, language):
+    assert prompt_language(prompt) == language
+
+
+def test_warning_only_for_models_that_write_english_only(medium):
+    assert "Chinese" in language_warning("关于初雪的俳句", ("en",))
+    assert language_warning("关于初雪的俳句", ("en", "zh")) is None and "Thai" in language_warning("กลอน", ("en", "zh"))
+    assert language_warning("a haiku about snow", ("en",)) is None
+    assert "SmolLM2" in medium.prompt_warning("built-in:smollm2", "关于初雪的俳句")
+    assert medium.prompt_warning("/some/other/model", "关于初雪的俳句") is None  # its languages are unknown
+
+
+def test_engine_and_cli_warn(workspace):
+    from studio.engine import Studio
+
+    assert "Chinese" in Studio(workspace).prompt_warning("text", "关于初雪的俳句")
+    env = dict(os.environ, STUDIO_HOME=str(workspace), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "studio", "generate", "text", "--prompt", "关于初雪的俳句", "-n", "2",
+                           "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert "Chinese" in result["warning"] and result["warning"] in proc.stderr
+    assert result["model"] == "built-in:grammar" and result["candidates"][0]["model"] == "built-in:grammar"
