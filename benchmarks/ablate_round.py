@@ -35,7 +35,14 @@ def targets(result: dict) -> dict[str, bool]:
             "copies": after["copies"] <= 0.10}
 
 
-def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, options: dict | None) -> dict:
+def _default_model(medium: str) -> str:
+    from studio import media
+
+    return media.get(medium).default_model()
+
+
+def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, options: dict | None,
+            n: int = 32) -> dict:
     from studio.engine import Studio
 
     setting = dict(setting)
@@ -43,11 +50,12 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, opt
     with tempfile.TemporaryDirectory() as ws:
         studio = Studio(ws)
         start = time.perf_counter()
-        result = studio.loop(medium, prompt, scorers=[scorer], temperature=0.0, n=32, seed=1000 * seed,
+        result = studio.loop(medium, prompt, scorers=[scorer], temperature=0.0, n=n, seed=1000 * seed,
                              options=options, params=params, **setting)
         seconds = time.perf_counter() - start
     before, after = result["before"], result["after"]
     return {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "seconds": round(seconds, 1),
+            "model": _default_model(medium), "n": n, "tune_seconds": result["rounds"][0]["tune_seconds"],
             "kept": result["rounds"][0]["accepted"], "before": before["acceptance_rate"],
             "after": after["acceptance_rate"], "best_of_2": result["best_of_n_base"]["acceptance_rate"],
             "variety_vs_kept": after["variety_vs_kept"], "copies": after["copies"],
@@ -90,6 +98,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prompt")
     parser.add_argument("--options", default="{}", help="scorer options as JSON, e.g. '{\"max_words\": 12}'")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("-n", type=int, default=32, help="candidates per round (and per side of the comparison)")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--table", type=Path, help="print the markdown rows of a runs file")
@@ -98,6 +107,9 @@ def main(argv=None) -> int:
         table(args.table)
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     prompt = args.prompt or PROMPTS[args.medium]
     options = json.loads(args.options)
     for spec in args.setting or ["defaults={}"]:
@@ -106,7 +118,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             row = {"name": name, "setting": setting,
                    **run_one(args.medium, args.scorer, prompt, seed, setting,
-                             {args.scorer: options} if options else None)}
+                             {args.scorer: options} if options else None, args.n)}
             line = json.dumps(row)
             print(line, flush=True)
             if args.out:

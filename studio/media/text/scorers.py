@@ -169,7 +169,7 @@ def prompt_subject(prompt: str) -> str:
 def topic(ctx: ScoringContext):
     """Rewards text about the prompt's subject (or options['topic']), by sentence-embedding similarity."""
     options = _options(ctx, "topic", ("topic", "low", "high"))
-    low, high = float(options.get("low", 0.15)), float(options.get("high", 0.55))
+    low, high = float(options.get("low", 0.2)), float(options.get("high", 0.7))
     if not -1 <= low < high <= 1:
         raise StudioError(f"The topic options need -1 <= low < high <= 1, not low={low}, high={high}.")
     fixed = options.get("topic")
