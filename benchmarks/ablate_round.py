@@ -41,6 +41,15 @@ def _default_model(medium: str) -> str:
     return media.get(medium).default_model()
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the tune worker): the round's cost on a machine
+    that is not shared, where wall time is about this divided by the threads used."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, options: dict | None,
             n: int = 32) -> dict:
     from studio.engine import Studio
@@ -49,12 +58,13 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, opt
     params = setting.pop("params", {})  # generation settings for both rounds and the comparison
     with tempfile.TemporaryDirectory() as ws:
         studio = Studio(ws)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         result = studio.loop(medium, prompt, scorers=[scorer], temperature=0.0, n=n, seed=1000 * seed,
                              options=options, params=params, **setting)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     before, after = result["before"], result["after"]
     return {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1),
             "model": _default_model(medium), "n": n, "tune_seconds": result["rounds"][0]["tune_seconds"],
             "kept": result["rounds"][0]["accepted"], "before": before["acceptance_rate"],
             "after": after["acceptance_rate"], "best_of_2": result["best_of_n_base"]["acceptance_rate"],

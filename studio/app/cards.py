@@ -44,7 +44,8 @@ def card(candidate: Candidate, probability: float | None, rule: str | None = Non
             text = Path(candidate.path).read_text(encoding="utf-8", errors="replace")[:MAX_TEXT_CHARS]
         except OSError:
             text = "(the file is missing)"
-    return {"id": candidate.id, "medium": candidate.medium, "seed": candidate.seed, "version": candidate.version, "kind": kind(files),
+    return {"id": candidate.id, "medium": candidate.medium, "seed": candidate.seed, "version": candidate.version,
+            "model": candidate.model, "kind": kind(files),
             "files": files, "words": text, "score": candidate.scores.get(COMBINED),
             "scores": {k: v for k, v in candidate.scores.items() if k != COMBINED},
             "p": probability, "decision": candidate.decision, "rule": rule, "prompt": candidate.prompt,

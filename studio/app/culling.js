@@ -145,7 +145,7 @@ function openLarge(card) {
   media.querySelectorAll("audio").forEach((a) => a.removeAttribute("preload"));
   box.querySelector(".lightbox-media").replaceChildren(media);
   const rows = [["Prompt", info.prompt], ["Seed", info.seed], ["Version", info.version],
-    ["Decision", FLAGS[card.dataset.decision] || card.dataset.decision],
+    ["Model", info.model || ""], ["Decision", FLAGS[card.dataset.decision] || card.dataset.decision],
     ["Score (combined)", info.score == null ? "not scored" : Number(info.score).toFixed(3)],
     ["Rule keeps it with probability", info.p == null ? "" : Number(info.p).toFixed(2)]];
   for (const [name, value] of Object.entries(info.scores || {})) rows.push([`Score: ${name}`, Number(value).toFixed(3)]);

@@ -73,6 +73,7 @@ def media_html(card: dict[str, Any], large: bool = False) -> str:
 def details(card: dict[str, Any]) -> dict[str, Any]:
     """What the large view shows beside the candidate."""
     return {"prompt": card.get("prompt", ""), "seed": card["seed"], "version": card["version"],
+            "model": card.get("model", ""),
             "settings": {cards.setting_label(card.get("medium"), k): v for k, v in (card.get("params") or {}).items()},
             "score": card["score"], "scores": card["scores"], "p": card["p"]}
 
