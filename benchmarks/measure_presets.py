@@ -34,7 +34,7 @@ def measure(name: str, model: str, seeds: int) -> dict:
     return {"preset": name, "model": model, "n": seeds, "generate_seconds": round(seconds, 1),
             "quartiles": [round(float(v), 3) for v in q],
             "keeps_at_threshold": round(float(np.mean(np.asarray(combined) >= preset.threshold)), 3),
-            "threshold": preset.threshold,
+            "threshold": preset.threshold, "scores": [round(float(v), 3) for v in combined],
             "by_scorer_mean": {k: round(float(np.mean([c.scores[k] for c in cands])), 3)
                                for k in cands[0].scores if k != "score"},
             "examples": [{"score": round(float(s), 3), "text": t} for s, t in
