@@ -248,7 +248,7 @@ class Library:
             out.append(Entry(id=s.id, medium=s.medium, kind="starter", format="", installed=s.id in have,
                              size_bytes=int(s.size_gb * 1e9), starter=dataclasses.asdict(s)))
         if medium is not None:
-            out = [e for e in out if e.medium == medium or (medium == "image" and e.format == "lora")]
+            out = [e for e in out if e.medium == medium]
         return out
 
     def choices(self, medium: str, format: str | None = None) -> list[str]:
