@@ -79,3 +79,15 @@ def test_the_library_lists_a_clip_model_for_the_scorers(workspace, tmp_path, mon
     studio = Studio(workspace)
     Library(studio.store).add_folder(str(tmp_path / "models"))
     assert Library(studio.store).choices("scorer") == [str(folder)]
+
+
+@pytest.mark.parametrize("medium", ["image", "text", "music"])
+def test_every_medium_says_how_to_get_an_uncached_hub_model(medium, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from studio import media
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    with pytest.raises(StudioError, match="is not on this machine; get it first with "
+                                          "`studio models pull nobody/nothing`"):
+        media.get(medium).load("nobody/nothing", "cpu")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import StudioError
-from ...loading import load_error, pick_device
+from ...loading import hub_snapshot, load_error, pick_device
 
 DEFAULT_MAX_BARS = 16
 
@@ -54,8 +54,8 @@ def load(model: str, device: str | None = None) -> MusicHandle:
         if config.get("model_type") == "musicgen":
             return _load_musicgen(str(path), device)
         return _load_symbolic(path, config, device)
-    if "/" in model and not model.startswith((".", "/", "~")):  # a hub id: only MusicGen is known there
-        return _load_musicgen(model, device)
+    if "/" in model and not model.startswith((".", "/", "~")):  # a hub id (only MusicGen is known there), from
+        return _load_musicgen(str(hub_snapshot(model, "music model")), device)  # the cache: studio models pull
     raise StudioError(f"The music model '{model}' is neither a local folder nor a hub id.")
 
 
