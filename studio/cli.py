@@ -70,7 +70,11 @@ OPTIONS: dict[str, Option] = {
     "seed": _opt("--seed", type=int, default=0, help="first seed; candidate i uses seed+i (default 0)"),
     "version": _opt("--version", default="base", help="the version to generate with: base or vN (default base)"),
     "model": _opt("--model", metavar="ID_OR_PATH",
-                  help="base model: a local folder, a single .safetensors file or a hub id (default: built-in)"),
+                  help="base model: a local folder, a single .safetensors checkpoint or a hub id in the cache "
+                       "(default: the last one used, else the built-in; see studio models list)"),
+    "lora": _opt("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+                 help="a community LoRA file (kohya or diffusers) at STRENGTH, -2 to 2 (default 1), the same as "
+                      "--param loras=[...] ({loras}); repeat for several"),
     "param": _opt("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
                   help="a generation setting, e.g. steps=20 (see studio settings MEDIUM); repeat"),
     "setting": _opt("--setting", action="append", type=_param, default=[], metavar="KEY=VALUE",
@@ -97,7 +101,9 @@ OPTIONS: dict[str, Option] = {
     "reject": _opt("--reject", nargs="+", action="extend", default=[], metavar="ID",
                    help="drop one or more candidates by hand (the flag may repeat)"),
     "batch": _opt("--batch", type=int, help="the batch to curate (default: the latest)"),
-    "from": _opt("--from", dest="from_version", default="base", help="version to start from (default base)"),
+    "from": _opt("--from", dest="from_version", default="base",
+                 help="version to start from: base, vN, or a LoRA .safetensors file (kohya or diffusers) whose "
+                      "weights start the new version (default base)"),
     "steps": _opt("--steps", type=int, help="optimisation steps (default: follow the kept set, the medium's passes)"),
     "rank": _opt("--rank", type=int, help="LoRA rank (default: the medium's)"),
     "lr": _opt("--lr", type=_number, help="learning rate (default: the medium's)"),
@@ -118,6 +124,13 @@ OPTIONS: dict[str, Option] = {
                       help="where to write it (default: the model cache, MEDIUM-built-in; use it with --model)"),
     "device": _opt("--device", default=None, help="cpu or cuda (default: cuda when there is one)"),
     "train_seed": _opt("--seed", type=int, default=0, help="training seed (default 0)"),
+    "models_action": _opt("action", choices=("list", "pull", "add-folder", "remove"),
+                          help="list: built-in, cached, added-folder and starter models (TARGET: a medium); "
+                               "pull: download a hub model's safetensors (TARGET: OWNER/NAME; resumes, Ctrl-C "
+                               "stops); add-folder: add a folder of checkpoints, LoRAs or models (TARGET: DIR); "
+                               "remove: forget an added folder (its files stay) or delete a pulled model from "
+                               "the cache (TARGET: DIR or OWNER/NAME)"),
+    "models_target": _opt("target", nargs="?", metavar="TARGET", help="see ACTION"),
 }
 RULE = ("scorer", "threshold", "temperature", "keep")
 
@@ -156,8 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     names, classes = _media_words()
     formats = "; ".join(f"{n}: {', '.join(c.export_formats)}" for n, c in classes.items()) or "see the medium"
     with_start = [n for n, c in classes.items() if "adapter_from" in c.generate_settings.names()]
+    with_loras = [n for n, c in classes.items() if "loras" in c.generate_settings.names()]
     words = {"media": f"one of the installed media: {names}", "formats": formats,
-             "adapter_from": ", ".join(with_start) or "no installed medium takes it"}
+             "adapter_from": ", ".join(with_start) or "no installed medium takes it",
+             "loras": ", ".join(with_loras) or "no installed medium takes it"}
     parser = _Parser(prog="studio", description="Generate, keep the good ones by rejection sampling or by hand, "
                                                 "fine-tune (LoRA) on them and compare: " + names + ".")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -254,7 +269,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 @command("generate", "generate candidates", "medium", "prompt", "n", "seed", "version", "model", "param",
-         "strength", "adapter_from")
+         "strength", "adapter_from", "lora")
 def generate_command(args: argparse.Namespace, studio) -> int:
     if args.model:
         studio.use_model(args.medium, args.model)
@@ -307,7 +322,7 @@ def tune_command(args: argparse.Namespace, studio) -> int:
 
 
 @command("compare", "before/after on the same held-out seeds", "medium", "after", "before", "prompt", "n", "seed",
-         "model", *RULE, "strength", "param", "adapter_from",
+         "model", *RULE, "strength", "param", "adapter_from", "lora",
          n={"default": 16}, seed={"default": HELD_OUT_SEED, "help": "first seed, as the page's Compare; seeds a tune "
                                                               "learned from are skipped (default %(default)s)"})
 def compare_command(args: argparse.Namespace, studio) -> int:
@@ -322,7 +337,7 @@ def compare_command(args: argparse.Namespace, studio) -> int:
 
 
 @command("loop", "rounds of generate, keep, tune; then compare on held-out seeds", "medium", "prompt", *RULE,
-         "rounds", "n", "steps", "seed", "model", "strength", "param", "adapter_from", "setting",
+         "rounds", "n", "steps", "seed", "model", "strength", "param", "adapter_from", "lora", "setting",
          n={"default": 32},
          seed={"help": "first training seed; the comparison uses held-out seeds from 1000000 + SEED (default 0)"})
 def loop_command(args: argparse.Namespace, studio) -> int:
@@ -429,10 +444,58 @@ def train_defaults_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("models", "the model library: list, pull, add-folder, remove (docs/cli-models.md)", "models_action",
+         "models_target", workspace=False)
+def models_command(args: argparse.Namespace) -> int:
+    import time
+
+    from . import library, media
+    from .errors import StudioError
+    from .store import Store, default_workspace
+
+    if args.action != "list" and not args.target:
+        raise StudioError(f"studio models {args.action} needs its TARGET; see studio models --help.")
+    if args.action == "pull":
+        started, last = time.monotonic(), {"shown": -1, "at": 0.0}
+
+        def show(done: int, total: int) -> None:  # a line when the share moves, else one every 10 s
+            share = done * 100 // max(1, total)
+            if share != last["shown"] or time.monotonic() - last["at"] > 10:
+                last.update(shown=share, at=time.monotonic())
+                print(library.progress_line(done, total, started), file=sys.stderr, flush=True)
+
+        result = library.pull(args.target, on_progress=show)
+        _emit(args, result, f"pulled {args.target} into {result['path']}; use it with --model {args.target}")
+        return 0
+    if args.action == "list" and args.target is not None and args.target != "scorer":
+        media.reference(args.target)  # an unknown medium: one sentence naming the installed ones
+    store = Store(args.workspace if args.workspace is not None else default_workspace())
+    try:
+        lib = library.Library(store)
+        if args.action == "list":
+            entries = lib.entries(args.target)
+            _emit(args, {"models": [e.to_json() for e in entries], "folders": lib.folders()},
+                  "\n".join(f"{e.medium or '?':<7} {e.kind:<9} {e.format or '-':<10} "
+                            f"{'' if e.installed else '(not pulled) '}{e.id}" for e in entries))
+        elif args.action == "add-folder":
+            found = lib.add_folder(args.target)
+            _emit(args, {"folders": lib.folders(), "found": [e.to_json() for e in found]},
+                  f"added {args.target}: {len(found)} models")
+        else:
+            result = lib.remove(args.target)
+            _emit(args, result, f"removed {result['removed']}"
+                  + (f" ({result['freed_bytes'] / 1e6:,.0f} MB freed)" if result["freed_bytes"] else ""))
+    finally:
+        store.close()
+    return 0
+
+
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     params = dict(args.param)
     if getattr(args, "adapter_from", None) is not None:
         params["adapter_from"] = args.adapter_from
+    if getattr(args, "lora", None):  # image: FILE[:STRENGTH] each, checked by the medium's settings
+        params["loras"] = [*params.get("loras", []), *args.lora]
     return params
 
 

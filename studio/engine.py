@@ -20,6 +20,7 @@ import numpy as np
 
 from . import media, runner, sampling, scoring
 from .errors import StudioError, guarded, os_error_sentence
+from .library import Library
 from .medium import MAX_STRENGTH, Candidate, Medium, ScoringContext, Version
 from .settings import HELD_OUT_SEED
 from .store import Store, default_workspace, remove_files
@@ -206,7 +207,7 @@ class Studio:
         # module:function scorers import code: the CLI allows them, the web app never does
         self.allow_code_scorers = allow_code_scorers
         self.store = Store(workspace if workspace is not None else default_workspace())
-        self._handles: dict[tuple[str, str], Any] = {}
+        self._handles: dict[str, tuple[str, Any]] = {}  # medium -> (model, handle): one loaded model per medium
         self._model_lock = threading.RLock()
         self._cleaned = False
 
@@ -235,19 +236,37 @@ class Studio:
         if local.exists() or model.startswith((".", "/", "~")):
             if not local.exists():
                 raise StudioError(f"The model folder {model} does not exist.")
-            if not local.is_dir():
+            if not local.is_dir() and local.suffix != ".safetensors":  # a checkpoint file is the medium's to judge
                 raise StudioError(f"The model {model} is a file; give the folder that holds the model.")
             model = str(local.resolve())
         self.handle(medium, model)  # fail now, clearly, rather than at the next step
         return model
 
     def handle(self, medium: str, model: str | None = None) -> Any:
+        """The loaded ``model`` of ``medium``; loading another model frees the one loaded before."""
         model = model or self.current_model(medium)
         with self._model_lock:
-            key = (medium, model)
-            if key not in self._handles:
-                self._handles[key] = guarded(lambda: self.medium(medium).load(model), f"load the model {model}")
-            return self._handles[key]
+            loaded = self._handles.get(medium)
+            if loaded is not None and loaded[0] == model:
+                return loaded[1]
+            if loaded is not None:
+                self.release(medium)
+            handle = guarded(lambda: self.medium(medium).load(model), f"load the model {model}")
+            self._handles[medium] = (model, handle)
+            return handle
+
+    def loaded_models(self) -> dict[str, str]:
+        """The model each medium has loaded now (at most one each)."""
+        with self._model_lock:
+            return {medium: model for medium, (model, _) in self._handles.items()}
+
+    def release(self, medium: str) -> None:
+        """Free the medium's loaded model (the next use loads again)."""
+        from .loading import free_memory
+
+        with self._model_lock:
+            if self._handles.pop(medium, None) is not None:
+                free_memory()
 
     def versions(self, medium: str) -> list[str]:
         return ["base"] + [v.name for v in self.store.versions(medium)]
@@ -256,6 +275,11 @@ class Studio:
         """(model, adapter folder) for ``base`` or ``vN``."""
         if version in ("base", None):
             return self.normalize_model(medium, model), None
+        if version.endswith(".safetensors"):  # a LoRA file the studio did not make (a tune starts from it)
+            path = Path(version).expanduser()
+            if not path.is_file():
+                raise StudioError(f"The LoRA file '{version}' does not exist.")
+            return self.normalize_model(medium, model), str(path.resolve())
         found = self.store.version(medium, version)
         if found is None:
             have = ", ".join(self.versions(medium))
@@ -344,7 +368,8 @@ class Studio:
         handle = self.handle(medium, model)
         return ScoringContext(medium=the_medium, favourites=self.store.curated(medium),
                               decided=self.store.decided_by_hand(medium), handle=handle,
-                              embed=lambda cs: the_medium.embed(handle, cs))
+                              embed=lambda cs: the_medium.embed(handle, cs),
+                              scorer_models=lambda: Library(self.store).choices("scorer"))
 
     def score(self, medium: str, candidates: Sequence[Candidate], scorers: Sequence[str] = (),
               options: dict[str, dict[str, Any]] | None = None) -> list[float]:

@@ -114,6 +114,8 @@ class ScoringContext:
     handle: Any = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     embed: Callable[[Sequence[Candidate]], Any] | None = None
+    # the library's models for scorers (``studio models list scorer``), for a scorer whose model option is unset
+    scorer_models: Callable[[], list[str]] | None = None
 
 
 ScorerFactory = Callable[[ScoringContext], Scorer]

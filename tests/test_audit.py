@@ -145,7 +145,7 @@ CASES = [
     (["generate", "fake"], "required: --prompt"),
     (["generate", "text", "--prompt", "x", "--model", "{root}/vocab-model"], "weights do not fit its configuration"),
     (["generate", "image", "--prompt", "x", "--model", "someone/no-such-model"],
-     "could not be loaded: it is not on this machine and the model hub cannot be reached (offline)"),
+     "is not on this machine; get it first with `studio models pull someone/no-such-model`"),
     (["generate", "image", "--prompt", "x", "--model", "not a model"], "neither a folder on this machine nor a hub id"),
     (["generate", "text", "--prompt", "x", "--param", "min_new_tokens=500"], "min_new_tokens (500) is above"),
     (["generate", "text", "--prompt", "x", "--param", "max_new_tokens=100000000"], "beyond this model's context"),

@@ -44,12 +44,14 @@ def build(ctx: TabContext) -> None:
         ctx["version"] = gr.Dropdown(label="Generate with version", choices=studio.versions(name), value="base",
                                      elem_classes=["version-picker"], min_width=140)
         ctx["random_seed"] = gr.Checkbox(label="New random seed each time", value=False, min_width=140)
+    # the model library's models (studio models list): type to search, or paste a folder, file or hub id
+    ctx["model"] = gr.Dropdown(label="Model", allow_custom_value=True, filterable=True, choices=_models(ctx),
+                               value=studio.current_model(name), elem_classes=["model-picker"],
+                               info="Picking another model frees the one loaded before.")
     ctx["generate"] = gr.Button("Generate", variant="primary", elem_classes=["generate-btn"])
     with gr.Accordion("More settings", open=False, elem_classes=["more-settings"]):
         for field in ctx.medium.generate_settings.fields():
             ctx[f"param.{field.name}"] = param_widget(field)
-        ctx["model"] = gr.Dropdown(label="Base model (a folder or hub id)", allow_custom_value=True,
-                                   choices=_models(ctx), value=studio.current_model(name))
 
 
 def wire(ctx: TabContext) -> None:
@@ -247,6 +249,18 @@ def learned_from(studio: Any, medium: str, version: str, prompt: str) -> bool:
     return any(c.prompt == prompt.strip() for c in studio.store.candidates(medium, ids=found.curated))
 
 
-def _models(ctx: TabContext) -> list[str]:
+def _models(ctx: TabContext) -> list[tuple[str, str]]:
+    """(label, id) for the picker: the built-in model, the library's (cache, added folders), the current one."""
+    from pathlib import Path
+
+    from ..library import Library
+
     current, default = ctx.studio.current_model(ctx.name), ctx.medium.default_model()
-    return list(dict.fromkeys([current, default]))
+    ids = list(dict.fromkeys([current, default, *Library(ctx.studio.store).choices(ctx.name)]))
+
+    def label(model: str) -> str:
+        if model == default:
+            return "built-in"
+        return Path(model).name if model.startswith("/") else model  # a file or folder by name, a hub id as is
+
+    return [(label(m), m) for m in ids]

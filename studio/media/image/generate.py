@@ -16,6 +16,7 @@ from studio.errors import StudioError
 from studio.medium import Generated
 
 from .model import ImageHandle, use_adapter
+from .settings import parse_lora
 
 
 def resolve_size(handle: ImageHandle, params: dict[str, Any]) -> tuple[int, int]:
@@ -44,21 +45,23 @@ def png_bytes(image, text: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def adapter_schedule(handle: ImageHandle, adapter: str | None, strength: float, steps: int, start: float):
-    """A step-end callback that switches the adapter on once ``start`` of the steps are done
-    (None when it is on from the first step); the denoiser runs with weight 0 until then."""
+def adapter_schedule(handle: ImageHandle, adapter: str | None, active: list[tuple[str, float]], steps: int,
+                     start: float):
+    """A step-end callback that switches the version's adapter (``active[0]``) on once ``start`` of the
+    steps are done (None when it is on from the first step); the denoiser runs it at weight 0 until
+    then.  Community LoRAs (the rest of ``active``) stay on throughout."""
     import math
 
     first = math.ceil(start * steps) if adapter else 0
     if first <= 0:
         return None
-    name = handle.adapters[str(Path(adapter).resolve())]
     denoiser = getattr(handle.pipe, "unet", None) or handle.pipe.transformer
-    denoiser.set_adapters([name], weights=[0.0])
+    names = [n for n, _ in active]
+    denoiser.set_adapters(names, weights=[0.0] + [w for _, w in active[1:]])
 
     def switch(pipe, step: int, timestep, callback_kwargs):
         if step + 1 == first:
-            denoiser.set_adapters([name], weights=[strength])
+            denoiser.set_adapters(names, weights=[w for _, w in active])
         return callback_kwargs
 
     return switch
@@ -68,9 +71,16 @@ def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dic
              adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
     import torch
 
-    use_adapter(handle, adapter, strength)
+    from .memory import apply_generation_options, check_fits, generate_need
+
+    active = use_adapter(handle, adapter, strength, [parse_lora(text) for text in params.get("loras") or ()])
     width, height = resolve_size(handle, params)
     batch = max(1, int(params["batch_size"]))
+    offload, tiling = params.get("offload", "none"), bool(params.get("vae_tiling", False))
+    need = generate_need(handle, width, height, min(batch, len(seeds)), float(params["guidance"]), offload, tiling)
+    check_fits(need, handle.device, f"Generating {min(batch, len(seeds))} pictures of {width}x{height} at once",
+               "lower batch_size or the size, or set offload=model and vae_tiling=true")
+    apply_generation_options(handle, offload, tiling)
     sampler = type(handle.pipe.scheduler).__name__
     version = "base" if adapter is None else str(adapter)
     negative = params.get("negative_prompt") or None
@@ -79,7 +89,7 @@ def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dic
         chunk = [int(s) for s in seeds[start:start + batch]]
         generators = [torch.Generator("cpu").manual_seed(s) for s in chunk]
         steps = int(params["steps"])
-        switch = adapter_schedule(handle, adapter, strength, steps, float(params.get("adapter_from", 0.0)))
+        switch = adapter_schedule(handle, adapter, active, steps, float(params.get("adapter_from", 0.0)))
         try:
             with torch.inference_mode():
                 images = handle.pipe(prompt=[prompt] * len(chunk),

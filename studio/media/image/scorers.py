@@ -1,7 +1,7 @@
 """Built-in image scorers: each maps candidates to floats in [0, 1], higher is better.
 
 Pixel scorers read the candidate's PNG and need no model.  ``clip`` loads a CLIP model from
-a folder (``options['model']``), ``favourites`` compares with the accepted candidates and
+``options['model']`` (a folder or a hub id in the cache) or the model library, ``favourites`` compares with the accepted candidates and
 ``preference`` learns from the artist's hand decisions.
 """
 from __future__ import annotations
@@ -133,6 +133,9 @@ def palette(ctx: ScoringContext):
     return score
 
 
+CLIP_STARTER = "openai/clip-vit-base-patch32"  # the library's starter for this scorer
+
+
 @lru_cache(maxsize=2)
 def _clip(folder: str):
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
@@ -143,22 +146,35 @@ def _clip(folder: str):
     if not any(path.glob("*.safetensors")):
         raise StudioError(f"The CLIP model in '{folder}' has no safetensors weights.")
     try:
-        model = CLIPModel.from_pretrained(folder, use_safetensors=True).eval()
+        model = CLIPModel.from_pretrained(folder, use_safetensors=True, trust_remote_code=False).eval()
         return model, CLIPTokenizer.from_pretrained(folder), CLIPImageProcessor.from_pretrained(folder)
     except (OSError, ValueError) as exc:
         raise StudioError(f"The CLIP model in '{folder}' could not be loaded ({exc.__class__.__name__}).") from exc
 
 
+def clip_folder(ctx: ScoringContext) -> str:
+    """The CLIP model's folder: the 'model' option (a folder or a hub id in the cache), else the library's
+    first CLIP model; one sentence saying how to get one otherwise."""
+    from studio.loading import hub_snapshot, looks_local
+
+    chosen = ctx.options.get("model")
+    if not chosen:
+        found = ctx.scorer_models() if ctx.scorer_models else []  # the library lists CLIP models as scorers
+        if not found:
+            raise StudioError(f"The clip scorer needs a CLIP model: get one with `studio models pull {CLIP_STARTER}` "
+                              "(or set the scorer's model option to a folder).")
+        chosen = CLIP_STARTER if CLIP_STARTER in found else found[0]
+    chosen = str(chosen)
+    return chosen if looks_local(chosen) else str(hub_snapshot(chosen, "CLIP model"))
+
+
 def clip(ctx: ScoringContext):
     """Rewards agreement between picture and prompt: (cosine of CLIP image and text embeddings + 1) / 2,
-    with the CLIP model (weights, tokenizer, image processor) in the folder options['model']."""
+    with the CLIP model of options['model'] (a folder or hub id), else the one in the model library."""
     import torch
     from PIL import Image
 
-    folder = ctx.options.get("model")
-    if not folder:
-        raise StudioError("The clip scorer needs its 'model' option: a folder holding a CLIP model.")
-    model, tokenizer, processor = _clip(str(folder))
+    model, tokenizer, processor = _clip(clip_folder(ctx))
 
     def score(candidates):
         if not candidates:

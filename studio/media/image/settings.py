@@ -2,10 +2,40 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import ClassVar
 
 from ...errors import StudioError
 from ...settings import Settings, TuneSettings, setting
+
+LORA_STRENGTH = (-2.0, 2.0)  # a community LoRA's weight range (negative pushes away from what it learned)
+OFFLOAD = ("none", "model", "sequential")
+QUANTIZE = ("none", "int8", "nf4")
+
+
+def parse_lora(text: str) -> tuple[str, float]:
+    """``FILE`` or ``FILE:STRENGTH`` (a path may hold colons: only a number after the last one is a strength)."""
+    path, sep, tail = text.rpartition(":")
+    if sep and path:
+        try:
+            return path, float(tail)
+        except ValueError:
+            pass
+    return text, 1.0
+
+
+def check_lora(text: str) -> str:
+    """``ABSOLUTE_PATH:STRENGTH`` for a LoRA given as ``FILE[:STRENGTH]``; one sentence when it is unusable."""
+    path, strength = parse_lora(text)
+    lo, hi = LORA_STRENGTH
+    if not lo <= strength <= hi:
+        raise StudioError(f"A LoRA's strength is a number from {lo:g} to {hi:g}, not {strength:g}.")
+    where = Path(path).expanduser()
+    if not where.exists():
+        raise StudioError(f"The LoRA '{path}' does not exist.")
+    if where.is_file() and where.suffix != ".safetensors":
+        raise StudioError(f"The LoRA '{where.name}' is not a .safetensors file; studio loads safetensors only.")
+    return f"{where.resolve()}:{strength:g}"
 
 
 @dataclasses.dataclass
@@ -29,7 +59,16 @@ class ImageGenerate(Settings):
                                         "takes over (0 = from the start)", min=0, below=1,
                                   label="Base lays out the first")
 
+    loras: list[str] = setting([], "community LoRA files (kohya or diffusers), each FILE or FILE:STRENGTH "
+                                   "(strength -2 to 2, default 1)", label="LoRAs (file:strength)")
+    offload: str = setting("none", "GPU memory: model keeps each part on the GPU only while it runs, sequential "
+                                   "each layer (slowest, least memory); no effect without a GPU",
+                           choices=OFFLOAD, label="Offload to the CPU")
+    vae_tiling: bool = setting(False, "decode pictures in tiles, one at a time (large sizes on small cards)",
+                               label="Decode in tiles")
+
     def check(self, owner: str) -> None:
+        self.loras = [check_lora(text) for text in self.loras]
         for key in ("width", "height"):
             if getattr(self, key) % 8:
                 raise StudioError(f"The image {key} must be a multiple of 8 pixels (or 0 for the model's "
@@ -57,3 +96,5 @@ class ImageTune(TuneSettings):
     gradient_checkpointing: bool | None = setting(None, "trade speed for memory; empty: on for a GPU",
                                                   advanced=True)
     offload_encoders: bool = setting(True, "move the frozen encoders off the GPU while tuning", advanced=True)
+    quantize: str = setting("none", "the frozen base in fewer bits (QLoRA-style): int8 through torchao (CPU and "
+                                    "GPU), nf4 through bitsandbytes (CUDA)", choices=QUANTIZE, advanced=True)

@@ -23,7 +23,7 @@ from studio.medium import Candidate
 from studio.training import batch_rows
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
-from .model import ImageHandle
+from .model import ImageHandle, lora_source
 from .settings import ImageTune
 
 ADAPTER = "studio_train"  # the adapter being trained, by its peft name
@@ -47,27 +47,46 @@ def _load_pictures(examples: Sequence[Candidate], width: int, height: int):
     return torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
-def _picture_size(examples: Sequence[Candidate]) -> int:
-    """The curated pictures' side when they are all one square size (a tune learns at that size), else 0."""
+def _picture_sizes(examples: Sequence[Candidate]) -> list[tuple[int, int]]:
     from PIL import Image
 
-    sizes = set()
+    sizes = []
     for c in examples:
         try:
             with Image.open(c.path) as image:
-                sizes.add(image.size)
+                sizes.append(image.size)
         except OSError as exc:
             raise StudioError(f"The image of curated candidate {c.id} cannot be read ({c.path}).") from exc
-    if len(sizes) == 1:
-        width, height = sizes.pop()
-        if width == height and width % 16 == 0:
-            return width
-    return 0
+    return sizes
+
+
+def bucket_shape(width: int, height: int, native: int, multiple: int = 16) -> tuple[int, int]:
+    """The (width, height) a picture trains at: its own shape, in multiples of ``multiple``, scaled down
+    (aspect kept) only when it has more than 4x the pixels of the model's native square."""
+    scale = min(1.0, (4 * native * native / max(1, width * height)) ** 0.5)
+    return (max(multiple, int(width * scale) // multiple * multiple),
+            max(multiple, int(height * scale) // multiple * multiple))
 
 
 def _drop_adapter(module) -> None:
-    if ADAPTER in getattr(module, "peft_config", {}):
-        module.delete_adapters(ADAPTER) if hasattr(module, "delete_adapters") else module.delete_adapter(ADAPTER)
+    if ADAPTER not in getattr(module, "peft_config", {}):
+        return
+    if hasattr(module, "delete_adapters"):  # a diffusers model
+        module.delete_adapters(ADAPTER)
+    else:  # a transformers text encoder: through peft's layers (transformers' own method wants a newer peft)
+        from diffusers.utils.peft_utils import delete_adapter_layers
+
+        delete_adapter_layers(module, ADAPTER)
+
+
+def _activate(module) -> None:
+    """Make the training adapter the active one in every LoRA layer of ``module`` (peft's own switch:
+    transformers' ``set_adapter`` refuses peft versions older than it wants)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for layer in module.modules():
+        if isinstance(layer, BaseTunerLayer):
+            layer.set_adapter(ADAPTER)
 
 
 class ImageTuneTask:
@@ -105,17 +124,47 @@ class ImageTuneTask:
             if isinstance(part, torch.nn.Module):
                 part.requires_grad_(False)
 
-        self.size = int(settings["size"]) or _picture_size(examples) or handle.native_size
+        # aspect-ratio buckets: each picture trains at its own shape (a portrait set as portraits); a
+        # "size" setting trains everything as that square instead
+        square = int(settings["size"])
+        shapes = ([(square, square)] * len(examples) if square else
+                  [bucket_shape(w, h, handle.native_size) for w, h in _picture_sizes(examples)])
+        self.size = max(max(s) for s in shapes)
+        self.buckets: list[dict[str, Any]] = []  # shape, its kept rows, its prior rows, its latents
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
-            pictures = _load_pictures(examples, self.size, self.size)
             vae = pipe.vae
-            latents = []
-            for i in range(0, len(pictures), 16):
-                x = pictures[i:i + 16].to(self.device, vae.dtype)
-                latents.append(vae.encode(x).latent_dist.mean.float())
             shift = getattr(vae.config, "shift_factor", None) or 0.0
-            self.latents = (torch.cat(latents) - shift) * vae.config.scaling_factor
+            for shape in sorted(set(shapes)):
+                rows = [i for i, s in enumerate(shapes) if s == shape]
+                pictures = _load_pictures([examples[i] for i in rows], *shape)
+                latents = []
+                for i in range(0, len(pictures), 16):
+                    x = pictures[i:i + 16].to(self.device, vae.dtype)
+                    latents.append(vae.encode(x).latent_dist.mean.float())
+                kept = [i for i in rows if i < self.kept_rows]
+                order = kept + [i for i in rows if i >= self.kept_rows]
+                stacked = (torch.cat(latents) - shift) * vae.config.scaling_factor
+                position = {row: n for n, row in enumerate(rows)}
+                self.buckets.append({"shape": shape, "rows": torch.tensor(order), "kept": len(kept),
+                                     "latents": stacked[[position[i] for i in order]]})
+            self.buckets = [b for b in self.buckets if b["kept"]]  # a bucket of prior rows alone never trains
+            self.latents = self.buckets[0]["latents"] if len(self.buckets) == 1 else None
             self.cond, self.shared = self.family.encode(pipe, self.prompts, self.device, self.size)
+            if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
+                self.cond["time_ids"] = torch.tensor([[h, w, 0, 0, h, w] for w, h in shapes],
+                                                     dtype=self.cond["time_ids"].dtype, device=self.cond["time_ids"].device)
+
+        from .memory import check_fits, quantize_base, tune_need
+
+        self.quantize = str(settings["quantize"])
+        checkpointing = (settings["gradient_checkpointing"] if settings["gradient_checkpointing"] is not None
+                         else self.device.startswith("cuda"))
+        self.memory_need = tune_need(handle, self.family, shapes, self.batch_size, self.rank, self.quantize,
+                                     checkpointing, bool(settings["offload_encoders"]))
+        check_fits(self.memory_need, self.device, f"This tune (rank {self.rank}, batch {self.batch_size}, "
+                   f"{max(w for w, _ in shapes)}x{max(h for _, h in shapes)})",
+                   "set quantize=int8 or nf4, lower batch_size or rank, or train at a smaller size")
+        quantize_base(self.denoiser, self.quantize, self.device)
 
         self.offloaded: list[str] = []
         if settings["offload_encoders"] and self.device.startswith("cuda") and not self.train_text:
@@ -133,8 +182,7 @@ class ImageTuneTask:
             torch.manual_seed(int(settings["seed"]))
             self._add_lora(parent_adapter)
         # recompute activations in the backward pass: on by default on a GPU, where memory is the limit
-        if (settings["gradient_checkpointing"] if settings["gradient_checkpointing"] is not None
-                else self.device.startswith("cuda")):
+        if checkpointing:
             self.denoiser.enable_gradient_checkpointing()
         self.params = {}
         for prefix in self._lora_components():
@@ -155,11 +203,14 @@ class ImageTuneTask:
         pipe = self.pipe
         for name in [self.family.denoiser, *self.text_encoders]:  # a tune restarted in this process starts clean
             _drop_adapter(getattr(pipe, name))
-        if parent_adapter:
-            folder = Path(parent_adapter)
-            if not folder.is_dir() or not any(folder.glob("*.safetensors")):
+        if parent_adapter:  # a version's folder, or a LoRA file (kohya or diffusers) the studio did not make
+            if not Path(parent_adapter).exists():
                 raise StudioError(f"The parent version's adapter '{parent_adapter}' is missing.")
-            pipe.load_lora_weights(str(folder), adapter_name=ADAPTER)
+            try:
+                pipe.load_lora_weights(lora_source(parent_adapter), adapter_name=ADAPTER)
+            except (ValueError, KeyError, RuntimeError) as exc:
+                raise StudioError(f"The LoRA '{Path(parent_adapter).name}' does not fit this model "
+                                  f"({exc.__class__.__name__}); start from a LoRA made for it.") from exc
             self.train_text = self.train_text or any(
                 ADAPTER in getattr(getattr(pipe, n), "peft_config", {}) for n in self.text_encoders)
             config = self.denoiser.peft_config[ADAPTER]
@@ -178,7 +229,7 @@ class ImageTuneTask:
         self.denoiser.set_adapters([ADAPTER])
         if self.train_text:
             for name in self.text_encoders:
-                getattr(pipe, name).set_adapter(ADAPTER)
+                _activate(getattr(pipe, name))
 
     def _text_lora(self, encoder) -> None:
         try:
@@ -220,8 +271,14 @@ class ImageTuneTask:
         import torch
         import torch.nn.functional as F
 
-        idx = batch_rows(self.kept_rows, len(self.latents), self.batch_size, self.prior_weight, generator)
-        x0 = self.latents[idx.to(self.latents.device)]
+        bucket = self.buckets[0]
+        if len(self.buckets) > 1:  # one shape per step, drawn in proportion to the kept pictures it holds
+            weights = torch.tensor([float(b["kept"]) for b in self.buckets])
+            bucket = self.buckets[int(torch.multinomial(weights, 1, generator=generator))]
+        local = batch_rows(bucket["kept"], len(bucket["rows"]), self.batch_size,
+                           self.prior_weight if len(bucket["rows"]) > bucket["kept"] else 0.0, generator)
+        idx = bucket["rows"][local]
+        x0 = bucket["latents"][local.to(bucket["latents"].device)]
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         noisy, timesteps, target = self._noised(x0, noise, generator)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda"))
@@ -229,6 +286,8 @@ class ImageTuneTask:
             if self.train_text:  # the text encoders learn: encode this batch's prompts with a graph
                 rows, shared = self.family.encode(self.pipe, [self.prompts[i] for i in idx.tolist()],
                                                   self.device, self.size)
+                if "time_ids" in rows:
+                    rows["time_ids"] = self.cond["time_ids"][idx.to(self.cond["time_ids"].device)]
             else:
                 rows = {k: v[idx.to(v.device)] for k, v in self.cond.items()}
                 shared = self.shared

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...errors import StudioError, hub_reason
+from ...errors import StudioError
+from ...loading import hub_snapshot, load_error, pick_device
 
 DEFAULT_MAX_BARS = 16
 
@@ -39,17 +40,9 @@ class MusicHandle:
         return float(self.model.config.audio_encoder.frame_rate)
 
 
-def _pick_device(device: str | None) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load(model: str, device: str | None = None) -> MusicHandle:
     """Load a local folder (or a MusicGen hub id); StudioError with one sentence if unusable."""
-    device = _pick_device(device)
+    device = pick_device(device)
     path = Path(model).expanduser()
     if path.exists():
         config_file = path / "config.json"
@@ -61,8 +54,8 @@ def load(model: str, device: str | None = None) -> MusicHandle:
         if config.get("model_type") == "musicgen":
             return _load_musicgen(str(path), device)
         return _load_symbolic(path, config, device)
-    if "/" in model and not model.startswith((".", "/", "~")):  # a hub id: only MusicGen is known there
-        return _load_musicgen(model, device)
+    if "/" in model and not model.startswith((".", "/", "~")):  # a hub id (only MusicGen is known there), from
+        return _load_musicgen(str(hub_snapshot(model, "music model")), device)  # the cache: studio models pull
     raise StudioError(f"The music model '{model}' is neither a local folder nor a hub id.")
 
 
@@ -93,8 +86,8 @@ def _load_musicgen(source: str, device: str) -> MusicHandle:
     try:
         lm = MusicgenForConditionalGeneration.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as exc:
-        raise StudioError(f"MusicGen could not be loaded from '{source}': {hub_reason(exc)}.") from None
+    except (OSError, ValueError) as exc:
+        raise load_error("MusicGen model", source, exc) from None
     lm.to(device).eval()
     frame_rate = float(lm.config.audio_encoder.frame_rate)
     # the decoder's positions bound the length; keep a few frames for the codebook delay pattern

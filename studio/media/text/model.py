@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ...errors import StudioError
+from ...errors import StudioError, one_line
+from ...loading import check_weights, hub_snapshot, load_error, local_path, looks_local, pick_device, pick_dtype
 
 
 @dataclasses.dataclass
@@ -32,10 +33,6 @@ class TextHandle:
         return hasattr(self.model, "peft_config")
 
 
-def _looks_local(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or Path(model).expanduser().exists() or model.count("/") > 1
-
-
 def _context_length(config: Any) -> int:
     for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length", "max_sequence_length"):
         value = getattr(config, key, None)
@@ -52,8 +49,10 @@ def load_config(model: str) -> Any:
     except ValueError as exc:
         if "trust_remote_code" in str(exc) or "remote code" in str(exc):
             raise StudioError(f"The model '{model}' needs its own remote code, which studio never runs.") from None
-        raise StudioError(f"The model '{model}' has a configuration transformers cannot read ({exc}).") from None
-    except OSError:
+        raise StudioError(f"The model '{model}' has a configuration transformers cannot read ({one_line(exc)}).") from None
+    except OSError as exc:
+        if not looks_local(model):
+            raise load_error("text model", model, exc) from None
         raise StudioError(f"No model configuration found at '{model}' (a local folder or a hub id).") from None
 
 
@@ -73,7 +72,7 @@ def load_tokenizer(model: str) -> Any:
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        raise StudioError(f"No usable tokenizer found with the model '{model}' ({str(exc).splitlines()[0]}).") from None
+        raise StudioError(f"No usable tokenizer found with the model '{model}' ({one_line(exc)}).") from None
     if tokenizer.eos_token_id is None:
         raise StudioError(f"The tokenizer of '{model}' has no end-of-sequence token, so completions could not stop.")
     if tokenizer.pad_token_id is None:  # common for base models: pad with eos, masked out anyway
@@ -88,25 +87,23 @@ def load(model: str, device: str | None = None) -> TextHandle:
     from .builtin import resolve
 
     model = resolve(str(model))  # a built-in id becomes its folder (SmolLM2 is converted on first use)
-    if _looks_local(model):
-        folder = Path(model).expanduser()
-        if not folder.is_dir():
-            raise StudioError(f"The model folder '{model}' does not exist.")
-        if not any(folder.glob("*.safetensors")):
-            raise StudioError(f"The model folder '{model}' has no .safetensors weights; studio loads only safetensors.")
+    if looks_local(model):
+        folder = local_path(model, "text model folder")
+        check_weights(folder, "text model")
         model = str(folder)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    else:  # a hub id: the snapshot in the Hugging Face cache (``studio models pull`` fetches it)
+        model = str(hub_snapshot(model, "text model"))
+    device = pick_device(device)
     config = load_config(model)
     check_causal(model, config)
     tokenizer = load_tokenizer(model)
-    dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    dtype = pick_dtype(device)
     try:
         net = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, attn_implementation="sdpa",
                                                    use_safetensors=True, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise StudioError(f"The weights of '{model}' could not be loaded as safetensors "
-                          f"({str(exc).splitlines()[0]}).") from None
+                          f"({one_line(exc)}).") from None
     net.to(device).eval()
     net.requires_grad_(False)
     return TextHandle(model=net, tokenizer=tokenizer, source=model, device=str(device),

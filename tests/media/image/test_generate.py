@@ -102,5 +102,5 @@ def test_unsupported_pipeline(medium, tmp_path):
 
 
 def test_offline_hub_id_is_one_sentence(medium):
-    with pytest.raises(StudioError, match="could not be loaded"):
+    with pytest.raises(StudioError, match="not on this machine; get it first with `studio models pull nobody-here/no-such-model`"):
         medium.load("nobody-here/no-such-model", "cpu")

@@ -124,8 +124,10 @@ def test_clip_scorer_with_a_tiny_clip(medium, tmp_path):
     s = _score(medium, "clip", [a, b], options={"model": str(folder)})
     assert s[0] != s[1]
     assert s == _score(medium, "clip", [a, b], options={"model": str(folder)})
-    with pytest.raises(StudioError, match="'model' option"):
+    with pytest.raises(StudioError, match="needs a CLIP model: get one with `studio models pull openai/clip-vit-base-patch32`"):
         _score(medium, "clip", [a])
+    # with no model option, the library's CLIP model (an added folder, a pulled starter)
+    assert _score(medium, "clip", [a, b], scorer_models=lambda: [str(folder)]) == s
     with pytest.raises(StudioError, match="does not exist"):
         _score(medium, "clip", [a], options={"model": str(tmp_path / "none")})
 

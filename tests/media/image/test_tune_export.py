@@ -218,3 +218,29 @@ def test_unsupported_family_names_the_supported_ones_in_one_sentence(medium, cur
     assert message.count(". ") == 0 and message.endswith(".")
     for name in ("Stable Diffusion 1.x/2.x", "SDXL", "SD3/SD3.5", "Flux.1", "PixArtAlphaPipeline"):
         assert name in message
+
+
+def test_a_portrait_set_tunes_at_its_shape(medium, tiny_handle, tmp_path):
+    """Aspect-ratio buckets: 16x32 portraits keep their shape in the latents (they were squashed to squares)."""
+    import dataclasses
+
+    portraits = to_candidates(medium.generate(tiny_handle, PROMPT, [0, 1, 2], {"steps": 1, "width": 16, "height": 32}),
+                              PROMPT, tmp_path / "portraits")
+    task = medium.tune_task(tiny_handle, portraits, SETTINGS, None)
+    (bucket,) = task.buckets
+    height, width = bucket["latents"].shape[-2:]
+    assert bucket["shape"] == (16, 32) and height == 2 * width  # the latents keep the 1:2 aspect ratio
+    landscape = to_candidates(medium.generate(tiny_handle, PROMPT, [5], {"steps": 1, "width": 48, "height": 16}),
+                              PROMPT, tmp_path / "landscape")
+    mixed = medium.tune_task(tiny_handle, portraits + landscape, SETTINGS, None)
+    assert sorted(b["shape"] for b in mixed.buckets) == [(16, 32), (48, 16)]
+    seen, predict = set(), mixed.family.predict
+
+    def recording(pipe, noisy, timesteps, cond):
+        seen.add(tuple(noisy.shape[-2:]))
+        return predict(pipe, noisy, timesteps, cond)
+
+    mixed.family = dataclasses.replace(mixed.family, predict=recording)
+    for step in range(8):  # each step trains one shape; both come up
+        assert torch.isfinite(mixed.loss(step, torch.Generator().manual_seed(step)))
+    assert seen == {(16, 8), (8, 24)}

@@ -98,3 +98,21 @@ def test_adapter_switching_does_not_reload_the_base(medium, tiny_llama, tmp_path
     assert after != before
     assert again == before  # base = adapters disabled
     assert handle.model.get_base_model().model.embed_tokens.weight is base_weights
+
+
+def test_an_empty_error_message_is_still_one_sentence(medium, tiny_llama, monkeypatch):
+    """A tokenizer failure whose message is empty said IndexError (str(exc).splitlines()[0])."""
+    import transformers
+
+    def fail(*args, **kwargs):
+        raise OSError("")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fail)
+    with pytest.raises(StudioError, match=r"No usable tokenizer .*\(OSError\)\."):
+        medium.load(str(tiny_llama), "cpu")
+
+
+def test_a_hub_id_not_in_the_cache_says_how_to_get_it(medium, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(StudioError, match="not on this machine; get it first with `studio models pull"):
+        medium.load("someone/not-here", "cpu")
