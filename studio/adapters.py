@@ -1,13 +1,18 @@
-"""Adapter strength at generation time, shared by the media whose adapters are peft LoRA.
+"""peft LoRA adapters, shared by the media whose models are torch modules wrapped by peft.
 
-A LoRA layer adds ``scaling * B(A(x))``; strength multiplies ``scaling`` (0 is the base, 1 the
-adapter as trained, up to ``MAX_STRENGTH``) for the one generation, then puts it back, so a
-version's adapter is never changed on disk or in memory.
+Strength at generation time: a LoRA layer adds ``scaling * B(A(x))``; strength multiplies
+``scaling`` (0 is the base, 1 the adapter as trained, up to ``MAX_STRENGTH``) for the one
+generation, then puts it back, so a version's adapter is never changed on disk or in memory.
+``adapter_active`` switches a handle (``.model``, ``.peft``, ``.adapters``) between its versions
+without reloading the base; ``PeftTask`` is the part of a tune task every such medium shares.
 """
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import StudioError
 
 
 @contextlib.contextmanager
@@ -27,3 +32,70 @@ def peft_strength(model: Any, adapter_name: str, strength: float) -> Iterator[No
     finally:
         for layer, value in zip(layers, saved):
             layer.scaling[adapter_name] = value
+
+
+@contextlib.contextmanager
+def adapter_active(handle: Any, adapter: str | None, strength: float = 1.0) -> Iterator[None]:
+    """Run the base (``None``) or a LoRA adapter folder scaled by ``strength``; a folder loads once.
+
+    ``handle`` has ``model`` (the base module), ``peft`` (None until an adapter loads) and ``adapters``
+    (folder -> adapter name)."""
+    if adapter is None:
+        if handle.peft is None:
+            yield
+        else:
+            with handle.peft.disable_adapter():
+                yield
+        return
+    folder = Path(adapter)
+    if not (folder / "adapter_config.json").exists():
+        raise StudioError(f"The adapter folder {folder} has no adapter_config.json.")
+    key = str(folder.resolve())
+    if key not in handle.adapters:
+        from peft import PeftModel
+
+        name = f"v{len(handle.adapters) + 1}"
+        if handle.peft is None:
+            handle.peft = PeftModel.from_pretrained(handle.model, key, adapter_name=name, is_trainable=False)
+        else:
+            handle.peft.load_adapter(key, adapter_name=name, is_trainable=False)
+        handle.peft.eval()
+        handle.adapters[key] = name
+    handle.peft.set_adapter(handle.adapters[key])
+    with peft_strength(handle.peft, handle.adapters[key], strength):
+        yield
+
+
+def pristine_copy(handle: Any) -> Any:
+    """A deep copy of the base model with no LoRA layers in it (a tune's starting point)."""
+    import copy
+
+    if handle.peft is None:
+        return copy.deepcopy(handle.model)
+    return copy.deepcopy(handle.peft).unload()
+
+
+class PeftTask:
+    """The trainable part of a tune task whose ``peft`` is a peft model: its LoRA weights, checkpoints of
+    them, and the finished adapter in peft's own format."""
+
+    peft: Any
+
+    def parameters(self) -> list[Any]:
+        return [p for p in self.peft.parameters() if p.requires_grad]
+
+    def adapter_state(self) -> dict[str, Any]:
+        return {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
+
+    def load_adapter_state(self, state: dict[str, Any]) -> None:
+        import torch
+
+        params = dict(self.peft.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value.to(params[name].device))
+
+    def save(self, out_dir: Path) -> None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.peft.save_pretrained(str(out_dir))

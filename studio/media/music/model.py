@@ -7,7 +7,6 @@ switched by name, so changing versions never reloads the base.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -93,44 +92,3 @@ def _load_musicgen(source: str, device: str) -> MusicHandle:
     # the decoder's positions bound the length; keep a few frames for the codebook delay pattern
     positions = int(lm.config.decoder.max_position_embeddings) - int(lm.config.decoder.num_codebooks) - 1
     return MusicHandle("musicgen", lm, tokenizer, device, source, max_seconds=positions / frame_rate)
-
-
-@contextlib.contextmanager
-def adapter_active(handle: MusicHandle, adapter: str | None, strength: float = 1.0):
-    """Run the base (``None``) or a LoRA adapter folder scaled by ``strength``; the first use of a
-    folder loads it once."""
-    if adapter is None:
-        if handle.peft is None:
-            yield
-        else:
-            with handle.peft.disable_adapter():
-                yield
-        return
-    folder = Path(adapter)
-    if not (folder / "adapter_config.json").exists():
-        raise StudioError(f"The adapter folder {folder} has no adapter_config.json.")
-    key = str(folder.resolve())
-    if key not in handle.adapters:
-        from peft import PeftModel
-
-        name = f"v{len(handle.adapters) + 1}"
-        if handle.peft is None:
-            handle.peft = PeftModel.from_pretrained(handle.model, key, adapter_name=name, is_trainable=False)
-        else:
-            handle.peft.load_adapter(key, adapter_name=name, is_trainable=False)
-        handle.peft.eval()
-        handle.adapters[key] = name
-    handle.peft.set_adapter(handle.adapters[key])
-    from ...adapters import peft_strength
-
-    with peft_strength(handle.peft, handle.adapters[key], strength):
-        yield
-
-
-def pristine_copy(handle: MusicHandle):
-    """A deep copy of the base model with no LoRA layers in it (a tune's starting point)."""
-    import copy
-
-    if handle.peft is None:
-        return copy.deepcopy(handle.model)
-    return copy.deepcopy(handle.peft).unload()

@@ -10,6 +10,7 @@ import numpy as np
 
 from ...errors import StudioError
 from ...medium import Candidate, ScoringContext
+from ...scoring import fit_preference
 from .features import audio_features, embed, key_correlations, melody, read_audio
 from .vocab import BEAT_LENGTH, KEY_ALIASES, KEYS
 
@@ -128,18 +129,6 @@ def favourites(ctx: ScoringContext):
         return [float(np.clip(s, 0.0, 1.0)) for s in sims]
 
     return score
-
-
-def fit_preference(features: np.ndarray, labels: np.ndarray, steps: int = 300, l2: float = 1e-2):
-    """A tiny logistic regression by gradient descent on standardised features."""
-    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
-    x = (features - mean) / std
-    w, b = np.zeros(x.shape[1]), 0.0
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(x @ w + b)))
-        w -= 0.5 * (x.T @ (p - labels) / len(x) + l2 * w)
-        b -= 0.5 * float(np.mean(p - labels))
-    return lambda f: 1 / (1 + np.exp(-(((f - mean) / std) @ w + b)))
 
 
 def preference(ctx: ScoringContext):

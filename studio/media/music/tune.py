@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...adapters import PeftTask, pristine_copy
 from ...errors import StudioError
 from ...medium import Candidate
 from ...training import batch_rows
-from .model import MusicHandle, pristine_copy
+from .model import MusicHandle
 from .settings import MusicTune
 
 # the loss covers every token after <bos>: the tags the prompt leaves open (meter, tempo...) are
@@ -48,30 +49,7 @@ def _file_of(candidate: Candidate, ext: str) -> str:
     return path
 
 
-class _AdapterTask:
-    peft: Any
-
-    def parameters(self) -> list[Any]:
-        return [p for p in self.peft.parameters() if p.requires_grad]
-
-    def adapter_state(self) -> dict[str, Any]:
-        return {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
-
-    def load_adapter_state(self, state: dict[str, Any]) -> None:
-        import torch
-
-        params = dict(self.peft.named_parameters())
-        with torch.no_grad():
-            for name, value in state.items():
-                params[name].copy_(value.to(params[name].device))
-
-    def save(self, out_dir: Path) -> None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.peft.save_pretrained(str(out_dir))
-
-
-class SymbolicTuneTask(_AdapterTask):
+class SymbolicTuneTask(PeftTask):
     """Causal-LM loss on the music tokens of the curated MIDI files, tags as context."""
 
     def __init__(self, handle: MusicHandle, examples: Sequence[Candidate], settings: dict[str, Any],
@@ -113,7 +91,7 @@ class SymbolicTuneTask(_AdapterTask):
         return self.peft(input_ids=self.ids[pick], attention_mask=self.mask[pick], labels=self.labels[pick]).loss
 
 
-class MusicgenTuneTask(_AdapterTask):
+class MusicgenTuneTask(PeftTask):
     """MusicGen's decoder loss on the clips' codes (delay pattern applied), conditioned on the prompts."""
 
     def __init__(self, handle: MusicHandle, examples: Sequence[Candidate], settings: dict[str, Any],

@@ -39,7 +39,7 @@ class VoiceMedium(Medium):
 
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
                  adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
-        from .model import adapter_active
+        from ...adapters import adapter_active
 
         params = self.validate_params(params)
         with adapter_active(handle, adapter, strength):

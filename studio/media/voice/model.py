@@ -8,7 +8,6 @@ safetensors, never remote code.  Adapters are loaded once into one PeftModel and
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -100,43 +99,3 @@ def _load_speecht5(path: Path, device: str) -> VoiceHandle:
     vocoder.to(device).eval()
     return VoiceHandle("speecht5", model, device, str(path), sample_rate=int(vocoder.config.sampling_rate),
                        processor=processor, vocoder=vocoder, speakers=speakers.reshape(-1, speakers.shape[-1]))
-
-
-@contextlib.contextmanager
-def adapter_active(handle: VoiceHandle, adapter: str | None, strength: float = 1.0):
-    """Run the base (``None``) or a LoRA adapter folder scaled by ``strength``; a folder loads once."""
-    if adapter is None:
-        if handle.peft is None:
-            yield
-        else:
-            with handle.peft.disable_adapter():
-                yield
-        return
-    folder = Path(adapter)
-    if not (folder / "adapter_config.json").exists():
-        raise StudioError(f"The adapter folder {folder} has no adapter_config.json.")
-    key = str(folder.resolve())
-    if key not in handle.adapters:
-        from peft import PeftModel
-
-        name = f"v{len(handle.adapters) + 1}"
-        if handle.peft is None:
-            handle.peft = PeftModel.from_pretrained(handle.model, key, adapter_name=name, is_trainable=False)
-        else:
-            handle.peft.load_adapter(key, adapter_name=name, is_trainable=False)
-        handle.peft.eval()
-        handle.adapters[key] = name
-    handle.peft.set_adapter(handle.adapters[key])
-    from ...adapters import peft_strength
-
-    with peft_strength(handle.peft, handle.adapters[key], strength):
-        yield
-
-
-def pristine_copy(handle: VoiceHandle):
-    """A deep copy of the base with no LoRA layers in it (a tune's starting point)."""
-    import copy
-
-    if handle.peft is None:
-        return copy.deepcopy(handle.model)
-    return copy.deepcopy(handle.peft).unload()

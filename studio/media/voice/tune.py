@@ -13,9 +13,10 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...adapters import PeftTask, pristine_copy
 from ...errors import StudioError
 from ...medium import Candidate
-from .model import VoiceHandle, pristine_copy
+from .model import VoiceHandle
 from .settings import VoiceTune
 
 TINY_TARGETS = ["conv", "conv1", "conv2", "head", "to_mel", "pitch_embed", "position"]
@@ -47,30 +48,7 @@ def _file(candidate: Candidate, ext: str) -> Path:
     return Path(path)
 
 
-class _AdapterTask:
-    peft: Any
-
-    def parameters(self) -> list[Any]:
-        return [p for p in self.peft.parameters() if p.requires_grad]
-
-    def adapter_state(self) -> dict[str, Any]:
-        return {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
-
-    def load_adapter_state(self, state: dict[str, Any]) -> None:
-        import torch
-
-        params = dict(self.peft.named_parameters())
-        with torch.no_grad():
-            for name, value in state.items():
-                params[name].copy_(value.to(params[name].device))
-
-    def save(self, out_dir: Path) -> None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.peft.save_pretrained(str(out_dir))
-
-
-class TinyTuneTask(_AdapterTask):
+class TinyTuneTask(PeftTask):
     def __init__(self, handle: VoiceHandle, examples: Sequence[Candidate], settings: dict[str, Any],
                  parent_adapter: str | None):
         import numpy as np
@@ -122,7 +100,7 @@ class TinyTuneTask(_AdapterTask):
         return losses(self.peft, ids, lengths, durations, pitch, mel)[0]
 
 
-class SpeechT5TuneTask(_AdapterTask):
+class SpeechT5TuneTask(PeftTask):
     def __init__(self, handle: VoiceHandle, examples: Sequence[Candidate], settings: dict[str, Any],
                  parent_adapter: str | None):
         from .features import line_of
