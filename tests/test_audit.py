@@ -64,7 +64,9 @@ def prepared(tmp_path_factory):
         (plugin / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-scorers\nVersion: 0.1\n")
         (plugin / "entry_points.txt").write_text("[studio.scorers]\nbroken_plugin = no_such_plugin_module:score\n"
                                                  "missing_plugin = bad_scorers:gone\n")
-        vocab = shutil.copytree(media.get("text").default_model(), root / "vocab-model")
+        from studio.media.text.builtin import grammar_folder
+
+        vocab = shutil.copytree(grammar_folder(), root / "vocab-model")  # the tiny built-in: a folder to break
         config = (vocab / "config.json").read_text()
         (vocab / "config.json").write_text(config.replace('"vocab_size": 1024', '"vocab_size": 2048'))
         emptied = root / "emptied"
