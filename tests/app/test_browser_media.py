@@ -106,9 +106,9 @@ def test_real_medium_through_the_page(served, medium):
     page.keyboard.press("Escape")
     flow.open()
     assert flow.decisions() == expected
-    if medium == "text":  # the preset's scorers survive the reload too (haiku: constraints weighs 2)
+    if medium == "text":  # the preset's scorers survive the reload too (haiku: syllables weighs 2)
         flow.tab.get_by_text("Scorers: how candidates are scored", exact=True).click()
-        assert flow.tab.locator(".scorer-constraints input[type=number]").first.input_value() == "2"
+        assert flow.tab.locator(".scorer-syllables input[type=number]").first.input_value() == "2"
         flow.tab.get_by_text("Scorers: how candidates are scored", exact=True).click()
 
     # the steps follow the kept set unless the artist types a number: the field starts empty and says so
