@@ -46,6 +46,8 @@ def prepared(tmp_path_factory):
         studio = Studio(root / "ws")
         studio.generate("fake2", "a colour", n=4)
         other_batch = studio.store.latest_batch("fake2")
+        media._extra.pop("fake2", None)  # registered for this batch only: later modules see the installed media
+        media._instances.pop("fake2", None)
         studio.generate("fake", "a colour", n=12)
         studio.curate("fake", best_of=4)
         studio.tune("fake", steps=5)

@@ -132,7 +132,7 @@ def test_added_folders_list_checkpoints_and_loras_and_are_kept(tmp_path, workspa
     assert starters["stabilityai/stable-diffusion-3.5-medium"]["gated"] is True
     assert any(m["kind"] == "built-in" for m in listed["models"])
     assert _cli(["models", "remove", str(webui / "Lora")], capsys)[0] == 0
-    assert json.loads(_cli(["models", "list", "--json"], capsys)[1])["folders"] == [str(webui / "Stable-diffusion")]
+    assert json.loads(_cli(["models", "list", "image", "--json"], capsys)[1])["folders"] == [str(webui / "Stable-diffusion")]
     assert (webui / "Lora" / "ink.safetensors").exists()  # forgetting a folder never deletes files
     code, _, err = _cli(["models", "remove", "nobody/nothing"], capsys)
     assert code == 2 and "neither an added folder nor a model in the Hugging Face cache" in err
