@@ -99,3 +99,23 @@ class PeftTask:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.peft.save_pretrained(str(out_dir))
+
+
+def peft_lora(model: Any, targets: list[str], settings: dict[str, Any], parent_adapter: str | None,
+              alpha_per_rank: float, **config: Any) -> Any:
+    """``model`` frozen and wrapped in a trainable LoRA: the parent version's adapter when given (the new
+    version grows from it), else a new one of ``settings['rank']`` seeded by ``settings['seed']``."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    for param in model.parameters():
+        param.requires_grad_(False)
+    torch.manual_seed(int(settings["seed"]))  # the LoRA init is part of the reproducible recipe
+    if parent_adapter:
+        if not (Path(parent_adapter) / "adapter_config.json").exists():
+            raise StudioError(f"The parent adapter folder {parent_adapter} has no adapter_config.json.")
+        return PeftModel.from_pretrained(model, parent_adapter, is_trainable=True)
+    rank = int(settings["rank"])
+    alpha = settings["alpha"] if settings["alpha"] is not None else alpha_per_rank * rank
+    lora = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets, bias="none", **config)
+    return get_peft_model(model, lora)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import media, runner, sampling, scoring
-from .errors import StudioError, guarded, os_error_sentence
+from .errors import StudioError, guarded
 from .library import Library
 from .medium import MAX_STRENGTH, Candidate, Medium, ScoringContext, Version
 from .settings import HELD_OUT_SEED
@@ -45,12 +45,6 @@ PROGRESS_UPDATES = 4  # ... and report about this many times per batch
 def steps_for_passes(epochs: float, kept: int, batch_size: int) -> int:
     """The steps of ``epochs`` passes over ``kept`` examples in batches of ``batch_size`` (at least MIN_TUNE_STEPS)."""
     return max(MIN_TUNE_STEPS, math.ceil(epochs * kept / max(1, int(batch_size))))
-
-
-def check_tune_settings(medium: Medium, settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Every tune setting checked against the medium's typed settings (a typo or a value a tune cannot
-    use is one sentence before any job starts); returns them complete, defaults filled in."""
-    return medium.parse_tune_settings(dict(settings or {}))
 
 
 def candidate_id(medium: str, model: str, version: str, prompt: str, seed: int, params: dict) -> str:
@@ -498,7 +492,7 @@ class Studio:
         model, parent_adapter = self.resolve_version(medium, from_version)
         given = {**(settings or {}), **{k: v for k, v in (("steps", steps), ("rank", rank), ("lr", lr))
                                          if v is not None}}
-        merged = check_tune_settings(the_medium, given)
+        merged = the_medium.parse_tune_settings(given)  # one sentence for a value a tune cannot use, before any job
         examples = self.store.curated(medium, model)
         if not examples:
             raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
@@ -706,7 +700,7 @@ class Studio:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < HELD_OUT_SEED:
             raise StudioError(f"The seed must be a whole number from 0 to {HELD_OUT_SEED - 1}, not {seed}.")
         check_strength(strength)
-        check_tune_settings(self.medium(medium), tune_kwargs.get("settings"))
+        self.medium(medium).parse_tune_settings(dict(tune_kwargs.get("settings") or {}))
         notify = on_event or (lambda event: None)
         version, history = "base", []
         for r in range(rounds):

@@ -1,9 +1,12 @@
-"""Atomic file writes: a temporary file in the same folder, fsync, then rename."""
+"""Atomic writes: a temporary file (or folder) beside the target, then one rename."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -26,3 +29,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_folder(out_dir: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out_dir`` to fill; it becomes ``out_dir`` in one rename when the block
+    ends, and is removed if it fails.  ``out_dir`` must be new or empty (an export never mixes with old files)."""
+    from .errors import StudioError
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise StudioError(f"The export folder '{out_dir}' is not empty; choose a new or empty folder.")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

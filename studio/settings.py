@@ -144,6 +144,15 @@ class Settings:
 
     @classmethod
     def fields(cls) -> list[FieldInfo]:
+        """The declared fields, read once per class (validation runs on every generate)."""
+        cached = cls.__dict__.get("_fields_cache")
+        if cached is None:
+            cached = cls._read_fields()
+            cls._fields_cache = cached
+        return list(cached)
+
+    @classmethod
+    def _read_fields(cls) -> list[FieldInfo]:
         hints = typing.get_type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):

@@ -6,10 +6,9 @@ adapter's weights), and save a standard peft adapter folder.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
-from ...adapters import PeftTask, pristine_copy
+from ...adapters import PeftTask, peft_lora, pristine_copy
 from ...errors import StudioError
 from ...medium import Candidate
 from ...training import batch_rows
@@ -26,20 +25,8 @@ TARGETS = {"gpt2": ["c_attn", "c_proj", "c_fc"],
 
 
 def _lora(model, kind: str, settings: dict[str, Any], parent_adapter: str | None):
-    import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    for param in model.parameters():
-        param.requires_grad_(False)
-    torch.manual_seed(int(settings["seed"]))  # the LoRA init is part of the reproducible recipe
-    if parent_adapter:
-        if not (Path(parent_adapter) / "adapter_config.json").exists():
-            raise StudioError(f"The parent adapter folder {parent_adapter} has no adapter_config.json.")
-        return PeftModel.from_pretrained(model, parent_adapter, is_trainable=True)
-    rank = int(settings["rank"])
-    config = LoraConfig(r=rank, lora_alpha=settings["alpha"] if settings["alpha"] is not None else MusicTune.alpha_per_rank * rank, lora_dropout=0.0,
-                        target_modules=TARGETS[kind], fan_in_fan_out=kind == "gpt2", bias="none")
-    return get_peft_model(model, config)
+    return peft_lora(model, TARGETS[kind], settings, parent_adapter, MusicTune.alpha_per_rank,
+                     fan_in_fan_out=kind == "gpt2")
 
 
 def _file_of(candidate: Candidate, ext: str) -> str:

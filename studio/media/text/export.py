@@ -6,12 +6,12 @@ the end, so a failed export leaves nothing behind.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Sequence
 
 from ...errors import StudioError
+from ...fsutil import atomic_folder
 from ...medium import Candidate, Version
 from .embedding import candidate_text
 from .model import TextHandle
@@ -58,22 +58,11 @@ def export(handle: TextHandle, version: Version | None, fmt: str, out_dir: Path,
     if fmt not in FORMATS:
         raise StudioError(f"Unknown text export format '{fmt}'; known: {', '.join(FORMATS)}.")
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise StudioError(f"The export folder '{out_dir}' is not empty; choose a new or empty folder.")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(out_dir) as tmp:
         if fmt == "peft":
             _write_peft(version, tmp)
         elif fmt == "merged":
             _write_merged(handle, version, tmp)
         else:
             _write_jsonl(curated, tmp)
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return sorted(p for p in out_dir.rglob("*") if p.is_file())

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 from pathlib import Path
 from typing import Sequence
 
 from ...errors import StudioError
+from ...fsutil import atomic_folder
 from ...medium import Candidate, Version
 from .features import line_of, wav_of
 
@@ -67,18 +67,7 @@ def export(version: Version | None, fmt: str, out_dir: Path, curated: Sequence[C
         for c in curated:
             wav_of(c)  # every file is there before anything is written
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise StudioError(f"The export folder '{out_dir}' is not empty; choose a new or empty folder.")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(out_dir) as tmp:
         {"peft": lambda: _adapter(version, tmp), "ljspeech": lambda: _ljspeech(curated, tmp),
          "hf-datasets": lambda: _audiofolder(curated, tmp)}[fmt]()
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return sorted(p for p in out_dir.rglob("*") if p.is_file())

@@ -9,11 +9,10 @@ and the model's first speaker embedding.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from ...adapters import PeftTask, pristine_copy
+from ...adapters import PeftTask, peft_lora, pristine_copy
 from ...errors import StudioError
 from ...medium import Candidate
 from .model import VoiceHandle
@@ -24,21 +23,7 @@ SPEECHT5_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dens
 
 
 def _lora(model, targets: list[str], settings: dict[str, Any], parent_adapter: str | None):
-    import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    for param in model.parameters():
-        param.requires_grad_(False)
-    torch.manual_seed(int(settings["seed"]))  # the LoRA init is part of the reproducible recipe
-    if parent_adapter:
-        if not (Path(parent_adapter) / "adapter_config.json").exists():
-            raise StudioError(f"The parent adapter folder {parent_adapter} has no adapter_config.json.")
-        return PeftModel.from_pretrained(model, parent_adapter, is_trainable=True)
-    rank = int(settings["rank"])
-    alpha = settings["alpha"] if settings["alpha"] is not None else VoiceTune.alpha_per_rank * rank
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0,
-                        target_modules=targets, bias="none")
-    return get_peft_model(model, config)
+    return peft_lora(model, targets, settings, parent_adapter, VoiceTune.alpha_per_rank)
 
 
 def _file(candidate: Candidate, ext: str) -> Path:
@@ -53,7 +38,7 @@ class TinyTuneTask(PeftTask):
                  parent_adapter: str | None):
         import numpy as np
 
-        from .audio import HOP, log_mel, read_wav
+        from .audio import log_mel, read_wav
 
         if not examples:
             raise StudioError("There are no kept voice takes to tune on.")
