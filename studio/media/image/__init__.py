@@ -26,6 +26,17 @@ class ImageMedium(Medium):
         "imagefolder": "the kept pictures with their prompts, as an image-folder dataset",
     }
     generate_settings = ImageGenerate
+
+    @property
+    def prompt_help(self) -> str:  # type: ignore[override]
+        """What the built-in sketchbook draws, in its own words (the page shows it under the prompt)."""
+        from .scenes import COLOURS, POSITIONS, SHAPES, TEXTURES
+
+        return ("The built-in model is a 64 px sketchbook for trying the loop: soft blobs, not pictures to keep. "
+                f"It knows shapes ({', '.join(SHAPES)}), colours ({', '.join(COLOURS)}), counts (a, two, three), "
+                f"sizes (small, big), places ({', '.join(POSITIONS)}) and textures ({', '.join(TEXTURES)}), "
+                "e.g. *three red stars on a white background*. For real pictures pick a model under **Model** "
+                "(docs/models.md).")
     tune_settings = ImageTune
 
     def load(self, model: str, device: str | None = None) -> Any:
