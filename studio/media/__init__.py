@@ -46,8 +46,9 @@ def _importable(ref: str) -> bool:
 
 def available() -> list[str]:
     """Names of the media whose code is installed, in their tab order (``Medium.order``, then name)."""
-    names = [name for name, ref in _refs().items() if _importable(ref)]
-    return sorted(names, key=lambda name: (_class(_refs()[name]).order, name))
+    refs = _refs()
+    names = [name for name, ref in refs.items() if _importable(ref)]
+    return sorted(names, key=lambda name: (_class(refs[name]).order, name))
 
 
 def _class(ref: str) -> type["Medium"]:
