@@ -36,9 +36,12 @@ def quiet_libraries() -> None:
     quiet_diffusers()
 
 
-def quiet_diffusers() -> None:
-    """diffusers' own progress bars ("Loading pipeline components") have no environment switch."""
-    if "diffusers" in sys.modules and os.environ.get("DIFFUSERS_VERBOSITY") == "error":
+def quiet_diffusers(importing: bool = False) -> None:
+    """diffusers' own progress bars ("Loading pipeline components") have no environment switch.
+
+    With ``importing`` (a loader about to use diffusers) diffusers is imported here if it is not yet;
+    otherwise only an already imported diffusers is touched (import stays cheap)."""
+    if (importing or "diffusers" in sys.modules) and os.environ.get("DIFFUSERS_VERBOSITY") == "error":
         from diffusers.utils import logging as diffusers_logging
 
         diffusers_logging.set_verbosity_error()

@@ -106,7 +106,7 @@ def load(model: str, device: str | None = None) -> ImageHandle:
     generation on ``device`` (auto when None)."""
     from ...quiet import quiet_diffusers
 
-    quiet_diffusers()  # no "Loading pipeline components" bar where studio silences libraries
+    quiet_diffusers(importing=True)  # no "Loading pipeline components" bar where studio silences libraries
     device = pick_device(device)
     dtype = pick_dtype(device)
     try:

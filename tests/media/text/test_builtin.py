@@ -179,3 +179,12 @@ def test_default_model(monkeypatch, medium):
     monkeypatch.delenv("STUDIO_TEXT_MODEL")
     assert medium.default_model() == "built-in:smollm2"
     assert medium.default_params()["temperature"] == 0.7
+
+
+def test_an_older_conversion_is_redone(tiny_gguf, tmp_path):
+    """A folder converted by an older studio (no format in its marker, no model card) is converted again."""
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / builtin.MARKER).write_text('{"from": "x.gguf", "dtype": "bfloat16"}\n')
+    builtin.convert_gguf(tiny_gguf, out, dtype="float32", card="# card\n")
+    assert builtin.converted(out) and (out / "README.md").read_text() == "# card\n"

@@ -76,6 +76,6 @@ def test_compiled_layers_give_the_same_loss(medium, tiny_llama, make_candidates)
     before = task.loss(0, torch.Generator().manual_seed(1)).detach()
     assert compile_layers(task.split[0], backend="eager") == 2
     assert torch.allclose(task.loss(0, torch.Generator().manual_seed(1)).detach(), before, rtol=1e-5)
-    with pytest.raises(StudioError, match="compile setting"):
+    with pytest.raises(StudioError, match="setting .compile. must be one of off, layers"):
         medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**medium.tune_defaults, "compile": "all"},
                          None)
