@@ -38,7 +38,7 @@ def build_app(studio: Any, presets_dir: Path | str | None = None, names: list[st
                 with gr.Tab(name.capitalize(), id=name, elem_id=f"tab-{name}"):
                     gr.Markdown(f"The {name} medium could not be loaded ({reason}).")
             with gr.Tab("History", id="history", elem_id="tab-history") as history_tab:
-                page, load_history, action = history.build(studio, working)
+                page, load_history = history.build(studio, working)
         for ctx in contexts:
             tab.on_load(ctx, app)
         history_tab.select(load_history, outputs=page)
@@ -47,23 +47,8 @@ def build_app(studio: Any, presets_dir: Path | str | None = None, names: list[st
         # a History action moves one tab's version picker and steps: (medium, component name) -> component
         targets = {(ctx.name, key): ctx[key] for ctx in contexts for key in ("version", "compare_after",
                                                                               "export_version", "steps")}
-        moves = {"use": ("version", "curate"), "compare": ("compare_after", "compare"),
-                 "export": ("export_version", "export")}
-
-        def act(text: str) -> dict[Any, Any]:
-            """A History action: ``use|compare|export MEDIUM VERSION``; moves the page to that step."""
-            parts = (text or "").split()
-            if len(parts) < 3 or parts[0] not in moves or parts[1] not in by_name \
-                    or parts[2] not in studio.versions(parts[1]):
-                return {}
-            key, medium, version = parts[:3]
-            picker, step = moves[key]
-            if key == "use":
-                by_name[medium].remember(version=version)
-            return {media_tabs: gr.update(selected=medium), targets[(medium, picker)]: gr.update(value=version),
-                    targets[(medium, "steps")]: gr.update(selected=step)}
-
-        action.change(act, inputs=action, outputs=[media_tabs, *targets.values()], queue=False)
+        act = history.mover(studio, by_name, media_tabs, targets)
+        page.click(act, outputs=[media_tabs, *targets.values()], queue=False)
     app.studio_contexts = contexts
     return app
 

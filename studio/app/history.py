@@ -2,7 +2,9 @@
 
 Per version: a few of the candidates it learned from (pictures, first lines or players), the
 prompt, how many were kept, the last compare's figures, and the actions use / compare / export.
-An action is sent through a hidden textbox (``history-action``) and moves the page to that step.
+An action is a ``click`` event of the History component itself, fired by its own script with the
+action as the event's data (``trigger``, gr.HTML's script API: the same channel culling's
+``server.decide`` uses; no hidden widgets); it moves the page to that step.
 """
 from __future__ import annotations
 
@@ -21,11 +23,7 @@ ACTIONS = (("use", "Use for generating"), ("compare", "Compare"), ("export", "Ex
 HISTORY_JS = """
 element.addEventListener("click", (e) => {
   const button = e.target.closest("button[data-history-action]");
-  if (!button) return;
-  const box = document.querySelector("#history-action textarea, #history-action input");
-  if (!box) return;
-  box.value = button.dataset.historyAction + " " + Date.now();
-  box.dispatchEvent(new Event("input", { bubbles: true }));
+  if (button) trigger("click", { action: button.dataset.historyAction });
 });
 """
 
@@ -87,14 +85,42 @@ def medium_html(studio: Studio, medium: str) -> str:
     return f'<h3>{studio.medium(medium).title()} <small>({summary})</small></h3>{entries}'
 
 
-def build(studio: Studio, names: list[str]) -> tuple[Any, Any, Any]:
-    """The History tab's components; returns (its HTML, the refresh function, the hidden action box)."""
+def build(studio: Studio, names: list[str]) -> tuple[Any, Any]:
+    """The History tab's component and its refresh function; an action is ``page.click`` (``action_of``)."""
     gr.Markdown("Every version made so far, newest first. **Use** picks it for generating, **Compare** and "
                 "**Export** open those steps with it.")
     page = gr.HTML("", js_on_load=HISTORY_JS, elem_classes=["history"])
-    action = gr.Textbox(elem_id="history-action", visible="hidden", label="history action")
 
     def load() -> str:
         return "".join(medium_html(studio, name) for name in names) or "No media are available."
 
-    return page, load, action
+    return page, load
+
+
+def action_of(event: gr.EventData) -> str:
+    """The action a History click carries (``use|compare|export MEDIUM VERSION``); empty when none."""
+    action = getattr(event, "_data", None) or {}
+    return str(action.get("action", "")) if isinstance(action, dict) else ""
+
+
+MOVES = {"use": ("version", "curate"), "compare": ("compare_after", "compare"), "export": ("export_version", "export")}
+
+
+def mover(studio: Studio, contexts: dict[str, Any], media_tabs: Any, targets: dict[tuple[str, str], Any]):
+    """The handler of a History click: ``use|compare|export MEDIUM VERSION`` moves the page to that step.
+
+    ``targets`` maps (medium, component name) to the tab's version pickers and steps."""
+
+    def act(event: gr.EventData) -> dict[Any, Any]:
+        parts = action_of(event).split()
+        if len(parts) < 3 or parts[0] not in MOVES or parts[1] not in contexts \
+                or parts[2] not in studio.versions(parts[1]):
+            return {}
+        key, medium, version = parts[:3]
+        picker, step = MOVES[key]
+        if key == "use":
+            contexts[medium].remember(version=version)
+        return {media_tabs: gr.update(selected=medium), targets[(medium, picker)]: gr.update(value=version),
+                targets[(medium, "steps")]: gr.update(selected=step)}
+
+    return act
