@@ -80,6 +80,13 @@ class PeftTask:
     them, and the finished adapter in peft's own format."""
 
     peft: Any
+    batch_size: int
+
+    def pick(self, count: int, generator: Any) -> list[int]:
+        """A training step's rows: ``batch_size`` (at most ``count``) indices drawn with replacement."""
+        import torch
+
+        return torch.randint(count, (min(self.batch_size, count),), generator=generator).tolist()
 
     def parameters(self) -> list[Any]:
         return [p for p in self.peft.parameters() if p.requires_grad]

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if main_process:
             result["seconds"] = training_seconds(read_progress(job_dir), result["seconds"])
             final = publish(store, job_dir, spec["medium"], spec["version"], job_id, task.save)
-            with store.transaction() as db:  # the version and its round appear together
+            with store.transaction():  # the version and its round appear together
                 store.add_version(Version(medium=spec["medium"], name=spec["version"], parent=spec["parent"],
                                           model=spec["model"], settings=spec["settings"],
                                           curated=spec["examples"], path=str(final / "adapter"),

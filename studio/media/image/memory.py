@@ -23,8 +23,6 @@ from .settings import OFFLOAD, QUANTIZE  # noqa: E402  (the choices live with th
 
 
 def _module_bytes(module, quantize: str = "none") -> int:
-    import torch
-
     total = 0
     for name, p in module.named_parameters():
         if quantize != "none" and p.ndim == 2:  # a linear weight of a quantized module

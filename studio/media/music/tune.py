@@ -71,8 +71,6 @@ class SymbolicTuneTask(PeftTask):
         self.peft.train()
 
     def loss(self, step: int, generator: Any) -> Any:
-        import torch
-
         size = min(self.batch_size, len(self.ids))
         pick = batch_rows(self.kept_rows, len(self.ids), size, self.prior_weight, generator).to(self.device)
         return self.peft(input_ids=self.ids[pick], attention_mask=self.mask[pick], labels=self.labels[pick]).loss
@@ -83,8 +81,6 @@ class MusicgenTuneTask(PeftTask):
 
     def __init__(self, handle: MusicHandle, examples: Sequence[Candidate], settings: dict[str, Any],
                  parent_adapter: str | None):
-        import torch
-
         from .musicgen import delayed_labels, encode_clips, read_clip
 
         if not examples:
@@ -104,7 +100,7 @@ class MusicgenTuneTask(PeftTask):
     def loss(self, step: int, generator: Any) -> Any:
         import torch
 
-        pick = torch.randint(len(self.labels), (min(self.batch_size, len(self.labels)),), generator=generator).tolist()
+        pick = self.pick(len(self.labels), generator)
         width = max(len(self.labels[i]) for i in pick)
         labels = torch.full((len(pick), width, self.labels[0].shape[1]), -100, dtype=torch.long)
         for row, i in enumerate(pick):

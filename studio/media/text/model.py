@@ -81,7 +81,6 @@ def load_tokenizer(model: str) -> Any:
 
 
 def load(model: str, device: str | None = None) -> TextHandle:
-    import torch
     from transformers import AutoModelForCausalLM
 
     from .builtin import resolve

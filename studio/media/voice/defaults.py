@@ -69,7 +69,7 @@ def synthesise(data: Path, count: int = LINES, seed: int = 0, log=print) -> None
 
 def features(ids, durations, audio):
     """(ids, frames per id, log mel (frames, 80), log pitch per id or nan) for one teacher take."""
-    from .audio import HOP, log_mel, pitch_track
+    from .audio import log_mel, pitch_track
 
     audio = audio.astype(np.float32) / 32767.0
     frames = int(durations.sum())
@@ -166,7 +166,6 @@ def fit(out: Path, data: Path, minutes: float = MINUTES, seed: int = 0, deadline
         log=print) -> dict:
     """Train until ``minutes`` of CPU time are spent (or the wall-clock ``deadline``, a time.time(), passes)."""
     import torch
-    from safetensors.torch import save_file
 
     from .network import TinyVoice, VoiceConfig
     from .phonemes import SYMBOLS

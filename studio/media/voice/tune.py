@@ -68,8 +68,7 @@ class TinyTuneTask(PeftTask):
 
         from .defaults import losses
 
-        pick = torch.randint(len(self.rows), (min(self.batch_size, len(self.rows)),), generator=generator).tolist()
-        rows = [self.rows[i] for i in pick]
+        rows = [self.rows[i] for i in self.pick(len(self.rows), generator)]
         width = max(len(r[0]) for r in rows)
         total = max(int(r[1].sum()) for r in rows)
         ids = torch.zeros(len(rows), width, dtype=torch.long)
@@ -114,8 +113,7 @@ class SpeechT5TuneTask(PeftTask):
     def loss(self, step: int, generator: Any) -> Any:
         import torch
 
-        pick = torch.randint(len(self.rows), (min(self.batch_size, len(self.rows)),), generator=generator).tolist()
-        rows = [self.rows[i] for i in pick]
+        rows = [self.rows[i] for i in self.pick(len(self.rows), generator)]
         width = max(len(r[0]) for r in rows)
         frames = max(len(r[1]) for r in rows)
         ids = torch.zeros(len(rows), width, dtype=torch.long)
