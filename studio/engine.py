@@ -455,7 +455,7 @@ class Studio:
             raise StudioError(f"The {medium} batch {batch} holds no candidates; generate a new batch.")
         overlap = set(accept) & set(reject)
         if overlap:
-            raise StudioError(f"Candidate {sorted(overlap)[0]} is both accepted and rejected.")
+            raise StudioError(f"Candidate {sorted(overlap)[0]} is both kept and dropped.")
         for cid in [*accept, *reject]:
             if self.store.candidate(cid) is None or self.store.candidate(cid).medium != medium:
                 raise StudioError(f"There is no {medium} candidate '{cid}'.")
@@ -495,7 +495,7 @@ class Studio:
         merged = the_medium.parse_tune_settings(given)  # one sentence for a value a tune cannot use, before any job
         examples = self.store.curated(medium, model)
         if not examples:
-            raise StudioError(f"The curated {medium} set is empty; accept some candidates before tuning.")
+            raise StudioError(f"The kept {medium} set is empty; keep some candidates before tuning.")
         examples, left_out = self.own_copies_left_out(medium, examples)
         if not examples:
             raise StudioError(f"Every kept {medium} candidate copies an earlier kept one; keep some that do not "
@@ -717,7 +717,7 @@ class Studio:
             notify({"event": "curated", "round": r + 1, "accepted": accepted, "n": len(cands),
                     "kept_diversity": kept_variety})
             if accepted == 0:
-                raise StudioError("No candidate was accepted; lower the threshold or raise the temperature.")
+                raise StudioError("No candidate was kept; lower the threshold or raise the temperature.")
             tuned = self.tune(medium, from_version=version, steps=steps,
                               on_progress=lambda info: notify({"event": "tune", "round": r + 1, **info}),
                               **tune_kwargs)

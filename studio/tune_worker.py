@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         handle = medium.load(spec["model"], device=device)
         examples = store.candidates(spec["medium"], ids=spec["examples"])
         if not examples:
-            raise StudioError("The curated set is empty; accept some candidates before tuning.")
+            raise StudioError("The kept set is empty; keep some candidates before tuning.")
         settings = medium.parse_tune_settings(dict(spec["settings"]))  # complete, checked again in this process
         parent_adapter = store.absolute(spec.get("parent_adapter"))
         prior = store.candidates(spec["medium"], ids=spec["prior"]) if spec.get("prior") else []

@@ -153,7 +153,7 @@ CASES = [
     (["generate", "image", "--prompt", "x", "--model", "not a model"], "neither a folder on this machine nor a hub id"),
     (["generate", "text", "--prompt", "x", "--param", "min_new_tokens=500"], "min_new_tokens (500) is above"),
     (["generate", "text", "--prompt", "x", "--param", "max_new_tokens=100000000"], "beyond this model's context"),
-    (["export", "text", "--version", "base", "--format", "jsonl", "--out", "{tmp}/x"], "no curated text"),
+    (["export", "text", "--version", "base", "--format", "jsonl", "--out", "{tmp}/x"], "no kept text"),
     (["generate", "fake", "--prompt", "x", "--param", "temperature"], "is not KEY=VALUE"),
     # curate
     (["curate", "fake", "--batch", "9999"], "no fake batch 9999"),
@@ -204,7 +204,7 @@ CASES = [
     (["tune", "fake", "--setting", "batch_size=2.5"], "setting 'batch_size' must be a whole number"),
     (["tune", "fake", "--setting", "steps=\"many\""], "setting 'steps' must be a whole number"),
     (["loop", "fake", "--prompt", "x", "--setting", "batch_size=0"], "setting 'batch_size' must be a whole number"),
-    (["tune", "fake", "--workspace", "{tmp}/new"], "curated fake set is empty"),
+    (["tune", "fake", "--workspace", "{tmp}/new"], "kept fake set is empty"),
     (["tune", "fake", "--steps", "abc"], "invalid int value"),
     # compare
     (["compare", "fake", "--after", "base", "--prompt", "x"], "must be a tuned version"),

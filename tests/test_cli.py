@@ -99,7 +99,7 @@ def test_loop_json_shape(capsys, workspace, fake):
     (["curate", "fake", "--threshold", "0.5"], "no fake candidates yet"),
     (["curate", "fake", "--top", "2"], "--top must be a share of the batch"),
     (["curate", "fake", "--top", "0.25", "--best-of", "2"], "--top replaces --threshold and --best-of"),
-    (["tune", "fake"], "curated fake set is empty"),
+    (["tune", "fake"], "kept fake set is empty"),
     (["tune", "fake", "--from", "v2"], "Unknown fake version 'v2'"),
     (["compare", "fake", "--after", "v1", "--prompt", "x"], "Unknown fake version 'v1'"),
     (["loop", "fake", "--prompt", "x", "--rounds", "0"], "--rounds must be between"),

@@ -36,7 +36,7 @@ def build(ctx: TabContext) -> None:
                                    info="How big each learning step is.")
     ctx["tune_extra"] = gr.State({})  # a preset's other tune settings
     with gr.Row():
-        ctx["tune"] = gr.Button("Fine-tune on the curated set", variant="primary", elem_classes=["tune-btn"])
+        ctx["tune"] = gr.Button("Fine-tune on the kept set", variant="primary", elem_classes=["tune-btn"])
         ctx["cancel"] = gr.Button("Cancel", variant="stop", interactive=False, elem_classes=["cancel-btn"])
     with gr.Row():
         ctx["tune_status"] = gr.HTML(_status_html(None), elem_classes=["tune-status"])

@@ -68,7 +68,7 @@ def test_loop_lifts_acceptance_on_held_out_seeds(workspace, fake):
 def test_tune_needs_a_curated_set(workspace, fake):
     studio = Studio(workspace)
     studio.generate("fake", "a colour", n=4)
-    with pytest.raises(StudioError, match="curated fake set is empty"):
+    with pytest.raises(StudioError, match="kept fake set is empty"):
         studio.start_tune("fake")
 
 

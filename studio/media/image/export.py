@@ -186,10 +186,10 @@ def export(version: Version | None, fmt: str, out_dir: Path, curated: Sequence[C
         raise StudioError(f"Unknown image export format '{fmt}'; use one of: {', '.join(FORMATS)}.")
     if fmt == "imagefolder":
         if not curated:
-            raise StudioError("The curated set is empty; there is nothing to export as an imagefolder.")
+            raise StudioError("The kept set is empty; there is nothing to export as an imagefolder.")
         missing = [c.id for c in curated if not Path(c.path).is_file()]
         if missing:
-            raise StudioError(f"The image of curated candidate {missing[0]} is missing.")
+            raise StudioError(f"The image of kept candidate {missing[0]} is missing.")
         written, lines = [], []
         for c in curated:
             name = f"{c.id}.png"

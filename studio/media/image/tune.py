@@ -43,7 +43,7 @@ def _load_pictures(examples: Sequence[Candidate], width: int, height: int):
                     rgb = rgb.resize((width, height), Image.BICUBIC)
                 rows.append(np.asarray(rgb, dtype=np.float32))
         except OSError as exc:
-            raise StudioError(f"The image of curated candidate {c.id} cannot be read ({c.path}).") from exc
+            raise StudioError(f"The image of kept candidate {c.id} cannot be read ({c.path}).") from exc
     return torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
@@ -56,7 +56,7 @@ def _picture_sizes(examples: Sequence[Candidate]) -> list[tuple[int, int]]:
             with Image.open(c.path) as image:
                 sizes.append(image.size)
         except OSError as exc:
-            raise StudioError(f"The image of curated candidate {c.id} cannot be read ({c.path}).") from exc
+            raise StudioError(f"The image of kept candidate {c.id} cannot be read ({c.path}).") from exc
     return sizes
 
 
@@ -97,7 +97,7 @@ class ImageTuneTask:
         import torch
 
         if not examples:
-            raise StudioError("The curated set is empty; accept some candidates before tuning.")
+            raise StudioError("The kept set is empty; keep some candidates before tuning.")
         # prior preservation: the batch's un-kept pictures after the kept ones, this share of every batch
         self.prior_weight = float(settings["prior_weight"]) if prior else 0.0
         self.kept_rows = len(examples)

@@ -32,7 +32,7 @@ def export(version: Version | None, fmt: str, out_dir: Path, curated: Sequence[C
             written.append(out_dir / path.name)
         return written
     if not curated:
-        raise StudioError("There are no curated music candidates to export.")
+        raise StudioError("There are no kept music pieces to export.")
     plan = []  # check every file before writing any
     for c in curated:
         sources = {ext: Path(p) for ext, p in (c.files or {c.path.rsplit(".", 1)[-1]: c.path}).items()

@@ -46,7 +46,7 @@ class SymbolicTuneTask(PeftTask):
         from .events import read_midi
 
         if not examples:
-            raise StudioError("There are no accepted music candidates to tune on.")
+            raise StudioError("There are no kept music pieces to tune on.")
         vocab = handle.tokenizer.get_vocab()
         rows = []
         # prior preservation: un-kept base melodies after the kept ones, this share of every batch
@@ -84,7 +84,7 @@ class MusicgenTuneTask(PeftTask):
         from .musicgen import delayed_labels, encode_clips, read_clip
 
         if not examples:
-            raise StudioError("There are no accepted music clips to tune on.")
+            raise StudioError("There are no kept music clips to tune on.")
         clips = [read_clip(_file_of(c, "wav"), handle.sampling_rate) for c in examples]
         max_frames = int(handle.max_seconds * handle.frame_rate)
         codes = [c[:, :max_frames] for c in encode_clips(handle.model, clips, handle.device)]

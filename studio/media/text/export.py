@@ -46,7 +46,7 @@ def _write_merged(handle: TextHandle, version: Version | None, tmp: Path) -> Non
 
 def _write_jsonl(curated: Sequence[Candidate], tmp: Path) -> None:
     if not curated:
-        raise StudioError("There is no curated text to export; accept some candidates first.")
+        raise StudioError("There is no kept text to export; keep some candidates first.")
     lines = [json.dumps({"prompt": c.prompt, "completion": candidate_text(c), "scores": c.scores, "seed": c.seed,
                          "id": c.id, "version": c.version, "decision": c.decision}, ensure_ascii=False)
              for c in curated]

@@ -333,7 +333,7 @@ def fluency(ctx: ScoringContext):
 def favourites(ctx: ScoringContext):
     """Rewards likeness to the closest candidate you kept, by sentence embeddings."""
     if not ctx.favourites:
-        raise StudioError("The favourites scorer needs at least one accepted candidate.")
+        raise StudioError("The favourites scorer needs at least one kept candidate.")
     liked = embed_texts([candidate_text(c) for c in ctx.favourites])
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
@@ -366,7 +366,7 @@ def preference(ctx: ScoringContext):
     labels = [1.0 if c.decision == "hand_accepted" else 0.0 for c in ctx.decided
               if c.decision in ("hand_accepted", "hand_rejected")]
     if not (0 < sum(labels) < len(labels)):
-        raise StudioError("The preference scorer needs at least one hand-accepted and one hand-rejected candidate.")
+        raise StudioError("The preference scorer needs at least one candidate kept and one dropped by hand.")
     decided = [c for c in ctx.decided if c.decision in ("hand_accepted", "hand_rejected")]
     w, b = fit_logistic(embed_texts([candidate_text(c) for c in decided]) * 4.0, labels)
 

@@ -96,7 +96,7 @@ def test_prior_preservation_mixes_its_share_of_unkept_pictures_into_each_batch(m
 
 
 def test_empty_curated_set(medium, tiny_handle):
-    with pytest.raises(StudioError, match="curated set is empty"):
+    with pytest.raises(StudioError, match="kept set is empty"):
         medium.tune_task(tiny_handle, [], SETTINGS, None)
 
 
@@ -144,7 +144,7 @@ def test_imagefolder_export_reads_with_datasets(medium, curated, tmp_path):
 
 
 @pytest.mark.parametrize("fmt,version,curated_set,match", [
-    ("imagefolder", None, [], "curated set is empty"),
+    ("imagefolder", None, [], "kept set is empty"),
     ("diffusers", None, None, "base has none"),
     ("gif", None, None, "Unknown image export format"),
 ])

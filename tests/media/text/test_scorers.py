@@ -62,7 +62,7 @@ def test_favourites_and_preference(medium, make_candidates):
     assert fav[1] < fav[0] <= 1
     pref = medium.scorers()["preference"](ctx(medium, decided=liked + disliked))(new)
     assert pref[1] < 0.5 < pref[0]
-    with pytest.raises(StudioError, match="hand-accepted and one hand-rejected"):
+    with pytest.raises(StudioError, match="one candidate kept and one dropped by hand"):
         medium.scorers()["preference"](ctx(medium, decided=liked))
     with pytest.raises(StudioError, match="favourites"):
         medium.scorers()["favourites"](ctx(medium))

@@ -98,7 +98,7 @@ def test_jsonl_export_is_read_by_datasets(medium, tiny_llama, tmp_path, make_can
 
 @pytest.mark.parametrize("fmt, version, message", [("peft", None, "base model has no adapter"),
                                                     ("onnx", None, "Unknown text export format"),
-                                                    ("jsonl", None, "no curated text")])
+                                                    ("jsonl", None, "no kept text")])
 def test_bad_exports_write_nothing(medium, tiny_llama, tmp_path, fmt, version, message):
     handle = medium.load(str(tiny_llama), "cpu")
     with pytest.raises(StudioError, match=message):
