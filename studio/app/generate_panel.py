@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from .. import presets
+from ..errors import StudioError
 from . import cards
 from .context import VIEW, VIEW_INPUTS, TabContext, friendly, param_widget, to_widget
 
@@ -47,7 +48,9 @@ def build(ctx: TabContext) -> None:
     # the model library's models (studio models list): type to search, or paste a folder, file or hub id
     ctx["model"] = gr.Dropdown(label="Model", allow_custom_value=True, filterable=True, choices=_models(ctx),
                                value=studio.current_model(name), elem_classes=["model-picker"],
-                               info="Picking another model frees the one loaded before.")
+                               info="Picking another model frees the one loaded before. A starter marked "
+                                    "Download is fetched from the Hugging Face hub first (safetensors only).")
+    ctx["model_status"] = gr.Markdown("", elem_classes=["model-status"])
     ctx["generate"] = gr.Button("Generate", variant="primary", elem_classes=["generate-btn"])
     with gr.Accordion("More settings", open=False, elem_classes=["more-settings"]):
         for field in ctx.medium.generate_settings.fields():
@@ -57,13 +60,21 @@ def build(ctx: TabContext) -> None:
 def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
 
-    @friendly
-    def change_model(model: str):
-        used = studio.use_model(name, model or None)
-        return gr.update(choices=_models(ctx), value=used)
+    def change_model(model: str) -> Iterator[tuple[Any, str]]:
+        try:
+            if (model or "").startswith(DOWNLOAD):
+                repo = yield from _download(ctx, model[len(DOWNLOAD):])
+                model = repo
+            used = studio.use_model(name, model or None)
+        except StudioError as exc:
+            yield gr.update(choices=_models(ctx), value=studio.current_model(name)), ""
+            raise gr.Error(str(exc), print_exception=False) from None
+        yield gr.update(choices=_models(ctx), value=used), ""
 
-    # no progress overlay: a refused model's one sentence is the toast, and the field stays usable
-    ctx["model"].input(change_model, inputs=ctx["model"], outputs=ctx["model"], show_progress="hidden")
+    # no progress overlay: a refused model's one sentence is the toast, and the field stays usable; a
+    # download reports its progress in the line under the picker
+    ctx["model"].input(change_model, inputs=ctx["model"], outputs=[ctx["model"], ctx["model_status"]],
+                       show_progress="hidden")
     ctx["version"].input(lambda v: ctx.remember(version=v or "base"), inputs=ctx["version"], queue=False)
 
     @friendly
@@ -250,17 +261,65 @@ def learned_from(studio: Any, medium: str, version: str, prompt: str) -> bool:
 
 
 def _models(ctx: TabContext) -> list[tuple[str, str]]:
-    """(label, id) for the picker: the built-in model, the library's (cache, added folders), the current one."""
+    """(label, id) for the picker: the built-in model, the library's (cache, added folders), the current one,
+    then the recommended starters not downloaded yet (their id is ``DOWNLOAD`` + the hub id)."""
     from pathlib import Path
 
     from ..library import Library
 
     current, default = ctx.studio.current_model(ctx.name), ctx.medium.default_model()
-    ids = list(dict.fromkeys([current, default, *Library(ctx.studio.store).choices(ctx.name)]))
+    library = Library(ctx.studio.store)
+    ids = list(dict.fromkeys([current, default, *library.choices(ctx.name)]))
 
     def label(model: str) -> str:
         if model == default:
             return "built-in"
         return Path(model).name if model.startswith("/") else model  # a file or folder by name, a hub id as is
 
-    return [(label(m), m) for m in ids]
+    starters = [(starter_label(e.starter), DOWNLOAD + e.id) for e in library.entries(ctx.name)
+                if e.kind == "starter" and not e.installed and e.id not in ids]
+    return [(label(m), m) for m in ids] + starters
+
+
+DOWNLOAD = "download:"  # a picker value that fetches a recommended starter first
+POLL_SECONDS = 0.5  # how often the line under the picker follows a download
+
+
+def starter_label(starter: dict[str, Any]) -> str:
+    """A starter in the picker: what it is, how big, what memory it needs, its license."""
+    gated = ", gated: accept its terms on the hub and log in first" if starter["gated"] else ""
+    return (f"Download {starter['id']} ({starter['size_gb']:g} GB, about {starter['memory_gb']:g} GB of GPU memory, "
+            f"{starter['license']}{gated})")
+
+
+def _download(ctx: TabContext, repo: str) -> Iterator[tuple[Any, str]]:
+    """Pull a starter of this medium into the Hugging Face cache, reporting progress under the picker;
+    returns the hub id.  Only the library's starters: a page never names an arbitrary download."""
+    from .. import library
+
+    if repo not in {s.id for s in library.STARTERS if s.medium == ctx.name}:
+        raise StudioError(f"'{repo}' is not one of the recommended {ctx.name} models; "
+                          "use studio models pull for any other.")
+    state: dict[str, Any] = {"line": f"Starting the download of {repo}...", "error": None, "done": False}
+    started = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        state["line"] = f"Downloading {repo}: " + library.progress_line(done, total, started)
+
+    def run() -> None:
+        try:
+            library.pull(repo, on_progress=report)
+        except StudioError as exc:
+            state["error"] = exc
+        finally:
+            state["done"] = True
+
+    worker = threading.Thread(target=run, name=f"pull-{repo}", daemon=True)
+    worker.start()
+    while not state["done"]:
+        yield gr.update(), state["line"]
+        worker.join(POLL_SECONDS)
+    if state["error"] is not None:
+        raise state["error"]
+    yield gr.update(), f"Downloaded {repo}; loading it..."
+    return repo
