@@ -35,14 +35,14 @@ ALL = ("lift", "best_of_2", "variety", "copies")
 # Text copies are now counted at the template level too (a kept poem's lines with a word or two swapped,
 # docs/copies.md): on the grammar model's haiku round the tuned side brings kept templates back, which the
 # old 8-word test missed, so copies are not asserted for text until a tune that avoids them lands (issue 20).
+# Two prompts for text, two scorers for music, one case for images: the suite's time goes to one round each;
+# the spread over scorers and seeds is benchmarks/ablate_round.py's job (docs/results.md).
 CASES = {
     ("text", "style", HAIKU): ("lift", "best_of_2", "variety"),
-    ("text", "fluency", HAIKU): ("lift", "best_of_2", "variety"),
     ("text", "style", SEA_POEM): ("lift", "best_of_2", "variety"),
     ("music", "rhythm", LULLABY): ALL,
     ("music", "smoothness", LULLABY): ALL,
     ("image", "colourfulness", CIRCLE): ALL,
-    ("image", "brightness", CIRCLE): ALL,
 }
 
 

@@ -17,15 +17,17 @@ def _studio(env, *args):
 
 
 @pytest.mark.slow
-def test_tune_on_an_unsupported_family_names_the_supported_ones(tmp_path):
+def test_tune_on_an_unsupported_family_names_the_supported_ones(tmp_path, capsys):
+    from studio.cli import main
+
     model = tiny_pixart_pipeline(tmp_path / "pixart")
-    env = {**os.environ, "STUDIO_HOME": str(tmp_path / "ws"), "OMP_NUM_THREADS": "1"}
-    made = _studio(env, "generate", "image", "--model", str(model), "--prompt", "a red circle", "-n", "1",
-                   "--seed", "0", "--json")
-    assert made.returncode == 0, made.stderr[-2000:]
-    ids = [c["id"] for c in json.loads(made.stdout)["candidates"]]
-    kept = _studio(env, "curate", "image", "--accept", *ids, "--json")
-    assert kept.returncode == 0, kept.stderr[-2000:]
+    ws = str(tmp_path / "ws")
+    # generate and keep in this process (the same CLI, without two more interpreter starts); the tune as a user runs it
+    assert main(["generate", "image", "--model", str(model), "--prompt", "a red circle", "-n", "1", "--seed", "0",
+                 "--json", "--workspace", ws]) == 0
+    ids = [c["id"] for c in json.loads(capsys.readouterr().out)["candidates"]]
+    assert main(["curate", "image", "--accept", *ids, "--json", "--workspace", ws]) == 0
+    env = {**os.environ, "STUDIO_HOME": ws, "OMP_NUM_THREADS": "1"}
     tuned = _studio(env, "tune", "image", "--steps", "2", "--json")
     assert tuned.returncode != 0 and "Traceback" not in tuned.stderr
     message = tuned.stderr.strip().splitlines()[-1]
