@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-LIBRARIES = r"(diffusers|transformers|huggingface_hub|peft|accelerate|torch)(\.|$)"
+LIBRARIES = r"(diffusers|transformers|huggingface_hub|peft|accelerate|torchao|torch)(\.|$)"
 SWITCHES = {
     "TRANSFORMERS_VERBOSITY": "error",
     "DIFFUSERS_VERBOSITY": "error",
@@ -22,10 +22,19 @@ SWITCHES = {
 }
 
 
+# loggers that report at import what an artist cannot act on: torchao (the optional int8 base) says which of
+# its GPU kernels this machine cannot load, and torch's pytree that torchao registers enums the old way
+LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 def quiet_libraries() -> None:
     """Silence library warnings, notices and progress bars in this process (and the processes it starts)."""
+    import logging
+
     for key, value in SWITCHES.items():
         os.environ.setdefault(key, value)
+    for name in LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     for category in (FutureWarning, DeprecationWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category, module=LIBRARIES)
     if "transformers" in sys.modules:
