@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import sampling
-from ..engine import DEFAULT_KEEP, Studio, top_threshold
+from ..engine import DEFAULT_KEEP, MIN_SCORE_SPREAD, Studio, top_threshold
 from ..errors import StudioError
 from ..medium import Candidate
 from ..scoring import COMBINED
@@ -125,6 +125,38 @@ def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
 
 
 KEEP_BY = ("score above", "top share of the batch")  # the page's absolute and relative rules
+
+
+def score_range(scores: Sequence[float]) -> float:
+    """The batch's score range (highest minus lowest), the unit of the page's softness: at least
+    MIN_SCORE_SPREAD (closer scores cannot tell candidates apart), and the whole 0-1 scale without a range."""
+    values = [float(s) for s in scores]
+    if len(values) < 2:
+        return 1.0
+    return max(max(values) - min(values), MIN_SCORE_SPREAD)
+
+
+def rule_temperature(softness: float, scores: Sequence[float]) -> float:
+    """The engine's temperature for the page's softness (0-1), counted in units of the batch's score range.
+
+    The engine's rule stays P(accept) = min(1, exp(-(threshold - score) / temperature)); a fixed 0-1
+    temperature is far coarser than a batch whose scores spread over 0.65-0.77 (0.29 keeps 9 in 10),
+    while ``softness * range`` means the same on any batch: a candidate ``softness`` of the batch's range
+    below the threshold is kept with chance e^-1 (about 1 in 3), and softness 1 keeps even the batch's
+    lowest at least that often."""
+    return max(0.0, float(softness or 0.0)) * score_range(scores)
+
+
+def softness_for(temperature: float, scores: Sequence[float]) -> float:
+    """The page's softness for an engine temperature (a preset's) on this batch: the inverse of
+    ``rule_temperature``, within the slider's 0-1."""
+    return min(1.0, max(0.0, float(temperature) / score_range(scores)))
+
+
+def shown_scores(studio: Studio, medium: str, shown: Sequence[str] | None) -> list[float]:
+    """The combined scores of the shown candidates that have one."""
+    pool = studio.store.candidates(medium, ids=list(shown)) if shown else []
+    return [c.scores[COMBINED] for c in pool if COMBINED in c.scores]
 
 
 def rule_threshold(studio: Studio, medium: str, shown: Sequence[str] | None, keep_by: str | None,

@@ -55,7 +55,7 @@ def test_real_medium_through_the_page(served, medium):
     flow = Flow(page, app.local_url, medium)
     flow.open()
     flow.pick_preset(PRESETS[medium])
-    flow.fill_number(".temperature", 0)
+    flow.fill_number(".softness", 0)
     ids = flow.generate(N)
 
     # the live rule: the threshold re-decides from stored scores, the histogram follows
