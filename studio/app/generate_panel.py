@@ -110,6 +110,19 @@ def wire(ctx: TabContext) -> None:
                       "threshold", "softness", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
     ctx.listen(ctx["preset"].input, apply_preset, ["preset", "version", "shown"], preset_outputs)
 
+    def check_prompt(values: dict[str, Any]) -> dict[str, Any]:
+        """Before Generate, as the artist types or leaves the prompt: one sentence when the model will not read
+        all of it (or will not follow its language), else nothing."""
+        prompt, version = values["prompt"] or "", values["version"] or "base"
+        found = studio.prompt_length(name, prompt, version=version) if prompt.strip() else None
+        language = studio.prompt_warning(name, prompt, version=version) if prompt.strip() else None
+        return {"prompt_warning": "\n\n".join(filter(None, [length_warning(found),
+                                                             f"⚠ {language}" if language else ""]))}
+
+    for event in (ctx["prompt"].input, ctx["prompt"].blur, ctx["version"].input):
+        ctx.listen(event, check_prompt, ["prompt", "version"], ["prompt_warning"], queue=False,
+                   show_progress="hidden", trigger_mode="always_last")
+
     def begin(values: dict[str, Any]) -> dict[str, Any]:
         count = int(values["n"] or 0)
         waiting = (f'<div class="gallery empty" data-medium="{name}"><p class="gallery-empty">'
@@ -250,6 +263,14 @@ def cut_warning(prompt: str, notes: list[str]) -> str:
         return ""
     return ("⚠ The model reads only the start of this prompt, so it ignored the end: "
             f"“…{html.escape(cut_words(prompt, notes[0]))}”. Shorten the prompt to use every word.")
+
+
+def length_warning(found: Any) -> str:
+    """One sentence when a prompt is longer than the model reads (a ``PromptLength``), else ""."""
+    if found is None or not found.over:
+        return ""
+    return (f"⚠ This prompt is {found.used} {found.unit} and the model reads at most {found.limit}: shorten it by "
+            f"at least {found.used - found.limit} {found.unit} so it reads every word.")
 
 
 def learned_from(studio: Any, medium: str, version: str, prompt: str) -> bool:
