@@ -19,6 +19,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TIMEOUT_S = 300  # a real medium generating on two shared CPU cores is slow
 ARTIST = {"width": 1440, "height": 900}  # screenshots
 NARROW = {"width": 1280, "height": 900}  # the narrowest layout that must not clip a label
+SMALL = {"width": 1024, "height": 768}  # a small laptop: the batch still starts on the first screen
 KEPT = ("hand_accepted", "auto_accepted")
 
 
@@ -208,6 +209,14 @@ class Flow:
             }
             return out;
         }""")
+
+    def chart_label_sizes(self) -> list[float]:
+        """The rendered size in px of every visible chart label in the tab (an SVG's text grows with its box)."""
+        return self.page.evaluate("""el => Array.from(el.querySelectorAll('svg text')).flatMap(t => {
+            const svg = t.ownerSVGElement, box = svg.getBoundingClientRect(), view = svg.viewBox.baseVal;
+            if (!box.width || !view || !view.width) return [];
+            return [parseFloat(getComputedStyle(t).fontSize) * box.width / view.width];
+        })""", self.tab.element_handle())
 
     def screenshot(self, name: str) -> None:
         """The page from its top, as an artist first sees it (no focused box, nothing scrolled)."""

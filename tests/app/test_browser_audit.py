@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flow import Flow, chromium, free_port, wait_until
+from flow import SMALL, Flow, chromium, free_port, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -120,3 +120,40 @@ def test_fine_tune_is_disabled_while_a_tune_runs(app):
             assert not button.is_enabled()
         flow.wait_tune(("done",), 300)
         wait_until("Fine-tune enabled after the tune", lambda: button.is_enabled(), 30)
+
+
+def test_at_1024x768_the_batch_starts_on_the_first_screen_and_labels_stay_small(app):
+    """At 1024x768 the batch started about 1,600 px down and the charts' labels grew to about 28 px; a prompt
+    longer than the model reads was only an error after Generate."""
+    from fake_medium import PROMPT_WORDS
+
+    with chromium() as browser:
+        page = browser.new_page(viewport=SMALL)
+        page.set_default_timeout(120_000)  # two shared cores under load
+        flow = Flow(page, app.local_url, "fake")
+        flow.open()
+        # a prompt past what the model reads: said in one sentence once the field is left, before Generate
+        flow.tab.locator(".prompt textarea").fill(" ".join(["a bright colour"] * PROMPT_WORDS))
+        flow.tab.locator(".prompt textarea").blur()
+        warning = flow.tab.locator(".prompt-warning").first
+        wait_until("the long prompt said", lambda: "shorten it" in warning.inner_text(), 30, page)
+        assert warning.inner_text().count("⚠") == 1 and not page.locator('[data-testid="toast-body"]').count()
+        flow.tab.locator(".prompt textarea").fill("a colour")
+        flow.tab.locator(".prompt textarea").blur()
+        wait_until("the warning gone once it fits", lambda: "shorten it" not in warning.inner_text(), 30, page)
+
+        flow.generate(8)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        first = flow.cards().first.bounding_box()
+        assert first["y"] + 80 <= SMALL["height"], f"the first card starts {first['y']:.0f} px down"
+        sizes = flow.chart_label_sizes()
+        assert sizes and max(sizes) <= 14, sizes
+        flow.step("2 · Fine-tune")
+        page.wait_for_timeout(500)
+        sizes = flow.chart_label_sizes()
+        assert sizes and max(sizes) <= 14, sizes  # the loss chart's too
+        flow.step("1 · Curate")
+        for section in ("More settings", "Scorers: how candidates are scored"):
+            flow.tab.get_by_text(section, exact=True).click()
+        page.wait_for_timeout(500)
+        assert flow.clipped_labels() == []
