@@ -125,8 +125,9 @@ def wire(ctx: TabContext) -> None:
 
     def begin(values: dict[str, Any]) -> dict[str, Any]:
         count = int(values["n"] or 0)
-        waiting = (f'<div class="gallery empty" data-medium="{name}"><p class="gallery-empty">'
-                   f'Making {count} candidate{"s" if count != 1 else ""}…</p></div>')
+        # data-waiting: while it waits behind another generate, culling.js says its place in the queue here
+        waiting = (f'<div class="gallery empty" data-medium="{name}" data-waiting><p class="gallery-empty">'
+                   f'Making {count} candidate{"s" if count != 1 else ""}…</p><p class="gallery-queue"></p></div>')
         return {"generate": gr.update(interactive=False, value="Generating…"), "gallery": waiting,
                 "prompt_warning": ""}
 

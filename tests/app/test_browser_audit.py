@@ -157,3 +157,40 @@ def test_at_1024x768_the_batch_starts_on_the_first_screen_and_labels_stay_small(
             flow.tab.get_by_text(section, exact=True).click()
         page.wait_for_timeout(500)
         assert flow.clipped_labels() == []
+
+
+def test_a_generate_waiting_behind_another_shows_its_place_in_the_queue(app, monkeypatch):
+    """Generates on one model run one at a time: the one that waits says where it stands (Gradio's queue)."""
+    import re
+    import time
+
+    import fake_medium
+
+    plain = fake_medium.FakeMedium.generate
+
+    def slowly(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
+        if "slowly" in prompt:
+            time.sleep(8)
+        return plain(self, handle, prompt, seeds, params, adapter, strength)
+
+    monkeypatch.setattr(fake_medium.FakeMedium, "generate", slowly)
+    with chromium() as browser:
+        pages = [browser.new_page(viewport={"width": 1440, "height": 900}) for _ in range(2)]
+        first, second = (Flow(page, app.local_url, "fake") for page in pages)
+        for flow in (first, second):
+            flow.page.set_default_timeout(120_000)
+            flow.open()
+        first.tab.locator(".prompt textarea").fill("a colour, slowly")
+        first.tab.locator(".generate-btn").click()
+        wait_until("the first generate running", lambda: not first.tab.locator(".generate-btn").is_enabled(), 20)
+        second.tab.locator(".prompt textarea").fill("a colour")
+        second.tab.locator(".generate-btn").click()
+        gallery = second.tab.locator(".gallery-box").first
+        wait_until("the second generate's place in the queue (Gradio's tracker)",
+                   lambda: re.search(r"queue: \d+/\d+", gallery.inner_text()), 20, second.page)
+        words = second.tab.locator(".gallery-queue").first  # and in words, in the waiting gallery
+        wait_until("its place in words", lambda: "Waiting for its turn" in words.inner_text(), 10, second.page)
+        assert re.search(r"\((\d+) of (\d+) waiting\)", words.inner_text()), words.inner_text()
+        wait_until("both batches made", lambda: all(f.tab.locator(".generate-btn").is_enabled()
+                                                    and len(f.decisions()) == 8 for f in (first, second)), 60)
+        assert "queue:" not in gallery.inner_text()
