@@ -239,3 +239,9 @@ def test_the_softness_slider_has_a_useful_range_on_a_narrow_batch(workspace, fak
     assert kept[0.0] <= kept[0.1] <= kept[0.29] <= kept[0.6] <= kept[1.0], kept
     assert kept[0.29] <= 15, kept  # about 11 of 24 expected, where a 0-1 temperature of 0.29 keeps about 21
     assert kept[1.0] >= 12, kept  # the slider's far end keeps much of the batch below the threshold (about 18)
+
+
+def test_the_large_view_says_settings_in_words():
+    """The large view showed "LoRAs []", an empty "Avoid" and "Decode in tiles false"."""
+    assert [gallery.setting_words(v) for v in ([], "", None, False, True, ["a.safetensors:0.8", "b"], 12, 0.5)] == [
+        "none", "none", "none", "no", "yes", "a.safetensors:0.8, b", "12", "0.5"]
