@@ -247,7 +247,7 @@ METRIC_WORDS = {  # engine.compare's keys in plain words, with what each means (
     "n": ("candidates", "How many candidates each side generated, on the same seeds."),
 }
 SKIPPED = ("candidates",)  # lists of ids, not figures
-SHARES = ("acceptance_rate", "copies")  # shown as percentages
+SHARES = ("acceptance_rate", "copies", "copies_over_rule")  # shown as percentages
 
 
 def metric_words(key: str) -> tuple[str, str]:
@@ -290,7 +290,7 @@ def change_words(before: float, after: float) -> str:
     """How the kept share moved, in words: never "1.0x as many" for no change."""
     if fmt(before, True) == fmt(after, True):
         return " (no change)"
-    if before < 0.05 or round(after / before, 1) == 1.0:
+    if before < 0.05 or after < 0.05 or round(after / before, 1) == 1.0:  # never "0.0× as many"
         return f" ({round(after * 100) - round(before * 100):+d} points)"
     return f" ({after / before:.1f}× as many)"
 

@@ -245,3 +245,10 @@ def test_the_large_view_says_settings_in_words():
     """The large view showed "LoRAs []", an empty "Avoid" and "Decode in tiles false"."""
     assert [gallery.setting_words(v) for v in ([], "", None, False, True, ["a.safetensors:0.8", "b"], 12, 0.5)] == [
         "none", "none", "none", "no", "yes", "a.safetensors:0.8, b", "12", "0.5"]
+
+
+def test_compare_figures_read_as_shares_and_a_drop_to_none_in_points():
+    """The text compare screenshot showed "0.000" for a share and "50% before, 0% after (0.0× as many)"."""
+    assert cards.change_words(0.5, 0.0) == " (-50 points)"
+    assert cards.change_words(0.25, 0.5) == " (2.0× as many)"
+    assert cards.fmt(0.0, "copies_over_rule" in cards.SHARES) == "0%"
