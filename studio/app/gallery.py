@@ -88,7 +88,7 @@ def setting_words(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(setting_words(v) for v in value)
-    return str(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)  # 8, not 8.0
 
 
 def card_html(card: dict[str, Any], index: int, decide: bool = True, label: str | None = None) -> str:

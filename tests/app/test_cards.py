@@ -243,8 +243,8 @@ def test_the_softness_slider_has_a_useful_range_on_a_narrow_batch(workspace, fak
 
 def test_the_large_view_says_settings_in_words():
     """The large view showed "LoRAs []", an empty "Avoid" and "Decode in tiles false"."""
-    assert [gallery.setting_words(v) for v in ([], "", None, False, True, ["a.safetensors:0.8", "b"], 12, 0.5)] == [
-        "none", "none", "none", "no", "yes", "a.safetensors:0.8, b", "12", "0.5"]
+    assert [gallery.setting_words(v) for v in ([], "", None, False, True, ["a.safetensors:0.8", "b"], 12, 0.5, 8.0)] == [
+        "none", "none", "none", "no", "yes", "a.safetensors:0.8, b", "12", "0.5", "8"]
 
 
 def test_compare_figures_read_as_shares_and_a_drop_to_none_in_points():
