@@ -219,9 +219,20 @@ class Flow:
         })""", self.tab.element_handle())
 
     def screenshot(self, name: str) -> None:
-        """The page from its top, as an artist first sees it (no focused box, nothing scrolled)."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.evaluate("() => { if (!document.querySelector('#studio-lightbox.open')) "
-                           "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
-        self.page.wait_for_timeout(300)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        """The page from its top, as an artist first sees it (no focused box, nothing scrolled): ``NAME.png`` at
+        the page's size (1440x900) and ``NAME-1024.png`` at 1024x768."""
+        screenshot(self.page, name)
+
+
+def screenshot(page, name: str) -> None:
+    """``NAME.png`` at the page's size and ``NAME-1024.png`` at SMALL, then the page's size back."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("() => { if (!document.querySelector('#studio-lightbox.open')) "
+                  "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    size = page.viewport_size
+    for path, viewport in ((SCREENSHOTS / f"{name}.png", size), (SCREENSHOTS / f"{name}-1024.png", SMALL)):
+        page.set_viewport_size(viewport)
+        page.wait_for_timeout(500)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=str(path))
+    page.set_viewport_size(size)
