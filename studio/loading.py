@@ -16,6 +16,7 @@ import gc
 import os
 import threading
 from pathlib import Path
+from typing import Any, Callable
 
 from .errors import StudioError, hub_reason
 
@@ -153,7 +154,7 @@ def _tokenizer(folder: str) -> Any:
     return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
 
 
-def count_tokens(folder: Path | str, encode: Any) -> tuple[int, int]:
+def count_tokens(folder: Path | str, encode: Callable[[Any], list[int]]) -> tuple[int, int]:
     """How many token ids ``encode(tokenizer)`` gives and the tokenizer's ``model_max_length``, with the
     tokenizer saved in ``folder`` (loaded once, never a model's weights): how long a prompt is as it is typed."""
     with _TOKENIZER_LOCK:
