@@ -298,7 +298,7 @@ class Studio:
         why).  Loads at most the model's tokenizer, so the page can ask as the artist types."""
         try:
             return self.medium(medium).prompt_length(model or self.answering_model(medium, version), prompt or "")
-        except StudioError:
+        except (StudioError, OSError, ValueError):  # no tokenizer at hand: nothing to say while typing
             return None
 
     def generate(self, medium: str, prompt: str, n: int = 8, seed: int = 0, version: str = "base",

@@ -80,3 +80,14 @@ def test_a_prompt_longer_than_the_model_reads_is_said_before_generate(workspace,
     triggers = {(t[0], t[1]) for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "check_prompt"
                 for t in f.targets}
     assert {(ctx["prompt"]._id, "input"), (ctx["prompt"]._id, "blur"), (ctx["version"]._id, "input")} <= triggers
+
+
+def test_a_model_without_a_tokenizer_at_hand_says_nothing_while_typing(workspace, fake, tmp_path):
+    """Counting loads a tokenizer; a model folder without one (or a hub id not in the cache) is Generate's to
+    explain, never an error toast while typing."""
+    from studio.engine import Studio
+
+    studio = Studio(workspace)
+    for model in (str(tmp_path / "no-such-folder"), str(tmp_path), "someone/not-in-the-cache"):
+        assert studio.prompt_length("text", "a haiku", model=model) is None
+        assert studio.prompt_length("image", "a red circle", model=model) is None
