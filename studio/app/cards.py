@@ -188,7 +188,7 @@ def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
 def curated_summary(studio: Studio, medium: str) -> str:
     """The size of the curated set (what the next tune learns from), as HTML."""
     total = len(studio.store.curated(medium))
-    return f"Curated set: <b>{total}</b> kept across all rounds (the next fine-tune learns from these)"
+    return f"Kept set: <b>{total}</b> across all rounds (the next fine-tune learns from these)"
 
 
 def rate_summary(stats: dict[str, Any]) -> str:

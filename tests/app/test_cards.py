@@ -44,7 +44,7 @@ def test_a_hand_decision_wins_over_the_rule(workspace, fake):
     view, stats = cards.batch_view(studio, "fake", shown, 1.0, 0.0)
     assert stats["hand_accepted"] == 1 and stats["hand_rejected"] == 1
     assert "by you: 1 kept, 1 dropped" in cards.rate_summary(stats)
-    assert "Curated set: " in cards.curated_summary(studio, "fake")
+    assert "Kept set: " in cards.curated_summary(studio, "fake")  # the one word the page uses (not "curated")
     # each card also says what the rule alone would decide (what clearing the hand decision gives back)
     rules = {c["id"]: c["rule"] for c in view}
     assert rules[low.id] == "auto_rejected" and rules[high.id] == ("auto_accepted" if high.scores["score"] >= 1
