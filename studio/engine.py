@@ -21,7 +21,7 @@ import numpy as np
 from . import media, runner, sampling, scoring
 from .errors import StudioError, guarded
 from .library import Library
-from .medium import MAX_STRENGTH, Candidate, Medium, ScoringContext, Version
+from .medium import MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
 from .settings import HELD_OUT_SEED
 from .store import Store, default_workspace, remove_files
 
@@ -281,13 +281,25 @@ class Studio:
         return found.model, found.path
 
     # -- generate --------------------------------------------------------------------------
+    def answering_model(self, medium: str, version: str = "base") -> str:
+        """The model that generates with ``version``: the version's base model, else the current one."""
+        found = self.store.version(medium, version) if version not in ("base", None) else None
+        return found.model if found is not None else self.current_model(medium)
+
     def prompt_warning(self, medium: str, prompt: str, version: str = "base", model: str | None = None) -> str | None:
         """One sentence when the model that would answer ``prompt`` will not follow it (the page and the CLI
         show it), e.g. a prompt in a language the model does not write; None when all is well.  Loads nothing."""
-        if model is None:
-            found = self.store.version(medium, version) if version not in ("base", None) else None
-            model = found.model if found is not None else self.current_model(medium)
-        return self.medium(medium).prompt_warning(model, prompt or "")
+        return self.medium(medium).prompt_warning(model or self.answering_model(medium, version), prompt or "")
+
+    def prompt_length(self, medium: str, prompt: str, version: str = "base",
+                      model: str | None = None) -> PromptLength | None:
+        """How much of what the answering model reads ``prompt`` takes (``PromptLength``: used, limit, unit), or
+        None when it reads any length or its limit cannot be known now (a model not at hand: Generate says
+        why).  Loads at most the model's tokenizer, so the page can ask as the artist types."""
+        try:
+            return self.medium(medium).prompt_length(model or self.answering_model(medium, version), prompt or "")
+        except (StudioError, OSError, ValueError):  # no tokenizer at hand: nothing to say while typing
+            return None
 
     def generate(self, medium: str, prompt: str, n: int = 8, seed: int = 0, version: str = "base",
                  model: str | None = None, params: dict[str, Any] | None = None,

@@ -11,9 +11,12 @@
 """
 from __future__ import annotations
 
+import functools
 import gc
 import os
+import threading
 from pathlib import Path
+from typing import Any, Callable
 
 from .errors import StudioError, hub_reason
 
@@ -139,3 +142,21 @@ def hub_snapshot(model: str, what: str) -> Path:
         raise StudioError(f"The {what} '{model}' is not on this machine; get it first with "
                           f"`studio models pull {model}` (or give a local folder).")
     return folder
+
+
+_TOKENIZER_LOCK = threading.Lock()  # one count at a time: a fast tokenizer is not safe to share between threads
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(folder: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+
+
+def count_tokens(folder: Path | str, encode: Callable[[Any], list[int]]) -> tuple[int, int]:
+    """How many token ids ``encode(tokenizer)`` gives and the tokenizer's ``model_max_length``, with the
+    tokenizer saved in ``folder`` (loaded once, never a model's weights): how long a prompt is as it is typed."""
+    with _TOKENIZER_LOCK:
+        tokenizer = _tokenizer(str(folder))
+        return len(encode(tokenizer)), int(tokenizer.model_max_length)

@@ -86,6 +86,20 @@ class Version:
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class PromptLength:
+    """How much of what a model reads a prompt takes: ``used`` of ``limit`` (in ``unit``, e.g. tokens)."""
+
+    used: int
+    limit: int
+    unit: str = "tokens"
+
+    @property
+    def over(self) -> bool:
+        """The model will not read all of the prompt (it cuts the end, or refuses it)."""
+        return self.used > self.limit
+
+
 @dataclasses.dataclass
 class Generated:
     """What ``Medium.generate`` returns per seed: file contents by extension, main file first."""
@@ -185,6 +199,11 @@ class Medium(ABC):
 
     def prompt_warning(self, model: str, prompt: str) -> str | None:
         """One sentence when ``model`` will not follow ``prompt`` (e.g. a language it does not write), else None."""
+        return None
+
+    def prompt_length(self, model: str, prompt: str) -> PromptLength | None:
+        """How much of what ``model`` reads ``prompt`` takes, or None when it reads any length (or its limit is
+        unknown without loading the model).  Called as the artist types: at most a tokenizer loads, never weights."""
         return None
 
     def default_params(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from studio.errors import StudioError
-from studio.medium import Candidate, Generated, Medium, ScoringContext
+from studio.medium import Candidate, Generated, Medium, PromptLength, ScoringContext
 from studio.settings import Settings, TuneSettings, setting
 
 COLOURS = ["black", "grey", "brown", "red", "orange", "yellow", "green", "blue"]
@@ -96,6 +96,9 @@ class FakeTune(TuneSettings):
     fail: str = setting("", "nan: the loss turns NaN", choices=("", "nan"))
 
 
+PROMPT_WORDS = 12  # how many words of a prompt the fake model reads
+
+
 class FakeMedium(Medium):
     name = "fake"
     main_ext = "txt"
@@ -139,6 +142,10 @@ class FakeMedium(Medium):
             colour = COLOURS[np.random.default_rng(seed).choice(len(COLOURS), p=p)]
             out.append(Generated(seed=seed, files={"txt": colour.encode()}, text=colour))
         return out
+
+    def prompt_length(self, model: str, prompt: str) -> PromptLength:
+        """The fake model reads the first PROMPT_WORDS words (words, not tokens: a medium picks its unit)."""
+        return PromptLength(len(prompt.split()), PROMPT_WORDS, "words")
 
     def scorers(self):
         return {"bright": lambda ctx: brightness,

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import sampling
-from ..engine import DEFAULT_KEEP, Studio, top_threshold
+from ..engine import DEFAULT_KEEP, MIN_SCORE_SPREAD, Studio, top_threshold
 from ..errors import StudioError
 from ..medium import Candidate
 from ..scoring import COMBINED
@@ -127,6 +127,38 @@ def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
 KEEP_BY = ("score above", "top share of the batch")  # the page's absolute and relative rules
 
 
+def score_range(scores: Sequence[float]) -> float:
+    """The batch's score range (highest minus lowest), the unit of the page's softness: at least
+    MIN_SCORE_SPREAD (closer scores cannot tell candidates apart), and the whole 0-1 scale without a range."""
+    values = [float(s) for s in scores]
+    if len(values) < 2:
+        return 1.0
+    return max(max(values) - min(values), MIN_SCORE_SPREAD)
+
+
+def rule_temperature(softness: float, scores: Sequence[float]) -> float:
+    """The engine's temperature for the page's softness (0-1), counted in units of the batch's score range.
+
+    The engine's rule stays P(accept) = min(1, exp(-(threshold - score) / temperature)); a fixed 0-1
+    temperature is far coarser than a batch whose scores spread over 0.65-0.77 (0.29 keeps 9 in 10),
+    while ``softness * range`` means the same on any batch: a candidate ``softness`` of the batch's range
+    below the threshold is kept with chance e^-1 (about 1 in 3), and softness 1 keeps even the batch's
+    lowest at least that often."""
+    return max(0.0, float(softness or 0.0)) * score_range(scores)
+
+
+def softness_for(temperature: float, scores: Sequence[float]) -> float:
+    """The page's softness for an engine temperature (a preset's) on this batch: the inverse of
+    ``rule_temperature``, within the slider's 0-1."""
+    return min(1.0, max(0.0, float(temperature) / score_range(scores)))
+
+
+def shown_scores(studio: Studio, medium: str, shown: Sequence[str] | None) -> list[float]:
+    """The combined scores of the shown candidates that have one."""
+    pool = studio.store.candidates(medium, ids=list(shown)) if shown else []
+    return [c.scores[COMBINED] for c in pool if COMBINED in c.scores]
+
+
 def rule_threshold(studio: Studio, medium: str, shown: Sequence[str] | None, keep_by: str | None,
                    threshold: float, top_share: float | None) -> float:
     """The threshold the page's rule uses: the slider's, or the shown batch's top share's lowest score."""
@@ -156,7 +188,7 @@ def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
 def curated_summary(studio: Studio, medium: str) -> str:
     """The size of the curated set (what the next tune learns from), as HTML."""
     total = len(studio.store.curated(medium))
-    return f"Curated set: <b>{total}</b> kept across all rounds (the next fine-tune learns from these)"
+    return f"Kept set: <b>{total}</b> across all rounds (the next fine-tune learns from these)"
 
 
 def rate_summary(stats: dict[str, Any]) -> str:
@@ -215,7 +247,7 @@ METRIC_WORDS = {  # engine.compare's keys in plain words, with what each means (
     "n": ("candidates", "How many candidates each side generated, on the same seeds."),
 }
 SKIPPED = ("candidates",)  # lists of ids, not figures
-SHARES = ("acceptance_rate", "copies")  # shown as percentages
+SHARES = ("acceptance_rate", "copies", "copies_over_rule")  # shown as percentages
 
 
 def metric_words(key: str) -> tuple[str, str]:
@@ -258,7 +290,7 @@ def change_words(before: float, after: float) -> str:
     """How the kept share moved, in words: never "1.0x as many" for no change."""
     if fmt(before, True) == fmt(after, True):
         return " (no change)"
-    if before < 0.05 or round(after / before, 1) == 1.0:
+    if before < 0.05 or after < 0.05 or round(after / before, 1) == 1.0:  # never "0.0× as many"
         return f" ({round(after * 100) - round(before * 100):+d} points)"
     return f" ({after / before:.1f}× as many)"
 

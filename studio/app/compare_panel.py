@@ -13,7 +13,7 @@ import gradio as gr
 from ..engine import HELD_OUT_SEED
 from . import cards, gallery
 from .context import TabContext, friendly
-from .curate_panel import CULLING_JS
+from .curate_panel import CULLING_JS, temperature_of
 
 
 def build(ctx: TabContext) -> None:
@@ -52,14 +52,14 @@ def wire(ctx: TabContext) -> None:
         progress(None, desc=f"Making {n} candidates with each version")
         result = studio.compare(name, after=values["compare_after"], before=values["compare_before"] or "base",
                                 prompt=values["prompt"], n=n, seed=int(values["compare_seed"] or 0), scorers=specs,
-                                threshold=values["threshold"], temperature=values["temperature"], options=options,
+                                threshold=values["threshold"], temperature=temperature_of(ctx, values), options=options,
                                 params=params, strength=float(1.0 if strength is None else strength))
         return {"metrics": cards.metrics_html(result),
                 "pairs": gallery.pairs_html(name, cards.compare_pairs(studio, name, result))}
 
     ctx.listen(ctx["compare"].click, compare,
                ["compare_before", "compare_after", "compare_n", "compare_seed", "compare_strength", "prompt",
-                "threshold", "temperature", *ctx.params_names(), *ctx.scoring_names()],
+                "threshold", "softness", "shown", *ctx.params_names(), *ctx.scoring_names()],
                ["metrics", "pairs"], concurrency_id=f"model-{name}")
 
     def next_round(after: str, seed: Any, n: Any):

@@ -22,7 +22,7 @@ from ..settings import FieldInfo
 
 
 VIEW = ("gallery", "histogram", "warning")  # what re-deciding a batch redraws
-VIEW_INPUTS = ("shown", "threshold", "temperature", "spread", "keep_by", "top_share")
+VIEW_INPUTS = ("shown", "threshold", "softness", "spread", "keep_by", "top_share")
 PICKERS = ("version", "compare_after", "export_version")  # the version pickers a finished tune updates
 
 

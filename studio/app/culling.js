@@ -218,3 +218,19 @@ watch("value", () => {
     if (hadFocus) card.focus({ preventScroll: true });
   }
 });
+
+// While a generate waits behind another on the same model, Gradio's status tracker says "queue: 2/3" in a
+// corner of this block; the waiting gallery says it in words (and nothing once the generate runs).
+const block = element.closest(".block") || element.parentElement;
+if (block) {
+  new MutationObserver(() => {
+    const line = element.querySelector(".gallery[data-waiting] .gallery-queue");
+    if (!line) return;
+    const tracker = Array.from(block.querySelectorAll("*")).find(
+      (el) => !element.contains(el) && /^\s*queue: \d+\/\d+/.test(el.textContent || ""));
+    const place = tracker && tracker.textContent.match(/queue: (\d+)\/(\d+)/);
+    const words = place ? `Waiting for its turn: another batch is being made on this model (${place[1]} of ` +
+      `${place[2]} waiting).` : "";
+    if (line.textContent !== words) line.textContent = words;
+  }).observe(block, { childList: true, subtree: true, characterData: true });
+}

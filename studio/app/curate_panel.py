@@ -1,10 +1,13 @@
-"""Curation: the rule (threshold and temperature beside the score histogram), the scorers, the gallery.
+"""Curation: the rule (threshold and softness beside the score histogram), the scorers, the gallery.
 
 Moving a slider re-decides from the stored scores (``cards.apply_rule``): nothing is
 regenerated or rescored.  Hand decisions come from the gallery's keys and buttons
 (``culling.js``): the flag flips in the page at once and a server function stores it, never
 overwritten by the rule.  Which batch is shown, and the rule, live in the store's settings,
 so a reload shows the same batch with the same decisions.
+
+The softness slider is the rule's temperature counted in units of the shown batch's score range
+(``cards.rule_temperature``): the page converts, the engine's rule is unchanged.
 """
 from __future__ import annotations
 
@@ -14,12 +17,13 @@ from typing import Any
 
 import gradio as gr
 
-from ..engine import DEFAULT_TEMPERATURE, keeps_nearly_all_warning, separation_warning
+from ..engine import keeps_nearly_all_warning, separation_warning
 from . import cards, gallery, plots
 from .context import VIEW, VIEW_INPUTS, TabContext, friendly
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TOP_SHARE = 0.25  # the relative rule: the top quarter of the batch
+DEFAULT_SOFTNESS = 0.1  # a candidate a tenth of the batch's score range below the threshold: kept 1 time in 3
 CULLING_JS = Path(__file__).with_name("culling.js")
 
 
@@ -40,9 +44,12 @@ def build_rule(ctx: TabContext) -> None:
         ctx["threshold"] = gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Keep threshold",
                                      info="The rule keeps candidates scoring at least this.",
                                      elem_classes=["threshold"])
-        ctx["temperature"] = gr.Slider(0.0, 1.0, value=DEFAULT_TEMPERATURE, step=0.01, label="Rule softness",
-                                       info="0 keeps strictly by the threshold; higher also keeps some below it "
-                                            "(the rule's temperature).", elem_classes=["temperature"])
+        ctx["softness"] = gr.Slider(0.0, 1.0, value=DEFAULT_SOFTNESS, step=0.01, label="Rule softness",
+                                    info="0 keeps strictly by the threshold. Higher also keeps some below it, "
+                                         "measured against this batch's spread (its best score minus its worst): "
+                                         "at 0.3, a candidate 0.3 of that spread below the threshold is kept "
+                                         "about 1 time in 3.",
+                                    elem_classes=["softness"])
         ctx["spread"] = gr.Checkbox(value=True, label="Skip near-copies", elem_classes=["spread"],
                                     info="Among what the rule keeps, drop a candidate that nearly copies a better one.")
     with gr.Accordion("Scorers: how candidates are scored", open=False, elem_classes=["scorers"]):
@@ -69,14 +76,15 @@ def build(ctx: TabContext) -> None:
         shown = saved.get("shown") or cards.latest_shown(ctx.studio, ctx.name)
         threshold = cards.rule_threshold(ctx.studio, ctx.name, shown, saved.get("keep_by"),
                                          saved.get("threshold", DEFAULT_THRESHOLD), saved.get("top_share"))
+        temperature = cards.rule_temperature(saved.get("softness", DEFAULT_SOFTNESS),
+                                             cards.shown_scores(ctx.studio, ctx.name, shown))
         stored = cards.store_decisions(ctx.studio, ctx.name, shown, changes if isinstance(changes, list) else [],
-                                       threshold,
-                                       saved.get("temperature", DEFAULT_TEMPERATURE), keep_rule(saved.get("spread", True)))
+                                       threshold, temperature, keep_rule(saved.get("spread", True)))
         return {"decisions": stored, "curated": cards.curated_summary(ctx.studio, ctx.name)}
 
     ctx["gallery"] = gr.HTML(gallery.batch_html(ctx.name, [], "", "", loaded=False), elem_classes=["gallery-box"],
                              js_on_load=CULLING_JS.read_text(), server_functions=[decide], min_height=300)
-    ctx.view = lambda values: view(ctx, values["shown"], threshold_of(ctx, values), values["temperature"],
+    ctx.view = lambda values: view(ctx, values["shown"], threshold_of(ctx, values), temperature_of(ctx, values),
                                    values["spread"], values.get("keep_by"))
 
 
@@ -84,6 +92,11 @@ def threshold_of(ctx: TabContext, values: dict[str, Any]) -> float:
     """The rule's threshold: the slider's, or the shown batch's top share's lowest score."""
     return cards.rule_threshold(ctx.studio, ctx.name, values["shown"], values.get("keep_by"), values["threshold"],
                                 values.get("top_share"))
+
+
+def temperature_of(ctx: TabContext, values: dict[str, Any]) -> float:
+    """The rule's temperature: the softness slider in units of the shown batch's score range."""
+    return cards.rule_temperature(values["softness"], cards.shown_scores(ctx.studio, ctx.name, values["shown"]))
 
 
 def keep_rule(spread: bool) -> str:
@@ -113,15 +126,15 @@ def wire(ctx: TabContext) -> None:
 
     @friendly
     def redecide(values: dict[str, Any]) -> dict[str, Any]:
-        cards.apply_rule(studio, name, values["shown"], threshold_of(ctx, values), values["temperature"],
+        cards.apply_rule(studio, name, values["shown"], threshold_of(ctx, values), temperature_of(ctx, values),
                          keep_rule(values["spread"]))
-        ctx.remember(threshold=values["threshold"], temperature=values["temperature"], spread=values["spread"],
+        ctx.remember(threshold=values["threshold"], softness=values["softness"], spread=values["spread"],
                      keep_by=values["keep_by"], top_share=values["top_share"])
         return ctx.view(values)
 
     # the artist's moves only (``input``): a reload or a preset setting the sliders must not re-decide with
     # half-restored values, nor store them
-    for slider in ("threshold", "temperature", "spread", "keep_by", "top_share"):
+    for slider in ("threshold", "softness", "spread", "keep_by", "top_share"):
         ctx.listen(ctx[slider].input, redecide, VIEW_INPUTS, VIEW, show_progress="hidden",
                    trigger_mode="always_last", concurrency_limit=None)
 
@@ -132,7 +145,7 @@ def wire(ctx: TabContext) -> None:
         if not pool:
             raise gr.Error("There are no candidates to score yet; generate a batch first.", print_exception=False)
         studio.score(name, pool, specs, options)
-        cards.apply_rule(studio, name, values["shown"], threshold_of(ctx, values), values["temperature"],
+        cards.apply_rule(studio, name, values["shown"], threshold_of(ctx, values), temperature_of(ctx, values),
                          keep_rule(values["spread"]))
         return ctx.view(values)
 

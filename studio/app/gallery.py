@@ -74,8 +74,21 @@ def details(card: dict[str, Any]) -> dict[str, Any]:
     """What the large view shows beside the candidate."""
     return {"prompt": card.get("prompt", ""), "seed": card["seed"], "version": card["version"],
             "model": card.get("model", ""),
-            "settings": {cards.setting_label(card.get("medium"), k): v for k, v in (card.get("params") or {}).items()},
+            "settings": {cards.setting_label(card.get("medium"), k): setting_words(v)
+                         for k, v in (card.get("params") or {}).items()},
             "score": card["score"], "scores": card["scores"], "p": card["p"]}
+
+
+def setting_words(value: Any) -> str:
+    """A generation setting as the large view says it: "none" for nothing, "yes"/"no", a list by commas
+    (never "[]" or "false")."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(setting_words(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)  # 8, not 8.0
 
 
 def card_html(card: dict[str, Any], index: int, decide: bool = True, label: str | None = None) -> str:

@@ -83,6 +83,8 @@ def wire(ctx: TabContext) -> None:
         if not preset_name:
             return {}
         p = presets.load(name, preset_name, ctx.presets_dir)
+        # a preset's rule temperature is the engine's: the slider shows it in units of the shown batch's spread
+        softness = cards.softness_for(p.temperature, cards.shown_scores(studio, name, values["shown"]))
         params = ctx.medium.validate_params(p.params)  # an unknown setting: one sentence
         # no scorers named: the medium's default scorer, as the engine would use
         weights = {s.name: s.weight for s in p.scorers} or {ctx.medium.default_scorer: 1.0}
@@ -91,7 +93,7 @@ def wire(ctx: TabContext) -> None:
         tune = {"tune_steps": p.tune.get("steps"), "tune_rank": p.tune.get("rank", defaults["rank"]),
                 "tune_lr": p.tune.get("lr", defaults["lr"]), "tune_extra": extra}
         ctx.remember(preset=preset_name, params=params, scorer_options=p.scorer_options(), threshold=p.threshold,
-                     temperature=p.temperature, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
+                     softness=softness, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
                      **tune)
         fields = {f.name: f for f in ctx.medium.generate_settings.fields()}
         version = values["version"] or "base"
@@ -102,16 +104,30 @@ def wire(ctx: TabContext) -> None:
                 "version": version,
                 "n": p.n, "seed": p.seed, **{f"param.{k}": to_widget(params[k], fields[k]) for k in ctx.param_names},
                 **{f"weight.{s}": weights.get(s, 0.0) for s in ctx.scorer_names},
-                "scorer_options": p.scorer_options(), "threshold": p.threshold, "temperature": p.temperature, **tune}
+                "scorer_options": p.scorer_options(), "threshold": p.threshold, "softness": softness, **tune}
 
     preset_outputs = ["preset_note", "prompt", "version", "n", "seed", *ctx.params_names(), *ctx.scoring_names(),
-                      "threshold", "temperature", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
-    ctx.listen(ctx["preset"].input, apply_preset, ["preset", "version"], preset_outputs)
+                      "threshold", "softness", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
+    ctx.listen(ctx["preset"].input, apply_preset, ["preset", "version", "shown"], preset_outputs)
+
+    def check_prompt(values: dict[str, Any]) -> dict[str, Any]:
+        """Before Generate, as the artist types or leaves the prompt: one sentence when the model will not read
+        all of it (or will not follow its language), else nothing."""
+        prompt, version = values["prompt"] or "", values["version"] or "base"
+        found = studio.prompt_length(name, prompt, version=version) if prompt.strip() else None
+        language = studio.prompt_warning(name, prompt, version=version) if prompt.strip() else None
+        return {"prompt_warning": "\n\n".join(filter(None, [length_warning(found),
+                                                             f"⚠ {language}" if language else ""]))}
+
+    for event in (ctx["prompt"].input, ctx["prompt"].blur, ctx["version"].input):
+        ctx.listen(event, check_prompt, ["prompt", "version"], ["prompt_warning"], queue=False,
+                   show_progress="hidden", trigger_mode="always_last")
 
     def begin(values: dict[str, Any]) -> dict[str, Any]:
         count = int(values["n"] or 0)
-        waiting = (f'<div class="gallery empty" data-medium="{name}"><p class="gallery-empty">'
-                   f'Making {count} candidate{"s" if count != 1 else ""}…</p></div>')
+        # data-waiting: while it waits behind another generate, culling.js says its place in the queue here
+        waiting = (f'<div class="gallery empty" data-medium="{name}" data-waiting><p class="gallery-empty">'
+                   f'Making {count} candidate{"s" if count != 1 else ""}…</p><p class="gallery-queue"></p></div>')
         return {"generate": gr.update(interactive=False, value="Generating…"), "gallery": waiting,
                 "prompt_warning": ""}
 
@@ -135,11 +151,12 @@ def wire(ctx: TabContext) -> None:
         progress((n, n), desc="Scoring", unit="candidates")
         studio.score(name, made, specs, options)
         shown = [c.id for c in made]
-        threshold, temperature, spread = values["threshold"], values["temperature"], values["spread"]
+        threshold, softness, spread = values["threshold"], values["softness"], values["spread"]
         cards.apply_rule(studio, name, shown, cards.rule_threshold(studio, name, shown, values["keep_by"], threshold,
                                                                    values["top_share"]),
-                         temperature, "spread" if spread else "all")
-        ctx.remember(threshold=threshold, temperature=temperature, spread=spread, keep_by=values["keep_by"],
+                         cards.rule_temperature(softness, cards.shown_scores(studio, name, shown)),
+                         "spread" if spread else "all")
+        ctx.remember(threshold=threshold, softness=softness, spread=spread, keep_by=values["keep_by"],
                      top_share=values["top_share"], shown=shown, version=version,
                      n=n, seed=seed, params=params, scorer_options=options,
                      weights={s: float(w) for s, w in ctx.weights(values).items() if isinstance(w, (int, float))})
@@ -247,6 +264,14 @@ def cut_warning(prompt: str, notes: list[str]) -> str:
         return ""
     return ("⚠ The model reads only the start of this prompt, so it ignored the end: "
             f"“…{html.escape(cut_words(prompt, notes[0]))}”. Shorten the prompt to use every word.")
+
+
+def length_warning(found: Any) -> str:
+    """One sentence when a prompt is longer than the model reads (a ``PromptLength``), else ""."""
+    if found is None or not found.over:
+        return ""
+    return (f"⚠ This prompt is {found.used} {found.unit} and the model reads at most {found.limit}: shorten it by "
+            f"at least {found.used - found.limit} {found.unit} so it reads every word.")
 
 
 def learned_from(studio: Any, medium: str, version: str, prompt: str) -> bool:

@@ -62,8 +62,10 @@ def histogram_svg(scores: Sequence[float], threshold: float, temperature: float,
     return "".join(parts)
 
 
-def loss_svg(losses: Sequence[Sequence[float]], steps: int, width: int = 480, height: int = 180) -> str:
-    """The tune's loss by step as SVG, the x axis spanning the whole tune so progress shows as the line grows."""
+def loss_svg(losses: Sequence[Sequence[float]], steps: int, width: int = 360, height: int = 150) -> str:
+    """The tune's loss by step as SVG, the x axis spanning the whole tune so progress shows as the line grows.
+    Drawn about as wide as its column at 1024 px (its 11 px labels stay about 10 px there; studio.css caps its
+    growth at 1.4x, as the histogram's)."""
     left, right, top, bottom = 44, 10, 10, 22
     plot_w, plot_h = width - left - right, height - top - bottom
     parts = [f'<svg viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" role="img" '

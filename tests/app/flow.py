@@ -19,6 +19,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TIMEOUT_S = 300  # a real medium generating on two shared CPU cores is slow
 ARTIST = {"width": 1440, "height": 900}  # screenshots
 NARROW = {"width": 1280, "height": 900}  # the narrowest layout that must not clip a label
+SMALL = {"width": 1024, "height": 768}  # a small laptop: the batch still starts on the first screen
 KEPT = ("hand_accepted", "auto_accepted")
 
 
@@ -209,10 +210,29 @@ class Flow:
             return out;
         }""")
 
+    def chart_label_sizes(self) -> list[float]:
+        """The rendered size in px of every visible chart label in the tab (an SVG's text grows with its box)."""
+        return self.page.evaluate("""el => Array.from(el.querySelectorAll('svg text')).flatMap(t => {
+            const svg = t.ownerSVGElement, box = svg.getBoundingClientRect(), view = svg.viewBox.baseVal;
+            if (!box.width || !view || !view.width) return [];
+            return [parseFloat(getComputedStyle(t).fontSize) * box.width / view.width];
+        })""", self.tab.element_handle())
+
     def screenshot(self, name: str) -> None:
-        """The page from its top, as an artist first sees it (no focused box, nothing scrolled)."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.evaluate("() => { if (!document.querySelector('#studio-lightbox.open')) "
-                           "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
-        self.page.wait_for_timeout(300)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        """The page from its top, as an artist first sees it (no focused box, nothing scrolled): ``NAME.png`` at
+        the page's size (1440x900) and ``NAME-1024.png`` at 1024x768."""
+        screenshot(self.page, name)
+
+
+def screenshot(page, name: str) -> None:
+    """``NAME.png`` at the page's size and ``NAME-1024.png`` at SMALL, then the page's size back."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("() => { if (!document.querySelector('#studio-lightbox.open')) "
+                  "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    size = page.viewport_size
+    for path, viewport in ((SCREENSHOTS / f"{name}.png", size), (SCREENSHOTS / f"{name}-1024.png", SMALL)):
+        page.set_viewport_size(viewport)
+        page.wait_for_timeout(500)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=str(path))
+    page.set_viewport_size(size)

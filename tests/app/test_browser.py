@@ -81,7 +81,7 @@ def test_fake_medium_whole_flow(app, workspace):
         flow.open()
         assert flow.decisions() == expected
         for _ in range(2):  # a reload restores the rule as last set, and does not change it (twice)
-            assert flow.tab.locator(".temperature input[type=number]").first.input_value() == "0"  # the preset's
+            assert flow.tab.locator(".softness input[type=number]").first.input_value() == "0"  # the preset's
             assert flow.tab.locator(".threshold input[type=number]").first.input_value() == "0.8"  # as last moved
             flow.open()
         assert flow.decisions() == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flow import Flow, chromium, free_port, wait_until
+from flow import SMALL, Flow, chromium, free_port, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -120,3 +120,77 @@ def test_fine_tune_is_disabled_while_a_tune_runs(app):
             assert not button.is_enabled()
         flow.wait_tune(("done",), 300)
         wait_until("Fine-tune enabled after the tune", lambda: button.is_enabled(), 30)
+
+
+def test_at_1024x768_the_batch_starts_on_the_first_screen_and_labels_stay_small(app):
+    """At 1024x768 the batch started about 1,600 px down and the charts' labels grew to about 28 px; a prompt
+    longer than the model reads was only an error after Generate."""
+    from fake_medium import PROMPT_WORDS
+
+    with chromium() as browser:
+        page = browser.new_page(viewport=SMALL)
+        page.set_default_timeout(120_000)  # two shared cores under load
+        flow = Flow(page, app.local_url, "fake")
+        flow.open()
+        # a prompt past what the model reads: said in one sentence once the field is left, before Generate
+        flow.tab.locator(".prompt textarea").fill(" ".join(["a bright colour"] * PROMPT_WORDS))
+        flow.tab.locator(".prompt textarea").blur()
+        warning = flow.tab.locator(".prompt-warning").first
+        wait_until("the long prompt said", lambda: "shorten it" in warning.inner_text(), 30, page)
+        assert warning.inner_text().count("⚠") == 1 and not page.locator('[data-testid="toast-body"]').count()
+        flow.tab.locator(".prompt textarea").fill("a colour")
+        flow.tab.locator(".prompt textarea").blur()
+        wait_until("the warning gone once it fits", lambda: "shorten it" not in warning.inner_text(), 30, page)
+
+        flow.generate(8)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        first = flow.cards().first.bounding_box()
+        assert first["y"] + 80 <= SMALL["height"], f"the first card starts {first['y']:.0f} px down"
+        sizes = flow.chart_label_sizes()
+        assert sizes and 8 <= min(sizes) and max(sizes) <= 14, sizes
+        flow.step("2 · Fine-tune")
+        page.wait_for_timeout(500)
+        sizes = flow.chart_label_sizes()
+        assert sizes and 8 <= min(sizes) and max(sizes) <= 14, sizes  # the loss chart's too (they were 7 px)
+        flow.step("1 · Curate")
+        for section in ("More settings", "Scorers: how candidates are scored"):
+            flow.tab.get_by_text(section, exact=True).click()
+        page.wait_for_timeout(500)
+        assert flow.clipped_labels() == []
+
+
+def test_a_generate_waiting_behind_another_shows_its_place_in_the_queue(app, monkeypatch):
+    """Generates on one model run one at a time: the one that waits says where it stands (Gradio's queue)."""
+    import re
+    import time
+
+    import fake_medium
+
+    plain = fake_medium.FakeMedium.generate
+
+    def slowly(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
+        if "slowly" in prompt:
+            time.sleep(8)
+        return plain(self, handle, prompt, seeds, params, adapter, strength)
+
+    monkeypatch.setattr(fake_medium.FakeMedium, "generate", slowly)
+    with chromium() as browser:
+        pages = [browser.new_page(viewport={"width": 1440, "height": 900}) for _ in range(2)]
+        first, second = (Flow(page, app.local_url, "fake") for page in pages)
+        for flow in (first, second):
+            flow.page.set_default_timeout(120_000)
+            flow.open()
+        first.tab.locator(".prompt textarea").fill("a colour, slowly")
+        first.tab.locator(".generate-btn").click()
+        wait_until("the first generate running", lambda: not first.tab.locator(".generate-btn").is_enabled(), 20)
+        second.tab.locator(".prompt textarea").fill("a colour")
+        second.tab.locator(".generate-btn").click()
+        gallery = second.tab.locator(".gallery-box").first
+        wait_until("the second generate's place in the queue (Gradio's tracker)",
+                   lambda: re.search(r"queue: \d+/\d+", gallery.inner_text()), 20, second.page)
+        words = second.tab.locator(".gallery-queue").first  # and in words, in the waiting gallery
+        wait_until("its place in words", lambda: "Waiting for its turn" in words.inner_text(), 10, second.page)
+        assert re.search(r"\((\d+) of (\d+) waiting\)", words.inner_text()), words.inner_text()
+        wait_until("both batches made", lambda: all(f.tab.locator(".generate-btn").is_enabled()
+                                                    and len(f.decisions()) == 8 for f in (first, second)), 60)
+        assert "queue:" not in gallery.inner_text()

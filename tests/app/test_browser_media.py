@@ -1,13 +1,14 @@
 """Every real medium through the page, on its embedded default (one app for the module, few candidates and
 tune steps to stay lean): generate, the live rule, keyboard culling of the whole batch (stored, and kept
 after a reload), pictures at least 256 px wide, music that plays, a tune whose version is selected after
-a reload, compare and one zip per export.  Screenshots at 1440x900 go to docs/screenshots/.
+a reload, compare and one zip per export.  Screenshots at 1440x900 and 1024x768 (NAME-1024.png) go to
+docs/screenshots/.
 """
 from __future__ import annotations
 
 import pytest
 
-from flow import ARTIST, KEPT, NARROW, SCREENSHOTS, Flow, chromium, free_port, wait_until
+from flow import ARTIST, KEPT, NARROW, Flow, chromium, free_port, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ def test_real_medium_through_the_page(served, medium):
     flow = Flow(page, app.local_url, medium)
     flow.open()
     flow.pick_preset(PRESETS[medium])
-    flow.fill_number(".temperature", 0)
+    flow.fill_number(".softness", 0)
     ids = flow.generate(N)
 
     # the live rule: the threshold re-decides from stored scores, the histogram follows
@@ -151,5 +152,5 @@ def test_history_shows_every_version(served):
             entry = page.locator(f'#tab-history .history-version[data-medium="{medium}"][data-version="v1"]')
             entry.wait_for()
             assert entry.locator(".history-thumb").count() >= 1 and "learned from" in entry.inner_text()
-    page.screenshot(path=str(SCREENSHOTS / "history.png"))
+    screenshot(page, "history")
     context.close()

@@ -1,6 +1,9 @@
 """What the panels show, from the store: live re-decisions, hand decisions winning, charts, compare table."""
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 
 from studio.app import cards, gallery, plots
@@ -41,7 +44,7 @@ def test_a_hand_decision_wins_over_the_rule(workspace, fake):
     view, stats = cards.batch_view(studio, "fake", shown, 1.0, 0.0)
     assert stats["hand_accepted"] == 1 and stats["hand_rejected"] == 1
     assert "by you: 1 kept, 1 dropped" in cards.rate_summary(stats)
-    assert "Curated set: " in cards.curated_summary(studio, "fake")
+    assert "Kept set: " in cards.curated_summary(studio, "fake")  # the one word the page uses (not "curated")
     # each card also says what the rule alone would decide (what clearing the hand decision gives back)
     rules = {c["id"]: c["rule"] for c in view}
     assert rules[low.id] == "auto_rejected" and rules[high.id] == ("auto_accepted" if high.scores["score"] >= 1
@@ -189,3 +192,63 @@ def test_after_a_tune_the_page_names_a_threshold_that_keeps_nearly_all(workspace
     share = cards.rule_threshold(studio, "fake", shown, "top share of the batch", 0.0, 0.25)
     relative = curate_panel.view(ctx, shown, share, 0.0, False, "top share of the batch")
     assert "no longer picks" not in relative["warning"]
+
+
+def _narrow_batch(workspace, n=24, low=0.65, high=0.77):
+    """A batch whose combined scores spread evenly over ``low``-``high`` (the issue's narrow batch)."""
+    studio = Studio(workspace)
+    made = studio.generate("fake", "a colour", n=n)
+    studio.store.set_scores({c.id: {"score": low + (high - low) * i / (n - 1)} for i, c in enumerate(made)})
+    return studio, [c.id for c in made]
+
+
+def test_softness_is_counted_in_the_batchs_score_range():
+    narrow = [0.65, 0.71, 0.77]
+    assert cards.score_range(narrow) == pytest.approx(0.12)
+    assert cards.rule_temperature(0.5, narrow) == pytest.approx(0.06)
+    assert cards.rule_temperature(0.0, narrow) == 0.0  # still the hard threshold
+    assert cards.rule_temperature(0.3, [0.5] * 4) == pytest.approx(0.3 * 0.01)  # no spread: the floor, not 0
+    assert cards.rule_temperature(0.3, []) == pytest.approx(0.3)  # no batch: the whole 0-1 scale
+    assert cards.softness_for(cards.rule_temperature(0.4, narrow), narrow) == pytest.approx(0.4)
+    assert cards.softness_for(5.0, narrow) == 1.0  # a preset's large temperature: the slider's end
+    # the help text's promise: a candidate `softness` of the range below the threshold is kept 1 time in e
+    from studio import sampling
+
+    p = sampling.acceptance_probability([0.75 - 0.3 * 0.12], 0.75, cards.rule_temperature(0.3, narrow))
+    assert p[0] == pytest.approx(math.exp(-1))
+
+
+def test_the_softness_slider_has_a_useful_range_on_a_narrow_batch(workspace, fake):
+    """Scores over 0.65-0.77: a 0-1 temperature of 0.29 kept 88-100% of the batch; softness moves by the range."""
+    import gradio as gr
+
+    from studio.app.curate_panel import temperature_of
+    from studio.app.tab import build_tab
+
+    studio, shown = _narrow_batch(workspace)
+    with gr.Blocks():
+        ctx = build_tab(studio, "fake")
+    values = {"shown": shown, "threshold": 0.75, "spread": False, "keep_by": cards.KEEP_BY[0], "top_share": 0.25}
+    kept = {}
+    for softness in (0.0, 0.1, 0.29, 0.6, 1.0):
+        moved = {**values, "softness": softness}
+        cards.apply_rule(studio, "fake", shown, 0.75, temperature_of(ctx, moved), keep="all")  # what moving it does
+        html = ctx.view(moved)["gallery"]
+        kept[softness] = int(re.search(r"Kept (\d+) of 24", html).group(1))
+    assert kept[0.0] == 4  # 0.754, 0.760, 0.765, 0.77: strictly by the threshold
+    assert kept[0.0] <= kept[0.1] <= kept[0.29] <= kept[0.6] <= kept[1.0], kept
+    assert kept[0.29] <= 15, kept  # about 11 of 24 expected, where a 0-1 temperature of 0.29 keeps about 21
+    assert kept[1.0] >= 12, kept  # the slider's far end keeps much of the batch below the threshold (about 18)
+
+
+def test_the_large_view_says_settings_in_words():
+    """The large view showed "LoRAs []", an empty "Avoid" and "Decode in tiles false"."""
+    assert [gallery.setting_words(v) for v in ([], "", None, False, True, ["a.safetensors:0.8", "b"], 12, 0.5, 8.0)] == [
+        "none", "none", "none", "no", "yes", "a.safetensors:0.8, b", "12", "0.5", "8"]
+
+
+def test_compare_figures_read_as_shares_and_a_drop_to_none_in_points():
+    """The text compare screenshot showed "0.000" for a share and "50% before, 0% after (0.0× as many)"."""
+    assert cards.change_words(0.5, 0.0) == " (-50 points)"
+    assert cards.change_words(0.25, 0.5) == " (2.0× as many)"
+    assert cards.fmt(0.0, "copies_over_rule" in cards.SHARES) == "0%"

@@ -48,3 +48,46 @@ def test_the_cut_is_shown_once_in_the_prompts_own_words():
     warning = cut_warning(prompt, ["iff , bold saturated primary colours"] * 4)
     assert warning.count("⚠") == 1 and "“…stiff, bold saturated primary colours”" in warning
     assert cut_warning(prompt, []) == ""
+
+
+def _handler(blocks, name):
+    """The function a tab wired under ``name`` (its event's handler), to call as the page would."""
+    return next(f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == name)
+
+
+def test_a_prompt_longer_than_the_model_reads_is_said_before_generate(workspace, fake):
+    """A 433-token prompt against 256 was only an error after Generate: the page says it as the prompt is typed."""
+    import gradio as gr
+
+    from fake_medium import PROMPT_WORDS
+    from studio.app.generate_panel import length_warning
+    from studio.app.tab import build_tab
+    from studio.engine import Studio
+
+    studio = Studio(workspace)
+    long_prompt = " ".join(["a bright red colour"] * 5)  # 20 words against 12
+    found = studio.prompt_length("fake", long_prompt)
+    assert (found.used, found.limit, found.unit, found.over) == (20, PROMPT_WORDS, "words", True)
+    assert not studio.prompt_length("fake", "a bright red").over
+    with gr.Blocks() as blocks:
+        ctx = build_tab(studio, "fake")
+    check = _handler(blocks, "check_prompt")
+    said = check({ctx["prompt"]: long_prompt, ctx["version"]: "base"})[ctx["prompt_warning"]]
+    assert said == length_warning(found) and said.count("⚠") == 1
+    assert "20 words" in said and "at most 12" in said and "by at least 8 words" in said
+    assert check({ctx["prompt"]: "a bright red", ctx["version"]: "base"})[ctx["prompt_warning"]] == ""
+    # wired to typing, leaving the field and picking a version, not to Generate
+    triggers = {(t[0], t[1]) for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "check_prompt"
+                for t in f.targets}
+    assert {(ctx["prompt"]._id, "input"), (ctx["prompt"]._id, "blur"), (ctx["version"]._id, "input")} <= triggers
+
+
+def test_a_model_without_a_tokenizer_at_hand_says_nothing_while_typing(workspace, fake, tmp_path):
+    """Counting loads a tokenizer; a model folder without one (or a hub id not in the cache) is Generate's to
+    explain, never an error toast while typing."""
+    from studio.engine import Studio
+
+    studio = Studio(workspace)
+    for model in (str(tmp_path / "no-such-folder"), str(tmp_path), "someone/not-in-the-cache"):
+        assert studio.prompt_length("text", "a haiku", model=model) is None
+        assert studio.prompt_length("image", "a red circle", model=model) is None

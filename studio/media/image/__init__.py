@@ -39,6 +39,11 @@ class ImageMedium(Medium):
                 "(docs/models.md).")
     tune_settings = ImageTune
 
+    def prompt_length(self, model: str, prompt: str) -> Any:
+        from .model import prompt_length
+
+        return prompt_length(model, prompt)
+
     def load(self, model: str, device: str | None = None) -> Any:
         from .model import load
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from studio.errors import StudioError, one_line
 from studio.loading import PICKLE_SUFFIXES, hub_snapshot, load_error, local_path, looks_local, pick_device, pick_dtype
+from studio.medium import PromptLength
 
 SUPPORTED = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", "StableDiffusion3Pipeline",
              "FluxPipeline", "PixArtAlphaPipeline", "PixArtSigmaPipeline", "SanaPipeline",
@@ -142,6 +143,27 @@ def load(model: str, device: str | None = None) -> ImageHandle:
     sample = getattr(denoiser.config, "sample_size", None) or getattr(pipe, "default_sample_size", None) or 64
     sample = sample[0] if isinstance(sample, (list, tuple)) else sample
     return ImageHandle(pipe=pipe, model=model, device=device, dtype=dtype, native_size=int(sample * scale))
+
+
+TOKENIZERS = ("tokenizer", "tokenizer_2", "tokenizer_3")  # a pipeline's text encoders' tokenizers
+UNBOUNDED = 100_000  # a model_max_length above this is transformers' "no limit given"
+
+
+def prompt_length(model: str, prompt: str) -> PromptLength | None:
+    """The prompt's tokens against the longest prompt the pipeline's text encoders read (CLIP's 77, a T5's
+    256 or 512): the end beyond it is cut.  Loads the tokenizers only; None for a single-file checkpoint."""
+    from ...loading import count_tokens
+
+    if looks_local(model):
+        folder = local_path(model, "image model", files=True)
+        if folder.is_file() or _single_checkpoint(folder) is not None:
+            return None
+    else:
+        folder = hub_snapshot(model, "image model")
+    found = [count_tokens(folder / name, lambda tokenizer: tokenizer(prompt)["input_ids"])
+             for name in TOKENIZERS if (folder / name).is_dir()]
+    found = [(used, limit) for used, limit in found if limit < UNBOUNDED]
+    return PromptLength(*max(found, key=lambda pair: pair[1])) if found else None
 
 
 def lora_source(path: str | Path):

@@ -59,6 +59,11 @@ class TextMedium(Medium):
             return None
         return language_warning(prompt, LANGUAGES[model], f"the built-in model {NAMES[model]}")
 
+    def prompt_length(self, model: str, prompt: str) -> Any:
+        from .model import prompt_length
+
+        return prompt_length(model, prompt)
+
     def load(self, model: str, device: str | None = None) -> Any:
         from .model import load
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import threading
 from pathlib import Path
 from typing import Any
 
 from ...errors import StudioError, one_line
 from ...loading import check_weights, hub_snapshot, load_error, local_path, looks_local, pick_device, pick_dtype
+from ...medium import PromptLength
 
 
 @dataclasses.dataclass
@@ -107,6 +109,27 @@ def load(model: str, device: str | None = None) -> TextHandle:
     net.requires_grad_(False)
     return TextHandle(model=net, tokenizer=tokenizer, source=model, device=str(device),
                       context=_context_length(config))
+
+
+def prompt_length(model: str, prompt: str) -> PromptLength | None:
+    """The prompt's tokens (as generation wraps it: the chat template, if any) against what the model reads while
+    leaving room to write: its context less one.  Loads the tokenizer and config only; None for the built-in
+    SmolLM2 before its first conversion (Generate converts it)."""
+    from ...loading import count_tokens
+    from .builtin import DEFAULT, converted, resolve, smollm2_folder
+    from .prompting import prompt_ids
+
+    if model == DEFAULT and not converted(smollm2_folder()):
+        return None
+    model = resolve(str(model))
+    folder = local_path(model, "text model folder") if looks_local(model) else hub_snapshot(model, "text model")
+    used, _ = count_tokens(folder, lambda tokenizer: prompt_ids(tokenizer, prompt))
+    return PromptLength(used, _context_of(str(folder)) - 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _context_of(folder: str) -> int:
+    return _context_length(load_config(folder))
 
 
 def _adapter_name(handle: TextHandle, folder: str) -> str:

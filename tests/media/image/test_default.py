@@ -74,3 +74,13 @@ def test_prompts_matter_red_circle_on_blue(medium, default_handle):
             fills.append(mask.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
     print(f"red blob fill of its box: median {np.median(fills):.2f}")
     assert len(fills) >= 6 and 0.55 < np.median(fills) < 0.95
+
+
+def test_the_prompt_length_against_the_text_encoder_is_known_before_generate(medium):
+    """Issue 21: a prompt past what the text encoder reads is cut at generation; the medium counts it first,
+    with the pipeline's tokenizer alone (the built-in reads vocab.MAX_LENGTH tokens, start and end included)."""
+    model = medium.default_model()
+    short = medium.prompt_length(model, "a red circle")
+    assert short is not None and not short.over and short.limit == vocab.MAX_LENGTH
+    long = medium.prompt_length(model, "a red circle on a blue sky " * 6)
+    assert long.over and long.used > vocab.MAX_LENGTH and long.unit == "tokens"

@@ -116,3 +116,21 @@ def test_a_hub_id_not_in_the_cache_says_how_to_get_it(medium, monkeypatch, tmp_p
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(StudioError, match="not on this machine; get it first with `studio models pull"):
         medium.load("someone/not-here", "cpu")
+
+
+def test_the_prompt_length_against_the_context_is_known_before_generate():
+    """Issue 21: 433 tokens against the grammar model's 256 was only an error after Generate; the medium
+    counts the prompt (as generation wraps it) against its context with the tokenizer alone."""
+    from studio import media
+    from studio.media.text.builtin import GRAMMAR, grammar_folder
+    from studio.media.text.generate import check_prompt
+    from studio.media.text.model import load_tokenizer
+
+    medium = media.get("text")
+    short = medium.prompt_length(GRAMMAR, "a haiku about snow")
+    assert short is not None and not short.over and short.unit == "tokens" and short.limit == 255
+    long = medium.prompt_length(GRAMMAR, "a haiku about the first snow on the hill " * 60)
+    assert long.over and long.used > 400
+    handle = type("Handle", (), {"tokenizer": load_tokenizer(str(grammar_folder())), "context": 256})()
+    with pytest.raises(StudioError, match=f"The prompt is {long.used} tokens"):  # what Generate would say
+        check_prompt(handle, "a haiku about the first snow on the hill " * 60, 16)
