@@ -72,6 +72,9 @@ OPTIONS: dict[str, Option] = {
     "model": _opt("--model", metavar="ID_OR_PATH",
                   help="base model: a local folder, a single .safetensors checkpoint or a hub id in the cache "
                        "(default: the last one used, else the built-in; see studio models list)"),
+    "series": _opt("--series", metavar="NAME",
+                   help="the series (a project) to work in: new batches join it and a tune learns from its kept "
+                        "set only; it stays the medium's current series (default: the current one, main at first)"),
     "lora": _opt("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                  help="a community LoRA file (kohya or diffusers) at STRENGTH, -2 to 2 (default 1), the same as "
                       "--param loras=[...] ({loras}); repeat for several"),
@@ -268,11 +271,18 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("generate", "generate candidates", "medium", "prompt", "n", "seed", "version", "model", "param",
+def _choose(args: argparse.Namespace, studio) -> None:
+    """``--model`` and ``--series`` become the medium's current ones before the command runs."""
+    if getattr(args, "model", None):
+        studio.use_model(args.medium, args.model)
+    if getattr(args, "series", None) is not None:
+        studio.use_series(args.medium, args.series)
+
+
+@command("generate", "generate candidates", "medium", "prompt", "n", "seed", "version", "model", "series", "param",
          "strength", "adapter_from", "lora")
 def generate_command(args: argparse.Namespace, studio) -> int:
-    if args.model:
-        studio.use_model(args.medium, args.model)
+    _choose(args, studio)
     warning = studio.prompt_warning(args.medium, args.prompt, version=args.version)
     if warning:  # e.g. a Chinese prompt to an English-only model: said before the wait, on stderr
         print(f"warning: {warning}", file=sys.stderr, flush=True)
@@ -287,22 +297,22 @@ def generate_command(args: argparse.Namespace, studio) -> int:
 
 
 @command("curate", "keep or drop the latest batch, by the rule and by hand", "medium", *RULE, "top", "best_of",
-         "accept", "reject", "batch")
+         "accept", "reject", "batch", "series")
 def curate_command(args: argparse.Namespace, studio) -> int:
+    _choose(args, studio)
     result = studio.curate(args.medium, args.scorer, args.threshold, args.temperature, args.best_of,
                            args.accept, args.reject, batch=args.batch, keep=args.keep, top=args.top)
     _emit(args, result, f"kept {len(result['accepted'])}, dropped {len(result['rejected'])}, "
                         f"acceptance rate {result['acceptance_rate']:.2f}; "
-                        f"{result['curated_total']} kept in all"
+                        f"{result['curated_total']} in the kept set of the series {result['series']}"
                         + (f"\nwarning: {result['warning']}" if result.get("warning") else ""))
     return 0
 
 
-@command("tune", "fine-tune a LoRA on the kept set", "medium", "from", "model", "steps", "rank", "lr", "setting",
-         "detach")
+@command("tune", "fine-tune a LoRA on the kept set", "medium", "from", "model", "series", "steps", "rank", "lr",
+         "setting", "detach")
 def tune_command(args: argparse.Namespace, studio) -> int:
-    if args.model:
-        studio.use_model(args.medium, args.model)
+    _choose(args, studio)
     job = studio.start_tune(args.medium, args.from_version, args.steps, args.rank, args.lr, dict(args.setting))
     if args.detach:
         result = {"job": job, "version": studio.store.job(job)["version"], "status": "running"}
@@ -313,6 +323,7 @@ def tune_command(args: argparse.Namespace, studio) -> int:
     result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
               "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
               "copies_left_out": len(studio.store.job(job)["spec"].get("copies_left_out", [])),
+              "series": studio.store.job(job)["spec"].get("series"),
               "path": version.path}
     left_out = (f"; left out {result['copies_left_out']} kept that copy an earlier kept one"
                 if result["copies_left_out"] else "")
@@ -326,8 +337,7 @@ def tune_command(args: argparse.Namespace, studio) -> int:
          n={"default": 16}, seed={"default": HELD_OUT_SEED, "help": "first seed, as the page's Compare; seeds a tune "
                                                               "learned from are skipped (default %(default)s)"})
 def compare_command(args: argparse.Namespace, studio) -> int:
-    if args.model:
-        studio.use_model(args.medium, args.model)
+    _choose(args, studio)
     result = studio.compare(args.medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
                             seed=args.seed, scorers=args.scorer, threshold=args.threshold,
                             temperature=args.temperature, strength=_strength(args), params=_params(args))
@@ -337,12 +347,11 @@ def compare_command(args: argparse.Namespace, studio) -> int:
 
 
 @command("loop", "rounds of generate, keep, tune; then compare on held-out seeds", "medium", "prompt", *RULE,
-         "rounds", "n", "steps", "seed", "model", "strength", "param", "adapter_from", "lora", "setting",
+         "rounds", "n", "steps", "seed", "model", "series", "strength", "param", "adapter_from", "lora", "setting",
          n={"default": 32},
          seed={"help": "first training seed; the comparison uses held-out seeds from 1000000 + SEED (default 0)"})
 def loop_command(args: argparse.Namespace, studio) -> int:
-    if args.model:
-        studio.use_model(args.medium, args.model)
+    _choose(args, studio)
     result = studio.loop(args.medium, args.prompt, args.scorer, args.threshold, args.temperature,
                          rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=_strength(args),
                          keep=args.keep, params=_params(args), settings=dict(args.setting),

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -23,7 +24,7 @@ from .errors import StudioError, guarded
 from .library import Library
 from .medium import MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
 from .settings import HELD_OUT_SEED
-from .store import Store, default_workspace, remove_files
+from .store import DEFAULT_SERIES, Store, default_workspace, remove_files
 
 MAX_CANDIDATES = 512  # one batch; more is almost surely a typo
 MAX_PROMPT_CHARS = 2000
@@ -169,6 +170,18 @@ def adaptive_threshold(scores: Sequence[float]) -> float:
     return float(np.clip(np.quantile(np.asarray(scores, dtype=float), ADAPTIVE_QUANTILE), 0.0, 1.0))
 
 
+SERIES_NAME = re.compile(r"[\w][\w .'-]{0,63}")  # a name an artist types: letters, digits, spaces, - . '
+
+
+def check_series(name: Any) -> str:
+    """A series name: 1 to 64 characters, letters or digits first, then also spaces, dashes, dots, apostrophes."""
+    text = name.strip() if isinstance(name, str) else ""
+    if not SERIES_NAME.fullmatch(text):
+        raise StudioError(f"A series name is 1 to 64 letters, digits, spaces, dashes, dots or apostrophes, "
+                          f"starting with a letter or digit; not {name!r}.")
+    return text
+
+
 def check_top(top: Any) -> float:
     if isinstance(top, bool) or not isinstance(top, (int, float)) or not 0 < top <= 1:
         raise StudioError(f"--top must be a share of the batch above 0 and at most 1 (0.25 = the top quarter), "
@@ -211,6 +224,26 @@ class Studio:
 
     def current_model(self, medium: str) -> str:
         return self.store.get_setting(f"model.{medium}") or self.medium(medium).default_model()
+
+    # -- series: the kept set a tune learns from is one series' ----------------------------
+    def current_series(self, medium: str) -> str:
+        """The series new batches join and the next tune learns from (``main`` until another is started)."""
+        return self.store.get_setting(f"series.{medium}") or DEFAULT_SERIES
+
+    def use_series(self, medium: str, name: str) -> str:
+        """Switch ``medium`` to the series ``name`` (started by its first batch); returns the checked name."""
+        self.medium(medium)
+        name = check_series(name)
+        self.store.set_setting(f"series.{medium}", name)
+        return name
+
+    def series(self, medium: str) -> list[str]:
+        """Every series of ``medium`` that holds a batch, and the current one (which may hold none yet)."""
+        return list(dict.fromkeys([*self.store.series(medium), self.current_series(medium)]))
+
+    def next_kept_set(self, medium: str, model: str | None = None) -> list[Candidate]:
+        """What the next tune of ``medium`` learns from: the current series' kept candidates, every round."""
+        return self.store.curated(medium, model, series=self.current_series(medium))
 
     def use_model(self, medium: str, model: str | None) -> str:
         """Make ``model`` (a folder or hub id) the medium's base from now on; None keeps the current one."""
@@ -362,7 +395,8 @@ class Studio:
                     main = files.get(the_medium.main_ext) or next(iter(files.values()))
                     fresh.append(Candidate(id=cid, medium=medium, prompt=prompt, seed=s, params=params,
                                            version=version, model=model, path=main, files=files))
-                self.store.add_batch(medium, prompt, version, model, params, seeds, fresh, ids, purpose)
+                self.store.add_batch(medium, prompt, version, model, params, seeds, fresh, ids, purpose,
+                                     series=self.current_series(medium))
             except BaseException:  # e.g. the disk filled up: leave no file without its row
                 remove_files(written)
                 raise
@@ -372,8 +406,9 @@ class Studio:
     def scoring_context(self, medium: str, model: str | None = None) -> ScoringContext:
         the_medium = self.medium(medium)
         handle = self.handle(medium, model)
-        return ScoringContext(medium=the_medium, favourites=self.store.curated(medium),
-                              decided=self.store.decided_by_hand(medium), handle=handle,
+        series = self.current_series(medium)
+        return ScoringContext(medium=the_medium, favourites=self.next_kept_set(medium),
+                              decided=self.store.decided_by_hand(medium, series=series), handle=handle,
                               embed=lambda cs: the_medium.embed(handle, cs),
                               scorer_models=lambda: Library(self.store).choices("scorer"))
 
@@ -453,9 +488,12 @@ class Studio:
         if best_of is not None and best_of < 1:
             raise StudioError(f"--best-of must be 1 or more, not {best_of}.")
         if batch is None:
-            batch = self.store.latest_batch(medium)
+            batch = self.store.latest_batch(medium, series=self.current_series(medium))
             if batch is None:
-                raise StudioError(f"There are no {medium} candidates yet; run generate first.")
+                series = self.current_series(medium)
+                raise StudioError(f"There are no {medium} candidates yet"
+                                  + ("" if series == DEFAULT_SERIES else f" in the series '{series}'")
+                                  + "; run generate first.")
         else:
             found = self.store.batch(batch) if isinstance(batch, int) and not isinstance(batch, bool) else None
             if found is None or found["medium"] != medium:
@@ -494,7 +532,8 @@ class Studio:
                 "acceptance_rate": len(accepted) / len(pool) if pool else 0.0,
                 "kept_diversity": self.variety(medium, [c for c in pool if c.accepted]),
                 "threshold": used, "temperature": temperature, "batch": batch, "top": top,
-                "curated_total": len(self.store.curated(medium)), **({"warning": warning} if warning else {})}
+                "curated_total": len(self.next_kept_set(medium)), "series": self.current_series(medium),
+                **({"warning": warning} if warning else {})}
 
     # -- tune -------------------------------------------------------------------------------
     def start_tune(self, medium: str, from_version: str = "base", steps: int | None = None,
@@ -505,9 +544,12 @@ class Studio:
         given = {**(settings or {}), **{k: v for k, v in (("steps", steps), ("rank", rank), ("lr", lr))
                                          if v is not None}}
         merged = the_medium.parse_tune_settings(given)  # one sentence for a value a tune cannot use, before any job
-        examples = self.store.curated(medium, model)
+        examples = self.next_kept_set(medium, model)
         if not examples:
-            raise StudioError(f"The kept {medium} set is empty; keep some candidates before tuning.")
+            series = self.current_series(medium)
+            raise StudioError(f"The kept {medium} set"
+                              + ("" if series == DEFAULT_SERIES else f" of the series '{series}'")
+                              + " is empty; keep some candidates before tuning.")
         examples, left_out = self.own_copies_left_out(medium, examples)
         if not examples:
             raise StudioError(f"Every kept {medium} candidate copies an earlier kept one; keep some that do not "
@@ -519,7 +561,8 @@ class Studio:
         spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
                 "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,
                 "examples": [c.id for c in examples], "prior": [c.id for c in prior],
-                "copies_left_out": [c.id for c in left_out]}
+                "copies_left_out": [c.id for c in left_out],
+                "series": self.current_series(medium)}
         return runner.start(self.store, spec)  # reserves the version name and checks for a running tune
 
     def own_copies_left_out(self, medium: str, examples: Sequence[Candidate]
@@ -756,7 +799,7 @@ class Studio:
             if found is None:
                 raise StudioError(f"Unknown {medium} version '{version}'; available: "
                                   f"{', '.join(self.versions(medium))}.")
-        curated = [self.store.candidate(cid) for cid in found.curated] if found else self.store.curated(medium)
+        curated = [self.store.candidate(cid) for cid in found.curated] if found else self.next_kept_set(medium)
         curated = [c for c in curated if c is not None]
         check_media_files(curated)
         if not str(out).strip() or "\x00" in str(out):

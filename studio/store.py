@@ -92,7 +92,10 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     # 3: paths relative to the workspace, so a moved or copied workspace reads its own files
     _relative_paths,
+    # 4: a batch belongs to a series (a project the artist names); a tune learns from one series' kept set
+    "ALTER TABLE batches ADD COLUMN series TEXT NOT NULL DEFAULT 'main';",
 ]
+DEFAULT_SERIES = "main"  # the series of every batch made before series existed, and of a new workspace
 
 CONTENT = ("media", "versions", "jobs")  # folders whose files mean the workspace is in use
 WRITERS_LOCK = ".writers.lock"  # shared by writers of media files, exclusive for clean_leftovers
@@ -299,7 +302,7 @@ class Store:
 
     def add_batch(self, medium: str, prompt: str, version: str, model: str, params: dict,
                   seeds: Sequence[int], candidates: Sequence[Candidate], ids: Sequence[str],
-                  purpose: str = "curate") -> int:
+                  purpose: str = "curate", series: str = DEFAULT_SERIES) -> int:
         """One transaction: the batch row, its new candidates (``batch`` set here) and its members ``ids``.
 
         A candidate that exists keeps its decision, scores and first batch.  Nothing is written
@@ -308,10 +311,10 @@ class Store:
         if not ids:
             raise StudioError("A batch needs at least one candidate.")
         with self.transaction() as db:
-            cur = db.execute("INSERT INTO batches (medium, prompt, version, model, params, seeds, purpose, created_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            cur = db.execute("INSERT INTO batches (medium, prompt, version, model, params, seeds, purpose, created_at, "
+                             "series) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (medium, prompt, version, model, json.dumps(params, sort_keys=True),
-                              json.dumps(list(seeds)), purpose, time.time()))
+                              json.dumps(list(seeds)), purpose, time.time(), series))
             batch = int(cur.lastrowid)
             db.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                            "ON CONFLICT(id) DO NOTHING", [self._row(c, batch) for c in candidates])
@@ -338,7 +341,8 @@ class Store:
 
     def candidates(self, medium: str, *, ids: Sequence[str] | None = None, batch: int | None = None,
                    decisions: Sequence[str] | None = None, purpose: str | None = None,
-                   limit: int | None = None) -> list[Candidate]:
+                   series: str | None = None, limit: int | None = None) -> list[Candidate]:
+        """The medium's candidates, oldest first; ``series`` keeps those whose first batch is in it."""
         sql = "SELECT c.* FROM candidates c LEFT JOIN batches b ON b.id = c.batch WHERE c.medium = ?"
         args: list[Any] = [medium]
         if ids is not None:
@@ -353,6 +357,9 @@ class Store:
         if purpose is not None:
             sql += " AND COALESCE(b.purpose, 'curate') = ?"
             args.append(purpose)
+        if series is not None:
+            sql += " AND COALESCE(b.series, ?) = ?"
+            args += [DEFAULT_SERIES, series]
         sql += " ORDER BY c.created_at, c.seed"
         if limit is not None:
             sql += " LIMIT ?"
@@ -363,11 +370,21 @@ class Store:
             found.sort(key=lambda c: order[c.id])
         return found
 
-    def latest_batch(self, medium: str, purpose: str = "curate") -> int | None:
-        """The newest batch of ``medium`` that holds candidates (an empty one never counts)."""
-        rows = self._query("SELECT MAX(b.id) FROM batches b WHERE b.medium = ? AND b.purpose = ? "
-                           "AND EXISTS (SELECT 1 FROM batch_candidates m WHERE m.batch = b.id)", (medium, purpose))
-        return rows[0][0]
+    def latest_batch(self, medium: str, purpose: str = "curate", series: str | None = None) -> int | None:
+        """The newest batch of ``medium`` (in ``series`` when given) that holds candidates (an empty one never
+        counts)."""
+        sql = ("SELECT MAX(b.id) FROM batches b WHERE b.medium = ? AND b.purpose = ? "
+               "AND EXISTS (SELECT 1 FROM batch_candidates m WHERE m.batch = b.id)")
+        args: list[Any] = [medium, purpose]
+        if series is not None:
+            sql += " AND b.series = ?"
+            args.append(series)
+        return self._query(sql, args)[0][0]
+
+    def series(self, medium: str) -> list[str]:
+        """The series that hold a batch of ``medium``, oldest first."""
+        rows = self._query("SELECT series FROM batches WHERE medium = ? GROUP BY series ORDER BY MIN(id)", (medium,))
+        return [r[0] for r in rows]
 
     def batch(self, batch_id: int) -> dict[str, Any] | None:
         if not -2**63 <= batch_id < 2**63:
@@ -402,13 +419,14 @@ class Store:
                     db.execute("UPDATE candidates SET decision = ? WHERE id = ? AND decision NOT LIKE 'hand_%'",
                                (decision, cid))
 
-    def curated(self, medium: str, model: str | None = None) -> list[Candidate]:
-        """The accepted candidates of every round (never held-out compare batches)."""
-        found = self.candidates(medium, decisions=ACCEPTED, purpose="curate")
+    def curated(self, medium: str, model: str | None = None, series: str | None = None) -> list[Candidate]:
+        """The kept set: the kept candidates of every round (of one ``series`` when given; never held-out
+        compare batches)."""
+        found = self.candidates(medium, decisions=ACCEPTED, purpose="curate", series=series)
         return [c for c in found if model is None or c.model == model]
 
-    def decided_by_hand(self, medium: str) -> list[Candidate]:
-        return self.candidates(medium, decisions=("hand_accepted", "hand_rejected"))
+    def decided_by_hand(self, medium: str, series: str | None = None) -> list[Candidate]:
+        return self.candidates(medium, decisions=("hand_accepted", "hand_rejected"), series=series)
 
     # -- versions and rounds --------------------------------------------------------------
     def versions(self, medium: str) -> list[Version]:

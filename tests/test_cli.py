@@ -140,3 +140,20 @@ def test_accept_and_reject_take_several_ids_after_one_flag_and_may_repeat(worksp
     assert code == 0, err
     result = json.loads(out)
     assert sorted(result["accepted"]) == sorted(ids[:3]) and sorted(result["rejected"]) == sorted(ids[3:])
+
+
+def test_series_scopes_the_kept_set_a_tune_learns_from(workspace, fake, capsys):
+    code, out, _ = run(capsys, "generate", "fake", "--prompt", "red stars", "-n", "4", "--json")
+    stars = [c["id"] for c in json.loads(out)["candidates"]]
+    assert run(capsys, "curate", "fake", "--accept", *stars[:2], "--json")[0] == 0
+    code, out, _ = run(capsys, "generate", "fake", "--prompt", "a lighthouse", "-n", "4", "--series", "sea", "--json")
+    sea = [c["id"] for c in json.loads(out)["candidates"]]
+    code, out, _ = run(capsys, "curate", "fake", "--accept", sea[0], "--json")  # sea stays current
+    assert code == 0 and json.loads(out)["series"] == "sea" and json.loads(out)["curated_total"] == 1
+    code, out, _ = run(capsys, "tune", "fake", "--steps", "2", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["series"] == "sea" and result["curated"] == 1
+    code, out, _ = run(capsys, "tune", "fake", "--steps", "2", "--series", "main", "--json")
+    assert code == 0 and json.loads(out)["curated"] == 2
+    code, _, err = run(capsys, "curate", "fake", "--series", "a/b")
+    assert code != 0 and err.startswith("error: A series name is 1 to 64 letters") and len(err.splitlines()) == 1

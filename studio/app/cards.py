@@ -187,7 +187,7 @@ def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
 
 def curated_summary(studio: Studio, medium: str) -> str:
     """The size of the curated set (what the next tune learns from), as HTML."""
-    total = len(studio.store.curated(medium))
+    total = len(studio.next_kept_set(medium))
     return f"Kept set: <b>{total}</b> across all rounds (the next fine-tune learns from these)"
 
 

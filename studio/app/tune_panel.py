@@ -110,7 +110,7 @@ def selected_version(ctx: TabContext, versions: list[str]) -> str:
 
 
 def _intro(ctx: TabContext) -> str:
-    total = len(ctx.studio.store.curated(ctx.name))
+    total = len(ctx.studio.next_kept_set(ctx.name))
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
     defaults = ctx.medium.tune_defaults
