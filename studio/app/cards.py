@@ -17,6 +17,7 @@ from .. import sampling
 from ..engine import DEFAULT_KEEP, MIN_SCORE_SPREAD, Studio, top_threshold
 from ..errors import StudioError
 from ..medium import Candidate
+from ..store import DEFAULT_SERIES
 from ..scoring import COMBINED
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
@@ -93,8 +94,8 @@ def probabilities(pool: Sequence[Candidate], threshold: float, temperature: floa
 
 
 def latest_shown(studio: Studio, medium: str) -> list[str]:
-    """The ids of the newest curation batch that holds candidates (what a fresh page shows)."""
-    pool = studio.store.candidates(medium, purpose="curate")
+    """The ids of the current series' newest curation batch that holds candidates (what a fresh page shows)."""
+    pool = studio.store.candidates(medium, purpose="curate", series=studio.current_series(medium))
     if not pool:
         return []
     newest = max(c.batch or 0 for c in pool)
@@ -186,9 +187,11 @@ def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
 
 
 def curated_summary(studio: Studio, medium: str) -> str:
-    """The size of the curated set (what the next tune learns from), as HTML."""
+    """The size of the kept set (what the next tune learns from: the current series'), as HTML."""
     total = len(studio.next_kept_set(medium))
-    return f"Kept set: <b>{total}</b> across all rounds (the next fine-tune learns from these)"
+    series = studio.current_series(medium)
+    where = "" if series == DEFAULT_SERIES else f" of the series <i>{html.escape(series)}</i>"
+    return f"Kept set{where}: <b>{total}</b> across all rounds (the next fine-tune learns from these)"
 
 
 def rate_summary(stats: dict[str, Any]) -> str:

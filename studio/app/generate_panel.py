@@ -45,6 +45,10 @@ def build(ctx: TabContext) -> None:
         ctx["version"] = gr.Dropdown(label="Generate with version", choices=studio.versions(name), value="base",
                                      elem_classes=["version-picker"], min_width=140)
         ctx["random_seed"] = gr.Checkbox(label="New random seed each time", value=False, min_width=140)
+    ctx["series"] = gr.Dropdown(label="Series", choices=studio.series(name), value=studio.current_series(name),
+                                allow_custom_value=True, filterable=True, elem_classes=["series-picker"],
+                                info="A project: new batches join it and a fine-tune learns from its kept set "
+                                     "only. Type a new name to start one.")
     # the model library's models (studio models list): type to search, or paste a folder, file or hub id
     ctx["model"] = gr.Dropdown(label="Model", allow_custom_value=True, filterable=True, choices=_models(ctx),
                                value=studio.current_model(name), elem_classes=["model-picker"],
@@ -76,6 +80,18 @@ def wire(ctx: TabContext) -> None:
     ctx["model"].input(change_model, inputs=ctx["model"], outputs=[ctx["model"], ctx["model_status"]],
                        show_progress="hidden")
     ctx["version"].input(lambda v: ctx.remember(version=v or "base"), inputs=ctx["version"], queue=False)
+
+    @friendly
+    def switch_series(values: dict[str, Any]) -> dict[str, Any]:
+        """Work in another series (a new name starts one): its newest batch is shown, its kept set is the tune's."""
+        chosen = studio.use_series(name, values["series"] or "")
+        shown = cards.latest_shown(studio, name)
+        ctx.remember(shown=shown)
+        return {"series": gr.update(choices=studio.series(name), value=chosen), "shown": shown,
+                **ctx.view({**values, "shown": shown})}
+
+    ctx.listen(ctx["series"].input, switch_series, ["series", *VIEW_INPUTS], ["series", "shown", *VIEW],
+               show_progress="hidden")
 
     @friendly
     def apply_preset(values: dict[str, Any]) -> dict[str, Any]:

@@ -53,11 +53,12 @@ def on_load(ctx: TabContext, app: Any) -> None:
             first = ctx.studio.store.candidate(shown[0])
             prompt = first.prompt if first is not None else prompt
         view = ctx.view({**restored, "shown": shown})
-        return {"shown": shown, "prompt": prompt, **restored, **restored_widgets(ctx, saved, values), **view,
-                **ctx.poll(values)}
+        series = gr.update(choices=ctx.studio.series(ctx.name), value=ctx.studio.current_series(ctx.name))
+        return {"shown": shown, "prompt": prompt, "series": series, **restored, **restored_widgets(ctx, saved, values),
+                **view, **ctx.poll(values)}
 
     inputs = ["prompt", *RESTORED, *widgets, "seen", *PICKERS]
-    outputs = ["shown", "prompt", *RESTORED, *widgets, *VIEW, *ctx.poll_names]
+    outputs = ["shown", "prompt", "series", *RESTORED, *widgets, *VIEW, *ctx.poll_names]
     ctx.listen(app.load, load, inputs, outputs)
 
 

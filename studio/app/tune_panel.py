@@ -14,16 +14,26 @@ import gradio as gr
 from .. import runner
 from ..engine import steps_for_passes
 from ..errors import StudioError
+from ..store import DEFAULT_SERIES
 from . import plots
 from .context import PICKERS, TabContext, friendly
 
 POLL_SECONDS = 1.0
+STRIP_MAX = 48  # candidates the strip shows (the newest); the count above it is the whole kept set's
+STRIP_JS = """
+element.addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-unkeep]");
+  if (button) { button.disabled = true; trigger("click", { unkeep: button.dataset.unkeep }); }
+});
+"""
 
 
 def build(ctx: TabContext) -> None:
     fields = {f.name: f for f in ctx.medium.tune_settings.fields()}
     steps, rank, lr = fields["steps"], fields["rank"], fields["lr"]
     ctx["tune_intro"] = gr.Markdown(elem_classes=["tune-intro"])
+    # what the next fine-tune learns from, with an Un-keep per candidate (a click event of this component)
+    ctx["kept_strip"] = gr.HTML("", js_on_load=STRIP_JS, elem_classes=["kept-strip"])
     with gr.Row():
         ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, precision=0, minimum=steps.spec.min,
                                       maximum=steps.spec.max, elem_classes=["tune-steps"], min_width=160,
@@ -70,6 +80,16 @@ def wire(ctx: TabContext) -> None:
 
     ctx["cancel"].click(cancel, outputs=ctx["cancel"])
 
+    def unkeep(event: gr.EventData) -> tuple[str, str]:
+        """Un-keep one candidate of the kept set (a hand drop: no rule keeps it again), from the strip."""
+        data = getattr(event, "_data", None) or {}
+        candidate = str(data.get("unkeep", "")) if isinstance(data, dict) else ""
+        if candidate in {c.id for c in studio.next_kept_set(name)}:
+            studio.store.set_decisions({candidate: "hand_rejected"})
+        return strip_html(ctx), _intro(ctx)
+
+    ctx["kept_strip"].click(unkeep, outputs=[ctx["kept_strip"], ctx["tune_intro"]], queue=False)
+
     def poll(values: dict[str, Any]) -> dict[str, Any]:
         """The tune's progress; when the versions change (a tune finished), the newest is selected everywhere."""
         info = current_job(ctx)
@@ -87,6 +107,10 @@ def wire(ctx: TabContext) -> None:
         if intro != seen.get("intro"):
             out["tune_intro"] = intro
         seen["intro"] = intro
+        kept = [c.id for c in studio.next_kept_set(name)]
+        if kept != seen.get("kept"):  # kept or dropped in the Curate step, or another series
+            out["kept_strip"] = strip_html(ctx)
+        seen["kept"] = kept
         if versions != seen.get("versions"):
             if seen.get("versions") is not None:  # a tune finished while the page was open: follow it
                 ctx.remember(version=versions[-1])
@@ -99,7 +123,7 @@ def wire(ctx: TabContext) -> None:
         return {**out, "seen": seen}
 
     ctx.poll = poll
-    ctx.poll_names = ("tune_status", "loss", "cancel", "tune", "tune_intro", *PICKERS, "seen")
+    ctx.poll_names = ("tune_status", "loss", "cancel", "tune", "tune_intro", "kept_strip", *PICKERS, "seen")
     ctx.listen(ctx["timer"].tick, poll, ["seen", *PICKERS], ctx.poll_names, queue=False, show_progress="hidden")
 
 
@@ -109,15 +133,34 @@ def selected_version(ctx: TabContext, versions: list[str]) -> str:
     return saved if saved in versions else "base"
 
 
+def strip_html(ctx: TabContext) -> str:
+    """The kept set the next fine-tune learns from, newest first, each with an Un-keep button."""
+    from . import cards, gallery
+
+    kept = ctx.studio.next_kept_set(ctx.name)
+    if not kept:
+        return '<div class="kept-strip-empty">Nothing kept yet in this series.</div>'
+    items = "".join(
+        f'<div class="kept-item" data-id="{html.escape(c.id)}">{gallery.media_html(cards.card(c, None))}'
+        f'<button data-unkeep="{html.escape(c.id)}" title="Drop it: the next fine-tune will not learn from it">'
+        f'Un-keep</button></div>' for c in reversed(kept[-STRIP_MAX:]))
+    more = (f'<div class="kept-more">and {len(kept) - STRIP_MAX} earlier ones</div>'
+            if len(kept) > STRIP_MAX else "")
+    return f'<div class="kept-items">{items}</div>{more}'
+
+
 def _intro(ctx: TabContext) -> str:
     total = len(ctx.studio.next_kept_set(ctx.name))
+    series = ctx.studio.current_series(ctx.name)
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
     defaults = ctx.medium.tune_defaults
     steps = steps_for_passes(defaults["epochs"], total, defaults["batch_size"])
     dose = f" With Steps left empty it makes {defaults['epochs']:g} passes over them ({steps} steps)."
-    return (f"The fine-tune learns from the **{total}** candidates kept across all rounds and makes a new "
-            f"version; it runs in the background, so you can keep working or reload the page.{dose}")
+    where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
+    return (f"The fine-tune learns from the **{total}** candidate{'s' if total != 1 else ''} kept across all rounds{where} (below, newest "
+            f"first; **Un-keep** drops one) and makes a new version; it runs in the background, so you can keep "
+            f"working or reload the page.{dose}")
 
 
 def current_job(ctx: TabContext) -> dict[str, Any] | None:

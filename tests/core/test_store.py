@@ -121,7 +121,8 @@ def test_old_absolute_paths_are_migrated_to_relative(tmp_path):
     ws = tmp_path / "ws"
     Store(ws).close()
     db = sqlite3.connect(ws / "studio.db", isolation_level=None)
-    db.execute("DELETE FROM schema_migrations WHERE version = 3")
+    db.execute("DELETE FROM schema_migrations WHERE version >= 3")  # back to schema 2: absolute paths, no series
+    db.execute("ALTER TABLE batches DROP COLUMN series")
     db.execute("INSERT INTO candidates (id, medium, prompt, seed, params, version, model, path, files, created_at) "
                "VALUES ('a', 'fake', 'p', 0, '{}', 'base', 'm', '/old/place/media/fake/a.txt', "
                "'{\"txt\": \"/old/place/media/fake/a.txt\"}', 0)")

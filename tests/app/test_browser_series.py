@@ -1,0 +1,68 @@
+"""Series in a real browser (Debian's chromium through Playwright), on the fake medium: switching series keeps
+the kept sets apart, and the Fine-tune step's strip shows what the next tune learns from, with Un-keep."""
+from __future__ import annotations
+
+import pytest
+
+from flow import Flow, chromium, free_port, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def served(workspace, fake):
+    from studio.app import launch
+    from studio.engine import Studio
+
+    studio = Studio(workspace)
+    started = launch(studio, port=free_port(), block=False, names=["fake"])
+    yield studio, started
+    started.close()
+
+
+def switch_series(flow: Flow, name: str) -> None:
+    box = flow.tab.locator(".series-picker input")
+    box.click()
+    box.fill(name)
+    box.press("Enter")
+    flow.tab.locator(".prompt textarea").click()  # leaving the field settles a typed name
+
+
+def test_switching_series_keeps_the_kept_sets_apart_and_the_strip_unkeeps(served):
+    studio, started = served
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        flow = Flow(page, started.local_url, "fake")
+        flow.open()
+        assert flow.dropdown(".series-picker") == "main"
+        stars = flow.generate(4, "red stars")
+        flow.cull(["p", "p", "x", "x"])
+        wait_until("two kept in main", lambda: len(studio.next_kept_set("fake")) == 2, page=page)
+
+        switch_series(flow, "lighthouse")
+        wait_until("the new series is current", lambda: studio.current_series("fake") == "lighthouse", page=page)
+        wait_until("an empty batch area for the new series", lambda: flow.decisions() == {}, page=page)
+        sea = flow.generate(4, "a lighthouse")
+        assert not set(sea) & set(stars)
+        flow.cull(["p", "x", "x", "x"])
+        wait_until("one kept in lighthouse", lambda: [c.id for c in studio.next_kept_set("fake")] == [sea[0]],
+                   page=page)
+
+        flow.step("2 · Fine-tune")
+        strip = flow.tab.locator(".kept-strip .kept-item")
+        wait_until("the strip shows the series' one kept", lambda: strip.count() == 1, page=page)
+        assert strip.first.get_attribute("data-id") == sea[0]
+        assert "in the series lighthouse" in flow.tab.locator(".tune-intro").first.inner_text()
+
+        flow.step("1 · Curate")
+        switch_series(flow, "main")
+        wait_until("main's batch is back", lambda: set(flow.decisions()) == set(stars), page=page)
+        flow.step("2 · Fine-tune")
+        wait_until("main's two kept in the strip", lambda: {strip.nth(i).get_attribute("data-id")
+                                                              for i in range(strip.count())} == set(stars[:2]),
+                   page=page)
+        strip.locator(f'button[data-unkeep="{stars[0]}"]').click()
+        wait_until("the strip without the un-kept one", lambda: strip.count() == 1, page=page)
+        assert studio.store.candidate(stars[0]).decision == "hand_rejected"
+        assert [c.id for c in studio.next_kept_set("fake")] == [stars[1]]
+        flow.screenshot("series-strip")
