@@ -59,10 +59,6 @@ def pick_dtype(device: str, choice: str | None = None):
     return getattr(torch, dtype_name(device, choice))
 
 
-def dtype_bytes(name: str) -> int:
-    return 4 if name == "float32" else 2
-
-
 def looks_local(model: str) -> bool:
     """A path (it exists, or starts like one, or has more slashes than a hub id) rather than a hub id."""
     return Path(model).expanduser().exists() or model.startswith((".", "/", "~")) or model.count("/") > 1

@@ -182,11 +182,6 @@ class Medium(ABC):
         """Every tune setting with its default (from ``tune_settings``)."""
         return self.tune_settings.defaults()
 
-    @property
-    def tune_options(self) -> tuple[str, ...]:
-        """Every setting a tune reads (``studio tune --setting KEY=VALUE``)."""
-        return tuple(self.tune_settings.names())
-
     def folder(self) -> Path:
         """The medium's own folder (its package): ``assets/`` and ``presets/`` live there."""
         import sys

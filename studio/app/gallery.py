@@ -48,7 +48,7 @@ def roll_uri(midi_path: str) -> str:
     return _roll_uri(str(midi_path), mtime)
 
 
-def media_html(card: dict[str, Any], large: bool = False) -> str:
+def media_html(card: dict[str, Any]) -> str:
     """The candidate itself: a picture, its text, or a player beside its piano roll."""
     files = card["files"]
     if card["kind"] == "picture":
