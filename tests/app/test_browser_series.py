@@ -66,3 +66,32 @@ def test_switching_series_keeps_the_kept_sets_apart_and_the_strip_unkeeps(served
         assert studio.store.candidate(stars[0]).decision == "hand_rejected"
         assert [c.id for c in studio.next_kept_set("fake")] == [stars[1]]
         flow.screenshot("series-strip")
+
+
+def test_after_a_tune_the_top_share_still_picks(served, monkeypatch):
+    """A fixed threshold that keeps nearly all of a tuned version's batch is named; the relative rule picks."""
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
+    studio, started = served
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        flow = Flow(page, started.local_url, "fake")
+        flow.open()
+        flow.generate(8, "a colour")
+        flow.cull(["p", "p", "p", "p"])
+        assert flow.tune(4) == "done"
+        flow.step("1 · Curate")
+        wait_until("v1 selected for generating", lambda: flow.dropdown(".version-picker") == "v1", page=page)
+        flow.tab.locator(".spread input[type=checkbox]").uncheck()  # the fake's colours repeat: keep them all
+        flow.fill_number(".softness", 0)
+        flow.fill_number(".threshold", 0)
+        ids = flow.generate(8)
+        assert all(studio.store.candidate(i).version == "v1" for i in ids)
+        warning = flow.tab.locator(".separation-warning-box").first
+        wait_until("the threshold named as no longer picking", lambda: "no longer picks" in warning.inner_text(),
+                   30, page)
+        flow.tab.locator(".keep-by").get_by_text("top share of the batch").click()
+        kept = lambda: sum(d in ("auto_accepted", "hand_accepted") for d in flow.decisions().values())  # noqa: E731
+        wait_until("the top quarter kept", lambda: kept() == 2, 30, page)
+        assert "no longer picks" not in warning.inner_text()
+        stored = [studio.store.candidate(i).decision for i in ids]
+        assert stored.count("auto_accepted") == 2
