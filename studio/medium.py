@@ -259,6 +259,14 @@ class Medium(ABC):
             return [False] * len(candidates)
         return near_duplicates_centred(self.embed(handle, candidates), self.embed(handle, kept), COPY_SIMILARITY)
 
+    def card_detail(self, candidate: Candidate) -> str | None:
+        """A line of HTML the page shows under a candidate's card and in its large view, or None for nothing.
+
+        The medium escapes what it shows.  The page calls this on every redraw, so it reads what scoring
+        stored and never runs a model (voice: what the recogniser heard, its mistakes against the line marked).
+        """
+        return None
+
     def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
         """Extra diversity figures a medium reports (text adds distinct-2)."""
         return {}

@@ -46,11 +46,21 @@ def card(candidate: Candidate, probability: float | None, rule: str | None = Non
         except OSError:
             text = "(the file is missing)"
     return {"id": candidate.id, "medium": candidate.medium, "seed": candidate.seed, "version": candidate.version,
-            "model": candidate.model, "kind": kind(files),
+            "model": candidate.model, "kind": kind(files), "detail": detail(candidate),
             "files": files, "words": text, "score": candidate.scores.get(COMBINED),
             "scores": {k: v for k, v in candidate.scores.items() if k != COMBINED},
             "p": probability, "decision": candidate.decision, "rule": rule, "prompt": candidate.prompt,
             "params": candidate.params}
+
+
+def detail(candidate: Candidate) -> str | None:
+    """The medium's own line of HTML for the card (``Medium.card_detail``); None for an unknown medium."""
+    from .. import media
+
+    try:
+        return media.get(candidate.medium).card_detail(candidate)
+    except StudioError:
+        return None
 
 
 def setting_label(medium: str | None, name: str) -> str:

@@ -150,7 +150,9 @@ function openLarge(card) {
     ["Rule keeps it with probability", info.p == null ? "" : Number(info.p).toFixed(2)]];
   for (const [name, value] of Object.entries(info.scores || {})) rows.push([`Score: ${name}`, Number(value).toFixed(3)]);
   for (const [name, value] of Object.entries(info.settings || {})) rows.push([name, typeof value === "string" ? value : JSON.stringify(value)]);
-  box.querySelector(".lightbox-details").innerHTML = "<table>" +
+  const detail = card.querySelector(".card-detail");  // the medium's own line (a voice take: what was heard)
+  box.querySelector(".lightbox-details").innerHTML = (detail ? `<div class="lightbox-detail">${detail.innerHTML}</div>` : "") +
+    "<table>" +
     rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td${k === "Decision" ? ' class="lightbox-decision"' : ""}>` +
       `${esc(v)}</td></tr>`).join("") + "</table>" +
     (canDecide ? '<p class="lightbox-keys"><kbd>P</kbd> keep · <kbd>X</kbd> drop · <kbd>U</kbd> clear · ' +

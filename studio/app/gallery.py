@@ -108,7 +108,9 @@ def card_html(card: dict[str, Any], index: int, decide: bool = True, label: str 
             f'data-kind="{card["kind"]}" data-details="{html.escape(json.dumps(details(card)))}">'
             f'<div class="card-media">{media_html(card)}</div>'
             f'<div class="card-flag">{flag}</div>'
-            f'<div class="card-caption">{head}seed {card["seed"]} · {score}{chance}</div>{buttons}</div>')
+            f'<div class="card-caption">{head}seed {card["seed"]} · {score}{chance}</div>'
+            + (f'<div class="card-detail">{card["detail"]}</div>' if card.get("detail") else "")
+            + f'{buttons}</div>')
 
 
 def batch_html(medium: str, shown_cards: Sequence[dict[str, Any]], summary: str, curated: str,

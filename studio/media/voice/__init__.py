@@ -67,6 +67,15 @@ class VoiceMedium(Medium):
 
         return [any(is_copy(c, k) for k in kept) for c in candidates]
 
+    def card_detail(self, candidate: Candidate) -> str | None:
+        """What the recogniser heard (stored by the intelligibility scorer) against the line, mistakes marked."""
+        from .features import line_of
+        from .heard import marked_html, stored_transcript
+
+        wav = candidate.files.get("wav") or candidate.path
+        heard = stored_transcript(wav) if wav else None
+        return None if heard is None else marked_html(line_of(candidate), heard)
+
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
                   parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> TuneTask:
         from .tune import build_task

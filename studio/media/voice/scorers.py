@@ -1,7 +1,8 @@
 """Built-in voice scorers by name; each returns floats in [0, 1], higher is better.
 
 intelligibility  1 - the character error rate of pocketsphinx's transcript against the line
-                 (the source's L(y, y'); a take nobody understands scores 0)
+                 (the source's L(y, y'); a take nobody understands scores 0); the transcript is
+                 stored beside the take (``heard.py``) for the page
 naturalness      DNSMOS's overall quality (MOS 1-5 mapped to 0-1)
 pace             syllables per second of speech against options['syllables_per_second'] (default 3.5)
 pitch_range      expressiveness: the pitch span (5th-95th percentile) against options['semitones'] (default 10)
@@ -28,12 +29,15 @@ from .features import embed, line_of, prosody, timbre_of, wav_of
 def intelligibility(ctx: ScoringContext):
     """Rewards a take the recogniser understands: 1 - the character error rate of pocketsphinx's
     transcript against the line, floored at 0."""
+    from .heard import store_transcript
     from .recognise import cached, character_error_rate, transcribe
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
         out = []
         for c in candidates:
-            heard = cached("transcript", wav_of(c), transcribe)
+            wav = wav_of(c)
+            heard = cached("transcript", wav, transcribe)
+            store_transcript(wav, heard)  # beside the take, for the page (Medium.card_detail)
             out.append(float(max(0.0, 1.0 - character_error_rate(line_of(c), heard))))
         return out
 
