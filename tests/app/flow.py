@@ -181,9 +181,11 @@ class Flow:
         wait_until(f"{n} compare pairs", lambda: pairs.count() == n, page=self.page)
         return pairs
 
-    def export_zip(self) -> zipfile.ZipFile:
+    def export_zip(self, fmt: str | None = None) -> zipfile.ZipFile:
+        """Export ``fmt`` (the first format when None) and fetch its zip."""
         self.step("4 · Export")
-        self.tab.locator(".export-btn").first.click()
+        buttons = self.tab.locator(".export-btn")
+        (buttons.first if fmt is None else buttons.filter(has_text=f"Export {fmt}")).click()
         link = self.tab.locator(".export-files a")
         wait_until("a download link", lambda: link.count() >= 1, page=self.page)
         href = link.first.get_attribute("href")

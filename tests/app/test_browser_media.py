@@ -1,8 +1,8 @@
 """Every real medium through the page, on its embedded default (one app for the module, few candidates and
 tune steps to stay lean): generate, the live rule, keyboard culling of the whole batch (stored, and kept
-after a reload), pictures at least 256 px wide, music that plays, a tune whose version is selected after
-a reload, compare and one zip per export.  Screenshots at 1440x900 and 1024x768 (NAME-1024.png) go to
-docs/screenshots/.
+after a reload), pictures at least 256 px wide, music and voice takes that play, what the recogniser heard
+under each take, a tune whose version is selected after a reload, compare and one zip per export.
+Screenshots at 1440x900 and 1024x768 (NAME-1024.png) go to docs/screenshots/.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from flow import ARTIST, KEPT, NARROW, Flow, chromium, free_port, screenshot, wa
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PRESETS = {"image": "bold-colour", "text": "haiku", "music": "lullaby"}
+PRESETS = {"image": "bold-colour", "text": "haiku", "music": "lullaby", "voice": "audiobook"}
+EXPORTS = {"voice": "ljspeech"}  # the format exported, when not the medium's first
 N = 4  # candidates per batch
 TUNE_STEPS = 2
 KEYS = ["p", "x", "p", "p"]  # keep three, drop one
@@ -70,13 +71,17 @@ def test_real_medium_through_the_page(served, medium):
     if medium == "image":
         widths = [c.bounding_box()["width"] for c in flow.tab.locator(".gallery-box .candidate-image").all()]
         assert len(widths) == N and min(widths) >= 256, widths
-    if medium == "music":
+    if medium in ("music", "voice"):
         players = flow.tab.locator(".gallery-box audio.candidate-audio")
-        assert players.count() == N and flow.tab.locator(".gallery-box .piano-roll").count() == N
+        picture = ".piano-roll" if medium == "music" else ".sound-picture"  # voice: the waveform and pitch line
+        assert players.count() == N and flow.tab.locator(f".gallery-box {picture}").count() == N
         durations = players.evaluate_all("""els => Promise.all(els.map(a => new Promise(done => {
             if (a.readyState >= 1) return done(a.duration);
             a.addEventListener('loadedmetadata', () => done(a.duration)); a.load(); })))""")
         assert all(d > 0 for d in durations), durations
+    if medium == "voice":  # what the recogniser heard, against the line (the intelligibility scorer's transcript)
+        heard = flow.tab.locator(".gallery-box .card-detail .heard")
+        assert heard.count() == N and all(h.startswith("heard (") for h in heard.all_inner_texts())
     flow.screenshot(f"{medium}-curate")
 
     # at 1280 px, with the medium's settings and the scorers open, no label is cut off
@@ -92,7 +97,7 @@ def test_real_medium_through_the_page(served, medium):
     # keyboard culling of the whole batch, stored without waiting, kept after a reload
     expected = flow.cull(KEYS)
     wait_until("the store holding every decision", lambda: flow.stored(studio, ids) == expected, 20)
-    if medium == "music":  # Space plays the focused piece, and again pauses it
+    if medium in ("music", "voice"):  # Space plays the focused piece, and again pauses it
         page.keyboard.press("ArrowLeft")
         page.keyboard.press(" ")
         wait_until("the piece playing", lambda: page.evaluate(
@@ -103,6 +108,8 @@ def test_real_medium_through_the_page(served, medium):
     page.keyboard.press("Enter")
     page.locator("#studio-lightbox.open").wait_for()
     assert "Seed" in page.locator("#studio-lightbox").inner_text()
+    if medium == "voice":
+        assert page.locator("#studio-lightbox .lightbox-detail .heard").count() == 1
     flow.screenshot(f"{medium}-large-view")
     page.keyboard.press("Escape")
     flow.open()
@@ -131,10 +138,13 @@ def test_real_medium_through_the_page(served, medium):
     # compare on held-out seeds, then export one zip
     pairs = flow.compare(2)
     assert "Before (base)" in pairs.first.inner_text() and "After (v1)" in pairs.first.inner_text()
-    if medium == "music":
+    if medium in ("music", "voice"):
         assert flow.tab.locator(".compare-pair audio").count() == 4
     flow.screenshot(f"{medium}-compare")
-    assert flow.export_zip().namelist()
+    names_in_zip = flow.export_zip(EXPORTS.get(medium)).namelist()
+    assert names_in_zip
+    if medium == "voice":  # the kept takes as LJSpeech: wavs/ and metadata.csv
+        assert any(n.endswith("metadata.csv") for n in names_in_zip) and any("/wavs/" in n for n in names_in_zip)
     if medium == "image":
         flow.screenshot("image-export")
     context.close()
