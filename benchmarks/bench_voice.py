@@ -32,6 +32,10 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None) -
     random.Random(seed).shuffle(pool)
     round_lines, compare_lines = pool[:lines], pool[lines:lines + held]
     began = time.time()
+
+    def progress(what: str) -> None:  # on stderr, so a long round on a busy machine can be followed
+        print(f"[seed {seed}] {time.time() - began:6.0f} s  {what}", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         studio = Studio(Path(tmp) / "ws")
         if model:
@@ -39,11 +43,14 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None) -
         cands = []
         for i, line in enumerate(round_lines):
             cands += studio.generate("voice", line, seeds=list(range(seed * 1000 + i * takes, seed * 1000 + (i + 1) * takes)))
+        progress(f"{len(cands)} takes read")
         scores = studio.score("voice", cands, SCORERS)
+        progress("scored")
         decisions, threshold = studio.decide(cands, scores, None, 0.0, seed=seed)
         studio.store.set_decisions(decisions)
         kept = [c for c in cands if decisions.get(c.id) == "auto_accepted"]
         tuned = studio.tune("voice")
+        progress(f"tuned on {len(kept)} kept takes")
         per_side = {"before": {s: [] for s in SCORERS + ["score"]}, "after": {s: [] for s in SCORERS + ["score"]}}
         rates, variety, copies = {"before": [], "after": []}, [], []
         for line in compare_lines:
@@ -54,6 +61,7 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None) -
                 for c in studio.store.candidates("voice", ids=result[side]["candidates"]):
                     for name in per_side[side]:
                         per_side[side][name].append(c.scores[name])
+            progress(f"compared on a held-out line: {line}")
             variety.append(result["after"]["variety_vs_kept"])
             copies.append(result["after"]["copies"])
         seconds = time.time() - began

@@ -136,6 +136,8 @@ def test_cards_carry_the_page_contract_and_music_gets_a_player(workspace, fake, 
     page = gallery.batch_html("fake", view, cards.rate_summary(stats), "", None)
     for c in view:
         assert f'data-candidate-id="{c["id"]}" data-decision="{c["decision"]}"' in page
+        assert c["detail"] is None  # the contract's default: a medium shows no line of its own
+    assert "card-detail" not in page
     import mido
 
     midi = mido.MidiFile()
