@@ -3,7 +3,8 @@
 Per seed, in a fresh workspace: the built-in voice reads LINES lines TAKES times each; the takes
 are scored (intelligibility, pace, pitch_range, naturalness, equal weights); the upper quartile
 of the combined score is kept (temperature 0); one tune (the medium's defaults); then base vs v1
-on HELD lines it never read in the round, TAKES seeds each, under the same rule.
+on HELD lines it never read in the round, TAKES seeds each, under the same rule (``--scorers`` picks
+the rule's scorers and weights).
 
     python benchmarks/bench_voice.py --seeds 0 1 2 --out voice-round.jsonl
     python benchmarks/bench_voice.py --table voice-round.jsonl
@@ -24,9 +25,12 @@ from pathlib import Path
 SCORERS = ["intelligibility", "pace", "pitch_range", "naturalness"]
 
 
-def one_round(seed: int, lines: int, held: int, takes: int, model: str | None) -> dict:
+def one_round(seed: int, lines: int, held: int, takes: int, model: str | None, specs: list[str] = SCORERS) -> dict:
     from studio.engine import Studio
     from studio.media.voice.lines import held_out_lines, training_lines
+    from studio.scoring import ScorerSpec
+
+    names = [ScorerSpec.parse(s).name for s in specs]
 
     pool = held_out_lines(60, training_lines(2400))
     random.Random(seed).shuffle(pool)
@@ -44,18 +48,20 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None) -
         for i, line in enumerate(round_lines):
             cands += studio.generate("voice", line, seeds=list(range(seed * 1000 + i * takes, seed * 1000 + (i + 1) * takes)))
         progress(f"{len(cands)} takes read")
-        scores = studio.score("voice", cands, SCORERS)
+        scores = studio.score("voice", cands, specs)
         progress("scored")
         decisions, threshold = studio.decide(cands, scores, None, 0.0, seed=seed)
         studio.store.set_decisions(decisions)
         kept = [c for c in cands if decisions.get(c.id) == "auto_accepted"]
+        kept_means = {s: sum(c.scores[s] for c in kept) / len(kept) for s in names + ["score"]} if kept else {}
+        read_means = {s: sum(c.scores[s] for c in cands) / len(cands) for s in names + ["score"]}
         tuned = studio.tune("voice")
         progress(f"tuned on {len(kept)} kept takes")
-        per_side = {"before": {s: [] for s in SCORERS + ["score"]}, "after": {s: [] for s in SCORERS + ["score"]}}
+        per_side = {"before": {s: [] for s in names + ["score"]}, "after": {s: [] for s in names + ["score"]}}
         rates, variety, copies = {"before": [], "after": []}, [], []
         for line in compare_lines:
             result = studio.compare("voice", after=tuned["version"], prompt=line, n=takes, seed=500_000 + seed,
-                                    scorers=SCORERS, threshold=threshold, temperature=0.0)
+                                    scorers=specs, threshold=threshold, temperature=0.0)
             for side in ("before", "after"):
                 rates[side].append(result[side]["acceptance_rate"])
                 for c in studio.store.candidates("voice", ids=result[side]["candidates"]):
@@ -69,7 +75,7 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None) -
     def mean(values):
         return sum(values) / len(values) if values else None
 
-    return {"seed": seed, "lines": lines, "held_out_lines": held, "takes": takes, "kept": len(kept),
+    return {"seed": seed, "scorers": list(specs), "read": read_means, "kept_means": kept_means, "lines": lines, "held_out_lines": held, "takes": takes, "kept": len(kept),
             "threshold": threshold, "seconds": round(seconds, 1), "tune_seconds": tuned["seconds"],
             "before": {k: mean(v) for k, v in per_side["before"].items()},
             "after": {k: mean(v) for k, v in per_side["after"].items()},
@@ -80,7 +86,7 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None) -
 def table(path: Path) -> str:
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = ["| scorer | before | after | lift | seeds lifted |", "| --- | --- | --- | --- | --- |"]
-    for name in SCORERS + ["score"]:
+    for name in runs[0]["before"]:
         before = [r["before"][name] for r in runs]
         after = [r["after"][name] for r in runs]
         lifted = sum(a > b for a, b in zip(after, before))
@@ -102,6 +108,7 @@ def main() -> None:
     parser.add_argument("--held", type=int, default=3, help="held-out lines in the comparison")
     parser.add_argument("--takes", type=int, default=6, help="takes per line")
     parser.add_argument("--model", default=None, help="a voice folder (default: the built-in voice)")
+    parser.add_argument("--scorers", nargs="+", default=SCORERS, help="NAME or NAME=WEIGHT: the keep rule's scorers")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--table", type=Path)
     args = parser.parse_args()
@@ -112,7 +119,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     for seed in args.seeds:
-        row = one_round(seed, args.lines, args.held, args.takes, args.model)
+        row = one_round(seed, args.lines, args.held, args.takes, args.model, args.scorers)
         print(json.dumps(row), flush=True)
         if args.out:
             with open(args.out, "a") as fh:
