@@ -25,7 +25,8 @@ from pathlib import Path
 SCORERS = ["intelligibility", "pace", "pitch_range", "naturalness"]
 
 
-def one_round(seed: int, lines: int, held: int, takes: int, model: str | None, specs: list[str] = SCORERS) -> dict:
+def one_round(seed: int, lines: int, held: int, takes: int, model: str | None, specs: list[str] = SCORERS,
+              tune_settings: dict | None = None) -> dict:
     from studio.engine import Studio
     from studio.media.voice.lines import held_out_lines, training_lines
     from studio.scoring import ScorerSpec
@@ -55,10 +56,10 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None, s
         kept = [c for c in cands if decisions.get(c.id) == "auto_accepted"]
         kept_means = {s: sum(c.scores[s] for c in kept) / len(kept) for s in names + ["score"]} if kept else {}
         read_means = {s: sum(c.scores[s] for c in cands) / len(cands) for s in names + ["score"]}
-        tuned = studio.tune("voice")
+        tuned = studio.tune("voice", settings=tune_settings or None)
         progress(f"tuned on {len(kept)} kept takes")
         per_side = {"before": {s: [] for s in names + ["score"]}, "after": {s: [] for s in names + ["score"]}}
-        rates, variety, copies = {"before": [], "after": []}, [], []
+        rates, variety, variety_base, copies = {"before": [], "after": []}, [], [], []
         for line in compare_lines:
             result = studio.compare("voice", after=tuned["version"], prompt=line, n=takes, seed=500_000 + seed,
                                     scorers=specs, threshold=threshold, temperature=0.0)
@@ -69,18 +70,22 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None, s
                         per_side[side][name].append(c.scores[name])
             progress(f"compared on a held-out line: {line}")
             variety.append(result["after"]["variety_vs_kept"])
+            if result["after"]["variety_vs_kept"]:  # the base's takes of a line against the same kept set
+                kept_variety = result["after"]["diversity"] / result["after"]["variety_vs_kept"]
+                variety_base.append(result["before"]["diversity"] / kept_variety)
             copies.append(result["after"]["copies"])
         seconds = time.time() - began
 
     def mean(values):
         return sum(values) / len(values) if values else None
 
-    return {"seed": seed, "scorers": list(specs), "read": read_means, "kept_means": kept_means, "lines": lines, "held_out_lines": held, "takes": takes, "kept": len(kept),
+    return {"seed": seed, "scorers": list(specs), "tune_settings": tune_settings or {}, "read": read_means, "kept_means": kept_means, "lines": lines, "held_out_lines": held, "takes": takes, "kept": len(kept),
             "threshold": threshold, "seconds": round(seconds, 1), "tune_seconds": tuned["seconds"],
             "before": {k: mean(v) for k, v in per_side["before"].items()},
             "after": {k: mean(v) for k, v in per_side["after"].items()},
             "acceptance_before": mean(rates["before"]), "acceptance_after": mean(rates["after"]),
-            "variety_vs_kept": mean([v for v in variety if v is not None]), "copies": mean(copies)}
+            "variety_vs_kept": mean([v for v in variety if v is not None]),
+            "variety_vs_kept_base": mean(variety_base), "copies": mean(copies)}
 
 
 def table(path: Path) -> str:
@@ -93,11 +98,11 @@ def table(path: Path) -> str:
         rows.append(f"| {name} | {sum(before) / len(runs):.3f} | {sum(after) / len(runs):.3f} | "
                     f"{(sum(after) - sum(before)) / len(runs):+.3f} | {lifted}/{len(runs)} |")
     rows.append("")
-    rows.append("| seed | kept | acceptance before -> after | variety vs kept | copies | round seconds |")
+    rows.append("| seed | kept | acceptance before -> after | variety vs kept (base -> v1) | copies | round seconds |")
     rows.append("| --- | --- | --- | --- | --- | --- |")
     for r in runs:
         rows.append(f"| {r['seed']} | {r['kept']} | {r['acceptance_before']:.2f} -> {r['acceptance_after']:.2f} | "
-                    f"{r['variety_vs_kept']:.2f} | {r['copies']:.2f} | {r['seconds']:.0f} |")
+                    f"{r.get('variety_vs_kept_base') or float('nan'):.2f} -> {r['variety_vs_kept']:.2f} | {r['copies']:.2f} | {r['seconds']:.0f} |")
     return "\n".join(rows)
 
 
@@ -109,6 +114,8 @@ def main() -> None:
     parser.add_argument("--takes", type=int, default=6, help="takes per line")
     parser.add_argument("--model", default=None, help="a voice folder (default: the built-in voice)")
     parser.add_argument("--scorers", nargs="+", default=SCORERS, help="NAME or NAME=WEIGHT: the keep rule's scorers")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a tune setting, e.g. epochs=5 (studio settings voice)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--table", type=Path)
     args = parser.parse_args()
@@ -119,7 +126,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     for seed in args.seeds:
-        row = one_round(seed, args.lines, args.held, args.takes, args.model, args.scorers)
+        settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.setting)}
+        row = one_round(seed, args.lines, args.held, args.takes, args.model, args.scorers, settings)
         print(json.dumps(row), flush=True)
         if args.out:
             with open(args.out, "a") as fh:
