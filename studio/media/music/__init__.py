@@ -1,4 +1,4 @@
-"""The music medium: melodies from the embedded symbolic default (MIDI + WAV + piano roll),
+"""The music medium: four-voice pieces from the built-in symbolic model (MIDI + WAV + piano roll),
 or audio from MusicGen (WAV).  Importing this is free: the parts load when first used."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from ...medium import Candidate, Generated, Medium, ScorerFactory, TuneTask, Version
 from .settings import MusicGenerate, MusicTune
+from .vocab import prompt_help as _prompt_help
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in model (package data)
 
@@ -17,7 +18,8 @@ class MusicMedium(Medium):
     default_scorer = "rhythm"  # the cleanest lift in one round (see tests/media/music/test_lift.py)
     label = "Music"
     order = 30
-    placeholder = "What to play, e.g. a slow gentle lullaby"
+    placeholder = "What to play, e.g. a four-part chorale in G major, or a fast reel in D"
+    prompt_help = _prompt_help()  # the words the built-in model understands (vocab.PROMPT_WORDS)
     export_formats = {
         "peft": "the LoRA adapter for peft / transformers",
         "dataset": "the kept pieces with their prompts (MIDI and audio) as a Hugging Face dataset",

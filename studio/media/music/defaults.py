@@ -1,14 +1,18 @@
-"""Train the embedded symbolic default from scratch: ``studio train-defaults music``.
+"""Train the built-in symbolic model from scratch: ``studio train-defaults music``.
 
-A small GPT-2 over the event vocabulary (``vocab.py``), trained on melodies composed from
-rules (``compose.py``).  Everything is seeded, so the same seed gives the same weights on the
-same machine.  Output (``save_pretrained`` layout, safetensors):
+A small GPT-2 over the four-voice event vocabulary (``vocab.py``), trained on music21's free
+repertoire (``repertoire.py``: Bach's chorales, Ryan's Mammoth Collection, Aird's Airs; the
+fiddle tunes harmonised and accompanied).  Pieces are cut into windows of up to eight bars
+(a window that reaches the end marks its last two bars, so the model learns cadences) and
+each batch transposes every window by a random interval.  Seeded: the same seed gives the
+same weights on the same machine.  Output (``save_pretrained`` layout, safetensors):
 
     config.json  generation_config.json  model.safetensors
     tokenizer.json  tokenizer_config.json  special_tokens_map.json   (WordLevel over events)
-    studio_music.json   kind, max_bars, training figures
+    studio_music.json   kind, max_bars (what the loader reads)
+    TRAINING.json       recipe, data, time, losses, measured quality
 
-    python -m studio.media.music.defaults --out assets/music
+    python -m studio.media.music.defaults --out studio/media/music/assets --threads 1
 """
 from __future__ import annotations
 
@@ -18,17 +22,25 @@ import math
 import time
 from pathlib import Path
 
-# every default of the recipe, stated once (about 10 minutes on two CPU cores)
-PIECES = 6000  # composed melodies (a fifth of them 16 bars, the rest 8)
-N_EMBD = 128  # width of the transformer
-N_LAYER = 4
-N_HEAD = 4
-N_POSITIONS = 320  # a 16-bar reel is about 300 tokens
-MAX_BARS = 16  # the longest piece it was trained on; longer requests are refused
-STEPS = 1500
-BATCH = 16
-LR = 3e-3
-WARMUP = 100
+# every default of the recipe, stated once (about 30 minutes on one idle CPU thread: steps run out first;
+# on a busy machine the time budget ends it sooner, and TRAINING.json records the steps done)
+RECIPE = {
+    "minutes": 40.0,  # wall-clock budget: the schedule follows steps or time, whichever runs out first
+    "window_bars": 8,  # the longest stretch the model sees, and so the longest piece it writes
+    "window_hop": 4,  # windows start every 4 bars (and one more ends each piece)
+    "max_tokens": 512,  # n_positions; denser windows are cut short
+    "n_embd": 96,  # width of the transformer (small: a shared 2-core CPU trains it)
+    "n_layer": 4,
+    "n_head": 4,
+    "steps": 3000,
+    "batch": 12,
+    "lr": 3e-3,
+    "warmup": 100,
+    "chorale_share": 0.4,  # of every batch; the rest fiddle tunes and airs
+    "transpose": [-5, 6],  # semitones, drawn per window and batch (kept inside each voice's range)
+    "held_out": 0.05,  # share of pieces kept out of training for the held-out loss
+}
+REPERTORIES = ("bach", "ryans", "aird")
 
 
 def build_tokenizer():
@@ -47,93 +59,221 @@ def build_tokenizer():
                                    pad_token="<pad>", unk_token="<unk>")
 
 
-def build_model(vocab_size: int, pad_id: int, bos_id: int, eos_id: int):
+def build_model(vocab_size: int, pad_id: int, bos_id: int, eos_id: int, recipe: dict = RECIPE):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    config = GPT2Config(vocab_size=vocab_size, n_positions=N_POSITIONS, n_embd=N_EMBD, n_layer=N_LAYER,
-                        n_head=N_HEAD, n_inner=4 * N_EMBD, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    config = GPT2Config(vocab_size=vocab_size, n_positions=recipe["max_tokens"], n_embd=recipe["n_embd"],
+                        n_layer=recipe["n_layer"], n_head=recipe["n_head"], n_inner=4 * recipe["n_embd"],
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                         bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id)
     return GPT2LMHeadModel(config)
 
 
-def train(out_dir: Path, device: str = "cpu", seed: int = 0, pieces: int = PIECES, steps: int = STEPS,
-          log=print) -> dict:
-    """Compose the corpus, train, save into ``out_dir``; return the training figures."""
+def windows(piece, bars: int, hop: int, max_tokens: int) -> list:
+    """Stretches of up to ``bars`` bars starting every ``hop`` bars, plus the last ``bars``; the
+    ones that reach the piece's end keep their cadence marks; each fits ``max_tokens``."""
+    from .events import Piece
+
+    n = len(piece.bars)
+    starts = sorted(set(list(range(0, max(1, n - bars + 1), hop)) + [max(0, n - bars)]))
+    out = []
+    for start in starts:
+        stop = min(n, start + bars)
+        while stop > start:
+            part = Piece(piece.tags, piece.bars[start:stop], piece.bpm, piece.programs, ending=stop == n,
+                         source=piece.source)
+            if len(part.tokens()) <= max_tokens:
+                out.append(part)
+                break
+            stop -= 1
+    return out
+
+
+class Windows:
+    """Token-id rows of every window, with what a transposition needs to shift them."""
+
+    def __init__(self, pieces, tokenizer, recipe: dict):
+        import numpy as np
+
+        from .vocab import KEYS, VOICE_RANGE, VOICES
+
+        vocab = tokenizer.get_vocab()
+        self.pad = vocab["<pad>"]
+        is_pitch = np.zeros(len(vocab), dtype=bool)  # vN:pPP tokens: a transposition shifts their ids
+        for token, index in vocab.items():
+            is_pitch[index] = token[:1] == "v" and ":p" in token
+        self.key0 = vocab[f"key:{KEYS[0]}"]
+        self.rows, self.pitch_masks, self.shifts, self.chorale = [], [], [], []
+        low, high = recipe["transpose"]
+        for piece in pieces:
+            for w in windows(piece, recipe["window_bars"], recipe["window_hop"], recipe["max_tokens"]):
+                ids = np.array([vocab[t] for t in w.tokens()], dtype=np.int64)
+                ranges = [(min(p), max(p)) for p in ([n[2] for n in v] for v in w.voice_notes()) if p]
+                if not ranges:
+                    continue
+                by_voice = [[n[2] for n in v] for v in w.voice_notes()]
+                allowed = [s for s in range(low, high + 1)
+                           if all(not ps or (VOICE_RANGE[v][0] <= min(ps) + s and max(ps) + s <= VOICE_RANGE[v][1])
+                                  for v, ps in enumerate(by_voice[:VOICES]))] or [0]
+                self.rows.append(ids)
+                self.pitch_masks.append(is_pitch[ids])
+                self.shifts.append(allowed)
+                self.chorale.append(w.tags["style"] == "chorale")
+
+    def batch(self, picks, rng, transpose: bool = True):
+        """Padded (ids, mask, labels) tensors; each row transposed by one of its allowed shifts."""
+        import torch
+
+        width = max(len(self.rows[i]) for i in picks)
+        ids = torch.full((len(picks), width), self.pad, dtype=torch.long)
+        for row, i in enumerate(picks):
+            seq = self.rows[i].copy()
+            if transpose:
+                shift = int(rng.choice(self.shifts[i]))
+                seq[self.pitch_masks[i]] += shift
+                seq[3] = self.key0 + (seq[3] - self.key0 + shift) % 12  # <bos> style meter KEY mode
+            ids[row, :len(seq)] = torch.from_numpy(seq)
+        labels = ids.masked_fill(ids == self.pad, -100)
+        return ids, (ids != self.pad).long(), labels
+
+
+def load_repertoire(cache: Path | None, log=print):
+    """The repertoire's pieces, parsed once by music21 and kept as JSON in ``cache``."""
+    from . import repertoire
+
+    if cache is not None and cache.exists():
+        return repertoire.from_json(json.loads(cache.read_text()))
+    pieces = repertoire.read_repertoire(REPERTORIES, log=log)
+    if cache is not None:
+        from ...fsutil import atomic_write_text
+
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache, json.dumps(repertoire.to_json(pieces)))
+    return pieces
+
+
+def train(out_dir: Path, device: str = "cpu", seed: int = 0, pieces=None, steps: int | None = None,
+          recipe: dict | None = None, cache: Path | None = None, log=print) -> dict:
+    """Read the repertoire (or use ``pieces``), train, save into ``out_dir``; return the figures."""
     import random
 
+    import numpy as np
     import torch
 
     from ...fsutil import atomic_write_text
-    from .compose import corpus
 
+    recipe = dict(RECIPE, **(recipe or {}))
+    if steps is not None:
+        recipe["steps"] = steps
     began = time.time()
     torch.manual_seed(seed)
-    random.seed(seed)
+    if pieces is None:
+        from ...paths import model_cache
+
+        pieces = load_repertoire(cache or model_cache("music-repertoire") / "pieces.json", log=log)
+    read_seconds = time.time() - began
+    order = list(range(len(pieces)))
+    random.Random(seed).shuffle(order)
+    n_held = max(1, int(len(pieces) * recipe["held_out"])) if len(pieces) > 1 else 0
+    held_pieces = [pieces[i] for i in order[:n_held]]
+    train_pieces = [pieces[i] for i in order[n_held:]] or held_pieces
     tokenizer = build_tokenizer()
     vocab = tokenizer.get_vocab()
-    pad_id = vocab["<pad>"]
-    data = [[vocab[t] for t in piece.tokens()] for piece in corpus(pieces, seed=seed)]
-    held_out, data = data[:200], data[200:]
-    model = build_model(len(vocab), pad_id, vocab["<bos>"], vocab["<eos>"]).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.98))
-    generator = torch.Generator().manual_seed(seed)
+    data = Windows(train_pieces, tokenizer, recipe)
+    held = Windows(held_pieces, tokenizer, recipe)
+    chorales = [i for i, c in enumerate(data.chorale) if c]
+    folk = [i for i, c in enumerate(data.chorale) if not c]
+    log(json.dumps({"pieces": len(pieces), "windows": len(data.rows), "chorale_windows": len(chorales),
+                    "held_out_windows": len(held.rows), "read_seconds": round(read_seconds, 1)}))
+    model = build_model(len(vocab), vocab["<pad>"], vocab["<bos>"], vocab["<eos>"], recipe).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=0.01, betas=(0.9, 0.98))
+    rng = np.random.default_rng(seed)
+    total = recipe["steps"]
 
-    def batch_of(rows):
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = torch.tensor(row)
-        labels = ids.masked_fill(ids == pad_id, -100)
-        return ids.to(device), (ids != pad_id).long().to(device), labels.to(device)
+    budget = 60.0 * float(recipe["minutes"]) if recipe.get("minutes") else math.inf
+
+    def progress_at(step):  # 0..1 through the schedule: by steps or by the time budget, the further one
+        return max(step / total, (time.time() - train_began) / budget)
 
     def lr_at(step):
-        if step < WARMUP:
-            return LR * (step + 1) / WARMUP
-        return LR * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - WARMUP) / max(1, steps - WARMUP))))
+        if step < recipe["warmup"]:
+            return recipe["lr"] * (step + 1) / recipe["warmup"]
+        return recipe["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_at(step)))))
+
+    def pick(size):
+        out = []
+        for _ in range(size):
+            pool = chorales if chorales and (not folk or rng.random() < recipe["chorale_share"]) else folk
+            out.append(int(pool[rng.integers(len(pool))]))
+        return out
 
     model.train()
-    loss_value = float("nan")
-    for step in range(steps):
-        picks = torch.randint(len(data), (BATCH,), generator=generator).tolist()
-        ids, mask, labels = batch_of([data[i] for i in picks])
+    loss_value, train_began, steps_done = float("nan"), time.time(), 0
+    for step in range(total):
+        if step > recipe["warmup"] and progress_at(step) >= 1.0:
+            break
+        ids, mask, labels = data.batch(pick(recipe["batch"]), rng)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        loss_value = float(loss.detach())
-        if step % 100 == 0 or step == steps - 1:
+        loss_value, steps_done = float(loss.detach()), step + 1
+        if step % 100 == 0 or step == total - 1:
             log(json.dumps({"step": step, "loss": round(loss_value, 4), "seconds": round(time.time() - began, 1)}))
+    train_seconds = time.time() - train_began
     model.eval()
+    losses = []
     with torch.no_grad():
-        losses = []
-        for i in range(0, len(held_out), 50):
-            ids, mask, labels = batch_of(held_out[i:i + 50])
-            losses.append(float(model(input_ids=ids, attention_mask=mask, labels=labels).loss))
+        for i in range(0, len(held.rows), 16):
+            ids, mask, labels = held.batch(list(range(i, min(i + 16, len(held.rows)))), rng, transpose=False)
+            losses.append(float(model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                      labels=labels.to(device)).loss))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.generation_config.pad_token_id = pad_id
+    model.generation_config.pad_token_id = vocab["<pad>"]
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    figures = {"kind": "symbolic", "max_bars": MAX_BARS, "pieces": pieces, "steps": steps, "seed": seed,
-               "train_loss": round(loss_value, 4), "held_out_loss": round(sum(losses) / len(losses), 4),
-               "parameters": sum(p.numel() for p in model.parameters()),
-               "seconds": round(time.time() - began, 1), "device": device}
-    atomic_write_text(out_dir / "studio_music.json", json.dumps(figures, indent=2) + "\n")
+    atomic_write_text(out_dir / "studio_music.json",
+                      json.dumps({"kind": "symbolic", "max_bars": recipe["window_bars"]}, indent=2) + "\n")
+    from collections import Counter
+
+    from .repertoire import SOURCES
+
+    figures = {
+        "recipe": recipe, "seed": seed, "device": device,
+        "threads": torch.get_num_threads(),
+        "data": {"repertories": {name: {"what": SOURCES[name][1], "licence": SOURCES[name][2],
+                                         "pieces": sum(1 for p in pieces if p.source == name)}
+                                  for name in REPERTORIES if any(p.source == name for p in pieces)},
+                 "pieces": len(pieces), "styles": dict(Counter(p.tags["style"] for p in pieces)),
+                 "windows": len(data.rows), "held_out_windows": len(held.rows)},
+        "steps_done": steps_done,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_loss": round(loss_value, 4),
+        "held_out_loss": round(sum(losses) / len(losses), 4) if losses else None,
+        "seconds": {"read_corpus": round(read_seconds, 1), "train": round(train_seconds, 1),
+                    "total": round(time.time() - began, 1)},
+    }
+    atomic_write_text(out_dir / "TRAINING.json", json.dumps(figures, indent=1) + "\n")
     return figures
 
 
 def main(argv=None) -> int:
     from ...paths import model_cache
 
-    parser = argparse.ArgumentParser(description="Train the music medium's embedded default from scratch.")
+    parser = argparse.ArgumentParser(description="Train the music medium's built-in model from scratch "
+                                     "(needs music21: pip install 'studio[train]').")
     parser.add_argument("--out", type=Path, default=model_cache("music-built-in"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--pieces", type=int, default=PIECES)
+    parser.add_argument("--steps", type=int, default=RECIPE["steps"])
+    parser.add_argument("--minutes", type=float, default=RECIPE["minutes"], help="wall-clock budget of the training "
+                        "loop (the learning-rate schedule follows whichever of steps and time runs out first)")
+    parser.add_argument("--cache", type=Path, default=model_cache("music-repertoire") / "pieces.json",
+                        help="where the parsed repertoire is kept between runs")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default); on a busy "
                         "two-core machine 1 is faster than 2")
     args = parser.parse_args(argv)
@@ -141,7 +281,8 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    figures = train(args.out, args.device, args.seed, pieces=args.pieces, steps=args.steps)
+    figures = train(args.out, args.device, args.seed, steps=args.steps, cache=args.cache,
+                    recipe={"minutes": args.minutes})
     print(json.dumps(figures))
     return 0
 

@@ -1,8 +1,9 @@
 """Features of a candidate: what the scorers measure and ``embed`` returns.
 
-Symbolic: pitch-class histogram (12), interval histogram (13: |interval| 0..11, 12+), rhythm
-(8 duration shares, on-beat share, notes per bar / 16).  Audio: 24 log-spaced band energies,
-spectral centroid, flatness, loudness.
+Symbolic: the melody's pitch-class histogram (12), interval histogram (13: |interval| 0..11,
+12+) and rhythm (8 duration shares, on-beat share, notes per bar / 16), then the harmony's
+interval classes over the bass at onsets (12) and how many voices sound at an onset (4 shares):
+51 numbers.  Audio: 24 log-spaced band energies, spectral centroid, flatness, loudness.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import functools
 import numpy as np
 
 from ...errors import StudioError
-from .vocab import BEAT_LENGTH, DURATIONS
+from .vocab import BEAT_LENGTH, VOICES
+
+DURATION_BINS = [1, 2, 3, 4, 6, 8, 12, 16]  # sixteenths; a note counts in the nearest bin
 
 # Krumhansl-Kessler key profiles (probe-tone ratings), C major and C minor
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -46,16 +49,40 @@ def piece_of(candidate):
 def melody(candidate):
     """(pitches, durations, onsets within the bar, n_bars, meter) of a candidate's top voice."""
     piece = piece_of(candidate)
-    pitches, durations, onsets = [], [], []
-    for bar in piece.bars:
-        pos = 0
-        for pitch, dur in bar.events:
-            if pitch is not None:
-                pitches.append(pitch)
-                durations.append(dur)
-                onsets.append(pos)
-            pos += dur
-    return np.array(pitches), np.array(durations), np.array(onsets), len(piece.bars), piece.tags["meter"]
+    notes = piece.voice_notes()[0]
+    return (np.array([p for _, _, p in notes], dtype=np.int64), np.array([n for _, n, _ in notes], dtype=np.int64),
+            np.array([s % piece.bar_length for s, _, _ in notes], dtype=np.int64), len(piece.bars),
+            piece.tags["meter"])
+
+
+def sonorities(piece) -> list[tuple[int, tuple, tuple]]:
+    """At every onset of any voice: (time, sounding pitch or None per voice, which voices strike)."""
+    voices = piece.voice_notes()
+    starts = sorted({s for notes in voices for s, _, _ in notes})
+    out = []
+    index = [0] * VOICES
+    for t in starts:
+        sounding, struck = [], []
+        for v, notes in enumerate(voices):
+            while index[v] < len(notes) and notes[index[v]][0] + notes[index[v]][1] <= t:
+                index[v] += 1
+            note = notes[index[v]] if index[v] < len(notes) and notes[index[v]][0] <= t else None
+            sounding.append(note[2] if note else None)
+            struck.append(bool(note and note[0] == t))
+        out.append((t, tuple(sounding), tuple(struck)))
+    return out
+
+
+def harmony_features(piece) -> np.ndarray:
+    """Interval classes above the lowest sounding note at onsets (12) and voice-count shares (4)."""
+    classes, counts = np.zeros(12), np.zeros(VOICES)
+    for _, sounding, _ in sonorities(piece):
+        pitches = sorted(p for p in sounding if p is not None)
+        if pitches:
+            counts[len(pitches) - 1] += 1
+            for p in pitches[1:]:
+                classes[(p - pitches[0]) % 12] += 1
+    return np.concatenate([classes / max(1.0, classes.sum()), counts / max(1.0, counts.sum())])
 
 
 def key_correlations(pitches, durations) -> np.ndarray:
@@ -75,7 +102,7 @@ def symbolic_features(candidate) -> np.ndarray:
     pitches, durations, onsets, n_bars, meter = melody(candidate)
     pcs = np.zeros(12)
     intervals = np.zeros(13)
-    rhythm = np.zeros(len(DURATIONS) + 2)
+    rhythm = np.zeros(len(DURATION_BINS) + 2)
     if len(pitches):
         np.add.at(pcs, pitches % 12, durations)
         pcs /= pcs.sum()
@@ -84,10 +111,10 @@ def symbolic_features(candidate) -> np.ndarray:
             np.add.at(intervals, steps, 1)
             intervals /= intervals.sum()
         for d in durations:
-            rhythm[DURATIONS.index(int(d))] += 1 / len(durations)
+            rhythm[int(np.argmin([abs(b - d) for b in DURATION_BINS]))] += 1 / len(durations)
         rhythm[-2] = float(np.mean(onsets % BEAT_LENGTH[meter] == 0))
         rhythm[-1] = len(pitches) / max(1, n_bars) / 16
-    return np.concatenate([pcs, intervals, rhythm])
+    return np.concatenate([pcs, intervals, rhythm, harmony_features(piece_of(candidate))])
 
 
 def read_audio(candidate):
@@ -120,7 +147,7 @@ def audio_features(candidate) -> np.ndarray:
 
 def embed(candidates) -> np.ndarray:
     if not candidates:
-        return np.zeros((0, 35))
+        return np.zeros((0, 51))
     symbolic = all(c.files.get("mid") or c.path.endswith(".mid") for c in candidates)
     rows = [symbolic_features(c) if symbolic else audio_features(c) for c in candidates]
     return np.vstack(rows).astype(np.float64)

@@ -3,8 +3,9 @@
 Chosen automatically when the ``fluidsynth`` command and a GM soundfont are installed
 (Debian: ``apt-get install fluidsynth fluid-soundfont-gm``, or the smaller
 ``timgm6mb-soundfont``; ``scripts/setup`` installs them when run as root); the studio's own
-additive synth (``synth.py``) otherwise.  The MIDI file carries the style's instrument as a
-GM program change (``events.PROGRAM``), so a waltz plays on a piano and a reel on a fiddle.
+additive synth (``synth.py``) otherwise.  The MIDI file carries one GM program change per
+voice (``vocab.STYLE_ENSEMBLE``, or the instruments the prompt names), so a reel plays on a
+fiddle over piano chords and a bass, and a chorale on four voices of a choir.
 
 ``STUDIO_MUSIC_RENDERER`` picks by hand (``auto``, ``fluidsynth`` or ``synth``) and
 ``STUDIO_SOUNDFONT`` names another soundfont.  The candidates of one call render in parallel,

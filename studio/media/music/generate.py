@@ -1,8 +1,9 @@
 """Batched generation: one candidate per seed, MIDI + WAV + piano roll (symbolic) or WAV (MusicGen).
 
 The symbolic sampler is a grammar-constrained decoder over the event LM: tags the prompt
-names are forced, the others sampled; every bar is filled exactly (a duration never runs
-past the bar line); the piece ends after ``bars`` bars.  Each row draws from its own
+names are forced, the others sampled; onsets move forward within a bar, voices within an
+onset go top to bottom, each voice only within its range; the last two bars are marked (so
+the model cadences) and the piece ends after ``bars`` bars.  Each row draws from its own
 ``torch.Generator`` seeded by its seed, so a candidate does not depend on its batch-mates.
 """
 from __future__ import annotations
@@ -14,8 +15,9 @@ from ...medium import Generated
 from .events import piece_from_tokens, to_midi_bytes
 from .fluid import render_or_none
 from .pianoroll import piano_roll_png
-from .synth import SAMPLE_RATE, render_piece, timbre_for, wav_bytes
-from .vocab import BAR_LENGTH, DURATIONS, TAG_ORDER, TAG_VALUES, parse_prompt
+from .synth import SAMPLE_RATE, render_piece, wav_bytes
+from .vocab import (BAR_LENGTH, ENSEMBLES, INSTRUMENTS, MAX_BAR, STYLE_METERS, TAG_ORDER, TAG_VALUES, VOICES,
+                    bar_token, ensemble, parse_prompt)
 
 BATCH = 16  # rows per forward pass on the symbolic LM
 
@@ -28,9 +30,8 @@ class Grammar:
         self.id = vocab
         self.token = {i: t for t, i in vocab.items()}
         self.tags = {kind: [vocab[f"{kind}:{v}"] for v in TAG_VALUES[kind]] for kind in TAG_ORDER}
-        self.velocities = [i for t, i in vocab.items() if t.startswith("vel:")]
-        self.events = [i for t, i in vocab.items() if t == "rest" or (t[0] == "p" and t[1:].isdigit())]
-        self.durations = {d: vocab[f"d{d}"] for d in DURATIONS}
+        self.positions = [vocab[f"pos:{k}"] for k in range(MAX_BAR)]
+        self.voices = [[i for t, i in vocab.items() if t.startswith(f"v{v}:")] for v in range(VOICES)]
 
 
 def _sample_row(logits, allowed: list[int], generator, temperature: float, top_k: int, top_p: float) -> int:
@@ -62,13 +63,54 @@ def sample_tokens(handle, prompt: str, seeds: Sequence[int], bars: int, temperat
     """Token sequences, one per seed, from the currently active weights of ``handle``."""
     tags = parse_prompt(prompt)
     grammar = Grammar(handle.tokenizer)
-    limit = int(handle.model.config.max_position_embeddings if hasattr(handle.model.config, "max_position_embeddings")
-                else handle.model.config.n_positions)
+    config = handle.model.config
+    limit = int(getattr(config, "n_positions", None) or config.max_position_embeddings)
     out: list[list[str]] = []
     for begin in range(0, len(seeds), BATCH):
         chunk = list(seeds[begin:begin + BATCH])
         out += _sample_batch(handle, grammar, tags, chunk, bars, temperature, top_k, top_p, limit)
     return out
+
+
+def _allowed(grammar, tags, state: dict, bars: int, length: int, limit: int) -> list[int]:
+    """The token ids the grammar allows next for one row."""
+    stage = state["stage"]
+    if stage < len(TAG_ORDER):
+        kind = TAG_ORDER[stage]
+        if kind in tags:
+            return [grammar.id[f"{kind}:{tags[kind]}"]]
+        if kind == "meter":  # the metres of the style (named or just sampled)
+            return [grammar.id[f"meter:{m}"] for m in STYLE_METERS[state["style"]]]
+        return grammar.tags[kind]
+    next_bar = [grammar.id["<eos>"] if state["bars"] == bars else grammar.id[bar_token(state["bars"], bars)]]
+    if state["bars"] == 0 or length + (bars - state["bars"]) + 2 >= limit:
+        return next_bar  # the first bar line, or no room left: the remaining bars hold what sounds
+    later = [grammar.positions[k] for k in range(state["pos"] + 1, state["bar_length"])]
+    if state["voice"] is None:  # between onsets
+        return later + next_bar
+    voices = [i for v in range(state["voice"] + 1, VOICES) for i in grammar.voices[v]]
+    if state["voice"] < 0:  # an onset names at least one voice
+        return voices
+    return voices + later + next_bar
+
+
+def _advance(state: dict, token: str) -> None:
+    kind, _, value = token.partition(":")
+    if state["stage"] < len(TAG_ORDER):
+        if kind == "meter":
+            state["bar_length"] = BAR_LENGTH[value]
+        elif kind == "style":
+            state["style"] = value
+        state["stage"] += 1
+    elif token == "<eos>":
+        state["done"] = True
+    elif kind == "bar":
+        state["bars"] += 1
+        state["pos"], state["voice"] = -1, None
+    elif kind == "pos":
+        state["pos"], state["voice"] = int(value), -1
+    else:
+        state["voice"] = int(kind[1:])
 
 
 def _sample_batch(handle, grammar, tags, seeds, bars, temperature, top_k, top_p, limit):
@@ -77,11 +119,8 @@ def _sample_batch(handle, grammar, tags, seeds, bars, temperature, top_k, top_p,
     n = len(seeds)
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     rows: list[list[int]] = [[grammar.id["<bos>"]] for _ in range(n)]
-    # per-row decoding state
-    meter = [None] * n
-    room = [0] * n  # sixteenths left in the current bar
-    bars_done = [0] * n
-    expect = ["tag0"] * n  # tagK, bar, vel, event, dur, done
+    states = [{"stage": 0, "bars": 0, "pos": -1, "voice": None, "bar_length": 16, "style": "air",
+               "done": False} for _ in range(n)]
     pad = grammar.id["<pad>"]
     past = None
     feed = torch.tensor([[grammar.id["<bos>"]]] * n, device=handle.device)
@@ -95,70 +134,52 @@ def _sample_batch(handle, grammar, tags, seeds, bars, temperature, top_k, top_p,
             logits = output.logits[:, -1, :].float().cpu()
             next_ids = []
             for i in range(n):
-                state = expect[i]
-                if state == "done":
+                if states[i]["done"]:
+                    rows[i].append(pad)  # so every row has fed as many tokens as the cache holds
                     next_ids.append(pad)
                     continue
-                if state.startswith("tag"):
-                    kind = TAG_ORDER[int(state[3:])]
-                    allowed = [grammar.id[f"{kind}:{tags[kind]}"]] if kind in tags else grammar.tags[kind]
-                elif state == "bar":
-                    allowed = [grammar.id["bar"] if bars_done[i] < bars else grammar.id["<eos>"]]
-                elif state == "vel":
-                    allowed = grammar.velocities
-                elif state == "event":
-                    allowed = grammar.events
-                else:  # a duration that fits the bar; near the context limit, fill the bar at once
-                    fits = [d for d in DURATIONS if d <= room[i]]
-                    future = (bars - bars_done[i]) * 4 + 6
-                    if len(rows[i]) + future >= limit:
-                        fits = [max(fits)]
-                    allowed = [grammar.durations[d] for d in fits]
+                allowed = _allowed(grammar, tags, states[i], bars, len(rows[i]), limit)
                 choice = _sample_row(logits[i], allowed, generators[i], temperature, top_k, top_p)
-                token = grammar.token[choice]
                 rows[i].append(choice)
                 next_ids.append(choice)
-                # advance the grammar
-                if state.startswith("tag"):
-                    k = int(state[3:])
-                    if TAG_ORDER[k] == "meter":
-                        meter[i] = token.split(":", 1)[1]
-                    expect[i] = f"tag{k + 1}" if k + 1 < len(TAG_ORDER) else "bar"
-                elif state == "bar":
-                    if token == "<eos>":
-                        expect[i] = "done"
-                    else:
-                        bars_done[i] += 1
-                        room[i] = BAR_LENGTH[meter[i]]
-                        expect[i] = "vel"
-                elif state == "vel":
-                    expect[i] = "event"
-                elif state == "event":
-                    expect[i] = "dur"
-                else:
-                    room[i] -= int(token[1:])
-                    expect[i] = "event" if room[i] > 0 else "bar"
-            if all(state == "done" for state in expect):
+                _advance(states[i], grammar.token[choice])
+            if all(state["done"] for state in states):
                 break
             feed = torch.tensor(next_ids, device=handle.device).unsqueeze(1)
-    return [[grammar.token[t] for t in row] for row in rows]
+    return [[grammar.token[t] for t in row if t != pad] for row in rows]
+
+
+def playing(prompt: str, style: str, timbre: str = "auto") -> tuple[int, tuple[int, ...]]:
+    """(bpm, GM program per voice) for a piece of ``style``: the prompt's tempo and instrument
+    words, else the style's; ``timbre`` (an instrument or ensemble word) comes before the prompt's."""
+    tags = parse_prompt(prompt)
+    named = list(tags.instruments)
+    if timbre != "auto":
+        named = [timbre] + [w for w in named if w != timbre]
+    return tags.playing_bpm(style), ensemble(named, style)
+
+
+def known_timbre(timbre: str) -> bool:
+    return timbre == "auto" or timbre in INSTRUMENTS or timbre in ENSEMBLES
 
 
 def generate_symbolic(handle, prompt: str, seeds: Sequence[int], params: dict[str, Any]) -> list[Generated]:
     bars = int(params["bars"])
-    if not 1 <= bars <= handle.max_bars:
-        raise StudioError(f"{bars} bars is beyond this model's limit of {handle.max_bars} bars.")
-    bpm = parse_prompt(prompt).bpm
+    if not 2 <= bars <= handle.max_bars:
+        raise StudioError(f"{bars} bars is outside this model's range of 2 to {handle.max_bars} bars.")
     sequences = sample_tokens(handle, prompt, seeds, bars, float(params["temperature"]), int(params["top_k"]),
                               float(params["top_p"]))
-    pieces = [piece_from_tokens(tokens, bpm=bpm) for tokens in sequences]
-    timbres = [timbre_for(piece.tags["style"], params["timbre"]) for piece in pieces]
-    midis = [to_midi_bytes(piece, timbre) for piece, timbre in zip(pieces, timbres)]
+    pieces = []
+    for tokens in sequences:
+        piece = piece_from_tokens(tokens)
+        piece.bpm, piece.programs = playing(prompt, piece.tags["style"], params.get("timbre", "auto"))
+        pieces.append(piece)
+    midis = [to_midi_bytes(piece) for piece in pieces]
     # instrument sound through FluidSynth when it is installed, the studio's own synth otherwise
-    signals = render_or_none(midis, SAMPLE_RATE) or [render_piece(p, t) for p, t in zip(pieces, timbres)]
+    signals = render_or_none(midis, SAMPLE_RATE) or [render_piece(p) for p in pieces]
     out = []
     for seed, piece, midi, signal in zip(seeds, pieces, midis, signals):
         files = {"mid": midi, "wav": wav_bytes(signal, SAMPLE_RATE),
-                 "png": piano_roll_png(piece.notes(), len(piece.bars) * piece.bar_length, piece.bar_length)}
+                 "png": piano_roll_png(piece.notes(), piece.length, piece.bar_length)}
         out.append(Generated(seed=int(seed), files=files))
     return out

@@ -1,6 +1,10 @@
 """Built-in music scorers by name; each returns floats in [0, 1], higher is better.
 
-Options come from ``ScoringContext.options`` (a preset's scorer table).
+Each factory's docstring starts with a one-line description (``describe()`` lists them).
+Harmony scorers read every voice of the MIDI (``voice_leading``, ``voice_range``, ``consonance``,
+``cadence``, ``stability``); melody scorers the top voice (``key``, ``rhythm``, ``smoothness``,
+``range``, ``density``); audio scorers the WAV.  Options come from ``ScoringContext.options``
+(a preset's scorer table).
 """
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import numpy as np
 from ...errors import StudioError
 from ...medium import Candidate, ScoringContext
 from ...scoring import fit_preference
-from .features import audio_features, embed, key_correlations, melody, read_audio
-from .vocab import BEAT_LENGTH, KEY_ALIASES, KEYS
+from .features import (MAJOR_PROFILE, MINOR_PROFILE, audio_features, embed, key_correlations, melody, piece_of,
+                       read_audio, sonorities)
+from .vocab import BEAT_LENGTH, KEY_ALIASES, KEYS, VOICES
 
 
 def key(ctx: ScoringContext):
@@ -105,6 +110,119 @@ def density(ctx: ScoringContext):
         return out
 
     return score
+
+
+def _per_piece(measure):
+    """A scorer factory that applies ``measure(piece) -> float`` to each candidate's MIDI."""
+
+    def factory(ctx: ScoringContext):
+        def score(candidates: Sequence[Candidate]) -> list[float]:
+            return [float(np.clip(measure(piece_of(c)), 0.0, 1.0)) for c in candidates]
+
+        return score
+
+    factory.__doc__ = measure.__doc__
+    return factory
+
+
+def parallel_share(piece) -> float:
+    """Rewards clean voice leading: 1 minus 4 times the share of voice pairs moving from one onset
+    to the next that move in parallel fifths or octaves (0 when a quarter or more do)."""
+    moving = parallel = 0
+    previous = None
+    for _, sounding, _ in sonorities(piece):
+        if previous is not None:
+            for i in range(VOICES):
+                for j in range(i + 1, VOICES):
+                    a0, b0, a1, b1 = previous[i], previous[j], sounding[i], sounding[j]
+                    if None in (a0, b0, a1, b1) or (a0 == a1 and b0 == b1):
+                        continue
+                    moving += 1
+                    same_way = (a1 - a0) * (b1 - b0) > 0
+                    if same_way and (a0 - b0) % 12 in (0, 7) and (a0 - b0) % 12 == (a1 - b1) % 12:
+                        parallel += 1
+        previous = sounding
+    return 1.0 - 4.0 * parallel / moving if moving else 0.5
+
+
+# each voice's comfortable range, by family: a chorale's SATB, a dance's melody, chords and bass
+RANGES = {"chorale": [(60, 81), (53, 74), (48, 69), (40, 62)],
+          "dance": [(55, 88), (48, 74), (45, 72), (33, 57)]}
+
+
+def in_range(piece) -> float:
+    """Rewards each voice in its range (chorale: S C4-A5, A F3-D5, T C3-A4, B E2-D4; dances: melody
+    G3-E6, chords A2-D5, bass A1-A3): the share of notes inside times the share of onsets where no
+    voice crosses the one above it."""
+    ranges = RANGES["chorale" if piece.tags["style"] == "chorale" else "dance"]
+    inside = total = 0
+    for v, notes in enumerate(piece.voice_notes()):
+        for _, _, pitch in notes:
+            total += 1
+            inside += ranges[v][0] <= pitch <= ranges[v][1]
+    if not total:
+        return 0.0
+    onsets = sonorities(piece)
+    crossed = sum(1 for _, s, _ in onsets
+                  if any(s[v] is not None and s[v + 1] is not None and s[v] < s[v + 1] for v in range(VOICES - 1)))
+    return inside / total * (1 - crossed / max(1, len(onsets)))
+
+
+DISSONANT = {1, 2, 6, 10, 11}  # seconds, tritone, sevenths (a fourth only against the bass)
+
+
+def strong_beat_consonance(piece) -> float:
+    """Rewards consonant harmony on the beats: at onsets on a beat with two or more notes
+    sounding, the share of note pairs that are consonant (a fourth over the bass counts as
+    dissonant); 0 when nothing sounds together on a beat."""
+    beat = BEAT_LENGTH[piece.tags["meter"]]
+    good = pairs = 0
+    for t, sounding, _ in sonorities(piece):
+        if t % beat:
+            continue
+        pitches = sorted(p for p in sounding if p is not None)
+        for a in range(len(pitches)):
+            for b in range(a + 1, len(pitches)):
+                interval = (pitches[b] - pitches[a]) % 12
+                pairs += 1
+                good += not (interval in DISSONANT or (interval == 5 and a == 0))
+    return good / pairs if pairs else 0.0
+
+
+def closing_cadence(piece) -> float:
+    """Rewards a closing cadence in the piece's key: the bass's last note on the tonic (0.4), the
+    melody's last note on the tonic (0.3), the bass coming to it from the dominant or subdominant
+    (0.3)."""
+    tonic = KEYS.index(piece.tags["key"])
+    voices = piece.voice_notes()
+    melody_notes, bass = voices[0], voices[-1] or next((v for v in reversed(voices) if v), [])
+    if not melody_notes or not bass:
+        return 0.0
+    score = 0.4 * (bass[-1][2] % 12 == tonic) + 0.3 * (melody_notes[-1][2] % 12 == tonic)
+    if len(bass) > 1 and bass[-1][2] % 12 == tonic and (bass[-2][2] - tonic) % 12 in (7, 5):
+        score += 0.3
+    return score
+
+
+def tonal_stability(piece) -> float:
+    """Rewards staying in the piece's key: the mean over two-bar stretches of the correlation of
+    all voices' duration-weighted pitch classes with the key's Krumhansl-Kessler profile."""
+    tonic = KEYS.index(piece.tags["key"])
+    profile = np.roll(MINOR_PROFILE if piece.tags["mode"] in ("minor", "dorian") else MAJOR_PROFILE, tonic)
+    span = 2 * piece.bar_length
+    stretches = [np.zeros(12) for _ in range(max(1, -(-piece.length // span)))]
+    for notes in piece.voice_notes():
+        for start, length, pitch in notes:
+            stretches[min(start // span, len(stretches) - 1)][pitch % 12] += length
+    rs = [np.corrcoef(h, profile)[0, 1] for h in stretches if h.std() > 0]
+    return float(np.mean(np.clip(rs, 0, 1))) if rs else 0.0
+
+
+voice_leading = _per_piece(parallel_share)
+voice_range = _per_piece(in_range)
+consonance = _per_piece(strong_beat_consonance)
+cadence = _per_piece(closing_cadence)
+stability = _per_piece(tonal_stability)
 
 
 def _features(ctx: ScoringContext, candidates):
@@ -221,6 +339,12 @@ def clap(ctx: ScoringContext):
     return score
 
 
-SCORERS = {"key": key, "rhythm": rhythm, "smoothness": smoothness, "range": range_, "density": density,
+SCORERS = {"voice_leading": voice_leading, "voice_range": voice_range, "consonance": consonance,
+           "cadence": cadence, "stability": stability, "key": key, "rhythm": rhythm, "smoothness": smoothness, "range": range_, "density": density,
            "favourites": favourites, "preference": preference, "loudness": loudness,
            "brightness": brightness, "tonality": tonality, "clap": clap}
+
+
+def describe() -> dict[str, str]:
+    """Each built-in scorer's description on one line (its docstring)."""
+    return {name: " ".join((factory.__doc__ or "").split()) for name, factory in SCORERS.items()}

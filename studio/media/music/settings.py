@@ -5,16 +5,17 @@ import dataclasses
 from typing import ClassVar
 
 from ...settings import Settings, TuneSettings, setting
+from .vocab import ENSEMBLES, INSTRUMENTS
 
-TIMBRE_NAMES = ("piano", "flute", "organ", "fiddle", "brass")  # the studio synth's (synth.TIMBRES)
+TIMBRE_NAMES = tuple(sorted(set(INSTRUMENTS) | set(ENSEMBLES)))  # instrument and ensemble words (vocab.py)
 
 
 @dataclasses.dataclass
 class MusicGenerate(Settings):
     owner: ClassVar[str] = "music"
 
-    bars: int = setting(8, "length of a piece in bars, for models that write notes (the built-in one)", min=1,
-                        max=256, label="Bars")
+    bars: int = setting(8, "length of a piece in bars, for models that write notes (the built-in one: 2 to 8)",
+                        min=2, max=256, label="Bars")
     duration: float = setting(8.0, "length of a clip in seconds, for models that make sound (MusicGen)",
                               above=0, max=300, label="Seconds (sound models only)")
     temperature: float = setting(1.0, "the model's sampling temperature: higher is more surprising "
@@ -25,7 +26,8 @@ class MusicGenerate(Settings):
                            max=1, label="Top-p")
     guidance_scale: float = setting(3.0, "how closely MusicGen follows the prompt (classifier-free guidance)",
                                     min=0, max=50, label="Prompt strength")
-    timbre: str = setting("auto", "the instrument the notes are played with (auto: by style)",
+    timbre: str = setting("auto", "the melody's instrument, or an ensemble word for all four voices (auto: by "
+                                  "style and the prompt's instrument words)",
                           choices=("auto", *TIMBRE_NAMES), label="Instrument")
 
 

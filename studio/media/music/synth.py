@@ -1,8 +1,8 @@
-"""The studio's own small synthesizer: a melody to a WAV the browser can play.
+"""The studio's own small synthesizer: a piece to a WAV the browser can play without FluidSynth.
 
 Additive timbres (a sum of harmonics) shaped by ADSR envelopes, mixed in numpy and
-normalised to a peak of -1 dBFS, so nothing ever clips.  Each style has a timbre; a
-setting can name another.
+normalised to a peak of -1 dBFS, so nothing ever clips.  Each voice plays the timbre
+nearest its General MIDI program (``timbre_of_program``).
 """
 from __future__ import annotations
 
@@ -22,11 +22,19 @@ TIMBRES = {
     "fiddle": dict(harmonics=[1.0 / h for h in range(1, 13)], decay=0.0, vibrato=0.006, adsr=(0.04, 0.08, 0.8, 0.1)),
     "brass": dict(harmonics=[1.0 / h ** 0.7 for h in range(1, 9)], decay=0.0, vibrato=0.002, adsr=(0.03, 0.08, 0.8, 0.08)),
 }
-STYLE_TIMBRE = {"waltz": "piano", "march": "brass", "lullaby": "flute", "reel": "fiddle", "chorale": "organ"}
 
 
-def timbre_for(style: str, timbre: str = "auto") -> str:
-    return STYLE_TIMBRE.get(style, "piano") if timbre == "auto" else timbre
+def timbre_of_program(program: int) -> str:
+    """The additive timbre nearest a General MIDI program."""
+    if 16 <= program <= 23 or 52 <= program <= 55:
+        return "organ"  # organs, accordions, choirs
+    if 40 <= program <= 51:
+        return "fiddle"  # strings
+    if 56 <= program <= 71:
+        return "brass"  # brass and reeds
+    if 72 <= program <= 79 or program == 109:
+        return "flute"  # pipes (and the bagpipe's chanter)
+    return "piano"
 
 
 def _envelope(n_hold: int, sr: int, adsr: tuple[float, float, float, float]) -> np.ndarray:
@@ -40,12 +48,13 @@ def _envelope(n_hold: int, sr: int, adsr: tuple[float, float, float, float]) -> 
     return np.concatenate([held, np.linspace(level, 0.0, release)])
 
 
-def render_notes(notes, seconds_per_step: float, timbre: str, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """notes: (start, length, pitch, velocity) in steps; a float32 mono signal, peak at -1 dBFS."""
-    spec = TIMBRES[timbre]
-    end = max((s + n for s, n, _, _ in notes), default=0)
+def render_notes(notes, seconds_per_step: float, timbres, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """notes: (start, length, pitch, velocity, voice) in steps, ``timbres`` one name per voice; a
+    float32 mono signal, peak at -1 dBFS."""
+    end = max((n[0] + n[1] for n in notes), default=0)
     out = np.zeros(int((end * seconds_per_step + TAIL_SECONDS) * sr) + 1, dtype=np.float64)
-    for start, length, pitch, velocity in notes:
+    for start, length, pitch, velocity, voice in notes:
+        spec = TIMBRES[timbres[voice]]
         freq = 440.0 * 2 ** ((pitch - 69) / 12)
         env = _envelope(int(length * seconds_per_step * sr), sr, spec["adsr"])
         t = np.arange(len(env)) / sr
@@ -69,9 +78,9 @@ def render_notes(notes, seconds_per_step: float, timbre: str, sr: int = SAMPLE_R
     return out.astype(np.float32)
 
 
-def render_piece(piece, timbre: str = "auto", sr: int = SAMPLE_RATE) -> np.ndarray:
-    seconds_per_step = 60.0 / piece.tempo_bpm / 4  # a step is a sixteenth; the tempo counts quarters
-    return render_notes(piece.notes(), seconds_per_step, timbre_for(piece.tags["style"], timbre), sr)
+def render_piece(piece, sr: int = SAMPLE_RATE) -> np.ndarray:
+    seconds_per_step = 60.0 / piece.bpm / 4  # a step is a sixteenth; the tempo counts quarters
+    return render_notes(piece.notes(), seconds_per_step, [timbre_of_program(p) for p in piece.programs], sr)
 
 
 def wav_bytes(signal: np.ndarray, sr: int = SAMPLE_RATE) -> bytes:

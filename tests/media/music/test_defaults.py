@@ -1,26 +1,69 @@
-"""The recipe of the embedded default runs end to end (tiny settings) and its output loads."""
+"""The recipe of the built-in model runs end to end (tiny settings, pieces written by hand) and its
+output loads; the harmoniser gives fiddle tunes sensible chords; the shipped model is small."""
 import json
 
+import pytest
+
 from studio.media import get
-from studio.media.music import defaults
+from studio.media.music import ASSETS, defaults, repertoire
+from studio.media.music.vocab import VOICES
+
+from .conftest import TINY, block_chorale, scale_tune, small_repertoire
 
 
 def test_train_writes_a_loadable_safetensors_model(tmp_path):
-    figures = defaults.train(tmp_path / "m", "cpu", seed=0, pieces=210, steps=3, log=lambda line: None)
-    assert figures["kind"] == "symbolic" and figures["steps"] == 3
+    figures = defaults.train(tmp_path / "m", "cpu", seed=0, pieces=small_repertoire() * 2, steps=3, recipe=TINY,
+                             log=lambda line: None)
+    assert figures["recipe"]["steps"] == 3 and figures["held_out_loss"] > 0
     names = {p.name for p in (tmp_path / "m").iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "studio_music.json"} <= names
+    assert {"config.json", "model.safetensors", "tokenizer.json", "studio_music.json", "TRAINING.json"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
-    assert json.loads((tmp_path / "m" / "studio_music.json").read_text())["max_bars"] == defaults.MAX_BARS
+    meta = json.loads((tmp_path / "m" / "studio_music.json").read_text())
+    assert meta == {"kind": "symbolic", "max_bars": defaults.RECIPE["window_bars"]}
     medium = get("music")
     handle = medium.load(str(tmp_path / "m"), "cpu")
     gens = medium.generate(handle, "a march", [0, 1], medium.validate_params({"bars": 2}))
     assert [list(g.files) for g in gens] == [["mid", "wav", "png"]] * 2
 
 
-def test_shipped_default_is_small():
-    from studio.media.music import ASSETS
+def test_windows_keep_cadence_marks_only_at_the_end_and_transpose_in_range():
+    import numpy as np
 
-    folder = ASSETS
-    if folder.exists():
-        assert sum(p.stat().st_size for p in folder.iterdir()) <= 20 * 2 ** 20
+    piece = scale_tune("reel", "4/4", 2, "major", 16)
+    parts = defaults.windows(piece, 8, 4, 512)
+    assert [len(w.bars) for w in parts] == [8, 8, 8]
+    assert [w.ending for w in parts] == [False, False, True]
+    assert "bar:last" not in parts[0].tokens() and parts[-1].tokens()[-2:] != ["bar:last"]
+    data = defaults.Windows([piece, block_chorale()], defaults.build_tokenizer(), defaults.RECIPE)
+    assert len(data.rows) == 4 and data.chorale == [False, False, False, True]
+    ids, mask, labels = data.batch([0, 3], np.random.default_rng(0))
+    tokenizer = defaults.build_tokenizer()
+    for row in ids.tolist():
+        tokens = tokenizer.convert_ids_to_tokens([i for i in row if i != 0])
+        assert all(t.startswith(("<", "style", "meter", "key", "mode", "bar", "pos", "v")) for t in tokens)
+
+
+def test_the_harmoniser_picks_the_chords_a_melody_outlines():
+    # C major in quarter notes, a bar each outlining C, G, F and C (two chords a bar in 4/4)
+    pitches = [60, 64, 67, 64, 67, 71, 74, 71, 65, 69, 72, 69, 60, 64, 67, 72]
+    melody = [(4 * i, 4, p) for i, p in enumerate(pitches)]
+    chords = repertoire.harmonise(melody, 0, "major", "reel", "4/4", 4)
+    assert chords == [0, 0, 4, 4, 3, 3, 0, 0]
+    voices = repertoire.accompany(melody, chords, 0, "major", "reel", "4/4", 4)
+    assert len(voices) == VOICES - 1 and all(voices)
+    first_bass = voices[2][0][2]
+    assert first_bass % 12 == 0  # the tonic's root
+
+
+@pytest.mark.parametrize("title, meter, style", [("Acacia -- Reel", "4/4", "reel"), ("Haste to the Wedding", "6/8", "jig"),
+                                                 ("Quick Step. 25th Regt.", "2/4", "march"), ("Lady Mary", "3/4", "waltz")])
+def test_styles_come_from_titles_and_metres(title, meter, style):
+    assert repertoire.style_of(title, meter, "aird", long_notes=False) == style
+
+
+def test_shipped_default_is_small_and_records_its_training():
+    if (ASSETS / "model.safetensors").exists():
+        assert sum(p.stat().st_size for p in ASSETS.iterdir()) <= 20 * 2 ** 20
+        record = json.loads((ASSETS / "TRAINING.json").read_text())
+        assert {"recipe", "data", "seconds", "held_out_loss"} <= set(record)
+        assert (ASSETS / "README.md").exists()

@@ -1,44 +1,62 @@
 import io
-import random
 
 import mido
 import pretty_midi
 import pytest
 
 from studio.errors import StudioError
-from studio.media.music.compose import STYLE, compose
 from studio.media.music.events import piece_from_tokens, read_midi, to_midi_bytes
-from studio.media.music.vocab import BAR_LENGTH
+from studio.media.music.vocab import VOICES
+
+from .conftest import block_chorale, small_repertoire
 
 
-@pytest.mark.parametrize("style", sorted(STYLE))
-def test_composed_pieces_fill_bars_and_round_trip_through_midi(style):
-    rng = random.Random(1)
-    for _ in range(5):
-        piece = compose(rng, style, 8)
-        assert len(piece.bars) == 8
-        assert all(sum(d for _, d in bar.events) == BAR_LENGTH[piece.tags["meter"]] for bar in piece.bars)
-        data = to_midi_bytes(piece)
-        mido.MidiFile(file=io.BytesIO(data))
-        pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
-        assert len(pm.instruments[0].notes) == len(piece.notes())
-        back = read_midi(data)
-        assert [(p, d) for b in back.bars for p, d in b.events] == [(p, d) for b in piece.bars for p, d in b.events]
-        assert back.tags == piece.tags
-        assert piece_from_tokens(piece.tokens()).tokens() == piece.tokens()
+@pytest.mark.parametrize("index", range(6))
+def test_pieces_round_trip_through_tokens_and_midi(index):
+    piece = small_repertoire()[index]
+    assert all(0 <= pos < piece.bar_length for bar in piece.bars for pos, _ in bar)
+    tokens = piece.tokens()
+    assert "bar:last" in tokens and "bar:penultimate" in tokens
+    assert piece_from_tokens(tokens).tokens() == tokens
+    data = to_midi_bytes(piece)
+    mid = mido.MidiFile(file=io.BytesIO(data))
+    assert len(mid.tracks) == 1 + VOICES
+    programs = [m.program for t in mid.tracks for m in t if m.type == "program_change"]
+    assert programs == list(piece.programs)
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
+    assert sum(len(i.notes) for i in pm.instruments) == len(piece.notes())
+    back = read_midi(data)
+    assert back.tokens() == tokens and back.tags == piece.tags and back.programs == tuple(piece.programs)
 
 
-def test_foreign_midi_is_quantised_to_its_top_voice():
+def test_a_chorale_sounds_four_notes_at_every_onset():
+    piece = block_chorale()
+    from studio.media.music.features import sonorities
+
+    assert all(sum(p is not None for p in s) == 4 for _, s, _ in sonorities(piece))
+
+
+def test_dance_tunes_get_a_bass_and_chords_under_the_melody():
+    reel = small_repertoire()[0]
+    melody, inner1, inner2, bass = reel.voice_notes()
+    assert melody and inner1 and inner2 and bass
+    assert max(p for _, _, p in bass) < min(p for _, _, p in melody)
+    assert all(b[0] % 8 == 0 for b in bass)  # the reel's bass on beats one and three
+
+
+def test_foreign_midi_is_split_into_voices_by_pitch():
     pm = pretty_midi.PrettyMIDI(initial_tempo=120)
     inst = pretty_midi.Instrument(program=0)
-    for i, pitch in enumerate([60, 62, 64, 65]):
-        inst.notes.append(pretty_midi.Note(velocity=80, pitch=pitch, start=i * 0.5, end=i * 0.5 + 0.45))
-        inst.notes.append(pretty_midi.Note(velocity=80, pitch=pitch - 12, start=i * 0.5, end=i * 0.5 + 0.45))
+    for i, pitch in enumerate([72, 74, 76, 77]):
+        for offset in (0, -7, -12, -24):
+            inst.notes.append(pretty_midi.Note(velocity=80, pitch=pitch + offset, start=i * 0.5, end=i * 0.5 + 0.45))
     pm.instruments.append(inst)
     buffer = io.BytesIO()
     pm.write(buffer)
     piece = read_midi(buffer.getvalue())
-    assert [p for b in piece.bars for p, _ in b.events if p is not None] == [60, 62, 64, 65]
+    voices = piece.voice_notes()
+    assert [p for _, _, p in voices[0]] == [72, 74, 76, 77]
+    assert [p for _, _, p in voices[3]] == [48, 50, 52, 53]
 
 
 def test_unparseable_midi_is_one_sentence(tmp_path):

@@ -11,8 +11,8 @@ import soundfile
 
 from studio.errors import StudioError
 from studio.media.music import fluid
-from studio.media.music.events import PROGRAM
-from studio.media.music.synth import PEAK, SAMPLE_RATE, STYLE_TIMBRE, TIMBRES
+from studio.media.music.synth import PEAK, SAMPLE_RATE, TIMBRES, timbre_of_program
+from studio.media.music.vocab import INSTRUMENTS, STYLE_ENSEMBLE
 
 PROMPT = "a cheerful waltz in G major"
 HAS_FLUIDSYNTH = shutil.which("fluidsynth") is not None and fluid.soundfont() is not None
@@ -21,11 +21,11 @@ needs_fluidsynth = pytest.mark.skipif(not HAS_FLUIDSYNTH, reason="fluidsynth and
 
 
 @pytest.fixture(scope="module")
-def music():
+def music(tiny_model):
     from studio.media import get
 
     medium = get("music")
-    return medium, medium.load(medium.default_model(), "cpu")
+    return medium, medium.load(tiny_model, "cpu")
 
 
 def _note(program: int, pitch: int = 69, seconds: float = 1.0) -> bytes:
@@ -44,19 +44,22 @@ def _spectrum(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.fft.rfftfreq(len(window), 1 / SAMPLE_RATE), power / power.sum()
 
 
-def test_every_style_plays_a_general_midi_instrument(music):
+def test_every_voice_plays_a_general_midi_instrument(music):
     medium, handle = music
-    for style, timbre in STYLE_TIMBRE.items():
-        assert timbre in TIMBRES and 0 <= PROGRAM[timbre] <= 127
+    for style, programs in STYLE_ENSEMBLE.items():
+        assert len(programs) == 4 and all(0 <= p <= 127 and timbre_of_program(p) in TIMBRES for p in programs)
     (gen,) = medium.generate(handle, PROMPT, [3], medium.validate_params({"bars": 2}))
-    programs = [m.program for t in mido.MidiFile(file=io.BytesIO(gen.files["mid"])).tracks for m in t
-                if m.type == "program_change"]
-    assert programs == [PROGRAM[STYLE_TIMBRE["waltz"]]]
+    mid = mido.MidiFile(file=io.BytesIO(gen.files["mid"]))
+    programs = [(m.channel, m.program) for t in mid.tracks for m in t if m.type == "program_change"]
+    assert programs == list(enumerate(STYLE_ENSEMBLE["waltz"]))
+    (gen,) = medium.generate(handle, PROMPT + " for brass", [3], medium.validate_params({"bars": 2}))
+    mid = mido.MidiFile(file=io.BytesIO(gen.files["mid"]))
+    assert [m.program for t in mid.tracks for m in t if m.type == "program_change"][0] == INSTRUMENTS["trumpet"]
 
 
 @needs_fluidsynth
 def test_fluidsynth_renders_the_instrument_at_the_right_pitch():
-    piano, flute = fluid.render_midi([_note(PROGRAM["piano"]), _note(PROGRAM["flute"])], SAMPLE_RATE)
+    piano, flute = fluid.render_midi([_note(INSTRUMENTS["piano"]), _note(INSTRUMENTS["flute"])], SAMPLE_RATE)
     for signal in (piano, flute):
         assert signal.dtype == np.float32 and abs(float(np.abs(signal).max()) - PEAK) < 1e-3
         assert 1.0 <= len(signal) / SAMPLE_RATE <= 1.0 + 0.6 + 0.05  # the note and its release tail
@@ -66,7 +69,7 @@ def test_fluidsynth_renders_the_instrument_at_the_right_pitch():
     freqs, p_piano = _spectrum(piano)
     _, p_flute = _spectrum(flute)
     assert 0.5 * np.abs(p_piano - p_flute).sum() > 0.2  # two instruments, two timbres
-    again = fluid.render_midi([_note(PROGRAM["flute"])], SAMPLE_RATE)[0]
+    again = fluid.render_midi([_note(INSTRUMENTS["flute"])], SAMPLE_RATE)[0]
     assert np.array_equal(again, flute)  # the same MIDI renders the same
 
 

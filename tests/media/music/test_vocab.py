@@ -1,17 +1,35 @@
 import pytest
 
 from studio.errors import StudioError
-from studio.media.music.vocab import parse_prompt, vocabulary
+from studio.media.music.vocab import (ENSEMBLES, INSTRUMENTS, PROMPT_WORDS, STYLE_ENSEMBLE, ensemble, parse_prompt,
+                                      prompt_help, vocabulary)
 
 
 def test_style_words_map_to_tags():
-    tags = parse_prompt("a gentle lullaby in F# minor, 6/8")
-    assert dict(tags) == {"style": "lullaby", "meter": "6/8", "key": "F#", "mode": "minor", "tempo": "slow"}
+    tags = parse_prompt("a gentle air in F# minor, 6/8")
+    assert dict(tags) == {"style": "air", "meter": "6/8", "key": "F#", "mode": "minor"} and tags.tempo == "slow"
     tags = parse_prompt("lively reel in D dorian at 140 bpm")
-    assert dict(tags) == {"style": "reel", "key": "D", "mode": "dorian", "tempo": "fast"} and tags.bpm == 140
+    assert dict(tags) == {"style": "reel", "key": "D", "mode": "dorian"} and tags.bpm == 140
+    assert tags.playing_bpm("reel") == 140
     assert dict(parse_prompt("a sad hymn")) == {"style": "chorale", "mode": "minor"}
-    assert dict(parse_prompt("in a slow tempo")) == {"tempo": "slow"}  # 'a' is not the key of A
+    assert dict(parse_prompt("a four-part chorale in G major")) == {"style": "chorale", "key": "G", "mode": "major"}
+    assert dict(parse_prompt("in a slow tempo")) == {} and parse_prompt("in a slow tempo").tempo == "slow"
     assert dict(parse_prompt("Bb major march")) == {"style": "march", "key": "Bb", "mode": "major"}
+
+
+def test_tempo_words_set_the_playing_speed():
+    fast, plain, slow = (parse_prompt(p).playing_bpm("reel") for p in ("a fast reel", "a reel", "a slow reel"))
+    assert slow < plain < fast and fast > 100
+    assert parse_prompt("a chorale").playing_bpm("chorale") < plain
+
+
+def test_instrument_words_pick_one_program_per_voice():
+    assert ensemble([], "reel") == STYLE_ENSEMBLE["reel"]
+    assert ensemble(parse_prompt("a jig on the flute").instruments, "jig")[0] == INSTRUMENTS["flute"]
+    two = ensemble(parse_prompt("an air for violin and cello").instruments, "air")
+    assert (two[0], two[3]) == (INSTRUMENTS["violin"], INSTRUMENTS["cello"])
+    assert ensemble(parse_prompt("a chorale for brass").instruments, "chorale") == ENSEMBLES["brass"]
+    assert parse_prompt("a hornpipe").instruments == []  # 'horn' inside a word is not a horn
 
 
 def test_named_tags_win_over_moods():
@@ -27,6 +45,11 @@ def test_contradictory_tags_are_one_sentence(prompt):
     assert "contradictory" in message and message.count(".") == 1 and message.endswith(".")
 
 
-def test_vocabulary_is_unique():
+def test_vocabulary_is_unique_and_the_prompt_words_are_listed():
     tokens = vocabulary()
     assert len(tokens) == len(set(tokens)) and tokens[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
+    text = prompt_help()
+    for kind, words in PROMPT_WORDS.items():
+        assert f"{kind}:" in text and all(w in text for w in words)
+    for word in PROMPT_WORDS["style"]:
+        assert "style" in parse_prompt(word)
