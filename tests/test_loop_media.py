@@ -26,7 +26,7 @@ import pytest
 from studio import media
 
 SEA_POEM, HAIKU = "a short sea poem, melancholy", "a haiku about the sea, melancholy"
-CIRCLE, LULLABY = "a circle", "a gentle lullaby in C major, 3/4"
+CIRCLE, CHORALE = "a circle", "a four-part chorale in G major"
 ALL = ("lift", "best_of_2", "variety", "copies")
 # (medium, scorer, prompt): the targets this case meets on the shipped defaults, seed 0 (2-core CPU dev
 # machine; docs/results.md "Variety and copies" has the spread over three seeds).  Not met yet, so not asserted:
@@ -40,8 +40,10 @@ ALL = ("lift", "best_of_2", "variety", "copies")
 CASES = {
     ("text", "style", HAIKU): ("lift", "best_of_2", "variety"),
     ("text", "style", SEA_POEM): ("lift", "best_of_2", "variety"),
-    ("music", "rhythm", LULLABY): ALL,
-    ("music", "smoothness", LULLABY): ALL,
+    # the music model's shipped weights are interim (studio/media/music/assets/README.md): the round runs,
+    # its targets are not asserted until the full recipe is trained and measured (docs/music-model.md)
+    ("music", "consonance", CHORALE): (),
+    ("music", "voice_leading", CHORALE): (),
     ("image", "colourfulness", CIRCLE): ALL,
 }
 
@@ -59,7 +61,7 @@ def check(result: dict, targets) -> dict[str, bool]:
 @pytest.mark.slow
 @pytest.mark.parametrize("medium, scorer, prompt", [k for k in CASES if k[0] in media.available()],
                          ids=lambda v: {SEA_POEM: "sea-poem", HAIKU: "haiku", CIRCLE: "circle",
-                                        LULLABY: "lullaby"}.get(v, v))
+                                        CHORALE: "chorale"}.get(v, v))
 def test_one_round_carries_the_kept_qualities_to_held_out_seeds(medium, scorer, prompt, tmp_path):
     assets = media.get(medium).default_model()  # a folder, or a built-in id (text: built-in:grammar in the tests)
     if not assets.startswith("built-in:") and not Path(assets).exists():
