@@ -16,7 +16,7 @@ from .events import piece_from_tokens, to_midi_bytes
 from .fluid import render_or_none
 from .pianoroll import piano_roll_png
 from .synth import SAMPLE_RATE, render_piece, wav_bytes
-from .vocab import (BAR_LENGTH, ENSEMBLES, INSTRUMENTS, MAX_BAR, STYLE_METERS, TAG_ORDER, TAG_VALUES, VOICES,
+from .vocab import (BAR_LENGTH, MAX_BAR, STYLE_METERS, TAG_ORDER, TAG_VALUES, VOICES,
                     bar_token, ensemble, parse_prompt)
 
 BATCH = 16  # rows per forward pass on the symbolic LM
@@ -157,10 +157,6 @@ def playing(prompt: str, style: str, timbre: str = "auto") -> tuple[int, tuple[i
     if timbre != "auto":
         named = [timbre] + [w for w in named if w != timbre]
     return tags.playing_bpm(style), ensemble(named, style)
-
-
-def known_timbre(timbre: str) -> bool:
-    return timbre == "auto" or timbre in INSTRUMENTS or timbre in ENSEMBLES
 
 
 def generate_symbolic(handle, prompt: str, seeds: Sequence[int], params: dict[str, Any]) -> list[Generated]:
