@@ -22,8 +22,8 @@ import math
 import time
 from pathlib import Path
 
-# every default of the recipe, stated once (on one idle CPU thread the steps run out first, in about 15
-# minutes; on a busy machine the time budget ends it sooner, and TRAINING.json records the steps done)
+# every default of the recipe, stated once (on one idle CPU thread the steps should run out first (not timed
+# yet); on a busy machine the time budget ends it sooner, and TRAINING.json records the steps done)
 RECIPE = {
     "minutes": 30.0,  # wall-clock budget: the schedule follows steps or time, whichever runs out first
     "window_bars": 8,  # the longest stretch the model sees, and so the longest piece it writes
