@@ -6,7 +6,7 @@ scorer's mean.  ``--render DIR`` also writes each candidate's MIDI, WAV (FluidSy
 installed) and piano roll there for listening.  ``--record`` adds the figures to the model's
 TRAINING.json under ``quality``.
 
-    python benchmarks/music_quality.py [--model DIR] [-n 8] [--render /tmp/listen] [--record]
+    python benchmarks/music_quality.py [--model DIR] [-n 8] [--prompt TEXT ...] [--render /tmp/listen] [--record]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ PROMPTS = ["a four-part chorale in G major", "a fast reel in D", "a waltz in F",
 SCORERS = ["voice_leading", "voice_range", "consonance", "cadence", "stability", "key", "rhythm", "smoothness"]
 
 
-def measure(model: str | None, n: int, render: Path | None) -> dict:
+def measure(model: str | None, n: int, render: Path | None, prompts=PROMPTS) -> dict:
     import mido
     import numpy as np
 
@@ -38,7 +38,7 @@ def measure(model: str | None, n: int, render: Path | None) -> dict:
     ctx = ScoringContext(medium=medium, favourites=[], decided=[])
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for prompt in PROMPTS:
+        for prompt in prompts:
             began = time.perf_counter()
             gens = medium.generate(handle, prompt, list(range(n)), medium.validate_params({}))
             seconds = time.perf_counter() - began
@@ -78,6 +78,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a model folder (default: the built-in)")
     parser.add_argument("-n", type=int, default=8)
+    parser.add_argument("--prompt", action="append", help="measure this prompt (repeatable; default: "
+                        "the five built-in prompts)")
     parser.add_argument("--render", type=Path, help="also write each candidate's MIDI, WAV and PNG here")
     parser.add_argument("--record", action="store_true", help="write the figures into the model's TRAINING.json")
     args = parser.parse_args(argv)
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    figures = measure(args.model, args.n, args.render)
+    figures = measure(args.model, args.n, args.render, args.prompt or PROMPTS)
     if args.record:
         from studio.fsutil import atomic_write_text
         from studio.media import get
