@@ -137,19 +137,21 @@ class Windows:
         return ids, (ids != self.pad).long(), labels
 
 
-def load_repertoire(cache: Path | None, log=print):
-    """The repertoire's pieces, parsed once by music21 and kept as JSON in ``cache``."""
+def load_repertoire(cache: Path | None, log=print, names=REPERTORIES):
+    """The named repertories' pieces, parsed once by music21 and kept as JSON in ``cache``; a
+    repertory the cache lacks is read and added (so a cut-short first run is finished, not trusted)."""
     from . import repertoire
 
-    if cache is not None and cache.exists():
-        return repertoire.from_json(json.loads(cache.read_text()))
-    pieces = repertoire.read_repertoire(REPERTORIES, log=log)
-    if cache is not None:
-        from ...fsutil import atomic_write_text
+    pieces = repertoire.from_json(json.loads(cache.read_text())) if cache is not None and cache.exists() else []
+    missing = [name for name in names if not any(p.source == name for p in pieces)]
+    if missing:
+        pieces += repertoire.read_repertoire(missing, log=log)
+        if cache is not None:
+            from ...fsutil import atomic_write_text
 
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache, json.dumps(repertoire.to_json(pieces)))
-    return pieces
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cache, json.dumps(repertoire.to_json(pieces)))
+    return [p for p in pieces if p.source in names]
 
 
 def train(out_dir: Path, device: str = "cpu", seed: int = 0, pieces=None, steps: int | None = None,

@@ -67,3 +67,24 @@ def test_shipped_default_is_small_and_records_its_training():
         record = json.loads((ASSETS / "TRAINING.json").read_text())
         assert {"recipe", "data", "seconds", "held_out_loss"} <= set(record)
         assert (ASSETS / "README.md").exists()
+
+
+def test_a_cached_repertoire_is_completed_not_trusted(tmp_path, monkeypatch):
+    chorale = block_chorale()
+    chorale.source = "bach"
+    cache = tmp_path / "pieces.json"
+    cache.write_text(json.dumps(repertoire.to_json([chorale])))
+    asked = []
+
+    def read(names, log=print):
+        asked.append(list(names))
+        tune = scale_tune("reel", "4/4", 2, "major", 8)
+        tune.source = "aird"
+        return [tune]
+
+    monkeypatch.setattr(repertoire, "read_repertoire", read)
+    pieces = defaults.load_repertoire(cache, log=lambda line: None, names=("bach", "aird"))
+    assert asked == [["aird"]] and [p.source for p in pieces] == ["bach", "aird"]
+    assert [row["source"] for row in json.loads(cache.read_text())] == ["bach", "aird"]
+    again = defaults.load_repertoire(cache, log=lambda line: None, names=("bach",))
+    assert asked == [["aird"]] and [p.source for p in again] == ["bach"]
