@@ -15,7 +15,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in model (packa
 class MusicMedium(Medium):
     name = "music"
     main_ext = "mid"
-    default_scorer = "rhythm"  # the cleanest lift in one round (see tests/media/music/test_lift.py)
+    default_scorer = "stability"  # the one that met all four targets in a round (docs/music-model.md)
     label = "Music"
     order = 30
     placeholder = "What to play, e.g. a four-part chorale in G major, or a fast reel in D"

@@ -281,7 +281,6 @@ def folk(score, collection: str) -> Piece | None:
 def read_repertoire(names=("bach", "ryans", "aird"), log=print) -> list[Piece]:
     """Every usable piece of the named repertories (a few minutes: music21 parses each file)."""
     try:
-        import music21  # noqa: F401
         from music21 import corpus
     except ImportError:
         from ...errors import StudioError
