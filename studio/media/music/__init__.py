@@ -34,17 +34,9 @@ class MusicMedium(Medium):
 
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
                  adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
-        from ...adapters import adapter_active
+        from .generate import generate
 
-        params = self.validate_params(params)
-        with adapter_active(handle, adapter, strength):
-            if handle.kind == "symbolic":
-                from .generate import generate_symbolic
-
-                return generate_symbolic(handle, prompt, seeds, params)
-            from .musicgen import generate_audio
-
-            return generate_audio(handle, prompt, seeds, params)
+        return generate(handle, prompt, seeds, self.validate_params(params), adapter, strength)
 
     def scorers(self) -> dict[str, ScorerFactory]:
         from .scorers import SCORERS

@@ -179,3 +179,17 @@ def generate_symbolic(handle, prompt: str, seeds: Sequence[int], params: dict[st
                  "png": piano_roll_png(piece.notes(), piece.length, piece.bar_length)}
         out.append(Generated(seed=int(seed), files=files))
     return out
+
+
+def generate(handle, prompt: str, seeds: Sequence[int], params: dict[str, Any], adapter: str | None = None,
+             strength: float = 1.0) -> list[Generated]:
+    """One piece per seed with ``adapter`` (a version) active at ``strength``: the built-in model writes notes,
+    MusicGen sound (``musicgen.generate_audio``)."""
+    from ...adapters import adapter_active
+
+    with adapter_active(handle, adapter, strength):
+        if handle.kind == "symbolic":
+            return generate_symbolic(handle, prompt, seeds, params)
+        from .musicgen import generate_audio
+
+        return generate_audio(handle, prompt, seeds, params)

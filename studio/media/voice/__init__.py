@@ -39,17 +39,9 @@ class VoiceMedium(Medium):
 
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
                  adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
-        from ...adapters import adapter_active
+        from .generate import generate
 
-        params = self.validate_params(params)
-        with adapter_active(handle, adapter, strength):
-            if handle.kind == "tiny":
-                from .generate import generate_tiny
-
-                return generate_tiny(handle, prompt, seeds, params)
-            from .generate import generate_speecht5
-
-            return generate_speecht5(handle, prompt, seeds, params)
+        return generate(handle, prompt, seeds, self.validate_params(params), adapter, strength)
 
     def scorers(self) -> dict[str, ScorerFactory]:
         from .scorers import SCORERS

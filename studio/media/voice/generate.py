@@ -68,3 +68,14 @@ def generate_speecht5(handle: VoiceHandle, prompt: str, seeds: Sequence[int], pa
         alignment = {"line": line, "style": list(style.words)}
         out.append(Generated(seed, _files(audio, handle.sample_rate, line, alignment)))
     return out
+
+
+def generate(handle: VoiceHandle, prompt: str, seeds: Sequence[int], params: dict, adapter: str | None = None,
+             strength: float = 1.0) -> list[Generated]:
+    """One take per seed with ``adapter`` (a version) active at ``strength``, by the built-in voice or SpeechT5."""
+    from ...adapters import adapter_active
+
+    with adapter_active(handle, adapter, strength):
+        if handle.kind == "tiny":
+            return generate_tiny(handle, prompt, seeds, params)
+        return generate_speecht5(handle, prompt, seeds, params)
