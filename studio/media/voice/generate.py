@@ -2,6 +2,7 @@
 JSON (the alignment a tune learns from: ids, frames per id, pitch per id)."""
 from __future__ import annotations
 
+import io
 import json
 from typing import Sequence
 
@@ -15,12 +16,19 @@ from .reading import split_style
 MAX_CHARACTERS = 400  # a take is one line, not a chapter
 
 
-def _files(audio: np.ndarray, rate: int, line: str, alignment: dict) -> dict[str, bytes]:
+def _files(audio: np.ndarray, rate: int, line: str, alignment: dict, mel: np.ndarray | None = None
+           ) -> dict[str, bytes]:
+    """The take's files; ``mel`` (the built-in voice's own spectrogram) as ``npy``: what a tune learns from."""
     from .audio import HOP, picture, pitch_track, wav_bytes
 
     pitch = pitch_track(audio, rate, hop=max(1, HOP * rate // 22050))
-    return {"wav": wav_bytes(audio, rate), "png": picture(audio, pitch, rate),
-            "txt": (line + "\n").encode("utf-8"), "json": json.dumps(alignment).encode("utf-8")}
+    files = {"wav": wav_bytes(audio, rate), "png": picture(audio, pitch, rate),
+             "txt": (line + "\n").encode("utf-8"), "json": json.dumps(alignment).encode("utf-8")}
+    if mel is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, mel, allow_pickle=False)
+        files["npy"] = buffer.getvalue()
+    return files
 
 
 def generate_tiny(handle: VoiceHandle, prompt: str, seeds: Sequence[int], params: dict) -> list[Generated]:
@@ -38,9 +46,9 @@ def generate_tiny(handle: VoiceHandle, prompt: str, seeds: Sequence[int], params
     for start in range(0, len(seeds), batch):
         part = list(seeds[start:start + batch])
         takes = speak(handle.net, handle.model.config, ids, part, params, style, iterations=int(params["vocoder_iterations"]))
-        for seed, (audio, durations, pitch) in zip(part, takes):
+        for seed, (audio, durations, pitch, mel) in zip(part, takes):
             alignment = {"line": line, "style": list(style.words), "ids": ids, "durations": durations, "pitch_hz": pitch}
-            out.append(Generated(seed, _files(audio, 22050, line, alignment)))
+            out.append(Generated(seed, _files(audio, 22050, line, alignment, mel)))
     del torch
     return out
 

@@ -14,8 +14,9 @@ SEMITONE = math.log(2) / 12
 
 
 def speak(net, config, ids: Sequence[int], seeds: Sequence[int], params: dict, style: Style, iterations: int = 32):
-    """[(audio, durations, pitch_hz)] for each seed, from the TinyVoice ``net`` (the base, or the
-    PeftModel around it with an adapter on) whose ``VoiceConfig`` is ``config``."""
+    """[(audio, durations, pitch_hz, mel)] for each seed, from the TinyVoice ``net`` (the base, or the
+    PeftModel around it with an adapter on) whose ``VoiceConfig`` is ``config``; ``mel`` is the log mel
+    the network made (frames, mels; float16), before the vocoder."""
     import torch
 
     from .audio import griffin_lim, normalise
@@ -36,7 +37,8 @@ def speak(net, config, ids: Sequence[int], seeds: Sequence[int], params: dict, s
             mel, _ = net.decode(x, mask, durations, pitch_in)
             audio = griffin_lim(mel[0], iterations=iterations, generator=generator)
             hz = torch.exp(pitch_in[0] * config.pitch_std + config.pitch_mean)
-            takes.append((normalise(audio), durations[0].tolist(), [round(float(h), 1) for h in hz]))
+            takes.append((normalise(audio), durations[0].tolist(), [round(float(h), 1) for h in hz],
+                          mel[0].numpy().astype("float16")))
     return takes
 
 

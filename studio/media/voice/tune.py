@@ -54,7 +54,11 @@ class TinyTuneTask(PeftTask):
             if rate != 22050:
                 raise StudioError(f"Take {c.id} is at {rate} Hz; the built-in voice learns from 22050 Hz takes.")
             frames = int(sum(durations))
-            mel = log_mel(audio).numpy()[:frames]
+            # the network's own spectrogram of the take when it kept one (RSFT on the model's own output);
+            # else the WAV's, re-analysed (it carries the vocoder's smearing)
+            own = c.files.get("npy")
+            mel = (np.load(own, allow_pickle=False).astype(np.float32) if own and Path(own).is_file()
+                   else log_mel(audio).numpy())[:frames]
             if len(mel) < frames:
                 mel = np.pad(mel, ((0, frames - len(mel)), (0, 0)), mode="edge")
             pitch = (np.log(np.asarray(hz, dtype=np.float64)) - config.pitch_mean) / config.pitch_std

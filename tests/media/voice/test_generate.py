@@ -29,13 +29,15 @@ def test_each_seed_is_a_different_take_of_the_line(voice):
     assert [t.seed for t in takes] == [0, 1, 2]
     lengths = set()
     for take in takes:
-        assert list(take.files) == ["wav", "png", "txt", "json"]
+        assert list(take.files) == ["wav", "png", "txt", "json", "npy"]
         audio, rate = soundfile.read(io.BytesIO(take.files["wav"]))
         assert rate == 22050 and len(audio) > 0.2 * rate and 0.5 < np.abs(audio).max() <= 1.0
         assert Image.open(io.BytesIO(take.files["png"])).size == (512, 160)
         assert take.files["txt"].decode().strip() == "Hello there, friend."
         alignment = json.loads(take.files["json"])
         assert len(alignment["ids"]) == len(alignment["durations"]) == len(alignment["pitch_hz"])
+        mel = np.load(io.BytesIO(take.files["npy"]), allow_pickle=False)  # the network's own, what a tune learns
+        assert mel.dtype == np.float16 and mel.shape[0] == sum(alignment["durations"]) and np.isfinite(mel).all()
         lengths.add(len(audio))
     assert len({t.files["wav"] for t in takes}) == 3 and len(lengths) > 1  # different readings, not only phase
     again = medium.generate(handle, "Hello there, friend.", [1], medium.validate_params(FAST))[0]
