@@ -157,12 +157,12 @@ PROMPT_WORDS = {
 
 
 def prompt_help() -> str:
-    """One line per kind of word the symbolic model understands (shown under the prompt)."""
-    lines = ["Words the built-in model understands (the rest of the prompt is free text):"]
+    """The words the symbolic model understands, one Markdown list item per kind (shown under the prompt)."""
+    lines = ["Words the built-in model understands (the rest of the prompt is free text):", ""]
     for kind, words in PROMPT_WORDS.items():
-        lines.append(f"{kind}: {', '.join(words)}")
-    lines.append("Instruments: one named plays the melody, two the melody and bass, an ensemble word "
-                 "(strings, brass, choir, organ, woodwinds, piano) all four voices.")
+        lines.append(f"- **{kind}:** {', '.join(words)}")
+    lines += ["", "One instrument named plays the melody, two the melody and bass, an ensemble word (strings, "
+                  "brass, choir, organ, woodwinds, piano) all four voices."]
     return "\n".join(lines)
 
 

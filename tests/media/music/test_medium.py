@@ -104,7 +104,7 @@ def test_unknown_settings_are_refused(music):
 
 def test_the_page_lists_the_prompt_words(music):
     medium, _ = music
-    assert "style:" in medium.prompt_help and "chorale" in medium.prompt_help and "fiddle" in medium.prompt_help
+    assert "**style:**" in medium.prompt_help and "chorale" in medium.prompt_help and "fiddle" in medium.prompt_help
 
 
 def _written(tmp_path, name, piece: Piece) -> Candidate:

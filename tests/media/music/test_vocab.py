@@ -50,6 +50,6 @@ def test_vocabulary_is_unique_and_the_prompt_words_are_listed():
     assert len(tokens) == len(set(tokens)) and tokens[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
     text = prompt_help()
     for kind, words in PROMPT_WORDS.items():
-        assert f"{kind}:" in text and all(w in text for w in words)
+        assert f"**{kind}:**" in text and all(w in text for w in words)
     for word in PROMPT_WORDS["style"]:
         assert "style" in parse_prompt(word)
