@@ -87,10 +87,12 @@ def wire(ctx: TabContext) -> None:
         chosen = studio.use_series(name, values["series"] or "")
         shown = cards.latest_shown(studio, name)
         ctx.remember(shown=shown)
-        return {"series": gr.update(choices=studio.series(name), value=chosen), "shown": shown,
+        first = studio.store.candidate(shown[0]) if shown else None
+        prompt = {"prompt": first.prompt} if first is not None else {}  # the series' own prompt, when it has one
+        return {"series": gr.update(choices=studio.series(name), value=chosen), "shown": shown, **prompt,
                 **ctx.view({**values, "shown": shown})}
 
-    ctx.listen(ctx["series"].input, switch_series, ["series", *VIEW_INPUTS], ["series", "shown", *VIEW],
+    ctx.listen(ctx["series"].input, switch_series, ["series", *VIEW_INPUTS], ["series", "shown", "prompt", *VIEW],
                show_progress="hidden")
 
     @friendly

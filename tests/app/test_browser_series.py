@@ -57,6 +57,7 @@ def test_switching_series_keeps_the_kept_sets_apart_and_the_strip_unkeeps(served
         flow.step("1 · Curate")
         switch_series(flow, "main")
         wait_until("main's batch is back", lambda: set(flow.decisions()) == set(stars), page=page)
+        assert flow.tab.locator(".prompt textarea").input_value() == "red stars"  # and its prompt
         flow.step("2 · Fine-tune")
         wait_until("main's two kept in the strip", lambda: {strip.nth(i).get_attribute("data-id")
                                                               for i in range(strip.count())} == set(stars[:2]),
