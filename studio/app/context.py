@@ -193,3 +193,9 @@ def param_widget(field: FieldInfo) -> Any:
                           lines=2, min_width=140)
     return gr.Textbox(value="" if field.default is None else str(field.default), label=label, info=info,
                       min_width=140)
+
+
+def event_value(event: gr.EventData, key: str) -> str:
+    """What a page script sent under ``key`` with ``trigger(event, {key: ...})``; empty when nothing."""
+    data = getattr(event, "_data", None)
+    return str(data.get(key, "")) if isinstance(data, dict) else ""

@@ -17,6 +17,7 @@ import gradio as gr
 
 from ..engine import Studio
 from . import cards, gallery
+from .context import event_value
 
 THUMBS = 4  # candidates shown per version
 ACTIONS = (("use", "Use for generating"), ("compare", "Compare"), ("export", "Export"))
@@ -86,7 +87,7 @@ def medium_html(studio: Studio, medium: str) -> str:
 
 
 def build(studio: Studio, names: list[str]) -> tuple[Any, Any]:
-    """The History tab's component and its refresh function; an action is ``page.click`` (``action_of``)."""
+    """The History tab's component and its refresh function; an action is ``page.click`` (its ``action``)."""
     gr.Markdown("Every version made so far, newest first. **Use** picks it for generating, **Compare** and "
                 "**Export** open those steps with it.")
     page = gr.HTML("", js_on_load=HISTORY_JS, elem_classes=["history"])
@@ -95,12 +96,6 @@ def build(studio: Studio, names: list[str]) -> tuple[Any, Any]:
         return "".join(medium_html(studio, name) for name in names) or "No media are available."
 
     return page, load
-
-
-def action_of(event: gr.EventData) -> str:
-    """The action a History click carries (``use|compare|export MEDIUM VERSION``); empty when none."""
-    action = getattr(event, "_data", None) or {}
-    return str(action.get("action", "")) if isinstance(action, dict) else ""
 
 
 MOVES = {"use": ("version", "curate"), "compare": ("compare_after", "compare"), "export": ("export_version", "export")}
@@ -112,7 +107,7 @@ def mover(studio: Studio, contexts: dict[str, Any], media_tabs: Any, targets: di
     ``targets`` maps (medium, component name) to the tab's version pickers and steps."""
 
     def act(event: gr.EventData) -> dict[Any, Any]:
-        parts = action_of(event).split()
+        parts = event_value(event, "action").split()  # use|compare|export MEDIUM VERSION
         if len(parts) < 3 or parts[0] not in MOVES or parts[1] not in contexts \
                 or parts[2] not in studio.versions(parts[1]):
             return {}

@@ -16,7 +16,7 @@ from ..engine import steps_for_passes
 from ..errors import StudioError
 from ..store import DEFAULT_SERIES
 from . import plots
-from .context import PICKERS, TabContext, friendly
+from .context import PICKERS, TabContext, event_value, friendly
 
 POLL_SECONDS = 1.0
 STRIP_MAX = 48  # candidates the strip shows (the newest); the count above it is the whole kept set's
@@ -82,11 +82,11 @@ def wire(ctx: TabContext) -> None:
 
     def unkeep(event: gr.EventData) -> tuple[str, str]:
         """Un-keep one candidate of the kept set (a hand drop: no rule keeps it again), from the strip."""
-        data = getattr(event, "_data", None) or {}
-        candidate = str(data.get("unkeep", "")) if isinstance(data, dict) else ""
+        candidate = event_value(event, "unkeep")
         if candidate in {c.id for c in studio.next_kept_set(name)}:
             studio.store.set_decisions({candidate: "hand_rejected"})
-        return strip_html(ctx), _intro(ctx)
+        kept = studio.next_kept_set(name)
+        return strip_html(kept), _intro(ctx, len(kept))
 
     ctx["kept_strip"].click(unkeep, outputs=[ctx["kept_strip"], ctx["tune_intro"]], queue=False)
 
@@ -103,13 +103,14 @@ def wire(ctx: TabContext) -> None:
                        tune=gr.update(interactive=not running),
                        loss=plots.loss_svg(info["losses"], info["steps"]) if info else plots.loss_svg([], 0))
             seen["progress"] = key
-        intro = _intro(ctx)
+        kept_set = studio.next_kept_set(name)  # once a poll: the intro's count and the strip
+        intro = _intro(ctx, len(kept_set))
         if intro != seen.get("intro"):
             out["tune_intro"] = intro
         seen["intro"] = intro
-        kept = [c.id for c in studio.next_kept_set(name)]
+        kept = [c.id for c in kept_set]
         if kept != seen.get("kept"):  # kept or dropped in the Curate step, or another series
-            out["kept_strip"] = strip_html(ctx)
+            out["kept_strip"] = strip_html(kept_set)
         seen["kept"] = kept
         if versions != seen.get("versions"):
             if seen.get("versions") is not None:  # a tune finished while the page was open: follow it
@@ -133,11 +134,10 @@ def selected_version(ctx: TabContext, versions: list[str]) -> str:
     return saved if saved in versions else "base"
 
 
-def strip_html(ctx: TabContext) -> str:
+def strip_html(kept: list[Any]) -> str:
     """The kept set the next fine-tune learns from, newest first, each with an Un-keep button."""
     from . import cards, gallery
 
-    kept = ctx.studio.next_kept_set(ctx.name)
     if not kept:
         return '<div class="kept-strip-empty">Nothing kept yet in this series.</div>'
     items = "".join(
@@ -149,8 +149,7 @@ def strip_html(ctx: TabContext) -> str:
     return f'<div class="kept-items">{items}</div>{more}'
 
 
-def _intro(ctx: TabContext) -> str:
-    total = len(ctx.studio.next_kept_set(ctx.name))
+def _intro(ctx: TabContext, total: int) -> str:
     series = ctx.studio.current_series(ctx.name)
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."

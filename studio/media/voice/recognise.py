@@ -27,16 +27,12 @@ def normalise_text(text: str) -> str:
 
 def character_error_rate(reference: str, heard: str) -> float:
     """Levenshtein distance between the normalised texts over the reference's length (can exceed 1)."""
+    from ...variety import edit_distance
+
     ref, hyp = normalise_text(reference), normalise_text(heard)
     if not ref:
         return 0.0 if not hyp else 1.0
-    previous = list(range(len(hyp) + 1))
-    for i, a in enumerate(ref, 1):
-        current = [i]
-        for j, b in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
-        previous = current
-    return previous[-1] / len(ref)
+    return edit_distance(ref, hyp) / len(ref)
 
 
 def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
