@@ -2,23 +2,26 @@
 
 A medium is one folder under ``studio/media/`` with the same parts:
 
-    __init__.py   the Medium subclass (name, defaults, the hooks below)
-    model.py      loading a model (the built-in one in ``assets/`` or any local folder / hub id)
+    __init__.py   the Medium subclass (name, defaults, settings, the hooks it does its own way)
+    model.py      ``load(model, device)``: the built-in model in ``assets/`` or any local folder / hub id
     assets/       the built-in model's files (package data)
-    generate.py   batched generation, one seed per candidate
-    scorers.py    built-in scorers by name
-    tune.py       the LoRA TuneTask the shared trainer drives
-    export.py     export formats
+    generate.py   ``generate(handle, prompt, seeds, params, adapter, strength)``: one candidate per seed
+    scorers.py    ``SCORERS``: built-in scorers by name
+    features.py   ``embed(candidates)``: features for variety, copies and preference
+    tune.py       ``build_task(handle, examples, settings, parent_adapter, prior)``: the LoRA TuneTask
+    export.py     ``export(version, fmt, out_dir, curated)``: the export formats
     defaults.py   the script that trains the embedded default (``studio train-defaults NAME``)
 
-The core (store, engine, CLI, app) only calls the methods of ``Medium`` and never
-imports a medium's insides.  Everything here is cheap to import: no torch at import.
+``Medium``'s hooks call those functions by these names (``Medium.part``), imported on first use;
+a medium overrides a hook only where it does it another way.  The core (store, engine, CLI, app)
+only calls the methods of ``Medium`` and never imports a medium's insides.  Everything here is
+cheap to import: no torch at import.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
-from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Protocol, Sequence
 
@@ -158,7 +161,7 @@ class TuneTask(Protocol):
         """Write the finished adapter in the medium's standard format (peft / diffusers)."""
 
 
-class Medium(ABC):
+class Medium:
     """A medium: how to load, generate, score, tune and export.  One instance per process."""
 
     name: ClassVar[str]
@@ -213,29 +216,41 @@ class Medium(ABC):
         """Every tune setting, checked, defaults filled in; one sentence for a value a tune cannot use."""
         return self.tune_settings.parse(settings, f"{self.name} tune").to_dict()
 
-    @abstractmethod
+    def part(self, module: str, name: str) -> Any:
+        """``name`` from one of the medium's own modules (``model``, ``generate``, ``scorers``, ``features``,
+        ``tune``, ``export``: the parts listed above), imported on first use."""
+        import sys
+
+        # the medium's package: the first class up the line defined in a package's __init__ (a subclass kept in
+        # a plain module, e.g. a test's probe, uses the parts of the medium it extends)
+        package = next((cls.__module__ for cls in type(self).__mro__
+                        if hasattr(sys.modules.get(cls.__module__), "__path__")), type(self).__module__)
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+
     def load(self, model: str, device: str | None = None) -> Any:
         """Load a model by local folder or hub id (safetensors only, never remote code).
 
         Returns a handle the other hooks take.  Raise StudioError with one sentence for a
         missing folder, a pickle-only checkpoint or an unsupported architecture.
         """
+        return self.part("model", "load")(model, device)
 
-    @abstractmethod
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
                  adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
         """Generate one candidate per seed in batches; ``adapter`` is a version's adapter
         folder (None for base).  Switching adapters must not reload the base model.
         ``strength`` scales the adapter's effect (0 = the base, 1 = as tuned, up to
         ``MAX_STRENGTH``); the engine passes it only when it is not 1."""
+        return self.part("generate", "generate")(handle, prompt, seeds, self.validate_params(params), adapter,
+                                                 strength)
 
-    @abstractmethod
     def scorers(self) -> dict[str, ScorerFactory]:
         """Built-in scorers by name."""
+        return dict(self.part("scorers", "SCORERS"))
 
-    @abstractmethod
     def embed(self, handle: Any, candidates: Sequence[Candidate]) -> Any:
         """A float array (n, d) of features, for diversity and similarity to favourites."""
+        return self.part("features", "embed")(candidates)
 
     def diversity(self, handle: Any, candidates: Sequence[Candidate]) -> float:
         """Mean pairwise cosine distance of the candidates' features (0 = all alike)."""
@@ -271,7 +286,6 @@ class Medium(ABC):
         """Extra diversity figures a medium reports (text adds distinct-2)."""
         return {}
 
-    @abstractmethod
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
                   parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> TuneTask:
         """Build the LoRA task on the curated examples; ``parent_adapter`` is the version the
@@ -279,8 +293,10 @@ class Medium(ABC):
 
         ``prior`` (given only when ``settings['prior_weight']`` > 0) are un-kept base candidates:
         each batch draws that share of its rows from them (prior preservation)."""
+        return self.part("tune", "build_task")(handle, examples, self.parse_tune_settings(settings),
+                                               parent_adapter, prior)
 
-    @abstractmethod
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:
         """Write ``fmt`` (one of ``export_formats``) into ``out_dir``; return the files written."""
+        return self.part("export", "export")(version, fmt, Path(out_dir), curated)

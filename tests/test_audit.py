@@ -241,7 +241,7 @@ CASES = [
     (["serve", "--host", "0.0.0.0"], "exposes the studio to the network"),
     (["serve", "--port", "-1"], "--port must be between 1 and 65535"),
     (["serve", "--port", "99999"], "--port must be between 1 and 65535"),
-    (["serve", "--port", str(BUSY.getsockname()[1])], "the port is in use"),
+    (["serve", "--port", "{busy_port}"], "the port is in use"),  # ids stay the same in every process
     (["serve", "--host", "203.0.113.7", "--auth", "ann:secret"], "an address of this machine"),
     (["serve", "--host", "no-such-host.invalid", "--auth", "ann:secret"], "the address is unknown"),
     (["serve", "--auth", "nocolon"], "USER:PASSWORD"),
@@ -289,7 +289,8 @@ def integrity(ws: Path) -> str:
 @pytest.mark.parametrize("argv, words", CASES, ids=[" ".join(a)[:60] or "(none)" for a, _ in CASES])
 def test_bad_input_is_one_sentence_and_the_workspace_stays_whole(argv, words, prepared, audit_ws, tmp_path, capsys):
     fill = {"{root}": str(prepared["root"]), "{tmp}": str(tmp_path), "{other_batch}": str(prepared["other_batch"]),
-            "{truncated}": str(prepared["truncated"]), "{job}": prepared["job"]}
+            "{truncated}": str(prepared["truncated"]), "{job}": prepared["job"],
+            "{busy_port}": str(BUSY.getsockname()[1])}
     args = []
     for arg in argv:
         for key, value in fill.items():

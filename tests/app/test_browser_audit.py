@@ -33,8 +33,8 @@ def app(workspace, fake, tmp_path, monkeypatch):
 
 
 def error_toast(page) -> str:
-    toasts = page.locator('[data-testid="toast-body"]')
-    return toasts.first.inner_text() if toasts.count() else ""
+    """Every toast's text: under load an earlier notice (the queue position) can stand before the error."""
+    return " ".join(t.inner_text() for t in page.locator('[data-testid="toast-body"]').all())
 
 
 def test_after_a_generate_error_the_old_batch_stays_and_generate_works(app):
@@ -49,10 +49,7 @@ def test_after_a_generate_error_the_old_batch_stays_and_generate_works(app):
             slider.fill("0")
             slider.press("Enter")
         flow.tab.locator(".generate-btn").click()
-        try:
-            wait_until("the error in one sentence", lambda: "weight above 0" in error_toast(page), 60)
-        finally:
-            page.screenshot(path="/tmp/a21/stuck.png")
+        wait_until("the error in one sentence", lambda: "weight above 0" in error_toast(page), 60)
         wait_until("Generate enabled again", lambda: flow.tab.locator(".generate-btn").is_enabled()
                    and flow.tab.locator(".generate-btn").inner_text() == "Generate", 30)
         wait_until("the old batch back", lambda: sorted(flow.decisions()) == sorted(ids), 30)

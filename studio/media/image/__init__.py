@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ...medium import Candidate, Medium, Version
+from ...medium import Candidate, Medium
 from .settings import ImageGenerate, ImageTune
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in model (package data)
@@ -44,35 +44,7 @@ class ImageMedium(Medium):
 
         return prompt_length(model, prompt)
 
-    def load(self, model: str, device: str | None = None) -> Any:
-        from .model import load
-
-        return load(model, device)
-
-    def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-                 adapter: str | None = None, strength: float = 1.0):
-        from .generate import generate
-
-        return generate(handle, prompt, seeds, self.validate_params(params), adapter, strength)
-
-    def scorers(self):
-        from .scorers import SCORERS
-
-        return dict(SCORERS)
-
     def embed(self, handle: Any, candidates: Sequence[Candidate]):
         from .scorers import image_features
 
         return image_features(candidates)
-
-    def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None, prior: Sequence[Candidate] = ()):
-        from .tune import ImageTuneTask
-
-        return ImageTuneTask(handle, examples, self.parse_tune_settings(settings), parent_adapter, prior)
-
-    def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
-               curated: Sequence[Candidate]) -> list[Path]:
-        from .export import export
-
-        return export(version, fmt, Path(out_dir), curated)

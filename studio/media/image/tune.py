@@ -353,3 +353,6 @@ class ImageTuneTask:
         self.restore_encoders()
         for name in [self.family.denoiser, *self.text_encoders]:
             _drop_adapter(getattr(self.pipe, name))
+
+
+build_task = ImageTuneTask  # the medium contract's name for the task builder (studio.medium)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ...medium import Candidate, Generated, Medium, ScorerFactory, TuneTask, Version
+from ...medium import Candidate, Medium
 from .settings import MusicGenerate, MusicTune
 from .vocab import prompt_help as _prompt_help
 
@@ -27,27 +27,6 @@ class MusicMedium(Medium):
     generate_settings = MusicGenerate
     tune_settings = MusicTune
 
-    def load(self, model: str, device: str | None = None) -> Any:
-        from .model import load
-
-        return load(model, device)
-
-    def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-                 adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
-        from .generate import generate
-
-        return generate(handle, prompt, seeds, self.validate_params(params), adapter, strength)
-
-    def scorers(self) -> dict[str, ScorerFactory]:
-        from .scorers import SCORERS
-
-        return dict(SCORERS)
-
-    def embed(self, handle: Any, candidates: Sequence[Candidate]) -> Any:
-        from .features import embed
-
-        return embed(candidates)
-
     def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
         """A copy shares a run of 8 consecutive pitches with a kept melody, one of them may be changed
         (audio: feature similarity).  Independent base melodies of the built-in model do so 0.35% of
@@ -60,15 +39,3 @@ class MusicMedium(Medium):
             return super().copies(handle, candidates, kept)
         return shares_near_run([melody(c)[0].tolist() for c in candidates], [melody(k)[0].tolist() for k in kept],
                                COPY_RUN, changes=1)
-
-    def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> TuneTask:
-        from .tune import build_task
-
-        return build_task(handle, examples, self.parse_tune_settings(settings), parent_adapter, prior)
-
-    def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
-               curated: Sequence[Candidate]) -> list[Path]:
-        from .export import export
-
-        return export(version, fmt, out_dir, curated)

@@ -64,11 +64,6 @@ class TextMedium(Medium):
 
         return prompt_length(model, prompt)
 
-    def load(self, model: str, device: str | None = None) -> Any:
-        from .model import load
-
-        return load(model, device)
-
     def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
                  adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
         from .generate import sample
@@ -76,11 +71,6 @@ class TextMedium(Medium):
         texts, _ = sample(handle, prompt, seeds, self.validate_params(params), adapter, strength)
         return [Generated(seed=int(seed), files={"txt": text.encode("utf-8")}, text=text)
                 for seed, text in zip(seeds, texts)]
-
-    def scorers(self) -> dict[str, Any]:
-        from .scorers import SCORERS
-
-        return dict(SCORERS)
 
     def embed(self, handle: Any, candidates: Sequence[Candidate]) -> Any:
         from .embedding import candidate_text, embed_texts

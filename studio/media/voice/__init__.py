@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ...medium import Candidate, Generated, Medium, ScorerFactory, TuneTask, Version
+from ...medium import Candidate, Medium
 from .settings import VoiceGenerate, VoiceTune
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the built-in voice (package data)
@@ -32,27 +32,6 @@ class VoiceMedium(Medium):
     generate_settings = VoiceGenerate
     tune_settings = VoiceTune
 
-    def load(self, model: str, device: str | None = None) -> Any:
-        from .model import load
-
-        return load(model, device)
-
-    def generate(self, handle: Any, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-                 adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
-        from .generate import generate
-
-        return generate(handle, prompt, seeds, self.validate_params(params), adapter, strength)
-
-    def scorers(self) -> dict[str, ScorerFactory]:
-        from .scorers import SCORERS
-
-        return dict(SCORERS)
-
-    def embed(self, handle: Any, candidates: Sequence[Candidate]) -> Any:
-        from .features import embed
-
-        return embed(candidates)
-
     def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
         """A copy reads the same line as a kept take at the same pace and pitch (``features.is_copy``)."""
         from .features import is_copy
@@ -67,15 +46,3 @@ class VoiceMedium(Medium):
         wav = candidate.files.get("wav") or candidate.path
         heard = stored_transcript(wav) if wav else None
         return None if heard is None else marked_html(line_of(candidate), heard)
-
-    def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> TuneTask:
-        from .tune import build_task
-
-        return build_task(handle, examples, self.parse_tune_settings(settings), parent_adapter)
-
-    def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
-               curated: Sequence[Candidate]) -> list[Path]:
-        from .export import export
-
-        return export(version, fmt, out_dir, curated)

@@ -131,7 +131,8 @@ class SpeechT5TuneTask(PeftTask):
         return self.peft(input_ids=ids, attention_mask=mask, speaker_embeddings=speakers, labels=labels).loss
 
 
-def build_task(handle: VoiceHandle, examples, settings, parent_adapter):
+def build_task(handle: VoiceHandle, examples, settings, parent_adapter, prior=()):
+    """The tune for the handle's kind; ``prior`` is always empty (the voice settings refuse prior_weight)."""
     if handle.kind == "tiny":
         return TinyTuneTask(handle, examples, settings, parent_adapter)
     return SpeechT5TuneTask(handle, examples, settings, parent_adapter)
