@@ -148,4 +148,12 @@ def pairs_html(medium: str, pairs: Sequence[dict[str, Any]]) -> str:
                          + card_html(c, i, decide=False, label=label) + "</div>")
         rows.append(f'<div class="compare-pair">{"".join(sides)}</div>')
     kind = pairs[0]["before"]["kind"]
-    return f'<div class="gallery compare-pairs kind-{kind}" data-medium="{medium}" tabindex="0">{"".join(rows)}</div>'
+    view = ""
+    if kind == "picture":  # pictures: a dense grid of pairs, or each pair in one place flickering before/after
+        group = f"compare-view-{html.escape(medium)}"
+        view = ('<div class="compare-view" role="radiogroup" aria-label="How pairs are shown">'
+                f'<label><input type="radio" name="{group}" class="view-side" checked> Side by side</label>'
+                f'<label title="Each pair in one place, switching between before and after (hover to hold)">'
+                f'<input type="radio" name="{group}" class="view-flicker"> Flicker</label></div>')
+    return (f'<div class="gallery compare-pairs kind-{kind}" data-medium="{medium}" tabindex="0">{view}'
+            f'{"".join(rows)}</div>')

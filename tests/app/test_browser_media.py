@@ -136,8 +136,19 @@ def test_real_medium_through_the_page(served, medium):
     wait_until("v1 selected after a reload", lambda: flow.versions_selected() == ("v1", "v1", "v1"), 30, page)
 
     # compare on held-out seeds, then export one zip
-    pairs = flow.compare(2)
+    pairs = flow.compare(6 if medium == "image" else 2)
     assert "Before (base)" in pairs.first.inner_text() and "After (v1)" in pairs.first.inner_text()
+    if medium == "image":  # a dense grid: three pairs a row at 1440 px; flicker shows each pair in one place
+        tops = [round(pairs.nth(i).bounding_box()["y"]) for i in range(6)]
+        assert tops[0] == tops[1] == tops[2] and tops[3] > tops[0], tops
+        box = flow.tab.locator(".pairs-box .compare-pairs").first.bounding_box()
+        assert box["height"] < 900, box  # six pairs on one screen (they took about 2,700 px before)
+        flow.tab.locator(".compare-view").get_by_text("Flicker").click()
+        before, after = (pairs.first.locator(f".compare-{side}") for side in ("before", "after"))
+        wait_until("before and after in one place", lambda: before.bounding_box()["x"] == after.bounding_box()["x"],
+                   10, page)
+        assert after.evaluate("e => getComputedStyle(e).animationName") == "studio-flicker"
+        flow.tab.locator(".compare-view").get_by_text("Side by side").click()
     if medium in ("music", "voice"):
         assert flow.tab.locator(".compare-pair audio").count() == 4
     flow.screenshot(f"{medium}-compare")
