@@ -1,0 +1,193 @@
+"""Scorers written for evaluation only: never shipped, never a built-in, never used to pick a default.
+
+Each takes a candidate's files and returns a score in [0, 1], reading them with its own code (PIL and
+numpy for pictures, mido for MIDI), not through the studio's features, so a tune that games the
+studio's own measurements does not game these.  ``benchmarks/eval_suite.py`` lets a simulated artist
+keep and drop by them and measures whether a round carries what the artist wanted to new seeds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+# -- pictures ---------------------------------------------------------------------------------
+def _rgb(path: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+
+
+def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    top, low = rgb.max(-1), rgb.min(-1)
+    sat = np.where(top > 0, (top - low) / np.maximum(top, 1e-9), 0.0)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    span = np.maximum(top - low, 1e-9)
+    hue = np.where(top == r, (g - b) / span % 6, np.where(top == g, (b - r) / span + 2, (r - g) / span + 4)) * 60
+    return hue, sat, top
+
+
+def _ink(rgb: np.ndarray) -> np.ndarray:
+    """Pixels that are drawn, not background: saturated or dark."""
+    _, sat, val = _hsv(rgb)
+    return (sat > 0.35) | (val < 0.45)
+
+
+def orange(path: str) -> float:
+    """How orange the drawing is: the saturated pixels' closeness in hue to 30 degrees."""
+    hue, sat, val = _hsv(_rgb(path))
+    mask = (sat > 0.35) & (val > 0.3)
+    if not mask.any():
+        return 0.0
+    distance = np.abs((hue[mask] - 30.0 + 180.0) % 360.0 - 180.0)
+    return float(np.clip(1.0 - distance / 60.0, 0.0, 1.0).mean() * min(1.0, mask.mean() * 8))
+
+
+def symmetry(path: str) -> float:
+    """Left-right mirror likeness of the picture."""
+    rgb = _rgb(path)
+    return float(1.0 - np.clip(np.abs(rgb - rgb[:, ::-1]).mean() * 4.0, 0.0, 1.0))
+
+
+def centred(path: str) -> float:
+    """How close the drawing's centre of mass is to the picture's centre."""
+    ink = _ink(_rgb(path))
+    if not ink.any():
+        return 0.0
+    ys, xs = np.nonzero(ink)
+    h, w = ink.shape
+    off = np.hypot(ys.mean() / h - 0.5, xs.mean() / w - 0.5)
+    return float(np.clip(1.0 - off / 0.35, 0.0, 1.0))
+
+
+def airy(path: str) -> float:
+    """Negative space: the share of the picture left as background."""
+    return float(1.0 - _ink(_rgb(path)).mean())
+
+
+def warm(path: str) -> float:
+    """Warm against cool: red minus blue over the drawn pixels."""
+    rgb = _rgb(path)
+    ink = _ink(rgb)
+    if not ink.any():
+        return 0.5
+    return float(np.clip(0.5 + (rgb[..., 0][ink] - rgb[..., 2][ink]).mean(), 0.0, 1.0))
+
+
+def three_things(path: str) -> float:
+    """Exactly three separate shapes (connected drawn regions of some size)."""
+    from scipy import ndimage
+
+    ink = _ink(_rgb(path))
+    labels, n = ndimage.label(ink)
+    sizes = np.bincount(labels.ravel())[1:] if n else np.array([])
+    count = int((sizes >= ink.size * 0.004).sum())
+    return float(max(0.0, 1.0 - abs(count - 3) / 3.0))
+
+
+# -- music (MIDI) -----------------------------------------------------------------------------
+def _notes(path: str) -> list[tuple[float, float, int]]:
+    """(start s, end s, pitch) of every note, read with mido."""
+    import mido
+
+    notes, on, now = [], {}, 0.0
+    for msg in mido.MidiFile(path):
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            on.setdefault((msg.channel, msg.note), now)
+        elif msg.type in ("note_off", "note_on"):
+            start = on.pop((getattr(msg, "channel", 0), getattr(msg, "note", 0)), None)
+            if start is not None:
+                notes.append((start, now, msg.note))
+    return sorted(notes)
+
+
+def wide_range(path: str) -> float:
+    """The piece spans a wide range of pitch (four octaves is 1)."""
+    notes = _notes(path)
+    return 0.0 if not notes else min(1.0, (max(n[2] for n in notes) - min(n[2] for n in notes)) / 48.0)
+
+
+def busy(path: str) -> float:
+    """Note onsets per second (8 a second is 1)."""
+    notes = _notes(path)
+    if len(notes) < 2:
+        return 0.0
+    length = max(n[1] for n in notes) - notes[0][0]
+    return min(1.0, len({round(n[0], 3) for n in notes}) / max(length, 1e-6) / 8.0)
+
+
+def stepwise(path: str) -> float:
+    """The top line moves by step (two semitones or less) between onsets."""
+    notes = _notes(path)
+    tops: dict[float, int] = {}
+    for start, _, pitch in notes:
+        key = round(start, 3)
+        tops[key] = max(tops.get(key, 0), pitch)
+    line = [tops[k] for k in sorted(tops)]
+    if len(line) < 2:
+        return 0.0
+    return float(np.mean(np.abs(np.diff(line)) <= 2))
+
+
+def low_bass(path: str) -> float:
+    """A deep bass: the lowest notes' mean pitch (C2 is 1, C4 is 0)."""
+    notes = _notes(path)
+    if not notes:
+        return 0.0
+    lows = sorted(n[2] for n in notes)[: max(1, len(notes) // 8)]
+    return float(np.clip((60.0 - np.mean(lows)) / 24.0, 0.0, 1.0))
+
+
+def home_ending(path: str) -> float:
+    """The last bass note has the pitch class of the first (the piece ends at home)."""
+    notes = _notes(path)
+    if not notes:
+        return 0.0
+    first_t, last_t = notes[0][0], max(n[0] for n in notes)
+    first = min(n[2] for n in notes if n[0] == first_t)
+    last = min(n[2] for n in notes if n[0] == last_t)
+    return 1.0 if first % 12 == last % 12 else (0.5 if (last - first) % 12 in (5, 7) else 0.0)
+
+
+def legato(path: str) -> float:
+    """Notes held through to the next onset rather than clipped (mean held share)."""
+    notes = _notes(path)
+    onsets = sorted({n[0] for n in notes})
+    if len(onsets) < 2:
+        return 0.0
+    held = []
+    for start, end, _ in notes:
+        later = [o for o in onsets if o > start + 1e-6]
+        if later:
+            held.append(min(1.0, (end - start) / (later[0] - start)))
+    return float(np.mean(held)) if held else 0.0
+
+
+# the suite: medium -> (file extension, {name: scorer}); at least six per medium
+EVAL_SCORERS: dict[str, tuple[str, dict[str, Callable[[str], float]]]] = {
+    "image": ("png", {"orange": orange, "symmetry": symmetry, "centred": centred, "airy": airy, "warm": warm,
+                      "three_things": three_things}),
+    "music": ("mid", {"wide_range": wide_range, "busy": busy, "stepwise": stepwise, "low_bass": low_bass,
+                      "home_ending": home_ending, "legato": legato}),
+}
+
+
+def score_files(medium: str, scorer: str, candidates) -> list[float]:
+    ext, scorers = EVAL_SCORERS[medium]
+    fn = scorers[scorer]
+    return [fn(str(c.files.get(ext) or c.path)) for c in candidates]
+
+
+def names(medium: str) -> list[str]:
+    return list(EVAL_SCORERS[medium][1])
+
+
+def check_files(medium: str, folder: Path) -> dict[str, list[float]]:
+    """Every eval scorer on every file of the medium's extension in ``folder`` (a quick look at their spread)."""
+    ext, scorers = EVAL_SCORERS[medium]
+    files = sorted(folder.rglob(f"*.{ext}"))
+    return {name: [round(fn(str(f)), 3) for f in files] for name, fn in scorers.items()}

@@ -1,0 +1,159 @@
+"""Issue 20's evaluation: a simulated artist, scorers the studio never sees, two rounds in a row.
+
+For each (medium, eval scorer, seed) in a fresh workspace:
+
+1. generate ``n`` candidates of the prompt on training seeds with the current version;
+2. the simulated artist scores them with an eval-only scorer (``eval_scorers.py``), keeps the top quarter
+   by hand (P) and drops the bottom quarter by hand (X); the middle half is left undecided.  The artist's
+   bar is the upper quartile of round 1's base batch, fixed for every later measurement;
+3. one tune on the series' kept set with the given tune settings (``--setting NAME=JSON``, e.g.
+   ``kto='{"objective": "kto"}'``), from the version before;
+4. ``Studio.compare`` base against the new version on held-out seeds (never a seed a tune learned from):
+   the eval scorer's share over the bar on each side, best of 2 from the base, variety against the kept
+   set and copies by the medium's own tests.
+
+Rounds 1 and 2 are both measured.  Targets per round (issue 20): lift (+0.15, and doubles or halves the
+misses), beats best-of-2, variety at least 0.8x the kept set's, copies at most 10%; round 2 also asks for
+more lift than round 1.
+
+    OMP_NUM_THREADS=1 python benchmarks/eval_suite.py image --seeds 0 1 2 --out runs/eval-image.jsonl
+    python benchmarks/eval_suite.py --table runs/eval-image.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_scorers import names, score_files  # noqa: E402
+
+PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major"}
+HELD_OUT = 1_000_000
+
+
+def targets(a: float, b: float, best2: float, variety: float | None, copies: float) -> dict[str, bool]:
+    return {"lift": a - b >= 0.15 and (a >= 2 * b or (1 - a) <= (1 - b) / 2), "best_of_2": a > best2,
+            "variety": (variety or 0.0) >= 0.8, "copies": copies <= 0.10}
+
+
+def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int) -> dict:
+    from studio.engine import Studio
+
+    out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "rounds": []}
+    with tempfile.TemporaryDirectory() as ws:
+        studio = Studio(ws)
+        version, bar = "base", None
+        for r in range(rounds):
+            start = time.perf_counter()
+            seeds = list(range(1000 * seed + r * n, 1000 * seed + (r + 1) * n))
+            cands = studio.generate(medium, prompt, seeds=seeds, version=version)
+            scores = np.array(score_files(medium, scorer, cands))
+            if bar is None:
+                bar = float(np.quantile(scores, 0.75))
+            order = np.argsort(-scores, kind="stable")
+            quarter = max(1, n // 4)
+            keep = [cands[i].id for i in order[:quarter]]
+            drop = [cands[i].id for i in order[-quarter:]]
+            studio.curate(medium, accept=keep, reject=drop, apply_rule=False)
+            tuned = studio.tune(medium, from_version=version, settings=settings)
+            version = tuned["version"]
+            result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=HELD_OUT + 1000 * seed,
+                                    threshold=0.5, temperature=0.0)
+            sides = {side: np.array(score_files(medium, scorer, studio.store.candidates(
+                medium, ids=result[side]["candidates"]))) for side in ("before", "after")}
+            before, after = sides["before"], sides["after"]
+            pairs = before[: len(before) // 2 * 2].reshape(-1, 2).max(axis=1)
+            a, b, best2 = float(np.mean(after >= bar)), float(np.mean(before >= bar)), float(np.mean(pairs >= bar))
+            variety, copies = result["after"].get("variety_vs_kept"), result["after"].get("copies", 0.0)
+            out["rounds"].append({
+                "round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
+                "kept_total": tuned["curated"], "bar": bar, "base": b, "tuned": a, "best_of_2": best2,
+                "mean_base": float(before.mean()), "mean_tuned": float(after.mean()),
+                "variety_vs_kept": variety, "copies": copies, "seconds": round(time.perf_counter() - start, 1),
+                "targets": targets(a, b, best2, variety, copies)})
+    return out
+
+
+def ms(values) -> str:
+    values = [v for v in values if v is not None]
+    return f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else "-"
+
+
+def table(path: Path) -> None:
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["medium"], run["scorer"], run["name"]), []).append(run)
+    print("| medium · eval scorer | objective | round | seeds | over the bar: base → tuned | best-of-2 | "
+          "variety vs kept | copies | targets per seed (lift · best-of-2 · variety · copies) | round s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (medium, scorer, name), group in sorted(groups.items()):
+        for r in range(max(len(g["rounds"]) for g in group)):
+            rows = [g["rounds"][r] for g in group if len(g["rounds"]) > r]
+            marks = " ".join("".join("✓" if ok else "✗" for ok in x["targets"].values()) for x in rows)
+            extra = ""
+            if r > 0:
+                more = sum(g["rounds"][r]["tuned"] > g["rounds"][r - 1]["tuned"] for g in group if len(g["rounds"]) > r)
+                extra = f" · round {r + 1} above round {r}: {more} of {len(rows)}"
+            print(f"| {medium} · {scorer} | {name} | {r + 1} | {', '.join(str(g['seed']) for g in group)} "
+                  f"| {ms([x['base'] for x in rows])} → {ms([x['tuned'] for x in rows])} "
+                  f"| {ms([x['best_of_2'] for x in rows])} | {ms([x['variety_vs_kept'] for x in rows])} "
+                  f"| {ms([x['copies'] for x in rows])} | {marks}{extra} | {np.mean([x['seconds'] for x in rows]):.0f} |")
+    print()
+    for medium in sorted({k[0] for k in groups}):
+        for name in sorted({k[2] for k in groups if k[0] == medium}):
+            firsts = [g["rounds"][0] for k, gs in groups.items() if k[0] == medium and k[2] == name for g in gs]
+            share = {t: sum(x["targets"][t] for x in firsts) for t in ("lift", "best_of_2", "variety", "copies")}
+            print(f"- {medium} · {name}, round 1 over {len(firsts)} runs: "
+                  + ", ".join(f"{t} {v}/{len(firsts)}" for t, v in share.items()))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("medium", nargs="?", choices=sorted(PROMPTS))
+    parser.add_argument("--scorers", nargs="+", help="eval scorers (default: all of the medium's)")
+    parser.add_argument("--prompt")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("-n", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON",
+                        help="tune settings, e.g. sft='{}' kto='{\"objective\": \"kto\"}'")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--table", type=Path)
+    args = parser.parse_args(argv)
+    if args.table:
+        table(args.table)
+        return 0
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    from studio.quiet import quiet_libraries
+
+    quiet_libraries()
+    prompt = args.prompt or PROMPTS[args.medium]
+    for spec in args.setting or ["defaults={}"]:
+        name, _, text = spec.partition("=")
+        settings = json.loads(text or "{}")
+        for seed in args.seeds:  # every scorer on a seed before the next seed: a cut-short run is still broad
+            for scorer in args.scorers or names(args.medium):
+                row = {"name": name, "settings": settings,
+                       **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds)}
+                line = json.dumps(row)
+                print(line, flush=True)
+                if args.out:
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    with args.out.open("a") as f:
+                        f.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
