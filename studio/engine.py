@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import media, runner, sampling, scoring
+from .coalesce import JOIN_CAP, Coalescer
 from .errors import StudioError, guarded
 from .library import Library
 from .medium import MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
@@ -39,8 +40,6 @@ COPIES_LIMIT = 0.10  # at most this share of tuned candidates copy a kept one
 VARIETY_FLOOR = 0.8  # the tuned side at least this share of the kept set's variety
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks
-PROGRESS_CHUNK = 4  # with a progress callback, generate at least this many at a time (batching stays fast)
-PROGRESS_UPDATES = 4  # ... and report about this many times per batch
 
 
 def steps_for_passes(epochs: float, kept: int, batch_size: int) -> int:
@@ -216,6 +215,8 @@ class Studio:
         self.store = Store(workspace if workspace is not None else default_workspace())
         self._handles: dict[str, tuple[str, Any]] = {}  # medium -> (model, handle): one loaded model per medium
         self._model_lock = threading.RLock()
+        self._joiner = Coalescer(self._model_lock)  # generate requests that share a model call join it
+        self._writing = threading.Lock()  # a generate's files and rows, one request at a time
         self._cleaned = False
 
     # -- models and versions ---------------------------------------------------------------
@@ -338,10 +339,14 @@ class Studio:
                  model: str | None = None, params: dict[str, Any] | None = None,
                  seeds: Sequence[int] | None = None, purpose: str = "curate",
                  strength: float | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> list[Candidate]:
+                 on_progress: Callable[[int, int], None] | None = None,
+                 on_wait: Callable[[int, int, int], None] | None = None) -> list[Candidate]:
         """Generate (or find again) one candidate per seed; returns them in seed order.
 
         ``on_progress(done, total)`` is called after each chunk of new candidates (the app's progress bar).
+        Requests from other threads that share the medium, model, version, strength, prompt and settings
+        and come while another generate waits or runs are joined into one model call (``studio.coalesce``);
+        ``on_wait(place, waiting, joined)`` reports this request's place in that line while it waits.
 
         ``strength`` scales a version's adapter (0 = the base, 1 = as tuned, up to 1.5); it is
         a generation setting like any other (kept in the candidate's params, part of its id).
@@ -368,29 +373,29 @@ class Studio:
         ids = [candidate_id(medium, model, version, prompt, s, params) for s in seeds]
         have = {c.id for c in self.store.candidates(medium, ids=ids)}
         missing = [(s, cid) for s, cid in zip(seeds, ids) if cid not in have]
-        made = []
+        made: dict[int, Any] = {}
         if missing:
-            with self._model_lock:
+            medium_params = {k: v for k, v in params.items() if k != "strength"}
+            scale = {"strength": params["strength"]} if "strength" in params else {}
+
+            def call(part: list[int]) -> list[Any]:  # runs under the model lock, maybe for joined requests
                 handle = self.handle(medium, model)
-                medium_params = {k: v for k, v in params.items() if k != "strength"}
-                scale = {"strength": params["strength"]} if "strength" in params else {}
-                # with a progress callback, in a few chunks (each still batched) so progress can be shown
-                chunk = len(missing) if on_progress is None else max(PROGRESS_CHUNK,
-                                                                      -(-len(missing) // PROGRESS_UPDATES))
-                for start in range(0, len(missing), chunk):
-                    part = [s for s, _ in missing[start:start + chunk]]
-                    made += guarded(lambda part=part: the_medium.generate(handle, prompt, part, medium_params,
-                                                                          adapter=adapter, **scale),
-                                    f"generate {medium}")
-                    if on_progress is not None:
-                        on_progress(min(start + chunk, len(missing)), len(missing))
-            if len(made) != len(missing):
-                raise StudioError(f"The {medium} medium made {len(made)} candidates for {len(missing)} seeds.")
-        with self.store.writing():
+                return guarded(lambda: the_medium.generate(handle, prompt, part, medium_params, adapter=adapter,
+                                                           **scale), f"generate {medium}")
+
+            # requests that share all of this join one call (studio.coalesce), up to the medium's batch size
+            key = (medium, model, adapter, prompt, json.dumps(params, sort_keys=True, default=str))
+            cap = params.get("batch_size")
+            cap = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else JOIN_CAP
+            made = self._joiner.run(key, [s for s, _ in missing], call, cap, on_progress, on_wait)
+        with self._writing, self.store.writing():  # one writer here: a candidate two requests share is written once
+            have = {c.id for c in self.store.candidates(medium, ids=[cid for _, cid in missing])} if missing else set()
             fresh, written = [], []
             try:
-                for (s, cid), gen in zip(missing, made):
-                    files = self.store.write_media(medium, cid, gen.files)
+                for s, cid in missing:
+                    if cid in have:  # another request (joined, or at once) stored it meanwhile
+                        continue
+                    files = self.store.write_media(medium, cid, made[s].files)
                     written += files.values()
                     main = files.get(the_medium.main_ext) or next(iter(files.values()))
                     fresh.append(Candidate(id=cid, medium=medium, prompt=prompt, seed=s, params=params,
