@@ -28,6 +28,11 @@ PROGRESS_UPDATES = 4  # ... and report about this many times per call
 WAIT_POLL_SECONDS = 1.0  # a waiting request looks again at least this often (a callback's own clock)
 
 
+def progress_chunk(n: int) -> int:
+    """How many of ``n`` seeds one call makes when progress is shown: a few reports, each call still batched."""
+    return max(PROGRESS_CHUNK, math.ceil(n / PROGRESS_UPDATES))
+
+
 class _Request:
     def __init__(self, seeds: Sequence[int], on_progress: Callable[[int, int], None] | None,
                  on_wait: Callable[[int, int, int], None] | None):
@@ -74,7 +79,7 @@ class Coalescer:
 
         ``on_wait(place, waiting, joined)``: while the request waits, its group's place in the line (1 is
         next), how many groups wait, and how many requests its group holds.  ``on_progress(done, total)``:
-        after each chunk of the call, this request's seeds made so far."""
+        once with 0 when its group's call starts, then after each chunk, this request's seeds made so far."""
         request = _Request(seeds, on_progress, on_wait)
         if not request.seeds:
             return {}
@@ -149,6 +154,7 @@ class Coalescer:
                     self._waiting.remove(group)
                     group.started = True
                     self._state.notify_all()
+                self._report(request, ("made", 0))
                 self._call(group, leader=request)
         finally:
             with self._state:
@@ -185,8 +191,8 @@ class Coalescer:
 
     def _make(self, group: _Group, seeds: list[int], made: dict[int, Any], leader: _Request | None) -> None:
         chunk = len(seeds)
-        if any(r.on_progress is not None for r in group.requests):
-            chunk = max(PROGRESS_CHUNK, math.ceil(len(seeds) / PROGRESS_UPDATES))
+        if any(r.on_progress is not None for r in group.requests):  # one chunk of each request's own, together
+            chunk = sum(progress_chunk(len(r.seeds)) for r in group.requests)
         for start in range(0, len(seeds), chunk):
             part = seeds[start:start + chunk]
             self.calls += 1

@@ -221,18 +221,24 @@ watch("value", () => {
   }
 });
 
-// While a generate waits behind another on the same model, Gradio's status tracker says "queue: 2/3" in a
-// corner of this block; the waiting gallery says it in words (and nothing once the generate runs).
+// While a generate waits behind another on the same model, the status tracker in a corner of this block says
+// where: Gradio's "queue: 2/3" (more requests than run at once), or the engine's line of model calls, "Waiting for
+// its turn (1 of 2 waiting; made together with 1 other request like it)" (generate_panel.waiting_line).  The
+// waiting gallery says it in words (and nothing once the generate runs).
 const block = element.closest(".block") || element.parentElement;
 if (block) {
   new MutationObserver(() => {
     const line = element.querySelector(".gallery[data-waiting] .gallery-queue");
     if (!line) return;
-    const tracker = Array.from(block.querySelectorAll("*")).find(
-      (el) => !element.contains(el) && /^\s*queue: \d+\/\d+/.test(el.textContent || ""));
-    const place = tracker && tracker.textContent.match(/queue: (\d+)\/(\d+)/);
+    const tracker = Array.from(block.querySelectorAll("*")).find((el) => !element.contains(el) &&
+      /^\s*(queue: \d+\/\d+|Waiting for its turn \(\d+ of \d+)/.test(el.textContent || ""));
+    const text = tracker ? tracker.textContent : "";
+    const place = text.match(/queue: (\d+)\/(\d+)/) || text.match(/Waiting for its turn \((\d+) of (\d+) waiting/);
+    const joined = text.match(/made together with (\d+) other requests? like it/);
+    const together = joined ? `; made together with ${joined[1]} other request${joined[1] === "1" ? "" : "s"} ` +
+      "like it" : "";
     const words = place ? `Waiting for its turn: another batch is being made on this model (${place[1]} of ` +
-      `${place[2]} waiting).` : "";
+      `${place[2]} waiting${together}).` : "";
     if (line.textContent !== words) line.textContent = words;
   }).observe(block, { childList: true, subtree: true, characterData: true });
 }

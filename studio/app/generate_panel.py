@@ -22,6 +22,9 @@ from . import cards
 from .context import VIEW, VIEW_INPUTS, TabContext, friendly, param_widget, to_widget
 
 MAX_SEED = 2**31 - 1024  # a random seed leaves room for seed + n
+# generates of one tab run side by side into the engine, which joins those sharing a model call (studio.coalesce)
+# and runs the rest one after another; beyond this many, Gradio's queue holds them and shows their place
+GENERATE_AT_ONCE = 16
 TRUNCATION_LOGGERS = ("diffusers", "transformers")  # where a model's tokenizer reports a cut prompt
 
 
@@ -156,16 +159,23 @@ def wire(ctx: TabContext) -> None:
         n = int(values["n"] or 0)
         seed = secrets.randbelow(MAX_SEED) if values["random_seed"] else int(values["seed"] or 0)
         version = values["version"] or "base"
-        started = time.monotonic()
+        started = [time.monotonic()]  # when its own model call started (after any wait)
         progress((0, n), desc=f"Making {n} candidates", unit="candidates")
 
         def report(done: int, total: int) -> None:
-            left = (time.monotonic() - started) / done * (total - done)
+            if done == 0:  # its turn came
+                started[0] = time.monotonic()
+                progress((0, total), desc=f"Making {total} candidates", unit="candidates")
+                return
+            left = (time.monotonic() - started[0]) / done * (total - done)
             progress((done, total), desc=f"{done} of {total} made · about {left:.0f} s left", unit="candidates")
+
+        def waiting(place: int, of: int, joined: int) -> None:  # culling.js says it in words in the gallery
+            progress((0, n), desc=waiting_line(place, of, joined), unit="candidates")
 
         with truncation_notes() as notes:
             made = studio.generate(name, values["prompt"], n=n, seed=seed, version=version, params=params,
-                                   on_progress=report)
+                                   on_progress=report, on_wait=waiting)
         progress((n, n), desc="Scoring", unit="candidates")
         studio.score(name, made, specs, options)
         shown = [c.id for c in made]
@@ -199,8 +209,8 @@ def wire(ctx: TabContext) -> None:
         A failed generation (its one sentence is the error toast) runs neither ``then`` nor later steps,
         so its ``failure`` branch redraws the batch shown before and turns Generate back on."""
         event = ctx.listen(event.then, begin, ["n"], ["generate", "gallery", "prompt_warning"], queue=False)
-        made = ctx.listen(event.then, generate, generate_inputs, generate_outputs,
-                          concurrency_id=f"model-{name}", show_progress_on=[ctx["gallery"]])
+        made = ctx.listen(event.then, generate, generate_inputs, generate_outputs, concurrency_id=f"generate-{name}",
+                          concurrency_limit=GENERATE_AT_ONCE, show_progress_on=[ctx["gallery"]])
         failed = ctx.listen(made.failure, refresh, VIEW_INPUTS, VIEW, show_progress="hidden", queue=False)
         failed.then(enable, outputs=ctx["generate"], queue=False)
         event = ctx.listen(made.then, refresh, VIEW_INPUTS, VIEW, show_progress="hidden")
@@ -208,6 +218,13 @@ def wire(ctx: TabContext) -> None:
 
     ctx.run_generation = run_generation
     run_generation(ctx["generate"].click(None, js="() => {}"))
+
+
+def waiting_line(place: int, of: int, joined: int) -> str:
+    """The progress line while a generate waits for the model (the engine's line of joined requests)."""
+    together = (f"; made together with {joined - 1} other request{'s' if joined > 2 else ''} like it"
+                if joined > 1 else "")
+    return f"Waiting for its turn ({place} of {of} waiting{together})"
 
 
 class _Muted(logging.Filter):

@@ -183,11 +183,56 @@ def test_a_generate_waiting_behind_another_shows_its_place_in_the_queue(app, mon
         second.tab.locator(".prompt textarea").fill("a colour")
         second.tab.locator(".generate-btn").click()
         gallery = second.tab.locator(".gallery-box").first
-        wait_until("the second generate's place in the queue (Gradio's tracker)",
-                   lambda: re.search(r"queue: \d+/\d+", gallery.inner_text()), 20, second.page)
+        # another prompt cannot join the running call: it waits in the engine's line of model calls
+        wait_until("the second generate's place in the line (the tracker)",
+                   lambda: re.search(r"Waiting for its turn \(\d+ of \d+", gallery.inner_text()), 20, second.page)
         words = second.tab.locator(".gallery-queue").first  # and in words, in the waiting gallery
         wait_until("its place in words", lambda: "Waiting for its turn" in words.inner_text(), 10, second.page)
         assert re.search(r"\((\d+) of (\d+) waiting\)", words.inner_text()), words.inner_text()
         wait_until("both batches made", lambda: all(f.tab.locator(".generate-btn").is_enabled()
                                                     and len(f.decisions()) == 8 for f in (first, second)), 60)
-        assert "queue:" not in gallery.inner_text()
+        assert "queue:" not in gallery.inner_text() and "Waiting" not in gallery.inner_text()
+
+
+def test_two_generates_from_the_page_with_one_model_and_settings_share_one_model_call(app, monkeypatch):
+    """Two tabs ask for the same prompt and settings while a third's generate holds the model: both batches come
+    from one call of the model (one after the other made two), each tab with its own seeds' candidates."""
+    import time
+
+    import fake_medium
+
+    plain = fake_medium.FakeMedium.generate
+    calls: list[tuple[str, list[int]]] = []
+
+    def counted(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
+        calls.append((prompt, list(seeds)))
+        if "slowly" in prompt:
+            time.sleep(8)
+        return plain(self, handle, prompt, seeds, params, adapter, strength)
+
+    monkeypatch.setattr(fake_medium.FakeMedium, "generate", counted)
+    with chromium() as browser:
+        pages = [browser.new_page(viewport={"width": 1440, "height": 900}) for _ in range(3)]
+        busy, *tabs = (Flow(page, app.local_url, "fake") for page in pages)
+        for flow in (busy, *tabs):
+            flow.page.set_default_timeout(120_000)
+            flow.open()
+        busy.tab.locator(".prompt textarea").fill("a colour, slowly")
+        busy.tab.locator(".generate-btn").click()
+        wait_until("the first generate running", lambda: any("slowly" in p for p, _ in calls), 20)
+        for flow, seed in zip(tabs, (0, 100)):
+            flow.tab.locator(".prompt textarea").fill("a colour")
+            flow.fill_number(".seed", seed)
+            flow.fill_number(".count", 4)
+            flow.tab.locator(".generate-btn").click()
+        words = tabs[1].tab.locator(".gallery-queue").first
+        wait_until("the second tab told it joins the first", lambda: "made together with 1 other request"
+                   in words.inner_text(), 20, tabs[1].page)
+        wait_until("both batches made", lambda: all(f.tab.locator(".generate-btn").is_enabled()
+                                                    and len(f.decisions()) == 4 for f in tabs), 60)
+        shown = [list(f.decisions()) for f in tabs]
+    joined = [seeds for prompt, seeds in calls if prompt == "a colour"]
+    assert len(joined) == 1 and sorted(joined[0]) == [0, 1, 2, 3, 100, 101, 102, 103]
+    studio = app.studio_contexts[0].studio
+    for ids, seed in zip(shown, (0, 100)):
+        assert sorted(studio.store.candidate(cid).seed for cid in ids) == list(range(seed, seed + 4))
