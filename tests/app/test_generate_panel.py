@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from studio.app.generate_panel import truncation_notes
 
@@ -91,3 +92,52 @@ def test_a_model_without_a_tokenizer_at_hand_says_nothing_while_typing(workspace
     for model in (str(tmp_path / "no-such-folder"), str(tmp_path), "someone/not-in-the-cache"):
         assert studio.prompt_length("text", "a haiku", model=model) is None
         assert studio.prompt_length("image", "a red circle", model=model) is None
+
+
+def test_two_generates_from_a_tab_run_side_by_side_and_share_one_model_call(workspace, fake, monkeypatch):
+    """Gradio lets a tab's generates run at once (their own concurrency group, not the model's one-at-a-time one),
+    so two with the same prompt and settings, asked while the model is busy, are made by one model call."""
+    import threading
+
+    import gradio as gr
+
+    import fake_medium
+    from studio.app.generate_panel import GENERATE_AT_ONCE
+    from studio.app.tab import build_tab
+    from studio.engine import Studio
+
+    plain = fake_medium.FakeMedium.generate
+    calls: list[list[int]] = []
+
+    def counted(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
+        calls.append(list(seeds))
+        return plain(self, handle, prompt, seeds, params, adapter, strength)
+
+    monkeypatch.setattr(fake_medium.FakeMedium, "generate", counted)
+    studio = Studio(workspace)
+    with gr.Blocks() as blocks:
+        ctx = build_tab(studio, "fake")
+    wired = {getattr(f.fn, "__name__", ""): f for f in blocks.fns.values()}
+    assert wired["generate"].concurrency_id == "generate-fake" and wired["generate"].concurrency_limit == \
+        GENERATE_AT_ONCE > 1
+    assert wired["rescore"].concurrency_id == "model-fake"  # scoring, compare, export: still one at a time
+    generate = wired["generate"].fn
+    values = {c: c.value for c in wired["generate"].inputs}  # what a fresh page sends
+    shown: dict[int, list[str]] = {}
+
+    def tab(seed: int) -> None:
+        out = generate({**values, ctx["prompt"]: "a colour", ctx["n"]: 4, ctx["seed"]: seed})
+        shown[seed] = out[ctx["shown"]]
+
+    threads = [threading.Thread(target=tab, args=(seed,)) for seed in (0, 100)]
+    with studio._model_lock:  # another generate holds the model while both tabs ask
+        for t in threads:
+            t.start()
+        end = time.monotonic() + 20
+        while sum(len(g.requests) for g in studio._joiner._waiting) < 2 and time.monotonic() < end:
+            time.sleep(0.01)
+    for t in threads:
+        t.join(60)
+    assert len(calls) == 1 and sorted(calls[0]) == [0, 1, 2, 3, 100, 101, 102, 103]  # one after the other: two
+    for seed in (0, 100):
+        assert [studio.store.candidate(cid).seed for cid in shown[seed]] == list(range(seed, seed + 4))
