@@ -7,9 +7,9 @@ medium's ``generate``, up to ``cap`` distinct seeds (the medium's ``batch_size``
 made once.  The prompt is in the key because a medium's ``generate`` takes one prompt for all its seeds.
 
 Every medium makes a seed's output from that seed alone (one random generator per seed), so a joined
-request gets what it would have got alone; docs/concurrency.md says where a batch's floating point can
-still differ in the last bits.  A joined call that fails is run again request by request, so an error
-reaches only the request it belongs to.  Groups run one at a time, oldest first (the model lock
+request gets what it would have got alone (docs/page.md, "Several artists", says what was measured).
+A joined call that fails is run again request by request, so an error reaches only the request it
+belongs to.  Groups run one at a time, oldest first (the model lock
 serialises every use of a model), so a waiting request can say its place in the line.
 
 The engine knows nothing of the page: callbacks report a request's place and progress in its own thread.
@@ -70,7 +70,6 @@ class Coalescer:
         self._state = threading.Condition()
         self._waiting: list[_Group] = []  # formed and not started, oldest first
         self._next: _Group | None = None  # the group whose call is about to run or running
-        self.calls = 0  # calls of a medium's generate made through here (figures, tests)
 
     def run(self, key: Hashable, seeds: Sequence[int], call: Callable[[list[int]], list[Any]], cap: int,
             on_progress: Callable[[int, int], None] | None = None,
@@ -190,12 +189,13 @@ class Coalescer:
                     request.error = own
 
     def _make(self, group: _Group, seeds: list[int], made: dict[int, Any], leader: _Request | None) -> None:
+        if not seeds:
+            return
         chunk = len(seeds)
         if any(r.on_progress is not None for r in group.requests):  # one chunk of each request's own, together
             chunk = sum(progress_chunk(len(r.seeds)) for r in group.requests)
         for start in range(0, len(seeds), chunk):
             part = seeds[start:start + chunk]
-            self.calls += 1
             out = group.call(part)
             if len(out) != len(part):
                 raise StudioError(f"The medium made {len(out)} candidates for {len(part)} seeds.")

@@ -383,8 +383,10 @@ class Studio:
                 return guarded(lambda: the_medium.generate(handle, prompt, part, medium_params, adapter=adapter,
                                                            **scale), f"generate {medium}")
 
-            # requests that share all of this join one call (studio.coalesce), up to the medium's batch size
-            key = (medium, model, adapter, prompt, json.dumps(params, sort_keys=True, default=str))
+            # requests that share all of this join one call (studio.coalesce), up to the medium's batch size;
+            # a medium whose seeds depend on their batch-mates never joins (each request has a key of its own)
+            key = (medium, model, adapter, prompt, json.dumps(params, sort_keys=True, default=str),
+                   None if the_medium.joins_requests else object())
             cap = params.get("batch_size")
             cap = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else JOIN_CAP
             made = self._joiner.run(key, [s for s, _ in missing], call, cap, on_progress, on_wait)

@@ -174,6 +174,11 @@ class Medium:
     export_formats: ClassVar[dict[str, str]]  # format -> what it writes, one line
     # typed settings (studio.settings): the one place their defaults, ranges and help live
     generate_settings: ClassVar[type[Settings]] = NoSettings
+    # whether generate requests from several artists that share a model call may be joined into one batch
+    # (studio.coalesce): True when a seed's output does not depend on its batch-mates (one random generator
+    # per seed).  The built-in media are: their outputs do not change with the other seeds of a batch; the
+    # image pipeline's floats change with the batch's size only, by 1 of 255 on a few pixels (docs/page.md).
+    joins_requests: ClassVar[bool] = True
     tune_settings: ClassVar[type[TuneSettings]] = TuneSettings
 
     @classmethod

@@ -152,3 +152,13 @@ def test_progress_reaches_each_joined_request_in_its_own_thread(workspace, fake,
     for i in (0, 1):
         assert seen[i][-1] == (8, 8) and len(threads_seen[i]) == 1
     assert threads_seen[0] != threads_seen[1]  # each request's callback runs in its own thread (Gradio's context)
+
+
+def test_a_medium_whose_seeds_depend_on_their_batch_mates_never_joins(workspace, fake, calls, monkeypatch):
+    import fake_medium
+
+    monkeypatch.setattr(fake_medium.FakeMedium, "joins_requests", False)
+    studio = Studio(workspace)
+    results, places = at_once(studio, [{"prompt": "a colour", "seed": 10 * i, "n": 2} for i in range(3)])
+    assert not any(isinstance(r, BaseException) for r in results)
+    assert len(calls) == 3 and max(p[2] for p in places) == 1  # one request a call, each in line alone
