@@ -4,8 +4,9 @@ into the engine, which joins requests that share a model call (studio.coalesce);
 Each mode runs in a fresh workspace on the medium's built-in model, loaded and warmed by one generate first;
 every request asks for ``-n`` candidates of the same prompt and settings, request i on seeds ``n*i ..``
 (``--same-seeds``: every request on seeds 0..n-1, as fresh pages that keep the default seed).  Requests report
-progress, as the page's do.  Prints one JSON line per mode: wall seconds, model calls and their sizes, and
-whether every candidate's file is byte for byte the one made one after the other.
+progress, as the page's do.  Prints one JSON line per mode: wall and CPU seconds (all threads; a shared machine's
+load moves the wall time), model calls and their sizes, and how many candidates' files are byte for byte the ones
+made one after the other.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_concurrency.py image --requests 8 -n 4
 """
@@ -45,7 +46,7 @@ def run(medium: str, requests: int, n: int, same_seeds: bool, side_by_side: bool
                 out[i] = studio.generate(medium, PROMPTS[medium], n=n, seed=0 if same_seeds else n * i,
                                          on_progress=lambda done, total: None)
 
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             if side_by_side:
                 threads = [threading.Thread(target=one, args=(i,)) for i in range(requests)]
                 for t in threads:
@@ -55,12 +56,13 @@ def run(medium: str, requests: int, n: int, same_seeds: bool, side_by_side: bool
             else:
                 for i in range(requests):
                     one(i)
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         finally:
             del the_medium.generate
         files = {c.seed: Path(c.path).read_bytes() for made in out for c in made}
         return {"mode": "side by side, joined" if side_by_side else "one after the other", "medium": medium,
                 "requests": requests, "n": n, "same_seeds": same_seeds, "seconds": round(seconds, 1),
+                "cpu_seconds": round(cpu, 1),
                 "model_calls": len(sizes), "call_sizes": sizes, "files": files}
 
 

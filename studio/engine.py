@@ -372,7 +372,7 @@ class Studio:
             self.store.clean_leftovers()
         ids = [candidate_id(medium, model, version, prompt, s, params) for s in seeds]
         have = {c.id for c in self.store.candidates(medium, ids=ids)}
-        missing = [(s, cid) for s, cid in zip(seeds, ids) if cid not in have]
+        missing = list(dict.fromkeys((s, cid) for s, cid in zip(seeds, ids) if cid not in have))
         made: dict[int, Any] = {}
         if missing:
             medium_params = {k: v for k, v in params.items() if k != "strength"}
