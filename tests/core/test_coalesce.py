@@ -162,3 +162,14 @@ def test_a_medium_whose_seeds_depend_on_their_batch_mates_never_joins(workspace,
     results, places = at_once(studio, [{"prompt": "a colour", "seed": 10 * i, "n": 2} for i in range(3)])
     assert not any(isinstance(r, BaseException) for r in results)
     assert len(calls) == 3 and max(p[2] for p in places) == 1  # one request a call, each in line alone
+
+
+def test_a_caller_holding_the_model_is_never_put_behind_a_request_that_waits_for_it(workspace, fake, calls):
+    studio = Studio(workspace)
+    other = threading.Thread(target=studio.generate, args=("fake", "a colour"), kwargs={"n": 2})
+    with studio._model_lock:
+        other.start()
+        wait_until("the other request in line", lambda: studio._joiner._waiting)
+        made = studio.generate("fake", "a colour", n=2, seed=50)  # would wait forever for its own lock
+    other.join(30)
+    assert [c.seed for c in made] == [50, 51] and not other.is_alive() and len(calls) == 2
