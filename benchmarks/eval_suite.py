@@ -43,7 +43,8 @@ def targets(a: float, b: float, best2: float, variety: float | None, copies: flo
             "variety": (variety or 0.0) >= 0.8, "copies": copies <= 0.10}
 
 
-def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int) -> dict:
+def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
+            params: dict | None = None) -> dict:
     from studio.engine import Studio
 
     out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "rounds": []}
@@ -53,7 +54,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
         for r in range(rounds):
             start = time.perf_counter()
             seeds = list(range(1000 * seed + r * n, 1000 * seed + (r + 1) * n))
-            cands = studio.generate(medium, prompt, seeds=seeds, version=version)
+            cands = studio.generate(medium, prompt, seeds=seeds, version=version, params=params)
             scores = np.array(score_files(medium, scorer, cands))
             if bar is None:
                 bar = float(np.quantile(scores, 0.75))
@@ -65,7 +66,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             tuned = studio.tune(medium, from_version=version, settings=settings)
             version = tuned["version"]
             result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=HELD_OUT + 1000 * seed,
-                                    threshold=0.5, temperature=0.0)
+                                    threshold=0.5, temperature=0.0, params=params)
             sides = {side: np.array(score_files(medium, scorer, studio.store.candidates(
                 medium, ids=result[side]["candidates"]))) for side in ("before", "after")}
             before, after = sides["before"], sides["after"]
@@ -90,7 +91,7 @@ def table(path: Path) -> None:
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["medium"], run["scorer"], run["name"]), []).append(run)
+        groups.setdefault((run["medium"], run["scorer"], run["name"]), []).append(run)  # name the setting well
     print("| medium · eval scorer | objective | round | seeds | over the bar: base → tuned | best-of-2 | "
           "variety vs kept | copies | targets per seed (lift · best-of-2 · variety · copies) | round s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -125,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON",
                         help="tune settings, e.g. sft='{}' kto='{\"objective\": \"kto\"}'")
+    parser.add_argument("--params", default="{}", help="generation settings for every round and compare (JSON)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--table", type=Path)
     args = parser.parse_args(argv)
@@ -142,10 +144,11 @@ def main(argv=None) -> int:
     for spec in args.setting or ["defaults={}"]:
         name, _, text = spec.partition("=")
         settings = json.loads(text or "{}")
+        params = json.loads(args.params)
         for seed in args.seeds:  # every scorer on a seed before the next seed: a cut-short run is still broad
             for scorer in args.scorers or names(args.medium):
-                row = {"name": name, "settings": settings,
-                       **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds)}
+                row = {"name": name, "settings": settings, "params": params,
+                       **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params)}
                 line = json.dumps(row)
                 print(line, flush=True)
                 if args.out:
