@@ -91,7 +91,7 @@ def table(path: Path) -> None:
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["medium"], run["scorer"], run["name"]), []).append(run)  # name the setting well
+        groups.setdefault((run["medium"], run["scorer"], run["name"]), []).append(run)
     print("| medium · eval scorer | objective | round | seeds | over the bar: base → tuned | best-of-2 | "
           "variety vs kept | copies | targets per seed (lift · best-of-2 · variety · copies) | round s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
