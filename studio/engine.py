@@ -565,11 +565,18 @@ class Studio:
             # passes over the kept set, not a fixed count: 8 kept and 200 kept get the same dose
             merged["steps"] = steps_for_passes(merged["epochs"], len(examples), merged["batch_size"])
         prior = self.prior_set(medium, examples, merged["prior_weight"])
+        dropped, note = [], None
+        if merged.get("objective", "sft") != "sft":
+            dropped = self.dropped_set(medium, examples)
+            if not dropped:  # nothing to learn away from: the plain tune on the kept set, said in the result
+                note = (f"The {merged['objective']} objective found no dropped candidates in the kept set's "
+                        "batches, so this tune learned from the kept set alone (sft).")
+                merged["objective"] = "sft"
         spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
                 "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,
                 "examples": [c.id for c in examples], "prior": [c.id for c in prior],
-                "copies_left_out": [c.id for c in left_out],
-                "series": self.current_series(medium)}
+                "copies_left_out": [c.id for c in left_out], "dropped": [c.id for c in dropped],
+                "series": self.current_series(medium), **({"note": note} if note else {})}
         return runner.start(self.store, spec)  # reserves the version name and checks for a running tune
 
     def own_copies_left_out(self, medium: str, examples: Sequence[Candidate]
@@ -610,6 +617,16 @@ class Studio:
                               "set prior_weight to 0 or curate a batch with some rejected.")
         return pool
 
+    def dropped_set(self, medium: str, examples: Sequence[Candidate]) -> list[Candidate]:
+        """What a preference objective learns to make rarer: the candidates of the kept ones' batches decided
+        not kept, by hand (X) or by the rule; never a candidate of another batch or series."""
+        from .preference import DROPPED
+
+        kept = {c.id for c in examples}
+        batches = sorted({c.batch for c in examples if c.batch is not None})
+        return [c for b in batches for c in self.store.candidates(medium, batch=b)
+                if c.id not in kept and c.decision in DROPPED]
+
     def wait_tune(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         info = runner.wait(self.store, job_id, on_progress)
         if info["status"] != "done":
@@ -624,10 +641,11 @@ class Studio:
         job = self.start_tune(medium, from_version, steps, rank, lr, settings)
         info = self.wait_tune(job, on_progress)
         version = self.store.version(medium, info["version"])
+        spec = self.store.job(job)["spec"]
         return {"version": info["version"], "parent": from_version, "job": job, "steps": info["steps"],
                 "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
-                "copies_left_out": len(self.store.job(job)["spec"].get("copies_left_out", [])),
-                "path": version.path}
+                "copies_left_out": len(spec.get("copies_left_out", [])), "dropped": len(spec.get("dropped", [])),
+                "path": version.path, **({"note": spec["note"]} if spec.get("note") else {})}
 
     # -- compare ----------------------------------------------------------------------------
     def held_out_seeds(self, medium: str, prompt: str, n: int, seed: int) -> list[int]:

@@ -292,14 +292,18 @@ class Medium:
         return {}
 
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> TuneTask:
+                  parent_adapter: str | None, prior: Sequence[Candidate] = (),
+                  dropped: Sequence[Candidate] = ()) -> TuneTask:
         """Build the LoRA task on the curated examples; ``parent_adapter`` is the version the
         tune starts from (its weights initialise the new adapter), None for base.
 
         ``prior`` (given only when ``settings['prior_weight']`` > 0) are un-kept base candidates:
-        each batch draws that share of its rows from them (prior preservation)."""
+        each batch draws that share of its rows from them (prior preservation).  ``dropped`` (given
+        only when ``settings['objective']`` is a preference objective, studio/preference.py) are the
+        candidates of the kept ones' batches decided not kept, by hand or by the rule."""
+        extra = {"dropped": dropped} if dropped else {}  # a medium with no preference objective never sees it
         return self.part("tune", "build_task")(handle, examples, self.parse_tune_settings(settings),
-                                               parent_adapter, prior)
+                                               parent_adapter, prior, **extra)
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

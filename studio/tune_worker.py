@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         parent_adapter = store.absolute(spec.get("parent_adapter"))
         prior = store.candidates(spec["medium"], ids=spec["prior"]) if spec.get("prior") else []
         extra = {"prior": prior} if prior else {}  # media without prior preservation never see it
+        if spec.get("dropped"):  # a preference objective's drops (media without one never see them)
+            extra["dropped"] = store.candidates(spec["medium"], ids=spec["dropped"])
         task = medium.tune_task(handle, examples, settings, parent_adapter, **extra)
         if main_process:
             log_progress(job_dir, event="started", pid=os.getpid())

@@ -16,7 +16,8 @@ import numpy as np
 
 from studio.errors import StudioError
 from studio.medium import Candidate, Generated, Medium, PromptLength, ScoringContext
-from studio.settings import Settings, TuneSettings, setting
+from studio.preference import PreferenceBatches, PreferenceTune
+from studio.settings import Settings, setting
 
 COLOURS = ["black", "grey", "brown", "red", "orange", "yellow", "green", "blue"]
 
@@ -44,7 +45,8 @@ def brightness(candidates: Sequence[Candidate]) -> list[float]:
 
 
 class FakeTask:
-    def __init__(self, handle: Handle, examples: Sequence[Candidate], init, prior=(), prior_weight=0.0):
+    def __init__(self, handle: Handle, examples: Sequence[Candidate], init, prior=(), prior_weight=0.0,
+                 dropped=(), objective="sft", beta=0.1):
         import torch
 
         self.base = handle.logits
@@ -52,6 +54,19 @@ class FakeTask:
         self.targets = torch.tensor([COLOURS.index(Path(c.path).read_text()) for c in examples])
         self.prior = torch.tensor([COLOURS.index(Path(c.path).read_text()) for c in prior], dtype=torch.long)
         self.prior_weight = prior_weight if len(self.prior) else 0.0
+        self.preference = None
+        if objective != "sft":  # rows: the kept colours, then the dropped ones
+            self.rows = torch.cat([self.targets, torch.tensor([COLOURS.index(Path(c.path).read_text())
+                                                               for c in dropped], dtype=torch.long)])
+            self.preference = PreferenceBatches(objective, len(examples), len(self.rows), 8, beta,
+                                                [c.prompt for c in [*examples, *dropped]])
+            with torch.no_grad():
+                self.preference.reference = self.log_probs(torch.arange(len(self.rows)))
+
+    def log_probs(self, rows):
+        import torch
+
+        return torch.log_softmax(self.base + self.delta, dim=0)[self.rows[rows]]
 
     def parameters(self):
         return [self.delta]
@@ -59,6 +74,8 @@ class FakeTask:
     def loss(self, step, generator):
         import torch
 
+        if self.preference is not None:
+            return self.preference.loss(step, generator, self.log_probs)
         idx = torch.randint(len(self.targets), (8,), generator=generator)
         logp = torch.log_softmax(self.base + self.delta, dim=0)
         kept = -logp[self.targets[idx]].mean()
@@ -87,7 +104,7 @@ class FakeGenerate(Settings):
 
 
 @dataclasses.dataclass
-class FakeTune(TuneSettings):
+class FakeTune(PreferenceTune):
     steps: int | None = setting(30, "optimisation steps", min=1, max=100_000)
     rank: int = setting(1, "rank", min=1, max=512)
     lr: float = setting(0.1, "learning rate", above=0, below=1)
@@ -158,14 +175,15 @@ class FakeMedium(Medium):
             feats[i, COLOURS.index(Path(c.path).read_text())] = 1.0
         return feats
 
-    def tune_task(self, handle, examples, settings, parent_adapter, prior=()):
+    def tune_task(self, handle, examples, settings, parent_adapter, prior=(), dropped=()):
         import torch
         from safetensors.torch import load_file
 
         init = torch.zeros_like(handle.logits)
         if parent_adapter:
             init = load_file(str(Path(parent_adapter) / "adapter.safetensors"))["delta"]
-        task = FakeTask(handle, examples, init, prior, float(settings.get("prior_weight", 0.0)))
+        task = FakeTask(handle, examples, init, prior, float(settings.get("prior_weight", 0.0)), dropped,
+                        settings.get("objective", "sft"), float(settings.get("beta", 0.1)))
         if settings.get("fail") == "nan":
             task.base = task.base * float("nan")
         if settings.get("slow"):

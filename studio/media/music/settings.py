@@ -4,7 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from ...settings import Settings, TuneSettings, setting
+from ...preference import PreferenceTune
+from ...settings import Settings, setting
 from .vocab import ENSEMBLES, INSTRUMENTS
 
 TIMBRE_NAMES = tuple(sorted(set(INSTRUMENTS) | set(ENSEMBLES)))  # instrument and ensemble words (vocab.py)
@@ -32,7 +33,7 @@ class MusicGenerate(Settings):
 
 
 @dataclasses.dataclass
-class MusicTune(TuneSettings):
+class MusicTune(PreferenceTune):
     """50 passes (50 steps for 8 kept) meet 23 of the 24 target checks over 3 seeds x 2 scorers, 100
     passes 22 (docs/results.md; copies 0.00 and 0.05)."""
 

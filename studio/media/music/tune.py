@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from ...adapters import PeftTask, peft_lora, pristine_copy
 from ...errors import StudioError
 from ...medium import Candidate
+from ...preference import PreferenceBatches, sequence_log_probs
 from ...training import batch_rows
 from .model import MusicHandle
 from .settings import MusicTune
@@ -40,7 +41,7 @@ class SymbolicTuneTask(PeftTask):
     """Causal-LM loss on the music tokens of the curated MIDI files, tags as context."""
 
     def __init__(self, handle: MusicHandle, examples: Sequence[Candidate], settings: dict[str, Any],
-                 parent_adapter: str | None, prior: Sequence[Candidate] = ()):
+                 parent_adapter: str | None, prior: Sequence[Candidate] = (), dropped: Sequence[Candidate] = ()):
         import torch
 
         from .events import read_midi
@@ -52,7 +53,9 @@ class SymbolicTuneTask(PeftTask):
         # prior preservation: un-kept base melodies after the kept ones, this share of every batch
         self.prior_weight = float(settings["prior_weight"]) if prior else 0.0
         self.kept_rows = len(examples)
-        for candidate in [*examples, *(prior if self.prior_weight > 0 else ())]:
+        objective = settings["objective"]
+        others = list(dropped) if objective != "sft" else list(prior) if self.prior_weight > 0 else []
+        for candidate in [*examples, *others]:
             piece = read_midi(_file_of(candidate, "mid"), name=f"The MIDI file of {candidate.id}")
             piece.bars = piece.bars[:handle.max_bars]
             rows.append([vocab[t] for t in piece.tokens()])
@@ -69,8 +72,25 @@ class SymbolicTuneTask(PeftTask):
         kind = handle.model.config.model_type
         self.peft = _lora(pristine_copy(handle).to(self.device), kind, settings, parent_adapter)
         self.peft.train()
+        self.preference = None
+        if objective != "sft":  # the dropped pieces after the kept ones; their log-probs at the start, once
+            self.peft.eval()  # no dropout: the tune's and the reference's log-probs must agree at the start
+            self.preference = PreferenceBatches(objective, len(examples), len(rows), self.batch_size,
+                                                float(settings["beta"]), [c.prompt for c in [*examples, *others]])
+            with torch.no_grad():
+                self.preference.reference = torch.cat([
+                    self.sequence_log_probs(torch.arange(start, min(start + self.batch_size, len(rows))))
+                    for start in range(0, len(rows), self.batch_size)]).cpu()
+
+    def sequence_log_probs(self, rows: Any) -> Any:
+        """Per row, the tune's summed log-prob of the piece's tokens (a preference objective's log pi)."""
+        rows = rows.to(self.device)
+        logits = self.peft(input_ids=self.ids[rows], attention_mask=self.mask[rows]).logits
+        return sequence_log_probs(logits, self.labels[rows])
 
     def loss(self, step: int, generator: Any) -> Any:
+        if self.preference is not None:
+            return self.preference.loss(step, generator, self.sequence_log_probs)
         size = min(self.batch_size, len(self.ids))
         pick = batch_rows(self.kept_rows, len(self.ids), size, self.prior_weight, generator).to(self.device)
         return self.peft(input_ids=self.ids[pick], attention_mask=self.mask[pick], labels=self.labels[pick]).loss
@@ -109,7 +129,10 @@ class MusicgenTuneTask(PeftTask):
                          labels=labels.to(self.device)).loss
 
 
-def build_task(handle: MusicHandle, examples, settings, parent_adapter, prior=()):
+def build_task(handle: MusicHandle, examples, settings, parent_adapter, prior=(), dropped=()):
     if handle.kind == "symbolic":
-        return SymbolicTuneTask(handle, examples, settings, parent_adapter, prior)
+        return SymbolicTuneTask(handle, examples, settings, parent_adapter, prior, dropped)
+    if settings["objective"] != "sft":
+        raise StudioError(f"The {settings['objective']} objective is for the built-in symbolic model; MusicGen "
+                          "tunes with sft.")
     return MusicgenTuneTask(handle, examples, settings, parent_adapter)  # prior: symbolic only for now

@@ -93,13 +93,16 @@ class TextMedium(Medium):
         return {"distinct_2": distinct_n([candidate_text(c) for c in candidates], 2)}
 
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
-                  parent_adapter: str | None, prior: Sequence[Candidate] = ()) -> Any:
+                  parent_adapter: str | None, prior: Sequence[Candidate] = (),
+                  dropped: Sequence[Candidate] = ()) -> Any:
         from .embedding import candidate_text
         from .tune import TextTuneTask
 
         pairs = [(c.prompt, candidate_text(c)) for c in examples]
         prior_pairs = [(c.prompt, candidate_text(c)) for c in prior]
-        return TextTuneTask(handle, pairs, self.parse_tune_settings(settings), parent_adapter, prior_pairs)
+        dropped_pairs = [(c.prompt, candidate_text(c)) for c in dropped]
+        return TextTuneTask(handle, pairs, self.parse_tune_settings(settings), parent_adapter, prior_pairs,
+                            dropped_pairs)
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

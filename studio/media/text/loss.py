@@ -100,6 +100,32 @@ def anchored_cross_entropy(hidden: Any, anchor: Any, head: Any, labels: Any, wei
                          states, anchor, targets)
 
 
+def _token_log_probs(head: Any, hidden: Any, labels: Any) -> Any:
+    import torch
+
+    logits = head(hidden).float()
+    return logits.gather(-1, labels[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def summed_log_probs(hidden: Any, head: Any, labels: Any, chunk: int | None = None) -> Any:
+    """Per row, the summed log-prob of its counted next tokens (one example per row): a preference
+    objective's log pi(y | x), the head run chunk by chunk on counted positions only, as above."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    states, targets = counted(hidden, labels)
+    targets_all = labels[:, 1:].to(states.device)
+    rows = torch.arange(labels.shape[0], device=states.device)[:, None].expand_as(targets_all)
+    row_of = rows[targets_all != IGNORE]
+    total = torch.zeros(labels.shape[0], dtype=torch.float32, device=states.device)
+    chunk = chunk or max(1, CHUNK_ELEMENTS // head.weight.shape[0])
+    for start in range(0, states.shape[0], chunk):
+        values = checkpoint(_token_log_probs, head, states[start:start + chunk], targets[start:start + chunk],
+                            use_reentrant=False)
+        total = total.index_add(0, row_of[start:start + chunk], values)
+    return total
+
+
 def varlen_attention_available(device: str, dtype: Any) -> bool:
     """Packed rows can run through FlashAttention's variable-length kernel (transformers' ``flash_attention_2``
     reads the example boundaries from the restarting position ids): a GPU, half precision, flash-attn installed."""

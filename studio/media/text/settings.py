@@ -5,7 +5,8 @@ import dataclasses
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...settings import Settings, TuneSettings, setting
+from ...preference import PreferenceTune
+from ...settings import Settings, setting
 
 
 @dataclasses.dataclass
@@ -38,7 +39,7 @@ class TextGenerate(Settings):
 
 
 @dataclasses.dataclass
-class TextTune(TuneSettings):
+class TextTune(PreferenceTune):
     """30 passes (30 steps for 8 kept): 100 fixed steps made 62% of held-out poems copy 8+ words of a kept
     one; 30 passes keep copies under 10% (docs/results.md)."""
 
@@ -58,5 +59,9 @@ class TextTune(TuneSettings):
                            advanced=True)
 
     def check(self, owner: str) -> None:
+        super().check(owner)
+        if self.objective != "sft" and self.anchor > 0:
+            raise StudioError(f"The {self.objective} objective is anchored to the starting model already; "
+                              "set anchor to 0 (it is for sft).")
         if self.goldfish == 1:
             raise StudioError("The goldfish setting must be 0 (off) or a whole number from 2 up, not 1.")

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import StudioError
+from ...preference import PreferenceBatches, sequence_log_probs
 from ...training import batch_rows
 from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
-                   varlen_attention_available)
+                   summed_log_probs, varlen_attention_available)
 from .model import TextHandle
 from .packing import padded_rows, packed_rows
 from .prompting import example_ids, goldfish_mask
@@ -49,7 +50,8 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
 
 class TextTuneTask:
     def __init__(self, handle: TextHandle, pairs: Sequence[tuple[str, str]], settings: dict[str, Any],
-                 parent_adapter: str | None = None, prior_pairs: Sequence[tuple[str, str]] = ()):
+                 parent_adapter: str | None = None, prior_pairs: Sequence[tuple[str, str]] = (),
+                 dropped_pairs: Sequence[tuple[str, str]] = ()):
         import torch
         from peft import get_peft_model
         from peft.utils import set_peft_model_state_dict
@@ -71,7 +73,10 @@ class TextTuneTask:
         handle.model.set_adapter(self.name)
         handle.model.eval()  # no dropout anywhere: a tune is reproducible from its seed
         self.split = body_and_head(handle.model)  # None: the model keeps the plain full-logits loss
-        if settings["packing"] == "packed" and varlen_attention_available(handle.device, handle.model.dtype):
+        self.objective = settings["objective"]
+        # a preference objective scores each candidate whole: one per row, never packed
+        self.packing = settings["packing"] if self.objective == "sft" else "padded"
+        if self.packing == "packed" and varlen_attention_available(handle.device, handle.model.dtype):
             handle.model.get_base_model().set_attn_implementation("flash_attention_2")  # varlen over the packing
         if settings["compile"] == "layers" and self.split and str(handle.device).startswith("cuda"):
             compile_layers(self.split[0])  # opt-in until a GPU run shows it pays (benchmarks/bench_text.py)
@@ -82,13 +87,17 @@ class TextTuneTask:
             state = load_file(str(Path(parent_adapter) / "adapter_model.safetensors"))
             set_peft_model_state_dict(handle.model, state, adapter_name=self.name)
 
-        self.packing = settings["packing"]
         self.anchor_weight, self.goldfish = check_memorization_settings(settings)
         inputs, labels, extra = self._rows(pairs, settings)
         # prior preservation: un-kept base texts in their own rows, this share of every batch
         self.prior_weight = float(settings["prior_weight"]) if prior_pairs else 0.0
         self.kept_rows = len(inputs)
-        if self.prior_weight > 0:
+        self.preference = None
+        if self.objective != "sft":  # the dropped candidates after the kept ones, one per row (preference.py)
+            inputs, labels, extra = self._rows([*pairs, *dropped_pairs], settings)
+            self.preference = PreferenceBatches(self.objective, len(pairs), len(inputs), self.batch_size,
+                                                float(settings["beta"]), [p for p, _ in [*pairs, *dropped_pairs]])
+        elif self.prior_weight > 0:
             more = self._rows(prior_pairs, settings)
             inputs, labels, extra = inputs + more[0], labels + more[1], extra + more[2]
         self.inputs = torch.tensor(inputs)
@@ -97,6 +106,8 @@ class TextTuneTask:
         self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
         # the anchor: the starting model's hidden states at every counted position, once (see loss.py)
         self.anchor = self._anchor_states() if self.anchor_weight > 0 and self.split is not None else None
+        if self.preference is not None:  # the starting model's log-probs, before any step (a resume repeats them)
+            self.preference.reference = self._reference_log_probs()
 
     def _rows(self, pairs: Sequence[tuple[str, str]], settings: dict[str, Any]) -> tuple[list, list, list]:
         """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
@@ -118,6 +129,22 @@ class TextTuneTask:
                 states.append(counted(hidden, self.labels[row:row + 1])[0].cpu())
         self.tokens_seen = 0
         return states
+
+    def _reference_log_probs(self) -> Any:
+        import torch
+
+        with torch.no_grad():
+            values = torch.cat([self.sequence_log_probs(torch.arange(start, min(start + self.batch_size,
+                                                                                len(self.inputs))))
+                                for start in range(0, len(self.inputs), self.batch_size)])
+        self.tokens_seen = 0
+        return values.detach().cpu()
+
+    def sequence_log_probs(self, rows: Any) -> Any:
+        """Per row, the tune's summed log-prob of the candidate's tokens (a preference objective's log pi)."""
+        if self.split is not None:
+            return summed_log_probs(self.hidden(rows), self.split[1], self.labels[rows])
+        return sequence_log_probs(self.logits(rows), self.labels[rows])
 
     def parameters(self) -> list[Any]:
         return [p for p in self.handle.model.parameters() if p.requires_grad]
@@ -148,6 +175,8 @@ class TextTuneTask:
     def loss(self, step: int, generator: Any) -> Any:
         import torch
 
+        if self.preference is not None:
+            return self.preference.loss(step, generator, self.sequence_log_probs)
         rows = batch_rows(self.kept_rows, len(self.inputs), self.batch_size, self.prior_weight, generator)
         if self.anchor is not None:  # kept tokens, with the starting model's alternatives kept alive
             anchor = torch.cat([self.anchor[int(r)] for r in rows])

@@ -218,3 +218,22 @@ def test_unparseable_midi_exemplar_is_refused_before_anything_is_written(music, 
     with pytest.raises(StudioError, match="not a readable MIDI file"):
         medium.tune_task(handle, [exemplar], dict(medium.tune_defaults), None)
     assert [p.name for p in tmp_path.iterdir()] == ["bad.mid"]
+
+
+def test_a_kto_tune_raises_the_kept_pieces_and_lowers_the_dropped_against_the_start(music, made, tmp_path):
+    import torch
+
+    medium, handle = music
+    _, candidates = made
+    kept, dropped = candidates[:3], candidates[3:]
+    settings = dict(medium.tune_defaults, objective="kto", beta=0.5, steps=12, lr=2e-2, batch_size=6, seed=0)
+    task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
+    reference = task.preference.reference
+    with torch.no_grad():
+        assert task.sequence_log_probs(torch.arange(6)).tolist() == pytest.approx(reference.tolist(), abs=1e-3)
+    training.run_tune(task, settings, tmp_path / "job")
+    with torch.no_grad():
+        moved = task.sequence_log_probs(torch.arange(6)) - reference
+    assert float(moved[:3].min()) > 0 > float(moved[3:].max())
+    with pytest.raises(StudioError, match="dropped"):
+        medium.tune_task(handle, kept, settings, None)

@@ -1,0 +1,135 @@
+"""Learning from drops as well as keeps: the tune objectives shared by the language-model media.
+
+``sft``: plain fine-tuning, the next-token loss on the kept set only (the drops are never seen).
+
+``kto`` (Kahneman-Tversky Optimisation, Ethayarajh et al. 2024): unpaired keep / drop labels, each
+candidate alone.  With the starting model (base, or the parent version) as the reference,
+
+    r(x, y) = log pi(y | x) - log pi_ref(y | x)           summed over the candidate's counted tokens
+    z0      = max(0, mean of r over the batch), detached    (an estimate of KL(pi || pi_ref))
+    kept    y: lambda_D * (1 - sigmoid(beta * (r - z0)))
+    dropped y: lambda_U * (1 - sigmoid(beta * (z0 - r)))
+
+so the tune raises what was kept and lowers what was dropped *relative to the starting model*, and a
+candidate already far past the reference saturates (the sigmoid flattens) instead of being pushed on:
+the anchor against reciting a few kept texts.  z0 here is the detached batch mean of r (a common
+simplification of the paper's mismatched-pair estimate).  The weights balance the counts: every batch
+draws half its rows from the kept and half from the dropped candidates, so with lambda_D = lambda_U = 1
+the paper's ratio lambda_D n_D / (lambda_U n_U) is 1 (its advised range is [1, 4/3]).
+
+``dpo`` (Rafailov et al. 2023): where a prompt has both a kept and a dropped candidate, the pair's
+``-log sigmoid(beta * (r_kept - r_dropped))``.
+
+The reference log-probs are computed once when a task is built, before any step, with the adapter at
+its starting weights (a new LoRA adds zero, a parent's adapter is the parent): a resumed tune rebuilds
+the task and gets the same numbers.  Nothing here imports torch at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Sequence
+
+from .errors import StudioError
+from .settings import TuneSettings, setting
+
+OBJECTIVES = ("sft", "kto", "dpo")
+DROPPED = ("auto_rejected", "hand_rejected")  # the decisions a preference tune learns to make rarer
+
+
+@dataclasses.dataclass
+class PreferenceTune(TuneSettings):
+    """The tune settings of a medium whose tune can learn from drops (text, symbolic music)."""
+
+    objective: str = setting("sft", "sft: learn the kept set; kto: also learn from the dropped (unpaired, "
+                                    "anchored to the starting model); dpo: kept against dropped of the same "
+                                    "prompt", choices=OBJECTIVES, label="Objective")
+    beta: float = setting(0.1, "kto / dpo: how far the tune may move from the starting model (higher: stays "
+                               "closer)", above=0, max=100, advanced=True)
+
+    def check(self, owner: str) -> None:
+        if self.objective != "sft" and self.prior_weight > 0:
+            raise StudioError(f"The {self.objective} objective learns from the dropped candidates itself; "
+                              "set prior_weight to 0 (it is for sft).")
+
+
+def kto_loss(policy: Any, reference: Any, kept: Any, beta: float, kept_weight: float = 1.0,
+             dropped_weight: float = 1.0) -> Any:
+    """The mean KTO loss of a batch: ``policy`` and ``reference`` are per-candidate summed log-probs,
+    ``kept`` a bool tensor (True: kept, False: dropped)."""
+    import torch
+
+    reward = policy - reference.to(policy.device, policy.dtype)
+    z0 = reward.detach().mean().clamp(min=0)
+    kept = kept.to(policy.device)
+    value = torch.where(kept, kept_weight * (1 - torch.sigmoid(beta * (reward - z0))),
+                        dropped_weight * (1 - torch.sigmoid(beta * (z0 - reward))))
+    return value.mean()
+
+
+def dpo_loss(policy_kept: Any, reference_kept: Any, policy_dropped: Any, reference_dropped: Any,
+             beta: float) -> Any:
+    """The mean DPO loss over pairs (kept[i], dropped[i]) of the same prompt."""
+    import torch
+
+    margin = (policy_kept - reference_kept.to(policy_kept.device)) - (policy_dropped - reference_dropped.to(
+        policy_dropped.device))
+    return -torch.nn.functional.logsigmoid(beta * margin).mean()
+
+
+def same_prompt_pairs(kept_prompts: Sequence[str], dropped_prompts: Sequence[str]) -> list[tuple[int, int]]:
+    """Every (kept index, dropped index) whose prompts are equal: the pairs DPO learns from."""
+    return [(i, j) for i, k in enumerate(kept_prompts) for j, d in enumerate(dropped_prompts) if k == d]
+
+
+def sequence_log_probs(logits: Any, labels: Any) -> Any:
+    """Per row, the summed log-prob of the row's counted next tokens: logits (rows, length, vocab) of a
+    causal LM and labels (rows, length) aligned with its inputs, -100 where a token does not count."""
+    import torch
+
+    targets = labels[:, 1:].to(logits.device)
+    keep = targets != -100
+    log_p = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    picked = log_p.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
+    return (picked * keep).sum(dim=1)
+
+
+class PreferenceBatches:
+    """Draws a preference tune's rows: rows ``0..kept-1`` are kept candidates, ``kept..total-1`` dropped.
+
+    ``reference`` holds the starting model's summed log-prob of every row (computed by the task before
+    any step).  ``loss(step, generator, log_probs)`` draws a batch and returns the objective's loss,
+    where ``log_probs(rows)`` is the task's differentiable summed log-prob of each row under the tune.
+    """
+
+    def __init__(self, objective: str, kept: int, total: int, batch_size: int, beta: float,
+                 prompts: Sequence[str] = ()):
+        if objective not in ("kto", "dpo"):
+            raise StudioError(f"The objective must be kto or dpo here, not {objective!r}.")
+        if total <= kept:
+            raise StudioError(f"The {objective} objective needs dropped candidates beside the kept ones.")
+        self.objective, self.kept, self.total = objective, kept, total
+        self.batch_size, self.beta = batch_size, beta
+        self.pairs: list[tuple[int, int]] = []
+        if objective == "dpo":
+            self.pairs = [(i, kept + j) for i, j in same_prompt_pairs(prompts[:kept], prompts[kept:])]
+            if not self.pairs:
+                raise StudioError("The dpo objective needs a prompt with both a kept and a dropped candidate; "
+                                  "use kto for unpaired keeps and drops.")
+        self.reference: Any = None  # per row, set by the task once
+
+    def loss(self, step: int, generator: Any, log_probs) -> Any:
+        import torch
+
+        from .training import batch_rows
+
+        if self.objective == "dpo":
+            size = max(1, self.batch_size // 2)
+            pick = torch.randint(0, len(self.pairs), (size,), generator=generator).tolist()
+            rows = torch.tensor([self.pairs[p][0] for p in pick] + [self.pairs[p][1] for p in pick])
+            values = log_probs(rows)
+            ref = self.reference[rows]
+            return dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta)
+        # half of every batch from each side: the counts balanced, so lambda_D = lambda_U = 1
+        size = max(2, self.batch_size)
+        rows = batch_rows(self.kept, self.total, size, 0.5, generator)
+        return kto_loss(log_probs(rows), self.reference[rows], rows < self.kept, self.beta)

@@ -1,0 +1,145 @@
+"""The preference objectives (studio/preference.py): the losses' direction, the batches, and the engine
+handing a kto tune the dropped candidates of the kept ones' batches."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from studio.engine import Studio
+from studio.errors import StudioError
+from studio.preference import PreferenceBatches, dpo_loss, kto_loss, same_prompt_pairs
+
+
+def _t(*values):
+    import torch
+
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def test_kto_rewards_a_kept_candidate_above_the_reference_and_a_dropped_one_below():
+    import torch
+
+    ref = _t(-10.0, -10.0, -10.0, -10.0)
+    kept = torch.tensor([True, True, False, False])
+    # the kept ones gained log-prob and the dropped lost it: lower loss than the other way round
+    good = kto_loss(_t(-8.0, -8.0, -12.0, -12.0), ref, kept, beta=0.5)
+    bad = kto_loss(_t(-12.0, -12.0, -8.0, -8.0), ref, kept, beta=0.5)
+    assert float(good) < 0.5 < float(bad)
+    # at the reference every term is 1 - sigmoid(0) = 0.5
+    assert float(kto_loss(ref.clone(), ref, kept, beta=0.5)) == pytest.approx(0.5)
+
+
+def test_kto_gradient_raises_kept_and_lowers_dropped_log_probs():
+    import torch
+
+    policy = _t(-10.0, -10.0).requires_grad_()
+    kto_loss(policy, _t(-10.0, -10.0), torch.tensor([True, False]), beta=0.1).backward()
+    assert policy.grad[0] < 0 < policy.grad[1]  # descent moves the kept up, the dropped down
+
+
+def test_kto_reference_point_is_the_detached_batch_mean_clamped_at_zero():
+    import torch
+
+    kept = torch.tensor([True, False])
+    # the batch moved up on average by 2: a kept candidate up by only 1 sits below the reference point
+    above = kto_loss(_t(-9.0, -7.0), _t(-10.0, -10.0), kept, beta=1.0)
+    expected = 0.5 * ((1 - torch.sigmoid(torch.tensor(1.0 - 2.0))) + (1 - torch.sigmoid(torch.tensor(2.0 - 3.0))))
+    assert float(above) == pytest.approx(float(expected))
+    # a batch that moved down on average: z0 is 0, not negative
+    below = kto_loss(_t(-11.0, -13.0), _t(-10.0, -10.0), kept, beta=1.0)
+    expected = 0.5 * ((1 - torch.sigmoid(torch.tensor(-1.0))) + (1 - torch.sigmoid(torch.tensor(3.0))))
+    assert float(below) == pytest.approx(float(expected))
+
+
+def test_kto_weights_scale_each_side():
+    import torch
+
+    kept = torch.tensor([True, False])
+    policy, ref = _t(-9.0, -9.0), _t(-10.0, -10.0)
+    one = kto_loss(policy, ref, kept, 0.1)
+    assert float(kto_loss(policy, ref, kept, 0.1, kept_weight=2.0, dropped_weight=2.0)) == pytest.approx(2 * float(one))
+
+
+def test_dpo_prefers_the_kept_of_each_pair():
+    good = dpo_loss(_t(-8.0), _t(-10.0), _t(-12.0), _t(-10.0), beta=0.1)
+    bad = dpo_loss(_t(-12.0), _t(-10.0), _t(-8.0), _t(-10.0), beta=0.1)
+    assert float(good) < float(bad)
+    assert same_prompt_pairs(["a", "b"], ["b", "c", "a"]) == [(0, 2), (1, 0)]
+
+
+def test_kto_batches_draw_half_kept_half_dropped():
+    import torch
+
+    batches = PreferenceBatches("kto", kept=2, total=12, batch_size=8, beta=0.1)
+    batches.reference = torch.zeros(12)
+    seen = []
+    batches.loss(0, torch.Generator().manual_seed(0), lambda rows: seen.append(rows) or torch.zeros(len(rows)))
+    rows = seen[0]
+    assert len(rows) == 8 and int((rows < 2).sum()) == 4 and int((rows >= 2).sum()) == 4
+    with pytest.raises(StudioError, match="dropped"):
+        PreferenceBatches("kto", kept=3, total=3, batch_size=8, beta=0.1)
+    with pytest.raises(StudioError, match="prompt with both"):
+        PreferenceBatches("dpo", kept=1, total=2, batch_size=8, beta=0.1, prompts=["a", "b"])
+
+
+def test_objective_and_beta_settings_are_checked():
+    from studio import media
+
+    for name in ("text", "music"):
+        settings = media.get(name).parse_tune_settings({"objective": "kto", "beta": 0.3})
+        assert settings["objective"] == "kto" and settings["beta"] == 0.3
+        with pytest.raises(StudioError, match="objective"):
+            media.get(name).parse_tune_settings({"objective": "orpo"})
+        with pytest.raises(StudioError, match="beta"):
+            media.get(name).parse_tune_settings({"beta": 0})
+        with pytest.raises(StudioError, match="prior_weight"):
+            media.get(name).parse_tune_settings({"objective": "kto", "prior_weight": 0.5})
+    with pytest.raises(StudioError, match="anchor"):
+        media.get("text").parse_tune_settings({"objective": "kto", "anchor": 0.5})
+
+
+def _spec(workspace: Path, job: str) -> dict:
+    return json.loads(next(p for p in Path(workspace).rglob("spec.json") if json.loads(p.read_text())["job"] == job)
+                      .read_text())
+
+
+def test_kto_tune_gets_the_dropped_of_the_kept_batches_by_hand_and_by_rule(workspace, fake):
+    studio = Studio(workspace)
+    other = studio.generate("fake", "a colour", n=8, seed=500)  # a batch with no keeps: none of it is learned
+    studio.curate("fake", reject=[other[0].id], apply_rule=False)
+    batch = studio.generate("fake", "a colour", n=16)
+    studio.curate("fake", scorers=["bright"], threshold=0.7, temperature=0.0, keep="all")
+    kept = [c for c in studio.store.candidates("fake", batch=batch[0].batch) if c.accepted]
+    rule_dropped = [c for c in studio.store.candidates("fake", batch=batch[0].batch)
+                    if c.decision == "auto_rejected"]
+    studio.curate("fake", batch=batch[0].batch, reject=[kept[-1].id], apply_rule=False)  # one keep dropped by hand
+    result = studio.tune("fake", settings={"objective": "kto", "beta": 1.0})
+    spec = _spec(workspace, result["job"])
+    assert set(spec["dropped"]) == {c.id for c in rule_dropped} | {kept[-1].id}
+    assert other[0].id not in spec["dropped"] and not set(spec["dropped"]) & set(spec["examples"])
+    assert result["dropped"] == len(spec["dropped"]) and "note" not in result
+    assert studio.tune("fake")["dropped"] == 0  # sft: the drops are not handed over
+
+
+def test_kto_lowers_the_dropped_colours_more_than_sft(workspace, fake):
+    studio = Studio(workspace)
+    studio.generate("fake", "a colour", n=32)
+    studio.curate("fake", scorers=["bright"], threshold=0.7, temperature=0.0, keep="all")
+    sft = studio.tune("fake")["version"]
+    kto = studio.tune("fake", settings={"objective": "kto", "beta": 1.0})["version"]
+    rates = {v: studio.compare("fake", after=v, prompt="a colour", n=32, seed=100, scorers=["bright"], threshold=0.7,
+                               temperature=0.0)["after"]["acceptance_rate"] for v in (sft, kto)}
+    base = studio.compare("fake", after=sft, prompt="a colour", n=32, seed=100, scorers=["bright"], threshold=0.7,
+                          temperature=0.0)["before"]["acceptance_rate"]
+    assert rates[kto] > base
+
+
+def test_kto_with_nothing_dropped_falls_back_to_sft_and_says_so(workspace, fake):
+    studio = Studio(workspace)
+    batch = studio.generate("fake", "a colour", n=4)
+    studio.curate("fake", accept=[batch[0].id, batch[1].id], apply_rule=False)  # the rest stay pending
+    result = studio.tune("fake", settings={"objective": "kto"})
+    assert "no dropped candidates" in result["note"] and result["dropped"] == 0
+    assert _spec(workspace, result["job"])["settings"]["objective"] == "sft"
