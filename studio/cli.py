@@ -320,15 +320,18 @@ def tune_command(args: argparse.Namespace, studio) -> int:
         return 0
     info = studio.wait_tune(job, None if args.json else _progress(args))
     version = studio.store.version(args.medium, info["version"])
+    spec = studio.store.job(job)["spec"]
     result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
               "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
-              "copies_left_out": len(studio.store.job(job)["spec"].get("copies_left_out", [])),
-              "series": studio.store.job(job)["spec"].get("series"),
-              "path": version.path}
+              "copies_left_out": len(spec.get("copies_left_out", [])), "dropped": len(spec.get("dropped", [])),
+              "objective": spec["settings"].get("objective", "sft"), "series": spec.get("series"),
+              "path": version.path, **({"note": spec["note"]} if spec.get("note") else {})}
     left_out = (f"; left out {result['copies_left_out']} kept that copy an earlier kept one"
                 if result["copies_left_out"] else "")
-    _emit(args, result, f"made {result['version']} from {args.from_version} on {result['curated']} kept "
-                        f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f}){left_out}")
+    dropped = f" and {result['dropped']} dropped ({result['objective']})" if result["dropped"] else ""
+    note = f"\n{result['note']}" if result.get("note") else ""
+    _emit(args, result, f"made {result['version']} from {args.from_version} on {result['curated']} kept{dropped} "
+                        f"candidates in {result['seconds']:.0f}s (final loss {result['loss']:.4f}){left_out}{note}")
     return 0
 
 

@@ -182,7 +182,8 @@ def status(store: Store, job_id: str) -> dict[str, Any]:
     return {"job": job_id, "medium": job["medium"], "version": job["version"], "status": state,
             "step": last.get("step", 0), "steps": job["spec"]["settings"]["steps"],
             "loss": last.get("loss"), "seconds_left": last.get("seconds_left"),
-            "losses": [[r["step"], r["loss"]] for r in steps], "message": job["message"],
+            "losses": [[r["step"], r["loss"]] for r in steps],
+            "message": job["message"] or job["spec"].get("note"),  # a kto tune that fell back to sft says so
             "result": job["result"], "pid": holder}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from studio import runner
 from studio.engine import Studio
 from studio.errors import StudioError
 from studio.preference import PreferenceBatches, dpo_loss, kto_loss, same_prompt_pairs
@@ -135,3 +136,4 @@ def test_kto_with_nothing_dropped_falls_back_to_sft_and_says_so(workspace, fake)
     result = studio.tune("fake", settings={"objective": "kto"})
     assert "no dropped candidates" in result["note"] and result["dropped"] == 0
     assert _spec(workspace, result["job"])["settings"]["objective"] == "sft"
+    assert result["note"] == runner.status(studio.store, result["job"])["message"]  # the page's tune status shows it
