@@ -17,6 +17,7 @@ def _log_probs(task):
         return task.sequence_log_probs(torch.arange(len(task.inputs)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gpt2"])
 def test_a_kto_tune_raises_the_kept_and_lowers_the_dropped_against_the_reference(
         medium, fixture, request, tmp_path, make_candidates):
