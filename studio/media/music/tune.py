@@ -53,7 +53,7 @@ class SymbolicTuneTask(PeftTask):
         # prior preservation: un-kept base melodies after the kept ones, this share of every batch
         self.prior_weight = float(settings["prior_weight"]) if prior else 0.0
         self.kept_rows = len(examples)
-        objective = settings["objective"]
+        objective = settings["objective"] if dropped else "sft"  # no drops: the kept set alone (engine's note)
         others = list(dropped) if objective != "sft" else list(prior) if self.prior_weight > 0 else []
         for candidate in [*examples, *others]:
             piece = read_midi(_file_of(candidate, "mid"), name=f"The MIDI file of {candidate.id}")
@@ -132,7 +132,7 @@ class MusicgenTuneTask(PeftTask):
 def build_task(handle: MusicHandle, examples, settings, parent_adapter, prior=(), dropped=()):
     if handle.kind == "symbolic":
         return SymbolicTuneTask(handle, examples, settings, parent_adapter, prior, dropped)
-    if settings["objective"] != "sft":
-        raise StudioError(f"The {settings['objective']} objective is for the built-in symbolic model; MusicGen "
-                          "tunes with sft.")
+    if dropped:
+        raise StudioError(f"The {settings['objective']} objective is for symbolic (event) models; MusicGen tunes "
+                          "with sft: set objective to sft.")
     return MusicgenTuneTask(handle, examples, settings, parent_adapter)  # prior: symbolic only for now

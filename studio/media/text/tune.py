@@ -73,7 +73,9 @@ class TextTuneTask:
         handle.model.set_adapter(self.name)
         handle.model.eval()  # no dropout anywhere: a tune is reproducible from its seed
         self.split = body_and_head(handle.model)  # None: the model keeps the plain full-logits loss
-        self.objective = settings["objective"]
+        # with no drops given a preference objective has nothing to learn away from: the kept set alone, as the
+        # engine's tune says in its note
+        self.objective = settings["objective"] if dropped_pairs else "sft"
         # a preference objective scores each candidate whole: one per row, never packed
         self.packing = settings["packing"] if self.objective == "sft" else "padded"
         if self.packing == "packed" and varlen_attention_available(handle.device, handle.model.dtype):

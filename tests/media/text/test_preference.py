@@ -61,3 +61,5 @@ def test_summed_log_probs_equal_the_plain_logits_sum(medium, tiny_llama, make_ca
         plain = sequence_log_probs(task.logits(rows), task.labels[rows])
     assert chunked.tolist() == pytest.approx(plain.tolist(), abs=1e-3)
     assert (chunked < 0).all()
+    alone = medium.tune_task(handle, make_candidates("a sea poem", KEPT, "k"), settings, None)
+    assert alone.preference is None and alone.packing == "packed"  # no drops given: the plain tune on the kept set
