@@ -325,7 +325,7 @@ def tune_command(args: argparse.Namespace, studio) -> int:
               "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
               "copies_left_out": len(spec.get("copies_left_out", [])), "dropped": len(spec.get("dropped", [])),
               "objective": spec["settings"].get("objective", "sft"), "series": spec.get("series"),
-              "path": version.path, **({"note": spec["note"]} if spec.get("note") else {})}
+              "path": version.path, **({"note": info["message"]} if info.get("message") else {})}
     left_out = (f"; left out {result['copies_left_out']} kept that copy an earlier kept one"
                 if result["copies_left_out"] else "")
     dropped = f" and {result['dropped']} dropped ({result['objective']})" if result["dropped"] else ""

@@ -645,7 +645,7 @@ class Studio:
         return {"version": info["version"], "parent": from_version, "job": job, "steps": info["steps"],
                 "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
                 "copies_left_out": len(spec.get("copies_left_out", [])), "dropped": len(spec.get("dropped", [])),
-                "path": version.path, **({"note": spec["note"]} if spec.get("note") else {})}
+                "path": version.path, **({"note": info["message"]} if info.get("message") else {})}
 
     # -- compare ----------------------------------------------------------------------------
     def held_out_seeds(self, medium: str, prompt: str, n: int, seed: int) -> list[int]:

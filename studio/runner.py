@@ -183,7 +183,8 @@ def status(store: Store, job_id: str) -> dict[str, Any]:
             "step": last.get("step", 0), "steps": job["spec"]["settings"]["steps"],
             "loss": last.get("loss"), "seconds_left": last.get("seconds_left"),
             "losses": [[r["step"], r["loss"]] for r in steps],
-            "message": job["message"] or job["spec"].get("note"),  # a kto tune that fell back to sft says so
+            # a kto tune that fell back to sft says so (the engine's note, or the task's in the result)
+            "message": job["message"] or job["spec"].get("note") or (job["result"] or {}).get("note"),
             "result": job["result"], "pid": holder}
 
 

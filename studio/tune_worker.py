@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_tune(task, settings, job_dir, accelerator=accelerator)
         if main_process:
             result["seconds"] = training_seconds(read_progress(job_dir), result["seconds"])
+            if getattr(task, "note", None):  # a sentence the task has for the artist (what it could not use)
+                result["note"] = task.note
             final = publish(store, job_dir, spec["medium"], spec["version"], job_id, task.save)
             with store.transaction():  # the version and its round appear together
                 store.add_version(Version(medium=spec["medium"], name=spec["version"], parent=spec["parent"],

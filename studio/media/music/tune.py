@@ -99,6 +99,8 @@ class SymbolicTuneTask(PeftTask):
 class MusicgenTuneTask(PeftTask):
     """MusicGen's decoder loss on the clips' codes (delay pattern applied), conditioned on the prompts."""
 
+    note: str | None = None  # one sentence the tune's result carries (the dropped clips it could not use)
+
     def __init__(self, handle: MusicHandle, examples: Sequence[Candidate], settings: dict[str, Any],
                  parent_adapter: str | None):
         from .musicgen import delayed_labels, encode_clips, read_clip
@@ -132,7 +134,8 @@ class MusicgenTuneTask(PeftTask):
 def build_task(handle: MusicHandle, examples, settings, parent_adapter, prior=(), dropped=()):
     if handle.kind == "symbolic":
         return SymbolicTuneTask(handle, examples, settings, parent_adapter, prior, dropped)
-    if dropped:
-        raise StudioError(f"The {settings['objective']} objective is for symbolic (event) models; MusicGen tunes "
-                          "with sft: set objective to sft.")
-    return MusicgenTuneTask(handle, examples, settings, parent_adapter)  # prior: symbolic only for now
+    task = MusicgenTuneTask(handle, examples, settings, parent_adapter)  # prior: symbolic only for now
+    if dropped:  # the preference objectives score whole token sequences; MusicGen's delayed codebooks are not yet
+        task.note = (f"MusicGen tunes with sft: the {settings['objective']} objective is for symbolic models, so "
+                     f"the {len(dropped)} dropped clips were not used.")
+    return task

@@ -112,6 +112,8 @@ def test_tiny_musicgen_loads_generates_tunes_and_exports(tiny, tmp_path):
     import torch
 
     first = float(task.loss(0, torch.Generator().manual_seed(0)).detach())
+    noted = medium.tune_task(handle, clips[:1], {**settings, "objective": "kto"}, None, dropped=clips[1:])
+    assert noted.note.startswith("MusicGen tunes with sft") and "2 dropped clips" in noted.note
     result = training.run_tune(task, settings, tmp_path / "job")
     assert np.isfinite(result["loss"]) and np.isfinite(first)
     task.save(tmp_path / "v1")
