@@ -36,13 +36,18 @@ OBJECTIVES = ("sft", "kto", "dpo")
 DROPPED = ("auto_rejected", "hand_rejected")  # the decisions a preference tune learns to make rarer
 
 
+def objective_setting(default: str) -> Any:
+    """The ``objective`` field with a medium's measured default (docs/objectives.md)."""
+    return setting(default, "sft: learn the kept set; kto: also learn from the dropped (unpaired, anchored to the "
+                            "starting model); dpo: kept against dropped of the same prompt", choices=OBJECTIVES,
+                   label="Objective")
+
+
 @dataclasses.dataclass
 class PreferenceTune(TuneSettings):
     """The tune settings of a medium whose tune can learn from drops (text, symbolic music)."""
 
-    objective: str = setting("sft", "sft: learn the kept set; kto: also learn from the dropped (unpaired, "
-                                    "anchored to the starting model); dpo: kept against dropped of the same "
-                                    "prompt", choices=OBJECTIVES, label="Objective")
+    objective: str = objective_setting("sft")
     beta: float = setting(0.1, "kto / dpo: how far the tune may move from the starting model (higher: stays "
                                "closer)", above=0, max=100, advanced=True)
 

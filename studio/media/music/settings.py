@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from ...preference import PreferenceTune
+from ...preference import PreferenceTune, objective_setting
 from ...settings import Settings, setting
 from .vocab import ENSEMBLES, INSTRUMENTS
 
@@ -39,6 +39,9 @@ class MusicTune(PreferenceTune):
 
     owner: ClassVar[str] = "music tune"
 
+    # kto met 12 of 24 target checks on the lullaby rounds, sft 11: close, and the rule takes the one that meets
+    # more (docs/objectives.md)
+    objective: str = objective_setting("kto")
     epochs: float = setting(50.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")
     lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")

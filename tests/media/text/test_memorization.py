@@ -43,7 +43,7 @@ def test_the_anchored_loss_is_the_plain_loss_scaled_at_the_start_and_pulls_back_
     from studio.media.text.loss import chunked_cross_entropy
 
     handle = medium.load(str(tiny_llama), "cpu")
-    settings = {**medium.tune_defaults, "anchor": 0.4, "batch_size": 3}
+    settings = {**medium.tune_defaults, "objective": "sft", "anchor": 0.4, "batch_size": 3}
     task = medium.tune_task(handle, make_candidates("a sea poem", TEXTS), settings, None)
     assert task.anchor is not None and len(task.anchor) == len(task.inputs)
     generator = torch.Generator().manual_seed(0)
