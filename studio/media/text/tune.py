@@ -3,7 +3,8 @@
 Tokenized once when built; the loss counts completion tokens only, and runs the output head
 only on them, chunk by chunk (``loss.py``: no full float32 logits).  Examples are packed
 end to end into fixed-length rows (``packing="packed"``, no padding), or one per padded
-row (``"padded"``, kept for the benchmark).  The adapter lives beside any loaded versions
+row (``"padded"``, kept for the benchmark).  With a preference objective (``kto``/``dpo``,
+studio/preference.py) the kept and then the dropped texts are one per padded row, each scored whole.  The adapter lives beside any loaded versions
 in the handle's one ``PeftModel``; ``save`` writes a standard peft folder
 (adapter_config.json + adapter_model.safetensors) that stock ``PeftModel.from_pretrained`` loads.
 """
