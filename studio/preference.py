@@ -54,7 +54,7 @@ class PreferenceTune(TuneSettings):
     def check(self, owner: str) -> None:
         if self.objective != "sft" and self.prior_weight > 0:
             raise StudioError(f"The {self.objective} objective learns from the dropped candidates itself; "
-                              "set prior_weight to 0 (it is for sft).")
+                              "set prior_weight to 0, or objective to sft.")
 
 
 def kto_loss(policy: Any, reference: Any, kept: Any, beta: float, kept_weight: float = 1.0,

@@ -64,6 +64,6 @@ class TextTune(PreferenceTune):
         super().check(owner)
         if self.objective != "sft" and self.anchor > 0:
             raise StudioError(f"The {self.objective} objective is anchored to the starting model already; "
-                              "set anchor to 0 (it is for sft).")
+                              "set anchor to 0, or objective to sft.")
         if self.goldfish == 1:
             raise StudioError("The goldfish setting must be 0 (off) or a whole number from 2 up, not 1.")
