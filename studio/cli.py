@@ -81,7 +81,7 @@ OPTIONS: dict[str, Option] = {
     "param": _opt("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
                   help="a generation setting, e.g. steps=20 (see studio settings MEDIUM); repeat"),
     "setting": _opt("--setting", action="append", type=_param, default=[], metavar="KEY=VALUE",
-                    help="a tune setting, e.g. epochs=8 or prior_weight=0.25 (see studio settings MEDIUM); repeat"),
+                    help="a tune setting, e.g. epochs=8 or objective=sft (see studio settings MEDIUM); repeat"),
     "strength": _opt("--strength", type=_number, default=None, metavar="S",
                      help="a version's strength, 0 (the base) to 1.5 (default 1: as tuned)"),
     "adapter_from": _opt("--adapter-from", type=_number, metavar="F",
