@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from runs_file import add_run_options, named_settings, parse_or_table, record  # beside this script
 
 PROMPTS = {"image": "a circle", "text": "a short sea poem, melancholy", "music": "a gentle lullaby in C major, 3/4"}
 
@@ -107,33 +108,18 @@ def main(argv=None) -> int:
     parser.add_argument("scorer", nargs="?")
     parser.add_argument("--prompt")
     parser.add_argument("--options", default="{}", help="scorer options as JSON, e.g. '{\"max_words\": 12}'")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("-n", type=int, default=32, help="candidates per round (and per side of the comparison)")
-    parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--table", type=Path, help="print the markdown rows of a runs file")
-    args = parser.parse_args(argv)
-    if args.table:
-        table(args.table)
+    add_run_options(parser, "loop keywords, tune settings under \"settings\", generation under \"params\"")
+    args = parse_or_table(parser, argv, table)
+    if args is None:
         return 0
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     prompt = args.prompt or PROMPTS[args.medium]
     options = json.loads(args.options)
-    for spec in args.setting or ["defaults={}"]:
-        name, _, text = spec.partition("=")
-        setting = json.loads(text or "{}")
+    for name, setting in named_settings(args.setting):
         for seed in args.seeds:
             row = {"name": name, "setting": setting,
                    **run_one(args.medium, args.scorer, prompt, seed, setting,
                              {args.scorer: options} if options else None, args.n)}
-            line = json.dumps(row)
-            print(line, flush=True)
-            if args.out:
-                with args.out.open("a") as f:
-                    f.write(line + "\n")
+            record(row, args.out)
     return 0
 
 

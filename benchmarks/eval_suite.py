@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_scorers import names, score_files  # noqa: E402
+from eval_scorers import names, score_files  # beside this script
+from runs_file import add_run_options, named_settings, parse_or_table, record
 
 PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major"}
 HELD_OUT = 1_000_000
@@ -121,40 +119,20 @@ def main(argv=None) -> int:
     parser.add_argument("medium", nargs="?", choices=sorted(PROMPTS))
     parser.add_argument("--scorers", nargs="+", help="eval scorers (default: all of the medium's)")
     parser.add_argument("--prompt")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("-n", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON",
-                        help="tune settings, e.g. sft='{}' kto='{\"objective\": \"kto\"}'")
     parser.add_argument("--params", default="{}", help="generation settings for every round and compare (JSON)")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--table", type=Path)
-    args = parser.parse_args(argv)
-    if args.table:
-        table(args.table)
+    add_run_options(parser, "tune settings, e.g. sft='{\"objective\": \"sft\"}' kto='{\"objective\": \"kto\"}'")
+    args = parse_or_table(parser, argv, table)
+    if args is None:
         return 0
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    from studio.quiet import quiet_libraries
-
-    quiet_libraries()
     prompt = args.prompt or PROMPTS[args.medium]
-    for spec in args.setting or ["defaults={}"]:
-        name, _, text = spec.partition("=")
-        settings = json.loads(text or "{}")
-        params = json.loads(args.params)
+    params = json.loads(args.params)
+    for name, settings in named_settings(args.setting):
         for seed in args.seeds:  # every scorer on a seed before the next seed: a cut-short run is still broad
             for scorer in args.scorers or names(args.medium):
                 row = {"name": name, "settings": settings, "params": params,
                        **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params)}
-                line = json.dumps(row)
-                print(line, flush=True)
-                if args.out:
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    with args.out.open("a") as f:
-                        f.write(line + "\n")
+                record(row, args.out)
     return 0
 
 

@@ -156,21 +156,30 @@ def test_at_1024x768_the_batch_starts_on_the_first_screen_and_labels_stay_small(
         assert flow.clipped_labels() == []
 
 
-def test_a_generate_waiting_behind_another_shows_its_place_in_the_queue(app, monkeypatch):
-    """Generates on one model run one at a time: the one that waits says where it stands (Gradio's queue)."""
-    import re
+def slow_model_calls(monkeypatch) -> list[tuple[str, list[int]]]:
+    """The fake medium's model calls, recorded (prompt, seeds); a prompt with "slowly" holds the model 8 s."""
     import time
 
     import fake_medium
 
     plain = fake_medium.FakeMedium.generate
+    calls: list[tuple[str, list[int]]] = []
 
-    def slowly(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
+    def counted(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
+        calls.append((prompt, list(seeds)))
         if "slowly" in prompt:
             time.sleep(8)
         return plain(self, handle, prompt, seeds, params, adapter, strength)
 
-    monkeypatch.setattr(fake_medium.FakeMedium, "generate", slowly)
+    monkeypatch.setattr(fake_medium.FakeMedium, "generate", counted)
+    return calls
+
+
+def test_a_generate_waiting_behind_another_shows_its_place_in_the_queue(app, monkeypatch):
+    """Generates on one model run one at a time: the one that waits says where it stands (Gradio's queue)."""
+    import re
+
+    slow_model_calls(monkeypatch)
     with chromium() as browser:
         pages = [browser.new_page(viewport={"width": 1440, "height": 900}) for _ in range(2)]
         first, second = (Flow(page, app.local_url, "fake") for page in pages)
@@ -197,20 +206,7 @@ def test_a_generate_waiting_behind_another_shows_its_place_in_the_queue(app, mon
 def test_two_generates_from_the_page_with_one_model_and_settings_share_one_model_call(app, monkeypatch):
     """Two tabs ask for the same prompt and settings while a third's generate holds the model: both batches come
     from one call of the model (one after the other made two), each tab with its own seeds' candidates."""
-    import time
-
-    import fake_medium
-
-    plain = fake_medium.FakeMedium.generate
-    calls: list[tuple[str, list[int]]] = []
-
-    def counted(self, handle, prompt, seeds, params, adapter=None, strength=1.0):
-        calls.append((prompt, list(seeds)))
-        if "slowly" in prompt:
-            time.sleep(8)
-        return plain(self, handle, prompt, seeds, params, adapter, strength)
-
-    monkeypatch.setattr(fake_medium.FakeMedium, "generate", counted)
+    calls = slow_model_calls(monkeypatch)
     with chromium() as browser:
         pages = [browser.new_page(viewport={"width": 1440, "height": 900}) for _ in range(3)]
         busy, *tabs = (Flow(page, app.local_url, "fake") for page in pages)
