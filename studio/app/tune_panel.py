@@ -7,13 +7,14 @@ finishes, its version appears in the pickers.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, Sequence
 
 import gradio as gr
 
 from .. import runner
 from ..engine import steps_for_passes
 from ..errors import StudioError
+from ..medium import Candidate
 from ..store import DEFAULT_SERIES
 from . import plots
 from .context import PICKERS, TabContext, event_value, friendly
@@ -86,7 +87,7 @@ def wire(ctx: TabContext) -> None:
         if candidate in {c.id for c in studio.next_kept_set(name)}:
             studio.store.set_decisions({candidate: "hand_rejected"})
         kept = studio.next_kept_set(name)
-        return strip_html(kept), _intro(ctx, len(kept))
+        return strip_html(kept), _intro(ctx, kept)
 
     ctx["kept_strip"].click(unkeep, outputs=[ctx["kept_strip"], ctx["tune_intro"]], queue=False)
 
@@ -104,7 +105,7 @@ def wire(ctx: TabContext) -> None:
                        loss=plots.loss_svg(info["losses"], info["steps"]) if info else plots.loss_svg([], 0))
             seen["progress"] = key
         kept_set = studio.next_kept_set(name)  # once a poll: the intro's count and the strip
-        intro = _intro(ctx, len(kept_set))
+        intro = _intro(ctx, kept_set)
         if intro != seen.get("intro"):
             out["tune_intro"] = intro
         seen["intro"] = intro
@@ -149,17 +150,22 @@ def strip_html(kept: list[Any]) -> str:
     return f'<div class="kept-items">{items}</div>{more}'
 
 
-def _intro(ctx: TabContext, total: int) -> str:
-    series = ctx.studio.current_series(ctx.name)
+def _intro(ctx: TabContext, kept: Sequence[Candidate]) -> str:
+    series, total = ctx.studio.current_series(ctx.name), len(kept)
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
     defaults = ctx.medium.tune_defaults
     steps = steps_for_passes(defaults["epochs"], total, defaults["batch_size"])
     dose = f" With Steps left empty it makes {defaults['epochs']:g} passes over them ({steps} steps)."
     where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
-    return (f"The fine-tune learns from the **{total}** candidate{'s' if total != 1 else ''} kept across all rounds{where} (below, newest "
-            f"first; **Un-keep** drops one) and makes a new version; it runs in the background, so you can keep "
-            f"working or reload the page.{dose}")
+    away = ""
+    if defaults.get("objective", "sft") != "sft":  # a preference objective also learns from what was dropped
+        dropped = len(ctx.studio.dropped_set(ctx.name, kept))
+        away = (f", and away from the **{dropped}** dropped in their batches (by you or the rule)" if dropped else
+                "; nothing in their batches is dropped yet, so it learns from the kept ones alone")
+    return (f"The fine-tune learns from the **{total}** candidate{'s' if total != 1 else ''} kept across all "
+            f"rounds{where} (below, newest first; **Un-keep** drops one){away}. It makes a new version in the "
+            f"background, so you can keep working or reload the page.{dose}")
 
 
 def current_job(ctx: TabContext) -> dict[str, Any] | None:
