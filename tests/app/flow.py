@@ -47,6 +47,34 @@ def chromium():
             browser.close()
 
 
+@contextmanager
+def serve_fake(workspace, tmp_path, monkeypatch, presets: dict[str, str], names=("fake",)):
+    """The studio on a free port for ``names`` with these presets (file stem -> TOML); tunes start as plain
+    python (no accelerate start-up)."""
+    from studio.app import launch
+    from studio.engine import Studio
+
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
+    presets_dir = tmp_path / "presets"
+    presets_dir.mkdir()
+    for stem, text in presets.items():
+        (presets_dir / f"{stem}.toml").write_text(text)
+    started = launch(Studio(workspace), port=free_port(), block=False, names=list(names), presets_dir=presets_dir)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def open_tab(browser, url: str, medium: str, viewport=ARTIST) -> "Flow":
+    """A new page on ``medium``'s tab, patient with two shared cores under load."""
+    page = browser.new_page(viewport=viewport)
+    page.set_default_timeout(120_000)
+    flow = Flow(page, url, medium)
+    flow.open()
+    return flow
+
+
 def wait_until(what: str, check, timeout_s: float = TIMEOUT_S, page=None):
     """Poll ``check`` until it returns something truthy; a page error toast fails at once."""
     deadline = time.time() + timeout_s

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from flow import KEPT, NARROW, Flow, chromium, free_port, wait_until
+from flow import KEPT, NARROW, Flow, chromium, serve_fake, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,16 +42,8 @@ slow = 0.5
 
 @pytest.fixture
 def app(workspace, fake, tmp_path, monkeypatch):
-    from studio.app import launch
-    from studio.engine import Studio
-
-    monkeypatch.setenv("STUDIO_LAUNCHER", "python")  # the tune process without accelerate's start-up
-    presets_dir = tmp_path / "presets"
-    presets_dir.mkdir()
-    (presets_dir / "fake-bright.toml").write_text(FAKE_PRESET)
-    started = launch(Studio(workspace), port=free_port(), block=False, names=["fake"], presets_dir=presets_dir)
-    yield started
-    started.close()
+    with serve_fake(workspace, tmp_path, monkeypatch, {"fake-bright": FAKE_PRESET}) as started:
+        yield started
 
 
 def test_fake_medium_whole_flow(app, workspace):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flow import SMALL, Flow, chromium, free_port, wait_until
+from flow import SMALL, Flow, chromium, free_port, open_tab, serve_fake, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,16 +20,8 @@ slow = 0.5
 
 @pytest.fixture
 def app(workspace, fake, tmp_path, monkeypatch):
-    from studio.app import launch
-    from studio.engine import Studio
-
-    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
-    presets_dir = tmp_path / "presets"
-    presets_dir.mkdir()
-    (presets_dir / "fake-slow.toml").write_text(SLOW_TUNE)
-    started = launch(Studio(workspace), port=free_port(), block=False, names=["fake"], presets_dir=presets_dir)
-    yield started
-    started.close()
+    with serve_fake(workspace, tmp_path, monkeypatch, {"fake-slow": SLOW_TUNE}) as started:
+        yield started
 
 
 def error_toast(page) -> str:
@@ -39,10 +31,8 @@ def error_toast(page) -> str:
 
 def test_after_a_generate_error_the_old_batch_stays_and_generate_works(app):
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(120_000)  # two shared cores under load
-        flow = Flow(page, app.local_url, "fake")
-        flow.open()
+        flow = open_tab(browser, app.local_url, "fake")
+        page = flow.page
         ids = flow.generate(4, prompt="a colour")
         flow.tab.locator(".scorers").get_by_text("Scorers: how candidates are scored").click()
         for slider in flow.tab.locator(".scorer-weight input[type=number]").all():  # every weight 0
@@ -72,10 +62,8 @@ def sound_app(workspace, fake):
 
 def test_the_large_view_shows_p_and_x_and_space_plays_its_own_player(sound_app):
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(120_000)  # two shared cores under load
-        flow = Flow(page, sound_app.local_url, "fakesound")
-        flow.open()
+        flow = open_tab(browser, sound_app.local_url, "fakesound")
+        page = flow.page
         ids = flow.generate(3, prompt="a colour")
         flow.cards().first.locator(".card-caption").click()
         page.keyboard.press("Enter")
@@ -98,10 +86,7 @@ def test_the_large_view_shows_p_and_x_and_space_plays_its_own_player(sound_app):
 
 def test_fine_tune_is_disabled_while_a_tune_runs(app):
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(120_000)  # two shared cores under load
-        flow = Flow(page, app.local_url, "fake")
-        flow.open()
+        flow = open_tab(browser, app.local_url, "fake")
         flow.pick_preset("slow")  # a tune whose steps sleep, so it is seen running
         flow.generate(6)
         flow.cull(["p", "p", "p"])
