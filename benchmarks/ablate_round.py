@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runs_file import add_run_options, named_settings, parse_or_table, record  # beside this script
+from runs_file import named_settings, record, run_args  # beside this script
 
 PROMPTS = {"image": "a circle", "text": "a short sea poem, melancholy", "music": "a gentle lullaby in C major, 3/4"}
 
@@ -108,8 +108,7 @@ def main(argv=None) -> int:
     parser.add_argument("scorer", nargs="?")
     parser.add_argument("--prompt")
     parser.add_argument("--options", default="{}", help="scorer options as JSON, e.g. '{\"max_words\": 12}'")
-    add_run_options(parser, "loop keywords, tune settings under \"settings\", generation under \"params\"")
-    args = parse_or_table(parser, argv, table)
+    args = run_args(parser, argv, table, "loop keywords, tune settings under \"settings\", generation under \"params\"")
     if args is None:
         return 0
     prompt = args.prompt or PROMPTS[args.medium]

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from eval_scorers import names, score_files  # beside this script
-from runs_file import add_run_options, named_settings, parse_or_table, record
+from runs_file import named_settings, record, run_args
 
 PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major"}
 HELD_OUT = 1_000_000
@@ -121,8 +121,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prompt")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--params", default="{}", help="generation settings for every round and compare (JSON)")
-    add_run_options(parser, "tune settings, e.g. sft='{\"objective\": \"sft\"}' kto='{\"objective\": \"kto\"}'")
-    args = parse_or_table(parser, argv, table)
+    args = run_args(parser, argv, table, "tune settings, e.g. sft='{\"objective\": \"sft\"}' kto='{\"objective\": \"kto\"}'")
     if args is None:
         return 0
     prompt = args.prompt or PROMPTS[args.medium]

@@ -7,17 +7,15 @@ import os
 from pathlib import Path
 
 
-def add_run_options(parser: argparse.ArgumentParser, setting_help: str) -> None:
-    """The options every round benchmark takes: seeds, candidates, named settings, the runs file, its table."""
+def run_args(parser: argparse.ArgumentParser, argv, table, setting_help: str) -> argparse.Namespace | None:
+    """The benchmark's own options plus what every round benchmark takes (seeds, candidates, named settings,
+    the runs file, its table), parsed and ready to run on one thread; None when ``--table`` asked for a runs
+    file's rows (printed)."""
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("-n", type=int, default=32, help="candidates per round (and per side of the comparison)")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON", help=setting_help)
     parser.add_argument("--out", type=Path, help="append one JSON line per run to this runs file")
     parser.add_argument("--table", type=Path, help="print the markdown rows of a runs file")
-
-
-def parse_or_table(parser: argparse.ArgumentParser, argv, table) -> argparse.Namespace | None:
-    """The parsed options, ready to run (one thread); None when ``--table`` asked for a runs file's rows (printed)."""
     args = parser.parse_args(argv)
     if args.table:
         table(args.table)

@@ -23,7 +23,7 @@ from . import media, runner, sampling, scoring
 from .coalesce import JOIN_CAP, Coalescer
 from .errors import StudioError, guarded
 from .library import Library
-from .medium import MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
+from .medium import DROPPED, MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
 from .settings import HELD_OUT_SEED
 from .store import DEFAULT_SERIES, Store, default_workspace, remove_files
 
@@ -534,7 +534,7 @@ class Studio:
         warning = " ".join(w for w in warnings if w)
         pool = self.store.candidates(medium, batch=batch)
         accepted = [c.id for c in pool if c.accepted]
-        rejected = [c.id for c in pool if c.decision in ("auto_rejected", "hand_rejected")]
+        rejected = [c.id for c in pool if c.decision in DROPPED]
         return {"accepted": accepted, "rejected": rejected,
                 "acceptance_rate": len(accepted) / len(pool) if pool else 0.0,
                 "kept_diversity": self.variety(medium, [c for c in pool if c.accepted]),
@@ -608,10 +608,7 @@ class Studio:
                               f"not {weight!r}.")
         if weight == 0:
             return []
-        kept = {c.id for c in examples}
-        batches = sorted({c.batch for c in examples if c.batch is not None})
-        pool = [c for b in batches for c in self.store.candidates(medium, batch=b)
-                if c.id not in kept and c.decision == "auto_rejected"]
+        pool = self._batch_mates(medium, examples, ("auto_rejected",))
         if not pool:
             raise StudioError("Prior preservation needs un-kept candidates beside the kept ones; "
                               "set prior_weight to 0 or curate a batch with some rejected.")
@@ -620,12 +617,14 @@ class Studio:
     def dropped_set(self, medium: str, examples: Sequence[Candidate]) -> list[Candidate]:
         """What a preference objective learns to make rarer: the candidates of the kept ones' batches decided
         not kept, by hand (X) or by the rule; never a candidate of another batch or series."""
-        from .preference import DROPPED
+        return self._batch_mates(medium, examples, DROPPED)
 
+    def _batch_mates(self, medium: str, examples: Sequence[Candidate], decisions: Sequence[str]) -> list[Candidate]:
+        """The other candidates of the examples' batches with one of these decisions."""
         kept = {c.id for c in examples}
         batches = sorted({c.batch for c in examples if c.batch is not None})
         return [c for b in batches for c in self.store.candidates(medium, batch=b)
-                if c.id not in kept and c.decision in DROPPED]
+                if c.id not in kept and c.decision in decisions]
 
     def wait_tune(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         info = runner.wait(self.store, job_id, on_progress)

@@ -29,6 +29,7 @@ from .settings import NoSettings, Settings, TuneSettings
 
 DECISIONS = ("pending", "auto_accepted", "auto_rejected", "hand_accepted", "hand_rejected")
 ACCEPTED = ("auto_accepted", "hand_accepted")
+DROPPED = ("auto_rejected", "hand_rejected")  # by the rule or by hand (X)
 
 # Two candidates whose features have cosine similarity at or above this, both as they are and centred
 # on the mean of the candidates and the kept set, are near-duplicates (Medium.copies' shared default;

@@ -27,13 +27,12 @@ the task and gets the same numbers.  Nothing here imports torch at import time.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 from .errors import StudioError
 from .settings import TuneSettings, setting
 
 OBJECTIVES = ("sft", "kto", "dpo")
-DROPPED = ("auto_rejected", "hand_rejected")  # the decisions a preference tune learns to make rarer
 
 
 def objective_setting(default: str) -> Any:
