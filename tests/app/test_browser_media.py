@@ -10,6 +10,7 @@ import pytest
 
 from flow import ARTIST, KEPT, NARROW, Flow, chromium, free_port, screenshot, wait_until
 
+# one worker runs the whole module (scripts/test: --dist loadfile): History must see every medium's tune
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PRESETS = {"image": "bold-colour", "text": "haiku", "music": "lullaby", "voice": "audiobook"}
@@ -171,8 +172,10 @@ def test_history_shows_every_version(served):
     page = context.new_page()
     page.goto(app.local_url)
     page.get_by_role("tab", name="History").click()
+    tuned = [m for m in names if studio.store.version(m, "v1") is not None]
+    assert tuned == names, f"History runs after every medium's tune in this module, not only {tuned}"
     for medium in names:
-        if studio.store.version(medium, "v1") is not None:
+        if medium in tuned:
             entry = page.locator(f'#tab-history .history-version[data-medium="{medium}"][data-version="v1"]')
             entry.wait_for()
             assert entry.locator(".history-thumb").count() >= 1 and "learned from" in entry.inner_text()
