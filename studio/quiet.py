@@ -37,6 +37,12 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     for category in (FutureWarning, DeprecationWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category, module=LIBRARIES)
+    if "huggingface_hub" in sys.modules:
+        # huggingface_hub reads its switch once, at import; transformers, imported later, copies its state
+        # ("Loading weights" bars), so an already imported hub is switched off here
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     if "transformers" in sys.modules:
         from transformers.utils import logging as transformers_logging
 
