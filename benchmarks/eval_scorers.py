@@ -1,12 +1,13 @@
 """Scorers written for evaluation only: never shipped, never a built-in, never used to pick a default.
 
 Each takes a candidate's files and returns a score in [0, 1], reading them with its own code (PIL and
-numpy for pictures, mido for MIDI), not through the studio's features, so a tune that games the
+numpy for pictures, mido for MIDI, word lists for text), not through the studio's features, so a tune that games the
 studio's own measurements does not game these.  ``benchmarks/eval_suite.py`` lets a simulated artist
 keep and drop by them and measures whether a round carries what the artist wanted to new seeds.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -167,12 +168,86 @@ def legato(path: str) -> float:
     return float(np.mean(held)) if held else 0.0
 
 
+# -- text ------------------------------------------------------------------------------------
+def _text(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8", errors="replace").strip()
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def brief(path: str) -> float:
+    """Few words: 12 or fewer is 1, 45 or more is 0."""
+    return float(np.clip((45 - len(_words(_text(path)))) / 33.0, 0.0, 1.0))
+
+
+def three_lines(path: str) -> float:
+    """Laid out in three lines (non-empty), as a haiku is."""
+    lines = [line for line in _text(path).splitlines() if line.strip()]
+    return float(max(0.0, 1.0 - abs(len(lines) - 3) / 3.0))
+
+
+COMMENTARY = {"haiku", "poem", "captures", "capture", "essence", "imagery", "juxtaposed", "evokes", "symbolizes",
+              "symbolises", "represents", "theme", "reader", "verse", "stanza", "metaphor"}
+
+
+def no_commentary(path: str) -> float:
+    """The poem alone, no talk about it ("this haiku captures the essence of ..."): each such word costs a third."""
+    return float(max(0.0, 1.0 - sum(w in COMMENTARY for w in _words(_text(path))) / 3.0))
+
+
+CONCRETE = {"snow", "snowflake", "snowflakes", "snowfall", "frost", "ice", "icy", "pine", "pines", "branch",
+            "branches", "twig", "wind", "moon", "sun", "sky", "cloud", "clouds", "hill", "hills", "field", "fields",
+            "roof", "roofs", "window", "stone", "river", "lake", "tree", "trees", "leaf", "leaves", "bird", "birds",
+            "crow", "owl", "deer", "fox", "footprints", "boots", "breath", "fire", "smoke", "lamp", "road", "path",
+            "fence", "mountain", "mountains", "grass", "rain", "fog", "mist", "dawn", "dusk", "night", "morning",
+            "ground", "earth", "bough", "cedar", "garden", "door", "street", "light", "shadow", "shadows", "water"}
+ABSTRACT = {"beauty", "essence", "life", "moment", "moments", "universe", "love", "memory", "memories", "soul",
+            "wonder", "grace", "time", "bliss", "reminder", "existence", "meaning", "hope", "dreams", "dream",
+            "spirit", "eternity", "journey", "fleeting", "profound", "nature's"}
+
+
+def concrete(path: str) -> float:
+    """Things seen rather than ideas: concrete words' share of the concrete and abstract words."""
+    words = _words(_text(path))
+    things, ideas = sum(w in CONCRETE for w in words), sum(w in ABSTRACT for w in words)
+    return float(things / (things + ideas + 1.0))
+
+
+PAST = {"was", "were", "had", "did", "came", "fell", "went", "saw", "knew", "stood", "brought", "left", "felt",
+        "lay", "began", "became", "grew", "took", "made", "said", "covered", "filled", "whispered", "watched"}
+PRESENT = {"is", "are", "has", "does", "comes", "falls", "fall", "goes", "sees", "knows", "stands", "brings",
+           "lies", "begins", "becomes", "grows", "takes", "makes", "covers", "fills", "whispers", "drifts", "settles",
+           "glows", "sleeps", "waits", "holds", "rests", "melts", "hangs", "turns"}
+
+
+def present_tense(path: str) -> float:
+    """Here and now: present-tense verbs' share of the tensed verbs (no verbs at all is 0.5)."""
+    words = _words(_text(path))
+    now, then = sum(w in PRESENT for w in words), sum(w in PAST for w in words)
+    return float((now + 0.5) / (now + then + 1.0))
+
+
+def ends_cleanly(path: str) -> float:
+    """The text ends where a sentence ends (. ! ? or an ellipsis), not cut off mid-phrase; a last line of a
+    few words without a stop, as poems end, is half."""
+    text = _text(path)
+    if not text:
+        return 0.0
+    if text[-1] in ".!?\u2026\"'":
+        return 1.0
+    return 0.5 if len(_words(text.splitlines()[-1])) <= 5 else 0.0
+
+
 # the suite: medium -> (file extension, {name: scorer}); at least six per medium
 EVAL_SCORERS: dict[str, tuple[str, dict[str, Callable[[str], float]]]] = {
     "image": ("png", {"orange": orange, "symmetry": symmetry, "centred": centred, "airy": airy, "warm": warm,
                       "three_things": three_things}),
     "music": ("mid", {"wide_range": wide_range, "busy": busy, "stepwise": stepwise, "low_bass": low_bass,
                       "home_ending": home_ending, "legato": legato}),
+    "text": ("txt", {"brief": brief, "three_lines": three_lines, "no_commentary": no_commentary,
+                     "concrete": concrete, "present_tense": present_tense, "ends_cleanly": ends_cleanly}),
 }
 
 

@@ -32,13 +32,32 @@ import numpy as np
 from eval_scorers import names, score_files  # beside this script
 from runs_file import named_settings, record, run_args
 
-PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major"}
+PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major", "text": "a haiku about the first snow"}
+# text is also measured on a prompt no round generated for (the artist's bar and scorer stay the same)
+HELD_OUT_PROMPTS = {"text": "a haiku about the morning fog"}
 HELD_OUT = 1_000_000
 
 
 def targets(a: float, b: float, best2: float, variety: float | None, copies: float) -> dict[str, bool]:
     return {"lift": a - b >= 0.15 and (a >= 2 * b or (1 - a) <= (1 - b) / 2), "best_of_2": a > best2,
             "variety": (variety or 0.0) >= 0.8, "copies": copies <= 0.10}
+
+
+def measure(studio, medium: str, scorer: str, version: str, prompt: str, seed: int, n: int, bar: float,
+            params: dict | None) -> dict:
+    """Base against ``version`` on held-out seeds of ``prompt``: the share over the artist's bar on each side,
+    best of 2 from the base, variety against the kept set, copies, and the four targets."""
+    result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=HELD_OUT + 1000 * seed,
+                            threshold=0.5, temperature=0.0, params=params)
+    sides = {side: np.array(score_files(medium, scorer, studio.store.candidates(
+        medium, ids=result[side]["candidates"]))) for side in ("before", "after")}
+    before, after = sides["before"], sides["after"]
+    pairs = before[: len(before) // 2 * 2].reshape(-1, 2).max(axis=1)
+    a, b, best2 = float(np.mean(after >= bar)), float(np.mean(before >= bar)), float(np.mean(pairs >= bar))
+    variety, copies = result["after"].get("variety_vs_kept"), result["after"].get("copies", 0.0)
+    return {"prompt": prompt, "base": b, "tuned": a, "best_of_2": best2, "mean_base": float(before.mean()),
+            "mean_tuned": float(after.mean()), "variety_vs_kept": variety, "copies": copies,
+            "targets": targets(a, b, best2, variety, copies)}
 
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
@@ -63,20 +82,14 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             studio.curate(medium, accept=keep, reject=drop, apply_rule=False)
             tuned = studio.tune(medium, from_version=version, settings=settings)
             version = tuned["version"]
-            result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=HELD_OUT + 1000 * seed,
-                                    threshold=0.5, temperature=0.0, params=params)
-            sides = {side: np.array(score_files(medium, scorer, studio.store.candidates(
-                medium, ids=result[side]["candidates"]))) for side in ("before", "after")}
-            before, after = sides["before"], sides["after"]
-            pairs = before[: len(before) // 2 * 2].reshape(-1, 2).max(axis=1)
-            a, b, best2 = float(np.mean(after >= bar)), float(np.mean(before >= bar)), float(np.mean(pairs >= bar))
-            variety, copies = result["after"].get("variety_vs_kept"), result["after"].get("copies", 0.0)
-            out["rounds"].append({
-                "round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
-                "kept_total": tuned["curated"], "bar": bar, "base": b, "tuned": a, "best_of_2": best2,
-                "mean_base": float(before.mean()), "mean_tuned": float(after.mean()),
-                "variety_vs_kept": variety, "copies": copies, "seconds": round(time.perf_counter() - start, 1),
-                "targets": targets(a, b, best2, variety, copies)})
+            row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
+                   "kept_total": tuned["curated"], "bar": bar,
+                   **measure(studio, medium, scorer, version, prompt, seed, n, bar, params)}
+            if medium in HELD_OUT_PROMPTS:
+                row["new_prompt"] = measure(studio, medium, scorer, version, HELD_OUT_PROMPTS[medium], seed, n, bar,
+                                            params)
+            row["seconds"] = round(time.perf_counter() - start, 1)
+            out["rounds"].append(row)
     return out
 
 
@@ -93,25 +106,35 @@ def table(path: Path) -> None:
     print("| medium · eval scorer | objective | round | seeds | over the bar: base → tuned | best-of-2 | "
           "variety vs kept | copies | targets per seed (lift · best-of-2 · variety · copies) | round s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    views = (("", lambda x: x), (" · new prompt", lambda x: x.get("new_prompt")))
     for (medium, scorer, name), group in sorted(groups.items()):
-        for r in range(max(len(g["rounds"]) for g in group)):
-            rows = [g["rounds"][r] for g in group if len(g["rounds"]) > r]
-            marks = " ".join("".join("✓" if ok else "✗" for ok in x["targets"].values()) for x in rows)
-            extra = ""
-            if r > 0:
-                more = sum(g["rounds"][r]["tuned"] > g["rounds"][r - 1]["tuned"] for g in group if len(g["rounds"]) > r)
-                extra = f" · round {r + 1} above round {r}: {more} of {len(rows)}"
-            print(f"| {medium} · {scorer} | {name} | {r + 1} | {', '.join(str(g['seed']) for g in group)} "
-                  f"| {ms([x['base'] for x in rows])} → {ms([x['tuned'] for x in rows])} "
-                  f"| {ms([x['best_of_2'] for x in rows])} | {ms([x['variety_vs_kept'] for x in rows])} "
-                  f"| {ms([x['copies'] for x in rows])} | {marks}{extra} | {np.mean([x['seconds'] for x in rows]):.0f} |")
+        for label, view in views:
+            for r in range(max(len(g["rounds"]) for g in group)):
+                rows = [view(g["rounds"][r]) for g in group if len(g["rounds"]) > r and view(g["rounds"][r])]
+                if not rows:
+                    continue
+                marks = " ".join("".join("✓" if ok else "✗" for ok in x["targets"].values()) for x in rows)
+                extra = ""
+                if r > 0:
+                    more = sum(view(g["rounds"][r])["tuned"] > view(g["rounds"][r - 1])["tuned"]
+                               for g in group if len(g["rounds"]) > r)
+                    extra = f" · round {r + 1} above round {r}: {more} of {len(rows)}"
+                seconds = np.mean([g["rounds"][r]["seconds"] for g in group if len(g["rounds"]) > r])
+                print(f"| {medium} · {scorer} | {name} | {r + 1}{label} | {', '.join(str(g['seed']) for g in group)} "
+                      f"| {ms([x['base'] for x in rows])} → {ms([x['tuned'] for x in rows])} "
+                      f"| {ms([x['best_of_2'] for x in rows])} | {ms([x['variety_vs_kept'] for x in rows])} "
+                      f"| {ms([x['copies'] for x in rows])} | {marks}{extra} | {seconds:.0f} |")
     print()
     for medium in sorted({k[0] for k in groups}):
         for name in sorted({k[2] for k in groups if k[0] == medium}):
-            firsts = [g["rounds"][0] for k, gs in groups.items() if k[0] == medium and k[2] == name for g in gs]
-            share = {t: sum(x["targets"][t] for x in firsts) for t in ("lift", "best_of_2", "variety", "copies")}
-            print(f"- {medium} · {name}, round 1 over {len(firsts)} runs: "
-                  + ", ".join(f"{t} {v}/{len(firsts)}" for t, v in share.items()))
+            for label, view in views:
+                firsts = [view(g["rounds"][0]) for k, gs in groups.items() if k[0] == medium and k[2] == name
+                          for g in gs if view(g["rounds"][0])]
+                if not firsts:
+                    continue
+                share = {t: sum(x["targets"][t] for x in firsts) for t in ("lift", "best_of_2", "variety", "copies")}
+                print(f"- {medium} · {name}{label}, round 1 over {len(firsts)} runs: "
+                      + ", ".join(f"{t} {v}/{len(firsts)}" for t, v in share.items()))
 
 
 def main(argv=None) -> int:
