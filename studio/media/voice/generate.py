@@ -86,4 +86,8 @@ def generate(handle: VoiceHandle, prompt: str, seeds: Sequence[int], params: dic
     with adapter_active(handle, adapter, strength):
         if handle.kind == "tiny":
             return generate_tiny(handle, prompt, seeds, params)
+        if handle.kind == "csm":
+            from .codec_lm import generate_csm
+
+            return generate_csm(handle, prompt, seeds, params)
         return generate_speecht5(handle, prompt, seeds, params)

@@ -3,7 +3,8 @@
 The folder's ``config.json`` picks the path: ``model_type`` ``studio_voice`` is the built-in
 network, ``speecht5`` is transformers' SpeechT5ForTextToSpeech, which needs its HiFi-GAN
 vocoder in ``vocoder/`` (or ``hifigan/``) and a speaker embedding (``speaker.safetensors``,
-key ``speaker``, shape (512,) or (n, 512): one per reading voice).  Weights only from
+key ``speaker``, shape (512,) or (n, 512): one per reading voice); ``csm`` is Sesame CSM
+(``codec_lm.py``).  Weights only from
 safetensors, never remote code.  Adapters are loaded once into one PeftModel and switched by name.
 """
 from __future__ import annotations
@@ -18,12 +19,12 @@ from ...errors import StudioError
 
 @dataclasses.dataclass
 class VoiceHandle:
-    kind: str  # "tiny" or "speecht5"
-    model: Any  # TinyVoice or SpeechT5ForTextToSpeech (the base: adapters are switched on top)
+    kind: str  # "tiny", "speecht5" or "csm"
+    model: Any  # TinyVoice, SpeechT5ForTextToSpeech or CsmForConditionalGeneration (adapters switch on top)
     device: str
     source: str
     sample_rate: int = 22050
-    processor: Any = None  # speecht5: SpeechT5Processor (its tokenizer)
+    processor: Any = None  # speecht5: SpeechT5Processor (its tokenizer); csm: CsmProcessor
     vocoder: Any = None  # speecht5: SpeechT5HifiGan
     speakers: Any = None  # speecht5: (n, 512) speaker embeddings
     peft: Any = None  # the PeftModel around ``model`` once an adapter was asked for
@@ -56,7 +57,12 @@ def load(model: str, device: str | None = None) -> VoiceHandle:
         return _load_tiny(path, device)
     if kind == "speecht5":
         return _load_speecht5(path, device)
-    raise StudioError(f"The model in {path} is a '{kind}'; voice loads the built-in voice (studio_voice) or SpeechT5.")
+    if kind == "csm":
+        from .codec_lm import load_csm
+
+        return load_csm(path, device)
+    raise StudioError(f"The model in {path} is a '{kind}'; voice loads the built-in voice (studio_voice), "
+                      "SpeechT5 or CSM.")
 
 
 def _load_tiny(path: Path, device: str) -> VoiceHandle:

@@ -24,6 +24,8 @@ class VoiceGenerate(Settings):
     batch_size: int = setting(8, "takes made together (memory)", min=1, max=64, label="Made together")
     max_length_ratio: float = setting(20.0, "SpeechT5: the longest take, in spectrogram frames per text token",
                                       min=1, max=100, label="Longest take (SpeechT5)")
+    max_seconds: float = setting(15.0, "CSM: the longest take in seconds (it stops sooner when it ends the line)",
+                                 min=0.5, max=90, label="Longest take (CSM)")
 
 
 @dataclasses.dataclass

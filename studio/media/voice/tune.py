@@ -135,4 +135,8 @@ def build_task(handle: VoiceHandle, examples, settings, parent_adapter, prior=()
     """The tune for the handle's kind; ``prior`` is always empty (the voice settings refuse prior_weight)."""
     if handle.kind == "tiny":
         return TinyTuneTask(handle, examples, settings, parent_adapter)
+    if handle.kind == "csm":
+        from .codec_lm import CsmTuneTask
+
+        return CsmTuneTask(handle, examples, settings, parent_adapter)
     return SpeechT5TuneTask(handle, examples, settings, parent_adapter)
