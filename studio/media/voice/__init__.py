@@ -1,7 +1,7 @@
 """The voice medium: takes of a line of speech (WAV + waveform/pitch PNG + the line as TXT).
 
 The built-in voice is a small FastSpeech-style network trained on a Piper voice's readings
-(``defaults.py``, model card in ``assets/README.md``); SpeechT5 folders load too.  Importing
+(``defaults.py``, model card in ``assets/README.md``); SpeechT5 and CSM folders load too.  Importing
 this is free: the parts load when first used.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ class VoiceMedium(Medium):
     prompt_help = ("A style before a colon moves every take: slow, fast, warm, deep, high, bright, lively, "
                    "expressive, calm, flat, soft.")
     export_formats = {
-        "peft": "the LoRA adapter for peft (the built-in voice's network or SpeechT5)",
+        "peft": "the LoRA adapter for peft (the built-in voice's network, SpeechT5 or CSM)",
         "ljspeech": "the kept takes as wavs/ + metadata.csv (id|text|text), the layout Piper and Coqui train on",
         "hf-datasets": "the kept takes as a Hugging Face audio folder (metadata.csv with file_name, transcription)",
     }

@@ -33,7 +33,10 @@ PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
 def load_csm(path: Path, device: str):
     """A VoiceHandle for the CSM folder ``path`` (config.json, safetensors, tokenizer, processor config)."""
-    from transformers import CsmForConditionalGeneration, CsmProcessor
+    try:
+        from transformers import CsmForConditionalGeneration, CsmProcessor
+    except ImportError:
+        raise StudioError("CSM needs transformers 4.52 or newer (pip install -U transformers).") from None
 
     from .model import VoiceHandle
 
@@ -132,10 +135,9 @@ def generate_csm(handle, prompt: str, seeds: Sequence[int], params: dict) -> lis
         speaker, sampling = _speaker_and_sampling(seed, model, float(params["variation"]))
         inputs = handle.processor(text=_prompt_text(handle.processor, speaker, line, False),
                                   add_special_tokens=False, return_tensors="pt").to(handle.device)
-        with torch.random.fork_rng(devices=[]), torch.no_grad():  # the seed's draws leave the global RNG alone
+        # the seed's draws (on the CPU, or the GPU's generator) leave the global RNG as it was
+        with torch.random.fork_rng(devices=[] if handle.device == "cpu" else None), torch.no_grad():
             torch.manual_seed(int(seed))
-            if handle.device.startswith("cuda"):
-                torch.cuda.manual_seed_all(int(seed))
             made = handle.net.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                                        max_new_tokens=frames, **sampling)
         codes = _until_end(made[0].cpu(), eos)

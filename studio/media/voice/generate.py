@@ -80,7 +80,7 @@ def generate_speecht5(handle: VoiceHandle, prompt: str, seeds: Sequence[int], pa
 
 def generate(handle: VoiceHandle, prompt: str, seeds: Sequence[int], params: dict, adapter: str | None = None,
              strength: float = 1.0) -> list[Generated]:
-    """One take per seed with ``adapter`` (a version) active at ``strength``, by the built-in voice or SpeechT5."""
+    """One take per seed with ``adapter`` (a version) active at ``strength``, by the built-in voice, SpeechT5 or CSM."""
     from ...adapters import adapter_active
 
     with adapter_active(handle, adapter, strength):
