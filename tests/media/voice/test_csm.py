@@ -179,8 +179,13 @@ def test_csm_tune_resumes_after_a_kill(csm, tiny_csm, tmp_path):
         assert torch.allclose(want[name], got[name], atol=1e-5), name
 
 
-def test_csm_tune_encodes_a_take_without_codes(csm, tmp_path):
+def test_csm_tune_lays_out_a_take_as_the_processor_does(csm, tmp_path):
+    """A take without codes is encoded again by Mimi; its loss is the one CSM's own processor and forward
+    give for the same line and WAV (the documented training path), to the last digit."""
     import torch
+
+    from studio.media.voice.audio import read_wav
+    from studio.media.voice.codec_lm import _prompt_text
 
     medium, handle = csm
     take = _kept(medium, handle, tmp_path, seeds=(0,))[0]
@@ -188,7 +193,20 @@ def test_csm_tune_encodes_a_take_without_codes(csm, tmp_path):
     task = medium.tune_task(handle, [take], {**medium.tune_defaults, "rank": 2, "batch_size": 1}, None)
     ids, codes = task.rows[0]
     assert codes.shape[1] == CODEBOOKS and int((ids == 2).sum()) == len(codes) > 0
-    assert torch.isfinite(task.loss(0, torch.Generator().manual_seed(0)))
+
+    audio, _ = read_wav(take.files["wav"])
+    # the processor counts a clip's frames from the codec's convolutions: the tiny Mimi's (ratios 4, 5, 8
+    # as the encoder applies them, each after a residual block of kernels 3 and 1; the last conv; the 2x downsample)
+    frames = dict(kernel_sizes=[7, 3, 1, 8, 3, 1, 10, 3, 1, 16, 3, 4], strides=[1, 1, 1, 4, 1, 1, 5, 1, 1, 8, 1, 2],
+                  dilations=[1] * 12, use_causal_conv=True)
+    speaker = json.loads(open(take.files["json"]).read())["speaker"]
+    stock = handle.processor(text=_prompt_text(handle.processor, speaker, LINE, True), audio=audio,
+                             output_labels=True, encoded_length_kwargs=frames)
+    assert int((stock["input_ids"] == 2).sum()) == len(codes)
+    with torch.no_grad():
+        want = task.peft(**stock).loss
+        got = task.loss(0, torch.Generator().manual_seed(0))
+    assert torch.isfinite(got) and torch.allclose(want, got, atol=1e-6)
 
 
 def test_a_broken_csm_folder_is_one_sentence(tiny_csm, tmp_path):
