@@ -42,13 +42,18 @@ def objective_setting(default: str) -> Any:
                    label="Objective")
 
 
+def beta_setting(default: float) -> Any:
+    """The ``beta`` field with a medium's measured default (docs/objectives.md)."""
+    return setting(default, "kto / dpo: how far the tune may move from the starting model (higher: stays closer)",
+                   above=0, max=100, advanced=True)
+
+
 @dataclasses.dataclass
 class PreferenceTune(TuneSettings):
     """The tune settings of a medium whose tune can learn from drops (text, symbolic music)."""
 
     objective: str = objective_setting("sft")
-    beta: float = setting(0.1, "kto / dpo: how far the tune may move from the starting model (higher: stays "
-                               "closer)", above=0, max=100, advanced=True)
+    beta: float = beta_setting(0.1)
 
     def check(self, owner: str) -> None:
         if self.objective != "sft" and self.prior_weight > 0:
