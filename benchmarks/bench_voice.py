@@ -8,6 +8,7 @@ the rule's scorers and weights).
 
     python benchmarks/bench_voice.py --seeds 0 1 2 --out voice-round.jsonl
     python benchmarks/bench_voice.py --table voice-round.jsonl
+    python benchmarks/bench_voice.py --draws --lines 10 --takes 12    # what a tune could carry (below)
 
 Reports per scorer the held-out mean before and after (the lift), the acceptance rate, variety
 vs the kept set, copies, and the round's wall and CPU time.
@@ -155,6 +156,54 @@ def table(path: Path) -> str:
     return "\n".join(rows)
 
 
+def draws_study(lines: int, takes: int, model: str | None, specs: list[str]) -> dict:
+    """How much of each scorer a seed's reading explains: ``takes`` takes of each of ``lines`` held-out lines,
+    each scorer regressed within each line on the seed's draws of pace (log), shift and range (log), the
+    part of a reading a tune can carry to a new line (``tune.py``).  Slopes are per standard deviation of
+    the draw, with their standard errors, beside the scorer's spread within a line."""
+    import math
+
+    import numpy as np
+
+    from studio.engine import Studio
+    from studio.media.voice.lines import held_out_lines, training_lines
+    from studio.scoring import ScorerSpec
+
+    names = [ScorerSpec.parse(s).name for s in specs]
+    pool = held_out_lines(60, training_lines(2400))
+    random.Random(7).shuffle(pool)
+    with tempfile.TemporaryDirectory() as tmp:
+        studio = Studio(Path(tmp) / "ws")
+        if model:
+            studio.use_model("voice", model)
+        cands = []
+        for i, line in enumerate(pool[:lines]):
+            cands += studio.generate("voice", line, seeds=list(range(9000 + i * takes, 9000 + (i + 1) * takes)))
+        studio.score("voice", cands, specs)
+        rows, groups = [], []
+        for c in studio.store.candidates("voice", ids=[c.id for c in cands]):
+            drawn = json.loads(Path(c.files["json"]).read_text())["draws"]
+            centre = drawn["centre"]
+            rows.append([math.log(drawn["pace"] / centre["pace"]), drawn["shift"] - centre["shift"],
+                         math.log(drawn["range"] / centre["range"])] + [c.scores[n] for n in names])
+            groups.append(c.prompt)
+    data = np.asarray(rows)
+    for line in set(groups):  # within each line: the line itself is what no reading changes
+        inside = np.asarray([g == line for g in groups])
+        data[inside] -= data[inside].mean(axis=0)
+    x = data[:, :3] / data[:, :3].std(axis=0)
+    out = {"lines": lines, "takes": takes, "scorers": list(specs), "draws": ["pace", "shift", "range"], "slopes": {}}
+    for j, name in enumerate(names):
+        y = data[:, 3 + j]
+        slope, *_ = np.linalg.lstsq(x, y, rcond=None)
+        residual = y - x @ slope
+        dof = max(1, len(y) - 3 - lines)
+        error = np.sqrt(residual @ residual / dof * np.diag(np.linalg.inv(x.T @ x)))
+        out["slopes"][name] = {"per_sd": [round(float(v), 4) for v in slope], "error": [round(float(v), 4) for v in error],
+                               "spread_within_line": round(float(y.std()), 4)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -167,6 +216,8 @@ def main() -> None:
                         help="a tune setting, e.g. epochs=5 (studio settings voice)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--table", type=Path)
+    parser.add_argument("--draws", action="store_true",
+                        help="instead of a round: how much each scorer follows the seed's draws (--lines, --takes)")
     args = parser.parse_args()
     if args.table:
         print(table(args.table))
@@ -174,6 +225,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    if args.draws:
+        print(json.dumps(draws_study(args.lines, args.takes, args.model, args.scorers)))
+        return
     for seed in args.seeds:
         settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.setting)}
         row = one_round(seed, args.lines, args.held, args.takes, args.model, args.scorers, settings)
