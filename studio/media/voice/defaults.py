@@ -148,16 +148,23 @@ def _batch(items, config, rng):
     return ids, lengths, durations, pitch, mel
 
 
-def losses(net, ids, lengths, durations, pitch, mel):
-    """(total, mel L1, duration MSE, pitch MSE) of a teacher-forced batch: the recipe's loss, and the tune's."""
+def losses(net, ids, lengths, durations, pitch, mel, duration_target=None, pitch_target=None, pitch_known=None):
+    """(total, mel L1, duration MSE, pitch MSE) of a teacher-forced batch: the recipe's loss, and the tune's.
+
+    The decoder is fed ``durations`` and ``pitch``; the predictors learn them too unless the tune gives
+    their own targets (``duration_target`` in log(frames + 1), ``pitch_target`` normalised, and
+    ``pitch_known``, a (batch,) 0/1 weight for rows whose pitch target is unknown)."""
     import torch
 
     log_durations, predicted_pitch, predicted_mel, frame_mask = net(ids, lengths, durations, pitch)
     mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).float()
     mel_loss = (torch.abs(predicted_mel - mel[:, :predicted_mel.shape[1]]) * frame_mask).sum() / (
         frame_mask.sum() * mel.shape[-1])
-    duration_loss = (((log_durations - torch.log1p(durations.float())) ** 2) * mask).sum() / mask.sum()
-    pitch_loss = (((predicted_pitch - pitch) ** 2) * mask).sum() / mask.sum()
+    duration_target = torch.log1p(durations.float()) if duration_target is None else duration_target
+    pitch_target = pitch if pitch_target is None else pitch_target
+    pitch_mask = mask if pitch_known is None else mask * pitch_known[:, None]
+    duration_loss = (((log_durations - duration_target) ** 2) * mask).sum() / mask.sum()
+    pitch_loss = (((predicted_pitch - pitch_target) ** 2) * pitch_mask).sum() / pitch_mask.sum().clamp(min=1)
     total = MEL_WEIGHT * mel_loss + DURATION_WEIGHT * duration_loss + PITCH_WEIGHT * pitch_loss
     return total, mel_loss, duration_loss, pitch_loss
 

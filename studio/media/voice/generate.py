@@ -46,8 +46,9 @@ def generate_tiny(handle: VoiceHandle, prompt: str, seeds: Sequence[int], params
     for start in range(0, len(seeds), batch):
         part = list(seeds[start:start + batch])
         takes = speak(handle.net, handle.model.config, ids, part, params, style, iterations=int(params["vocoder_iterations"]))
-        for seed, (audio, durations, pitch, mel) in zip(part, takes):
-            alignment = {"line": line, "style": list(style.words), "ids": ids, "durations": durations, "pitch_hz": pitch}
+        for seed, (audio, durations, pitch, mel, draws) in zip(part, takes):
+            alignment = {"line": line, "style": list(style.words), "ids": ids, "durations": durations, "pitch_hz": pitch,
+                         "draws": draws}
             out.append(Generated(seed, _files(audio, 22050, line, alignment, mel)))
     del torch
     return out

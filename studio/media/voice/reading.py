@@ -50,16 +50,22 @@ def split_style(prompt: str) -> tuple[Style, str]:
     return style, match.group(2).strip()
 
 
+def centre(params: dict, style: Style) -> tuple[float, float, float]:
+    """Where the seeds' draws centre: (pace, shift in semitones, range factor) from the settings and the style."""
+    return (float(params["pace"]) * style.pace, float(params["pitch"]) + style.shift,
+            float(params["pitch_range"]) * style.range)
+
+
 def controls(seed: int, count_ids: int, params: dict, style: Style):
     """The seed's draws: (pace, shift in semitones, range factor, per-id log-duration noise, per-id pitch noise)."""
     import torch
 
     generator = torch.Generator().manual_seed(int(seed))
     spread = float(params["variation"])
-    pace = float(params["pace"]) * style.pace * math.exp(0.12 * spread * torch.randn((), generator=generator).item())
-    shift = float(params["pitch"]) + style.shift + 1.5 * spread * torch.randn((), generator=generator).item()
-    pitch_range = float(params["pitch_range"]) * style.range * math.exp(
-        0.25 * spread * torch.randn((), generator=generator).item())
+    pace_centre, shift_centre, range_centre = centre(params, style)
+    pace = pace_centre * math.exp(0.12 * spread * torch.randn((), generator=generator).item())
+    shift = shift_centre + 1.5 * spread * torch.randn((), generator=generator).item()
+    pitch_range = range_centre * math.exp(0.25 * spread * torch.randn((), generator=generator).item())
     rhythm = 0.12 * spread * torch.randn(count_ids, generator=generator)
     # intonation noise smoothed over neighbouring phonemes, so it moves words rather than jitters
     raw = torch.randn(count_ids + 4, generator=generator)

@@ -1,22 +1,23 @@
 """The built-in voice reading lines: the line encoded once, then one take per seed.
 
 Returns per take the audio (22.05 kHz float) and its alignment (ids, frames per id, pitch per id
-in Hz), which the take keeps beside its WAV so a tune can learn its timing and intonation.
+in Hz) with the seed's draws, which the take keeps beside its WAV so a tune can learn its timing and
+intonation with the draws that are drawn again at every reading divided out (``tune.py``).
 """
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-from .reading import Style, controls
+from .reading import Style, centre, controls
 
 SEMITONE = math.log(2) / 12
 
 
 def speak(net, config, ids: Sequence[int], seeds: Sequence[int], params: dict, style: Style, iterations: int = 32):
-    """[(audio, durations, pitch_hz, mel)] for each seed, from the TinyVoice ``net`` (the base, or the
-    PeftModel around it with an adapter on) whose ``VoiceConfig`` is ``config``; ``mel`` is the log mel
-    the network made (frames, mels; float16), before the vocoder."""
+    """[(audio, durations, pitch_hz, mel, draws)] for each seed, from the TinyVoice ``net`` (the base, or
+    the PeftModel around it with an adapter on) whose ``VoiceConfig`` is ``config``; ``mel`` is the log mel
+    the network made (frames, mels; float16), before the vocoder; ``draws`` what the seed drew (``draws()``)."""
     import torch
 
     from .audio import griffin_lim, normalise
@@ -38,8 +39,17 @@ def speak(net, config, ids: Sequence[int], seeds: Sequence[int], params: dict, s
             audio = griffin_lim(mel[0], iterations=iterations, generator=generator)
             hz = torch.exp(pitch_in[0] * config.pitch_std + config.pitch_mean)
             takes.append((normalise(audio), durations[0].tolist(), [round(float(h), 1) for h in hz],
-                          mel[0].numpy().astype("float16")))
+                          mel[0].numpy().astype("float16"),
+                          draws(pace, shift, spread, rhythm, intonation, centre(params, style))))
     return takes
+
+
+def draws(pace, shift, pitch_range, rhythm, intonation, centred) -> dict:
+    """The seed's draws as the take's alignment keeps them: the line's pace, shift (semitones) and range,
+    the centre the settings and style put them at, and the per-id log-duration and pitch noise."""
+    return {"pace": pace, "shift": shift, "range": pitch_range,
+            "centre": {"pace": centred[0], "shift": centred[1], "range": centred[2]},
+            "rhythm": [round(float(r), 5) for r in rhythm], "intonation": [round(float(i), 5) for i in intonation]}
 
 
 def _at_least_one_frame(durations, ids):

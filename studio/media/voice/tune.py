@@ -1,8 +1,16 @@
 """LoRA tune tasks the shared trainer drives, on the kept takes.
 
 Built-in voice: each kept take brings its alignment (the JSON beside its WAV: frames and pitch
-per phoneme, as the seed read them) and its mel; the loss is the recipe's own (mel L1 +
-duration and pitch MSE), so the tune learns the kept readings' pace and intonation.
+per phoneme as the seed read them, and the seed's draws) and its mel; the loss is the recipe's own
+(mel L1 + duration and pitch MSE).  The decoder is fed the reading as it was made; the duration and
+pitch predictors learn it with what every reading draws again divided out (``reading_targets``): the
+settings' and style's centre and the per-phoneme jitter.  What is left is the line's own pace,
+pitch level and range as the seed drew them around that centre, the part the keep rule chose and
+the part that carries to new lines: a tune moves the centre of the readings toward the kept ones,
+and generation draws the seed's variation around the new centre.  The LoRA sits on the two predictors
+only (``TINY_TARGETS``): the kept mel is the network's own, so the encoder and decoder have nothing to
+learn from it (the mel term stays in the loss, constant), and a new line sounds as before but read
+as the kept lines were.
 SpeechT5: its spectrogram loss on the kept WAVs (16 kHz log mel targets), conditioned on the line
 and the model's first speaker embedding.
 """
@@ -18,7 +26,7 @@ from ...medium import Candidate
 from .model import VoiceHandle
 from .settings import VoiceTune
 
-TINY_TARGETS = ["conv", "conv1", "conv2", "head", "to_mel", "pitch_embed", "position"]
+TINY_TARGETS = ["conv1", "conv2", "head"]  # the duration and pitch predictors (see TinyTuneTask)
 SPEECHT5_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense", "output_dense"]
 
 
@@ -62,7 +70,9 @@ class TinyTuneTask(PeftTask):
             if len(mel) < frames:
                 mel = np.pad(mel, ((0, frames - len(mel)), (0, 0)), mode="edge")
             pitch = (np.log(np.asarray(hz, dtype=np.float64)) - config.pitch_mean) / config.pitch_std
-            self.rows.append((np.asarray(ids), np.asarray(durations), mel.astype(np.float32), pitch.astype(np.float32)))
+            targets = reading_targets(np.asarray(durations), pitch, alignment.get("draws"), config)
+            self.rows.append((np.asarray(ids), np.asarray(durations), mel.astype(np.float32), pitch.astype(np.float32),
+                              *targets))
         self.batch_size = int(settings["batch_size"])
         self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
         self.peft.train()
@@ -79,13 +89,50 @@ class TinyTuneTask(PeftTask):
         durations = torch.zeros(len(rows), width, dtype=torch.long)
         pitch = torch.zeros(len(rows), width)
         mel = torch.zeros(len(rows), total, rows[0][2].shape[1])
-        for row, (i, d, m, p) in enumerate(rows):
+        duration_target, pitch_target = torch.zeros(len(rows), width), torch.zeros(len(rows), width)
+        for row, (i, d, m, p, dt, pt, _) in enumerate(rows):
             ids[row, :len(i)] = torch.from_numpy(i)
             durations[row, :len(d)] = torch.from_numpy(d)
             pitch[row, :len(p)] = torch.from_numpy(p)
             mel[row, :len(m)] = torch.from_numpy(m)
+            duration_target[row, :len(dt)] = torch.from_numpy(dt)
+            pitch_target[row, :len(pt)] = torch.from_numpy(pt)
         lengths = torch.tensor([len(r[0]) for r in rows])
-        return losses(self.peft, ids, lengths, durations, pitch, mel)[0]
+        pitch_known = torch.tensor([r[6] for r in rows], dtype=torch.float32)
+        return losses(self.peft, ids, lengths, durations, pitch, mel, duration_target, pitch_target, pitch_known)[0]
+
+
+def reading_targets(durations, pitch, draws: dict | None, config) -> tuple[Any, Any, float]:
+    """What the duration and pitch predictors learn from one take: (log(frames + 1) per id, normalised pitch
+    per id, 1.0 or 0.0 when the pitch target is unknown).
+
+    Generation reads ``frames = predicted * pace * exp(rhythm)`` and ``pitch = predicted * range +
+    intonation + shift`` (``speak.py``), with pace, shift and range drawn around the settings' centre.
+    Dividing the centre and the per-id noise out leaves what the network should predict for the take to
+    come back at the centre: the base's prediction moved by the line's own draw of pace, shift and range.
+    A take without draws (an older one) is learned as read; with a monotone centre (range 0) its pitch
+    says nothing about the predictor, so it is left out of the pitch loss."""
+    import numpy as np
+
+    from .speak import SEMITONE
+
+    durations = np.asarray(durations, dtype=np.float64)
+    pitch = np.asarray(pitch, dtype=np.float64)
+    if not draws:
+        return np.log1p(durations).astype(np.float32), pitch.astype(np.float32), 1.0
+    try:
+        centre = draws["centre"]
+        rhythm = np.asarray(draws["rhythm"], dtype=np.float64)
+        intonation = np.asarray(draws["intonation"], dtype=np.float64)
+        pace, shift, spread = float(centre["pace"]), float(centre["shift"]), float(centre["range"])
+    except (KeyError, TypeError, ValueError):
+        raise StudioError("A take's alignment has draws the built-in voice did not write.") from None
+    if len(rhythm) != len(durations) or len(intonation) != len(pitch) or pace <= 0:
+        raise StudioError("A take's alignment has draws that do not match its phonemes.")
+    frames = durations * np.exp(-rhythm) / pace
+    known = spread > 1e-6
+    target = (pitch - intonation - shift * SEMITONE / config.pitch_std) / spread if known else pitch
+    return np.log1p(frames).astype(np.float32), target.astype(np.float32), float(known)
 
 
 class SpeechT5TuneTask(PeftTask):

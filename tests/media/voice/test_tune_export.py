@@ -97,3 +97,113 @@ def test_unknown_format_and_base_adapter_are_one_sentence(tuned, tmp_path):
     studio, _, _ = tuned
     with pytest.raises(StudioError, match="Unknown voice export format 'mp3'"):
         studio.export("voice", "v1", "mp3", tmp_path / "x")
+
+
+def _takes_on_disk(root: Path, medium, handle, prompt: str, seeds, params) -> list:
+    from voice_helpers import candidate_from_files
+
+    root.mkdir(parents=True, exist_ok=True)
+    return [candidate_from_files(root, f"t{g.seed}", prompt, g.files, seed=g.seed)
+            for g in medium.generate(handle, prompt, seeds, params)]
+
+
+def _base_reading(handle, ids):
+    """The base network's frames and normalised pitch per id for ``ids`` (what speak() moves by the draws)."""
+    import torch
+
+    net = handle.model
+    with torch.no_grad():
+        x, mask = net.encode(torch.tensor([ids]), torch.tensor([len(ids)]))
+        log_durations, pitch = net.predict(x, mask)
+    return (torch.exp(log_durations[0]) - 1).clamp(min=0).numpy(), pitch[0].numpy()
+
+
+def test_a_take_keeps_its_draws_and_the_tune_learns_it_with_them_divided_out(tiny_voice, tmp_path):
+    """The take's alignment holds the seed's draws; the predictors' targets are the base's reading moved by
+    the line's own pace, shift and range only: the per-phoneme jitter and the settings' and style's centre,
+    which generation draws again, are out of them (as read, they are not)."""
+    import json
+    import math
+
+    from studio.media import get
+    from studio.media.voice.speak import SEMITONE
+    from studio.media.voice.tune import reading_targets
+
+    medium = get("voice")
+    handle = medium.load(str(tiny_voice))
+    config = handle.model.config
+    params = medium.validate_params({**FAST, "pitch": 2.0, "pitch_range": 1.5})
+    takes = _takes_on_disk(tmp_path, medium, handle, "slow: Hello there, my good friend.", [0, 1, 2], params)
+    for take in takes:
+        alignment = json.loads(Path(take.files["json"]).read_text())
+        draws, ids = alignment["draws"], alignment["ids"]
+        assert draws["centre"] == {"pace": 1.25, "shift": 2.0, "range": 1.5}
+        assert len(draws["rhythm"]) == len(draws["intonation"]) == len(ids)
+        base_frames, base_pitch = _base_reading(handle, ids)
+        durations = np.asarray(alignment["durations"], dtype=np.float64)
+        pitch = (np.log(alignment["pitch_hz"]) - config.pitch_mean) / config.pitch_std
+        frames_target, pitch_target, known = reading_targets(durations, pitch, draws, config)
+        assert known == 1.0
+        # the line's own draws, around the centre: what is left to learn
+        pace = draws["pace"] / 1.25
+        # at the centre (range 1.5, shift 2), this pitch reads the take's line-wide pitch back
+        expected_pitch = (base_pitch * draws["range"] + (draws["shift"] - 2.0) * SEMITONE / config.pitch_std) / 1.5
+        long = durations >= 3  # rounding to whole frames blurs the shortest
+        divided = np.abs(np.log((np.exp(frames_target) - 1) / (base_frames * pace)))[long]
+        as_read = np.abs(np.log(durations / (base_frames * pace)))[long]
+        assert divided.mean() < 0.08 and as_read.mean() > 0.15
+        assert np.abs(pitch_target - expected_pitch).max() < 0.02
+        assert np.abs(pitch - expected_pitch).mean() > 0.1
+
+
+def test_a_take_without_draws_is_learned_as_read_and_a_monotone_one_leaves_pitch_out():
+    from studio.media.voice.network import VoiceConfig
+    from studio.media.voice.tune import reading_targets
+
+    config = VoiceConfig()
+    durations, pitch = np.array([0, 4, 6]), np.array([0.1, -0.2, 0.3])
+    frames, target, known = reading_targets(durations, pitch, None, config)
+    assert np.allclose(frames, np.log1p(durations)) and np.allclose(target, pitch) and known == 1.0
+    monotone = {"pace": 1.0, "shift": 0.0, "range": 0.0, "centre": {"pace": 1.0, "shift": 0.0, "range": 0.0},
+                "rhythm": [0.0, 0.1, -0.1], "intonation": [0.0, 0.0, 0.0]}
+    assert reading_targets(durations, pitch, monotone, config)[2] == 0.0
+    with pytest.raises(StudioError, match="do not match its phonemes"):
+        reading_targets(durations, pitch, {**monotone, "rhythm": [0.0]}, config)
+
+
+def test_a_tune_moves_the_centre_to_the_kept_readings_not_the_style_again(tiny_voice, tmp_path):
+    """Kept takes that drew a slow pace for their line, read with the style 'slow': the tuned voice reads a
+    new line about as much slower as the kept draws were, not 'slow' twice over."""
+    import json
+    import math
+
+    import torch
+
+    from studio.media import get
+    from studio.media.voice.phonemes import text_to_ids
+
+    medium = get("voice")
+    handle = medium.load(str(tiny_voice))
+    params = medium.validate_params(FAST)
+    takes = _takes_on_disk(tmp_path, medium, handle, "slow: The garden was quiet after the rain.", range(12), params)
+    noise = {t.id: math.log(json.loads(Path(t.files["json"]).read_text())["draws"]["pace"] / 1.25) for t in takes}
+    kept = sorted(takes, key=lambda t: -noise[t.id])[:4]
+    kept_pace = float(np.mean([noise[t.id] for t in kept]))
+    assert kept_pace > 0.05
+    task = medium.tune_task(handle, kept, {"batch_size": 4, "rank": 4, "seed": 0}, None)
+    optimiser = torch.optim.Adam(task.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(80):
+        loss = task.loss(step, generator)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    task.peft.eval()
+    ids = text_to_ids("Where is the nearest station?")
+    batch, lengths = torch.tensor([ids]), torch.tensor([len(ids)])
+    with torch.no_grad():
+        tuned = task.peft.predict(*task.peft.encode(batch, lengths))[0][0]
+        with task.peft.disable_adapter():
+            base = task.peft.predict(*task.peft.encode(batch, lengths))[0][0]
+    moved = float(torch.log((torch.exp(tuned) - 1).clamp(min=0.1) / (torch.exp(base) - 1).clamp(min=0.1)).mean())
+    assert abs(moved - kept_pace) < 0.06 and moved < kept_pace + math.log(1.25) - 0.1
