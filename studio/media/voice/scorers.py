@@ -4,7 +4,7 @@ intelligibility  1 - the character error rate of pocketsphinx's transcript again
                  (the source's L(y, y'); a take nobody understands scores 0); the transcript is
                  stored beside the take (``heard.py``) for the page
 naturalness      DNSMOS's overall quality (MOS 1-5 mapped to 0-1)
-pace             syllables per second of speech against options['syllables_per_second'] (default 3.5)
+pace             speaking rate (syllables per second, first sound to last) against options['syllables_per_second'] (default 3.5)
 pitch_range      expressiveness: the pitch span (5th-95th percentile) against options['semitones'] (default 10)
 likeness         closeness to a reference clip, options['reference'] (a WAV path): timbre and pitch level
 preference       a logistic model on the takes' prosody, fit to the artist's hand decisions
