@@ -35,11 +35,15 @@ from .settings import TuneSettings, setting
 OBJECTIVES = ("sft", "kto", "dpo")
 
 
-def objective_setting(default: str) -> Any:
-    """The ``objective`` field with a medium's measured default (docs/objectives.md)."""
-    return setting(default, "sft: learn the kept set; kto: also learn from the dropped (unpaired, anchored to the "
-                            "starting model); dpo: kept against dropped of the same prompt", choices=OBJECTIVES,
-                   label="Objective")
+OBJECTIVE_HELP = {"sft": "sft: learn the kept set", "kto": "kto: also learn from the dropped (unpaired, anchored to "
+                                                             "the starting model)",
+                  "dpo": "dpo: kept against dropped of the same prompt"}
+
+
+def objective_setting(default: str, choices: Sequence[str] = OBJECTIVES) -> Any:
+    """The ``objective`` field with a medium's measured default (docs/objectives.md) and the objectives its
+    tune has (images: sft and kto)."""
+    return setting(default, "; ".join(OBJECTIVE_HELP[c] for c in choices), choices=tuple(choices), label="Objective")
 
 
 def beta_setting(default: float) -> Any:
