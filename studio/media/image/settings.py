@@ -89,7 +89,7 @@ class ImageTune(PreferenceTune):
     objective: str = objective_setting("sft", ("sft", "kto"))
     # the reward is a difference of per-pixel denoising errors, ~1e-3 after a tune where a language model's
     # log-prob moves by nats: beta is scaled to it (docs/objectives.md, "Pictures: Diffusion-KTO")
-    beta: float = setting(1000.0, "kto: how far the tune may move from the starting model (higher: stays "
+    beta: float = setting(100.0, "kto: how far the tune may move from the starting model (higher: stays "
                                             "closer)", above=0, max=1e6, advanced=True)
 
     epochs: float = setting(25.0, "passes over the kept set when steps is empty", above=0, max=10_000,

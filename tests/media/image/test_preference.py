@@ -142,3 +142,14 @@ def test_a_kto_tune_with_nothing_dropped_says_it_learned_the_kept_set_alone(work
     studio.curate("image", reject=[batch[2].id], apply_rule=False)
     again = studio.tune("image", settings={"objective": "kto", "steps": 2, "rank": 2})
     assert again["dropped"] == 1 and "note" not in again
+
+
+def test_the_image_objective_is_sft_or_kto(medium):
+    from studio.errors import StudioError
+
+    assert medium.tune_defaults["objective"] == "sft"
+    assert medium.parse_tune_settings({"objective": "kto", "beta": 300})["beta"] == 300
+    with pytest.raises(StudioError, match="objective"):
+        medium.parse_tune_settings({"objective": "dpo"})  # Diffusion-DPO is not built
+    with pytest.raises(StudioError, match="prior_weight"):
+        medium.parse_tune_settings({"objective": "kto", "prior_weight": 0.5})
