@@ -35,17 +35,22 @@ from .settings import TuneSettings, setting
 OBJECTIVES = ("sft", "kto", "dpo")
 
 
-def objective_setting(default: str) -> Any:
-    """The ``objective`` field with a medium's measured default (docs/objectives.md)."""
-    return setting(default, "sft: learn the kept set; kto: also learn from the dropped (unpaired, anchored to the "
-                            "starting model); dpo: kept against dropped of the same prompt", choices=OBJECTIVES,
-                   label="Objective")
+OBJECTIVE_HELP = {"sft": "sft: learn the kept set", "kto": "kto: also learn from the dropped (unpaired, anchored to "
+                                                             "the starting model)",
+                  "dpo": "dpo: kept against dropped of the same prompt"}
 
 
-def beta_setting(default: float) -> Any:
-    """The ``beta`` field with a medium's measured default (docs/objectives.md)."""
-    return setting(default, "kto / dpo: how far the tune may move from the starting model (higher: stays closer)",
-                   above=0, max=100, advanced=True)
+def objective_setting(default: str, choices: Sequence[str] = OBJECTIVES) -> Any:
+    """The ``objective`` field with a medium's measured default (docs/objectives.md) and the objectives its
+    tune has (images: sft and kto)."""
+    return setting(default, "; ".join(OBJECTIVE_HELP[c] for c in choices), choices=tuple(choices), label="Objective")
+
+
+def beta_setting(default: float, maximum: float = 100, objectives: Sequence[str] = ("kto", "dpo")) -> Any:
+    """The ``beta`` field with a medium's measured default (docs/objectives.md); its scale follows what the
+    reward measures (images: per-element denoising errors, so beta in the hundreds)."""
+    return setting(default, f"{' / '.join(objectives)}: how far the tune may move from the starting model (higher: "
+                            "stays closer)", above=0, max=maximum, advanced=True)
 
 
 @dataclasses.dataclass

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...settings import Settings, TuneSettings, setting
+from ...preference import PreferenceTune, beta_setting, objective_setting
+from ...settings import Settings, setting
 
 LORA_STRENGTH = (-2.0, 2.0)  # a community LoRA's weight range (negative pushes away from what it learned)
 OFFLOAD = ("none", "model", "sequential")
@@ -76,13 +77,20 @@ class ImageGenerate(Settings):
 
 
 @dataclasses.dataclass
-class ImageTune(TuneSettings):
+class ImageTune(PreferenceTune):
     """25 passes (25 steps for 8 kept): 100 fixed steps collapsed a round to one picture (variety 0.47x
     the kept set's).  Rank 2 at lr 4e-3 carries the kept colour and light without the room to learn the
     kept pictures themselves: copies 0.01-0.02 where rank 8 had 0.17 (docs/results.md, 3 seeds x 2
     scorers).  Real-model presets set their own."""
 
     owner: ClassVar[str] = "image tune"
+
+    # Diffusion-KTO (tune.py) is an option: on issue 20's suite (4 eval scorers x 2 seeds x 2 rounds) kto met 40 of
+    # 72 target checks and sft 42 (round 1: 14 and 18); kto keeps layout in round 2 (docs/objectives.md)
+    objective: str = objective_setting("sft", ("sft", "kto"))
+    # the reward is a difference of per-element denoising errors, which a default tune moves by ~0.04 (a language
+    # model's log-prob moves by nats): 100 puts the sigmoid's knee at half that (docs/objectives.md, beta for pictures)
+    beta: float = beta_setting(100.0, maximum=1e6, objectives=("kto",))
 
     epochs: float = setting(25.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")

@@ -8,18 +8,28 @@ encoder trains).  A step then costs one denoiser forward and backward.  On a GPU
 in bf16 with gradient checkpointing, and the text encoders and VAE wait in CPU memory while the
 denoiser trains (the cache holds all a step needs); the LoRA weights train in fp32.
 
+With ``objective`` ``kto`` and dropped pictures (Diffusion-KTO, Li et al. 2024) each batch draws half its
+rows from the kept and half from the dropped pictures; both the tune and the starting model (the adapter
+at its starting weights: a new LoRA adds zero, a parent's is the parent) denoise the same noisy latents,
+and the implicit reward of a picture is ``reference's error - tune's error`` (per-pixel MSE against the
+training target), which ``studio.preference.kto_loss`` turns into the KTO loss with the image ``beta``
+(docs/objectives.md).  The starting weights are copied when the task is built, before any step, so a
+resumed tune rebuilds the same reference.
+
 ``save`` writes the standard diffusers LoRA folder (``pytorch_lora_weights.safetensors`` with
 its LoRA configs as metadata) through the pipeline class's own ``save_lora_weights``, so stock
 ``<ThatPipeline>.load_lora_weights(folder)`` reads it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from studio.errors import StudioError
 from studio.medium import Candidate
+from studio.preference import kto_loss
 from studio.training import batch_rows
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
@@ -93,15 +103,21 @@ class ImageTuneTask:
     """A LoRA fine-tune of a diffusers pipeline on curated candidates (``studio.training`` drives it)."""
 
     def __init__(self, handle: ImageHandle, examples: Sequence[Candidate], settings: dict[str, Any],
-                 parent_adapter: str | None, prior: Sequence[Candidate] = ()):
+                 parent_adapter: str | None, prior: Sequence[Candidate] = (), dropped: Sequence[Candidate] = ()):
         import torch
 
         if not examples:
             raise StudioError("The kept set is empty; keep some candidates before tuning.")
+        # no drops: the kept set alone whatever the objective (the engine's tune says so in its note)
+        self.objective = str(settings.get("objective", "sft")) if dropped else "sft"
+        if self.objective not in ("sft", "kto"):
+            raise StudioError(f"The image tune learns with sft or kto, not {self.objective}.")
+        self.beta = float(settings.get("beta", 0.0))
         # prior preservation: the batch's un-kept pictures after the kept ones, this share of every batch
-        self.prior_weight = float(settings["prior_weight"]) if prior else 0.0
+        self.prior_weight = float(settings["prior_weight"]) if prior and self.objective == "sft" else 0.0
         self.kept_rows = len(examples)
-        examples = [*examples, *(prior if self.prior_weight > 0 else ())]
+        # after the kept pictures: the prior ones (sft) or the dropped ones (kto)
+        examples = [*examples, *(dropped if self.objective == "kto" else prior if self.prior_weight > 0 else ())]
         pipe = handle.pipe
         self.family = family_of(pipe)
         self.handle, self.pipe, self.device = handle, pipe, handle.device
@@ -147,7 +163,8 @@ class ImageTuneTask:
                 position = {row: n for n, row in enumerate(rows)}
                 self.buckets.append({"shape": shape, "rows": torch.tensor(order), "kept": len(kept),
                                      "latents": stacked[[position[i] for i in order]]})
-            self.buckets = [b for b in self.buckets if b["kept"]]  # a bucket of prior rows alone never trains
+            if self.objective == "sft":  # a bucket of prior rows alone never trains (dropped ones do, under kto)
+                self.buckets = [b for b in self.buckets if b["kept"]]
             self.latents = self.buckets[0]["latents"] if len(self.buckets) == 1 else None
             self.cond, self.shared = self.family.encode(pipe, self.prompts, self.device, self.size)
             if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
@@ -195,6 +212,9 @@ class ImageTuneTask:
         if not self.params:
             raise StudioError(f"The model has no attention layers LoRA can attach to "
                               f"({', '.join(self.family.lora_targets)}).")
+        # kto's reference: the adapter as it starts (zero for a new LoRA, the parent's weights), before any step
+        self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective == "kto"
+                      else None)
 
     def _lora_components(self) -> list[str]:
         return [self.family.denoiser] + (self.text_encoders if self.train_text else [])
@@ -267,20 +287,27 @@ class ImageTuneTask:
         target = noise if self.prediction == "epsilon" else self.noise_scheduler.get_velocity(x0, noise, t)
         return noisy, t, target
 
-    def loss(self, step: int, generator):
+    def _batch(self, generator):
+        """This step's bucket and its rows (positions within the bucket)."""
         import torch
-        import torch.nn.functional as F
 
         bucket = self.buckets[0]
-        if len(self.buckets) > 1:  # one shape per step, drawn in proportion to the kept pictures it holds
-            weights = torch.tensor([float(b["kept"]) for b in self.buckets])
+        if len(self.buckets) > 1:  # one shape per step, drawn in proportion to the pictures it trains on
+            weights = torch.tensor([float(len(b["rows"]) if self.objective == "kto" else b["kept"])
+                                    for b in self.buckets])
             bucket = self.buckets[int(torch.multinomial(weights, 1, generator=generator))]
-        local = batch_rows(bucket["kept"], len(bucket["rows"]), self.batch_size,
-                           self.prior_weight if len(bucket["rows"]) > bucket["kept"] else 0.0, generator)
-        idx = bucket["rows"][local]
-        x0 = bucket["latents"][local.to(bucket["latents"].device)]
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        noisy, timesteps, target = self._noised(x0, noise, generator)
+        kept, total = bucket["kept"], len(bucket["rows"])
+        if self.objective == "kto":  # half kept, half dropped where the bucket has both (lambda_D = lambda_U = 1)
+            if kept == 0:
+                return bucket, torch.randint(0, total, (self.batch_size,), generator=generator)
+            return bucket, batch_rows(kept, total, max(2, self.batch_size), 0.5 if total > kept else 0.0, generator)
+        return bucket, batch_rows(kept, total, self.batch_size, self.prior_weight if total > kept else 0.0, generator)
+
+    def _predict(self, idx, noisy, timesteps):
+        """The denoiser's prediction for rows ``idx`` of the task's pictures (prompts encoded with the current
+        text-encoder LoRA when it trains)."""
+        import torch
+
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda"))
         with autocast:
             if self.train_text:  # the text encoders learn: encode this batch's prompts with a graph
@@ -291,8 +318,65 @@ class ImageTuneTask:
             else:
                 rows = {k: v[idx.to(v.device)] for k, v in self.cond.items()}
                 shared = self.shared
-            pred = self.family.predict(self.pipe, noisy, timesteps, {**rows, **shared})
-        return F.mse_loss(pred.float(), target.float())
+            return self.family.predict(self.pipe, noisy, timesteps, {**rows, **shared})
+
+    @contextlib.contextmanager
+    def starting_adapter(self):
+        """The adapter at its starting weights for the duration (kto's reference), then back as trained."""
+        import torch
+
+        with torch.no_grad():
+            trained = {name: p.detach().clone() for name, p in self.params.items()}
+            for name, p in self.params.items():
+                p.copy_(self.start[name])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, p in self.params.items():
+                    p.copy_(trained[name])
+
+    def _draw(self, generator):
+        """One batch: the pictures' rows, noisy latents, timesteps, regression target, and which are kept."""
+        import torch
+
+        bucket, local = self._batch(generator)
+        x0 = bucket["latents"][local.to(bucket["latents"].device)]
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        noisy, timesteps, target = self._noised(x0, noise, generator)
+        return bucket["rows"][local], noisy, timesteps, target.float(), local < bucket["kept"]
+
+    def _errors(self, generator):
+        """One batch's per-picture denoising errors (mean squared error against the training target) under
+        the tune and under the starting adapter (no gradient), and which rows are kept pictures."""
+        import torch
+
+        idx, noisy, timesteps, target, kept = self._draw(generator)
+        dims = tuple(range(1, target.dim()))
+        # the reference first, so the trained weights are back before the tune's graph (or a recompute) uses them
+        with self.starting_adapter(), torch.no_grad():
+            ref = (self._predict(idx, noisy, timesteps).float() - target).pow(2).mean(dim=dims)
+        error = (self._predict(idx, noisy, timesteps).float() - target).pow(2).mean(dim=dims)
+        return error, ref, kept
+
+    def rewards(self, generator):
+        """Diffusion-KTO's implicit reward of one batch's pictures, ``reference error - tune error`` (before
+        beta), and which are kept: 0 at the start, positive where the tune denoises a picture better."""
+        import torch
+
+        with torch.no_grad():
+            error, ref, kept = self._errors(generator)
+        return ref - error, kept
+
+    def loss(self, step: int, generator):
+        import torch.nn.functional as F
+
+        if self.objective == "kto":
+            error, ref, kept = self._errors(generator)
+            # minus the denoising error stands in for a log-likelihood (Diffusion-KTO): reward = ref - error
+            return kto_loss(-error, -ref, kept, self.beta)
+        idx, noisy, timesteps, target, _ = self._draw(generator)
+        return F.mse_loss(self._predict(idx, noisy, timesteps).float(), target)
 
     def adapter_state(self) -> dict[str, Any]:
         return {name: p.detach() for name, p in self.params.items()}

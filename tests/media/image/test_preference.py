@@ -1,0 +1,155 @@
+"""Diffusion-KTO for the image tune (studio/media/image/tune.py): kept and dropped pictures, the starting model
+as the reference (base or the parent version), sft when nothing was dropped, the same reference after a kill."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from studio.medium import Candidate
+from studio.training import run_tune
+
+PROMPT = "a red circle on a blue background"
+# every row in every batch (3 kept, 3 dropped); lr 1e-2: at 5e-2 the tiny random UNet's shared error swamps the rest
+SETTINGS = {"objective": "kto", "beta": 1000.0, "steps": 6, "lr": 1e-2, "rank": 4, "batch_size": 6,
+            "checkpoint_every": 3}
+
+
+def _pictures(folder, colour, tag: str, n: int = 3) -> list[Candidate]:
+    """Noisy pictures of one colour at the tiny model's size, as a round's candidates."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, out = np.random.default_rng(len(tag)), []
+    for i in range(n):
+        pixels = np.clip(np.array(colour)[None, None, :] + rng.normal(0, 20, (16, 16, 3)), 0, 255)
+        path = folder / f"{tag}{i}.png"
+        Image.fromarray(pixels.astype(np.uint8)).save(path)
+        out.append(Candidate(id=f"{tag}{i}", medium="image", prompt=PROMPT, seed=i, params={}, version="base",
+                             model="test", path=str(path), files={"png": str(path)}))
+    return out
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    return _pictures(tmp_path / "round", (220, 40, 40), "kept"), _pictures(tmp_path / "round", (40, 40, 220), "drop")
+
+
+def _task(medium, tiny_model, kept, dropped, parent=None, **extra):
+    settings = {**medium.tune_defaults, **SETTINGS, **extra}
+    return medium.tune_task(medium.load(str(tiny_model), "cpu"), kept, settings, parent, dropped=dropped), settings
+
+
+def _mean_rewards(task, draws: int = 6) -> tuple[float, float]:
+    """The mean implicit reward of the kept and of the dropped pictures over a few fixed noise draws."""
+    kept_sum = dropped_sum = kept_n = dropped_n = 0.0
+    for seed in range(draws):
+        reward, kept = task.rewards(torch.Generator().manual_seed(1000 + seed))
+        kept_sum, kept_n = kept_sum + float(reward[kept].sum()), kept_n + int(kept.sum())
+        dropped_sum, dropped_n = dropped_sum + float(reward[~kept].sum()), dropped_n + int((~kept).sum())
+    return kept_sum / kept_n, dropped_sum / dropped_n
+
+
+def test_kto_learns_the_kept_pictures_and_unlearns_the_dropped_and_moves_the_output(medium, tiny_model, pictures,
+                                                                                      tmp_path):
+    kept, dropped = pictures
+    task, settings = _task(medium, tiny_model, kept, dropped)
+    assert task.objective == "kto" and task.kept_rows == 3 and len(task.buckets[0]["rows"]) == 6
+    reward, is_kept = task.rewards(torch.Generator().manual_seed(0))
+    assert 0 < int(is_kept.sum()) < len(is_kept)  # both sides in every batch
+    assert float(task.loss(0, torch.Generator().manual_seed(0))) == pytest.approx(0.5, abs=1e-6)  # r = z0 = 0
+    run_tune(task, settings, tmp_path / "job")
+    kept_reward, dropped_reward = _mean_rewards(task)
+    # the red (kept) pictures now denoise better than the blue (dropped) ones, against the base
+    assert kept_reward > dropped_reward and kept_reward > 0
+    task.save(tmp_path / "v1")
+    handle = medium.load(str(tiny_model), "cpu")
+    base = medium.generate(handle, PROMPT, [9], {"steps": 2})[0].files["png"]
+    assert medium.generate(handle, PROMPT, [9], {"steps": 2}, adapter=str(tmp_path / "v1"))[0].files["png"] != base
+
+
+def test_the_reference_is_the_base_for_a_new_tune(medium, tiny_model, pictures, tmp_path):
+    kept, dropped = pictures
+    task, settings = _task(medium, tiny_model, kept, dropped, steps=3)
+    reward, _ = task.rewards(torch.Generator().manual_seed(3))
+    assert reward.abs().max() < 1e-6  # step 0: the tune is its reference
+    run_tune(task, settings, tmp_path / "job")
+    moved, _ = task.rewards(torch.Generator().manual_seed(3))
+    assert moved.abs().max() > 1e-6
+    # the reference after training is still the base: peft's adapters switched off give the same errors
+    error, ref, _ = task._errors(torch.Generator().manual_seed(3))
+    task.denoiser.disable_adapters()
+    try:
+        plain, _, _ = task._errors(torch.Generator().manual_seed(3))
+    finally:
+        task.denoiser.enable_adapters()
+    assert torch.allclose(ref, plain, atol=1e-6) and not torch.allclose(error, plain, atol=1e-6)
+
+
+def test_the_reference_is_the_parent_version_when_tuning_from_it(medium, tiny_model, pictures, tmp_path):
+    kept, dropped = pictures
+    first, settings = _task(medium, tiny_model, kept, dropped, objective="sft")
+    run_tune(first, settings, tmp_path / "v1-job")
+    first.save(tmp_path / "v1")
+    child, settings = _task(medium, tiny_model, kept, dropped, parent=str(tmp_path / "v1"), steps=3)
+    reward, _ = child.rewards(torch.Generator().manual_seed(5))
+    assert reward.abs().max() < 1e-6  # the child starts as the parent, which is its reference
+    untouched, _ = _task(medium, tiny_model, kept, dropped, parent=str(tmp_path / "v1"))
+    run_tune(child, settings, tmp_path / "v2-job")
+    _, ref, _ = child._errors(torch.Generator().manual_seed(5))
+    parent_error, _, _ = untouched._errors(torch.Generator().manual_seed(5))  # the parent, untrained
+    assert torch.allclose(ref, parent_error, atol=1e-6)
+    base, _ = _task(medium, tiny_model, kept, dropped)
+    base_error, _, _ = base._errors(torch.Generator().manual_seed(5))
+    assert not torch.allclose(ref, base_error, atol=1e-6)  # the parent, not the base
+
+
+def test_no_drops_tunes_the_kept_set_alone(medium, tiny_model, pictures):
+    kept, _ = pictures
+    kto, _ = _task(medium, tiny_model, kept, [])
+    sft, _ = _task(medium, tiny_model, kept, [], objective="sft")
+    assert kto.objective == "sft" and kto.start is None and len(kto.buckets[0]["rows"]) == 3
+    assert float(kto.loss(2, torch.Generator().manual_seed(7))) == float(sft.loss(2, torch.Generator().manual_seed(7)))
+
+
+def test_a_killed_kto_tune_resumes_with_the_same_reference(medium, tiny_model, pictures, tmp_path):
+    from test_tune_export import _CrashAt
+
+    kept, dropped = pictures
+    straight, settings = _task(medium, tiny_model, kept, dropped)
+    run_tune(straight, settings, tmp_path / "a")
+    crashed, _ = _task(medium, tiny_model, kept, dropped)
+    with pytest.raises(RuntimeError):
+        run_tune(_CrashAt(crashed, 4), settings, tmp_path / "b")
+    resumed, _ = _task(medium, tiny_model, kept, dropped)  # as the worker rebuilds it after a kill
+    for name, value in crashed.start.items():
+        assert torch.equal(resumed.start[name], value)
+    run_tune(resumed, settings, tmp_path / "b")  # from the step-3 checkpoint
+    want, got = straight.adapter_state(), resumed.adapter_state()
+    for name in want:
+        assert torch.allclose(want[name], got[name], atol=1e-5), name
+
+
+@pytest.mark.slow
+def test_a_kto_tune_with_nothing_dropped_says_it_learned_the_kept_set_alone(workspace, tiny_model):
+    from studio.engine import Studio
+
+    studio = Studio(workspace)
+    studio.use_model("image", str(tiny_model))
+    batch = studio.generate("image", PROMPT, n=3, params={"steps": 2})
+    studio.curate("image", accept=[batch[0].id, batch[1].id], apply_rule=False)  # the third stays pending
+    result = studio.tune("image", settings={"objective": "kto", "steps": 2, "rank": 2})
+    assert "no dropped candidates" in result["note"] and result["dropped"] == 0
+    studio.curate("image", reject=[batch[2].id], apply_rule=False)
+    again = studio.tune("image", settings={"objective": "kto", "steps": 2, "rank": 2})
+    assert again["dropped"] == 1 and "note" not in again
+
+
+def test_the_image_objective_is_sft_or_kto(medium):
+    from studio.errors import StudioError
+
+    assert medium.tune_defaults["objective"] == "sft"
+    assert medium.parse_tune_settings({"objective": "kto", "beta": 300})["beta"] == 300
+    with pytest.raises(StudioError, match="objective"):
+        medium.parse_tune_settings({"objective": "dpo"})  # Diffusion-DPO is not built
+    with pytest.raises(StudioError, match="prior_weight"):
+        medium.parse_tune_settings({"objective": "kto", "prior_weight": 0.5})
