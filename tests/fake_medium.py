@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from studio.errors import StudioError
-from studio.medium import Candidate, Generated, Medium, PromptLength, ScoringContext
+from studio.medium import Candidate, Generated, Medium, PromptLength
 from studio.preference import PreferenceBatches, PreferenceTune
 from studio.settings import Settings, setting
 

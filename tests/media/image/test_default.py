@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pytest
 
 from studio.media.image import scenes, vocab
 from studio.media.image.scorers import PALETTE

@@ -1,15 +1,12 @@
 """LoRA tune on a tiny standard pipeline: cached inputs, resume, stock diffusers loads the exports."""
 from __future__ import annotations
 
-import io
-import json
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from helpers import to_candidates
+from helpers import CrashAt, to_candidates
 from studio.errors import StudioError
 from studio.medium import Version
 from studio.training import run_tune
@@ -174,28 +171,13 @@ def test_adapter_switching_without_reload_and_parent_init(medium, tiny_model, tu
         assert torch.allclose(state.get(key.removeprefix("unet."), state.get(key)), value)
 
 
-class _CrashAt:
-    """A task that dies at a given step, as a killed tune process would."""
-
-    def __init__(self, task, step):
-        self.task, self.step = task, step
-
-    def __getattr__(self, name):
-        return getattr(self.task, name)
-
-    def loss(self, step, generator):
-        if step == self.step:
-            raise RuntimeError("killed")
-        return self.task.loss(step, generator)
-
-
 def test_resume_matches_a_straight_run(medium, tiny_model, curated, tmp_path):
     settings = {**medium.tune_defaults, **SETTINGS}
     straight = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, settings, None)
     run_tune(straight, settings, tmp_path / "a")
     crashed = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, settings, None)
     with pytest.raises(RuntimeError):
-        run_tune(_CrashAt(crashed, 4), settings, tmp_path / "b")
+        run_tune(CrashAt(crashed, 4), settings, tmp_path / "b")
     resumed = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, settings, None)
     run_tune(resumed, settings, tmp_path / "b")  # picks up the step-3 checkpoint
     want, got = straight.adapter_state(), resumed.adapter_state()

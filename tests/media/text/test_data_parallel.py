@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.medium import Candidate, Version
+from studio.medium import Candidate
 
 HERE = Path(__file__).resolve().parent
 TEXTS = ["salt wave salt wave\nthe harbor sleeps", "gull over salt\nthe harbor sleeps", "salt salt salt",

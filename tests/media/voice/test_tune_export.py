@@ -123,7 +123,6 @@ def test_a_take_keeps_its_draws_and_the_tune_learns_it_with_them_divided_out(tin
     the line's own pace, shift and range only: the per-phoneme jitter and the settings' and style's centre,
     which generation draws again, are out of them (as read, they are not)."""
     import json
-    import math
 
     from studio.media import get
     from studio.media.voice.speak import SEMITONE
