@@ -55,7 +55,7 @@ def beta_setting(default: float, maximum: float = 100, objectives: Sequence[str]
 
 @dataclasses.dataclass
 class PreferenceTune(TuneSettings):
-    """The tune settings of a medium whose tune can learn from drops (text, symbolic music)."""
+    """The tune settings of a medium whose tune can learn from drops (text, symbolic music, images)."""
 
     objective: str = objective_setting("sft")
     beta: float = beta_setting(0.1)

@@ -180,18 +180,3 @@ def tiny_pixart_pipeline(folder: Path, seed: int = 0) -> Path:
                                transformer=transformer, scheduler=DDIMScheduler())
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
-
-
-class CrashAt:
-    """A task that dies at a given step, as a killed tune process would."""
-
-    def __init__(self, task, step):
-        self.task, self.step = task, step
-
-    def __getattr__(self, name):
-        return getattr(self.task, name)
-
-    def loss(self, step, generator):
-        if step == self.step:
-            raise RuntimeError("killed")
-        return self.task.loss(step, generator)

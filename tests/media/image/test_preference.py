@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import CrashAt
+from killed import KilledAt
 from studio.medium import Candidate
 from studio.training import run_tune
 
@@ -118,7 +118,7 @@ def test_a_killed_kto_tune_resumes_with_the_same_reference(medium, tiny_model, p
     run_tune(straight, settings, tmp_path / "a")
     crashed, _ = _task(medium, tiny_model, kept, dropped)
     with pytest.raises(RuntimeError):
-        run_tune(CrashAt(crashed, 4), settings, tmp_path / "b")
+        run_tune(KilledAt(crashed, 4), settings, tmp_path / "b")
     resumed, _ = _task(medium, tiny_model, kept, dropped)  # as the worker rebuilds it after a kill
     for name, value in crashed.start.items():
         assert torch.equal(resumed.start[name], value)

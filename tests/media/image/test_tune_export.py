@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import CrashAt, to_candidates
+from helpers import to_candidates
+from killed import KilledAt
 from studio.errors import StudioError
 from studio.medium import Version
 from studio.training import run_tune
@@ -177,7 +178,7 @@ def test_resume_matches_a_straight_run(medium, tiny_model, curated, tmp_path):
     run_tune(straight, settings, tmp_path / "a")
     crashed = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, settings, None)
     with pytest.raises(RuntimeError):
-        run_tune(CrashAt(crashed, 4), settings, tmp_path / "b")
+        run_tune(KilledAt(crashed, 4), settings, tmp_path / "b")
     resumed = medium.tune_task(medium.load(str(tiny_model), "cpu"), curated, settings, None)
     run_tune(resumed, settings, tmp_path / "b")  # picks up the step-3 checkpoint
     want, got = straight.adapter_state(), resumed.adapter_state()

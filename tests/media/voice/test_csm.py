@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from killed import KilledAt
 from studio.errors import StudioError
 from studio.media import get
 from studio.training import run_tune
@@ -148,19 +149,6 @@ def test_csm_tune_changes_the_takes_and_its_adapter_loads_with_peft(csm, tiny_cs
         assert torch.allclose(loaded[name], value.detach())
 
 
-class _KilledAt:
-    def __init__(self, task, step):
-        self.task, self.step = task, step
-
-    def __getattr__(self, name):
-        return getattr(self.task, name)
-
-    def loss(self, step, generator):
-        if step == self.step:
-            raise RuntimeError("killed")
-        return self.task.loss(step, generator)
-
-
 def test_csm_tune_resumes_after_a_kill(csm, tiny_csm, tmp_path):
     import torch
 
@@ -170,7 +158,7 @@ def test_csm_tune_resumes_after_a_kill(csm, tiny_csm, tmp_path):
     straight = medium.tune_task(handle, kept, settings, None)
     run_tune(straight, settings, tmp_path / "a")
     with pytest.raises(RuntimeError):
-        run_tune(_KilledAt(medium.tune_task(handle, kept, settings, None), 3), settings, tmp_path / "b")
+        run_tune(KilledAt(medium.tune_task(handle, kept, settings, None), 3), settings, tmp_path / "b")
     resumed = medium.tune_task(medium.load(str(tiny_csm)), kept, settings, None)  # a fresh process's load
     run_tune(resumed, settings, tmp_path / "b")  # picks up the step-2 checkpoint
     want, got = straight.adapter_state(), resumed.adapter_state()
