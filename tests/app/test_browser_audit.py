@@ -35,9 +35,17 @@ def test_after_a_generate_error_the_old_batch_stays_and_generate_works(app):
         page = flow.page
         ids = flow.generate(4, prompt="a colour")
         flow.tab.locator(".scorers").get_by_text("Scorers: how candidates are scored").click()
-        for slider in flow.tab.locator(".scorer-weight input[type=number]").all():  # every weight 0
-            slider.fill("0")
-            slider.press("Enter")
+        weights = flow.tab.locator(".scorer-weight")
+        wait_until("the scorers shown", lambda: weights.first.locator("input[type=range]").is_visible(), 10)
+
+        def every_weight_zero() -> bool:  # a fill while the accordion still mounts can be undone by its first render
+            for slider in weights.all():
+                if slider.locator("input[type=range]").input_value() != "0":
+                    slider.locator("input[type=number]").fill("0")
+                    slider.locator("input[type=number]").press("Enter")
+            return all(s.locator("input[type=range]").input_value() == "0" for s in weights.all())
+
+        wait_until("every weight 0", every_weight_zero, 10)
         flow.tab.locator(".generate-btn").click()
         wait_until("the error in one sentence", lambda: "weight above 0" in error_toast(page), 60)
         wait_until("Generate enabled again", lambda: flow.tab.locator(".generate-btn").is_enabled()
