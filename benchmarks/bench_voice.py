@@ -34,7 +34,7 @@ SCORERS = ["intelligibility", "pace", "pitch_range", "naturalness"]
 
 
 def one_round(seed: int, lines: int, held: int, takes: int, model: str | None, specs: list[str] = SCORERS,
-              tune_settings: dict | None = None) -> dict:
+              tune_settings: dict | None = None, best_of: int | None = None) -> dict:
     from studio.engine import Studio
     from studio.media.voice.lines import held_out_lines, training_lines
     from studio.scoring import ScorerSpec
@@ -59,7 +59,9 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None, s
         progress(f"{len(cands)} takes read")
         scores = studio.score("voice", cands, specs)
         progress("scored")
-        decisions, threshold = studio.decide(cands, scores, None, 0.0, seed=seed)
+        # the rule: the upper quartile of all the takes read, or (best_of) the best takes of each line, the others
+        # dropped; the threshold the comparison applies is the upper quartile's either way
+        decisions, threshold = studio.decide(cands, scores, None, 0.0, best_of=best_of, seed=seed)
         studio.store.set_decisions(decisions)
         kept = [c for c in cands if decisions.get(c.id) == "auto_accepted"]
         kept_per_line = _per_line_variety(studio, kept)
@@ -92,7 +94,7 @@ def one_round(seed: int, lines: int, held: int, takes: int, model: str | None, s
     def mean(values):
         return sum(values) / len(values) if values else None
 
-    return {"seed": seed, "scorers": list(specs), "tune_settings": tune_settings or {}, "read": read_means, "kept_means": kept_means, "lines": lines, "held_out_lines": held, "takes": takes, "kept": len(kept),
+    return {"seed": seed, "scorers": list(specs), "best_of": best_of, "tune_settings": tune_settings or {}, "read": read_means, "kept_means": kept_means, "lines": lines, "held_out_lines": held, "takes": takes, "kept": len(kept),
             "threshold": threshold, "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
             "tune_seconds": tuned["seconds"], "kept_lines": len({c.prompt for c in kept}),
             "before": {k: mean(v) for k, v in per_side["before"].items()},
@@ -212,6 +214,8 @@ def main() -> None:
     parser.add_argument("--takes", type=int, default=6, help="takes per line")
     parser.add_argument("--model", default=None, help="a voice folder (default: the built-in voice)")
     parser.add_argument("--scorers", nargs="+", default=SCORERS, help="NAME or NAME=WEIGHT: the keep rule's scorers")
+    parser.add_argument("--best-of", type=int, default=None,
+                        help="keep the best N takes of each line instead of the upper quartile of all of them")
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a tune setting, e.g. epochs=5 (studio settings voice)")
     parser.add_argument("--out", type=Path)
@@ -230,7 +234,7 @@ def main() -> None:
         return
     for seed in args.seeds:
         settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.setting)}
-        row = one_round(seed, args.lines, args.held, args.takes, args.model, args.scorers, settings)
+        row = one_round(seed, args.lines, args.held, args.takes, args.model, args.scorers, settings, args.best_of)
         print(json.dumps(row), flush=True)
         if args.out:
             with open(args.out, "a") as fh:
