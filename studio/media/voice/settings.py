@@ -5,7 +5,8 @@ import dataclasses
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...settings import Settings, TuneSettings, setting
+from ...preference import PreferenceTune, beta_setting, objective_setting
+from ...settings import Settings, setting
 
 
 @dataclasses.dataclass
@@ -29,8 +30,15 @@ class VoiceGenerate(Settings):
 
 
 @dataclasses.dataclass
-class VoiceTune(TuneSettings):
+class VoiceTune(PreferenceTune):
     owner: ClassVar[str] = "voice tune"
+
+    # kto (tune.py: the reading as a Gaussian around the predictors' output, the reward the starting
+    # model's reading error minus the tune's) is the built-in voice's only; SpeechT5 and CSM tune with sft
+    objective: str = objective_setting("sft", ("sft", "kto"))
+    # the reward is a difference of per-phoneme reading errors, a seed's draw one standard deviation off the
+    # centre is about 0.01-0.03 of it (docs/voice.md, "Learning from the dropped takes")
+    beta: float = beta_setting(100.0, maximum=1e6, objectives=("kto",))
 
     lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")
 

@@ -43,63 +43,103 @@ def _file(candidate: Candidate, ext: str) -> Path:
 
 class TinyTuneTask(PeftTask):
     def __init__(self, handle: VoiceHandle, examples: Sequence[Candidate], settings: dict[str, Any],
-                 parent_adapter: str | None):
-        import numpy as np
+                 parent_adapter: str | None, dropped: Sequence[Candidate] = ()):
+        import torch
 
-        from .audio import log_mel, read_wav
+        from ...preference import PreferenceBatches
 
         if not examples:
             raise StudioError("There are no kept voice takes to tune on.")
-        config = handle.model.config
-        self.rows = []
-        for c in examples:
-            try:
-                alignment = json.loads(_file(c, "json").read_text())
-                ids, durations, hz = alignment["ids"], alignment["durations"], alignment["pitch_hz"]
-            except (ValueError, KeyError):
-                raise StudioError(f"The alignment file of take {c.id} is not one the built-in voice wrote.") from None
-            audio, rate = read_wav(_file(c, "wav"))
-            if rate != 22050:
-                raise StudioError(f"Take {c.id} is at {rate} Hz; the built-in voice learns from 22050 Hz takes.")
-            frames = int(sum(durations))
-            # the network's own spectrogram of the take when it kept one (RSFT on the model's own output);
-            # else the WAV's, re-analysed (it carries the vocoder's smearing)
-            own = c.files.get("npy")
-            mel = (np.load(own, allow_pickle=False).astype(np.float32) if own and Path(own).is_file()
-                   else log_mel(audio).numpy())[:frames]
-            if len(mel) < frames:
-                mel = np.pad(mel, ((0, frames - len(mel)), (0, 0)), mode="edge")
-            pitch = (np.log(np.asarray(hz, dtype=np.float64)) - config.pitch_mean) / config.pitch_std
-            targets = reading_targets(np.asarray(durations), pitch, alignment.get("draws"), config)
-            self.rows.append((np.asarray(ids), np.asarray(durations), mel.astype(np.float32), pitch.astype(np.float32),
-                              *targets))
+        objective = settings.get("objective", "sft") if dropped else "sft"
+        self.rows = [_take_row(handle.model.config, c) for c in [*examples, *(dropped if objective != "sft" else ())]]
         self.batch_size = int(settings["batch_size"])
         self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
-        self.peft.train()
+        self.preference = None
+        if objective != "sft":  # the dropped takes after the kept ones (preference.py); no dropout: rewards compare
+            self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size,
+                                                float(settings["beta"]))
+            self.peft.eval()
+            with torch.no_grad():  # the starting model's (base or parent) reading of every take, before any step
+                self.preference.reference = self.log_probs(torch.arange(len(self.rows)))
+        else:
+            self.peft.train()
 
     def loss(self, step: int, generator: Any) -> Any:
-        import torch
-
         from .defaults import losses
 
-        rows = [self.rows[i] for i in self.pick(len(self.rows), generator)]
-        width = max(len(r[0]) for r in rows)
-        total = max(int(r[1].sum()) for r in rows)
-        ids = torch.zeros(len(rows), width, dtype=torch.long)
-        durations = torch.zeros(len(rows), width, dtype=torch.long)
-        pitch = torch.zeros(len(rows), width)
-        mel = torch.zeros(len(rows), total, rows[0][2].shape[1])
-        duration_target, pitch_target = torch.zeros(len(rows), width), torch.zeros(len(rows), width)
-        for row, (i, d, m, p, dt, pt, _) in enumerate(rows):
-            ids[row, :len(i)] = torch.from_numpy(i)
-            durations[row, :len(d)] = torch.from_numpy(d)
-            pitch[row, :len(p)] = torch.from_numpy(p)
-            mel[row, :len(m)] = torch.from_numpy(m)
-            duration_target[row, :len(dt)] = torch.from_numpy(dt)
-            pitch_target[row, :len(pt)] = torch.from_numpy(pt)
-        lengths = torch.tensor([len(r[0]) for r in rows])
-        pitch_known = torch.tensor([r[6] for r in rows], dtype=torch.float32)
+        if self.preference is not None:
+            return self.preference.loss(step, generator, self.log_probs)
+        ids, lengths, durations, pitch, mel, duration_target, pitch_target, pitch_known = _batch(
+            [self.rows[i] for i in self.pick(len(self.rows), generator)])
         return losses(self.peft, ids, lengths, durations, pitch, mel, duration_target, pitch_target, pitch_known)[0]
+
+    def log_probs(self, rows: Any) -> Any:
+        """Per take, the tune's log-likelihood of its reading, up to a constant: minus the recipe's weighted
+        duration and pitch errors against ``reading_targets``, averaged over the take's phonemes.  A reading
+        is the predictors' output plus Gaussian draws (``reading.py``), so this is log pi of a take (in units
+        where the draws' variance is fixed) and kto's reward, log pi - log pi_ref, is the starting model's
+        reading error minus the tune's: the Diffusion-KTO reward with the reading in place of the noise."""
+        from .defaults import DURATION_WEIGHT, PITCH_WEIGHT
+
+        ids, lengths, _, _, _, duration_target, pitch_target, pitch_known = _batch([self.rows[i] for i in rows.tolist()])
+        x, mask = self.peft.encode(ids, lengths)
+        log_durations, pitch = self.peft.predict(x, mask)
+        mask = mask.squeeze(-1)
+        error = (DURATION_WEIGHT * (log_durations - duration_target) ** 2
+                 + PITCH_WEIGHT * pitch_known[:, None] * (pitch - pitch_target) ** 2)
+        return -(error * mask).sum(dim=1) / mask.sum(dim=1)
+
+
+def _take_row(config, c: Candidate) -> tuple:
+    """One take as the tune reads it: (ids, frames per id, its mel, its pitch, the duration and pitch targets,
+    whether the pitch target is known)."""
+    import numpy as np
+
+    from .audio import log_mel, read_wav
+
+    try:
+        alignment = json.loads(_file(c, "json").read_text())
+        ids, durations, hz = alignment["ids"], alignment["durations"], alignment["pitch_hz"]
+    except (ValueError, KeyError):
+        raise StudioError(f"The alignment file of take {c.id} is not one the built-in voice wrote.") from None
+    audio, rate = read_wav(_file(c, "wav"))
+    if rate != 22050:
+        raise StudioError(f"Take {c.id} is at {rate} Hz; the built-in voice learns from 22050 Hz takes.")
+    frames = int(sum(durations))
+    # the network's own spectrogram of the take when it kept one (RSFT on the model's own output);
+    # else the WAV's, re-analysed (it carries the vocoder's smearing)
+    own = c.files.get("npy")
+    mel = (np.load(own, allow_pickle=False).astype(np.float32) if own and Path(own).is_file()
+           else log_mel(audio).numpy())[:frames]
+    if len(mel) < frames:
+        mel = np.pad(mel, ((0, frames - len(mel)), (0, 0)), mode="edge")
+    pitch = (np.log(np.asarray(hz, dtype=np.float64)) - config.pitch_mean) / config.pitch_std
+    targets = reading_targets(np.asarray(durations), pitch, alignment.get("draws"), config)
+    return (np.asarray(ids), np.asarray(durations), mel.astype(np.float32), pitch.astype(np.float32), *targets)
+
+
+def _batch(rows: Sequence[tuple]) -> tuple:
+    """Rows of ``_take_row`` padded into tensors: (ids, lengths, durations, pitch, mel, duration target, pitch
+    target, pitch known)."""
+    import torch
+
+    width = max(len(r[0]) for r in rows)
+    total = max(int(r[1].sum()) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    durations = torch.zeros(len(rows), width, dtype=torch.long)
+    pitch = torch.zeros(len(rows), width)
+    mel = torch.zeros(len(rows), total, rows[0][2].shape[1])
+    duration_target, pitch_target = torch.zeros(len(rows), width), torch.zeros(len(rows), width)
+    for row, (i, d, m, p, dt, pt, _) in enumerate(rows):
+        ids[row, :len(i)] = torch.from_numpy(i)
+        durations[row, :len(d)] = torch.from_numpy(d)
+        pitch[row, :len(p)] = torch.from_numpy(p)
+        mel[row, :len(m)] = torch.from_numpy(m)
+        duration_target[row, :len(dt)] = torch.from_numpy(dt)
+        pitch_target[row, :len(pt)] = torch.from_numpy(pt)
+    lengths = torch.tensor([len(r[0]) for r in rows])
+    pitch_known = torch.tensor([r[6] for r in rows], dtype=torch.float32)
+    return ids, lengths, durations, pitch, mel, duration_target, pitch_target, pitch_known
 
 
 def reading_targets(durations, pitch, draws: dict | None, config) -> tuple[Any, Any, float]:
@@ -178,10 +218,14 @@ class SpeechT5TuneTask(PeftTask):
         return self.peft(input_ids=ids, attention_mask=mask, speaker_embeddings=speakers, labels=labels).loss
 
 
-def build_task(handle: VoiceHandle, examples, settings, parent_adapter, prior=()):
-    """The tune for the handle's kind; ``prior`` is always empty (the voice settings refuse prior_weight)."""
+def build_task(handle: VoiceHandle, examples, settings, parent_adapter, prior=(), dropped=()):
+    """The tune for the handle's kind; ``prior`` is always empty (the voice settings refuse prior_weight);
+    ``dropped`` comes only with the kto objective, which only the built-in voice has."""
     if handle.kind == "tiny":
-        return TinyTuneTask(handle, examples, settings, parent_adapter)
+        return TinyTuneTask(handle, examples, settings, parent_adapter, dropped)
+    if dropped and settings.get("objective", "sft") != "sft":
+        raise StudioError(f"The {settings['objective']} objective is the built-in voice's; "
+                          f"{'CSM' if handle.kind == 'csm' else 'SpeechT5'} tunes with objective sft.")
     if handle.kind == "csm":
         from .codec_lm import CsmTuneTask
 

@@ -206,3 +206,80 @@ def test_a_tune_moves_the_centre_to_the_kept_readings_not_the_style_again(tiny_v
             base = task.peft.predict(*task.peft.encode(batch, lengths))[0][0]
     moved = float(torch.log((torch.exp(tuned) - 1).clamp(min=0.1) / (torch.exp(base) - 1).clamp(min=0.1)).mean())
     assert abs(moved - kept_pace) < 0.06 and moved < kept_pace + math.log(1.25) - 0.1
+
+
+def _fit(task, steps: int, lr: float = 1e-2) -> None:
+    import torch
+
+    optimiser = torch.optim.Adam(task.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(steps):
+        loss = task.loss(step, generator)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+
+def _pace_moved(task, line: str) -> float:
+    """Mean log change of the frames per phoneme the tuned predictors give a new line, against the base."""
+    import torch
+
+    from studio.media.voice.phonemes import text_to_ids
+
+    task.peft.eval()
+    ids = text_to_ids(line)
+    batch, lengths = torch.tensor([ids]), torch.tensor([len(ids)])
+    with torch.no_grad():
+        tuned = task.peft.predict(*task.peft.encode(batch, lengths))[0][0]
+        with task.peft.disable_adapter():
+            base = task.peft.predict(*task.peft.encode(batch, lengths))[0][0]
+    return float(torch.log((torch.exp(tuned) - 1).clamp(min=0.1) / (torch.exp(base) - 1).clamp(min=0.1)).mean())
+
+
+def test_kto_learns_the_kept_readings_against_the_dropped_ones_from_the_starting_model(tiny_voice, tmp_path):
+    """kto reads a take's reading as log pi (minus its duration and pitch errors): at the start every reward
+    is 0 (the reference is the starting model), and a tune whose kept takes drew slow and whose dropped
+    ones drew fast reads a new line slower, further than the kept draws alone take sft (it also moves away
+    from the dropped), and a higher beta keeps it closer to the start."""
+    import json
+    import math
+
+    import torch
+
+    from studio.media import get
+
+    medium = get("voice")
+    handle = medium.load(str(tiny_voice))
+    params = medium.validate_params(FAST)
+    takes = _takes_on_disk(tmp_path, medium, handle, "The garden was quiet after the rain.", range(12), params)
+    noise = {t.id: math.log(json.loads(Path(t.files["json"]).read_text())["draws"]["pace"]) for t in takes}
+    ranked = sorted(takes, key=lambda t: -noise[t.id])
+    kept, dropped = ranked[:3], ranked[3:]
+    kept_pace = float(np.mean([noise[t.id] for t in kept]))
+    settings = {"batch_size": 4, "rank": 4, "seed": 0, "objective": "kto", "beta": 100.0}
+    task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
+    assert task.preference is not None and len(task.rows) == 12
+    with torch.no_grad():
+        assert torch.allclose(task.log_probs(torch.arange(12)), task.preference.reference)
+    _fit(task, 40, 5e-3)
+    kto_moved = _pace_moved(task, "Where is the nearest station?")
+    sft = medium.tune_task(handle, kept, {**settings, "objective": "sft"}, None, dropped=dropped)
+    assert sft.preference is None and len(sft.rows) == 3
+    _fit(sft, 40, 5e-3)
+    sft_moved = _pace_moved(sft, "Where is the nearest station?")
+    assert abs(sft_moved - kept_pace) < 0.06
+    assert kto_moved > sft_moved + 0.02
+    closer = medium.tune_task(handle, kept, {**settings, "beta": 3000.0}, None, dropped=dropped)
+    _fit(closer, 40, 5e-3)
+    closer_moved = _pace_moved(closer, "Where is the nearest station?")
+    assert 0 < closer_moved < kto_moved
+
+
+def test_kto_is_the_built_in_voices_objective(tmp_path):
+    from types import SimpleNamespace
+
+    from studio.media.voice.tune import build_task
+
+    for kind, name in (("csm", "CSM"), ("speecht5", "SpeechT5")):
+        with pytest.raises(StudioError, match=f"built-in voice's; {name} tunes with objective sft"):
+            build_task(SimpleNamespace(kind=kind), ["kept"], {"objective": "kto"}, None, (), ["dropped"])
