@@ -724,7 +724,7 @@ class Studio:
         kept_variety = None
         if kept:
             with self._model_lock:
-                kept_variety = self.medium(medium).diversity(self.handle(medium, kept[0].model), kept)
+                kept_variety = self.medium(medium).kept_variety(self.handle(medium, kept[0].model), kept)
         out: dict[str, Any] = {"prompt": prompt.strip(), "seeds": seeds, "threshold": threshold,
                                "temperature": temperature, "before_version": before, "after_version": after,
                                "strength": strength, "params": sides["after"][0][0].params,

@@ -266,6 +266,13 @@ class Medium:
             return 0.0
         return mean_pairwise_distance(self.embed(handle, candidates))
 
+    def kept_variety(self, handle: Any, kept: Sequence[Candidate]) -> float:
+        """The kept set's variety as the bar a compare's side (the candidates of one prompt) is held to:
+        ``variety_vs_kept`` is the side's ``diversity`` over this.  Here the kept set's own diversity; voice
+        measures it within each line (a side is one line's takes, and takes of different lines differ by
+        their line)."""
+        return self.diversity(handle, kept)
+
     def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
         """Which candidates near-duplicate a kept example (the curated set a version learned from).
 

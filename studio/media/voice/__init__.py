@@ -38,6 +38,20 @@ class VoiceMedium(Medium):
 
         return [any(is_copy(c, k) for k in kept) for c in candidates]
 
+    def kept_variety(self, handle: Any, kept: Sequence[Candidate]) -> float:
+        """Within a line: the mean variety of the kept takes of each line with two or more of them (a compare's
+        side is one line's takes; the whole set's would also count how its lines differ: length, pauses).  A kept
+        set with no line kept twice falls back to the whole set's."""
+        from .features import line_of
+
+        by_line: dict[str, list[Candidate]] = {}
+        for c in kept:
+            by_line.setdefault(line_of(c).lower(), []).append(c)
+        groups = [group for group in by_line.values() if len(group) >= 2]
+        if not groups:
+            return self.diversity(handle, kept)
+        return sum(self.diversity(handle, group) for group in groups) / len(groups)
+
     def card_detail(self, candidate: Candidate) -> str | None:
         """What the recogniser heard (stored by the intelligibility scorer) against the line, mistakes marked."""
         from .features import line_of

@@ -283,3 +283,20 @@ def test_kto_is_the_built_in_voices_objective(tmp_path):
     for kind, name in (("csm", "CSM"), ("speecht5", "SpeechT5")):
         with pytest.raises(StudioError, match=f"built-in voice's; {name} tunes with objective sft"):
             build_task(SimpleNamespace(kind=kind), ["kept"], {"objective": "kto"}, None, (), ["dropped"])
+
+
+def test_the_kept_sets_variety_is_measured_within_a_line(tiny_voice, tmp_path):
+    """A compare's side is one line's takes, so the bar it is held to is the kept takes' variety within each
+    line, not across lines of different lengths; a kept set with no line twice falls back to the whole set's."""
+    from studio.media import get
+
+    medium = get("voice")
+    handle = medium.load(str(tiny_voice))
+    params = medium.validate_params(FAST)
+    short = _takes_on_disk(tmp_path / "a", medium, handle, "Yes.", [1, 2, 3], params)
+    long = _takes_on_disk(tmp_path / "b", medium, handle, "slow: The garden was quiet after the long rain.",
+                          [4, 5, 6], params)
+    within = (medium.diversity(handle, short) + medium.diversity(handle, long)) / 2
+    assert medium.kept_variety(handle, short + long) == pytest.approx(within)
+    assert medium.diversity(handle, short + long) > within
+    assert medium.kept_variety(handle, [short[0], long[0]]) == medium.diversity(handle, [short[0], long[0]])
