@@ -118,10 +118,10 @@ def _base_reading(handle, ids):
     return (torch.exp(log_durations[0]) - 1).clamp(min=0).numpy(), pitch[0].numpy()
 
 
-def test_a_take_keeps_its_draws_and_the_tune_learns_it_with_them_divided_out(tiny_voice, tmp_path):
+def test_a_take_keeps_its_draws_and_the_tune_learns_its_rhythm_with_the_rest_divided_out(tiny_voice, tmp_path):
     """The take's alignment holds the seed's draws; the predictors' targets are the base's reading moved by
-    the line's own pace, shift and range only: the per-phoneme jitter and the settings' and style's centre,
-    which generation draws again, are out of them (as read, they are not)."""
+    the line's own pace, shift and range and its rhythm: the per-phoneme pitch jitter and the settings' and
+    style's centre, which generation draws again, are out of them (as read, they are not)."""
     import json
 
     from studio.media import get
@@ -148,9 +148,12 @@ def test_a_take_keeps_its_draws_and_the_tune_learns_it_with_them_divided_out(tin
         # at the centre (range 1.5, shift 2), this pitch reads the take's line-wide pitch back
         expected_pitch = (base_pitch * draws["range"] + (draws["shift"] - 2.0) * SEMITONE / config.pitch_std) / 1.5
         long = durations >= 3  # rounding to whole frames blurs the shortest
-        divided = np.abs(np.log((np.exp(frames_target) - 1) / (base_frames * pace)))[long]
-        as_read = np.abs(np.log(durations / (base_frames * pace)))[long]
-        assert divided.mean() < 0.08 and as_read.mean() > 0.15
+        # the rhythm stays in the duration target (which phonemes the reading lengthened), the centre does not
+        assert np.allclose(frames_target, np.log1p(durations / 1.25), atol=1e-5)
+        rhythm = np.asarray(draws["rhythm"])
+        divided = np.abs(np.log(durations * np.exp(-rhythm) / 1.25 / (base_frames * pace)))[long]
+        with_rhythm = np.abs(np.log((np.exp(frames_target) - 1) / (base_frames * pace)))[long]
+        assert divided.mean() < 0.08 and with_rhythm.mean() > divided.mean()
         assert np.abs(pitch_target - expected_pitch).max() < 0.02
         assert np.abs(pitch - expected_pitch).mean() > 0.1
 
