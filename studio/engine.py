@@ -566,6 +566,13 @@ class Studio:
             merged["steps"] = steps_for_passes(merged["epochs"], len(examples), merged["batch_size"])
         prior = self.prior_set(medium, examples, merged["prior_weight"])
         dropped, note = [], None
+        objective, has = merged.get("objective", "sft"), the_medium.tune_objectives(model)
+        if objective != "sft" and has is not None and objective not in has:
+            if "objective" in given:
+                raise StudioError(f"This {medium} model tunes with objective {' or '.join(has)}, not {objective}.")
+            note = (f"This {medium} model has no {objective} objective, so this tune learned from the kept set "
+                    "alone (sft).")
+            merged["objective"] = "sft"
         if merged.get("objective", "sft") != "sft":
             dropped = self.dropped_set(medium, examples)
             if not dropped:  # nothing to learn away from: the plain tune on the kept set, said in the result

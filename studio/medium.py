@@ -266,6 +266,12 @@ class Medium:
             return 0.0
         return mean_pairwise_distance(self.embed(handle, candidates))
 
+    def tune_objectives(self, model: str) -> tuple[str, ...] | None:
+        """The tune objectives ``model`` has, when it has fewer than the settings offer (None: all of them).
+        A default objective the model lacks falls back to sft with a note in the tune's result; one the
+        artist names is refused in one sentence."""
+        return None
+
     def kept_variety(self, handle: Any, kept: Sequence[Candidate]) -> float:
         """The kept set's variety as the bar a compare's side (the candidates of one prompt) is held to:
         ``variety_vs_kept`` is the side's ``diversity`` over this.  Here the kept set's own diversity; voice

@@ -38,6 +38,16 @@ class VoiceMedium(Medium):
 
         return [any(is_copy(c, k) for k in kept) for c in candidates]
 
+    def tune_objectives(self, model: str) -> tuple[str, ...] | None:
+        """kto is the built-in voice's (its readings are Gaussian draws, ``tune.py``); SpeechT5 and CSM tune sft."""
+        import json
+
+        try:
+            kind = json.loads((Path(model).expanduser() / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            return None  # loading the model says what is wrong with the folder
+        return None if kind == "studio_voice" else ("sft",)
+
     def kept_variety(self, handle: Any, kept: Sequence[Candidate]) -> float:
         """Within a line: the mean variety of the kept takes of each line with two or more of them (a compare's
         side is one line's takes; the whole set's would also count how its lines differ: length, pauses).  A kept

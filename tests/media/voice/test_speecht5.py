@@ -89,3 +89,24 @@ def test_speecht5_tune_task_has_a_loss_and_lora_weights(speecht5, tmp_path):
     with_adapter = medium.generate(handle, "good morning", [0], medium.validate_params({"max_length_ratio": 3}),
                                    adapter=str(tmp_path / "adapter"))
     assert with_adapter[0].files["wav"]
+
+
+def test_speecht5_tunes_the_kept_set_when_the_voice_default_is_kto(tmp_path, monkeypatch):
+    """kto is the built-in voice's default and its own: a SpeechT5 tune with drops in the batch learns the kept
+    set (sft) and says so in its result; naming kto for it is one sentence."""
+    from studio.engine import Studio
+    from studio.errors import StudioError
+    from studio.media import get
+
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    folder = build_tiny_speecht5(tmp_path / "tiny-speecht5")
+    assert get("voice").tune_objectives(str(folder)) == ("sft",)
+    studio = Studio(tmp_path / "ws")
+    studio.use_model("voice", str(folder))
+    takes = studio.generate("voice", "good morning", n=3, params={"max_length_ratio": 3})
+    studio.curate("voice", accept=[takes[0].id, takes[1].id], reject=[takes[2].id])
+    with pytest.raises(StudioError, match="tunes with objective sft, not kto"):
+        studio.tune("voice", steps=1, settings={"objective": "kto", "batch_size": 2})
+    tuned = studio.tune("voice", steps=1, settings={"batch_size": 2})
+    assert "no kto objective" in tuned["note"] and tuned["version"] == "v1"
