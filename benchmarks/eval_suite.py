@@ -7,7 +7,8 @@ For each (medium, eval scorer, seed) in a fresh workspace:
    by hand (P) and drops the bottom quarter by hand (X); the middle half is left undecided.  The artist's
    bar is the upper quartile of round 1's base batch, fixed for every later measurement;
 3. one tune on the series' kept set with the given tune settings (``--setting NAME=JSON``, e.g.
-   ``kto='{"objective": "kto"}'``), from the version before;
+   ``kto='{"objective": "kto"}'``), from the version before (``--start last``, what the page's "Next round"
+   does) or from the base on everything kept so far (``--start base``, ReST-EM's practice: Singh et al. 2023);
 4. ``Studio.compare`` base against the new version on held-out seeds (never a seed a tune learned from):
    the eval scorer's share over the bar on each side, best of 2 from the base, variety against the kept
    set and copies by the medium's own tests.
@@ -61,10 +62,10 @@ def measure(studio, medium: str, scorer: str, version: str, prompt: str, seed: i
 
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
-            params: dict | None = None) -> dict:
+            params: dict | None = None, start: str = "last") -> dict:
     from studio.engine import Studio
 
-    out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "rounds": []}
+    out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start, "rounds": []}
     with tempfile.TemporaryDirectory() as ws:
         studio = Studio(ws)
         version, bar = "base", None
@@ -80,7 +81,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             keep = [cands[i].id for i in order[:quarter]]
             drop = [cands[i].id for i in order[-quarter:]]
             studio.curate(medium, accept=keep, reject=drop, apply_rule=False)
-            tuned = studio.tune(medium, from_version=version, settings=settings)
+            tuned = studio.tune(medium, from_version="base" if start == "base" else version, settings=settings)
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
                    "kept_total": tuned["curated"], "bar": bar,
@@ -144,6 +145,9 @@ def main(argv=None) -> int:
     parser.add_argument("--prompt")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--params", default="{}", help="generation settings for every round and compare (JSON)")
+    parser.add_argument("--start", choices=("last", "base"), default="last",
+                        help="each round's tune starts from the version before (last) or from the base on "
+                             "everything kept so far (base: ReST-EM)")
     args = run_args(parser, argv, table, "tune settings, e.g. sft='{\"objective\": \"sft\"}' kto='{\"objective\": \"kto\"}'")
     if args is None:
         return 0
@@ -153,7 +157,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:  # every scorer on a seed before the next seed: a cut-short run is still broad
             for scorer in args.scorers or names(args.medium):
                 row = {"name": name, "settings": settings, "params": params,
-                       **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params)}
+                       **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params,
+                                 args.start)}
                 record(row, args.out)
     return 0
 
