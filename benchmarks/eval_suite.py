@@ -62,10 +62,10 @@ def measure(studio, medium: str, scorer: str, version: str, prompt: str, seed: i
 
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
-            params: dict | None = None, start: str = "last") -> dict:
+            params: dict | None = None, start_from: str = "last") -> dict:
     from studio.engine import Studio
 
-    out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start, "rounds": []}
+    out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start_from, "rounds": []}
     with tempfile.TemporaryDirectory() as ws:
         studio = Studio(ws)
         version, bar = "base", None
@@ -81,7 +81,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             keep = [cands[i].id for i in order[:quarter]]
             drop = [cands[i].id for i in order[-quarter:]]
             studio.curate(medium, accept=keep, reject=drop, apply_rule=False)
-            tuned = studio.tune(medium, from_version="base" if start == "base" else version, settings=settings)
+            tuned = studio.tune(medium, from_version="base" if start_from == "base" else version, settings=settings)
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
                    "kept_total": tuned["curated"], "bar": bar,
