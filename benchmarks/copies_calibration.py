@@ -19,7 +19,8 @@ import numpy as np
 PROMPTS = {
     "text": ["a poem about the sea", "a haiku about the first snow", "a short poem about fire",
              "a song about leaving home"],
-    "music": ["a slow gentle lullaby", "a happy dance tune", "a sad waltz"],
+    "music": ["a slow gentle lullaby", "a happy dance tune", "a sad waltz", "a four-part chorale in G major",
+              "a gentle lullaby in C major, 3/4"],
     "image": ["a circle", "a red star on a blue sky"],
 }
 SAMPLES, SPLITS, KEPT = 64, 4, (16, 32)

@@ -176,6 +176,30 @@ def test_harmony_scorers_tell_good_part_writing_from_bad(music, tmp_path):
     assert s[0] > 0.8
 
 
+def test_a_quoted_phrase_is_a_copy_but_a_shared_scale_fragment_is_not(music, tmp_path):
+    medium, handle = music
+    tags = {"style": "chorale", "meter": "4/4", "key": "C", "mode": "major"}
+
+    def piece(name, melody):  # the melody in the top voice over a held bass
+        t, notes = 0, []
+        for pitch, length in melody:
+            notes.append((t, length, pitch))
+            t += length
+        return _written(tmp_path, name, piece_from_notes(tags, [notes, [], [], [(0, t, 48)]], -(-t // 16)))
+
+    kept_tune = [(72, 4), (76, 2), (74, 2), (79, 6), (77, 2), (76, 4), (74, 4), (72, 8), (71, 4), (72, 4), (74, 8)]
+    kept = [piece("kept", kept_tune)]
+    one_note = [*kept_tune[:3], (81, 6), *kept_tune[4:]]  # the kept tune back with one note changed
+    new_rhythm = [(p, 4) for p, _ in kept_tune]  # its pitches in even quarters: the tune still heard
+    # 8 steps of the C major scale, as the kept tune never plays them, against a kept scale in other lengths
+    scale = [(p, 4) for p in (72, 74, 76, 77, 79, 81, 83, 84)]
+    other = [(60, 16), *[(p, 2) for p in (72, 74, 76, 77, 79, 81, 83, 84)], (60, 16)]
+    ours = [piece("one_note", one_note), piece("new_rhythm", new_rhythm), piece("scale", scale)]
+    assert medium.copies(handle, ours, kept) == [True, True, False]
+    assert medium.copies(handle, [piece("scale_again", scale)], [piece("other", other)]) == [False]
+    assert medium.copies(handle, [piece("scale_same", scale)], [piece("scale_kept", scale)]) == [True]
+
+
 def test_tune_saves_a_peft_adapter_and_exports(music, made, tmp_path):
     medium, handle = music
     _, candidates = made
