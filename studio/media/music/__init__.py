@@ -32,7 +32,7 @@ class MusicMedium(Medium):
         """A quoted phrase of a kept melody (audio: feature similarity): 8 notes in a row with the same
         pitches and lengths, or 10 pitches in a row whatever their rhythm, one note of either allowed to
         differ.  8 pitches alone flagged 4-12% of the built-in model's independent chorales against 8-16
-        kept ones (stepwise scale fragments every chorale shares); these two, 0-2% over 5 prompts
+        kept ones (stepwise scale fragments every chorale shares); these two, 0-3% over 5 prompts
         (docs/copies.md)."""
         from ...variety import COPY_RUN, shares_near_run
         from .features import melody
