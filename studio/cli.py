@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from .settings import HELD_OUT_SEED
+from .settings import HELD_OUT_SEED, TUNE_FROM
 
 def _param(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
@@ -114,6 +114,9 @@ OPTIONS: dict[str, Option] = {
     "after": _opt("--after", required=True, help="the version to judge, vN"),
     "before": _opt("--before", default="base", help="the version to judge against (default base)"),
     "rounds": _opt("--rounds", type=int, default=1, help="rounds (default 1)"),
+    "tune_from": _opt("--tune-from", choices=TUNE_FROM, default="last",
+                      help="each round's tune starts from the version before (last, the default) or from the base "
+                           "on everything kept so far (base)"),
     "export_version": _opt("--version", required=True, help="vN (or base, for the kept set only)"),
     "format": _opt("--format", required=True, dest="fmt", metavar="FORMAT", help="{formats}"),
     "out": _opt("--out", required=True, metavar="DIR", help="folder to write into"),
@@ -350,14 +353,15 @@ def compare_command(args: argparse.Namespace, studio) -> int:
 
 
 @command("loop", "rounds of generate, keep, tune; then compare on held-out seeds", "medium", "prompt", *RULE,
-         "rounds", "n", "steps", "seed", "model", "series", "strength", "param", "adapter_from", "lora", "setting",
+         "rounds", "tune_from", "n", "steps", "seed", "model", "series", "strength", "param", "adapter_from", "lora",
+         "setting",
          n={"default": 32},
          seed={"help": "first training seed; the comparison uses held-out seeds from 1000000 + SEED (default 0)"})
 def loop_command(args: argparse.Namespace, studio) -> int:
     _choose(args, studio)
     result = studio.loop(args.medium, args.prompt, args.scorer, args.threshold, args.temperature,
                          rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=_strength(args),
-                         keep=args.keep, params=_params(args), settings=dict(args.setting),
+                         keep=args.keep, params=_params(args), settings=dict(args.setting), tune_from=args.tune_from,
                          on_event=None if args.json else _progress(args))
     _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
                                     _side("after", result["after"])]))

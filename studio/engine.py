@@ -24,7 +24,7 @@ from .coalesce import JOIN_CAP, Coalescer
 from .errors import StudioError, guarded
 from .library import Library
 from .medium import DROPPED, MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
-from .settings import HELD_OUT_SEED
+from .settings import HELD_OUT_SEED, TUNE_FROM
 from .store import DEFAULT_SERIES, Store, default_workspace, remove_files
 
 MAX_CANDIDATES = 512  # one batch; more is almost surely a typo
@@ -772,11 +772,14 @@ class Studio:
              compare_n: int | None = None, options: dict[str, dict[str, Any]] | None = None,
              on_event: Callable[[dict[str, Any]], None] | None = None, seed: int = 0,
              strength: float = 1.0, keep: str = DEFAULT_KEEP, params: dict[str, Any] | None = None,
-             **tune_kwargs: Any) -> dict[str, Any]:
+             tune_from: str = "last", **tune_kwargs: Any) -> dict[str, Any]:
         """``rounds`` of generate -> curate -> tune, then base vs the last version on held-out seeds.
 
-        Round r generates on seeds ``seed + r*n ...``; the comparison uses seeds from
-        ``HELD_OUT_SEED + seed`` (never one a tune learned from), with the adapter at ``strength``.
+        Round r generates on seeds ``seed + r*n ...`` with the version before; the comparison uses seeds
+        from ``HELD_OUT_SEED + seed`` (never one a tune learned from), with the adapter at ``strength``.
+        Each round's tune learns the kept set pooled across rounds, starting from the version before
+        (``tune_from="last"``) or from the base (``"base"``: ReST-EM's practice, so earlier keeps are
+        learned once, not once more each round).
         """
         check_rule(threshold, temperature)
         if not isinstance(rounds, int) or not 1 <= rounds <= 100:
@@ -786,6 +789,8 @@ class Studio:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < HELD_OUT_SEED:
             raise StudioError(f"The seed must be a whole number from 0 to {HELD_OUT_SEED - 1}, not {seed}.")
         check_strength(strength)
+        if tune_from not in TUNE_FROM:
+            raise StudioError(f"A round's tune starts from {' or '.join(TUNE_FROM)}, not {tune_from!r}.")
         self.medium(medium).parse_tune_settings(dict(tune_kwargs.get("settings") or {}))
         notify = on_event or (lambda event: None)
         version, history = "base", []
@@ -804,12 +809,13 @@ class Studio:
                     "kept_diversity": kept_variety})
             if accepted == 0:
                 raise StudioError("No candidate was kept; lower the threshold or raise the temperature.")
-            tuned = self.tune(medium, from_version=version, steps=steps,
+            start = "base" if tune_from == "base" else version
+            tuned = self.tune(medium, from_version=start, steps=steps,
                               on_progress=lambda info: notify({"event": "tune", "round": r + 1, **info}),
                               **tune_kwargs)
-            history.append({"round": r + 1, "from": version, "version": tuned["version"], "generated": len(cands),
+            history.append({"round": r + 1, "from": start, "version": tuned["version"], "generated": len(cands),
                             "accepted": accepted, "acceptance_rate": accepted / len(cands),
-                            "kept_diversity": kept_variety,
+                            "kept_diversity": kept_variety, "copies_left_out": tuned["copies_left_out"],
                             "mean_score": float(np.mean(scores)), "loss": tuned["loss"],
                             "tune_seconds": tuned["seconds"]})
             version = tuned["version"]

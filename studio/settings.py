@@ -25,6 +25,7 @@ from .errors import StudioError
 
 _SPEC = "studio"
 HELD_OUT_SEED = 1_000_000  # compare and loop measure on seeds from here; training rounds use seeds below
+TUNE_FROM = ("last", "base")  # where a loop round's tune starts: the version before, or the base on all kept
 
 
 @dataclasses.dataclass(frozen=True)

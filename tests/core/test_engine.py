@@ -65,6 +65,20 @@ def test_loop_lifts_acceptance_on_held_out_seeds(workspace, fake):
     assert len(studio.store.rounds("fake")) == 2
 
 
+def test_a_loop_can_tune_each_round_from_the_base_on_everything_kept(workspace, fake):
+    studio = Studio(workspace)
+    result = studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0,
+                         rounds=2, n=16, steps=10, tune_from="base")
+    assert [r["from"] for r in result["rounds"]] == ["base", "base"]
+    first, second = studio.store.version("fake", "v1"), studio.store.version("fake", "v2")
+    assert second.parent == "base" and set(first.curated) <= set(second.curated)  # round 1's keeps learned again
+    # and round 2's own, but for those that copy a round-1 keep
+    one, two = result["rounds"]
+    assert len(second.curated) + two["copies_left_out"] == one["accepted"] + two["accepted"]
+    with pytest.raises(StudioError, match="starts from last or base, not 'v1'"):
+        studio.loop("fake", "a colour", tune_from="v1")
+
+
 def test_tune_needs_a_curated_set(workspace, fake):
     studio = Studio(workspace)
     studio.generate("fake", "a colour", n=4)
