@@ -31,8 +31,8 @@ class MusicMedium(Medium):
     def copies(self, handle: Any, candidates: Sequence[Candidate], kept: Sequence[Candidate]) -> list[bool]:
         """A quoted phrase of a kept melody (audio: feature similarity): 8 notes in a row with the same
         pitches and lengths, or 10 pitches in a row whatever their rhythm, one note of either allowed to
-        differ.  8 pitches alone flagged 4-12% of the built-in model's independent chorales against 8-16
-        kept ones (stepwise scale fragments every chorale shares); these two, 0-3% over 5 prompts
+        differ.  8 pitches alone flagged 4-22% of the built-in model's independent chorales and 3/4
+        lullabies against 8-16 kept ones (scale fragments they all share); these two, 0-3% over 5 prompts
         (docs/copies.md)."""
         from ...variety import COPY_RUN, shares_near_run
         from .features import melody
