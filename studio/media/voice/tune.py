@@ -6,9 +6,9 @@ per phoneme as the seed read them, and the seed's draws) and its mel; the loss i
 pitch predictors learn it with what every reading draws again divided out (``reading_targets``): the
 settings' and style's centre and the per-phoneme pitch jitter.  What is left is the line's own pace,
 pitch level and range as the seed drew them around that centre, and which phonemes it lengthened, the
-part the keep rule chose and the part that carries to new lines: a tune moves the centre of the readings toward the kept ones,
-and generation draws the seed's variation around the new centre.  The LoRA sits on the two predictors
-only (``TINY_TARGETS``): the kept mel is the network's own, so the encoder and decoder have nothing to
+part the keep rule chose and the part that carries to new lines: a tune moves the centre of the readings
+toward the kept ones, and generation draws the seed's variation around the new centre.  The LoRA sits on
+the two predictors only (``TINY_TARGETS``): the kept mel is the network's own, so the encoder and decoder have nothing to
 learn from it (the mel term stays in the loss, constant), and a new line sounds as before but read
 as the kept lines were.
 SpeechT5: its spectrogram loss on the kept WAVs (16 kHz log mel targets), conditioned on the line
@@ -81,7 +81,8 @@ class TinyTuneTask(PeftTask):
         reading error minus the tune's: the Diffusion-KTO reward with the reading in place of the noise."""
         from .defaults import DURATION_WEIGHT, PITCH_WEIGHT
 
-        ids, lengths, _, _, _, duration_target, pitch_target, pitch_known = _batch([self.rows[i] for i in rows.tolist()])
+        batch = _batch([self.rows[i] for i in rows.tolist()])
+        ids, lengths, _, _, _, duration_target, pitch_target, pitch_known = batch
         x, mask = self.peft.encode(ids, lengths)
         log_durations, pitch = self.peft.predict(x, mask)
         mask = mask.squeeze(-1)
