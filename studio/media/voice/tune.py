@@ -8,9 +8,9 @@ settings' and style's centre and the per-phoneme pitch jitter.  What is left is 
 pitch level and range as the seed drew them around that centre, and which phonemes it lengthened, the
 part the keep rule chose and the part that carries to new lines: a tune moves the centre of the readings
 toward the kept ones, and generation draws the seed's variation around the new centre.  The LoRA sits on
-the two predictors only (``TINY_TARGETS``): the kept mel is the network's own, so the encoder and decoder have nothing to
-learn from it (the mel term stays in the loss, constant), and a new line sounds as before but read
-as the kept lines were.
+the two predictors only (``TINY_TARGETS``): the kept mel is the network's own, so the encoder and decoder have
+nothing to learn from it (the mel term stays in the loss, constant), and a new line sounds as before but
+read as the kept lines were.
 SpeechT5: its spectrogram loss on the kept WAVs (16 kHz log mel targets), conditioned on the line
 and the model's first speaker embedding.
 """
