@@ -17,7 +17,7 @@ from .context import PICKERS, VIEW, TabContext, to_widget
 STEPS = (("curate", "1 · Curate", curate_panel), ("tune", "2 · Fine-tune", tune_panel),
          ("compare", "3 · Compare", compare_panel), ("export", "4 · Export", export_panel))
 RESTORED = ("preset", "threshold", "softness", "spread", "keep_by", "top_share", "tune_steps", "tune_rank",
-            "tune_lr", "tune_extra")
+            "tune_lr", "tune_extra", "tune_start")
 
 
 def build_tab(studio: Studio, medium: str, presets_dir: Path | None = None) -> TabContext:

@@ -20,6 +20,7 @@ from . import plots
 from .context import PICKERS, TabContext, event_value, friendly
 
 POLL_SECONDS = 1.0
+START_CHOICES = [("the version you work with", "version"), ("the base, on everything kept", "base")]
 STRIP_MAX = 48  # candidates the strip shows (the newest); the count above it is the whole kept set's
 STRIP_JS = """
 element.addEventListener("click", (e) => {
@@ -46,6 +47,10 @@ def build(ctx: TabContext) -> None:
         ctx["tune_lr"] = gr.Number(label=lr.label, value=lr.default, min_width=160,
                                    info="How big each learning step is.")
     ctx["tune_extra"] = gr.State({})  # a preset's other tune settings
+    # ReST-EM's practice (studio loop --tune-from base): each round's tune starts from the base on everything kept
+    ctx["tune_start"] = gr.Radio(START_CHOICES, value="version", label="Start from", elem_classes=["tune-start"],
+                                 info="The base relearns everything kept so far in one tune, so earlier rounds' "
+                                      "keeps are not learned twice (fewer copies after several rounds).")
     with gr.Row():
         ctx["tune"] = gr.Button("Fine-tune on the kept set", variant="primary", elem_classes=["tune-btn"])
         ctx["cancel"] = gr.Button("Cancel", variant="stop", interactive=False, elem_classes=["cancel-btn"])
@@ -66,12 +71,13 @@ def wire(ctx: TabContext) -> None:
         extra = values["tune_extra"]
         settings = dict(extra) if isinstance(extra, dict) else {}
         steps, rank, lr = _int(values["tune_steps"], "steps"), _int(values["tune_rank"], "rank"), values["tune_lr"]
-        studio.start_tune(name, values["version"] or "base", steps=steps, rank=rank,
+        start_from = "base" if values["tune_start"] == "base" else values["version"] or "base"
+        studio.start_tune(name, start_from, steps=steps, rank=rank,
                           lr=float(lr) if lr is not None else None, settings=settings)
-        ctx.remember(tune_steps=steps, tune_rank=rank, tune_lr=lr, tune_extra=settings)
+        ctx.remember(tune_steps=steps, tune_rank=rank, tune_lr=lr, tune_extra=settings, tune_start=values["tune_start"])
         return {"cancel": gr.update(interactive=True), "tune": gr.update(interactive=False)}  # one tune at a time
 
-    ctx.listen(ctx["tune"].click, start, ["version", "tune_steps", "tune_rank", "tune_lr", "tune_extra"],
+    ctx.listen(ctx["tune"].click, start, ["version", "tune_start", "tune_steps", "tune_rank", "tune_lr", "tune_extra"],
                ["cancel", "tune"])
 
     def cancel():

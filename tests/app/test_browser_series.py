@@ -96,3 +96,31 @@ def test_after_a_tune_the_top_share_still_picks(served, monkeypatch):
         assert "no longer picks" not in warning.inner_text()
         stored = [studio.store.candidate(i).decision for i in ids]
         assert stored.count("auto_accepted") == 2
+
+
+def test_a_tune_can_start_from_the_base_on_everything_kept(served, monkeypatch):
+    """Start from "the base" (ReST-EM): v2 is a tune of the base on both rounds' keeps, not of v1."""
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
+    studio, started = served
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        flow = Flow(page, started.local_url, "fake")
+        flow.open()
+        first = flow.generate(4, "a colour")
+        flow.cull(["p", "p", "x", "x"])
+        assert flow.tune(2) == "done"
+        flow.step("1 · Curate")
+        wait_until("v1 selected for generating", lambda: flow.dropdown(".version-picker") == "v1", page=page)
+        second = flow.generate(4)  # (the fake's colours repeat: v1's keep may be left out as a copy)
+        flow.cull(["p", "x", "x", "x"])
+        flow.step("2 · Fine-tune")
+        flow.tab.locator(".tune-start").get_by_text("the base, on everything kept").click()
+        flow.tune(2)
+        v2 = wait_until("v2 made", lambda: studio.store.version("fake", "v2"), page=page)
+        assert v2.parent == "base" and studio.store.version("fake", "v1").parent == "base"
+        assert set(first[:2]) <= set(v2.curated) <= {*first[:2], second[0]}  # round 1's keeps relearned
+        page.reload()
+        flow.step("2 · Fine-tune")
+        checked = flow.tab.locator(".tune-start input:checked")
+        wait_until("the choice restored after a reload", lambda: checked.count() == 1 and
+                   checked.first.get_attribute("value") == "base", page=page)
