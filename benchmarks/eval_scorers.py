@@ -1,7 +1,8 @@
 """Scorers written for evaluation only: never shipped, never a built-in, never used to pick a default.
 
 Each takes a candidate's files and returns a score in [0, 1], reading them with its own code (PIL and
-numpy for pictures, mido for MIDI, word lists for text), not through the studio's features, so a tune that games the
+numpy for pictures, mido for MIDI, word lists for text, the standard
+library's wave reader and numpy for takes), not through the studio's features, so a tune that games the
 studio's own measurements does not game these.  ``benchmarks/eval_suite.py`` lets a simulated artist
 keep and drop by them and measures whether a round carries what the artist wanted to new seeds.
 """
@@ -240,6 +241,120 @@ def ends_cleanly(path: str) -> float:
     return 0.5 if len(_words(text.splitlines()[-1])) <= 5 else 0.0
 
 
+# -- voice -----------------------------------------------------------------------------------
+FRAME_S = 0.02  # 20 ms frames
+
+
+def _wav(path: str) -> tuple[np.ndarray, int]:
+    """The take as mono floats in [-1, 1] and its sample rate (the standard library's reader, 16-bit PCM)."""
+    import wave
+
+    with wave.open(path, "rb") as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    kind = {1: np.uint8, 2: np.int16, 4: np.int32}[width]
+    x = np.frombuffer(raw, dtype=kind).astype(np.float64)
+    x = (x - 128.0) / 128.0 if width == 1 else x / float(2 ** (8 * width - 1))
+    return x.reshape(-1, channels).mean(axis=1), rate
+
+
+def _frames(x: np.ndarray, rate: int) -> np.ndarray:
+    size = max(1, int(rate * FRAME_S))
+    n = len(x) // size
+    return x[: n * size].reshape(n, size)
+
+
+def _speech(path: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(frames from the first loud frame to the last, which of them are loud, sample rate): loud is within
+    30 dB of the take's loudest frame."""
+    x, rate = _wav(path)
+    frames = _frames(x, rate)
+    db = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-9)
+    loud = db > db.max() - 30.0
+    idx = np.flatnonzero(loud)
+    if not len(idx):
+        return frames[:0], loud[:0], rate
+    return frames[idx[0]: idx[-1] + 1], loud[idx[0]: idx[-1] + 1], rate
+
+
+def _pitches(path: str) -> np.ndarray:
+    """Per voiced 40 ms window, in order, the fundamental in Hz by autocorrelation (70-400 Hz, a peak of at least
+    0.5), each within 7 semitones of the take's median (octave slips dropped)."""
+    x, rate = _wav(path)
+    size, hop = int(0.04 * rate), int(0.01 * rate)
+    lo, hi = int(rate / 400), int(rate / 70)
+    out = []
+    for start in range(0, len(x) - size, hop):
+        w = x[start:start + size] * np.hanning(size)
+        if np.sqrt((w ** 2).mean()) < 1e-3:
+            continue
+        ac = np.correlate(w, w, "full")[size - 1:]
+        if ac[0] <= 0:
+            continue
+        ac = ac / ac[0]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] >= 0.5:
+            out.append(rate / lag)
+    f0 = np.array(out)
+    if not len(f0):
+        return f0
+    semis = 12 * np.log2(f0 / np.median(f0))
+    return f0[np.abs(semis) < 7.0]
+
+
+def _letters(path: str) -> int:
+    """The letters of the line the take reads (the studio writes it beside the take as .txt)."""
+    line = Path(path).with_suffix(".txt")
+    return max(1, sum(ch.isalpha() for ch in line.read_text(encoding="utf-8"))) if line.exists() else 30
+
+
+def unhurried(path: str) -> float:
+    """A take that takes its time: speech seconds (first loud frame to the last) per letter of the line,
+    0.05 s is 0, 0.09 s is 1."""
+    frames, _, _ = _speech(path)
+    return float(np.clip((len(frames) * FRAME_S / _letters(path) - 0.05) / 0.04, 0.0, 1.0))
+
+
+def low_voice(path: str) -> float:
+    """A deeper reading: the median fundamental, 230 Hz or more is 0, 150 Hz or less is 1."""
+    f0 = _pitches(path)
+    return float(np.clip((230.0 - np.median(f0)) / 80.0, 0.0, 1.0)) if len(f0) else 0.0
+
+
+def sing_song(path: str) -> float:
+    """A lively melody: the fundamental's interquartile range in semitones, 0 is 0, 4 is 1."""
+    f0 = _pitches(path)
+    if len(f0) < 4:
+        return 0.0
+    q1, q3 = np.percentile(12 * np.log2(f0), [25, 75])
+    return float(np.clip((q3 - q1) / 4.0, 0.0, 1.0))
+
+
+def falling_end(path: str) -> float:
+    """A statement's close: the last 10 voiced windows' pitch below the take's median, 0 semitones or above is 0,
+    6 below is 1."""
+    f0 = _pitches(path)
+    if len(f0) < 12:
+        return 0.0
+    drop = 12 * np.log2(np.median(f0) / np.median(f0[-10:]))
+    return float(np.clip(drop / 6.0, 0.0, 1.0))
+
+
+def flowing(path: str) -> float:
+    """Few gaps: one minus the share of quiet frames inside the speech, doubled (half of it quiet is 0)."""
+    _, loud, _ = _speech(path)
+    return float(np.clip(1.0 - 2.0 * (1.0 - loud.mean()), 0.0, 1.0)) if len(loud) else 0.0
+
+
+def even_level(path: str) -> float:
+    """An even level: the loud frames' loudness spread in dB, 12 dB or more is 0, none is 1."""
+    frames, loud, _ = _speech(path)
+    if not loud.any():
+        return 0.0
+    db = 20 * np.log10(np.sqrt((frames[loud] ** 2).mean(axis=1)) + 1e-9)
+    return float(np.clip(1.0 - db.std() / 12.0, 0.0, 1.0))
+
+
 # the suite: medium -> (file extension, {name: scorer}); at least six per medium
 EVAL_SCORERS: dict[str, tuple[str, dict[str, Callable[[str], float]]]] = {
     "image": ("png", {"orange": orange, "symmetry": symmetry, "centred": centred, "airy": airy, "warm": warm,
@@ -248,6 +363,8 @@ EVAL_SCORERS: dict[str, tuple[str, dict[str, Callable[[str], float]]]] = {
                       "home_ending": home_ending, "legato": legato}),
     "text": ("txt", {"brief": brief, "three_lines": three_lines, "no_commentary": no_commentary,
                      "concrete": concrete, "present_tense": present_tense, "ends_cleanly": ends_cleanly}),
+    "voice": ("wav", {"unhurried": unhurried, "low_voice": low_voice, "sing_song": sing_song, "flowing": flowing,
+                      "even_level": even_level, "falling_end": falling_end}),
 }
 
 

@@ -33,9 +33,10 @@ import numpy as np
 from eval_scorers import names, score_files  # beside this script
 from runs_file import named_settings, record, run_args
 
-PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major", "text": "a haiku about the first snow"}
-# text is also measured on a prompt no round generated for (the artist's bar and scorer stay the same)
-HELD_OUT_PROMPTS = {"text": "a haiku about the morning fog"}
+PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major", "text": "a haiku about the first snow",
+           "voice": "The quick brown fox jumps over the lazy dog."}
+# text and voice are also measured on a prompt (a line) no round generated for (the artist's bar and scorer stay)
+HELD_OUT_PROMPTS = {"text": "a haiku about the morning fog", "voice": "A gentle breeze moved through the tall grass."}
 HELD_OUT = 1_000_000
 
 

@@ -30,3 +30,39 @@ def test_the_haiku_beats_the_essay_on_every_text_scorer(files, scorer):
 
 def test_a_suite_has_six_scorers_per_medium():
     assert all(len(eval_scorers.names(m)) >= 6 for m in eval_scorers.EVAL_SCORERS)
+
+
+LINE = "The quick brown fox jumps over the lazy dog."  # 35 letters
+
+
+def _take(path: Path, seconds: float, f0, level_db, gaps: float) -> str:
+    """A voiced take written as 16-bit PCM: harmonics on the pitch contour ``f0(t)``, loudness ``level_db(t)``,
+    and silence over the share ``gaps`` of each 100 ms; the line beside it as .txt (as the studio writes it)."""
+    import wave
+
+    import numpy as np
+
+    rate = 22050
+    t = np.arange(int(rate * seconds)) / rate
+    phase = 2 * np.pi * np.cumsum(f0(t)) / rate
+    x = sum(np.sin(k * phase) / k for k in range(1, 6)) * 10 ** (level_db(t) / 20) * 0.3
+    x = np.where((t % 0.1) < 0.1 * (1 - gaps), x, 0.0)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    path.with_suffix(".txt").write_text(LINE)
+    return str(path)
+
+
+def test_the_take_each_voice_scorer_asks_for_beats_its_opposite(tmp_path):
+    import numpy as np
+
+    # slow, deep, sing-song, falling at the close, without gaps, at one level
+    wanted = _take(tmp_path / "wanted.wav", 3.0,
+                   lambda t: 160 * 2 ** ((3 * np.sin(2 * np.pi * 1.5 * t) - 5 * (t > 2.6)) / 12),
+                   lambda t: 0 * t, 0.0)
+    # hurried, high, flat, rising at the close, with gaps, its level jumping 16 dB
+    opposite = _take(tmp_path / "opposite.wav", 1.8, lambda t: 225 * 2 ** (3 * (t > 1.5) / 12),
+                     lambda t: np.where((t % 0.4) < 0.2, 0.0, -16.0), 0.4)
+    for name, fn in eval_scorers.EVAL_SCORERS["voice"][1].items():
+        assert 0.0 <= fn(opposite) < fn(wanted) <= 1.0, name
