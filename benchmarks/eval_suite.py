@@ -149,7 +149,8 @@ def main(argv=None) -> int:
     parser.add_argument("--start", choices=("last", "base"), default="last",
                         help="each round's tune starts from the version before (last) or from the base on "
                              "everything kept so far (base: ReST-EM)")
-    args = run_args(parser, argv, table, "tune settings, e.g. sft='{\"objective\": \"sft\"}' kto='{\"objective\": \"kto\"}'")
+    args = run_args(parser, argv, table,
+                    "tune settings, e.g. sft='{\"objective\": \"sft\"}' kto='{\"objective\": \"kto\"}'")
     if args is None:
         return 0
     prompt = args.prompt or PROMPTS[args.medium]
