@@ -13,7 +13,9 @@ For each (medium, eval scorer, seed) in a fresh workspace:
    the eval scorer's share over the bar on each side, best of 2 from the base, variety against the kept
    set and copies by the medium's own tests.
 
-Rounds 1 and 2 are both measured.  Targets per round (issue 20): lift (+0.15, and doubles or halves the
+Text and voice are also measured on a prompt (a line) no round generated for: a haiku against the same bar, a
+voice take against a bar the artist sets from base takes of that line (the voice scorers' scale depends on the
+line).  Rounds 1 and 2 are both measured.  Targets per round (issue 20): lift (+0.15, and doubles or halves the
 misses), beats best-of-2, variety at least 0.8x the kept set's, copies at most 10%; round 2 also asks for
 more lift than round 1.
 
@@ -37,6 +39,9 @@ PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major", "text
            "voice": "The quick brown fox jumps over the lazy dog."}
 # text and voice are also measured on a prompt (a line) no round generated for (the artist's bar and scorer stay)
 HELD_OUT_PROMPTS = {"text": "a haiku about the morning fog", "voice": "A gentle breeze moved through the tall grass."}
+# the voice scorers' scale depends on the line (its letters, its vowels), so the artist sets a bar of their own for
+# the held-out line, from base takes of it; a haiku is judged against the same bar whatever it is about
+OWN_BAR = {"voice"}
 HELD_OUT = 1_000_000
 
 
@@ -69,7 +74,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
     out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start_from, "rounds": []}
     with tempfile.TemporaryDirectory() as ws:
         studio = Studio(ws)
-        version, bar = "base", None
+        version, bar, held_bar = "base", None, None
         for r in range(rounds):
             start = time.perf_counter()
             seeds = list(range(1000 * seed + r * n, 1000 * seed + (r + 1) * n))
@@ -88,8 +93,14 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
                    "kept_total": tuned["curated"], "bar": bar,
                    **measure(studio, medium, scorer, version, prompt, seed, n, bar, params)}
             if medium in HELD_OUT_PROMPTS:
-                row["new_prompt"] = measure(studio, medium, scorer, version, HELD_OUT_PROMPTS[medium], seed, n, bar,
-                                            params)
+                if held_bar is None:
+                    held_bar = bar
+                    if medium in OWN_BAR:  # base takes of the new line on round 1's seeds (no tune reads that line)
+                        base = studio.generate(medium, HELD_OUT_PROMPTS[medium], seeds=seeds[:n], version="base",
+                                               params=params)
+                        held_bar = float(np.quantile(score_files(medium, scorer, base), 0.75))  # left undecided
+                row["new_prompt"] = {"bar": held_bar, **measure(studio, medium, scorer, version,
+                                                                HELD_OUT_PROMPTS[medium], seed, n, held_bar, params)}
             row["seconds"] = round(time.perf_counter() - start, 1)
             out["rounds"].append(row)
     return out
