@@ -264,12 +264,17 @@ def _frames(x: np.ndarray, rate: int) -> np.ndarray:
     return x[: n * size].reshape(n, size)
 
 
+def _db(frames: np.ndarray) -> np.ndarray:
+    """Each frame's loudness in dB (RMS, full scale 0)."""
+    return 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-9)
+
+
 def _speech(path: str) -> tuple[np.ndarray, np.ndarray, int]:
     """(frames from the first loud frame to the last, which of them are loud, sample rate): loud is within
     30 dB of the take's loudest frame."""
     x, rate = _wav(path)
     frames = _frames(x, rate)
-    db = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-9)
+    db = _db(frames)
     loud = db > db.max() - 30.0
     idx = np.flatnonzero(loud)
     if not len(idx):
@@ -351,8 +356,7 @@ def even_level(path: str) -> float:
     frames, loud, _ = _speech(path)
     if not loud.any():
         return 0.0
-    db = 20 * np.log10(np.sqrt((frames[loud] ** 2).mean(axis=1)) + 1e-9)
-    return float(np.clip(1.0 - db.std() / 12.0, 0.0, 1.0))
+    return float(np.clip(1.0 - _db(frames[loud]).std() / 12.0, 0.0, 1.0))
 
 
 # the suite: medium -> (file extension, {name: scorer}); at least six per medium

@@ -96,7 +96,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
                 if held_bar is None:
                     held_bar = bar
                     if medium in OWN_BAR:  # base takes of the new line on round 1's seeds (no tune reads that line)
-                        base = studio.generate(medium, HELD_OUT_PROMPTS[medium], seeds=seeds[:n], version="base",
+                        base = studio.generate(medium, HELD_OUT_PROMPTS[medium], seeds=seeds, version="base",
                                                params=params)
                         held_bar = float(np.quantile(score_files(medium, scorer, base), 0.75))  # left undecided
                 row["new_prompt"] = {"bar": held_bar, **measure(studio, medium, scorer, version,

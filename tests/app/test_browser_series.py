@@ -2,6 +2,8 @@
 the kept sets apart, and the Fine-tune step's strip shows what the next tune learns from, with Un-keep."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from flow import Flow, chromium, free_port, wait_until
@@ -20,6 +22,17 @@ def served(workspace, fake):
     started.close()
 
 
+@contextlib.contextmanager
+def opened(served):
+    """(studio, page, flow) on the fake medium's tab in a fresh chromium page."""
+    studio, started = served
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        flow = Flow(page, started.local_url, "fake")
+        flow.open()
+        yield studio, page, flow
+
+
 def switch_series(flow: Flow, name: str) -> None:
     box = flow.tab.locator(".series-picker input")
     box.click()
@@ -29,11 +42,7 @@ def switch_series(flow: Flow, name: str) -> None:
 
 
 def test_switching_series_keeps_the_kept_sets_apart_and_the_strip_unkeeps(served):
-    studio, started = served
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        flow = Flow(page, started.local_url, "fake")
-        flow.open()
+    with opened(served) as (studio, page, flow):
         assert flow.dropdown(".series-picker") == "main"
         stars = flow.generate(4, "red stars")
         flow.cull(["p", "p", "x", "x"])
@@ -72,11 +81,7 @@ def test_switching_series_keeps_the_kept_sets_apart_and_the_strip_unkeeps(served
 def test_after_a_tune_the_top_share_still_picks(served, monkeypatch):
     """A fixed threshold that keeps nearly all of a tuned version's batch is named; the relative rule picks."""
     monkeypatch.setenv("STUDIO_LAUNCHER", "python")
-    studio, started = served
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        flow = Flow(page, started.local_url, "fake")
-        flow.open()
+    with opened(served) as (studio, page, flow):
         flow.generate(8, "a colour")
         flow.cull(["p", "p", "p", "p"])
         assert flow.tune(4) == "done"
@@ -101,11 +106,7 @@ def test_after_a_tune_the_top_share_still_picks(served, monkeypatch):
 def test_a_tune_can_start_from_the_base_on_everything_kept(served, monkeypatch):
     """Start from "the base" (ReST-EM): v2 is a tune of the base on both rounds' keeps, not of v1."""
     monkeypatch.setenv("STUDIO_LAUNCHER", "python")
-    studio, started = served
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        flow = Flow(page, started.local_url, "fake")
-        flow.open()
+    with opened(served) as (studio, page, flow):
         first = flow.generate(4, "a colour")
         flow.cull(["p", "p", "x", "x"])
         assert flow.tune(2) == "done"
