@@ -97,6 +97,9 @@ class ImageTune(PreferenceTune):
     rank: int = setting(2, "LoRA rank: how much the adapter can learn (higher: more, and more copying)",
                         min=1, max=512, label="Adapter size")
     lr: float = setting(4e-3, "learning rate", above=0, below=1, label="Learning rate")
+    mirror: bool = setting(False, "also learn from each kept picture mirrored left to right (twice the pictures; "
+                                  "leave off for lettering, logos or anything one-sided)",
+                           label="Learn from mirror images too")
     size: int = setting(0, "training resolution in pixels; 0 = the kept pictures' own size", min=0, max=4096,
                         advanced=True)
     train_text_encoder: bool = setting(False, "also tune the text encoder (slower; learns prompt words)",

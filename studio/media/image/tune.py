@@ -123,6 +123,7 @@ class ImageTuneTask:
         self.handle, self.pipe, self.device = handle, pipe, handle.device
         self.denoiser = getattr(pipe, self.family.denoiser)
         self.batch_size = int(settings["batch_size"])
+        self.mirror = bool(settings.get("mirror", False))
         self.train_text = bool(settings["train_text_encoder"])
         self.rank = int(settings["rank"])
         self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
@@ -153,16 +154,18 @@ class ImageTuneTask:
             for shape in sorted(set(shapes)):
                 rows = [i for i, s in enumerate(shapes) if s == shape]
                 pictures = _load_pictures([examples[i] for i in rows], *shape)
-                latents = []
-                for i in range(0, len(pictures), 16):
-                    x = pictures[i:i + 16].to(self.device, vae.dtype)
-                    latents.append(vae.encode(x).latent_dist.mean.float())
                 kept = [i for i in rows if i < self.kept_rows]
                 order = kept + [i for i in rows if i >= self.kept_rows]
-                stacked = (torch.cat(latents) - shift) * vae.config.scaling_factor
                 position = {row: n for n, row in enumerate(rows)}
-                self.buckets.append({"shape": shape, "rows": torch.tensor(order), "kept": len(kept),
-                                     "latents": stacked[[position[i] for i in order]]})
+                bucket = {"shape": shape, "rows": torch.tensor(order), "kept": len(kept)}
+                # the mirror images are encoded, not the latents flipped: a VAE's latent is not mirror-symmetric
+                for key, batch in (("latents", pictures), ("mirrored", pictures.flip(-1) if self.mirror else None)):
+                    if batch is not None:
+                        latents = [vae.encode(batch[i:i + 16].to(self.device, vae.dtype)).latent_dist.mean.float()
+                                   for i in range(0, len(batch), 16)]
+                        stacked = (torch.cat(latents) - shift) * vae.config.scaling_factor
+                        bucket[key] = stacked[[position[i] for i in order]]
+                self.buckets.append(bucket)
             if self.objective == "sft":  # a bucket of prior rows alone never trains (dropped ones do, under kto)
                 self.buckets = [b for b in self.buckets if b["kept"]]
             self.latents = self.buckets[0]["latents"] if len(self.buckets) == 1 else None
@@ -342,6 +345,9 @@ class ImageTuneTask:
 
         bucket, local = self._batch(generator)
         x0 = bucket["latents"][local.to(bucket["latents"].device)]
+        if self.mirror:  # each row its mirror image half the time (kohya's flip augmentation)
+            flip = (torch.rand(len(local), generator=generator) < 0.5).to(x0.device)
+            x0 = torch.where(flip.view(-1, *[1] * (x0.dim() - 1)), bucket["mirrored"][local.to(x0.device)], x0)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         noisy, timesteps, target = self._noised(x0, noise, generator)
         return bucket["rows"][local], noisy, timesteps, target.float(), local < bucket["kept"]

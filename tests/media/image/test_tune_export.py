@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -91,6 +93,32 @@ def test_prior_preservation_mixes_its_share_of_unkept_pictures_into_each_batch(m
     assert (0, 2, 2) in picked and (2, 4, 2) in picked  # half the batch of 4 from each
     off = medium.tune_task(tiny_handle, kept, {**SETTINGS, "prior_weight": 0.0}, None, prior=prior)
     assert off.latents.shape[0] == 2
+
+
+def test_mirror_learns_from_each_kept_picture_and_its_mirror_image(medium, tiny_handle, curated, tmp_path):
+    from PIL import Image
+
+    task = medium.tune_task(tiny_handle, curated, {**SETTINGS, "mirror": True}, None)
+    flipped = []
+    for c in curated:  # the mirror images as files: their latents are what the tune's mirrored rows hold
+        path = tmp_path / f"mirrored-{c.id}.png"
+        with Image.open(c.path) as image:
+            image.transpose(Image.FLIP_LEFT_RIGHT).save(path)
+        flipped.append(dataclasses.replace(c, path=str(path), files={"png": str(path)}))
+    mirrored = medium.tune_task(tiny_handle, flipped, SETTINGS, None)
+    bucket = task.buckets[0]
+    assert torch.allclose(bucket["mirrored"], mirrored.latents, atol=1e-5)
+    assert not torch.allclose(bucket["mirrored"], bucket["latents"], atol=1e-3)
+    drawn = []
+    task._noised = lambda x0, noise, generator: (drawn.append(x0) or (x0, torch.zeros(len(x0)), x0))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        task._draw(generator)
+    rows = torch.cat(drawn)
+    plain = [any(torch.equal(r, x) for x in bucket["latents"]) for r in rows]
+    flip = [any(torch.equal(r, x) for x in bucket["mirrored"]) for r in rows]
+    assert all(p or f for p, f in zip(plain, flip)) and any(plain) and any(flip)
+    assert "mirrored" not in medium.tune_task(tiny_handle, curated, SETTINGS, None).buckets[0]
 
 
 def test_empty_curated_set(medium, tiny_handle):
