@@ -135,6 +135,9 @@ def test_real_medium_through_the_page(served, medium):
     assert flow.tune(TUNE_STEPS) == "done", flow.tab.locator(".tune-state").first.inner_text()
     wait_until("v1 selected", lambda: flow.versions_selected() == ("v1", "v1", "v1"), 30, page)
     flow.step("2 · Fine-tune")
+    if medium == "image":  # the strip shows each kept picture whole: a square picture in a square box
+        box = flow.tab.locator(".kept-strip .kept-item img").first.bounding_box()
+        assert box and abs(box["width"] - box["height"]) <= 1, box
     flow.screenshot(f"{medium}-tune")
     flow.open()
     wait_until("v1 selected after a reload", lambda: flow.versions_selected() == ("v1", "v1", "v1"), 30, page)
