@@ -123,7 +123,7 @@ class ImageTuneTask:
         self.handle, self.pipe, self.device = handle, pipe, handle.device
         self.denoiser = getattr(pipe, self.family.denoiser)
         self.batch_size = int(settings["batch_size"])
-        self.mirror = bool(settings.get("mirror", False))
+        self.mirror = bool(settings["mirror"])
         self.train_text = bool(settings["train_text_encoder"])
         self.rank = int(settings["rank"])
         self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
