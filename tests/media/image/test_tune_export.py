@@ -74,7 +74,7 @@ def test_same_generator_same_loss(medium, tiny_handle, curated):
 
 def test_prior_preservation_mixes_its_share_of_unkept_pictures_into_each_batch(medium, tiny_handle, curated):
     kept, prior = curated[:2], curated[2:]
-    task = medium.tune_task(tiny_handle, kept, {**SETTINGS, "prior_weight": 0.5}, None, prior=prior)
+    task = medium.tune_task(tiny_handle, kept, {**SETTINGS, "objective": "sft", "prior_weight": 0.5}, None, prior=prior)
     assert task.kept_rows == 2 and task.latents.shape[0] == 4  # the un-kept pictures' latents after the kept
     picked = []
     real_randint = torch.randint
@@ -91,7 +91,7 @@ def test_prior_preservation_mixes_its_share_of_unkept_pictures_into_each_batch(m
     finally:
         torch.randint = real_randint
     assert (0, 2, 2) in picked and (2, 4, 2) in picked  # half the batch of 4 from each
-    off = medium.tune_task(tiny_handle, kept, {**SETTINGS, "prior_weight": 0.0}, None, prior=prior)
+    off = medium.tune_task(tiny_handle, kept, {**SETTINGS, "objective": "sft", "prior_weight": 0.0}, None, prior=prior)
     assert off.latents.shape[0] == 2
 
 
