@@ -50,14 +50,23 @@ def targets(a: float, b: float, best2: float, variety: float | None, copies: flo
             "variety": (variety or 0.0) >= 0.8, "copies": copies <= 0.10}
 
 
+def artist(studio, medium: str, scorer: str, builtin: bool):
+    """The simulated artist's judgement: an eval-only scorer (the suite), or with ``builtin`` one of the studio's
+    own scorers (the same protocol for choosing a default, which an eval scorer never does)."""
+    if builtin:
+        return lambda candidates: studio.score(medium, candidates, [scorer])
+    return lambda candidates: score_files(medium, scorer, candidates)
+
+
 def measure(studio, medium: str, scorer: str, version: str, prompt: str, seed: int, n: int, bar: float,
-            params: dict | None) -> dict:
+            params: dict | None, builtin: bool = False) -> dict:
     """Base against ``version`` on held-out seeds of ``prompt``: the share over the artist's bar on each side,
     best of 2 from the base, variety against the kept set, copies, and the four targets."""
     result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=HELD_OUT + 1000 * seed,
                             threshold=0.5, temperature=0.0, params=params)
-    sides = {side: np.array(score_files(medium, scorer, studio.store.candidates(
-        medium, ids=result[side]["candidates"]))) for side in ("before", "after")}
+    judge = artist(studio, medium, scorer, builtin)
+    sides = {side: np.array(judge(studio.store.candidates(medium, ids=result[side]["candidates"])))
+             for side in ("before", "after")}
     before, after = sides["before"], sides["after"]
     pairs = before[: len(before) // 2 * 2].reshape(-1, 2).max(axis=1)
     a, b, best2 = float(np.mean(after >= bar)), float(np.mean(before >= bar)), float(np.mean(pairs >= bar))
@@ -68,18 +77,20 @@ def measure(studio, medium: str, scorer: str, version: str, prompt: str, seed: i
 
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
-            params: dict | None = None, start_from: str = "last") -> dict:
+            params: dict | None = None, start_from: str = "last", builtin: bool = False) -> dict:
     from studio.engine import Studio
 
-    out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start_from, "rounds": []}
+    out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start_from, "rounds": [],
+           "builtin": builtin}
     with tempfile.TemporaryDirectory() as ws:
         studio = Studio(ws)
+        judge = artist(studio, medium, scorer, builtin)
         version, bar, held_bar = "base", None, None
         for r in range(rounds):
             start = time.perf_counter()
             seeds = list(range(1000 * seed + r * n, 1000 * seed + (r + 1) * n))
             cands = studio.generate(medium, prompt, seeds=seeds, version=version, params=params)
-            scores = np.array(score_files(medium, scorer, cands))
+            scores = np.array(judge(cands))
             if bar is None:
                 bar = float(np.quantile(scores, 0.75))
             order = np.argsort(-scores, kind="stable")
@@ -91,16 +102,17 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
                    "kept_total": tuned["curated"], "bar": bar,
-                   **measure(studio, medium, scorer, version, prompt, seed, n, bar, params)}
+                   **measure(studio, medium, scorer, version, prompt, seed, n, bar, params, builtin)}
             if medium in HELD_OUT_PROMPTS:
                 if held_bar is None:
                     held_bar = bar
                     if medium in OWN_BAR:  # base takes of the new line on round 1's seeds (no tune reads that line)
                         base = studio.generate(medium, HELD_OUT_PROMPTS[medium], seeds=seeds, version="base",
                                                params=params)
-                        held_bar = float(np.quantile(score_files(medium, scorer, base), 0.75))  # left undecided
+                        held_bar = float(np.quantile(judge(base), 0.75))  # left undecided
                 row["new_prompt"] = {"bar": held_bar, **measure(studio, medium, scorer, version,
-                                                                HELD_OUT_PROMPTS[medium], seed, n, held_bar, params)}
+                                                                HELD_OUT_PROMPTS[medium], seed, n, held_bar, params,
+                                                                builtin)}
             row["seconds"] = round(time.perf_counter() - start, 1)
             out["rounds"].append(row)
     return out
@@ -160,10 +172,15 @@ def main(argv=None) -> int:
     parser.add_argument("--start", choices=("last", "base"), default="last",
                         help="each round's tune starts from the version before (last) or from the base on "
                              "everything kept so far (base: ReST-EM)")
+    parser.add_argument("--builtin", action="store_true",
+                        help="the simulated artist judges with the studio's own scorers named by --scorers (to choose "
+                             "a default under the suite's protocol; the eval scorers never choose one)")
     args = run_args(parser, argv, table,
                     "tune settings, e.g. sft='{\"objective\": \"sft\"}' kto='{\"objective\": \"kto\"}'")
     if args is None:
         return 0
+    if args.builtin and not args.scorers:
+        parser.error("--builtin needs --scorers: the studio's scorers to judge with")
     prompt = args.prompt or PROMPTS[args.medium]
     params = json.loads(args.params)
     for name, settings in named_settings(args.setting):
@@ -171,7 +188,7 @@ def main(argv=None) -> int:
             for scorer in args.scorers or names(args.medium):
                 row = {"name": name, "settings": settings, "params": params,
                        **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params,
-                                 args.start)}
+                                 args.start, args.builtin)}
                 record(row, args.out)
     return 0
 
