@@ -21,6 +21,9 @@ more lift than round 1.
 
     OMP_NUM_THREADS=1 python benchmarks/eval_suite.py image --seeds 0 1 2 --out runs/eval-image.jsonl
     python benchmarks/eval_suite.py --table runs/eval-image.jsonl
+
+``--builtin --scorers NAME ...`` runs the same protocol with the studio's own scorers as the artist's judgement:
+that is how a default is chosen under this protocol (the eval scorers never choose one).
 """
 from __future__ import annotations
 
