@@ -1,5 +1,6 @@
 """The evaluation-only text scorers read a poem as an artist would judge it (benchmarks/eval_scorers.py)."""
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,21 @@ def test_the_take_each_voice_scorer_asks_for_beats_its_opposite(tmp_path):
                      lambda t: np.where((t % 0.4) < 0.2, 0.0, -16.0), 0.4)
     for name, fn in eval_scorers.EVAL_SCORERS["voice"][1].items():
         assert 0.0 <= fn(opposite) < fn(wanted) <= 1.0, name
+
+
+def test_the_simulated_artist_judges_with_the_studios_scorer_only_when_asked(files):
+    import eval_suite
+
+    class Studio:
+        calls = []
+
+        def score(self, medium, candidates, scorers):
+            self.calls.append((medium, scorers))
+            return [0.25] * len(candidates)
+
+    poem = types.SimpleNamespace(files={}, path=files["haiku"])
+    studio = Studio()
+    own = eval_suite.artist(studio, "text", "brief", builtin=False)([poem])
+    assert own == [eval_scorers.brief(files["haiku"])] and not studio.calls  # the eval scorer, not the studio's
+    assert eval_suite.artist(studio, "text", "syllables", builtin=True)([poem]) == [0.25]
+    assert studio.calls == [("text", ["syllables"])]
