@@ -146,7 +146,7 @@ def test_a_kto_tune_with_nothing_dropped_says_it_learned_the_kept_set_alone(work
 def test_the_image_objective_is_sft_or_kto(medium):
     from studio.errors import StudioError
 
-    assert medium.tune_defaults["objective"] == "kto"
+    assert medium.tune_defaults["objective"] == "sft"
     assert medium.parse_tune_settings({"objective": "kto", "beta": 300})["beta"] == 300
     with pytest.raises(StudioError, match="objective"):
         medium.parse_tune_settings({"objective": "dpo"})  # Diffusion-DPO is not built
