@@ -157,14 +157,14 @@ class ImageTuneTask:
                 kept = [i for i in rows if i < self.kept_rows]
                 order = kept + [i for i in rows if i >= self.kept_rows]
                 position = {row: n for n, row in enumerate(rows)}
-                bucket = {"shape": shape, "rows": torch.tensor(order), "kept": len(kept)}
-                # the mirror images are encoded, not the latents flipped: a VAE's latent is not mirror-symmetric
-                for key, batch in (("latents", pictures), ("mirrored", pictures.flip(-1) if self.mirror else None)):
-                    if batch is not None:
-                        latents = [vae.encode(batch[i:i + 16].to(self.device, vae.dtype)).latent_dist.mean.float()
-                                   for i in range(0, len(batch), 16)]
-                        stacked = (torch.cat(latents) - shift) * vae.config.scaling_factor
-                        bucket[key] = stacked[[position[i] for i in order]]
+                def encode(batch):  # VAE latents, 16 pictures at a time, in the bucket's row order
+                    latents = [vae.encode(batch[i:i + 16].to(self.device, vae.dtype)).latent_dist.mean.float()
+                               for i in range(0, len(batch), 16)]
+                    return ((torch.cat(latents) - shift) * vae.config.scaling_factor)[[position[i] for i in order]]
+
+                bucket = {"shape": shape, "rows": torch.tensor(order), "kept": len(kept), "latents": encode(pictures)}
+                if self.mirror:  # the mirror images encoded, not the latents flipped: a VAE's latent is not symmetric
+                    bucket["mirrored"] = encode(pictures.flip(-1))
                 self.buckets.append(bucket)
             if self.objective == "sft":  # a bucket of prior rows alone never trains (dropped ones do, under kto)
                 self.buckets = [b for b in self.buckets if b["kept"]]
