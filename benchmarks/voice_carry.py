@@ -8,6 +8,12 @@ that moves the readings as far as the kept takes lean (what sft on a Gaussian re
 far above 1 a tune pushed past them by the dropped takes.
 
     OMP_NUM_THREADS=1 python benchmarks/voice_carry.py low --seeds 0 1 2 --setting 'kto={}' --setting 'sft={"objective": "sft"}'
+
+``--follow``: how far a commanded pitch shift (the ``pitch`` setting, -6 .. +6 semitones, 8 seeds each) reaches the
+sound: the pitch the takes read against the median fundamental two pitch trackers hear in their WAVs (the studio's
+``pitch_track`` and the evaluation suite's autocorrelation tracker, ``eval_scorers._pitches``).
+
+    OMP_NUM_THREADS=1 python benchmarks/voice_carry.py --follow
 """
 from __future__ import annotations
 
@@ -52,13 +58,56 @@ def carry(part: str, seed: int, settings: dict, n: int = 32) -> dict:
                 "share": moved / kept}
 
 
+def follow(shifts=(-6, -3, 0, 3, 6), seeds=range(100, 108)) -> list[dict]:
+    """Per commanded shift: the mean median pitch (semitones re 100 Hz) the takes read and the two trackers hear,
+    each relative to the unshifted takes, and the trackers' spread over the takes."""
+    from eval_scorers import _pitches
+    from studio.engine import Studio
+    from studio.media.voice.audio import pitch_track, read_wav
+
+    def semitones(hz):
+        return 12 * np.log2(np.median(hz) / 100) if len(hz) else float("nan")
+
+    rows = []
+    with tempfile.TemporaryDirectory() as ws:
+        studio = Studio(ws)
+        for shift in shifts:
+            read, studio_heard, suite_heard = [], [], []
+            for take in studio.generate("voice", LINE, seeds=list(seeds), params={"pitch": shift}):
+                audio, rate = read_wav(take.files["wav"])
+                tracked = pitch_track(audio, rate, hop=256)
+                read.append(-reading(take)[PARTS["low"]])
+                studio_heard.append(semitones(tracked[tracked > 0]))
+                suite_heard.append(semitones(_pitches(take.files["wav"])))
+            rows.append({"shift": shift, "read": float(np.mean(read)), "studio": float(np.mean(studio_heard)),
+                         "suite": float(np.mean(suite_heard)), "studio_sd": float(np.std(studio_heard)),
+                         "suite_sd": float(np.std(suite_heard))})
+    centre = next(r for r in rows if r["shift"] == 0)
+    for r in rows:
+        for key in ("read", "studio", "suite"):
+            r[key + "_move"] = r[key] - centre[key]
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=sorted(PARTS))
+    parser.add_argument("part", nargs="?", choices=sorted(PARTS))
+    parser.add_argument("--follow", action="store_true", help="how far a commanded pitch shift reaches the sound")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON", help="voice tune settings")
     parser.add_argument("--out", help="append one JSON line per run")
     args = parser.parse_args(argv)
+    if args.follow:
+        for row in follow():
+            print(f"pitch {row['shift']:+d} st: read {row['read_move']:+.1f} | studio tracker {row['studio_move']:+.1f} "
+                  f"(sd {row['studio_sd']:.1f}) | suite tracker {row['suite_move']:+.1f} (sd {row['suite_sd']:.1f}), "
+                  f"{100 * 2 ** (row['suite'] / 12):.0f} Hz", flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(json.dumps({"follow": True, **row}) + "\n")
+        return 0
+    if not args.part:
+        parser.error("name a part (low, slow, span) or --follow")
     for name, _, text in (s.partition("=") for s in args.setting or ["defaults={}"]):
         for seed in args.seeds:
             row = {"name": name, **carry(args.part, seed, json.loads(text or "{}"))}
