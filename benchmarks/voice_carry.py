@@ -13,25 +13,28 @@ far above 1 a tune pushed past them by the dropped takes.
 sound: the pitch the takes read against the median fundamental two pitch trackers hear in their WAVs (the studio's
 ``pitch_track`` and the evaluation suite's autocorrelation tracker, ``eval_scorers._pitches``).
 
-    OMP_NUM_THREADS=1 python benchmarks/voice_carry.py --follow
+    python benchmarks/voice_carry.py --follow     (one JSON line per shift, as every run here: runs_file.record)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import tempfile
+from pathlib import Path
 
 import numpy as np
 
+from eval_suite import HELD_OUT  # the held-out seeds the suite measures on
+from runs_file import named_settings, one_thread, record  # beside this script
+
 LINE = "The quick brown fox jumps over the lazy dog."
 PARTS = {"low": 0, "slow": 1, "span": 2}
-HELD_OUT = 1_000_000
 
 
 def reading(candidate) -> tuple[float, float, float]:
     """(-median pitch in semitones above 100 Hz, total frames, pitch span in semitones) from a take's alignment:
     larger leans further toward ``low``, ``slow`` and ``span``."""
-    alignment = json.loads(open(candidate.files["json"]).read())
+    alignment = json.loads(Path(candidate.files["json"]).read_text())
     semitones = 12 * np.log2(np.asarray(alignment["pitch_hz"], dtype=float) / 100)
     return (-float(np.median(semitones)), float(sum(alignment["durations"])),
             float(np.percentile(semitones, 95) - np.percentile(semitones, 5)))
@@ -95,27 +98,18 @@ def main(argv=None) -> int:
     parser.add_argument("--follow", action="store_true", help="how far a commanded pitch shift reaches the sound")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=JSON", help="voice tune settings")
-    parser.add_argument("--out", help="append one JSON line per run")
+    parser.add_argument("--out", type=Path, help="append one JSON line per run")
     args = parser.parse_args(argv)
+    if not args.follow and not args.part:
+        parser.error("name a part (low, slow, span) or --follow")
+    one_thread()
     if args.follow:
         for row in follow():
-            print(f"pitch {row['shift']:+d} st: read {row['read_move']:+.1f} | studio tracker {row['studio_move']:+.1f} "
-                  f"(sd {row['studio_sd']:.1f}) | suite tracker {row['suite_move']:+.1f} (sd {row['suite_sd']:.1f}), "
-                  f"{100 * 2 ** (row['suite'] / 12):.0f} Hz", flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(json.dumps({"follow": True, **row}) + "\n")
+            record({"follow": True, **row}, args.out)
         return 0
-    if not args.part:
-        parser.error("name a part (low, slow, span) or --follow")
-    for name, _, text in (s.partition("=") for s in args.setting or ["defaults={}"]):
+    for name, settings in named_settings(args.setting):
         for seed in args.seeds:
-            row = {"name": name, **carry(args.part, seed, json.loads(text or "{}"))}
-            print(f"{args.part} {name} seed {seed}: kept lean {row['kept_lean']:+.2f}, tuned - base {row['moved']:+.2f}, "
-                  f"share {row['share']:.2f}", flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            record({"name": name, **carry(args.part, seed, settings)}, args.out)
     return 0
 
 
