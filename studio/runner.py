@@ -159,11 +159,15 @@ def _busy_jobs(store: Store, jobs: list[dict[str, Any]]) -> str | None:
 
 
 def _running(job: dict[str, Any], owner_pid: int | None) -> bool:
-    """Owned by a live worker, or launched moments ago and still starting up."""
+    """Owned by a live worker, or launched moments ago and still starting up.
+
+    A queued row without a PID is being launched right now (its row is written before the
+    process starts, and the PID after): it counts as starting, not interrupted, for the grace.
+    """
     if owner_pid is not None:
         return True
-    return (job["status"] == "queued" and _alive(job["pid"])
-            and time.time() - job["updated_at"] < STARTING_GRACE)
+    launching = job["pid"] is None or _alive(job["pid"])
+    return job["status"] == "queued" and launching and time.time() - job["updated_at"] < STARTING_GRACE
 
 
 def status(store: Store, job_id: str) -> dict[str, Any]:

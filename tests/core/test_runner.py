@@ -120,3 +120,14 @@ def test_owner_is_read_from_the_lock_without_taking_it(tmp_path):
     fd = runner.take_ownership(tmp_path)
     assert fd is not None and (tmp_path / runner.OWNER).read_text() == str(os.getpid())
     os.close(fd)
+
+
+def test_a_tune_between_its_row_and_its_process_reads_as_running_not_interrupted(workspace, fake, monkeypatch):
+    """The row is written before the worker is launched; a page polling in that moment saw 'interrupted'."""
+    studio = Studio(workspace)
+    curate_some(studio)
+    monkeypatch.setattr(runner, "_spawn", lambda store, job_id: None)  # the moment before the process exists
+    job = studio.start_tune("fake", steps=5)
+    assert runner.status(studio.store, job)["status"] == "running"
+    monkeypatch.setattr(runner, "STARTING_GRACE", 0.0)  # a launch that never happened is read as interrupted
+    assert runner.status(studio.store, job)["status"] == "interrupted"
