@@ -124,9 +124,14 @@ def _spawn(store: Store, job_id: str) -> None:
     """Launch the worker; the row keeps the launcher's PID until the worker takes the lock."""
     job_dir = store.job_dir(job_id)
     env = dict(os.environ, STUDIO_HOME=str(store.root), PYTHONUNBUFFERED="1")
-    with open(job_dir / "log.txt", "ab") as log:
-        proc = subprocess.Popen(launch_command(job_dir), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                env=env, start_new_session=True, cwd=os.getcwd())
+    try:
+        with open(job_dir / "log.txt", "ab") as log:
+            proc = subprocess.Popen(launch_command(job_dir), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    env=env, start_new_session=True, cwd=os.getcwd())
+    except OSError as exc:  # a row left queued without a process would read as starting for the whole grace
+        message = f"The tune process could not start: {exc.strerror or exc}."
+        store.update_job(job_id, only_if=("queued",), status="failed", message=message)
+        raise StudioError(message) from exc
     store.update_job(job_id, only_if=("queued",), pid=proc.pid)
 
 

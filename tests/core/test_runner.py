@@ -131,3 +131,20 @@ def test_a_tune_between_its_row_and_its_process_reads_as_running_not_interrupted
     assert runner.status(studio.store, job)["status"] == "running"
     monkeypatch.setattr(runner, "STARTING_GRACE", 0.0)  # a launch that never happened is read as interrupted
     assert runner.status(studio.store, job)["status"] == "interrupted"
+
+
+def test_a_tune_whose_process_cannot_start_fails_with_a_sentence_and_frees_the_medium(workspace, fake, monkeypatch):
+    import pytest
+
+    from studio.errors import StudioError
+
+    studio = Studio(workspace)
+    curate_some(studio)
+    launch = runner.launch_command
+    monkeypatch.setattr(runner, "launch_command", lambda job_dir: [str(workspace / "no-such-python")])
+    with pytest.raises(StudioError, match="could not start"):
+        studio.start_tune("fake", steps=5)
+    job = studio.store.jobs("fake")[0]
+    assert runner.status(studio.store, job["id"])["status"] == "failed"
+    monkeypatch.setattr(runner, "launch_command", launch)
+    assert studio.wait_tune(studio.start_tune("fake", steps=5))["status"] == "done"  # the medium is free
