@@ -31,6 +31,7 @@ from ..errors import StudioError
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_HOST = "127.0.0.1"
 MAX_FILE_SIZE = "20mb"  # the largest upload the app accepts
+DRAIN_LIMIT = 64 * 2**20  # a refused upload's body is read and dropped up to this, so its sender sees the 413
 UPLOAD_QUOTA = 200 * 2**20  # bytes Gradio's upload folder may hold in all; an upload past it is refused (413)
 UPLOAD_MAX_AGE = 3600  # seconds an upload (or a file Gradio cached for the page) is kept ...
 UPLOAD_CLEAN_EVERY = 600  # ... removed this often by Gradio's delete_cache, and all of them when serve stops
@@ -155,6 +156,19 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
+async def _drain(receive: Any, limit: int) -> None:
+    """Read and drop a refused request's body (up to ``limit`` bytes), so the client, still sending,
+    gets the answer rather than a connection closed under it (a broken pipe, no sentence)."""
+    read = 0
+    while read <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class UploadQuota:
     """ASGI middleware: an upload that would take the upload folder past ``quota`` bytes gets a 413."""
 
@@ -176,6 +190,7 @@ class UploadQuota:
 
                 message = (f"The studio's upload space is full ({self.quota // 2**20} MB); uploads are removed "
                            f"after {UPLOAD_MAX_AGE // 60} minutes, try again then.")
+                await _drain(receive, DRAIN_LIMIT)
                 await PlainTextResponse(message, status_code=413)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
