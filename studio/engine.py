@@ -24,6 +24,7 @@ from .coalesce import JOIN_CAP, Coalescer
 from .errors import StudioError, guarded
 from .library import Library
 from .medium import DROPPED, MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
+from .preference import lowest_share
 from .settings import HELD_OUT_SEED, TUNE_FROM
 from .store import DEFAULT_SERIES, Store, default_workspace, remove_files
 
@@ -574,7 +575,7 @@ class Studio:
                     "alone (sft).")
             merged["objective"] = "sft"
         if merged.get("objective", "sft") != "sft":
-            dropped = self.dropped_set(medium, examples)
+            dropped = self.dropped_set(medium, examples, merged.get("drop_share", 1.0))
             if not dropped:  # nothing to learn away from: the plain tune on the kept set, said in the result
                 note = (f"The {merged['objective']} objective found no dropped candidates in the kept set's "
                         "batches, so this tune learned from the kept set alone (sft).")
@@ -621,10 +622,19 @@ class Studio:
                               "set prior_weight to 0 or curate a batch with some rejected.")
         return pool
 
-    def dropped_set(self, medium: str, examples: Sequence[Candidate]) -> list[Candidate]:
-        """What a preference objective learns to make rarer: the candidates of the kept ones' batches decided
-        not kept, by hand (X) or by the rule; never a candidate of another batch or series."""
-        return self._batch_mates(medium, examples, DROPPED)
+    def dropped_set(self, medium: str, examples: Sequence[Candidate], share: float = 1.0) -> list[Candidate]:
+        """What a preference objective learns to make rarer: the candidates of the kept ones' batches dropped by
+        hand (X), and those the rule dropped within the lowest-scoring ``share`` of their batch (1: all); never a
+        candidate of another batch or series.  The rule's middling drops sit close to what it kept: a picture
+        tune that learned away from them lost the keeps too (docs/objectives.md, "Pictures: the bottom of the
+        batch")."""
+        dropped = self._batch_mates(medium, examples, DROPPED)
+        if share >= 1:
+            return dropped
+        lowest: set[str] = set()
+        for b in sorted({c.batch for c in dropped}):
+            lowest |= lowest_share(self.store.candidates(medium, batch=b), share)
+        return [c for c in dropped if c.decision == "hand_rejected" or c.id in lowest]
 
     def _batch_mates(self, medium: str, examples: Sequence[Candidate], decisions: Sequence[str]) -> list[Candidate]:
         """The other candidates of the examples' batches with one of these decisions."""

@@ -53,12 +53,27 @@ def beta_setting(default: float, maximum: float = 100, objectives: Sequence[str]
                             "stays closer)", above=0, max=maximum, advanced=True)
 
 
+def drop_share_setting(default: float) -> Any:
+    """The ``drop_share`` field: which of the rule's drops a preference tune learns away from."""
+    return setting(default, "kto / dpo: the rule's drops that count, the lowest-scoring share of each batch "
+                            "(1: every drop; 0.25: the bottom quarter); drops by hand always count",
+                   min=0, max=1, advanced=True, label="Rule drops that count")
+
+
+def lowest_share(batch: Sequence[Any], share: float) -> set[str]:
+    """The ids of a batch's lowest-scoring ``share`` of candidates by the rule's score (``scores['score']``;
+    candidates the rule never scored are in no share)."""
+    scored = sorted((c for c in batch if "score" in c.scores), key=lambda c: c.scores["score"])
+    return {c.id for c in scored[:round(share * len(batch))]}
+
+
 @dataclasses.dataclass
 class PreferenceTune(TuneSettings):
     """The tune settings of a medium whose tune can learn from drops (text, symbolic music, images)."""
 
     objective: str = objective_setting("sft")
     beta: float = beta_setting(0.1)
+    drop_share: float = drop_share_setting(1.0)
 
     def check(self, owner: str) -> None:
         if self.objective != "sft" and self.prior_weight > 0:

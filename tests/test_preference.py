@@ -129,6 +129,25 @@ def test_kto_tune_gets_the_dropped_of_the_kept_batches_by_hand_and_by_rule(works
 
 
 @pytest.mark.slow
+def test_a_drop_share_counts_the_rules_drops_at_the_bottom_of_the_batch_and_every_drop_by_hand(workspace, fake):
+    studio = Studio(workspace)
+    batch = studio.generate("fake", "a colour", n=16)
+    studio.curate("fake", scorers=["bright"], threshold=0.7, temperature=0.0, keep="all")
+    mates = studio.store.candidates("fake", batch=batch[0].batch)
+    ranked = sorted(mates, key=lambda c: c.scores["score"])
+    middling = next(c for c in reversed(ranked) if c.decision == "auto_rejected")  # the rule's best drop
+    kept = [c for c in mates if c.accepted]
+    studio.curate("fake", batch=batch[0].batch, reject=[kept[-1].id], apply_rule=False)  # a keep dropped by hand
+    result = studio.tune("fake", settings={"objective": "kto", "beta": 1.0, "drop_share": 0.25})
+    dropped = set(_spec(workspace, result["job"])["dropped"])
+    assert dropped == {c.id for c in ranked[:4] if c.decision == "auto_rejected"} | {kept[-1].id}
+    assert middling.id not in dropped and result["dropped"] == len(dropped)
+    assert len(studio.dropped_set("fake", kept[:-1])) > len(studio.dropped_set("fake", kept[:-1], 0.25))
+    with pytest.raises(StudioError, match="drop_share"):
+        studio.tune("fake", settings={"objective": "kto", "drop_share": 1.5})
+
+
+@pytest.mark.slow
 def test_kto_with_nothing_dropped_falls_back_to_sft_and_says_so(workspace, fake):
     studio = Studio(workspace)
     batch = studio.generate("fake", "a colour", n=4)

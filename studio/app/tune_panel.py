@@ -166,8 +166,10 @@ def _intro(ctx: TabContext, kept: Sequence[Candidate]) -> str:
     where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
     away = ""
     if defaults.get("objective", "sft") != "sft":  # a preference objective also learns from what was dropped
-        dropped = len(ctx.studio.dropped_set(ctx.name, kept))
-        away = (f", and away from the **{dropped}** dropped in their batches (by you or the rule)" if dropped else
+        share = defaults.get("drop_share", 1.0)
+        dropped = len(ctx.studio.dropped_set(ctx.name, kept, share))
+        by = "by you or the rule" if share >= 1 else f"by you, or by the rule in their batch's lowest {share:.0%}"
+        away = (f", and away from the **{dropped}** dropped in their batches ({by})" if dropped else
                 "; nothing in their batches is dropped yet, so it learns from the kept ones alone")
     return (f"The fine-tune learns from the **{total}** candidate{'s' if total != 1 else ''} kept across all "
             f"rounds{where} (below, newest first; **Un-keep** drops one){away}. It makes a new version in the "

@@ -8,8 +8,9 @@ encoder trains).  A step then costs one denoiser forward and backward.  On a GPU
 in bf16 with gradient checkpointing, and the text encoders and VAE wait in CPU memory while the
 denoiser trains (the cache holds all a step needs); the LoRA weights train in fp32.
 
-With ``objective`` ``kto`` and dropped pictures (Diffusion-KTO, Li et al. 2024) each batch draws half its
-rows from the kept and half from the dropped pictures; both the tune and the starting model (the adapter
+With ``objective`` ``kto`` and dropped pictures (Diffusion-KTO, Li et al. 2024) each batch draws the dropped
+pictures in their share of the task's pictures, at most half of the batch (a few drops beside many keeps drawn
+up to half undid the keeps), and the rest from the kept ones; both the tune and the starting model (the adapter
 at its starting weights: a new LoRA adds zero, a parent's is the parent) denoise the same noisy latents,
 and the implicit reward of a picture is ``reference's error - tune's error`` (per-pixel MSE against the
 training target), which ``studio.preference.kto_loss`` turns into the KTO loss with the image ``beta``
@@ -300,10 +301,13 @@ class ImageTuneTask:
                                     for b in self.buckets])
             bucket = self.buckets[int(torch.multinomial(weights, 1, generator=generator))]
         kept, total = bucket["kept"], len(bucket["rows"])
-        if self.objective == "kto":  # half kept, half dropped where the bucket has both (lambda_D = lambda_U = 1)
+        if self.objective == "kto":  # kept and dropped rows in their own proportion, at most half dropped
             if kept == 0:
                 return bucket, torch.randint(0, total, (self.batch_size,), generator=generator)
-            return bucket, batch_rows(kept, total, max(2, self.batch_size), 0.5 if total > kept else 0.0, generator)
+            # at most half: a few drops beside many keeps are not drawn up to half of every batch, where they
+            # undid the keeps (23 kept, 3 dropped: 76% -> 2%, docs/objectives.md "Pictures: the bottom of the batch")
+            dropped_share = min(0.5, (total - kept) / total)
+            return bucket, batch_rows(kept, total, max(2, self.batch_size), dropped_share, generator)
         return bucket, batch_rows(kept, total, self.batch_size, self.prior_weight if total > kept else 0.0, generator)
 
     def _predict(self, idx, noisy, timesteps):

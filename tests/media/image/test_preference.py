@@ -104,6 +104,19 @@ def test_the_reference_is_the_parent_version_when_tuning_from_it(medium, tiny_mo
     assert not torch.allclose(ref, base_error, atol=1e-6)  # the parent, not the base
 
 
+def test_a_few_drops_beside_many_keeps_are_drawn_in_their_share_and_never_past_half(medium, tiny_model, tmp_path):
+    """23 kept and 3 dropped with the drops drawn up to half of every batch took three red stars to brown blobs."""
+    red, blue = (220, 40, 40), (40, 40, 220)
+    shares = {}
+    for n_kept, n_dropped in ((6, 2), (3, 3), (2, 6)):
+        kept = _pictures(tmp_path / f"k{n_kept}", red, f"kept{n_kept}-", n_kept)
+        dropped = _pictures(tmp_path / f"d{n_kept}", blue, f"drop{n_kept}-", n_dropped)
+        task, _ = _task(medium, tiny_model, kept, dropped, batch_size=8)
+        rows = torch.cat([task._batch(torch.Generator().manual_seed(s))[1] for s in range(50)])
+        shares[n_kept, n_dropped] = float((rows >= task.kept_rows).float().mean())
+    assert shares[6, 2] == pytest.approx(0.25) and shares[3, 3] == shares[2, 6] == pytest.approx(0.5), shares
+
+
 def test_no_drops_tunes_the_kept_set_alone(medium, tiny_model, pictures):
     kept, _ = pictures
     kto, _ = _task(medium, tiny_model, kept, [])
@@ -146,7 +159,8 @@ def test_a_kto_tune_with_nothing_dropped_says_it_learned_the_kept_set_alone(work
 def test_the_image_objective_is_sft_or_kto(medium):
     from studio.errors import StudioError
 
-    assert medium.tune_defaults["objective"] == "sft"
+    defaults = medium.tune_defaults  # docs/objectives.md, "Pictures: the bottom of the batch"
+    assert (defaults["objective"], defaults["beta"], defaults["drop_share"]) == ("kto", 1000.0, 0.25)
     assert medium.parse_tune_settings({"objective": "kto", "beta": 300})["beta"] == 300
     with pytest.raises(StudioError, match="objective"):
         medium.parse_tune_settings({"objective": "dpo"})  # Diffusion-DPO is not built
