@@ -628,20 +628,22 @@ class Studio:
         candidate of another batch or series.  The rule's middling drops sit close to what it kept: a picture
         tune that learned away from them lost the keeps too (docs/objectives.md, "Pictures: the bottom of the
         batch")."""
-        dropped = self._batch_mates(medium, examples, DROPPED)
-        if share >= 1:
-            return dropped
-        lowest: set[str] = set()
-        for b in sorted({c.batch for c in dropped}):
-            lowest |= lowest_share(self.store.candidates(medium, batch=b), share)
-        return [c for c in dropped if c.decision == "hand_rejected" or c.id in lowest]
+        def counted(batch: list[Candidate]) -> set[str]:
+            return lowest_share(batch, share) | {c.id for c in batch if c.decision == "hand_rejected"}
 
-    def _batch_mates(self, medium: str, examples: Sequence[Candidate], decisions: Sequence[str]) -> list[Candidate]:
-        """The other candidates of the examples' batches with one of these decisions."""
-        kept = {c.id for c in examples}
-        batches = sorted({c.batch for c in examples if c.batch is not None})
-        return [c for b in batches for c in self.store.candidates(medium, batch=b)
-                if c.id not in kept and c.decision in decisions]
+        return self._batch_mates(medium, examples, DROPPED, counted if share < 1 else None)
+
+    def _batch_mates(self, medium: str, examples: Sequence[Candidate], decisions: Sequence[str],
+                     within: Callable[[list[Candidate]], set[str] | None] | None = None) -> list[Candidate]:
+        """The other candidates of the examples' batches with one of these decisions (and, with ``within``, among
+        the ids it picks from each whole batch; None picks all), each batch read once."""
+        kept, out = {c.id for c in examples}, []
+        for b in sorted({c.batch for c in examples if c.batch is not None}):
+            batch = self.store.candidates(medium, batch=b)
+            picked = within(batch) if within else None
+            out += [c for c in batch if c.id not in kept and c.decision in decisions
+                    and (picked is None or c.id in picked)]
+        return out
 
     def wait_tune(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         info = runner.wait(self.store, job_id, on_progress)
