@@ -13,6 +13,7 @@ from typing import Sequence
 
 from studio.errors import StudioError
 from studio.medium import Candidate, ScoringContext
+from studio.scoring import fit_preference
 
 from .scenes import COLOURS
 
@@ -214,22 +215,6 @@ def favourites(ctx: ScoringContext):
     return score
 
 
-def fit_preference(x, y, l2: float = 1e-2, iters: int = 300):
-    """A logistic regression by gradient descent on standardised features: (weights, bias, mean, std)."""
-    import numpy as np
-
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    z = (x - mean) / std
-    w, b = np.zeros(z.shape[1]), 0.0
-    rate = 0.5
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
-        grad = p - y
-        w -= rate * (z.T @ grad / len(y) + l2 * w)
-        b -= rate * grad.mean()
-    return w, b, mean, std
-
-
 def preference(ctx: ScoringContext):
     """Rewards what the artist has accepted by hand: a logistic model on picture features, refit on
     every hand decision (accepted = 1, rejected = 0); 0.5 for all until both kinds exist."""
@@ -242,11 +227,9 @@ def preference(ctx: ScoringContext):
         model = fit_preference(_features(ctx, decided), labels)
 
     def score(candidates):
-        if model is None:
+        if model is None or not len(candidates):
             return [0.5] * len(candidates)
-        w, b, mean, std = model
-        z = (_features(ctx, candidates) - mean) / std
-        return [float(v) for v in 1.0 / (1.0 + np.exp(-(z @ w + b)))]
+        return [float(v) for v in model(_features(ctx, candidates))]
     return score
 
 
