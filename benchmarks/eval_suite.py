@@ -80,7 +80,7 @@ def measure(studio, medium: str, scorer: str, version: str, prompt: str, seed: i
 
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
-            params: dict | None = None, start_from: str = "last", builtin: bool = False) -> dict:
+            params: dict | None = None, start_from: str = "last", builtin: bool = False, expand: int = 0) -> dict:
     from studio.engine import Studio
 
     out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start_from, "rounds": [],
@@ -101,10 +101,19 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             keep = [cands[i].id for i in order[:quarter]]
             drop = [cands[i].id for i in order[-quarter:]]
             studio.curate(medium, accept=keep, reject=drop, apply_rule=False)
+            extra = {}
+            if expand:  # the artist generates more and lets the learned preference keep its top quarter
+                more = studio.generate(medium, prompt, seeds=list(range(1000 * seed + 500 + r * expand,
+                                                                        1000 * seed + 500 + (r + 1) * expand)),
+                                       version=version, params=params)
+                ruled = studio.curate(medium, scorers=["preference"], top=0.25, temperature=0.0)
+                kept_more = [c for c in more if c.id in set(ruled["accepted"])]
+                extra = {"expanded": len(kept_more),
+                         "expanded_over_bar": float(np.mean(np.array(judge(kept_more)) >= bar)) if kept_more else None}
             tuned = studio.tune(medium, from_version="base" if start_from == "base" else version, settings=settings)
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
-                   "kept_total": tuned["curated"], "bar": bar,
+                   "kept_total": tuned["curated"], "bar": bar, **extra,
                    **measure(studio, medium, scorer, version, prompt, seed, n, bar, params, builtin)}
             if medium in HELD_OUT_PROMPTS:
                 if held_bar is None:
@@ -175,6 +184,9 @@ def main(argv=None) -> int:
     parser.add_argument("--start", choices=("last", "base"), default="last",
                         help="each round's tune starts from the version before (last) or from the base on "
                              "everything kept so far (base: ReST-EM)")
+    parser.add_argument("--expand", type=int, default=0,
+                        help="after the hand decisions, generate this many more and let the studio's learned "
+                             "preference (fit on the hand decisions) keep their top quarter, as an artist can")
     parser.add_argument("--builtin", action="store_true",
                         help="the simulated artist judges with the studio's own scorers named by --scorers (to choose "
                              "a default under the suite's protocol; the eval scorers never choose one)")
@@ -191,7 +203,8 @@ def main(argv=None) -> int:
             for scorer in args.scorers or names(args.medium):
                 row = {"name": name, "settings": settings, "params": params,
                        **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params,
-                                 args.start, args.builtin)}
+                                 args.start, args.builtin, args.expand),
+                       **({"expand": args.expand} if args.expand else {})}
                 record(row, args.out)
     return 0
 
