@@ -114,6 +114,7 @@ class ImageTuneTask:
         if self.objective not in ("sft", "kto"):
             raise StudioError(f"The image tune learns with sft or kto, not {self.objective}.")
         self.beta = float(settings.get("beta", 0.0))
+        self.sft_weight = float(settings.get("sft_weight", 0.0)) if self.objective == "kto" else 0.0
         # prior preservation: the batch's un-kept pictures after the kept ones, this share of every batch
         self.prior_weight = float(settings["prior_weight"]) if prior and self.objective == "sft" else 0.0
         self.kept_rows = len(examples)
@@ -384,7 +385,10 @@ class ImageTuneTask:
         if self.objective == "kto":
             error, ref, kept = self._errors(generator)
             # minus the denoising error stands in for a log-likelihood (Diffusion-KTO): reward = ref - error
-            return kto_loss(-error, -ref, kept, self.beta)
+            loss = kto_loss(-error, -ref, kept, self.beta)
+            if self.sft_weight > 0 and bool(kept.any()):  # sft's loss on the kept rows beside it
+                loss = loss + self.sft_weight * error[kept.to(error.device)].mean()
+            return loss
         idx, noisy, timesteps, target, _ = self._draw(generator)
         return F.mse_loss(self._predict(idx, noisy, timesteps).float(), target)
 

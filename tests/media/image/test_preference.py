@@ -166,3 +166,18 @@ def test_the_image_objective_is_sft_or_kto(medium):
         medium.parse_tune_settings({"objective": "dpo"})  # Diffusion-DPO is not built
     with pytest.raises(StudioError, match="prior_weight"):
         medium.parse_tune_settings({"objective": "kto", "prior_weight": 0.5})
+
+
+def test_sft_weight_adds_the_kept_pictures_own_loss_to_kto(medium, tiny_model, pictures):
+    from studio.errors import StudioError
+    from studio.preference import kto_loss
+
+    kept, dropped = pictures
+    task, _ = _task(medium, tiny_model, kept, dropped, sft_weight=0.5)
+    error, ref, is_kept = task._errors(torch.Generator().manual_seed(3))  # the draw the loss makes with this seed
+    expected = kto_loss(-error, -ref, is_kept, task.beta) + 0.5 * error[is_kept].mean()
+    assert float(task.loss(0, torch.Generator().manual_seed(3))) == pytest.approx(float(expected), rel=1e-5)
+    assert float(expected) > 0.5  # the sft term is there: kto alone is 0.5 at the start
+    assert medium.tune_defaults["sft_weight"] == 0.0  # off by default (docs/objectives.md)
+    with pytest.raises(StudioError, match="sft_weight"):
+        medium.parse_tune_settings({"objective": "sft", "sft_weight": 1.0})
