@@ -13,7 +13,8 @@ from studio.training import run_tune
 
 PROMPT = "a red circle on a blue background"
 # every row in every batch (3 kept, 3 dropped); lr 1e-2: at 5e-2 the tiny random UNet's shared error swamps the rest
-SETTINGS = {"objective": "kto", "beta": 1000.0, "steps": 6, "lr": 1e-2, "rank": 4, "batch_size": 6,
+# kto alone (sft_weight 0): the sft term beside it has a test of its own
+SETTINGS = {"objective": "kto", "beta": 1000.0, "sft_weight": 0.0, "steps": 6, "lr": 1e-2, "rank": 4, "batch_size": 6,
             "checkpoint_every": 3}
 
 
@@ -169,7 +170,6 @@ def test_the_image_objective_is_sft_or_kto(medium):
 
 
 def test_sft_weight_adds_the_kept_pictures_own_loss_to_kto(medium, tiny_model, pictures):
-    from studio.errors import StudioError
     from studio.preference import kto_loss
 
     kept, dropped = pictures
@@ -178,6 +178,7 @@ def test_sft_weight_adds_the_kept_pictures_own_loss_to_kto(medium, tiny_model, p
     expected = kto_loss(-error, -ref, is_kept, task.beta) + 0.5 * error[is_kept].mean()
     assert float(task.loss(0, torch.Generator().manual_seed(3))) == pytest.approx(float(expected), rel=1e-5)
     assert float(expected) > 0.5  # the sft term is there: kto alone is 0.5 at the start
-    assert medium.tune_defaults["sft_weight"] == 0.0  # off by default (docs/objectives.md)
-    with pytest.raises(StudioError, match="sft_weight"):
-        medium.parse_tune_settings({"objective": "sft", "sft_weight": 1.0})
+    assert medium.tune_defaults["sft_weight"] == 1.0  # the default (docs/objectives.md)
+    sft = medium.tune_task(task.handle, kept, {**medium.tune_defaults, **SETTINGS, "objective": "sft",
+                                                "sft_weight": 1.0}, None, dropped=dropped)
+    assert sft.sft_weight == 0.0  # like beta, a kto setting that sft leaves alone
