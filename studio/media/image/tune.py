@@ -14,8 +14,8 @@ up to half undid the keeps), and the rest from the kept ones; both the tune and 
 at its starting weights: a new LoRA adds zero, a parent's is the parent) denoise the same noisy latents,
 and the implicit reward of a picture is ``reference's error - tune's error`` (per-pixel MSE against the
 training target), which ``studio.preference.kto_loss`` turns into the KTO loss with the image ``beta``
-(docs/objectives.md).  The starting weights are copied when the task is built, before any step, so a
-resumed tune rebuilds the same reference.
+(docs/objectives.md); ``sft_weight`` adds the kept rows' mean error, sft's own loss, beside it.  The starting
+weights are copied when the task is built, before any step, so a resumed tune rebuilds the same reference.
 
 ``save`` writes the standard diffusers LoRA folder (``pytorch_lora_weights.safetensors`` with
 its LoRA configs as metadata) through the pipeline class's own ``save_lora_weights``, so stock
