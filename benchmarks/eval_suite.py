@@ -23,7 +23,10 @@ more lift than round 1.
     python benchmarks/eval_suite.py --table runs/eval-image.jsonl
 
 ``--builtin --scorers NAME ...`` runs the same protocol with the studio's own scorers as the artist's judgement:
-that is how a default is chosen under this protocol (the eval scorers never choose one).
+that is how a default is chosen under this protocol (the eval scorers never choose one).  ``--builtin --scorers
+likeness``: the artist stars two candidates of round 1's base batch at random and wants more like them, judged by
+the built-in ``favourites`` scorer's arithmetic in the medium's own features: a criterion of layout and colour at
+once, where the studio's picture scorers all judge tone.
 """
 from __future__ import annotations
 
@@ -53,21 +56,46 @@ def targets(a: float, b: float, best2: float, variety: float | None, copies: flo
             "variety": (variety or 0.0) >= 0.8, "copies": copies <= 0.10}
 
 
-def artist(studio, medium: str, scorer: str, builtin: bool):
+LIKENESS = "likeness"  # with --builtin: "more like these two", a criterion of layout and colour at once
+
+
+def artist(studio, medium: str, scorer: str, builtin: bool, seed: int = 0):
     """The simulated artist's judgement: an eval-only scorer (the suite), or with ``builtin`` one of the studio's
-    own scorers (the same protocol for choosing a default, which an eval scorer never does)."""
+    own scorers (the same protocol for choosing a default, which an eval scorer never does), or ``likeness``."""
+    if builtin and scorer == LIKENESS:
+        return likeness(studio, medium, seed)
     if builtin:
         return lambda candidates: studio.score(medium, candidates, [scorer])
     return lambda candidates: score_files(medium, scorer, candidates)
 
 
-def measure(studio, medium: str, scorer: str, version: str, prompt: str, seed: int, n: int, bar: float,
-            params: dict | None, builtin: bool = False) -> dict:
+def likeness(studio, medium: str, seed: int):
+    """The artist stars two candidates of the first batch it judges, at random (seeded), and judges every
+    candidate by the built-in ``favourites`` scorer's arithmetic with those two as the favourites: (best cosine
+    + 1) / 2 in the medium's own features (``Medium.embed``; for pictures 8x8 thumbnails).  A target of layout
+    and colour together, a different one on every seed, judged by the studio's own code."""
+    stars = []
+
+    def features(candidates):
+        the_medium = studio.medium(medium)
+        with studio._model_lock:
+            feats = np.asarray(the_medium.embed(studio.handle(medium, candidates[0].model), candidates), float)
+        return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+
+    def judge(candidates):
+        if not stars:
+            picked = np.random.default_rng(seed).choice(len(candidates), size=2, replace=False)
+            stars.append(features([candidates[int(i)] for i in picked]))
+        return list((features(candidates) @ stars[0].T).max(axis=1) / 2 + 0.5)
+    return judge
+
+
+def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n: int, bar: float,
+            params: dict | None) -> dict:
     """Base against ``version`` on held-out seeds of ``prompt``: the share over the artist's bar on each side,
     best of 2 from the base, variety against the kept set, copies, and the four targets."""
     result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=HELD_OUT + 1000 * seed,
                             threshold=0.5, temperature=0.0, params=params)
-    judge = artist(studio, medium, scorer, builtin)
     sides = {side: np.array(judge(studio.store.candidates(medium, ids=result[side]["candidates"])))
              for side in ("before", "after")}
     before, after = sides["before"], sides["after"]
@@ -87,7 +115,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
            "builtin": builtin}
     with tempfile.TemporaryDirectory() as ws:
         studio = Studio(ws)
-        judge = artist(studio, medium, scorer, builtin)
+        judge = artist(studio, medium, scorer, builtin, seed)
         version, bar, held_bar = "base", None, None
         for r in range(rounds):
             start = time.perf_counter()
@@ -114,7 +142,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
                    "kept_total": tuned["curated"], "bar": bar, **extra,
-                   **measure(studio, medium, scorer, version, prompt, seed, n, bar, params, builtin)}
+                   **measure(studio, medium, judge, version, prompt, seed, n, bar, params)}
             if medium in HELD_OUT_PROMPTS:
                 if held_bar is None:
                     held_bar = bar
@@ -122,9 +150,8 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
                         base = studio.generate(medium, HELD_OUT_PROMPTS[medium], seeds=seeds, version="base",
                                                params=params)
                         held_bar = float(np.quantile(judge(base), 0.75))  # left undecided
-                row["new_prompt"] = {"bar": held_bar, **measure(studio, medium, scorer, version,
-                                                                HELD_OUT_PROMPTS[medium], seed, n, held_bar, params,
-                                                                builtin)}
+                row["new_prompt"] = {"bar": held_bar, **measure(studio, medium, judge, version,
+                                                                HELD_OUT_PROMPTS[medium], seed, n, held_bar, params)}
             row["seconds"] = round(time.perf_counter() - start, 1)
             out["rounds"].append(row)
     return out

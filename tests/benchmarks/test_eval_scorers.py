@@ -85,3 +85,37 @@ def test_the_simulated_artist_judges_with_the_studios_scorer_only_when_asked(fil
     assert own == [eval_scorers.brief(files["haiku"])] and not studio.calls  # the eval scorer, not the studio's
     assert eval_suite.artist(studio, "text", "syllables", builtin=True)([poem]) == [0.25]
     assert studio.calls == [("text", ["syllables"])]
+
+
+def test_the_likeness_artist_stars_two_of_the_first_batch_and_judges_every_later_one_against_them():
+    import threading
+
+    import numpy as np
+
+    import eval_suite
+
+    class Medium:
+        def embed(self, handle, candidates):
+            return np.array([c.features for c in candidates], dtype=float)
+
+    class Studio:
+        _model_lock = threading.RLock()
+
+        def medium(self, name):
+            return Medium()
+
+        def handle(self, medium, model):
+            return None
+
+    rng = np.random.default_rng(5)
+    first = [types.SimpleNamespace(model="m", features=rng.normal(size=4)) for _ in range(8)]
+    judge = eval_suite.artist(Studio(), "image", "likeness", builtin=True, seed=3)
+    scores = np.array(judge(first))
+    starred = np.flatnonzero(np.isclose(scores, 1.0))
+    assert len(starred) == 2 and (scores <= 1.0 + 1e-9).all()  # the two stars, each its own best match
+    again = eval_suite.artist(Studio(), "image", "likeness", builtin=True, seed=3)(first)
+    assert np.allclose(again, scores)  # the seed picks the same two
+    star = first[starred[0]].features
+    later = [types.SimpleNamespace(model="m", features=2 * star), types.SimpleNamespace(model="m", features=-star)]
+    close, far = judge(later)  # judged against the first batch's stars, not two of this batch
+    assert np.isclose(close, 1.0) and far < max(scores[np.setdiff1d(np.arange(8), starred)])
