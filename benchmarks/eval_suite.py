@@ -77,9 +77,8 @@ def likeness(studio, medium: str, seed: int):
     stars = []
 
     def features(candidates):
-        the_medium = studio.medium(medium)
-        with studio._model_lock:
-            feats = np.asarray(the_medium.embed(studio.handle(medium, candidates[0].model), candidates), float)
+        handle = studio.handle(medium, candidates[0].model)
+        feats = np.asarray(studio.medium(medium).embed(handle, candidates), dtype=float)
         return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
 
     def judge(candidates):

@@ -88,8 +88,6 @@ def test_the_simulated_artist_judges_with_the_studios_scorer_only_when_asked(fil
 
 
 def test_the_likeness_artist_stars_two_of_the_first_batch_and_judges_every_later_one_against_them():
-    import threading
-
     import numpy as np
 
     import eval_suite
@@ -99,8 +97,6 @@ def test_the_likeness_artist_stars_two_of_the_first_batch_and_judges_every_later
             return np.array([c.features for c in candidates], dtype=float)
 
     class Studio:
-        _model_lock = threading.RLock()
-
         def medium(self, name):
             return Medium()
 
