@@ -71,21 +71,19 @@ def artist(studio, medium: str, scorer: str, builtin: bool, seed: int = 0):
 
 def likeness(studio, medium: str, seed: int):
     """The artist stars two candidates of the first batch it judges, at random (seeded), and judges every
-    candidate by the built-in ``favourites`` scorer's arithmetic with those two as the favourites: (best cosine
-    + 1) / 2 in the medium's own features (``Medium.embed``; for pictures 8x8 thumbnails).  A target of layout
-    and colour together, a different one on every seed, judged by the studio's own code."""
+    candidate by its likeness to them: (best cosine + 1) / 2 in the medium's own features (``Medium.embed``; for
+    pictures 8x8 thumbnails), the image ``favourites`` scorer's arithmetic with those two as the favourites (the
+    other media's favourites scorers rank the same way).  A target of layout and colour together, a different one
+    on every seed, judged by the studio's own code."""
     stars = []
 
-    def features(candidates):
+    def judge(candidates):
         handle = studio.handle(medium, candidates[0].model)
         feats = np.asarray(studio.medium(medium).embed(handle, candidates), dtype=float)
-        return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-
-    def judge(candidates):
-        if not stars:
-            picked = np.random.default_rng(seed).choice(len(candidates), size=2, replace=False)
-            stars.append(features([candidates[int(i)] for i in picked]))
-        return list((features(candidates) @ stars[0].T).max(axis=1) / 2 + 0.5)
+        feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+        if not stars:  # the first batch: its features already hold the two stars'
+            stars.append(feats[np.random.default_rng(seed).choice(len(candidates), size=2, replace=False)])
+        return list((feats @ stars[0].T).max(axis=1) / 2 + 0.5)
     return judge
 
 
