@@ -24,6 +24,7 @@ from typing import Any, Callable
 from studio.errors import StudioError
 
 UNET_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
+UNET_CONV = ("conv1", "conv2")  # each resnet's two 3x3 convolutions (kohya's LoCon "conv_dim")
 # MM-DiT blocks attend over image and text tokens with separate projections for each
 MMDIT_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
 CLIP_ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -37,6 +38,7 @@ class Family:
     denoiser: str  # the pipeline component that denoises: "unet" or "transformer"
     objective: str  # "ddpm" or "flow"
     lora_targets: tuple[str, ...]
+    conv_targets: tuple[str, ...]  # what ``conv`` adds (empty: the family has none to adapt)
     text_encoders: tuple[str, ...]  # components that may carry a LoRA
     encode: Callable[..., tuple[dict[str, Any], dict[str, Any]]]  # (pipe, prompts, device, size) -> rows, shared
     predict: Callable[..., Any]  # (pipe, noisy, timesteps, cond) -> prediction shaped like noisy
@@ -114,16 +116,16 @@ def _predict_flux(pipe, noisy, timesteps, cond):
 
 FAMILIES = (
     Family(name="Stable Diffusion 1.x/2.x", pipelines=("StableDiffusionPipeline",), denoiser="unet",
-           objective="ddpm", lora_targets=UNET_ATTENTION, text_encoders=("text_encoder",),
+           objective="ddpm", lora_targets=UNET_ATTENTION, conv_targets=UNET_CONV, text_encoders=("text_encoder",),
            encode=_encode_sd, predict=_predict_unet, kohya="sd", base_model_version="sd_v1"),
     Family(name="SDXL", pipelines=("StableDiffusionXLPipeline",), denoiser="unet", objective="ddpm",
-           lora_targets=UNET_ATTENTION, text_encoders=("text_encoder", "text_encoder_2"),
+           lora_targets=UNET_ATTENTION, conv_targets=UNET_CONV, text_encoders=("text_encoder", "text_encoder_2"),
            encode=_encode_sdxl, predict=_predict_unet, kohya="sgm", base_model_version="sdxl_base_v1-0"),
     Family(name="SD3/SD3.5", pipelines=("StableDiffusion3Pipeline",), denoiser="transformer", objective="flow",
-           lora_targets=MMDIT_ATTENTION, text_encoders=("text_encoder", "text_encoder_2"),
+           lora_targets=MMDIT_ATTENTION, conv_targets=(), text_encoders=("text_encoder", "text_encoder_2"),
            encode=_encode_sd3, predict=_predict_sd3, kohya=None, base_model_version="sd3"),
     Family(name="Flux.1", pipelines=("FluxPipeline",), denoiser="transformer", objective="flow",
-           lora_targets=MMDIT_ATTENTION, text_encoders=("text_encoder",),
+           lora_targets=MMDIT_ATTENTION, conv_targets=(), text_encoders=("text_encoder",),
            encode=_encode_flux, predict=_predict_flux, kohya="bfl", base_model_version="flux1"),
 )
 

@@ -128,6 +128,7 @@ class ImageTuneTask:
         self.mirror = bool(settings["mirror"])
         self.train_text = bool(settings["train_text_encoder"])
         self.rank = int(settings["rank"])
+        self.targets = [*self.family.lora_targets, *(self.family.conv_targets if settings.get("conv") else ())]
         self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
         self.prompts = [c.prompt for c in examples]
         self.text_encoders = [n for n in self.family.text_encoders if getattr(pipe, n, None) is not None]
@@ -246,7 +247,7 @@ class ImageTuneTask:
                     if ADAPTER not in getattr(encoder, "peft_config", {}):
                         self._text_lora(encoder)
         else:
-            self.denoiser.add_adapter(self._config(list(self.family.lora_targets)), adapter_name=ADAPTER)
+            self.denoiser.add_adapter(self._config(self.targets), adapter_name=ADAPTER)
             if self.train_text:
                 for name in self.text_encoders:
                     self._text_lora(getattr(pipe, name))
