@@ -34,17 +34,28 @@ def _adapter_folder(version: Version | None) -> Path:
     return folder
 
 
+RESNET_CONV = {"conv1": "in_layers.2", "conv2": "out_layers.3"}  # the original ResBlock's Sequential indices
+
+
 def _sgm_name(path: str, layers_per_block: int) -> str:
     """A diffusers UNet module path in the original (SGM) UNet's names, as kohya's SDXL LoRAs use.
 
     The SGM UNet numbers its blocks flat: ``input_blocks`` 1.. hold each down block's layers
     (a resnet at ``.0``, its attention at ``.1``) then a downsampler; ``output_blocks`` hold
-    each up block's ``layers_per_block + 1`` layers; the mid block's attention is
-    ``middle_block.1``.
+    each up block's ``layers_per_block + 1`` layers; the mid block is resnet, attention, resnet
+    (``middle_block.0/1/2``).  A resnet's two convolutions are ``in_layers.2`` and ``out_layers.3``.
     """
     import re
 
     stride = layers_per_block + 1
+    m = re.match(r"(down_blocks|up_blocks|mid_block)\.(?:(\d+)\.)?resnets\.(\d+)\.(conv1|conv2)", path)
+    if m:  # a resnet's convolutions (a LoCon): in_layers.2 and out_layers.3 of the resnet at ".0"
+        conv = RESNET_CONV[m[4]]
+        if m[1] == "mid_block":  # the mid block: resnet, attention, resnet
+            return f"middle_block.{2 * int(m[3])}.{conv}"
+        if m[1] == "down_blocks":
+            return f"input_blocks.{1 + int(m[2]) * stride + int(m[3])}.0.{conv}"
+        return f"output_blocks.{int(m[2]) * stride + int(m[3])}.0.{conv}"
     m = re.match(r"down_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", path)
     if m:
         return f"input_blocks.{1 + int(m[1]) * stride + int(m[2])}.1.{m[3]}"
@@ -177,6 +188,8 @@ def kohya_state(folder: Path) -> tuple[dict, dict[str, str]]:
     meta = {"ss_network_module": "networks.lora_flux" if family.kohya == "bfl" else "networks.lora",
             "ss_network_dim": str(rank), "ss_network_alpha": str(alpha),
             "ss_base_model_version": family.base_model_version}
+    if any(down.dim() == 4 and down.shape[-1] > 1 for down, _, _ in named.values()):  # a LoCon: 3x3 convolutions too
+        meta["ss_network_args"] = json.dumps({"conv_dim": str(rank), "conv_alpha": str(alpha)})
     return out, meta
 
 

@@ -74,13 +74,18 @@ def lora_weights(denoiser, targets, rank: int) -> int:
 
     count = 0
     for name, module in denoiser.named_modules():
-        if isinstance(module, torch.nn.Linear) and any(name == t or name.endswith("." + t) for t in targets):
+        if not any(name == t or name.endswith("." + t) for t in targets):
+            continue
+        if isinstance(module, torch.nn.Linear):
             count += rank * (module.in_features + module.out_features)
+        elif isinstance(module, torch.nn.Conv2d):  # down: the conv's own kernel to rank channels; up: 1x1
+            kh, kw = module.kernel_size
+            count += rank * (module.in_channels // module.groups * kh * kw + module.out_channels)
     return count
 
 
 def tune_need(handle, family, shapes, batch: int, rank: int, quantize: str, checkpointing: bool,
-              offload_encoders: bool) -> dict[str, Any]:
+              offload_encoders: bool, targets=None) -> dict[str, Any]:
     """Bytes a tune needs on the device: the frozen base, the LoRA and its optimiser, the activations."""
     import torch
 
@@ -90,7 +95,7 @@ def tune_need(handle, family, shapes, batch: int, rank: int, quantize: str, chec
     if not offload_encoders or not handle.device.startswith("cuda"):  # the text encoders and VAE stay there
         weights += sum(_module_bytes(m) for n, m in pipe.components.items()
                        if isinstance(m, torch.nn.Module) and n != family.denoiser)
-    lora = lora_weights(denoiser, family.lora_targets, rank) * LORA_BYTES
+    lora = lora_weights(denoiser, targets or family.lora_targets, rank) * LORA_BYTES
     scale = getattr(pipe, "vae_scale_factor", 8)
     tokens = max((w // scale) * (h // scale) for w, h in shapes)
     activations = batch * tokens * _first_width(denoiser) * TUNE_ACTIVATION[bool(checkpointing)] * 2

@@ -128,6 +128,8 @@ class ImageTuneTask:
         self.mirror = bool(settings["mirror"])
         self.train_text = bool(settings["train_text_encoder"])
         self.rank = int(settings["rank"])
+        if settings.get("conv") and not self.family.conv_targets:
+            raise StudioError(f"{self.family.name} has no convolutions in its denoiser to adapt; tune with conv off.")
         self.targets = [*self.family.lora_targets, *(self.family.conv_targets if settings.get("conv") else ())]
         self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
         self.prompts = [c.prompt for c in examples]
@@ -183,7 +185,7 @@ class ImageTuneTask:
         checkpointing = (settings["gradient_checkpointing"] if settings["gradient_checkpointing"] is not None
                          else self.device.startswith("cuda"))
         self.memory_need = tune_need(handle, self.family, shapes, self.batch_size, self.rank, self.quantize,
-                                     checkpointing, bool(settings["offload_encoders"]))
+                                     checkpointing, bool(settings["offload_encoders"]), self.targets)
         check_fits(self.memory_need, self.device, f"This tune (rank {self.rank}, batch {self.batch_size}, "
                    f"{max(w for w, _ in shapes)}x{max(h for _, h in shapes)})",
                    "set quantize=int8 or nf4, lower batch_size or rank, or train at a smaller size")
@@ -217,7 +219,7 @@ class ImageTuneTask:
                     self.params[f"{prefix}.{name}"] = p
         if not self.params:
             raise StudioError(f"The model has no attention layers LoRA can attach to "
-                              f"({', '.join(self.family.lora_targets)}).")
+                              f"({', '.join(self.targets)}).")
         # kto's reference: the adapter as it starts (zero for a new LoRA, the parent's weights), before any step
         self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective == "kto"
                       else None)
@@ -417,7 +419,9 @@ class ImageTuneTask:
             if ADAPTER not in getattr(module, "peft_config", {}):
                 continue
             state = get_peft_model_state_dict(module, adapter_name=ADAPTER)
-            if self.family.denoiser == "unet":  # UNet pipelines' loaders take the older diffusers names
+            # UNet pipelines' loaders take the older diffusers names, which have none for a convolution's LoRA: a
+            # LoCon keeps peft's names throughout (a mix of the two loses the attention's LoRA in SDXL's loader)
+            if self.family.denoiser == "unet" and not any(".conv" in k for k in state):
                 state = convert_state_dict_to_diffusers(state)
             out[prefix] = {k: v.detach().float().contiguous().cpu() for k, v in state.items()}
         return out

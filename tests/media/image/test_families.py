@@ -77,6 +77,17 @@ def test_generate_is_per_seed_and_sized(family, medium):
     assert np.abs(pixels[0] - pixels[2]).mean() > 0.5  # another seed, another picture
 
 
+def test_conv_on_a_transformer_family_is_one_sentence(family, medium, tmp_path):
+    name, folder = family
+    if name == "sdxl":
+        pytest.skip("SDXL's UNet has convolutions to adapt (the LoCon test below)")
+    handle = medium.load(str(folder), "cpu")
+    curated = to_candidates(medium.generate(handle, PROMPT, [0], {"steps": 1, **SIZE}), PROMPT, tmp_path / "c")
+    with pytest.raises(StudioError, match="no convolutions in its denoiser to adapt; tune with conv off") as err:
+        medium.tune_task(handle, curated, {**SETTINGS, "conv": True}, None)
+    assert str(err.value).count(". ") == 0
+
+
 def test_tune_trains_the_denoisers_attention(tuned):
     name, _, _, task = tuned
     names = list(task.adapter_state())
@@ -245,3 +256,31 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(family, medium
     (plain_loss, plain_grads), (ckpt_loss, ckpt_grads) = results
     assert abs(plain_loss - ckpt_loss) < 1e-6
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain_grads, ckpt_grads))
+
+
+def test_an_sdxl_locon_exports_in_the_original_unets_names_and_loads_the_same(medium, tmp_path):
+    """``conv``: the resnets' convolutions in kohya's SDXL names (``in_layers_2``, ``out_layers_3``), read back exactly."""
+    from safetensors import safe_open
+
+    folder = tiny_sdxl_pipeline(tmp_path / "model")
+    handle = medium.load(str(folder), "cpu")
+    curated = to_candidates(medium.generate(handle, PROMPT, [0, 1], {"steps": 2, **SIZE}), PROMPT, tmp_path / "c")
+    settings = {**SETTINGS, "steps": 3, "conv": True}
+    task = medium.tune_task(handle, curated, settings, None)
+    run_tune(task, {**medium.tune_defaults, **settings}, tmp_path / "job")
+    task.save(tmp_path / "adapter")
+    version = Version(medium="image", name="v1", parent="base", model=str(folder), settings=settings,
+                      curated=[c.id for c in curated], path=str(tmp_path / "adapter"))
+    (path,) = medium.export(None, version, "kohya", tmp_path / "k", [])
+    with safe_open(str(path), framework="pt") as fh:
+        keys = set(fh.keys())
+    assert {"lora_unet_input_blocks_1_0_in_layers_2.lora_down.weight", "lora_unet_middle_block_2_out_layers_3.alpha",
+            "lora_unet_output_blocks_0_0_out_layers_3.lora_up.weight"} <= keys
+    pipe = _stock("sdxl", folder)
+    pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+    reference = _stock("sdxl", folder)
+    reference.load_lora_weights(version.path)
+    loaded = {n for n, m in pipe.unet.named_modules() if getattr(m, "lora_A", None)}
+    wanted = {n for n, m in reference.unet.named_modules() if getattr(m, "lora_A", None)}
+    assert loaded == wanted, sorted(wanted ^ loaded)
+    assert np.abs(_image(reference) - _image(pipe)).max() < 1e-3

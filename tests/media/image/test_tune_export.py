@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -255,3 +256,42 @@ def test_a_portrait_set_tunes_at_its_shape(medium, tiny_handle, tmp_path):
     for step in range(8):  # each step trains one shape; both come up
         assert torch.isfinite(mixed.loss(step, torch.Generator().manual_seed(step)))
     assert seen == {(16, 8), (8, 24)}
+
+
+def test_conv_adapts_the_resnets_too_and_its_kohya_export_loads_as_a_locon(medium, tiny_model, curated, tmp_path):
+    from safetensors import safe_open
+
+    handle = medium.load(str(tiny_model), "cpu")
+    plain = medium.tune_task(handle, curated, SETTINGS, None).memory_need["lora"]
+    settings = {**SETTINGS, "conv": True}
+    task = medium.tune_task(handle, curated, settings, None)  # a new task on the handle starts clean
+    trained = list(task.adapter_state())
+    assert any(".resnets.0.conv1.lora_A" in n for n in trained) and any(".to_q.lora_A" in n for n in trained)
+    assert task.memory_need["lora"] > plain  # the convolutions' LoRA is counted
+    run_tune(task, {**medium.tune_defaults, **settings}, tmp_path / "job")
+    task.save(tmp_path / "v1" / "adapter")
+    version = Version(medium="image", name="v1", parent="base", model=str(tiny_model), settings=settings,
+                      curated=[c.id for c in curated], path=str(tmp_path / "v1" / "adapter"))
+    (path,) = medium.export(None, version, "kohya", tmp_path / "kohya", [])
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()  # kohya's words for a LoCon: the convolutions' rank and alpha
+        assert json.loads(meta["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": meta["ss_network_alpha"]}
+        down = fh.get_tensor("lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight")
+        up = fh.get_tensor("lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight")
+    assert down.shape[0] == 4 and down.shape[2:] == (3, 3) and up.shape[1:] == (4, 1, 1)  # kohya's LoCon shapes
+    pipe = _stock_pipe(tiny_model)
+    pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+    reference = _stock_pipe(tiny_model)
+    reference.load_lora_weights(version.path)
+    without = _stock_pipe(tiny_model)
+    assert np.abs(_stock_image(reference) - _stock_image(without)).mean() > 1e-3
+    assert np.abs(_stock_image(reference) - _stock_image(pipe)).max() < 1e-3  # the same LoRA, read either way
+    # a LoCon file (as Civitai has them) starts a version: its convolutions train on, and save in peft's names
+    child = medium.tune_task(handle, curated, SETTINGS, str(path))
+    assert any(".resnets.0.conv1.lora_A" in n for n in child.adapter_state())
+    run_tune(child, {**medium.tune_defaults, **SETTINGS}, tmp_path / "job2")
+    child.save(tmp_path / "v2" / "adapter")
+    again = _stock_pipe(tiny_model)
+    again.load_lora_weights(str(tmp_path / "v2" / "adapter"))
+    loaded = {n for n, m in again.unet.named_modules() if getattr(m, "lora_A", None)}
+    assert any(n.endswith("attn1.to_q") for n in loaded) and any(n.endswith("resnets.0.conv1") for n in loaded)
