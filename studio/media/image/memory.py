@@ -9,7 +9,7 @@ memory is known (CUDA) refuses a job that will not fit, in one sentence saying w
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from studio.errors import StudioError
 
@@ -85,7 +85,7 @@ def lora_weights(denoiser, targets, rank: int) -> int:
 
 
 def tune_need(handle, family, shapes, batch: int, rank: int, quantize: str, checkpointing: bool,
-              offload_encoders: bool, targets=None) -> dict[str, Any]:
+              offload_encoders: bool, targets: Sequence[str]) -> dict[str, Any]:
     """Bytes a tune needs on the device: the frozen base, the LoRA and its optimiser, the activations."""
     import torch
 
@@ -95,7 +95,7 @@ def tune_need(handle, family, shapes, batch: int, rank: int, quantize: str, chec
     if not offload_encoders or not handle.device.startswith("cuda"):  # the text encoders and VAE stay there
         weights += sum(_module_bytes(m) for n, m in pipe.components.items()
                        if isinstance(m, torch.nn.Module) and n != family.denoiser)
-    lora = lora_weights(denoiser, targets or family.lora_targets, rank) * LORA_BYTES
+    lora = lora_weights(denoiser, targets, rank) * LORA_BYTES
     scale = getattr(pipe, "vae_scale_factor", 8)
     tokens = max((w // scale) * (h // scale) for w, h in shapes)
     activations = batch * tokens * _first_width(denoiser) * TUNE_ACTIVATION[bool(checkpointing)] * 2

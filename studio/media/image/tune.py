@@ -218,7 +218,7 @@ class ImageTuneTask:
                         p.data = p.data.float()
                     self.params[f"{prefix}.{name}"] = p
         if not self.params:
-            raise StudioError(f"The model has no attention layers LoRA can attach to "
+            raise StudioError(f"The model has no layers LoRA can attach to "
                               f"({', '.join(self.targets)}).")
         # kto's reference: the adapter as it starts (zero for a new LoRA, the parent's weights), before any step
         self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective == "kto"

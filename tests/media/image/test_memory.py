@@ -54,7 +54,7 @@ def test_a_tune_on_an_int8_base_trains_its_lora(medium, tiny_model, tmp_path):
     settings = {**medium.tune_defaults, "steps": 3, "lr": 5e-2, "rank": 2, "batch_size": 4, "checkpoint_every": 10,
                 "quantize": "int8"}
     task = medium.tune_task(handle, curated, settings, None)
-    plain = memory.tune_need(handle, task.family, [(16, 16)], 4, 2, "none", False, True)
+    plain = memory.tune_need(handle, task.family, [(16, 16)], 4, 2, "none", False, True, task.family.lora_targets)
     assert task.memory_need["weights"] < plain["weights"]  # linear weights at 1 byte instead of 4
     assert type(handle.pipe.unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q).__name__ \
         == "TorchaoLoraLinear"
