@@ -43,15 +43,19 @@ def wait_until(what, condition, seconds=20.0):
         time.sleep(0.01)
 
 
-def at_once(studio, requests, joined=None):
+def at_once(studio, requests):
     """Run each request (generate's keyword arguments) in its own thread while the model is busy, and free the
-    model once ``joined`` requests (all by default) wait in the line; returns each result or error, in order."""
+    model once all of them wait in the line; returns each result or error, in order."""
     results: list = [None] * len(requests)
     places: list = []
+    told: set = set()  # the requests that have reported a place in the line
 
     def one(i, kwargs):
+        def waiting(*place):
+            places.append(place)
+            told.add(i)
         try:
-            results[i] = studio.generate("fake", on_wait=lambda *place: places.append(place), **kwargs)
+            results[i] = studio.generate("fake", on_wait=waiting, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - the test looks at each request's own outcome
             results[i] = exc
 
@@ -59,9 +63,12 @@ def at_once(studio, requests, joined=None):
     with studio._model_lock:  # another generate holds the model: the requests wait in line
         for t in threads:
             t.start()
-        expected = joined if joined is not None else len(requests)
+        expected = len(requests)
         wait_until(f"{expected} requests waiting", lambda: sum(
             len(g.requests) for g in studio._joiner._waiting) == expected)
+        # and each has said its place, but the one that leads the head group (it waits on the model, not the
+        # line): a place first read after the model is free would see a shorter line than the one they joined
+        wait_until(f"{expected - 1} places told", lambda: len(told) >= expected - 1)
     for t in threads:
         t.join(60)
     return results, places
