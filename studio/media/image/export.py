@@ -164,10 +164,13 @@ def kohya_state(folder: Path) -> tuple[dict, dict[str, str]]:
     pairs = {c: {p: (k["lora_down"], k["lora_up"]) for p, k in paths.items()} for c, paths in modules.items()}
     rank = rank or next(iter(next(iter(pairs.values())).values()))[0].shape[0]
     alpha = alpha if alpha is not None else float(rank)
+    conv_alpha = float(spec["conv_alpha"]) if spec.get("conv_alpha") is not None else alpha
+    convs: set[str] = set()  # kohya names of the convolutions' LoRAs, which carry conv_alpha
     te_prefix = {"text_encoder": "lora_te_"} if family.kohya == "sd" else \
         {"text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}
     named: dict[str, tuple] = {}  # kohya module name -> (down, up, how many LoRAs it fuses)
     for component, paths in pairs.items():
+        before = set(named)
         if component in te_prefix:
             named.update({te_prefix[component] + p.replace(".", "_"): (*pair, 1) for p, pair in paths.items()})
         elif component == "unet" and family.kohya == "sd":
@@ -180,16 +183,19 @@ def kohya_state(folder: Path) -> tuple[dict, dict[str, str]]:
             named.update({"lora_unet_" + n: v for n, v in _flux_names(paths).items()})
         else:
             raise StudioError(f"The adapter holds '{component}' weights kohya tools cannot read.")
+        if component == family.denoiser:
+            convs |= {n for n in set(named) - before if named[n][0].dim() == 4 and named[n][0].shape[-1] > 1}
     out = {}
     for name, (down, up, fused) in sorted(named.items()):
         out[f"{name}.lora_down.weight"] = down.contiguous()
         out[f"{name}.lora_up.weight"] = up.contiguous()
-        out[f"{name}.alpha"] = torch.tensor(alpha * fused)  # a fused LoRA's rank is fused x rank: keep alpha/rank
+        # a fused LoRA's rank is fused x rank: keep alpha/rank
+        out[f"{name}.alpha"] = torch.tensor((conv_alpha if name in convs else alpha) * fused)
     meta = {"ss_network_module": "networks.lora_flux" if family.kohya == "bfl" else "networks.lora",
             "ss_network_dim": str(rank), "ss_network_alpha": str(alpha),
             "ss_base_model_version": family.base_model_version}
-    if any(down.dim() == 4 and down.shape[-1] > 1 for down, _, _ in named.values()):  # a LoCon: 3x3 convolutions too
-        meta["ss_network_args"] = json.dumps({"conv_dim": str(rank), "conv_alpha": str(alpha)})
+    if convs:  # a LoCon: 3x3 convolutions too
+        meta["ss_network_args"] = json.dumps({"conv_dim": str(rank), "conv_alpha": str(conv_alpha)})
     return out, meta
 
 

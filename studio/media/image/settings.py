@@ -109,6 +109,9 @@ class ImageTune(PreferenceTune):
     conv: bool = setting(False, "also adapt the denoiser's convolutions, not only its attention (LoCon, kohya's "
                                 "conv_dim): learns more of the kept pictures' layout and colour, draws less varied ones",
                          advanced=True, label="Adapt convolutions too")
+    conv_alpha: float | None = setting(None, "conv: the convolutions' LoRA alpha (kohya's conv_alpha; their scale is "
+                                             "conv_alpha / rank); empty: the same as the attention's",
+                                       above=0, max=10_000, advanced=True, label="Convolutions' alpha")
     mirror: bool = setting(False, "also learn from each kept picture mirrored left to right (twice the pictures; "
                                   "leave off for lettering, logos or anything one-sided)",
                            label="Learn from mirror images too")

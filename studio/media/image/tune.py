@@ -132,6 +132,10 @@ class ImageTuneTask:
             raise StudioError(f"{self.family.name} has no convolutions in its denoiser to adapt; tune with conv off.")
         self.targets = [*self.family.lora_targets, *(self.family.conv_targets if settings.get("conv") else ())]
         self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
+        if settings.get("conv_alpha") is not None and not settings.get("conv"):
+            raise StudioError("conv_alpha sets the alpha of the convolutions' LoRA; turn conv on too, or leave it empty.")
+        # the convolutions' own alpha (kohya's conv_alpha), None: the attention's
+        self.conv_alpha = float(settings["conv_alpha"]) if settings.get("conv_alpha") is not None else None
         self.prompts = [c.prompt for c in examples]
         self.text_encoders = [n for n in self.family.text_encoders if getattr(pipe, n, None) is not None]
         if self.family.objective == "ddpm":
@@ -243,6 +247,9 @@ class ImageTuneTask:
                 ADAPTER in getattr(getattr(pipe, n), "peft_config", {}) for n in self.text_encoders)
             config = self.denoiser.peft_config[ADAPTER]
             self.rank, self.alpha = int(config.r), float(config.lora_alpha)
+            conv_alphas = {float(a) for k, a in (config.alpha_pattern or {}).items()
+                           if k.rsplit(".", 1)[-1] in self.family.conv_targets}
+            self.conv_alpha = conv_alphas.pop() if len(conv_alphas) == 1 else None
             if self.train_text:  # a parent with LoRA on some encoders only: give the others one
                 for name in self.text_encoders:
                     encoder = getattr(pipe, name)
@@ -271,7 +278,11 @@ class ImageTuneTask:
     def _config(self, targets: list[str]):
         from peft import LoraConfig
 
-        return LoraConfig(r=self.rank, lora_alpha=self.alpha, init_lora_weights="gaussian", target_modules=targets)
+        # peft matches a pattern's key against the end of each module's path: "conv1" is every resnet's conv1
+        pattern = ({name: self.conv_alpha for name in self.family.conv_targets if name in targets}
+                   if self.conv_alpha is not None else {})
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, init_lora_weights="gaussian", target_modules=targets,
+                          alpha_pattern=pattern)
 
     # the TuneTask protocol -------------------------------------------------------------------
 
@@ -439,7 +450,7 @@ class ImageTuneTask:
         type(self.pipe).save_lora_weights(str(out_dir), safe_serialization=True, **layers, **metadata)
         unet_config = getattr(self.denoiser, "config", {})
         (out_dir / "studio_adapter.json").write_text(json.dumps(
-            {"rank": self.rank, "alpha": self.alpha, "family": self.family.name,
+            {"rank": self.rank, "alpha": self.alpha, "conv_alpha": self.conv_alpha, "family": self.family.name,
              "pipeline": type(self.pipe).__name__, "components": sorted(states),
              "text_encoder": any(p != self.family.denoiser for p in states),
              "layers_per_block": unet_config.get("layers_per_block") if self.family.denoiser == "unet" else None,

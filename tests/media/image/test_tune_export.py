@@ -295,3 +295,36 @@ def test_conv_adapts_the_resnets_too_and_its_kohya_export_loads_as_a_locon(mediu
     again.load_lora_weights(str(tmp_path / "v2" / "adapter"))
     loaded = {n for n, m in again.unet.named_modules() if getattr(m, "lora_A", None)}
     assert any(n.endswith("attn1.to_q") for n in loaded) and any(n.endswith("resnets.0.conv1") for n in loaded)
+
+
+def _scales(unet, ending):
+    return {float(s) for n, m in unet.named_modules() if n.endswith(ending) and getattr(m, "scaling", None)
+            for s in m.scaling.values()}
+
+
+def test_conv_alpha_scales_the_convolutions_alone_and_every_export_keeps_it(medium, tiny_model, curated, tmp_path):
+    from safetensors import safe_open
+
+    handle = medium.load(str(tiny_model), "cpu")
+    with pytest.raises(StudioError, match="turn conv on too"):
+        medium.tune_task(handle, curated, {**SETTINGS, "conv_alpha": 1.0}, None)
+    settings = {**SETTINGS, "conv": True, "conv_alpha": 0.5}  # rank 4, alpha 4: attention scale 1, convolutions 1/8
+    task = medium.tune_task(handle, curated, settings, None)
+    assert _scales(handle.pipe.unet, "resnets.0.conv1") == {0.125} and _scales(handle.pipe.unet, "attn1.to_q") == {1.0}
+    run_tune(task, {**medium.tune_defaults, **settings}, tmp_path / "job")
+    task.save(tmp_path / "v1" / "adapter")
+    version = Version(medium="image", name="v1", parent="base", model=str(tiny_model), settings=settings,
+                      curated=[c.id for c in curated], path=str(tmp_path / "v1" / "adapter"))
+    (path,) = medium.export(None, version, "kohya", tmp_path / "kohya", [])
+    with safe_open(str(path), framework="pt") as fh:
+        assert json.loads(fh.metadata()["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": "0.5"}
+        assert float(fh.get_tensor("lora_unet_down_blocks_0_resnets_0_conv1.alpha")) == 0.5
+        assert float(fh.get_tensor("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.alpha")) == 4
+    folder, kohya = _stock_pipe(tiny_model), _stock_pipe(tiny_model)
+    folder.load_lora_weights(version.path)
+    kohya.load_lora_weights(str(path.parent), weight_name=path.name)
+    for pipe in (folder, kohya):  # stock diffusers reads the convolutions' own scale back from either
+        assert _scales(pipe.unet, "resnets.0.conv1") == {0.125} and _scales(pipe.unet, "attn1.to_q") == {1.0}
+    assert np.abs(_stock_image(folder) - _stock_image(kohya)).max() < 1e-3
+    child = medium.tune_task(handle, curated, SETTINGS, version.path)  # the next version keeps it
+    assert child.conv_alpha == 0.5 and _scales(handle.pipe.unet, "resnets.0.conv1") == {0.125}
