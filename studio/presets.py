@@ -28,7 +28,8 @@ A preset holds what an artist would otherwise set by hand in a tab::
     rank = 8
     lr = 1e-3
 
-Loading validates shape and ranges; a broken preset is one clear sentence (StudioError).
+Loading validates shape and ranges, and [params] and [tune] against the medium's own settings; a broken
+preset is one clear sentence (StudioError).
 """
 from __future__ import annotations
 
@@ -105,7 +106,25 @@ def load(medium: str, name: str, presets_dir: Path | str | None = None) -> Prese
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise StudioError(f"The preset {path.name} is not valid TOML ({exc}).") from None
-    return parse(medium, name, data, path.name)
+    preset = parse(medium, name, data, path.name)
+    fits(preset, path.name)
+    return preset
+
+
+def fits(preset: Preset, source: str) -> None:
+    """A preset's [params] and [tune] checked against its medium's own settings, when that medium is installed:
+    a value no generate or tune could use is one sentence naming the preset, when it is read, not when it runs."""
+    from . import media
+
+    classes = media.classes()
+    if preset.medium not in classes:  # a medium not installed here: the shape checks of ``parse`` only
+        return
+    kind = classes[preset.medium]
+    try:
+        kind.generate_settings.parse(preset.params, preset.medium)
+        kind.tune_settings.parse(preset.tune, f"{preset.medium} tune")
+    except StudioError as exc:
+        raise StudioError(f"{str(exc).rstrip('.')} (the preset {source}).") from None
 
 
 def parse(medium: str, name: str, data: dict[str, Any], source: str = "preset") -> Preset:

@@ -79,3 +79,16 @@ def test_image_presets_for_the_embedded_default_use_only_words_it_knows():
         words = set(re.findall(r"[a-z]+", preset.render_prompt().lower()))
         if "real model" not in preset.description:
             assert words <= known, f"image-{name} uses words the embedded default never saw: {words - known}"
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[tune]\nconv = "maybe"\n', r"The image tune setting 'conv' must be true or false, not 'maybe' \(the preset image-bad.toml\)\."),
+    ('[tune]\nrank = 4\nsharpen = true\n', r"Unknown image tune setting 'sharpen'.*\(the preset image-bad.toml\)\."),
+    ('[params]\nsteps = 0\n', r"The image setting 'steps' must be a whole number from 1 to 500, not 0 \(the preset"),
+])
+def test_a_presets_settings_are_checked_against_its_medium_when_it_is_read(tmp_path, table, message):
+    (tmp_path / "image-bad.toml").write_text('prompt = "a circle"\n' + table)
+    with pytest.raises(StudioError, match=message):
+        presets.load("image", "bad", tmp_path)
+    (tmp_path / "image-good.toml").write_text('prompt = "a circle"\n[tune]\nconv = true\nconv_alpha = 0.5\n')
+    assert presets.load("image", "good", tmp_path).tune == {"conv": True, "conv_alpha": 0.5}
