@@ -258,6 +258,16 @@ def test_a_portrait_set_tunes_at_its_shape(medium, tiny_handle, tmp_path):
     assert seen == {(16, 8), (8, 24)}
 
 
+def _tuned_to_kohya(medium, task, settings, tiny_model, curated, tmp_path):
+    """Run the tune, save it as version v1, export it for kohya: the version and the kohya file."""
+    run_tune(task, {**medium.tune_defaults, **settings}, tmp_path / "job")
+    task.save(tmp_path / "v1" / "adapter")
+    version = Version(medium="image", name="v1", parent="base", model=str(tiny_model), settings=settings,
+                      curated=[c.id for c in curated], path=str(tmp_path / "v1" / "adapter"))
+    (path,) = medium.export(None, version, "kohya", tmp_path / "kohya", [])
+    return version, path
+
+
 def test_conv_adapts_the_resnets_too_and_its_kohya_export_loads_as_a_locon(medium, tiny_model, curated, tmp_path):
     from safetensors import safe_open
 
@@ -268,11 +278,7 @@ def test_conv_adapts_the_resnets_too_and_its_kohya_export_loads_as_a_locon(mediu
     trained = list(task.adapter_state())
     assert any(".resnets.0.conv1.lora_A" in n for n in trained) and any(".to_q.lora_A" in n for n in trained)
     assert task.memory_need["lora"] > plain  # the convolutions' LoRA is counted
-    run_tune(task, {**medium.tune_defaults, **settings}, tmp_path / "job")
-    task.save(tmp_path / "v1" / "adapter")
-    version = Version(medium="image", name="v1", parent="base", model=str(tiny_model), settings=settings,
-                      curated=[c.id for c in curated], path=str(tmp_path / "v1" / "adapter"))
-    (path,) = medium.export(None, version, "kohya", tmp_path / "kohya", [])
+    version, path = _tuned_to_kohya(medium, task, settings, tiny_model, curated, tmp_path)
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata()  # kohya's words for a LoCon: the convolutions' rank and alpha
         assert json.loads(meta["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": meta["ss_network_alpha"]}
@@ -311,11 +317,7 @@ def test_conv_alpha_scales_the_convolutions_alone_and_every_export_keeps_it(medi
     settings = {**SETTINGS, "conv": True, "conv_alpha": 0.5}  # rank 4, alpha 4: attention scale 1, convolutions 1/8
     task = medium.tune_task(handle, curated, settings, None)
     assert _scales(handle.pipe.unet, "resnets.0.conv1") == {0.125} and _scales(handle.pipe.unet, "attn1.to_q") == {1.0}
-    run_tune(task, {**medium.tune_defaults, **settings}, tmp_path / "job")
-    task.save(tmp_path / "v1" / "adapter")
-    version = Version(medium="image", name="v1", parent="base", model=str(tiny_model), settings=settings,
-                      curated=[c.id for c in curated], path=str(tmp_path / "v1" / "adapter"))
-    (path,) = medium.export(None, version, "kohya", tmp_path / "kohya", [])
+    version, path = _tuned_to_kohya(medium, task, settings, tiny_model, curated, tmp_path)
     with safe_open(str(path), framework="pt") as fh:
         assert json.loads(fh.metadata()["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": "0.5"}
         assert float(fh.get_tensor("lora_unet_down_blocks_0_resnets_0_conv1.alpha")) == 0.5
