@@ -76,6 +76,7 @@ def lora_weights(denoiser, targets, rank: int) -> int:
     for name, module in denoiser.named_modules():
         if not any(name == t or name.endswith("." + t) for t in targets):
             continue
+        module = getattr(module, "base_layer", module)  # a LoRA left by an earlier tune in this process: its layer
         if isinstance(module, torch.nn.Linear):
             count += rank * (module.in_features + module.out_features)
         elif isinstance(module, torch.nn.Conv2d):  # down: the conv's own kernel to rank channels; up: 1x1

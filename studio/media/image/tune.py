@@ -128,14 +128,19 @@ class ImageTuneTask:
         self.mirror = bool(settings["mirror"])
         self.train_text = bool(settings["train_text_encoder"])
         self.rank = int(settings["rank"])
-        if settings.get("conv") and not self.family.conv_targets:
+        conv = settings.get("conv")
+        if conv and not self.family.conv_targets:
             raise StudioError(f"{self.family.name} has no convolutions in its denoiser to adapt; tune with conv off.")
-        self.targets = [*self.family.lora_targets, *(self.family.conv_targets if settings.get("conv") else ())]
-        self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
-        if settings.get("conv_alpha") is not None and not settings.get("conv"):
+        if settings.get("conv_alpha") is not None and not self.family.conv_targets:
+            raise StudioError(f"{self.family.name} has no convolutions in its denoiser; leave conv_alpha empty.")
+        if settings.get("conv_alpha") is not None and conv is False:
             raise StudioError("conv_alpha sets the alpha of the convolutions' LoRA; turn conv on too, or leave it empty.")
-        # the convolutions' own alpha (kohya's conv_alpha), None: the attention's
-        self.conv_alpha = float(settings["conv_alpha"]) if settings.get("conv_alpha") is not None else None
+        conv = bool(self.family.conv_targets) if conv is None else bool(conv)  # empty: wherever there are some
+        self.targets = [*self.family.lora_targets, *(self.family.conv_targets if conv else ())]
+        self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
+        # the convolutions' own alpha (kohya's conv_alpha); empty: half the attention's (ImageTune.conv_alpha)
+        self.conv_alpha = (None if not conv else float(settings["conv_alpha"]) if settings.get("conv_alpha") is not None
+                           else ImageTune.conv_alpha_share * self.alpha)
         self.prompts = [c.prompt for c in examples]
         self.text_encoders = [n for n in self.family.text_encoders if getattr(pipe, n, None) is not None]
         if self.family.objective == "ddpm":

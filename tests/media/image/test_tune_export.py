@@ -272,16 +272,20 @@ def test_conv_adapts_the_resnets_too_and_its_kohya_export_loads_as_a_locon(mediu
     from safetensors import safe_open
 
     handle = medium.load(str(tiny_model), "cpu")
-    plain = medium.tune_task(handle, curated, SETTINGS, None).memory_need["lora"]
+    plain = medium.tune_task(handle, curated, {**SETTINGS, "conv": False}, None)
+    assert not any(".conv1.lora_A" in n for n in plain.adapter_state())  # attention alone, when asked
+    again = medium.tune_task(handle, curated, {**SETTINGS, "conv": False}, None)  # the first left its LoRA layers
+    assert again.memory_need["lora"] == plain.memory_need["lora"] > 0  # counted all the same
     settings = {**SETTINGS, "conv": True}
     task = medium.tune_task(handle, curated, settings, None)  # a new task on the handle starts clean
     trained = list(task.adapter_state())
     assert any(".resnets.0.conv1.lora_A" in n for n in trained) and any(".to_q.lora_A" in n for n in trained)
-    assert task.memory_need["lora"] > plain  # the convolutions' LoRA is counted
+    assert task.memory_need["lora"] > plain.memory_need["lora"]  # the convolutions' LoRA is counted
     version, path = _tuned_to_kohya(medium, task, settings, tiny_model, curated, tmp_path)
     with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata()  # kohya's words for a LoCon: the convolutions' rank and alpha
-        assert json.loads(meta["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": meta["ss_network_alpha"]}
+        meta = fh.metadata()  # kohya's words for a LoCon: the convolutions' rank and alpha (half the attention's)
+        assert json.loads(meta["ss_network_args"]) == {"conv_dim": "4",
+                                                       "conv_alpha": str(float(meta["ss_network_alpha"]) / 2)}
         down = fh.get_tensor("lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight")
         up = fh.get_tensor("lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight")
     assert down.shape[0] == 4 and down.shape[2:] == (3, 3) and up.shape[1:] == (4, 1, 1)  # kohya's LoCon shapes
@@ -313,7 +317,7 @@ def test_conv_alpha_scales_the_convolutions_alone_and_every_export_keeps_it(medi
 
     handle = medium.load(str(tiny_model), "cpu")
     with pytest.raises(StudioError, match="turn conv on too"):
-        medium.tune_task(handle, curated, {**SETTINGS, "conv_alpha": 1.0}, None)
+        medium.tune_task(handle, curated, {**SETTINGS, "conv": False, "conv_alpha": 1.0}, None)
     settings = {**SETTINGS, "conv": True, "conv_alpha": 0.5}  # rank 4, alpha 4: attention scale 1, convolutions 1/8
     task = medium.tune_task(handle, curated, settings, None)
     assert _scales(handle.pipe.unet, "resnets.0.conv1") == {0.125} and _scales(handle.pipe.unet, "attn1.to_q") == {1.0}
