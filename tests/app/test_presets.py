@@ -82,7 +82,7 @@ def test_image_presets_for_the_embedded_default_use_only_words_it_knows():
 
 
 @pytest.mark.parametrize("table, message", [
-    ('[tune]\nconv = "maybe"\n', r"The image tune setting 'conv' must be true or false, not 'maybe' \(the preset image-bad.toml\)\."),
+    ('[tune]\nconv = "maybe"\n', r"The image tune setting 'conv' must be true or false \(or empty\), not 'maybe' \(the preset image-bad.toml\)\."),
     ('[tune]\nrank = 4\nsharpen = true\n', r"Unknown image tune setting 'sharpen'.*\(the preset image-bad.toml\)\."),
     ('[params]\nsteps = 0\n', r"The image setting 'steps' must be a whole number from 1 to 500, not 0 \(the preset"),
 ])
