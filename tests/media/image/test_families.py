@@ -85,6 +85,10 @@ def test_conv_on_a_transformer_family_is_one_sentence(name, medium, tmp_path):
     with pytest.raises(StudioError, match="no convolutions in its denoiser to adapt; tune with conv off") as err:
         medium.tune_task(handle, curated, {**SETTINGS, "conv": True}, None)
     assert str(err.value).count(". ") == 0
+    with pytest.raises(StudioError, match="has no convolutions in its denoiser; leave conv_alpha empty"):
+        medium.tune_task(handle, curated, {**SETTINGS, "conv_alpha": 1.0}, None)
+    # the default (conv empty): the attention alone, where there are no convolutions
+    assert not any("conv" in n for n in medium.tune_task(handle, curated, SETTINGS, None).adapter_state())
 
 
 def test_tune_trains_the_denoisers_attention(tuned):
