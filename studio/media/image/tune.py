@@ -138,7 +138,7 @@ class ImageTuneTask:
         conv = bool(self.family.conv_targets) if conv is None else bool(conv)  # empty: wherever there are some
         self.targets = [*self.family.lora_targets, *(self.family.conv_targets if conv else ())]
         self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
-        # the convolutions' own alpha (kohya's conv_alpha); empty: half the attention's (ImageTune.conv_alpha)
+        # the convolutions' own alpha (kohya's conv_alpha); empty: half the attention's (ImageTune.conv_alpha_share)
         self.conv_alpha = (None if not conv else float(settings["conv_alpha"]) if settings.get("conv_alpha") is not None
                            else ImageTune.conv_alpha_share * self.alpha)
         self.prompts = [c.prompt for c in examples]
