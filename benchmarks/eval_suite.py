@@ -9,6 +9,7 @@ For each (medium, eval scorer, seed) in a fresh workspace:
 3. one tune on the series' kept set with the given tune settings (``--setting NAME=JSON``, e.g.
    ``kto='{"objective": "kto"}'``), from the version before (``--start last``, what the page's "Next round"
    does) or from the base on everything kept so far (``--start base``, ReST-EM's practice: Singh et al. 2023);
+   a setting's ``round2`` table changes the tunes after the first (``r2e12='{"round2": {"epochs": 12}}'``);
 4. ``Studio.compare`` base against the new version on held-out seeds (never a seed a tune learned from):
    the eval scorer's share over the bar on each side, best of 2 from the base, variety against the kept
    set and copies by the medium's own tests.
@@ -135,7 +136,10 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
                 kept_more = [c for c in more if c.id in set(ruled["accepted"])]
                 extra = {"expanded": len(kept_more),
                          "expanded_over_bar": float(np.mean(np.array(judge(kept_more)) >= bar)) if kept_more else None}
-            tuned = studio.tune(medium, from_version="base" if start_from == "base" else version, settings=settings)
+            # a setting's "round2" table: what changes for the tunes after the first (e.g. a lower dose)
+            later = settings.get("round2", {}) if r else {}
+            tune_settings = {**{k: v for k, v in settings.items() if k != "round2"}, **later}
+            tuned = studio.tune(medium, from_version="base" if start_from == "base" else version, settings=tune_settings)
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
                    "kept_total": tuned["curated"], "bar": bar, **extra,
