@@ -37,6 +37,7 @@ RECIPE = {
     "lr": 3e-3,
     "warmup": 100,
     "chorale_share": 0.4,  # of every batch; the rest fiddle tunes and airs
+    "cadence_weight": 4.0,  # the loss on a piece's last two bars (bar:penultimate on), times this (learns cadences)
     "transpose": [-5, 6],  # semitones, drawn per window and batch (kept inside each voice's range)
     "held_out": 0.05,  # share of pieces kept out of training for the held-out loss
 }
@@ -103,7 +104,8 @@ class Windows:
         for token, index in vocab.items():
             is_pitch[index] = token[:1] == "v" and ":p" in token
         self.key0 = vocab[f"key:{KEYS[0]}"]
-        self.rows, self.pitch_masks, self.shifts, self.chorale = [], [], [], []
+        self.rows, self.pitch_masks, self.shifts, self.chorale, self.cadence = [], [], [], [], []
+        penultimate = vocab["bar:penultimate"]
         low, high = recipe["transpose"]
         for piece in pieces:
             for w in windows(piece, recipe["window_bars"], recipe["window_hop"], recipe["max_tokens"]):
@@ -119,14 +121,19 @@ class Windows:
                 self.pitch_masks.append(is_pitch[ids])
                 self.shifts.append(allowed)
                 self.chorale.append(w.tags["style"] == "chorale")
+                marks = np.flatnonzero(ids == penultimate)  # only a window that ends its piece has one
+                self.cadence.append(int(marks[0]) if len(marks) else len(ids))
 
-    def batch(self, picks, rng, transpose: bool = True):
-        """Padded (ids, mask, labels) tensors; each row transposed by one of its allowed shifts."""
+    def batch(self, picks, rng, transpose: bool = True, cadence_weight: float = 1.0):
+        """Padded (ids, mask, labels, weights) tensors; each row transposed by one of its allowed
+        shifts; a token's weight is ``cadence_weight`` from its piece's ``bar:penultimate`` on, else 1."""
         import torch
 
         width = max(len(self.rows[i]) for i in picks)
         ids = torch.full((len(picks), width), self.pad, dtype=torch.long)
+        weights = torch.ones((len(picks), width))
         for row, i in enumerate(picks):
+            weights[row, self.cadence[i]:] = cadence_weight
             seq = self.rows[i].copy()
             if transpose:
                 shift = int(rng.choice(self.shifts[i]))
@@ -134,7 +141,18 @@ class Windows:
                 seq[3] = self.key0 + (seq[3] - self.key0 + shift) % 12  # <bos> style meter KEY mode
             ids[row, :len(seq)] = torch.from_numpy(seq)
         labels = ids.masked_fill(ids == self.pad, -100)
-        return ids, (ids != self.pad).long(), labels
+        return ids, (ids != self.pad).long(), labels, weights
+
+
+def weighted_loss(logits, labels, weights):
+    """Next-token cross-entropy, each predicted token weighted, over the weights' sum."""
+    import torch
+
+    logits, labels, weights = logits[:, :-1], labels[:, 1:], weights[:, 1:]
+    each = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                             ignore_index=-100, reduction="none").view(labels.shape)
+    weights = weights * (labels != -100)
+    return (each * weights).sum() / weights.sum().clamp(min=1)
 
 
 def load_repertoire(cache: Path | None, log=print, names=REPERTORIES):
@@ -214,10 +232,11 @@ def train(out_dir: Path, device: str = "cpu", seed: int = 0, pieces=None, steps:
     for step in range(total):
         if step > recipe["warmup"] and progress_at(step) >= 1.0:
             break
-        ids, mask, labels = data.batch(pick(recipe["batch"]), rng)
+        ids, mask, labels, weights = data.batch(pick(recipe["batch"]), rng, cadence_weight=recipe["cadence_weight"])
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        loss = weighted_loss(logits, labels.to(device), weights.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -230,7 +249,7 @@ def train(out_dir: Path, device: str = "cpu", seed: int = 0, pieces=None, steps:
     losses = []
     with torch.no_grad():
         for i in range(0, len(held.rows), 16):
-            ids, mask, labels = held.batch(list(range(i, min(i + 16, len(held.rows)))), rng, transpose=False)
+            ids, mask, labels, _ = held.batch(list(range(i, min(i + 16, len(held.rows)))), rng, transpose=False)
             losses.append(float(model(input_ids=ids.to(device), attention_mask=mask.to(device),
                                       labels=labels.to(device)).loss))
     out_dir = Path(out_dir)

@@ -36,12 +36,37 @@ def test_windows_keep_cadence_marks_only_at_the_end_and_transpose_in_range():
     assert "bar:last" not in parts[0].tokens() and parts[-1].tokens()[-2:] != ["bar:last"]
     data = defaults.Windows([piece, block_chorale()], defaults.build_tokenizer(), defaults.RECIPE)
     assert len(data.rows) == 4 and data.chorale == [False, False, False, True]
-    ids, mask, labels = data.batch([0, 3], np.random.default_rng(0))
+    ids, mask, labels, _ = data.batch([0, 3], np.random.default_rng(0))
     tokenizer = defaults.build_tokenizer()
     for row in ids.tolist():
         tokens = tokenizer.convert_ids_to_tokens([i for i in row if i != 0])
         assert all(t.startswith(("<", "style", "meter", "key", "mode", "bar", "pos", "v")) for t in tokens)
 
+
+
+def test_cadence_weight_weighs_the_last_two_bars_of_an_ending_window_alone():
+    import numpy as np
+    import torch
+
+    piece = scale_tune("reel", "4/4", 2, "major", 16)
+    data = defaults.Windows([piece], defaults.build_tokenizer(), defaults.RECIPE)  # two middles, one ending
+    tokenizer = defaults.build_tokenizer()
+    vocab = tokenizer.get_vocab()
+    ids, mask, labels, weights = data.batch([0, 2], np.random.default_rng(0), cadence_weight=4.0)
+    assert weights[0].eq(1).all()  # a window that does not end its piece has no cadence to weigh
+    mark = ids[1].tolist().index(vocab["bar:penultimate"])
+    assert weights[1, :mark].eq(1).all() and weights[1, mark:].eq(4).all()
+    model = defaults.build_model(len(vocab), vocab["<pad>"], vocab["<bos>"], vocab["<eos>"], dict(defaults.RECIPE, **TINY))
+    with torch.no_grad():
+        plain = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        assert torch.allclose(defaults.weighted_loss(logits, labels, torch.ones_like(weights)), plain)
+        heavy = defaults.weighted_loss(logits, labels, weights)
+        shift = labels[:, 1:] != -100
+        each = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                                                 ignore_index=-100, reduction="none").view(shift.shape)
+        w = weights[:, 1:] * shift
+        assert torch.allclose(heavy, (each * w).sum() / w.sum()) and not torch.allclose(heavy, plain)
 
 def test_the_harmoniser_picks_the_chords_a_melody_outlines():
     # C major in quarter notes, a bar each outlining C, G, F and C (two chords a bar in 4/4)
