@@ -173,7 +173,7 @@ def load_repertoire(cache: Path | None, log=print, names=REPERTORIES):
 
 
 def train(out_dir: Path, device: str = "cpu", seed: int = 0, pieces=None, steps: int | None = None,
-          recipe: dict | None = None, cache: Path | None = None, log=print) -> dict:
+          recipe: dict | None = None, cache: Path | None = None, log=print, names=REPERTORIES) -> dict:
     """Read the repertoire (or use ``pieces``), train, save into ``out_dir``; return the figures."""
     import random
 
@@ -190,7 +190,7 @@ def train(out_dir: Path, device: str = "cpu", seed: int = 0, pieces=None, steps:
     if pieces is None:
         from ...paths import model_cache
 
-        pieces = load_repertoire(cache or model_cache("music-repertoire") / "pieces.json", log=log)
+        pieces = load_repertoire(cache or model_cache("music-repertoire") / "pieces.json", log=log, names=names)
     read_seconds = time.time() - began
     order = list(range(len(pieces)))
     random.Random(seed).shuffle(order)
@@ -295,6 +295,8 @@ def main(argv=None) -> int:
                         "loop (the learning-rate schedule follows whichever of steps and time runs out first)")
     parser.add_argument("--cache", type=Path, default=model_cache("music-repertoire") / "pieces.json",
                         help="where the parsed repertoire is kept between runs")
+    parser.add_argument("--repertories", nargs="+", choices=REPERTORIES, default=list(REPERTORIES),
+                        help="which of music21's repertories to learn from (the shipped weights: bach aird)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default); on a busy "
                         "two-core machine 1 is faster than 2")
     args = parser.parse_args(argv)
@@ -303,7 +305,7 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(args.threads)
     figures = train(args.out, args.device, args.seed, steps=args.steps, cache=args.cache,
-                    recipe={"minutes": args.minutes})
+                    recipe={"minutes": args.minutes}, names=tuple(args.repertories))
     print(json.dumps(figures))
     return 0
 

@@ -113,3 +113,20 @@ def test_a_cached_repertoire_is_completed_not_trusted(tmp_path, monkeypatch):
     assert [row["source"] for row in json.loads(cache.read_text())] == ["bach", "aird"]
     again = defaults.load_repertoire(cache, log=lambda line: None, names=("bach",))
     assert asked == [["aird"]] and [p.source for p in again] == ["bach"]
+
+
+def test_the_command_learns_from_the_repertories_it_is_given(tmp_path, monkeypatch):
+    chorales = [block_chorale(), block_chorale()]
+    for c in chorales:
+        c.source = "bach"
+    cache = tmp_path / "pieces.json"
+    cache.write_text(json.dumps(repertoire.to_json(chorales)))
+
+    def read(names, log=print):
+        raise AssertionError(f"read {names}: only bach was asked for, and the cache has it")
+
+    monkeypatch.setattr(repertoire, "read_repertoire", read)
+    assert defaults.main(["--out", str(tmp_path / "m"), "--cache", str(cache), "--repertories", "bach",
+                          "--steps", "2"]) == 0
+    figures = json.loads((tmp_path / "m" / "TRAINING.json").read_text())
+    assert list(figures["data"]["repertories"]) == ["bach"] and figures["steps_done"] == 2
