@@ -3,7 +3,8 @@
 A small GPT-2 over the four-voice event vocabulary (``vocab.py``), trained on music21's free
 repertoire (``repertoire.py``: Bach's chorales, Ryan's Mammoth Collection, Aird's Airs; the
 fiddle tunes harmonised and accompanied).  Pieces are cut into windows of up to eight bars
-(a window that reaches the end marks its last two bars, so the model learns cadences) and
+(a window that reaches the end marks its last two bars, and their tokens weigh ``cadence_weight``
+times in the loss, so the model learns cadences) and
 each batch transposes every window by a random interval.  Seeded: the same seed gives the
 same weights on the same machine.  Output (``save_pretrained`` layout, safetensors):
 
