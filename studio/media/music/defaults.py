@@ -5,7 +5,8 @@ repertoire (``repertoire.py``: Bach's chorales, Ryan's Mammoth Collection, Aird'
 fiddle tunes harmonised and accompanied).  Pieces are cut into windows of up to eight bars (a
 window that reaches the end marks its last two bars, whose tokens weigh ``cadence_weight`` times
 in the loss, so the model learns cadences) and each batch transposes every window by a random
-interval.  Seeded: the same seed gives the same weights on the same machine.  Output (``save_pretrained`` layout, safetensors):
+interval.  Seeded: the same seed gives the same weights on the same machine.  Output
+(``save_pretrained`` layout, safetensors):
 
     config.json  generation_config.json  model.safetensors
     tokenizer.json  tokenizer_config.json  special_tokens_map.json   (WordLevel over events)
