@@ -150,8 +150,8 @@ def weighted_loss(logits, labels, weights):
     import torch
 
     logits, labels, weights = logits[:, :-1], labels[:, 1:], weights[:, 1:]
-    each = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                             ignore_index=-100, reduction="none").view(labels.shape)
+    each = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
+                                             reduction="none").view(labels.shape)
     weights = weights * (labels != -100)
     return (each * weights).sum() / weights.sum().clamp(min=1)
 

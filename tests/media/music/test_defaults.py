@@ -49,24 +49,26 @@ def test_cadence_weight_weighs_the_last_two_bars_of_an_ending_window_alone():
     import torch
 
     piece = scale_tune("reel", "4/4", 2, "major", 16)
-    data = defaults.Windows([piece], defaults.build_tokenizer(), defaults.RECIPE)  # two middles, one ending
     tokenizer = defaults.build_tokenizer()
     vocab = tokenizer.get_vocab()
+    data = defaults.Windows([piece], tokenizer, defaults.RECIPE)  # two middles, one ending
     ids, mask, labels, weights = data.batch([0, 2], np.random.default_rng(0), cadence_weight=4.0)
     assert weights[0].eq(1).all()  # a window that does not end its piece has no cadence to weigh
     mark = ids[1].tolist().index(vocab["bar:penultimate"])
     assert weights[1, :mark].eq(1).all() and weights[1, mark:].eq(4).all()
-    model = defaults.build_model(len(vocab), vocab["<pad>"], vocab["<bos>"], vocab["<eos>"], dict(defaults.RECIPE, **TINY))
+    model = defaults.build_model(len(vocab), vocab["<pad>"], vocab["<bos>"], vocab["<eos>"],
+                                 dict(defaults.RECIPE, **TINY))
     with torch.no_grad():
         plain = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         logits = model(input_ids=ids, attention_mask=mask).logits
         assert torch.allclose(defaults.weighted_loss(logits, labels, torch.ones_like(weights)), plain)
         heavy = defaults.weighted_loss(logits, labels, weights)
-        shift = labels[:, 1:] != -100
-        each = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                                                 ignore_index=-100, reduction="none").view(shift.shape)
-        w = weights[:, 1:] * shift
+        counted = labels[:, 1:] != -100
+        each = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
+                                                 ignore_index=-100, reduction="none").view(counted.shape)
+        w = weights[:, 1:] * counted
         assert torch.allclose(heavy, (each * w).sum() / w.sum()) and not torch.allclose(heavy, plain)
+
 
 def test_the_harmoniser_picks_the_chords_a_melody_outlines():
     # C major in quarter notes, a bar each outlining C, G, F and C (two chords a bar in 4/4)
