@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from ...preference import PreferenceTune, beta_setting, objective_setting
+from ...preference import PreferenceTune, objective_setting
 from ...settings import Settings, setting
 from .vocab import ENSEMBLES, INSTRUMENTS
 
@@ -42,9 +42,6 @@ class MusicTune(PreferenceTune):
     # kto met 12 of 24 target checks on the lullaby rounds, sft 11: close, and the rule takes the one that meets
     # more (docs/objectives.md)
     objective: str = objective_setting("kto")
-    # beta 0.01 met 29 of 36 checks on the lullaby rounds by stability, consonance and cadence, 0.1 28, 0.03 25
-    # (docs/objectives.md, "Music: a looser anchor"; one check: the rule asked for more, not for a margin)
-    beta: float = beta_setting(0.01)
     epochs: float = setting(50.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")
     lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")
