@@ -32,6 +32,7 @@ class Grammar:
         self.tags = {kind: [vocab[f"{kind}:{v}"] for v in TAG_VALUES[kind]] for kind in TAG_ORDER}
         self.positions = [vocab[f"pos:{k}"] for k in range(MAX_BAR)]
         self.voices = [[i for t, i in vocab.items() if t.startswith(f"v{v}:")] for v in range(VOICES)]
+        self.rests = {vocab[f"v{v}:rest"] for v in range(VOICES)}
 
 
 def _sample_row(logits, allowed: list[int], generator, temperature: float, top_k: int, top_p: float) -> int:
@@ -72,6 +73,13 @@ def sample_tokens(handle, prompt: str, seeds: Sequence[int], bars: int, temperat
     return out
 
 
+def _new_state() -> dict:
+    """A row's decoding state before its first token: the tag stage, the bar and onset it is in, and which
+    voices sound (``sounding``) and whether anything has sounded in this bar yet, between its onsets (``heard``)."""
+    return {"stage": 0, "bars": 0, "pos": -1, "voice": None, "bar_length": 16, "style": "air", "done": False,
+            "sounding": [False] * VOICES, "heard": False}
+
+
 def _allowed(grammar, tags, state: dict, bars: int, length: int, limit: int) -> list[int]:
     """The token ids the grammar allows next for one row."""
     stage = state["stage"]
@@ -94,6 +102,20 @@ def _allowed(grammar, tags, state: dict, bars: int, length: int, limit: int) -> 
     return voices + later + next_bar
 
 
+def _silence(grammar, state: dict, bars: int, allowed: list[int]) -> set[int]:
+    """What a bar before the last may not do while nothing sounds and nothing has sounded in it yet: close
+    (while a later onset is still possible) or rest a voice (a rest there changes nothing), so its next onset
+    sounds.  The sampler draws from everything the grammar allows and draws again without these only when it
+    picked one of them, so a piece the rule never touches comes out as it did before the rule."""
+    if state["heard"] or any(state["sounding"]) or state["stage"] < len(TAG_ORDER) or not 0 < state["bars"] < bars:
+        return set()
+    avoid = set(grammar.rests)
+    if state["pos"] + 1 < state["bar_length"]:
+        avoid.add(grammar.id[bar_token(state["bars"], bars)])
+    avoid &= set(allowed)
+    return avoid if len(avoid) < len(allowed) else set()
+
+
 def _advance(state: dict, token: str) -> None:
     kind, _, value = token.partition(":")
     if state["stage"] < len(TAG_ORDER):
@@ -107,10 +129,13 @@ def _advance(state: dict, token: str) -> None:
     elif kind == "bar":
         state["bars"] += 1
         state["pos"], state["voice"] = -1, None
+        state["heard"] = False  # whether something has sounded for a while in this bar (held over counts)
     elif kind == "pos":
+        state["heard"] = state["heard"] or (int(value) > max(state["pos"], 0) and any(state["sounding"]))
         state["pos"], state["voice"] = int(value), -1
     else:
         state["voice"] = int(kind[1:])
+        state["sounding"][state["voice"]] = value != "rest"
 
 
 def _sample_batch(handle, grammar, tags, seeds, bars, temperature, top_k, top_p, limit):
@@ -119,8 +144,7 @@ def _sample_batch(handle, grammar, tags, seeds, bars, temperature, top_k, top_p,
     n = len(seeds)
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     rows: list[list[int]] = [[grammar.id["<bos>"]] for _ in range(n)]
-    states = [{"stage": 0, "bars": 0, "pos": -1, "voice": None, "bar_length": 16, "style": "air",
-               "done": False} for _ in range(n)]
+    states = [_new_state() for _ in range(n)]
     pad = grammar.id["<pad>"]
     past = None
     feed = torch.tensor([[grammar.id["<bos>"]]] * n, device=handle.device)
@@ -140,6 +164,10 @@ def _sample_batch(handle, grammar, tags, seeds, bars, temperature, top_k, top_p,
                     continue
                 allowed = _allowed(grammar, tags, states[i], bars, len(rows[i]), limit)
                 choice = _sample_row(logits[i], allowed, generators[i], temperature, top_k, top_p)
+                avoid = _silence(grammar, states[i], bars, allowed)
+                if choice in avoid:
+                    choice = _sample_row(logits[i], [a for a in allowed if a not in avoid], generators[i],
+                                         temperature, top_k, top_p)
                 rows[i].append(choice)
                 next_ids.append(choice)
                 _advance(states[i], grammar.token[choice])

@@ -1,0 +1,78 @@
+"""The symbolic sampler's grammar: what it lets a model write, checked with a stand-in model whose
+likeliest next tokens are set by the test (so the grammar, not the weights, decides)."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import studio.media.music as music_package
+from studio.media.music.generate import sample_tokens
+from studio.media.music.model import MusicHandle
+from studio.media.music.vocab import VOICES
+
+ASSETS = Path(music_package.__file__).parent / "assets"
+
+
+class EagerToRest:
+    """A stand-in LM that most wants to end the bar, rest every voice and stop: left to itself it writes
+    bars of silence.  Pitches are unlikely, not impossible."""
+
+    def __init__(self, vocab: dict[str, int]):
+        import torch
+
+        self.config = SimpleNamespace(n_positions=1024)
+        self.bias = torch.full((len(vocab),), -8.0)
+        for token, i in vocab.items():
+            if token.startswith("bar") or token == "<eos>" or token.endswith(":rest"):
+                self.bias[i] = 8.0
+            elif token.startswith("pos:"):
+                self.bias[i] = 0.0
+
+    def __call__(self, input_ids, attention_mask, past_key_values, use_cache):
+        logits = self.bias.expand(input_ids.shape[0], 1, -1).clone()
+        return SimpleNamespace(logits=logits, past_key_values=None)
+
+
+def sounding_bars(tokens: list[str], bar_length: int = 16) -> list[bool]:
+    """Per bar, whether some voice sounds over some stretch of it (a note held over the bar line counts
+    until the bar's first onset)."""
+    sounding, bars, last = [False] * VOICES, [], 0
+    for token in tokens:
+        kind, _, value = token.partition(":")
+        if kind in ("bar", "<eos>") and bars:
+            bars[-1] = bars[-1] or (any(sounding) and last < bar_length)  # the stretch to the bar's end
+        if kind == "bar":
+            bars.append(False)
+            last = 0
+        elif kind == "pos":
+            bars[-1] = bars[-1] or (int(value) > last and any(sounding))
+            last = int(value)
+        elif kind.startswith("v") and kind[1:].isdigit():
+            sounding[int(kind[1:])] = value != "rest"
+    return bars
+
+
+def test_a_bar_that_rests_from_its_first_onset_counts_as_silent():
+    held_then_rest = ["bar", "pos:0", "v0:p72", "bar", "pos:0", "v0:rest", "bar", "pos:4", "v0:p72", "<eos>"]
+    assert sounding_bars(held_then_rest) == [True, False, True]
+
+
+@pytest.fixture(scope="module")
+def handle():
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(ASSETS))
+    return MusicHandle("symbolic", EagerToRest(tokenizer.get_vocab()), tokenizer, "cpu", "stand-in", max_bars=8)
+
+
+def test_no_bar_before_the_last_closes_in_silence(handle):
+    pieces = sample_tokens(handle, "a four-part chorale in G major, 4/4", list(range(12)), bars=6)
+    for tokens in pieces:
+        bars = sounding_bars(tokens)
+        assert len(bars) == 6 and tokens[-1] == "<eos>"
+        assert all(bars[:-1]), bars  # every bar but the last sounds, though the model wanted silence
+    # the rule is for the bars before the last: left to itself there, this model writes no new note
+    last_bars = [tokens[tokens.index("bar:last"):] for tokens in pieces]
+    assert sum(not any(":p" in token for token in bar) for bar in last_bars) >= 6
