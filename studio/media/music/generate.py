@@ -32,7 +32,7 @@ class Grammar:
         self.tags = {kind: [vocab[f"{kind}:{v}"] for v in TAG_VALUES[kind]] for kind in TAG_ORDER}
         self.positions = [vocab[f"pos:{k}"] for k in range(MAX_BAR)]
         self.voices = [[i for t, i in vocab.items() if t.startswith(f"v{v}:")] for v in range(VOICES)]
-        self.rests = {vocab[f"v{v}:rest"] for v in range(VOICES)}
+        self.bass_rest = vocab[f"v{VOICES - 1}:rest"]
 
 
 def _sample_row(logits, allowed: list[int], generator, temperature: float, top_k: int, top_p: float) -> int:
@@ -104,14 +104,16 @@ def _allowed(grammar, tags, state: dict, bars: int, length: int, limit: int) -> 
 
 def _silence(grammar, state: dict, bars: int, allowed: list[int]) -> set[int]:
     """What a bar before the last may not do while nothing sounds and nothing has sounded in it yet: close
-    (while a later onset is still possible) or rest a voice (a rest there changes nothing), so its next onset
-    sounds.  The sampler draws from everything the grammar allows and draws again without these only when it
-    picked one of them, so a piece the rule never touches comes out as it did before the rule."""
+    while a later onset is still possible, and, at its last position, end an onset that sounds nothing (with
+    the bar line or a rest in the bass, the last voice an onset names).  So such a bar sounds at the latest
+    from its last sixteenth, and an opening rest followed by notes in the same bar is left alone.  The sampler
+    draws from everything the grammar allows and draws again without these only when it picked one of them,
+    so a piece the rule never touches comes out as it did before the rule."""
     if state["heard"] or any(state["sounding"]) or state["stage"] < len(TAG_ORDER) or not 0 < state["bars"] < bars:
         return set()
-    avoid = set(grammar.rests)
-    if state["pos"] + 1 < state["bar_length"]:
-        avoid.add(grammar.id[bar_token(state["bars"], bars)])
+    avoid = {grammar.id[bar_token(state["bars"], bars)]}
+    if state["voice"] is not None and state["pos"] + 1 >= state["bar_length"]:
+        avoid.add(grammar.bass_rest)
     avoid &= set(allowed)
     return avoid if len(avoid) < len(allowed) else set()
 

@@ -76,3 +76,21 @@ def test_no_bar_before_the_last_closes_in_silence(handle):
     # the rule is for the bars before the last: left to itself there, this model writes no new note
     last_bars = [tokens[tokens.index("bar:last"):] for tokens in pieces]
     assert sum(not any(":p" in token for token in bar) for bar in last_bars) >= 6
+
+
+def test_an_opening_rest_may_be_followed_by_notes_and_only_a_silent_close_is_drawn_again(handle):
+    from studio.media.music.generate import Grammar, _advance, _allowed, _new_state, _silence
+
+    grammar = Grammar(handle.tokenizer)
+    state = _new_state()
+    for token in "<bos> style:chorale meter:4/4 key:G mode:major bar pos:0 v0:rest v1:rest v2:rest v3:rest".split()[1:]:
+        _advance(state, token)
+    allowed = _allowed(grammar, {}, state, 8, 11, 1024)
+    avoid = _silence(grammar, state, 8, allowed)
+    assert avoid == {grammar.id["bar"]}  # a later onset (pos:4 ...) is still open to the model
+    for token in ["pos:15", "v0:rest"]:  # the bar's last sixteenth, still nothing sounding
+        _advance(state, token)
+    allowed = _allowed(grammar, {}, state, 8, 13, 1024)
+    assert _silence(grammar, state, 8, allowed) == {grammar.id["bar"], grammar.id["v3:rest"]}
+    _advance(state, "v3:p43")
+    assert _silence(grammar, state, 8, _allowed(grammar, {}, state, 8, 14, 1024)) == set()
