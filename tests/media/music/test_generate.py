@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 
 import studio.media.music as music_package
-from studio.media.music.generate import sample_tokens
+from studio.media.music.events import piece_from_tokens
+from studio.media.music.generate import Grammar, _advance, _allowed, _new_state, _silence, sample_tokens
 from studio.media.music.model import MusicHandle
-from studio.media.music.vocab import VOICES
 
 ASSETS = Path(music_package.__file__).parent / "assets"
 
@@ -35,27 +35,17 @@ class EagerToRest:
         return SimpleNamespace(logits=logits, past_key_values=None)
 
 
-def sounding_bars(tokens: list[str], bar_length: int = 16) -> list[bool]:
-    """Per bar, whether some voice sounds over some stretch of it (a note held over the bar line counts
-    until the bar's first onset)."""
-    sounding, bars, last = [False] * VOICES, [], 0
-    for token in tokens:
-        kind, _, value = token.partition(":")
-        if kind in ("bar", "<eos>") and bars:
-            bars[-1] = bars[-1] or (any(sounding) and last < bar_length)  # the stretch to the bar's end
-        if kind == "bar":
-            bars.append(False)
-            last = 0
-        elif kind == "pos":
-            bars[-1] = bars[-1] or (int(value) > last and any(sounding))
-            last = int(value)
-        elif kind.startswith("v") and kind[1:].isdigit():
-            sounding[int(kind[1:])] = value != "rest"
-    return bars
+def sounding_bars(tokens: list[str]) -> list[bool]:
+    """Per bar, whether some note sounds in it, by the studio's own decoder (what the MIDI file will hold)."""
+    piece = piece_from_tokens(tokens)
+    length = piece.bar_length
+    return [any(start < (b + 1) * length and start + dur > b * length for start, dur, *_ in piece.notes())
+            for b in range(len(piece.bars))]
 
 
 def test_a_bar_that_rests_from_its_first_onset_counts_as_silent():
-    held_then_rest = ["bar", "pos:0", "v0:p72", "bar", "pos:0", "v0:rest", "bar", "pos:4", "v0:p72", "<eos>"]
+    held_then_rest = ("<bos> style:chorale meter:4/4 key:G mode:major bar pos:0 v0:p72 bar pos:0 v0:rest "
+                      "bar pos:4 v0:p72 <eos>").split()
     assert sounding_bars(held_then_rest) == [True, False, True]
 
 
@@ -79,8 +69,6 @@ def test_no_bar_before_the_last_closes_in_silence(handle):
 
 
 def test_an_opening_rest_may_be_followed_by_notes_and_only_a_silent_close_is_drawn_again(handle):
-    from studio.media.music.generate import Grammar, _advance, _allowed, _new_state, _silence
-
     grammar = Grammar(handle.tokenizer)
     state = _new_state()
     for token in "<bos> style:chorale meter:4/4 key:G mode:major bar pos:0 v0:rest v1:rest v2:rest v3:rest".split()[1:]:
