@@ -2,7 +2,8 @@
 tune steps to stay lean): generate, the live rule, keyboard culling of the whole batch (stored, and kept
 after a reload), pictures at least 256 px wide, music and voice takes that play, what the recogniser heard
 under each take, a tune whose version is selected after a reload, compare and one zip per export.
-Screenshots at 1440x900 and 1024x768 (NAME-1024.png) go to docs/screenshots/.
+Screenshots at 1440x900 and 1024x768 (NAME-1024.png) go to flow.SCREENSHOTS (docs/screenshots/ when
+STUDIO_SCREENSHOTS names it).
 """
 from __future__ import annotations
 
