@@ -96,13 +96,16 @@ class TextMedium(Medium):
                   parent_adapter: str | None, prior: Sequence[Candidate] = (),
                   dropped: Sequence[Candidate] = ()) -> Any:
         from .embedding import candidate_text
+        from .prompting import cut_at_limit
         from .tune import TextTuneTask
 
-        pairs = [(c.prompt, candidate_text(c)) for c in examples]
-        prior_pairs = [(c.prompt, candidate_text(c)) for c in prior]
-        dropped_pairs = [(c.prompt, candidate_text(c)) for c in dropped]
-        return TextTuneTask(handle, pairs, self.parse_tune_settings(settings), parent_adapter, prior_pairs,
-                            dropped_pairs)
+        def pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, bool]]:
+            # (prompt, text, ended): a text cut off at its length limit teaches no end token
+            texts = [candidate_text(c) for c in candidates]
+            return [(c.prompt, t, not cut_at_limit(handle.tokenizer, t, c.params)) for c, t in zip(candidates, texts)]
+
+        return TextTuneTask(handle, pairs(examples), self.parse_tune_settings(settings), parent_adapter,
+                            pairs(prior), pairs(dropped))
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

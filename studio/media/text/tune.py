@@ -1,5 +1,8 @@
 """LoRA SFT on accepted (prompt, completion) pairs: the TuneTask the shared trainer drives.
 
+A pair may carry a third item, whether the completion ended (False: generation cut it off at its
+length limit, so no end token is learned after it; ``prompting.cut_at_limit``).
+
 Tokenized once when built; the loss counts completion tokens only, and runs the output head
 only on them, chunk by chunk (``loss.py``: no full float32 logits).  Examples are packed
 end to end into fixed-length rows (``packing="packed"``, no padding), or one per padded
@@ -27,6 +30,7 @@ from .prompting import example_ids, goldfish_mask
 from .settings import TextTune
 
 _counter = itertools.count(1)
+Pair = tuple[str, str] | tuple[str, str, bool]  # (prompt, completion[, ended])
 
 
 def check_memorization_settings(settings: dict[str, Any]) -> tuple[float, int]:
@@ -50,9 +54,9 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
 
 
 class TextTuneTask:
-    def __init__(self, handle: TextHandle, pairs: Sequence[tuple[str, str]], settings: dict[str, Any],
-                 parent_adapter: str | None = None, prior_pairs: Sequence[tuple[str, str]] = (),
-                 dropped_pairs: Sequence[tuple[str, str]] = ()):
+    def __init__(self, handle: TextHandle, pairs: Sequence[Pair], settings: dict[str, Any],
+                 parent_adapter: str | None = None, prior_pairs: Sequence[Pair] = (),
+                 dropped_pairs: Sequence[Pair] = ()):
         import torch
         from peft import get_peft_model
         from peft.utils import set_peft_model_state_dict
@@ -99,7 +103,7 @@ class TextTuneTask:
         if self.objective != "sft":  # the dropped candidates after the kept ones, one per row (preference.py)
             inputs, labels, extra = self._rows([*pairs, *dropped_pairs], settings)
             self.preference = PreferenceBatches(self.objective, len(pairs), len(inputs), self.batch_size,
-                                                float(settings["beta"]), [p for p, _ in [*pairs, *dropped_pairs]])
+                                                float(settings["beta"]), [pair[0] for pair in [*pairs, *dropped_pairs]])
         elif self.prior_weight > 0:
             more = self._rows(prior_pairs, settings)
             inputs, labels, extra = inputs + more[0], labels + more[1], extra + more[2]
@@ -112,9 +116,10 @@ class TextTuneTask:
         if self.preference is not None:  # the starting model's log-probs, before any step (a resume repeats them)
             self.preference.reference = self._reference_log_probs()
 
-    def _rows(self, pairs: Sequence[tuple[str, str]], settings: dict[str, Any]) -> tuple[list, list, list]:
+    def _rows(self, pairs: Sequence[Pair], settings: dict[str, Any]) -> tuple[list, list, list]:
         """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
-        encoded = [example_ids(self.handle.tokenizer, p, c) for p, c in pairs]
+        encoded = [example_ids(self.handle.tokenizer, pair[0], pair[1], ended=pair[2] if len(pair) > 2 else True)
+                   for pair in pairs]
         encoded = [(ids, goldfish_mask(ids, mask, self.goldfish)) for ids, mask in encoded]
         encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
         if self.packing == "packed":

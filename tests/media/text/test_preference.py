@@ -63,3 +63,42 @@ def test_summed_log_probs_equal_the_plain_logits_sum(medium, tiny_llama, make_ca
     assert (chunked < 0).all()
     alone = medium.tune_task(handle, make_candidates("a sea poem", KEPT, "k"), settings, None)
     assert alone.preference is None and alone.packing == "packed"  # no drops given: the plain tune on the kept set
+
+
+def _ends_counted(task, tokenizer) -> list[bool]:
+    """Per row, whether the row's last counted label is the end token."""
+    out = []
+    for labels in task.labels.tolist():
+        counted = [t for t in labels if t != -100]
+        out.append(bool(counted) and counted[-1] == tokenizer.eos_token_id)
+    return out
+
+
+def test_a_text_cut_off_at_its_length_limit_teaches_no_end_token(medium, tiny_llama, make_candidates):
+    """A text generation stopped at max_new_tokens did not end there: neither the kept nor the dropped side may
+    learn an end token after it (a drop would teach the model against ending mid-phrase, so never to end)."""
+    import dataclasses
+
+    from studio.media.text.prompting import completion_ids, cut_at_limit
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    tokenizer = handle.tokenizer
+    long = "the hill the fox red red moon over the hill the fox runs"
+    limit = len(completion_ids(tokenizer, long, ended=False))
+    assert completion_ids(tokenizer, long)[-1] == tokenizer.eos_token_id
+    assert completion_ids(tokenizer, long, ended=False)[-1] != tokenizer.eos_token_id
+    assert cut_at_limit(tokenizer, long, {"max_new_tokens": limit})
+    assert not cut_at_limit(tokenizer, long, {"max_new_tokens": limit + 1})
+    assert not cut_at_limit(tokenizer, long, {})  # no recorded limit (imported): ended
+
+    def with_limit(candidates, n):
+        return [dataclasses.replace(c, params={"max_new_tokens": n}) for c in candidates]
+
+    kept = with_limit(make_candidates("a sea poem", [KEPT[0], long], "k"), limit)
+    dropped = with_limit(make_candidates("a sea poem", [long, DROPPED[0]], "d"), limit)
+    settings = {**medium.tune_defaults, "objective": "kto"}
+    task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
+    # rows: kept (ended, cut), dropped (cut, ended)
+    assert _ends_counted(task, tokenizer) == [True, False, False, True]
+    sft = medium.tune_task(handle, kept, {**settings, "objective": "sft", "packing": "padded"}, None)
+    assert _ends_counted(sft, tokenizer) == [True, False]
