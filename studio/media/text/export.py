@@ -15,6 +15,7 @@ from ...fsutil import atomic_folder
 from ...medium import Candidate, Version
 from .embedding import candidate_text
 from .model import TextHandle
+from .prompting import cut_at_limit
 
 FORMATS = ("peft", "merged", "jsonl")
 
@@ -44,12 +45,16 @@ def _write_merged(handle: TextHandle, version: Version | None, tmp: Path) -> Non
     handle.tokenizer.save_pretrained(str(tmp))
 
 
-def _write_jsonl(curated: Sequence[Candidate], tmp: Path) -> None:
+def _write_jsonl(handle: TextHandle, curated: Sequence[Candidate], tmp: Path) -> None:
+    """One line per kept text; ``ended`` is False where generation cut the text off at its length limit (a
+    trainer should not append an end token to it, as the studio's own tune does not)."""
     if not curated:
         raise StudioError("There is no kept text to export; keep some candidates first.")
-    lines = [json.dumps({"prompt": c.prompt, "completion": candidate_text(c), "scores": c.scores, "seed": c.seed,
-                         "id": c.id, "version": c.version, "decision": c.decision}, ensure_ascii=False)
-             for c in curated]
+    texts = [candidate_text(c) for c in curated]
+    lines = [json.dumps({"prompt": c.prompt, "completion": text, "scores": c.scores, "seed": c.seed,
+                         "id": c.id, "version": c.version, "decision": c.decision,
+                         "ended": not cut_at_limit(handle.tokenizer, text, c.params)}, ensure_ascii=False)
+             for c, text in zip(curated, texts)]
     (tmp / "curated.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -64,5 +69,5 @@ def export(handle: TextHandle, version: Version | None, fmt: str, out_dir: Path,
         elif fmt == "merged":
             _write_merged(handle, version, tmp)
         else:
-            _write_jsonl(curated, tmp)
+            _write_jsonl(handle, curated, tmp)
     return sorted(p for p in out_dir.rglob("*") if p.is_file())

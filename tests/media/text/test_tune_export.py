@@ -87,13 +87,19 @@ def test_jsonl_export_is_read_by_datasets(medium, tiny_llama, tmp_path, make_can
     import datasets
 
     handle = medium.load(str(tiny_llama), "cpu")
+    from studio.media.text.prompting import completion_ids
+
     curated = make_candidates("a sea poem", TEXTS)
     for i, c in enumerate(curated):
         c.scores = {"style": 0.5 + i / 10}
+    # the last one stopped at its length limit, the others below theirs
+    curated[2].params = {"max_new_tokens": len(completion_ids(handle.tokenizer, TEXTS[2], ended=False))}
+    curated[1].params = {"max_new_tokens": 1000}
     files = medium.export(handle, None, "jsonl", tmp_path / "out", curated)
     data = datasets.load_dataset("json", data_files=str(files[0]), split="train")
     assert data["completion"] == TEXTS and data["prompt"] == ["a sea poem"] * 3
     assert data[2]["scores"]["style"] == pytest.approx(0.7)
+    assert data["ended"] == [True, True, False]
 
 
 @pytest.mark.parametrize("fmt, version, message", [("peft", None, "base model has no adapter"),
