@@ -181,6 +181,15 @@ def test_default_model(monkeypatch, medium):
     assert medium.default_params()["temperature"] == 0.7
 
 
+def test_the_dose_follows_the_default_model(monkeypatch, medium):
+    """The grammar model tunes 30 passes, SmolLM2 20 (docs/objectives.md); a given value wins on both."""
+    assert medium.tune_defaults["epochs"] == 30 and medium.parse_tune_settings({})["epochs"] == 30
+    assert medium.parse_tune_settings({"epochs": 7})["epochs"] == 7
+    monkeypatch.delenv("STUDIO_TEXT_MODEL")
+    assert medium.tune_defaults["epochs"] == 20 and medium.parse_tune_settings({})["epochs"] == 20
+    assert medium.parse_tune_settings({"epochs": 7})["epochs"] == 7
+
+
 def test_an_older_conversion_is_redone(tiny_gguf, tmp_path):
     """A folder converted by an older studio (no format in its marker, no model card) is converted again."""
     out = tmp_path / "m"
