@@ -1,4 +1,5 @@
-"""Sound for the voice medium: mel spectrograms, Griffin-Lim, a pitch tracker, WAV and PNG files.
+"""Sound for the voice medium: mel spectrograms, the vocoder (a pitched source, Griffin-Lim), a pitch tracker,
+WAV and PNG files.
 
 numpy for analysis (scorers, pictures), torch for the model's mel and its vocoder.  The mel
 settings are the built-in voice's (22.05 kHz, hop 256, 80 bands up to 8 kHz).
@@ -50,15 +51,25 @@ def log_mel(audio, filters=None):
     return torch.log(torch.clamp(filters @ spec, min=LOG_FLOOR)).T
 
 
-def griffin_lim(mel, iterations: int = 32, power: float = 1.3, generator=None, momentum: float = 0.99):
+def griffin_lim(mel, iterations: int = 32, power: float = 1.3, generator=None, momentum: float = 0.99,
+                pitch_hz=None, voiced=None, smooth: int = 15):
     """torch: (frames, n_mels) log mel -> float audio.  The mel is mapped back to a linear
     spectrogram by the filters' pseudo-inverse, sharpened by ``power``, then phase is found by
-    fast Griffin-Lim (Perraudin et al. 2013)."""
+    fast Griffin-Lim (Perraudin et al. 2013), from random phases; or, given the pitch read per frame
+    (``pitch_hz``, ``voiced``), the spectrogram's envelope (smoothed over ``smooth`` bins) is filled with
+    the harmonics of a source sounding that pitch (``source``), which also gives the first phases."""
     import torch
 
     magnitude = torch.clamp(_mel_inverse() @ torch.exp(mel.T.float()), min=0.0) ** power
     window = torch.hann_window(N_FFT)
-    angles = torch.rand(magnitude.shape, generator=generator) * 2 * np.pi
+    if pitch_hz is None:
+        angles = torch.rand(magnitude.shape, generator=generator) * 2 * np.pi
+    else:
+        noise = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
+        start = torch.as_tensor(source(pitch_hz, voiced, (magnitude.shape[1] - 1) * HOP, noise), dtype=torch.float32)
+        excitation = torch.stft(start, N_FFT, HOP, N_FFT, window, center=True, return_complex=True)
+        angles, level = excitation.angle(), excitation.abs()
+        magnitude = _smoothed(magnitude, smooth) * level / torch.clamp(_smoothed(level, smooth), min=1e-6)
     spec = torch.polar(magnitude, angles)
     previous = torch.zeros_like(spec)
     length = (magnitude.shape[1] - 1) * HOP
@@ -70,6 +81,33 @@ def griffin_lim(mel, iterations: int = 32, power: float = 1.3, generator=None, m
         spec = accelerated * (magnitude / torch.clamp(accelerated.abs(), min=1e-8))
     audio = torch.istft(spec, N_FFT, HOP, N_FFT, window, center=True, length=length)
     return audio.numpy()
+
+
+def _smoothed(spectrogram, width: int):
+    """torch: (bins, frames) magnitudes averaged over ``width`` neighbouring bins: the envelope, harmonics gone."""
+    import torch
+
+    kernel = torch.ones(1, 1, width) / width
+    return torch.nn.functional.conv1d(spectrogram.T[:, None], kernel, padding=width // 2)[:, 0].T
+
+
+def source(pitch_hz, voiced, length: int, noise: np.random.Generator, sample_rate: int = SAMPLE_RATE,
+           hop: int = HOP) -> np.ndarray:
+    """float audio of ``length`` samples: where a frame is ``voiced``, a band-limited pulse train at the frame's
+    ``pitch_hz`` (its phase carried smoothly from frame to frame), elsewhere white noise: the excitation of a
+    source-filter voice."""
+    frames = np.arange(len(pitch_hz)) * hop
+    at = np.arange(length)
+    f0 = np.exp(np.interp(at, frames, np.log(np.clip(np.asarray(pitch_hz, dtype=np.float64), PITCH_MIN / 2, None))))
+    mix = np.interp(at, frames, np.asarray(voiced, dtype=np.float64))
+    phase = np.mod(2 * np.pi * np.cumsum(f0) / sample_rate, 2 * np.pi)
+    count = np.maximum(1, np.floor(0.95 * sample_rate / 2 / f0))  # harmonics under Nyquist
+    # sum of cos(k phase) for k = 1 .. count, in closed form (the Dirichlet kernel): one pass, any pitch
+    half = np.sin(phase / 2)
+    near = np.abs(half) < 1e-6
+    pulses = np.where(near, count, (np.sin((count + 0.5) * phase) / np.where(near, 1.0, 2 * half)) - 0.5)
+    pulses /= np.sqrt(count)
+    return mix * pulses + (1 - mix) * noise.standard_normal(length)
 
 
 @functools.lru_cache(maxsize=1)

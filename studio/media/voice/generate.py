@@ -45,7 +45,8 @@ def generate_tiny(handle: VoiceHandle, prompt: str, seeds: Sequence[int], params
     batch = max(1, int(params["batch_size"]))
     for start in range(0, len(seeds), batch):
         part = list(seeds[start:start + batch])
-        takes = speak(handle.net, handle.model.config, ids, part, params, style, iterations=int(params["vocoder_iterations"]))
+        takes = speak(handle.net, handle.model.config, ids, part, params, style,
+                      iterations=int(params["vocoder_iterations"]), vocoder=params["vocoder"])
         for seed, (audio, durations, pitch, mel, draws) in zip(part, takes):
             alignment = {"line": line, "style": list(style.words), "ids": ids, "durations": durations, "pitch_hz": pitch,
                          "draws": draws}

@@ -1,7 +1,7 @@
 """The built-in voice's network: a small FastSpeech-style text-to-mel model (Ren et al. 2019/2020).
 
 phoneme ids -> encoder (convolutions) -> a duration and a pitch per id -> each id's vector
-repeated for its frames -> decoder (convolutions) -> 80-band log mel -> Griffin-Lim.
+repeated for its frames -> decoder (convolutions) -> 80-band log mel -> the vocoder (audio.py).
 Durations and pitch are predicted, so a seed can move them (pace, intonation, emphasis) before
 the decoder draws the sound: that is where one reading differs from the next.
 A plain ``torch.nn.Module`` of Conv1d and Linear layers: peft's LoRA wraps it by module name.

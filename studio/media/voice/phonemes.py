@@ -59,6 +59,20 @@ def phonemize(text: str) -> str:
     return phones
 
 
+UNVOICED = set("ptkfθsʃhxçʔ") | set(PUNCTUATION) | {" ", BOS, EOS}  # read without the voice sounding
+
+
+def voiced(ids: list[int]) -> list[bool]:
+    """Per id, whether the voice sounds through it: a vowel, a voiced consonant or a mark on one; a pause
+    between two phonemes when both sound (inside a word's voiced stretch), else not."""
+    sounds = [SYMBOLS[i] not in UNVOICED and SYMBOLS[i] != PAD for i in ids]
+    out = list(sounds)
+    for j, i in enumerate(ids):
+        if SYMBOLS[i] == PAD:
+            out[j] = 0 < j < len(ids) - 1 and sounds[j - 1] and sounds[j + 1]
+    return out
+
+
 def ids_for_phonemes(phones: str) -> list[int]:
     ids = [SYMBOL_ID[BOS], SYMBOL_ID[PAD]]
     for char in phones:

@@ -9,18 +9,24 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+
 from .reading import Style, centre, controls
 
 SEMITONE = math.log(2) / 12
 
 
-def speak(net, config, ids: Sequence[int], seeds: Sequence[int], params: dict, style: Style, iterations: int = 32):
+def speak(net, config, ids: Sequence[int], seeds: Sequence[int], params: dict, style: Style, iterations: int = 32,
+          vocoder: str = "griffin-lim"):
     """[(audio, durations, pitch_hz, mel, draws)] for each seed, from the TinyVoice ``net`` (the base, or
     the PeftModel around it with an adapter on) whose ``VoiceConfig`` is ``config``; ``mel`` is the log mel
     the network made (frames, mels; float16), before the vocoder; ``draws`` what the seed drew (``draws()``)."""
     import torch
 
     from .audio import griffin_lim, normalise
+    from .phonemes import voiced
+
+    sounding = np.asarray(voiced(list(ids)), dtype=np.float64)
 
     count = len(ids)
     batch = torch.tensor([list(ids)], dtype=torch.long)
@@ -36,8 +42,13 @@ def speak(net, config, ids: Sequence[int], seeds: Sequence[int], params: dict, s
             # normalised pitch: deviations scaled by the range, then shifted (semitones in log Hz)
             pitch_in = (pitch[0] * spread + intonation + shift * SEMITONE / config.pitch_std)[None]
             mel, _ = net.decode(x, mask, durations, pitch_in)
-            audio = griffin_lim(mel[0], iterations=iterations, generator=generator)
             hz = torch.exp(pitch_in[0] * config.pitch_std + config.pitch_mean)
+            if vocoder == "pitched":  # the harmonics of the pitch read, under the spectrogram's envelope
+                frames_hz = np.repeat(hz.numpy(), durations[0].numpy())
+                audio = griffin_lim(mel[0], iterations=iterations, generator=generator, pitch_hz=frames_hz,
+                                    voiced=np.repeat(sounding, durations[0].numpy()))
+            else:
+                audio = griffin_lim(mel[0], iterations=iterations, generator=generator)
             takes.append((normalise(audio), durations[0].tolist(), [round(float(h), 1) for h in hz],
                           mel[0].numpy().astype("float16"),
                           draws(pace, shift, spread, rhythm, intonation, centre(params, style))))

@@ -39,3 +39,47 @@ def test_the_vocoder_keeps_a_harmonic_voices_pitch():
         sound = np.asarray(griffin_lim(mel, iterations=32, generator=torch.Generator().manual_seed(0)))
         heard = pitch_track(sound, SAMPLE_RATE)
         assert abs(12 * np.log2(np.median(heard[heard > 0]) / f0)) < 0.5
+
+
+def test_the_pitched_vocoder_sounds_the_pitch_read_over_the_mels_own():
+    """Given the pitch read, the vocoder fills the mel's envelope with that pitch's harmonics: a tone's mel
+    vocoded at its own pitch is heard there, and at another pitch (a tune that moved the reading) it is
+    heard at the pitch read, where Griffin-Lim alone keeps the mel's."""
+    import torch
+
+    from studio.media.voice.audio import SAMPLE_RATE, griffin_lim, log_mel, pitch_track
+
+    t = np.arange(int(1.5 * SAMPLE_RATE)) / SAMPLE_RATE
+    tone = sum(np.sin(2 * np.pi * k * 110.0 * t) / k * np.exp(-((k * 110.0 - 700) / 900) ** 2) for k in range(1, 60))
+    mel = log_mel(torch.from_numpy((0.5 * tone / np.abs(tone).max()).astype(np.float32)))
+    for read in (110.0, 82.0, 147.0):
+        sound = np.asarray(griffin_lim(mel, iterations=8, generator=torch.Generator().manual_seed(0),
+                                       pitch_hz=np.full(mel.shape[0], read), voiced=np.ones(mel.shape[0])))
+        heard = pitch_track(sound, SAMPLE_RATE)
+        assert abs(12 * np.log2(np.median(heard[heard > 0]) / read)) < 0.5, read
+
+
+def test_the_source_is_the_sum_of_the_harmonics_under_nyquist():
+    from studio.media.voice.audio import SAMPLE_RATE, source
+
+    pitch = np.r_[np.full(20, 95.0), np.full(20, 151.0)]
+    made = source(pitch, np.ones(40), 39 * 256, np.random.default_rng(0))
+    f0 = np.exp(np.interp(np.arange(39 * 256), np.arange(40) * 256, np.log(pitch)))
+    phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+    count = np.floor(0.95 * SAMPLE_RATE / 2 / f0)
+    summed = sum(np.where(k <= count, np.cos(k * phase), 0.0) for k in range(1, int(count.max()) + 1))
+    assert np.allclose(made, summed / np.sqrt(count), atol=1e-6)
+    silent = source(pitch, np.zeros(40), 39 * 256, np.random.default_rng(0))  # unvoiced: noise, no pitch
+    assert abs(np.corrcoef(silent, made)[0, 1]) < 0.05
+
+
+def test_only_sounding_phonemes_are_voiced():
+    from studio.media.voice.phonemes import SYMBOL_ID, SYMBOLS, ids_for_phonemes, voiced
+
+    ids = ids_for_phonemes("sɪŋ fæst.")
+    marks = dict(zip(ids, voiced(ids)))
+    by_symbol = {SYMBOLS[i]: v for i, v in marks.items()}
+    assert by_symbol["ɪ"] and by_symbol["ŋ"] and by_symbol["æ"]
+    assert not by_symbol["s"] and not by_symbol["f"] and not by_symbol["t"] and not by_symbol["."]
+    between = ids.index(SYMBOL_ID["ɪ"]) + 1  # the pause between ɪ and ŋ sounds, the one after ŋ (before a space) not
+    assert voiced(ids)[between] and not voiced(ids)[between + 2]
