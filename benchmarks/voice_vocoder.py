@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("vocoder", choices=["pitched", "griffin-lim"])
     parser.add_argument("--smooth", type=int, help="the pitched vocoder's envelope width in bins (default: its own)")
+    parser.add_argument("--glide", type=int, help="the pitched vocoder's pitch glide in frames (default: its own)")
     parser.add_argument("--out", type=Path, help="append one JSON line per row to this runs file")
     args = parser.parse_args(argv)
     one_thread()
@@ -96,10 +97,14 @@ def main(argv=None) -> int:
         import studio.media.voice.audio as audio
 
         audio.griffin_lim = functools.partial(audio.griffin_lim, smooth=args.smooth)
+    if args.glide:
+        import studio.media.voice.audio as audio
+
+        audio.source = functools.partial(audio.source, glide=args.glide)
     from studio.engine import Studio
 
     params = {"vocoder": args.vocoder}
-    tag = {"vocoder": args.vocoder, "smooth": args.smooth}
+    tag = {"vocoder": args.vocoder, "smooth": args.smooth, "glide": args.glide}
     with tempfile.TemporaryDirectory() as workspace:
         studio = Studio(workspace)
         for row in follow(studio, params):

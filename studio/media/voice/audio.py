@@ -18,6 +18,7 @@ N_MELS = 80
 F_MAX = 8000.0
 LOG_FLOOR = 1e-5
 PITCH_MIN, PITCH_MAX = 65.0, 400.0  # Hz: the tracker's range (speaking voices)
+GLIDE = 7  # frames (81 ms) the pitched vocoder's source averages the pitch read over: a glide, not steps
 
 
 def mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS,
@@ -92,13 +93,16 @@ def _smoothed(spectrogram, width: int):
 
 
 def source(pitch_hz, voiced, length: int, noise: np.random.Generator, sample_rate: int = SAMPLE_RATE,
-           hop: int = HOP) -> np.ndarray:
+           hop: int = HOP, glide: int = GLIDE) -> np.ndarray:
     """float audio of ``length`` samples: where a frame is ``voiced``, a band-limited pulse train at the frame's
-    ``pitch_hz`` (its phase carried smoothly from frame to frame), elsewhere white noise: the excitation of a
-    source-filter voice."""
+    ``pitch_hz`` (averaged over ``glide`` frames on a log scale, so a phoneme's pitch glides into the next one's
+    rather than steps; its phase carried smoothly), elsewhere white noise: the excitation of a source-filter voice."""
     frames = np.arange(len(pitch_hz)) * hop
     at = np.arange(length)
-    f0 = np.exp(np.interp(at, frames, np.log(np.clip(np.asarray(pitch_hz, dtype=np.float64), PITCH_MIN / 2, None))))
+    log_f0 = np.log(np.clip(np.asarray(pitch_hz, dtype=np.float64), PITCH_MIN / 2, None))
+    if glide > 1 and len(log_f0) > 1:
+        log_f0 = np.convolve(np.pad(log_f0, glide // 2, mode="edge"), np.ones(glide) / glide, mode="valid")[:len(frames)]
+    f0 = np.exp(np.interp(at, frames, log_f0))
     mix = np.interp(at, frames, np.asarray(voiced, dtype=np.float64))
     phase = np.mod(2 * np.pi * np.cumsum(f0) / sample_rate, 2 * np.pi)
     count = np.maximum(1, np.floor(0.95 * sample_rate / 2 / f0))  # harmonics under Nyquist

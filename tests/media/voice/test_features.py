@@ -63,7 +63,7 @@ def test_the_source_is_the_sum_of_the_harmonics_under_nyquist():
     from studio.media.voice.audio import SAMPLE_RATE, source
 
     pitch = np.r_[np.full(20, 95.0), np.full(20, 151.0)]
-    made = source(pitch, np.ones(40), 39 * 256, np.random.default_rng(0))
+    made = source(pitch, np.ones(40), 39 * 256, np.random.default_rng(0), glide=1)  # steps, as read
     f0 = np.exp(np.interp(np.arange(39 * 256), np.arange(40) * 256, np.log(pitch)))
     phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
     count = np.floor(0.95 * SAMPLE_RATE / 2 / f0)
@@ -71,6 +71,9 @@ def test_the_source_is_the_sum_of_the_harmonics_under_nyquist():
     assert np.allclose(made, summed / np.sqrt(count), atol=1e-6)
     silent = source(pitch, np.zeros(40), 39 * 256, np.random.default_rng(0))  # unvoiced: noise, no pitch
     assert abs(np.corrcoef(silent, made)[0, 1]) < 0.05
+    glides = source(pitch, np.ones(40), 39 * 256, np.random.default_rng(0), glide=7)  # the step spread over 7 frames
+    assert np.allclose(glides[:16 * 256], made[:16 * 256]) and not np.allclose(glides[18 * 256:22 * 256],
+                                                                               made[18 * 256:22 * 256])
 
 
 def test_only_sounding_phonemes_are_voiced():
