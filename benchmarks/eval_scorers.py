@@ -321,9 +321,11 @@ def unhurried(path: str) -> float:
 
 
 def low_voice(path: str) -> float:
-    """A deeper reading: the median fundamental, 230 Hz or more is 0, 150 Hz or less is 1."""
+    """A deeper reading: the median fundamental, 120 Hz or more is 0, 80 Hz or less is 1.  (Until 2026-12-03 230 and
+    150 Hz, where this tracker heard the Griffin-Lim voice, an octave up; the pitched vocoder is heard at the pitch
+    it reads, 90-108 Hz on 5-95% of base takes, which the old scale put at 1 for every take.)"""
     f0 = _pitches(path)
-    return float(np.clip((230.0 - np.median(f0)) / 80.0, 0.0, 1.0)) if len(f0) else 0.0
+    return float(np.clip((120.0 - np.median(f0)) / 40.0, 0.0, 1.0)) if len(f0) else 0.0
 
 
 def sing_song(path: str) -> float:
@@ -336,13 +338,15 @@ def sing_song(path: str) -> float:
 
 
 def falling_end(path: str) -> float:
-    """A statement's close: the last 10 voiced windows' pitch below the take's median, 0 semitones or above is 0,
-    6 below is 1."""
+    """A statement's close: the last 10 voiced windows' pitch against the take's median, 6 semitones above or more
+    is 0, 2 below or more is 1.  (Until 2026-12-03 0 and 6 below: the pitched vocoder lets this tracker hear the
+    built-in voice's rise on the line's last stressed word, 2.5-6 semitones above the median on 5-95% of base
+    takes, so every base take scored 0.)"""
     f0 = _pitches(path)
     if len(f0) < 12:
         return 0.0
     drop = 12 * np.log2(np.median(f0) / np.median(f0[-10:]))
-    return float(np.clip(drop / 6.0, 0.0, 1.0))
+    return float(np.clip((drop + 6.0) / 8.0, 0.0, 1.0))
 
 
 def flowing(path: str) -> float:

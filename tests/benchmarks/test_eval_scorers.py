@@ -60,10 +60,10 @@ def test_the_take_each_voice_scorer_asks_for_beats_its_opposite(tmp_path):
 
     # slow, deep, sing-song, falling at the close, without gaps, at one level
     wanted = _take(tmp_path / "wanted.wav", 3.0,
-                   lambda t: 160 * 2 ** ((3 * np.sin(2 * np.pi * 1.5 * t) - 5 * (t > 2.6)) / 12),
+                   lambda t: 95 * 2 ** ((3 * np.sin(2 * np.pi * 1.5 * t) - 5 * (t > 2.6)) / 12),
                    lambda t: 0 * t, 0.0)
     # hurried, high, flat, rising at the close, with gaps, its level jumping 16 dB
-    opposite = _take(tmp_path / "opposite.wav", 1.8, lambda t: 225 * 2 ** (3 * (t > 1.5) / 12),
+    opposite = _take(tmp_path / "opposite.wav", 1.8, lambda t: 125 * 2 ** (6 * (t > 1.5) / 12),
                      lambda t: np.where((t % 0.4) < 0.2, 0.0, -16.0), 0.4)
     for name, fn in eval_scorers.EVAL_SCORERS["voice"][1].items():
         assert 0.0 <= fn(opposite) < fn(wanted) <= 1.0, name
