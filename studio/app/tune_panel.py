@@ -39,7 +39,7 @@ def build(ctx: TabContext) -> None:
     with gr.Row():
         ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, precision=0, minimum=steps.spec.min,
                                       maximum=steps.spec.max, elem_classes=["tune-steps"], min_width=160,
-                                      info=(f"Empty: {fields['epochs'].default:g} passes over the kept set, so the "
+                                      info=(f"Empty: {ctx.medium.tune_defaults['epochs']:g} passes over the kept set, so the "
                                             "steps follow its size. More steps learn more (and copy more)."))
         ctx["tune_rank"] = gr.Number(label=rank.label, value=rank.default, precision=0, minimum=rank.spec.min,
                                      maximum=rank.spec.max, info="Bigger can learn more detail (and copy more).",
