@@ -60,6 +60,8 @@ class TextTune(PreferenceTune):
                                  "texts", min=0, below=1, advanced=True)
     goldfish: int = setting(0, "leave out every k-th token from the loss (0 = off, else 2 or more), against "
                                "reciting kept texts", min=0, max=1_000_000, advanced=True)
+    dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
+                                  "reciting kept texts", min=0, below=1, advanced=True)
     targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)",
                                  advanced=True)
     seq_len: int = setting(128, "tokens per training row", min=8, max=1_000_000, advanced=True)

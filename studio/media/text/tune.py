@@ -44,11 +44,13 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
     if parent_adapter:  # the new version grows from its parent: same shape, its weights to start
         if not (Path(parent_adapter) / "adapter_config.json").exists():
             raise StudioError(f"No adapter found at '{parent_adapter}' to tune from.")
-        return LoraConfig.from_pretrained(parent_adapter)
+        config = LoraConfig.from_pretrained(parent_adapter)
+        config.lora_dropout = float(settings["dropout"])
+        return config
     rank = int(settings["rank"])
     alpha = settings["alpha"] if settings["alpha"] is not None else TextTune.alpha_per_rank * rank
     targets = list(settings["targets"])
-    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0,
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=float(settings["dropout"]),
                       target_modules="all-linear" if targets == ["all-linear"] else targets,
                       task_type="CAUSAL_LM")
 
@@ -76,7 +78,9 @@ class TextTuneTask:
             else:
                 handle.model = get_peft_model(handle.model, config, adapter_name=self.name)
         handle.model.set_adapter(self.name)
-        handle.model.eval()  # no dropout anywhere: a tune is reproducible from its seed
+        handle.model.eval()  # no dropout but the adapter's own, in the loss only: training.py seeds it per step
+        self.dropouts = [module for name, module in handle.model.named_modules()
+                         if name.endswith(f"lora_dropout.{self.name}") and isinstance(module, torch.nn.Dropout)]
         self.split = body_and_head(handle.model)  # None: the model keeps the plain full-logits loss
         # with no drops given a preference objective has nothing to learn away from: the kept set alone, as the
         # engine's tune says in its note
@@ -181,6 +185,15 @@ class TextTuneTask:
         return body(input_ids=inputs, attention_mask=extra, use_cache=False).last_hidden_state
 
     def loss(self, step: int, generator: Any) -> Any:
+        for module in self.dropouts:  # on for the steps alone: the reference, the anchor and generating see none
+            module.train()
+        try:
+            return self._loss(generator, step)
+        finally:
+            for module in self.dropouts:
+                module.eval()
+
+    def _loss(self, generator: Any, step: int) -> Any:
         import torch
 
         if self.preference is not None:

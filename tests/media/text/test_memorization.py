@@ -1,4 +1,4 @@
-"""The two tune options against reciting kept texts: the goldfish mask and the anchored loss."""
+"""The tune options against reciting kept texts: the goldfish mask, the anchored loss and the adapter's dropout."""
 from __future__ import annotations
 
 import pytest
@@ -60,3 +60,30 @@ def test_the_anchored_loss_is_the_plain_loss_scaled_at_the_start_and_pulls_back_
         with pytest.raises(StudioError, match="anchor"):
             medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**medium.tune_defaults, "anchor": bad},
                              None)
+
+
+def test_the_adapters_dropout_acts_in_the_steps_alone_and_repeats_with_the_seed(medium, tiny_llama, make_candidates):
+    import torch
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    settings = {**medium.tune_defaults, "objective": "sft", "batch_size": 3, "dropout": 0.5}
+    task = medium.tune_task(handle, make_candidates("a sea poem", TEXTS), settings, None)
+    assert task.dropouts and all(not module.training for module in task.dropouts)
+    with torch.no_grad():  # a moved adapter, so that dropping its input changes what it adds
+        for p in task.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.2)
+
+    def loss(seed: int) -> float:
+        torch.manual_seed(seed)  # as training.py seeds every step
+        return task.loss(0, torch.Generator().manual_seed(0)).item()
+
+    assert loss(1) == loss(1) != loss(2)  # a draw per step, the same draw on a resume
+    assert all(not module.training for module in task.dropouts)  # off again: generating sees none
+    rows = torch.randint(0, len(task.inputs), (3,), generator=torch.Generator().manual_seed(0))
+    outside = [task.sequence_log_probs(rows).sum().item() for _ in range(2)]
+    assert outside[0] == outside[1]
+    plain = medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**settings, "dropout": 0.0}, None)
+    assert plain.dropouts == []
+    for bad in (1.0, -0.1, "0.5"):
+        with pytest.raises(StudioError, match="dropout"):
+            medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**settings, "dropout": bad}, None)
