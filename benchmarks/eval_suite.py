@@ -102,6 +102,7 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
     variety, copies = result["after"].get("variety_vs_kept"), result["after"].get("copies", 0.0)
     return {"prompt": prompt, "base": b, "tuned": a, "best_of_2": best2, "mean_base": float(before.mean()),
             "mean_tuned": float(after.mean()), "variety_vs_kept": variety, "copies": copies,
+            "base_copies": result["before"].get("copies", 0.0),  # the base's own rate: a kept set of its modes
             "targets": targets(a, b, best2, variety, copies)}
 
 
