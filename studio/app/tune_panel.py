@@ -33,13 +33,14 @@ element.addEventListener("click", (e) => {
 def build(ctx: TabContext) -> None:
     fields = {f.name: f for f in ctx.medium.tune_settings.fields()}
     steps, rank, lr = fields["steps"], fields["rank"], fields["lr"]
+    passes = ctx.medium.tune_defaults["epochs"]  # the model's dose (the text grammar model's differs)
     ctx["tune_intro"] = gr.Markdown(elem_classes=["tune-intro"])
     # what the next fine-tune learns from, with an Un-keep per candidate (a click event of this component)
     ctx["kept_strip"] = gr.HTML("", js_on_load=STRIP_JS, elem_classes=["kept-strip"])
     with gr.Row():
         ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, precision=0, minimum=steps.spec.min,
                                       maximum=steps.spec.max, elem_classes=["tune-steps"], min_width=160,
-                                      info=(f"Empty: {ctx.medium.tune_defaults['epochs']:g} passes over the kept set, so the "
+                                      info=(f"Empty: {passes:g} passes over the kept set, so the "
                                             "steps follow its size. More steps learn more (and copy more)."))
         ctx["tune_rank"] = gr.Number(label=rank.label, value=rank.default, precision=0, minimum=rank.spec.min,
                                      maximum=rank.spec.max, info="Bigger can learn more detail (and copy more).",

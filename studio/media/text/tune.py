@@ -188,12 +188,12 @@ class TextTuneTask:
         for module in self.dropouts:  # on for the steps alone: the reference, the anchor and generating see none
             module.train()
         try:
-            return self._loss(generator, step)
+            return self._loss(step, generator)
         finally:
             for module in self.dropouts:
                 module.eval()
 
-    def _loss(self, generator: Any, step: int) -> Any:
+    def _loss(self, step: int, generator: Any) -> Any:
         import torch
 
         if self.preference is not None:
