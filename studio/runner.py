@@ -192,8 +192,9 @@ def status(store: Store, job_id: str) -> dict[str, Any]:
             "step": last.get("step", 0), "steps": job["spec"]["settings"]["steps"],
             "loss": last.get("loss"), "seconds_left": last.get("seconds_left"),
             "losses": [[r["step"], r["loss"]] for r in steps],
-            # a kto tune that fell back to sft says so (the engine's note, or the task's in the result)
-            "message": job["message"] or job["spec"].get("note") or (job["result"] or {}).get("note"),
+            # a kto tune that fell back to sft says so (the engine's note), a tune that stopped early too (the result's)
+            "message": job["message"] or " ".join(filter(None, [job["spec"].get("note"),
+                                                                (job["result"] or {}).get("note")])) or None,
             "result": job["result"], "pid": holder}
 
 

@@ -21,6 +21,8 @@ from .fsutil import atomic_write_text
 PROGRESS = "progress.jsonl"
 CHECKPOINTS = "checkpoints"
 CANCEL = "cancel"
+GOOD = "good"  # the adapter at the last look that found nothing wrong (a watched tune goes back to it)
+LOOKS = 4  # a watched tune looks at its own samples after each quarter of its steps
 
 
 class TuneCancelled(Exception):
@@ -107,6 +109,33 @@ def save_checkpoint(job_dir: Path, step: int, task, optimizer, keep: int = 2) ->
     return final
 
 
+def look_steps(steps: int, looks: int = LOOKS) -> list[int]:
+    """The steps after which a watched tune looks at its own samples: the end of each of ``looks`` equal parts."""
+    return sorted({max(1, math.ceil(k * steps / looks)) for k in range(1, looks + 1)})
+
+
+def save_good(job_dir: Path, step: int, task) -> None:
+    """The adapter at ``step`` as the one to go back to, written beside and renamed into place."""
+    from safetensors.torch import save_file
+
+    final, tmp = Path(job_dir) / GOOD, Path(job_dir) / f".tmp-{GOOD}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in task.adapter_state().items()},
+              str(tmp / "adapter.safetensors"))
+    atomic_write_text(tmp / "state.json", json.dumps({"step": step}))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+
+
+def read_good(job_dir: Path) -> tuple[int, dict[str, Any]]:
+    """The last good look's step and adapter, as ``save_good`` wrote them."""
+    from safetensors.torch import load_file
+
+    folder = Path(job_dir) / GOOD
+    return int(json.loads((folder / "state.json").read_text())["step"]), load_file(str(folder / "adapter.safetensors"))
+
+
 def batch_rows(kept: int, total: int, size: int, prior_weight: float, generator):
     """One batch's row indices: kept rows ``0..kept-1``, and when ``prior_weight`` > 0 that share of the
     batch (at least one row) from the prior-preservation rows ``kept..total-1`` after them."""
@@ -165,6 +194,10 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     lr = float(settings["lr"])
     warmup = max(1, int(steps * float(settings["warmup"])))
     every = int(settings["checkpoint_every"])
+    # a task may look at its own samples after each quarter of the steps (``task.look()``: None, or one sentence
+    # of what went wrong); the first wrong look ends the tune at the last good one (text: copying the kept set)
+    look = getattr(task, "look", None)
+    looks = set(look_steps(steps)) if look is not None else set()
     seed = int(settings["seed"])
     max_norm = float(settings["max_grad_norm"])
     accumulate = int(settings["accumulate"])
@@ -213,6 +246,13 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
                 p.copy_(value)
 
     main = rank == 0
+    good: tuple[int, dict[str, Any]] = (start, {})
+    if looks:  # the adapter to go back to: the last good look's (a resume's, from disk) or the starting one
+        good = read_good(job_dir) if (job_dir / GOOD).exists() else (-1, {})
+        if not 0 <= good[0] <= start:  # none yet (or one ahead of the checkpoint, which the replay looks at again)
+            good = (start, _snapshot(task))
+            if main:
+                save_good(job_dir, start, task)
     began = time.time()
     loss_value = float("nan")
     for step in range(start, steps):
@@ -252,12 +292,30 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
         torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
         done = step + 1
-        if not main:
-            continue
-        elapsed = time.time() - began
-        rate = elapsed / (done - start)
-        log_progress(job_dir, event="step", step=done, steps=steps, loss=round(loss_value, 6),
-                     lr=lr_at(step), seconds_left=round(rate * (steps - done), 2))
-        if done % every == 0 and done < steps:
+        if main:
+            elapsed = time.time() - began
+            rate = elapsed / (done - start)
+            log_progress(job_dir, event="step", step=done, steps=steps, loss=round(loss_value, 6),
+                         lr=lr_at(step), seconds_left=round(rate * (steps - done), 2))
+        if done in looks:
+            said = look() if main else None  # the replicas hold the same weights: the main one looks for all
+            if agreed(said is not None):
+                task.load_adapter_state(good[1])
+                if not main:
+                    return {"steps": steps, "loss": loss_value}
+                log_progress(job_dir, event="stopped", step=done, steps=steps, good=good[0], message=said)
+                return {"steps": steps, "loss": loss_value, "seconds": round(time.time() - began, 3),
+                        "stopped_at": done, "good_step": good[0],
+                        "note": f"The tune stopped after step {done} of {steps}: {said}; this version is "
+                                + (f"the tune at step {good[0]}." if good[0] else "its starting model, unchanged.")}
+            good = (done, _snapshot(task))
+            if main:
+                log_progress(job_dir, event="looked", step=done, steps=steps)
+                save_good(job_dir, done, task)
+        if main and done % every == 0 and done < steps:
             save_checkpoint(job_dir, done, task, optimizer)
     return {"steps": steps, "loss": loss_value, "seconds": round(time.time() - began, 3)}
+
+
+def _snapshot(task) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in task.adapter_state().items()}

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if main_process:
             result["seconds"] = training_seconds(read_progress(job_dir), result["seconds"])
             if getattr(task, "note", None):  # a sentence the task has for the artist (what it could not use)
-                result["note"] = task.note
+                result["note"] = " ".join(filter(None, [task.note, result.get("note")]))
             final = publish(store, job_dir, spec["medium"], spec["version"], job_id, task.save)
             with store.transaction():  # the version and its round appear together
                 store.add_version(Version(medium=spec["medium"], name=spec["version"], parent=spec["parent"],

@@ -116,8 +116,10 @@ class TextMedium(Medium):
             texts = [candidate_text(c) for c in candidates]
             return [(c.prompt, t, not cut_at_limit(handle.tokenizer, t, c.params)) for c, t in zip(candidates, texts)]
 
+        # the tune's trial texts: the kept ones' prompts with the settings they were written with
+        trials = [(c.prompt, self.validate_params(c.params)) for c in examples]
         return TextTuneTask(handle, pairs(examples), self.parse_tune_settings(settings), parent_adapter,
-                            pairs(prior), pairs(dropped))
+                            pairs(prior), pairs(dropped), trials)
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

@@ -133,7 +133,10 @@ def _context_of(folder: str) -> int:
 
 
 def _adapter_name(handle: TextHandle, folder: str) -> str:
-    """Load the adapter at ``folder`` once; later calls only return its name."""
+    """Load the adapter at ``folder`` once; later calls only return its name (a tune's own adapter, not yet
+    saved, is known by its name)."""
+    if folder in handle.adapters:
+        return handle.adapters[folder]
     key = str(Path(folder).resolve())
     if key in handle.adapters:
         return handle.adapters[key]

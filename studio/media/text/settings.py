@@ -62,6 +62,9 @@ class TextTune(PreferenceTune):
                                "reciting kept texts", min=0, max=1_000_000, advanced=True)
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1, advanced=True)
+    stop_copying: float = setting(1.0, "look at 16 trial texts after each quarter of the tune and stop it at its last "
+                                       "good look once more than this share of them bring a kept text back (1 = never "
+                                       "look)", min=0, max=1, advanced=True, label="Stop when it copies")
     targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)",
                                  advanced=True)
     seq_len: int = setting(128, "tokens per training row", min=8, max=1_000_000, advanced=True)

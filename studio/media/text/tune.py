@@ -30,6 +30,8 @@ from .prompting import example_ids, goldfish_mask
 from .settings import TextTune
 
 _counter = itertools.count(1)
+TRIAL_TEXTS = 16  # a look's texts (training.py): 2 copies in 16 is over a 10% limit, 1 is not
+TRIAL_SEED = 3_000_000  # their seeds: clear of the training seeds and of compare's held-out ones (1,000,000 up)
 Pair = tuple[str, str] | tuple[str, str, bool]  # (prompt, completion[, ended])
 
 
@@ -58,7 +60,7 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
 class TextTuneTask:
     def __init__(self, handle: TextHandle, pairs: Sequence[Pair], settings: dict[str, Any],
                  parent_adapter: str | None = None, prior_pairs: Sequence[Pair] = (),
-                 dropped_pairs: Sequence[Pair] = ()):
+                 dropped_pairs: Sequence[Pair] = (), trials: Sequence[tuple[str, dict[str, Any]]] = ()):
         import torch
         from peft import get_peft_model
         from peft.utils import set_peft_model_state_dict
@@ -119,6 +121,11 @@ class TextTuneTask:
         self.anchor = self._anchor_states() if self.anchor_weight > 0 and self.split is not None else None
         if self.preference is not None:  # the starting model's log-probs, before any step (a resume repeats them)
             self.preference.reference = self._reference_log_probs()
+        # the trainer's looks (training.py): trial texts on fixed seeds, against the kept ones
+        self.stop_copying = float(settings["stop_copying"])
+        self.trials = list(trials) or [(pair[0], {}) for pair in pairs]
+        self.kept_texts = [pair[1] for pair in pairs]
+        self.look = self.look_for_copies if self.stop_copying < 1 and trials else None
 
     def _rows(self, pairs: Sequence[Pair], settings: dict[str, Any]) -> tuple[list, list, list]:
         """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
@@ -209,6 +216,28 @@ class TextTuneTask:
         labels = self.labels[rows].to(logits.device)
         return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                  ignore_index=-100)
+
+    def look_for_copies(self) -> str | None:
+        """TRIAL_TEXTS texts from the tune as it stands, the kept prompts in turn on fixed seeds (never a
+        candidate's: TRIAL_SEED up); one sentence when more than ``stop_copying`` of them bring a kept text back
+        (the medium's copy test), None otherwise."""
+        from ...variety import text_copies
+        from .generate import sample
+
+        groups: dict[str, tuple[str, dict[str, Any], list[int]]] = {}
+        for i in range(TRIAL_TEXTS):
+            prompt, params = self.trials[i % len(self.trials)]
+            key = repr((prompt, sorted(params.items())))
+            groups.setdefault(key, (prompt, params, []))[2].append(TRIAL_SEED + i)
+        self.handle.adapters.setdefault(self.name, self.name)  # known by its name until it is saved
+        texts = []
+        for prompt, params, seeds in groups.values():
+            texts += sample(self.handle, prompt, seeds, params, self.name)[0]
+        self.handle.model.set_adapter(self.name)
+        copied = sum(text_copies(texts, self.kept_texts))
+        if copied > self.stop_copying * len(texts):
+            return f"{copied} of its {len(texts)} trial texts brought a kept text back"
+        return None
 
     def adapter_state(self) -> dict[str, Any]:
         from peft.utils import get_peft_model_state_dict

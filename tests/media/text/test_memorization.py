@@ -87,3 +87,31 @@ def test_the_adapters_dropout_acts_in_the_steps_alone_and_repeats_with_the_seed(
     for bad in (1.0, -0.1, "0.5"):
         with pytest.raises(StudioError, match="dropout"):
             medium.tune_task(handle, make_candidates("a sea poem", TEXTS), {**settings, "dropout": bad}, None)
+
+
+def test_a_tune_that_stops_when_it_copies_looks_at_trial_texts_against_the_kept_ones(
+        medium, tiny_llama, make_candidates):
+    from studio.media.text.generate import sample
+    from studio.media.text.tune import TRIAL_SEED, TRIAL_TEXTS
+    from studio.variety import text_copies
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    params = medium.validate_params({"max_new_tokens": 24})
+    # the kept set is what the untouched adapter writes on the trial seeds: every trial text is a copy
+    own = sample(handle, "a sea poem", range(TRIAL_SEED, TRIAL_SEED + TRIAL_TEXTS), params)[0]
+    kept = make_candidates("a sea poem", own)
+    for c in kept:
+        c.params = params
+    off = medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "sft"}, None)
+    assert off.look is None  # 1 (the default): never looks
+    task = medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "sft", "stop_copying": 0.5}, None)
+    copied = sum(text_copies(own, own))  # the copy test's own count (a two-word text copies nothing)
+    assert copied > TRIAL_TEXTS / 2
+    assert task.look() == f"{copied} of its {TRIAL_TEXTS} trial texts brought a kept text back"
+    others = make_candidates("a sea poem", TEXTS, tag="o")
+    for c in others:
+        c.params = params
+    apart = medium.tune_task(handle, others, {**medium.tune_defaults, "objective": "sft", "stop_copying": 0.5}, None)
+    assert apart.look() is None
+    with pytest.raises(StudioError, match="stop_copying"):
+        medium.tune_task(handle, kept, {**medium.tune_defaults, "stop_copying": 1.5}, None)
