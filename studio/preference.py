@@ -82,9 +82,12 @@ class PreferenceTune(TuneSettings):
 
 
 def kto_loss(policy: Any, reference: Any, kept: Any, beta: float, kept_weight: float = 1.0,
-             dropped_weight: float = 1.0) -> Any:
+             dropped_weight: float = 1.0, kept_floor: float = 0.0) -> Any:
     """The mean KTO loss of a batch: ``policy`` and ``reference`` are per-candidate summed log-probs,
-    ``kept`` a bool tensor (True: kept, False: dropped)."""
+    ``kept`` a bool tensor (True: kept, False: dropped).  ``kept_floor`` > 0 adds, for a kept candidate
+    the tune made rarer than the starting model (reward below 0), a pull back that grows with the fall,
+    at ``kept_floor`` times kto's steepest (beta / 4 per nat): kto's sigmoid lets go of a kept candidate
+    pushed far below, so drops that resemble it could take it down."""
     import torch
 
     reward = policy - reference.to(policy.device, policy.dtype)
@@ -92,6 +95,8 @@ def kto_loss(policy: Any, reference: Any, kept: Any, beta: float, kept_weight: f
     kept = kept.to(policy.device)
     value = torch.where(kept, kept_weight * (1 - torch.sigmoid(beta * (reward - z0))),
                         dropped_weight * (1 - torch.sigmoid(beta * (z0 - reward))))
+    if kept_floor > 0:
+        value = value + torch.where(kept, kept_floor * beta / 4 * torch.relu(-reward), torch.zeros_like(reward))
     return value.mean()
 
 
@@ -131,13 +136,13 @@ class PreferenceBatches:
     """
 
     def __init__(self, objective: str, kept: int, total: int, batch_size: int, beta: float,
-                 prompts: Sequence[str] = ()):
+                 prompts: Sequence[str] = (), kept_floor: float = 0.0):
         if objective not in ("kto", "dpo"):
             raise StudioError(f"The objective must be kto or dpo here, not {objective!r}.")
         if total <= kept:
             raise StudioError(f"The {objective} objective needs dropped candidates beside the kept ones.")
         self.objective, self.kept, self.total = objective, kept, total
-        self.batch_size, self.beta = batch_size, beta
+        self.batch_size, self.beta, self.kept_floor = batch_size, beta, kept_floor
         self.pairs: list[tuple[int, int]] = []
         if objective == "dpo":
             self.pairs = [(i, kept + j) for i, j in same_prompt_pairs(prompts[:kept], prompts[kept:])]
@@ -161,4 +166,5 @@ class PreferenceBatches:
         # half of every batch from each side: the counts balanced, so lambda_D = lambda_U = 1
         size = max(2, self.batch_size)
         rows = batch_rows(self.kept, self.total, size, 0.5, generator)
-        return kto_loss(log_probs(rows), self.reference[rows], rows < self.kept, self.beta)
+        return kto_loss(log_probs(rows), self.reference[rows], rows < self.kept, self.beta,
+                        kept_floor=self.kept_floor)

@@ -156,3 +156,23 @@ def test_kto_with_nothing_dropped_falls_back_to_sft_and_says_so(workspace, fake)
     assert "no dropped candidates" in result["note"] and result["dropped"] == 0
     assert _spec(workspace, result["job"])["settings"]["objective"] == "sft"
     assert result["note"] == runner.status(studio.store, result["job"])["message"]  # the page's tune status shows it
+
+
+def test_the_kept_floor_pulls_back_only_a_kept_candidate_made_rarer_than_the_start():
+    import torch
+
+    from studio.preference import kto_loss
+
+    reference = torch.zeros(4)
+    kept = torch.tensor([True, True, False, False])
+    policy = torch.tensor([-8.0, 3.0, -8.0, 3.0], requires_grad=True)
+    plain = kto_loss(policy, reference, kept, beta=1.0)
+    floored = kto_loss(policy, reference, kept, beta=1.0, kept_floor=2.0)
+    # one kept candidate 8 nats below the start: 2 x (1 / 4) x 8, averaged over the batch of four
+    assert floored.item() == pytest.approx(plain.item() + 2 * 0.25 * 8 / 4)
+    floored.backward()
+    grad = policy.grad.clone()
+    policy.grad = None
+    plain.backward()
+    assert grad[0] < policy.grad[0] - 0.1  # pulled up harder (the loss falls as its log-prob rises)
+    assert torch.allclose(grad[1:], policy.grad[1:])  # above the start, or dropped: kto alone

@@ -62,6 +62,9 @@ class TextTune(PreferenceTune):
                                "reciting kept texts", min=0, max=1_000_000, advanced=True)
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1, advanced=True)
+    kept_floor: float = setting(0.0, "kto: pull back a kept text the tune makes rarer than the starting model did, at "
+                                     "this multiple of kto's steepest pull (0 = off)", min=0, max=100, advanced=True,
+                                label="Keep the kept from falling")
     stop_copying: float = setting(1.0, "look at 16 trial texts after each quarter of the tune and stop it at its last "
                                        "good look once more than this share of them bring a kept text back (1 = never "
                                        "look)", min=0, max=1, advanced=True, label="Stop when it copies")
@@ -78,5 +81,7 @@ class TextTune(PreferenceTune):
         if self.objective != "sft" and self.anchor > 0:
             raise StudioError(f"The {self.objective} objective is anchored to the starting model already; "
                               "set anchor to 0, or objective to sft.")
+        if self.kept_floor > 0 and self.objective != "kto":
+            raise StudioError(f"kept_floor acts on kto's rewards; set it to 0, or objective to kto.")
         if self.goldfish == 1:
             raise StudioError("The goldfish setting must be 0 (off) or a whole number from 2 up, not 1.")

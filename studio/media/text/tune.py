@@ -109,7 +109,8 @@ class TextTuneTask:
         if self.objective != "sft":  # the dropped candidates after the kept ones, one per row (preference.py)
             inputs, labels, extra = self._rows([*pairs, *dropped_pairs], settings)
             self.preference = PreferenceBatches(self.objective, len(pairs), len(inputs), self.batch_size,
-                                                float(settings["beta"]), [pair[0] for pair in [*pairs, *dropped_pairs]])
+                                                float(settings["beta"]), [pair[0] for pair in [*pairs, *dropped_pairs]],
+                                                kept_floor=float(settings["kept_floor"]))
         elif self.prior_weight > 0:
             more = self._rows(prior_pairs, settings)
             inputs, labels, extra = inputs + more[0], labels + more[1], extra + more[2]

@@ -102,3 +102,17 @@ def test_a_text_cut_off_at_its_length_limit_teaches_no_end_token(medium, tiny_ll
     assert _ends_counted(task, tokenizer) == [True, False, False, True]
     sft = medium.tune_task(handle, kept, {**settings, "objective": "sft", "packing": "padded"}, None)
     assert _ends_counted(sft, tokenizer) == [True, False]
+
+
+def test_the_kept_floor_reaches_the_tunes_loss_and_needs_kto(medium, tiny_llama, make_candidates):
+    from studio.errors import StudioError
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    kept = make_candidates("a sea poem", KEPT, "k")
+    dropped = make_candidates("a sea poem", DROPPED, "d")
+    settings = {**medium.tune_defaults, "objective": "kto", "kept_floor": 1.5}
+    assert medium.tune_task(handle, kept, settings, None, dropped=dropped).preference.kept_floor == 1.5
+    assert medium.tune_task(handle, kept, dict(medium.tune_defaults), None,
+                            dropped=dropped).preference.kept_floor == 0.0  # off by default
+    with pytest.raises(StudioError, match="kept_floor"):
+        medium.tune_task(handle, kept, {**settings, "objective": "sft"}, None)
