@@ -2,8 +2,9 @@
 
 A medium supplies a ``TuneTask`` (its trainable LoRA weights and a ``loss`` per step); this
 loop owns the rest: AdamW with warm-up, gradient clipping, bf16 autocast on a GPU,
-JSON-lines progress, checkpoints every N steps, cancellation, resume, and the non-finite
-loss guard.  Batches are seeded by step, so a resumed tune replays the same batches.
+JSON-lines progress, checkpoints every N steps, cancellation, resume, the non-finite
+loss guard, and a task's looks at its own samples (``task.look``), which may end a tune at
+its last good look.  Batches are seeded by step, so a resumed tune replays the same batches.
 """
 from __future__ import annotations
 
@@ -180,7 +181,9 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     With several processes (``accelerate launch``) every process starts from the main
     process's weights, draws its own shards of each step, and applies the same averaged
     gradient, so all replicas stay equal and the tune equals one process accumulating
-    every shard.  Returns {"steps", "loss", "seconds"}; raises TuneCancelled or StudioError.
+    every shard.  Returns {"steps", "loss", "seconds"}, and when a look ended the tune early
+    "stopped_at", "good_step" (the weights it went back to) and a one-sentence "note"; raises
+    TuneCancelled or StudioError.
     """
     import torch
     from safetensors.torch import load_file

@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
     # the sole owner now: temporary folders a killed worker left behind are ours to remove
-    for stale in [job_dir / "publish", *(job_dir / "checkpoints").glob(".tmp-*")] if rank == 0 else []:
+    from .training import GOOD
+
+    for stale in ([job_dir / "publish", *(job_dir / "checkpoints").glob(".tmp-*"), *job_dir.glob(f".tmp-{GOOD}-*")]
+                  if rank == 0 else []):
         shutil.rmtree(stale, ignore_errors=True)
 
     from . import media
