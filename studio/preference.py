@@ -50,14 +50,14 @@ def beta_setting(default: float, maximum: float = 100, objectives: Sequence[str]
     """The ``beta`` field with a medium's measured default (docs/objectives.md); its scale follows what the
     reward measures (images: per-element denoising errors, so beta in the hundreds)."""
     return setting(default, f"{' / '.join(objectives)}: how far the tune may move from the starting model (higher: "
-                            "stays closer)", above=0, max=maximum, advanced=True)
+                            "stays closer)", above=0, max=maximum)
 
 
 def drop_share_setting(default: float) -> Any:
     """The ``drop_share`` field: which of the rule's drops a preference tune learns away from."""
     return setting(default, "kto / dpo: the rule's drops that count, the lowest-scoring share of each batch "
                             "(1: every drop; 0.25: the bottom quarter); drops by hand always count",
-                   min=0, max=1, advanced=True, label="Rule drops that count")
+                   min=0, max=1, label="Rule drops that count")
 
 
 def lowest_share(batch: Sequence[Any], share: float) -> set[str]:

@@ -39,14 +39,13 @@ class Spec:
     above: float | None = None  # exclusive lower bound
     below: float | None = None  # exclusive upper bound
     choices: tuple[Any, ...] | None = None
-    advanced: bool = False  # hidden under "More settings" in the page's tune panel
 
 
 def setting(default: Any, help: str, *, label: str | None = None, min: float | None = None,
             max: float | None = None, above: float | None = None, below: float | None = None,
-            choices: tuple[Any, ...] | None = None, advanced: bool = False) -> Any:
+            choices: tuple[Any, ...] | None = None) -> Any:
     """A dataclass field with its one-line help and range (lists get a fresh copy per instance)."""
-    spec = Spec(help, label, min, max, above, below, tuple(choices) if choices is not None else None, advanced)
+    spec = Spec(help, label, min, max, above, below, tuple(choices) if choices is not None else None)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata={_SPEC: spec})
     return dataclasses.field(default=default, metadata={_SPEC: spec})
@@ -222,17 +221,17 @@ class TuneSettings(Settings):
     rank: int = setting(8, "LoRA rank: how much the adapter can learn (higher: more, and more copying)",
                         min=1, max=512, label="Adapter size")
     alpha: float | None = setting(None, "LoRA alpha (the adapter's scale is alpha / rank); empty: the medium's rule",
-                                  above=0, max=10_000, advanced=True)
+                                  above=0, max=10_000)
     lr: float = setting(1e-3, "learning rate", above=0, below=1, label="Learning rate")
-    batch_size: int = setting(8, "examples per optimisation step", min=1, max=4096, advanced=True)
-    seed: int = setting(0, "the tune's seed (LoRA init, batch order, noise)", min=0, max=2**32 - 1, advanced=True)
-    warmup: float = setting(0.05, "share of the steps the learning rate warms up over", min=0, max=1, advanced=True)
+    batch_size: int = setting(8, "examples per optimisation step", min=1, max=4096)
+    seed: int = setting(0, "the tune's seed (LoRA init, batch order, noise)", min=0, max=2**32 - 1)
+    warmup: float = setting(0.05, "share of the steps the learning rate warms up over", min=0, max=1)
     checkpoint_every: int = setting(25, "steps between checkpoints (a killed tune resumes from the last)",
-                                    min=1, max=100_000, advanced=True)
-    max_grad_norm: float = setting(1.0, "gradient clipping norm", above=0, max=1e6, advanced=True)
-    accumulate: int = setting(1, "batches per process per optimisation step", min=1, max=1024, advanced=True)
+                                    min=1, max=100_000)
+    max_grad_norm: float = setting(1.0, "gradient clipping norm", above=0, max=1e6)
+    accumulate: int = setting(1, "batches per process per optimisation step", min=1, max=1024)
     prior_weight: float = setting(0.0, "share of each batch drawn from the batch's un-kept candidates "
-                                       "(prior preservation; 0 = off)", min=0, below=1, advanced=True)
+                                       "(prior preservation; 0 = off)", min=0, below=1)
 
     def lora_alpha(self) -> float:
         return self.alpha if self.alpha is not None else self.alpha_per_rank * self.rank

@@ -97,7 +97,7 @@ class ImageTune(PreferenceTune):
     # sft's loss on the kept pictures beside kto's: 76 of 96 built-in targets against kto alone's 73, no run below the
     # base where kto alone had two (docs/objectives.md, "Pictures: kto with the kept pictures' own loss")
     sft_weight: float = setting(1.0, "kto: also learn the kept pictures directly, sft's loss beside kto's at this "
-                                     "weight (0 = off)", min=0, max=100, advanced=True, label="Kept pictures' own loss")
+                                     "weight (0 = off)", min=0, max=100, label="Kept pictures' own loss")
 
     epochs: float = setting(25.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")
@@ -112,19 +112,16 @@ class ImageTune(PreferenceTune):
     conv: bool | None = setting(None, "also adapt the denoiser's convolutions, not only its attention (LoCon, kohya's "
                                       "conv_dim): learns more of the kept pictures' layout and colour; empty: on "
                                       "wherever the denoiser has convolutions (SD 1.x/2.x, SDXL, the built-in), off "
-                                      "where it has none (SD3, Flux)", advanced=True, label="Adapt convolutions too")
+                                      "where it has none (SD3, Flux)", label="Adapt convolutions too")
     conv_alpha: float | None = setting(None, "the convolutions' LoRA alpha (kohya's conv_alpha; their scale is "
                                              "conv_alpha / rank); empty: half the attention's alpha",
-                                       above=0, max=10_000, advanced=True, label="Convolutions' alpha")
+                                       above=0, max=10_000, label="Convolutions' alpha")
     mirror: bool = setting(False, "also learn from each kept picture mirrored left to right (twice the pictures; "
                                   "leave off for lettering, logos or anything one-sided)",
                            label="Learn from mirror images too")
-    size: int = setting(0, "training resolution in pixels; 0 = the kept pictures' own size", min=0, max=4096,
-                        advanced=True)
-    train_text_encoder: bool = setting(False, "also tune the text encoder (slower; learns prompt words)",
-                                       advanced=True)
-    gradient_checkpointing: bool | None = setting(None, "trade speed for memory; empty: on for a GPU",
-                                                  advanced=True)
-    offload_encoders: bool = setting(True, "move the frozen encoders off the GPU while tuning", advanced=True)
+    size: int = setting(0, "training resolution in pixels; 0 = the kept pictures' own size", min=0, max=4096)
+    train_text_encoder: bool = setting(False, "also tune the text encoder (slower; learns prompt words)")
+    gradient_checkpointing: bool | None = setting(None, "trade speed for memory; empty: on for a GPU")
+    offload_encoders: bool = setting(True, "move the frozen encoders off the GPU while tuning")
     quantize: str = setting("none", "the frozen base in fewer bits (QLoRA-style): int8 through torchao (CPU and "
-                                    "GPU), nf4 through bitsandbytes (CUDA)", choices=QUANTIZE, advanced=True)
+                                    "GPU), nf4 through bitsandbytes (CUDA)", choices=QUANTIZE)

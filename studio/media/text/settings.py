@@ -57,24 +57,22 @@ class TextTune(PreferenceTune):
     # poems brought a kept poem's lines back in 56-81% (the template test); at 1.0 in 0-25% (docs/objectives.md)
     beta: float = beta_setting(1.0)
     anchor: float = setting(0.0, "pull toward the starting model's own words (0 = off), against reciting kept "
-                                 "texts", min=0, below=1, advanced=True)
+                                 "texts", min=0, below=1)
     goldfish: int = setting(0, "leave out every k-th token from the loss (0 = off, else 2 or more), against "
-                               "reciting kept texts", min=0, max=1_000_000, advanced=True)
+                               "reciting kept texts", min=0, max=1_000_000)
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
-                                  "reciting kept texts", min=0, below=1, advanced=True)
+                                  "reciting kept texts", min=0, below=1)
     kept_floor: float = setting(0.0, "kto: pull back a kept text the tune makes rarer than the starting model did, at "
-                                     "this multiple of kto's steepest pull (0 = off)", min=0, max=100, advanced=True,
+                                     "this multiple of kto's steepest pull (0 = off)", min=0, max=100,
                                 label="Keep the kept from falling")
     stop_copying: float = setting(1.0, "look at 16 trial texts after each quarter of the tune and stop it at its last "
                                        "good look once more than this share of them bring a kept text back (1 = never "
-                                       "look)", min=0, max=1, advanced=True, label="Stop when it copies")
-    targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)",
-                                 advanced=True)
-    seq_len: int = setting(128, "tokens per training row", min=8, max=1_000_000, advanced=True)
+                                       "look)", min=0, max=1, label="Stop when it copies")
+    targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)")
+    seq_len: int = setting(128, "tokens per training row", min=8, max=1_000_000)
     packing: str = setting("packed", "packed: texts end to end in rows; padded: one text per row",
-                           choices=("packed", "padded"), advanced=True)
-    compile: str = setting("off", "layers: torch.compile each layer on a GPU", choices=("off", "layers"),
-                           advanced=True)
+                           choices=("packed", "padded"))
+    compile: str = setting("off", "layers: torch.compile each layer on a GPU", choices=("off", "layers"))
 
     def check(self, owner: str) -> None:
         super().check(owner)
