@@ -80,6 +80,6 @@ class TextTune(PreferenceTune):
             raise StudioError(f"The {self.objective} objective is anchored to the starting model already; "
                               "set anchor to 0, or objective to sft.")
         if self.kept_floor > 0 and self.objective != "kto":
-            raise StudioError(f"kept_floor acts on kto's rewards; set it to 0, or objective to kto.")
+            raise StudioError("kept_floor acts on kto's rewards; set it to 0, or objective to kto.")
         if self.goldfish == 1:
             raise StudioError("The goldfish setting must be 0 (off) or a whole number from 2 up, not 1.")

@@ -124,9 +124,11 @@ class TextTuneTask:
             self.preference.reference = self._reference_log_probs()
         # the trainer's looks (training.py): trial texts on fixed seeds, against the kept ones
         self.stop_copying = float(settings["stop_copying"])
-        self.trials = list(trials) or [(pair[0], {}) for pair in pairs]
+        self.trials = list(trials)
         self.kept_texts = [pair[1] for pair in pairs]
         self.look = self.look_for_copies if self.stop_copying < 1 and trials else None
+        if self.look is not None:
+            handle.adapters.setdefault(self.name, self.name)  # sampling knows the unsaved adapter by its name
 
     def _rows(self, pairs: Sequence[Pair], settings: dict[str, Any]) -> tuple[list, list, list]:
         """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
@@ -230,11 +232,9 @@ class TextTuneTask:
             prompt, params = self.trials[i % len(self.trials)]
             key = repr((prompt, sorted(params.items())))
             groups.setdefault(key, (prompt, params, []))[2].append(TRIAL_SEED + i)
-        self.handle.adapters.setdefault(self.name, self.name)  # known by its name until it is saved
         texts = []
-        for prompt, params, seeds in groups.values():
+        for prompt, params, seeds in groups.values():  # sampling switches this adapter on (text/model.py active)
             texts += sample(self.handle, prompt, seeds, params, self.name)[0]
-        self.handle.model.set_adapter(self.name)
         copied = sum(text_copies(texts, self.kept_texts))
         if copied > self.stop_copying * len(texts):
             return f"{copied} of its {len(texts)} trial texts brought a kept text back"
