@@ -71,7 +71,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, setting: dict, opt
             "after": after["acceptance_rate"], "best_of_2": result["best_of_n_base"]["acceptance_rate"],
             "variety_vs_kept": after["variety_vs_kept"], "copies": after["copies"],
             "target_copies": before.get("copies_over_rule"), "base_copies": before["copies"],
-            "targets": targets(result)}
+            "note": result["rounds"][0].get("note"), "targets": targets(result)}
 
 
 def table(path: Path) -> None:

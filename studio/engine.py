@@ -829,7 +829,7 @@ class Studio:
                             "accepted": accepted, "acceptance_rate": accepted / len(cands),
                             "kept_diversity": kept_variety, "copies_left_out": tuned["copies_left_out"],
                             "mean_score": float(np.mean(scores)), "loss": tuned["loss"],
-                            "tune_seconds": tuned["seconds"]})
+                            "tune_seconds": tuned["seconds"], "note": tuned.get("note")})
             version = tuned["version"]
         compared = self.compare(medium, after=version, prompt=prompt, n=compare_n or n, seed=HELD_OUT_SEED + seed,
                                 scorers=scorers, threshold=threshold, temperature=temperature, options=options,

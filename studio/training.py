@@ -24,6 +24,8 @@ CHECKPOINTS = "checkpoints"
 CANCEL = "cancel"
 GOOD = "good"  # the adapter at the last look that found nothing wrong (a watched tune goes back to it)
 LOOKS = 4  # a watched tune looks at its own samples after each quarter of its steps
+TRIAL_SEED = 3_000_000  # a look's samples' seeds: clear of the training seeds and of compare's held-out ones
+# (1,000,000 up)
 
 
 class TuneCancelled(Exception):
@@ -198,7 +200,8 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     warmup = max(1, int(steps * float(settings["warmup"])))
     every = int(settings["checkpoint_every"])
     # a task may look at its own samples after each quarter of the steps (``task.look()``: None, or one sentence
-    # of what went wrong); the first wrong look ends the tune at the last good one (text: copying the kept set)
+    # of what went wrong); the first wrong look ends the tune at the last good one (text: copying the kept set;
+    # images: pictures narrower than the kept set)
     look = getattr(task, "look", None)
     looks = set(look_steps(steps)) if look is not None else set()
     seed = int(settings["seed"])

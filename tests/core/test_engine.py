@@ -56,6 +56,7 @@ def test_loop_lifts_acceptance_on_held_out_seeds(workspace, fake):
     result = studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0,
                          rounds=2, n=24, steps=30)
     assert [r["version"] for r in result["rounds"]] == ["v1", "v2"]
+    assert [r["note"] for r in result["rounds"]] == [None, None]  # a tune's sentence, when it has one (cli.md)
     assert result["after"]["acceptance_rate"] >= 2 * result["before"]["acceptance_rate"]
     assert result["after"]["mean_score"] > result["best_of_n_base"]["mean_score"] - 0.5
     # measured on held-out seeds only

@@ -39,8 +39,17 @@ def _luma(rgb):
     return rgb @ [0.299, 0.587, 0.114]
 
 
+def picture_features(image):
+    """(192,): a PIL picture shrunk to 8x8, RGB centred on grey (cosine then means likeness)."""
+    import numpy as np
+    from PIL import Image
+
+    small = image.convert("RGB").resize((8, 8), Image.BILINEAR)
+    return np.asarray(small, dtype=np.float64).reshape(-1) / 127.5 - 1.0
+
+
 def image_features(candidates: Sequence[Candidate]):
-    """(n, 192): each picture shrunk to 8x8, RGB centred on grey (cosine then means likeness)."""
+    """(n, 192): each candidate's ``picture_features``."""
     import numpy as np
     from PIL import Image
 
@@ -48,10 +57,9 @@ def image_features(candidates: Sequence[Candidate]):
     for c in candidates:
         try:
             with Image.open(c.path) as image:
-                small = image.convert("RGB").resize((8, 8), Image.BILINEAR)
+                rows.append(picture_features(image))
         except OSError as exc:
             raise StudioError(f"The image of candidate {c.id} cannot be read ({c.path}).") from exc
-        rows.append(np.asarray(small, dtype=np.float64).reshape(-1) / 127.5 - 1.0)
     return np.stack(rows) if rows else np.zeros((0, 192))
 
 

@@ -119,6 +119,9 @@ class ImageTune(PreferenceTune):
     mirror: bool = setting(False, "also learn from each kept picture mirrored left to right (twice the pictures; "
                                   "leave off for lettering, logos or anything one-sided)",
                            label="Learn from mirror images too")
+    stop_narrowing: float = setting(0.0, "look at 16 trial pictures after each quarter of the tune and stop it at its "
+                                         "last good look once their variety falls below this share of the kept "
+                                         "set's (0 = never look)", min=0, max=10, label="Stop when it narrows")
     size: int = setting(0, "training resolution in pixels; 0 = the kept pictures' own size", min=0, max=4096)
     train_text_encoder: bool = setting(False, "also tune the text encoder (slower; learns prompt words)")
     gradient_checkpointing: bool | None = setting(None, "trade speed for memory; empty: on for a GPU")

@@ -17,6 +17,10 @@ training target), which ``studio.preference.kto_loss`` turns into the KTO loss w
 (docs/objectives.md); ``sft_weight`` adds the kept rows' mean error, sft's own loss, beside it.  The starting
 weights are copied when the task is built, before any step, so a resumed tune rebuilds the same reference.
 
+With ``stop_narrowing`` above 0 the trainer looks after each quarter of the tune (``look_for_narrowing``): 16
+trial pictures from the unsaved adapter on fixed seeds, and the tune ends at its last good look once they are
+less varied than that share of the kept set (off by default: docs/objectives.md measures what it costs).
+
 ``save`` writes the standard diffusers LoRA folder (``pytorch_lora_weights.safetensors`` with
 its LoRA configs as metadata) through the pipeline class's own ``save_lora_weights``, so stock
 ``<ThatPipeline>.load_lora_weights(folder)`` reads it.
@@ -31,13 +35,14 @@ from typing import Any, Sequence
 from studio.errors import StudioError
 from studio.medium import Candidate
 from studio.preference import kto_loss
-from studio.training import batch_rows
+from studio.training import TRIAL_SEED, batch_rows
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
 from .model import ImageHandle, lora_source
-from .settings import ImageTune
+from .settings import ImageGenerate, ImageTune
 
 ADAPTER = "studio_train"  # the adapter being trained, by its peft name
+TRIAL_PICTURES = 16  # a look's pictures (training.py), the kept pictures' prompts and settings in turn
 
 
 def _load_pictures(examples: Sequence[Candidate], width: int, height: int):
@@ -232,6 +237,19 @@ class ImageTuneTask:
         # kto's reference: the adapter as it starts (zero for a new LoRA, the parent's weights), before any step
         self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective == "kto"
                       else None)
+        # the trainer's looks (training.py): trial pictures on fixed seeds, their variety against the kept set's
+        self.stop_narrowing = float(settings.get("stop_narrowing") or 0.0)
+        kept = examples[:self.kept_rows]
+        self.trials = [(c.prompt, ImageGenerate.parse(c.params, "image").to_dict()) for c in kept]
+        self.look = self.look_for_narrowing if self.stop_narrowing > 0 and len(kept) > 1 else None
+        if self.look is not None:
+            from studio.variety import mean_pairwise_distance
+
+            from .scorers import image_features
+
+            self.kept_variety = mean_pairwise_distance(image_features(kept))
+            # generate() switches a version's adapter on by its folder: this key names the unsaved one
+            self.trial_key = str(Path(f".{ADAPTER}-unsaved").resolve())
 
     def _lora_components(self) -> list[str]:
         return [self.family.denoiser] + (self.text_encoders if self.train_text else [])
@@ -410,6 +428,58 @@ class ImageTuneTask:
             return loss
         idx, noisy, timesteps, target, _ = self._draw(generator)
         return F.mse_loss(self._predict(idx, noisy, timesteps).float(), target)
+
+    def look_for_narrowing(self) -> str | None:
+        """TRIAL_PICTURES pictures from the tune as it stands, the kept prompts in turn on fixed seeds (never a
+        candidate's: TRIAL_SEED up); one sentence when their variety (the studio's, mean pairwise distance) is
+        below ``stop_narrowing`` times the kept set's, None otherwise."""
+        import io
+
+        from PIL import Image
+
+        from studio.variety import mean_pairwise_distance
+
+        from .generate import generate
+        from .scorers import picture_features
+
+        groups: dict[str, tuple[str, dict[str, Any], list[int]]] = {}
+        for i in range(TRIAL_PICTURES):
+            prompt, params = self.trials[i % len(self.trials)]
+            key = json.dumps([prompt, params], sort_keys=True, default=str)
+            groups.setdefault(key, (prompt, params, []))[2].append(TRIAL_SEED + i)
+        was_active, known = self.handle.active, self.trial_key in self.handle.adapters
+        self.handle.adapters[self.trial_key] = ADAPTER
+        offloaded = self.offloaded
+        self.restore_encoders()  # the pipeline draws with its encoders and VAE on the denoiser's device
+        features = []
+        try:
+            for prompt, params, seeds in groups.values():
+                for made in generate(self.handle, prompt, seeds, params, self.trial_key):
+                    with Image.open(io.BytesIO(made.files["png"])) as picture:
+                        features.append(picture_features(picture))
+        finally:  # back to training: the tune's adapter alone, every weight of it learning
+            if not known:
+                del self.handle.adapters[self.trial_key]
+            self.handle.active = was_active
+            self.pipe.enable_lora()
+            self.denoiser.set_adapters([ADAPTER])
+            if self.train_text:
+                for name in self.text_encoders:
+                    _activate(getattr(self.pipe, name))
+            for p in self.params.values():
+                p.requires_grad_(True)
+            if offloaded:  # and out of the way again while the denoiser trains
+                import torch
+
+                for name in offloaded:
+                    getattr(self.pipe, name).to("cpu")
+                self.offloaded = offloaded
+                torch.cuda.empty_cache()
+        variety = mean_pairwise_distance(features)
+        if variety < self.stop_narrowing * self.kept_variety:
+            return (f"its {len(features)} trial pictures were {variety / self.kept_variety:.2f}x as varied as the "
+                    f"kept set")
+        return None
 
     def adapter_state(self) -> dict[str, Any]:
         return {name: p.detach() for name, p in self.params.items()}

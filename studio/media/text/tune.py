@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from ...errors import StudioError
 from ...preference import PreferenceBatches, sequence_log_probs
-from ...training import batch_rows
+from ...training import TRIAL_SEED, batch_rows
 from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
                    summed_log_probs, varlen_attention_available)
 from .model import TextHandle
@@ -31,7 +31,6 @@ from .settings import TextTune
 
 _counter = itertools.count(1)
 TRIAL_TEXTS = 16  # a look's texts (training.py): 2 copies in 16 is over a 10% limit, 1 is not
-TRIAL_SEED = 3_000_000  # their seeds: clear of the training seeds and of compare's held-out ones (1,000,000 up)
 Pair = tuple[str, str] | tuple[str, str, bool]  # (prompt, completion[, ended])
 
 

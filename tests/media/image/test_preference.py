@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from killed import KilledAt
+from studio.errors import StudioError
 from studio.medium import Candidate
 from studio.training import run_tune
 
@@ -183,3 +184,41 @@ def test_sft_weight_adds_the_kept_pictures_own_loss_to_kto(medium, tiny_model, p
     sft = medium.tune_task(task.handle, kept, {**medium.tune_defaults, **SETTINGS, "objective": "sft",
                                                 "sft_weight": 1.0}, None, dropped=dropped)
     assert sft.sft_weight == 0.0  # like beta, a kto setting that sft leaves alone
+
+
+def test_a_tune_that_stops_when_it_narrows_looks_at_trial_pictures_against_the_kept_set(medium, tiny_model, pictures,
+                                                                                       tmp_path):
+    """stop_narrowing: after each quarter, 16 trial pictures from the unsaved adapter (the kept prompts on seeds
+    from TRIAL_SEED); below that share of the kept set's variety the tune goes back to its last good look."""
+    from studio.media.image.tune import TRIAL_PICTURES
+
+    kept, dropped = pictures
+    task, settings = _task(medium, tiny_model, kept, dropped, stop_narrowing=0.8)
+    assert task.look is not None and task.kept_variety > 0
+    # a bar no trial batch can reach: the first look says so in one sentence, and the tune ends where it started
+    task.stop_narrowing = 1e6
+    said = task.look()
+    assert said.startswith(f"its {TRIAL_PICTURES} trial pictures were ") and said.endswith("as varied as the kept set")
+    assert _training_adapter_alone(task)
+    start = {k: v.clone() for k, v in task.adapter_state().items()}
+    result = run_tune(task, settings, tmp_path / "job")
+    assert result["stopped_at"] == 2 and result["good_step"] == 0
+    assert all(torch.equal(v, start[k]) for k, v in task.adapter_state().items())
+    # looking leaves the tune as it was: the same loss before and after a look that finds nothing wrong
+    task.stop_narrowing = 1e-9
+    before = task.loss(0, torch.Generator().manual_seed(3)).item()
+    assert task.look() is None
+    after = task.loss(0, torch.Generator().manual_seed(3)).item()
+    assert after == pytest.approx(before, abs=1e-7) and all(p.requires_grad for p in task.parameters())
+    assert task.trial_key not in task.handle.adapters and task.handle.active is None
+    # off by default, and a value out of range is one sentence
+    assert _task(medium, tiny_model, kept, dropped)[0].look is None
+    with pytest.raises(StudioError, match="stop_narrowing"):
+        _task(medium, tiny_model, kept, dropped, stop_narrowing=-1)
+
+
+def _training_adapter_alone(task) -> bool:
+    """The training adapter is the denoiser's only active one, at full weight."""
+    from studio.media.image.tune import ADAPTER
+
+    return list(task.denoiser.active_adapters()) == [ADAPTER]

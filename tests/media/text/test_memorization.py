@@ -92,7 +92,8 @@ def test_the_adapters_dropout_acts_in_the_steps_alone_and_repeats_with_the_seed(
 def test_a_tune_that_stops_when_it_copies_looks_at_trial_texts_against_the_kept_ones(
         medium, tiny_llama, make_candidates):
     from studio.media.text.generate import sample
-    from studio.media.text.tune import TRIAL_SEED, TRIAL_TEXTS
+    from studio.media.text.tune import TRIAL_TEXTS
+    from studio.training import TRIAL_SEED
     from studio.variety import text_copies
 
     handle = medium.load(str(tiny_llama), "cpu")
