@@ -347,7 +347,8 @@ def compare_command(args: argparse.Namespace, studio) -> int:
     result = studio.compare(args.medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
                             seed=args.seed, scorers=args.scorer, threshold=args.threshold,
                             temperature=args.temperature, strength=_strength(args), params=_params(args))
-    _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
+    notes = [f"round {r['round']}: {r['note']}" for r in result["rounds"] if r.get("note")]  # e.g. a look's stop
+    _emit(args, result, "\n".join([*notes, result["verdict"], _side("before", result["before"]),
                                     _side("after", result["after"])]))
     return 0
 
@@ -363,7 +364,8 @@ def loop_command(args: argparse.Namespace, studio) -> int:
                          rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=_strength(args),
                          keep=args.keep, params=_params(args), settings=dict(args.setting), tune_from=args.tune_from,
                          on_event=None if args.json else _progress(args))
-    _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
+    notes = [f"round {r['round']}: {r['note']}" for r in result["rounds"] if r.get("note")]  # e.g. a look's stop
+    _emit(args, result, "\n".join([*notes, result["verdict"], _side("before", result["before"]),
                                     _side("after", result["after"])]))
     return 0
 

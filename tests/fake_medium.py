@@ -111,6 +111,7 @@ class FakeTune(PreferenceTune):
     checkpoint_every: int = setting(5, "steps between checkpoints", min=1, max=100_000)
     slow: float = setting(0.0, "seconds each step sleeps (tests of cancel and resume)", min=0, max=60)
     fail: str = setting("", "nan: the loss turns NaN", choices=("", "nan"))
+    stop: bool = setting(False, "the tune's first look finds something wrong (tests of the trainer's looks)")
 
 
 PROMPT_WORDS = 12  # how many words of a prompt the fake model reads
@@ -186,6 +187,8 @@ class FakeMedium(Medium):
                         settings.get("objective", "sft"), float(settings.get("beta", 0.1)))
         if settings.get("fail") == "nan":
             task.base = task.base * float("nan")
+        if settings.get("stop"):
+            task.look = lambda: "it looked wrong"
         if settings.get("slow"):
             import time
 

@@ -86,6 +86,17 @@ def test_loop_json_shape(capsys, workspace, fake):
     assert len(result["rounds"]) == 1 and set(result) >= {"rounds", "before", "after"}
 
 
+def test_loop_says_why_a_round_s_tune_stopped(capsys, workspace, fake):
+    code, out, err = run(capsys, "loop", "fake", "--prompt", "a colour", "--scorer", "bright", "--threshold", "0.7",
+                         "--temperature", "0", "-n", "16", "--steps", "20", "--setting", "stop=true")
+    assert code == 0, err
+    assert out.splitlines()[0] == ("round 1: The tune stopped after step 5 of 20: it looked wrong; this version is "
+                                   "its starting model, unchanged.")
+    code, out, err = run(capsys, "loop", "fake", "--prompt", "a colour", "--scorer", "bright", "--threshold", "0.7",
+                         "--temperature", "0", "-n", "16", "--steps", "20", "--json", "--setting", "stop=true")
+    assert json.loads(out)["rounds"][0]["note"].startswith("The tune stopped after step 5 of 20")
+
+
 @pytest.mark.parametrize("argv, sentence", [
     (["generate", "nope", "--prompt", "x"], "Unknown medium 'nope'; available media:"),
     (["generate", "fake", "--prompt", ""], "The prompt is empty"),
