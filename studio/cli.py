@@ -347,8 +347,7 @@ def compare_command(args: argparse.Namespace, studio) -> int:
     result = studio.compare(args.medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
                             seed=args.seed, scorers=args.scorer, threshold=args.threshold,
                             temperature=args.temperature, strength=_strength(args), params=_params(args))
-    notes = [f"round {r['round']}: {r['note']}" for r in result["rounds"] if r.get("note")]  # e.g. a look's stop
-    _emit(args, result, "\n".join([*notes, result["verdict"], _side("before", result["before"]),
+    _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
                                     _side("after", result["after"])]))
     return 0
 
