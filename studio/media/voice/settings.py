@@ -43,9 +43,10 @@ class VoiceTune(PreferenceTune):
     # kto met more of issue 22's targets than sft on the same rounds (docs/voice.md, "Learning from the dropped takes")
     objective: str = objective_setting("kto", ("sft", "kto"))
     # the reward is a difference of per-phoneme reading errors, a seed's draw one standard deviation off the
-    # centre is about 0.01-0.03 of it (docs/voice.md, "Learning from the dropped takes"); 100 since the
-    # pitched vocoder: it met more of the built-in checks on fresh seeds (docs/voice.md, "beta on the pitched vocoder")
-    beta: float = beta_setting(100.0, maximum=1e6, objectives=("kto",))
+    # centre is about 0.01-0.03 of it (docs/voice.md, "Learning from the dropped takes"); 300 -> 100 -> 50 since the
+    # pitched vocoder, each step meeting more of the built-in checks on fresh seeds (docs/voice.md, "beta on the
+    # pitched vocoder"); 30 overshoots the kept takes' lean on pace (docs/objectives.md, voice_carry)
+    beta: float = beta_setting(50.0, maximum=1e6, objectives=("kto",))
 
     lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")
 
