@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import StudioError
 from .fsutil import atomic_write_text
@@ -115,6 +115,17 @@ def save_checkpoint(job_dir: Path, step: int, task, optimizer, keep: int = 2) ->
 def look_steps(steps: int, looks: int = LOOKS) -> list[int]:
     """The steps after which a watched tune looks at its own samples: the end of each of ``looks`` equal parts."""
     return sorted({max(1, math.ceil(k * steps / looks)) for k in range(1, looks + 1)})
+
+
+def trial_groups(trials: Sequence[tuple[str, dict[str, Any]]], count: int) -> list[tuple[str, dict[str, Any], list[int]]]:
+    """A look's ``count`` samples: the (prompt, settings) of ``trials`` in turn on seeds from TRIAL_SEED (never a
+    candidate's), grouped as (prompt, settings, seeds) so each group is one generate call."""
+    groups: dict[str, tuple[str, dict[str, Any], list[int]]] = {}
+    for i in range(count):
+        prompt, params = trials[i % len(trials)]
+        key = json.dumps([prompt, params], sort_keys=True, default=str)
+        groups.setdefault(key, (prompt, params, []))[2].append(TRIAL_SEED + i)
+    return list(groups.values())
 
 
 def save_good(job_dir: Path, step: int, task) -> None:

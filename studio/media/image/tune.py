@@ -35,7 +35,7 @@ from typing import Any, Sequence
 from studio.errors import StudioError
 from studio.medium import Candidate
 from studio.preference import kto_loss
-from studio.training import TRIAL_SEED, batch_rows
+from studio.training import batch_rows, trial_groups
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
 from .model import ImageHandle, lora_source
@@ -240,9 +240,9 @@ class ImageTuneTask:
         # the trainer's looks (training.py): trial pictures on fixed seeds, their variety against the kept set's
         self.stop_narrowing = float(settings.get("stop_narrowing") or 0.0)
         kept = examples[:self.kept_rows]
-        self.trials = [(c.prompt, ImageGenerate.parse(c.params, "image").to_dict()) for c in kept]
         self.look = self.look_for_narrowing if self.stop_narrowing > 0 and len(kept) > 1 else None
         if self.look is not None:
+            self.trials = [(c.prompt, ImageGenerate.parse(c.params, "image").to_dict()) for c in kept]
             from studio.variety import mean_pairwise_distance
 
             from .scorers import image_features
@@ -442,18 +442,13 @@ class ImageTuneTask:
         from .generate import generate
         from .scorers import picture_features
 
-        groups: dict[str, tuple[str, dict[str, Any], list[int]]] = {}
-        for i in range(TRIAL_PICTURES):
-            prompt, params = self.trials[i % len(self.trials)]
-            key = json.dumps([prompt, params], sort_keys=True, default=str)
-            groups.setdefault(key, (prompt, params, []))[2].append(TRIAL_SEED + i)
         was_active, known = self.handle.active, self.trial_key in self.handle.adapters
         self.handle.adapters[self.trial_key] = ADAPTER
         offloaded = self.offloaded
         self.restore_encoders()  # the pipeline draws with its encoders and VAE on the denoiser's device
         features = []
         try:
-            for prompt, params, seeds in groups.values():
+            for prompt, params, seeds in trial_groups(self.trials, TRIAL_PICTURES):
                 for made in generate(self.handle, prompt, seeds, params, self.trial_key):
                     with Image.open(io.BytesIO(made.files["png"])) as picture:
                         features.append(picture_features(picture))

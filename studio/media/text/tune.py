@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from ...errors import StudioError
 from ...preference import PreferenceBatches, sequence_log_probs
-from ...training import TRIAL_SEED, batch_rows
+from ...training import batch_rows, trial_groups
 from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
                    summed_log_probs, varlen_attention_available)
 from .model import TextHandle
@@ -226,13 +226,8 @@ class TextTuneTask:
         from ...variety import text_copies
         from .generate import sample
 
-        groups: dict[str, tuple[str, dict[str, Any], list[int]]] = {}
-        for i in range(TRIAL_TEXTS):
-            prompt, params = self.trials[i % len(self.trials)]
-            key = repr((prompt, sorted(params.items())))
-            groups.setdefault(key, (prompt, params, []))[2].append(TRIAL_SEED + i)
         texts = []
-        for prompt, params, seeds in groups.values():  # sampling switches this adapter on (text/model.py active)
+        for prompt, params, seeds in trial_groups(self.trials, TRIAL_TEXTS):  # sampling switches this adapter on
             texts += sample(self.handle, prompt, seeds, params, self.name)[0]
         copied = sum(text_copies(texts, self.kept_texts))
         if copied > self.stop_copying * len(texts):
