@@ -47,6 +47,12 @@ class VoiceTune(PreferenceTune):
     # pitched vocoder, each step meeting more of the built-in checks on fresh seeds (docs/voice.md, "beta on the
     # pitched vocoder"); 30 overshoots the kept takes' lean on pace (docs/objectives.md, voice_carry)
     beta: float = beta_setting(50.0, maximum=1e6, objectives=("kto",))
+    # a tune from a tuned version (the next round) starts where the last one left the readings; anchored as loosely,
+    # the second round pushed pace past the keeps' and narrowed (docs/voice.md, "The second round's anchor")
+    tuned_beta_scale: float = setting(2.0, "kto: beta times this for a tune that starts from a tuned version (a "
+                                           "later round), keeping it closer to where the last round left the "
+                                           "readings; 1: the same beta", above=0, max=100,
+                                      label="Later rounds' anchor (x beta)")
 
     lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")
 

@@ -56,8 +56,8 @@ class TinyTuneTask(PeftTask):
         self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
         self.preference = None
         if objective != "sft":  # the dropped takes after the kept ones (preference.py); no dropout: rewards compare
-            self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size,
-                                                float(settings["beta"]))
+            beta = float(settings["beta"]) * (float(settings.get("tuned_beta_scale", 1.0)) if parent_adapter else 1.0)
+            self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size, beta)
             self.peft.eval()
             with torch.no_grad():  # the starting model's (base or parent) reading of every take, before any step
                 self.preference.reference = self.log_probs(torch.arange(len(self.rows)))

@@ -278,6 +278,31 @@ def test_kto_learns_the_kept_readings_against_the_dropped_ones_from_the_starting
     assert 0 < closer_moved < kto_moved
 
 
+def test_a_tune_from_a_tuned_version_is_anchored_at_its_own_beta(tiny_voice, tmp_path):
+    """The next round's kto starts from the last round's adapter (its reference is the tuned reading, not the
+    base's) and is anchored at beta times tuned_beta_scale; a tune from the base keeps beta itself."""
+    import torch
+
+    from studio.media import get
+    from studio.media.voice.settings import VoiceTune
+
+    medium = get("voice")
+    handle = medium.load(str(tiny_voice))
+    takes = _takes_on_disk(tmp_path, medium, handle, "The garden was quiet after the rain.", range(8),
+                           medium.validate_params(FAST))
+    settings = {**VoiceTune().to_dict(), "batch_size": 4, "rank": 4, "seed": 0, "tuned_beta_scale": 3.0}
+    first = medium.tune_task(handle, takes[:2], settings, None, dropped=takes[2:])
+    assert first.preference.beta == settings["beta"]
+    _fit(first, 10, 5e-2)
+    first.save(tmp_path / "v1")
+    with torch.no_grad():
+        tuned_reading = first.log_probs(torch.arange(8))
+    second = medium.tune_task(handle, takes[:2], settings, str(tmp_path / "v1"), dropped=takes[2:])
+    assert second.preference.beta == 3.0 * settings["beta"]
+    assert torch.allclose(second.preference.reference, tuned_reading, atol=1e-5)
+    assert not torch.allclose(second.preference.reference, first.preference.reference, atol=1e-3)
+
+
 def test_kto_is_the_built_in_voices_objective(tmp_path):
     from types import SimpleNamespace
 
