@@ -209,13 +209,9 @@ class ImageTuneTask:
         if settings["offload_encoders"] and self.device.startswith("cuda") and not self.train_text:
             # the cache holds all a step needs: the text encoders (Flux's T5-XXL is 9.5 GB in bf16) and
             # the VAE wait in CPU memory until ``release``
-            for name in sorted(pipe.components):
-                if name.startswith("text_encoder") or name == "vae":
-                    part = getattr(pipe, name)
-                    if isinstance(part, torch.nn.Module):
-                        part.to("cpu")
-                        self.offloaded.append(name)
-            torch.cuda.empty_cache()
+            self.offload_encoders([name for name in sorted(pipe.components)
+                                   if (name.startswith("text_encoder") or name == "vae")
+                                   and isinstance(getattr(pipe, name), torch.nn.Module)])
 
         with torch.random.fork_rng(devices=[]):  # the LoRA's random init follows the tune's seed
             torch.manual_seed(int(settings["seed"]))
@@ -283,11 +279,15 @@ class ImageTuneTask:
             if self.train_text:
                 for name in self.text_encoders:
                     self._text_lora(getattr(pipe, name))
-        pipe.enable_lora()
+        self._train_adapter_alone()
+
+    def _train_adapter_alone(self) -> None:
+        """The training adapter switched on, alone, on the denoiser (and the text encoders it trains)."""
+        self.pipe.enable_lora()
         self.denoiser.set_adapters([ADAPTER])
         if self.train_text:
             for name in self.text_encoders:
-                _activate(getattr(pipe, name))
+                _activate(getattr(self.pipe, name))
 
     def _text_lora(self, encoder) -> None:
         try:
@@ -456,20 +456,11 @@ class ImageTuneTask:
             if not known:
                 del self.handle.adapters[self.trial_key]
             self.handle.active = was_active
-            self.pipe.enable_lora()
-            self.denoiser.set_adapters([ADAPTER])
-            if self.train_text:
-                for name in self.text_encoders:
-                    _activate(getattr(self.pipe, name))
+            self._train_adapter_alone()
             for p in self.params.values():
                 p.requires_grad_(True)
             if offloaded:  # and out of the way again while the denoiser trains
-                import torch
-
-                for name in offloaded:
-                    getattr(self.pipe, name).to("cpu")
-                self.offloaded = offloaded
-                torch.cuda.empty_cache()
+                self.offload_encoders(offloaded)
         variety = mean_pairwise_distance(features)
         if variety < self.stop_narrowing * self.kept_variety:
             return (f"its {len(features)} trial pictures were {variety / self.kept_variety:.2f}x as varied as the "
@@ -525,6 +516,15 @@ class ImageTuneTask:
              "text_encoder": any(p != self.family.denoiser for p in states),
              "layers_per_block": unet_config.get("layers_per_block") if self.family.denoiser == "unet" else None,
              "base_model": self.handle.model}, indent=1), encoding="utf-8")
+
+    def offload_encoders(self, names: list[str]) -> None:
+        """Move these parts of the model (encoders, VAE) to CPU memory while the denoiser trains."""
+        import torch
+
+        for name in names:
+            getattr(self.pipe, name).to("cpu")
+        self.offloaded = list(names)
+        torch.cuda.empty_cache()
 
     def restore_encoders(self) -> None:
         """Put the encoders the cache let go back on the model's device."""
