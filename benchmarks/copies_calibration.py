@@ -5,7 +5,7 @@ set of 16 (and of 32) and the rest as candidates; the share of candidates flagge
 kept set is the test's false-positive rate (docs/copies.md).  With --tuned, one text round (keep the
 top quarter by the default scorer, tune, 32 new seeds) shows what the tests flag on a tuned version.
 
-    OMP_NUM_THREADS=1 python benchmarks/copies_calibration.py [text music image] [--tuned]
+    OMP_NUM_THREADS=1 python benchmarks/copies_calibration.py [text music image voice] [--tuned]
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ PROMPTS = {
     "music": ["a slow gentle lullaby", "a happy dance tune", "a sad waltz", "a four-part chorale in G major",
               "a gentle lullaby in C major, 3/4"],
     "image": ["a circle", "a red star on a blue sky"],
+    "voice": ["The quick brown fox jumps over the lazy dog.", "A gentle breeze moved through the tall grass.",
+              "Where is the nearest station?"],
 }
 SAMPLES, SPLITS, KEPT = 64, 4, (16, 32)
 
