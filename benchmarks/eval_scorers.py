@@ -363,14 +363,38 @@ def even_level(path: str) -> float:
     return float(np.clip(1.0 - _db(frames[loud]).std() / 12.0, 0.0, 1.0))
 
 
-# the suite: medium -> (file extension, {name: scorer}); at least six per medium
+def plain_words(path: str) -> float:
+    """Plain words: the mean letters per word, 5.5 or more is 0, 3.5 or fewer is 1 (short old words over long
+    Latinate ones)."""
+    words = _words(_text(path))
+    return float(np.clip((5.5 - np.mean([len(w) for w in words])) / 2.0, 0.0, 1.0)) if words else 0.0
+
+
+SENSES = {"cold", "chill", "chilly", "crisp", "frozen", "warm", "damp", "wet", "soft", "sharp", "heavy", "thin",
+          "white", "pale", "grey", "gray", "dark", "dim", "faint", "bright", "glow", "glowing", "glint", "glitter",
+          "glistening", "shimmer", "sparkle", "sparkling", "light", "hush", "hushed", "silent", "silence", "quiet",
+          "still", "whisper", "whispers", "whispering", "crunch", "crunching", "creak", "hum", "drip", "dripping",
+          "echo", "echoes", "sound", "smell", "scent", "taste", "touch"}
+
+
+def sensory(path: str) -> float:
+    """Sensory detail: words of touch, sight and sound (cold, pale, hush ...), 15% of the words or more is 1."""
+    words = _words(_text(path))
+    return float(np.clip(sum(w in SENSES for w in words) / len(words) / 0.15, 0.0, 1.0)) if words else 0.0
+
+
+# the suite: medium -> (file extension, {name: scorer}); at least six per medium.  Text: no_commentary and
+# ends_cleanly left the suite on 2026-12-03 (stop 42): since the built-in model ends its texts (2026-12-02) 71-83% of
+# base poems score their maximum on them, so the artist's bar (the upper quartile) is the maximum, the base's best of
+# two is 0.96-1.00 and no tune can beat it; plain_words and sensory took their places, chosen on 96 base poems of
+# seeds no suite uses (7000-7047, both prompts): a quarter over the bar on each prompt, |r| <= 0.33 with the other four
 EVAL_SCORERS: dict[str, tuple[str, dict[str, Callable[[str], float]]]] = {
     "image": ("png", {"orange": orange, "symmetry": symmetry, "centred": centred, "airy": airy, "warm": warm,
                       "three_things": three_things}),
     "music": ("mid", {"wide_range": wide_range, "busy": busy, "stepwise": stepwise, "low_bass": low_bass,
                       "home_ending": home_ending, "legato": legato}),
-    "text": ("txt", {"brief": brief, "three_lines": three_lines, "no_commentary": no_commentary,
-                     "concrete": concrete, "present_tense": present_tense, "ends_cleanly": ends_cleanly}),
+    "text": ("txt", {"brief": brief, "three_lines": three_lines, "plain_words": plain_words,
+                     "concrete": concrete, "present_tense": present_tense, "sensory": sensory}),
     "voice": ("wav", {"unhurried": unhurried, "low_voice": low_voice, "sing_song": sing_song, "flowing": flowing,
                       "even_level": even_level, "falling_end": falling_end}),
 }

@@ -13,10 +13,15 @@ ESSAY = ("I was a boy when the first snow fell, a reminder of the fleeting beaut
          "essence of the moment and the memory of the universe, and the imagery of the poem evokes my soul, and it")
 
 
+# plain_words judges the words, not the form: the essay above is as plain as the haiku, this is not
+LATINATE = ("Contemplating the ephemeral magnificence of precipitation, consciousness experiences tranquillity, "
+            "illuminated perpetually by crystalline luminescence.")
+
+
 @pytest.fixture
 def files(tmp_path):
     out = {}
-    for name, text in (("haiku", HAIKU), ("essay", ESSAY)):
+    for name, text in (("haiku", HAIKU), ("essay", ESSAY), ("latinate", LATINATE)):
         out[name] = tmp_path / f"{name}.txt"
         out[name].write_text(text)
     return {k: str(v) for k, v in out.items()}
@@ -25,7 +30,7 @@ def files(tmp_path):
 @pytest.mark.parametrize("scorer", eval_scorers.names("text"))
 def test_the_haiku_beats_the_essay_on_every_text_scorer(files, scorer):
     fn = eval_scorers.EVAL_SCORERS["text"][1][scorer]
-    haiku, essay = fn(files["haiku"]), fn(files["essay"])
+    haiku, essay = fn(files["haiku"]), fn(files["latinate" if scorer == "plain_words" else "essay"])
     assert 0.0 <= essay < haiku <= 1.0
 
 
