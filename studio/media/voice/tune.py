@@ -56,6 +56,7 @@ class TinyTuneTask(PeftTask):
         self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
         self.preference = None
         if objective != "sft":  # the dropped takes after the kept ones (preference.py); no dropout: rewards compare
+            # a job stored before tuned_beta_scale existed resumes as it was made: the same beta every round
             beta = float(settings["beta"]) * (float(settings.get("tuned_beta_scale", 1.0)) if parent_adapter else 1.0)
             self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size, beta)
             self.peft.eval()
