@@ -562,6 +562,11 @@ class Studio:
         if not examples:
             raise StudioError(f"Every kept {medium} candidate copies an earlier kept one; keep some that do not "
                               f"before tuning.")
+        if not merged["relearn"]:
+            examples = self.not_yet_learned(medium, from_version, examples)
+            if not examples:
+                raise StudioError(f"{from_version} has learned every kept {medium} candidate already; keep some "
+                                  f"from a batch it made, or tune from the base.")
         if merged["steps"] is None or ("epochs" in given and "steps" not in given):
             # passes over the kept set, not a fixed count: 8 kept and 200 kept get the same dose
             merged["steps"] = steps_for_passes(merged["epochs"], len(examples), merged["batch_size"])
@@ -586,6 +591,20 @@ class Studio:
                 "copies_left_out": [c.id for c in left_out], "dropped": [c.id for c in dropped],
                 "series": self.current_series(medium), **({"note": note} if note else {})}
         return runner.start(self.store, spec)  # reserves the version name and checks for a running tune
+
+    def not_yet_learned(self, medium: str, from_version: str, examples: Sequence[Candidate]) -> list[Candidate]:
+        """The examples a tune from ``from_version`` has not learned: all of them from the base (or a LoRA
+        file); from a tuned version, those it and the versions it was tuned from did not learn."""
+        learned = self.learned_by(medium, from_version) if from_version not in ("base", None) else set()
+        return [c for c in examples if c.id not in learned]
+
+    def learned_by(self, medium: str, version: str) -> set[str]:
+        """The candidate ids ``version`` and the versions it was tuned from learned from."""
+        learned, found = set(), self.store.version(medium, version)
+        while found is not None:
+            learned |= set(found.curated)
+            found = self.store.version(medium, found.parent) if found.parent not in (None, "base") else None
+        return learned
 
     def own_copies_left_out(self, medium: str, examples: Sequence[Candidate]
                             ) -> tuple[list[Candidate], list[Candidate]]:

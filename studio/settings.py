@@ -232,6 +232,8 @@ class TuneSettings(Settings):
     accumulate: int = setting(1, "batches per process per optimisation step", min=1, max=1024)
     prior_weight: float = setting(0.0, "share of each batch drawn from the batch's un-kept candidates "
                                        "(prior preservation; 0 = off)", min=0, below=1)
+    relearn: bool = setting(True, "a tune from a tuned version learns again the kept candidates that version "
+                                  "learned (off: only the keeps it has not learned)", label="Learn earlier keeps again")
 
     def lora_alpha(self) -> float:
         return self.alpha if self.alpha is not None else self.alpha_per_rank * self.rank

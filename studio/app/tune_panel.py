@@ -50,8 +50,9 @@ def build(ctx: TabContext) -> None:
     ctx["tune_extra"] = gr.State({})  # a preset's other tune settings
     # ReST-EM's practice (studio loop --tune-from base): each round's tune starts from the base on everything kept
     ctx["tune_start"] = gr.Radio(START_CHOICES, value="version", label="Start from", elem_classes=["tune-start"],
-                                 info="The base relearns everything kept so far in one tune, so earlier rounds' "
-                                      "keeps are not learned twice (fewer copies after several rounds).")
+                                 info="From the base, one tune learns everything kept so far; from the version "
+                                      "you work with, it adds to what that version learned (the line above says "
+                                      "which keeps it learns).")
     with gr.Row():
         ctx["tune"] = gr.Button("Fine-tune on the kept set", variant="primary", elem_classes=["tune-btn"])
         ctx["cancel"] = gr.Button("Cancel", variant="stop", interactive=False, elem_classes=["cancel-btn"])
@@ -72,7 +73,7 @@ def wire(ctx: TabContext) -> None:
         extra = values["tune_extra"]
         settings = dict(extra) if isinstance(extra, dict) else {}
         steps, rank, lr = _int(values["tune_steps"], "steps"), _int(values["tune_rank"], "rank"), values["tune_lr"]
-        start_from = "base" if values["tune_start"] == "base" else values["version"] or "base"
+        start_from = _start(values["tune_start"], values["version"])
         studio.start_tune(name, start_from, steps=steps, rank=rank,
                           lr=float(lr) if lr is not None else None, settings=settings)
         ctx.remember(tune_steps=steps, tune_rank=rank, tune_lr=lr, tune_extra=settings, tune_start=values["tune_start"])
@@ -93,8 +94,8 @@ def wire(ctx: TabContext) -> None:
         candidate = event_value(event, "unkeep")
         if candidate in {c.id for c in studio.next_kept_set(name)}:
             studio.store.set_decisions({candidate: "hand_rejected"})
-        kept = studio.next_kept_set(name)
-        return strip_html(kept), _intro(ctx, kept)
+        kept, saved = studio.next_kept_set(name), ctx.recall()
+        return strip_html(kept), _intro(ctx, kept, _start(saved.get("tune_start"), saved.get("version")))
 
     ctx["kept_strip"].click(unkeep, outputs=[ctx["kept_strip"], ctx["tune_intro"]], queue=False)
 
@@ -112,7 +113,7 @@ def wire(ctx: TabContext) -> None:
                        loss=plots.loss_svg(info["losses"], info["steps"]) if info else plots.loss_svg([], 0))
             seen["progress"] = key
         kept_set = studio.next_kept_set(name)  # once a poll: the intro's count and the strip
-        intro = _intro(ctx, kept_set)
+        intro = _intro(ctx, kept_set, _start(values["tune_start"], values["version"]))
         if intro != seen.get("intro"):
             out["tune_intro"] = intro
         seen["intro"] = intro
@@ -133,7 +134,7 @@ def wire(ctx: TabContext) -> None:
 
     ctx.poll = poll
     ctx.poll_names = ("tune_status", "loss", "cancel", "tune", "tune_intro", "kept_strip", *PICKERS, "seen")
-    ctx.listen(ctx["timer"].tick, poll, ["seen", *PICKERS], ctx.poll_names, queue=False, show_progress="hidden")
+    ctx.listen(ctx["timer"].tick, poll, ["seen", "tune_start", *PICKERS], ctx.poll_names, queue=False, show_progress="hidden")
 
 
 def selected_version(ctx: TabContext, versions: list[str]) -> str:
@@ -157,24 +158,38 @@ def strip_html(kept: list[Any]) -> str:
     return f'<div class="kept-items">{items}</div>{more}'
 
 
-def _intro(ctx: TabContext, kept: Sequence[Candidate]) -> str:
+def _start(choice: str | None, version: str | None) -> str:
+    """The version a tune starts from: the base, or the version the artist works with."""
+    return "base" if choice == "base" else version or "base"
+
+
+def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base") -> str:
     series, total = ctx.studio.current_series(ctx.name), len(kept)
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
     defaults = ctx.medium.tune_defaults
-    steps = steps_for_passes(defaults["epochs"], total, defaults["batch_size"])
+    learns = kept if defaults.get("relearn", True) else ctx.studio.not_yet_learned(ctx.name, start, kept)
+    if not learns:
+        return (f"**{start}** has learned all **{total}** kept candidates already: keep some from a batch it made, "
+                f"or start from the base.")
+    steps = steps_for_passes(defaults["epochs"], len(learns), defaults["batch_size"])
     dose = f" With Steps left empty it makes {defaults['epochs']:g} passes over them ({steps} steps)."
     where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
     away = ""
     if defaults.get("objective", "sft") != "sft":  # a preference objective also learns from what was dropped
         share = defaults.get("drop_share", 1.0)
-        dropped = len(ctx.studio.dropped_set(ctx.name, kept, share))
+        dropped = len(ctx.studio.dropped_set(ctx.name, learns, share))
         by = "by you or the rule" if share >= 1 else f"by you, or by the rule in their batch's lowest {share:.0%}"
         away = (f", and away from the **{dropped}** dropped in their batches ({by})" if dropped else
                 "; nothing in their batches is dropped yet, so it learns from the kept ones alone")
-    return (f"The fine-tune learns from the **{total}** candidate{'s' if total != 1 else ''} kept across all "
-            f"rounds{where} (below, newest first; **Un-keep** drops one){away}. It makes a new version in the "
-            f"background, so you can keep working or reload the page.{dose}")
+    if len(learns) < total:  # what the starting version learned stays in it (the medium's relearn setting)
+        what = (f"From **{start}** the fine-tune learns from the **{len(learns)}** of the {total} candidates kept "
+                f"across all rounds{where} that {start} has not learned (below, newest first; **Un-keep** drops one)")
+    else:
+        what = (f"The fine-tune learns from the **{total}** candidate{'s' if total != 1 else ''} kept across all "
+                f"rounds{where} (below, newest first; **Un-keep** drops one)")
+    return (f"{what}{away}. It makes a new version in the background, so you can keep working or reload the "
+            f"page.{dose}")
 
 
 def current_job(ctx: TabContext) -> dict[str, Any] | None:

@@ -132,6 +132,11 @@ def test_a_round_never_learns_its_own_copies_of_earlier_keeps(workspace, fake):
     learned = set(studio.store.version("fake", result["version"]).curated)
     assert not learned & set(copies)
     assert learned >= {c.id for c in [*kept, *again]}
+    # relearn off: from v1, only the keeps v1 did not learn (and still none of its copies)
+    fresh = studio.tune("fake", from_version="v1", steps=5, settings={"relearn": False})
+    assert set(studio.store.version("fake", fresh["version"]).curated) == learned - {c.id for c in kept}
+    with pytest.raises(StudioError, match=f"{fresh['version']} has learned every kept fake candidate already"):
+        studio.tune("fake", from_version=fresh["version"], settings={"relearn": False})
 
 
 def test_top_share_keeps_the_best_of_the_batch(workspace, fake):

@@ -1,0 +1,27 @@
+"""The Fine-tune step's intro says what the next tune learns from, as the engine will count it."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from studio.app.tune_panel import _intro
+from studio.engine import Studio
+
+
+def test_the_intro_counts_only_the_keeps_a_tuned_version_has_not_learned(workspace, fake):
+    studio = Studio(workspace)
+    first = studio.generate("fake", "a colour", n=8)
+    studio.curate("fake", accept=[c.id for c in first[:2]], reject=[c.id for c in first[2:]])
+    studio.tune("fake", steps=2)
+    second = studio.generate("fake", "a colour", n=8, seed=100, version="v1")
+    studio.curate("fake", accept=[c.id for c in second[:3]], reject=[c.id for c in second[3:]])
+    kept = studio.next_kept_set("fake")
+    defaults = studio.medium("fake").tune_defaults
+    relearning = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(tune_defaults=defaults))
+    assert "learns from the **5** candidates kept across all rounds" in _intro(relearning, kept, "v1")
+    new_only = SimpleNamespace(studio=studio, name="fake",
+                               medium=SimpleNamespace(tune_defaults={**defaults, "relearn": False}))
+    assert ("From **v1** the fine-tune learns from the **3** of the 5 candidates kept across all rounds that v1 "
+            "has not learned") in _intro(new_only, kept, "v1")
+    assert "learns from the **5** candidates" in _intro(new_only, kept, "base")  # the base learned none of them
+    studio.tune("fake", from_version="v1", steps=2, settings={"relearn": False})
+    assert _intro(new_only, kept, "v2").startswith("**v2** has learned all **5** kept candidates already")
