@@ -53,6 +53,21 @@ def beta_setting(default: float, maximum: float = 100, objectives: Sequence[str]
                             "stays closer)", above=0, max=maximum)
 
 
+def tuned_beta_scale_setting(default: float) -> Any:
+    """The ``tuned_beta_scale`` field: beta's multiple for a tune that starts from a tuned version (a later round),
+    with a medium's measured default (1: the same beta every round)."""
+    return setting(default, "kto / dpo: beta times this for a tune that starts from a tuned version (a later "
+                            "round), keeping it closer to where the last round left the model; 1: the same beta",
+                   above=0, max=100, label="Later rounds' anchor (x beta)")
+
+
+def tune_beta(settings: dict[str, Any], parent_adapter: str | None) -> float:
+    """The beta a tune uses: the setting, times ``tuned_beta_scale`` when it starts from a tuned version.  A job
+    stored before the scale existed reads as 1, so it resumes as it was made."""
+    scale = float(settings.get("tuned_beta_scale", 1.0)) if parent_adapter else 1.0
+    return float(settings.get("beta", 0.0)) * scale
+
+
 def drop_share_setting(default: float) -> Any:
     """The ``drop_share`` field: which of the rule's drops a preference tune learns away from."""
     return setting(default, "kto / dpo: the rule's drops that count, the lowest-scoring share of each batch "
@@ -74,6 +89,7 @@ class PreferenceTune(TuneSettings):
     objective: str = objective_setting("sft")
     beta: float = beta_setting(0.1)
     drop_share: float = drop_share_setting(1.0)
+    tuned_beta_scale: float = tuned_beta_scale_setting(1.0)
 
     def check(self, owner: str) -> None:
         if self.objective != "sft" and self.prior_weight > 0:

@@ -10,7 +10,7 @@ import pytest
 from studio import runner
 from studio.engine import Studio
 from studio.errors import StudioError
-from studio.preference import PreferenceBatches, dpo_loss, kto_loss, same_prompt_pairs
+from studio.preference import PreferenceBatches, dpo_loss, kto_loss, same_prompt_pairs, tune_beta
 
 
 def _t(*values):
@@ -83,6 +83,17 @@ def test_kto_batches_draw_half_kept_half_dropped():
         PreferenceBatches("kto", kept=3, total=3, batch_size=8, beta=0.1)
     with pytest.raises(StudioError, match="prompt with both"):
         PreferenceBatches("dpo", kept=1, total=2, batch_size=8, beta=0.1, prompts=["a", "b"])
+
+
+def test_a_later_round_is_anchored_at_beta_times_its_scale_in_every_medium():
+    from studio import media
+
+    settings = {"beta": 2.0, "tuned_beta_scale": 3.0}
+    assert tune_beta(settings, None) == 2.0  # from the base: beta itself
+    assert tune_beta(settings, "/versions/v1/adapter") == 6.0
+    assert tune_beta({"beta": 2.0}, "/versions/v1/adapter") == 2.0  # a job stored before the scale: as it was made
+    for name in ("image", "music", "text", "voice"):  # every medium with a preference tune has the setting
+        assert media.get(name).parse_tune_settings({"tuned_beta_scale": 3.0})["tuned_beta_scale"] == 3.0
 
 
 def test_objective_and_beta_settings_are_checked():

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 from studio.errors import StudioError
 from studio.medium import Candidate
-from studio.preference import kto_loss
+from studio.preference import kto_loss, tune_beta
 from studio.training import batch_rows, trial_groups
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
@@ -118,7 +118,7 @@ class ImageTuneTask:
         self.objective = str(settings.get("objective", "sft")) if dropped else "sft"
         if self.objective not in ("sft", "kto"):
             raise StudioError(f"The image tune learns with sft or kto, not {self.objective}.")
-        self.beta = float(settings.get("beta", 0.0))
+        self.beta = tune_beta(settings, parent_adapter)
         self.sft_weight = float(settings.get("sft_weight", 0.0)) if self.objective == "kto" else 0.0
         # prior preservation: the batch's un-kept pictures after the kept ones, this share of every batch
         self.prior_weight = float(settings["prior_weight"]) if prior and self.objective == "sft" else 0.0

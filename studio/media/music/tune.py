@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from ...adapters import PeftTask, peft_lora, pristine_copy
 from ...errors import StudioError
 from ...medium import Candidate
-from ...preference import PreferenceBatches, sequence_log_probs
+from ...preference import PreferenceBatches, sequence_log_probs, tune_beta
 from ...training import batch_rows
 from .model import MusicHandle
 from .settings import MusicTune
@@ -76,7 +76,8 @@ class SymbolicTuneTask(PeftTask):
         if objective != "sft":  # the dropped pieces after the kept ones; their log-probs at the start, once
             self.peft.eval()  # no dropout: the tune's and the reference's log-probs must agree at the start
             self.preference = PreferenceBatches(objective, len(examples), len(rows), self.batch_size,
-                                                float(settings["beta"]), [c.prompt for c in [*examples, *others]])
+                                                tune_beta(settings, parent_adapter),
+                                                [c.prompt for c in [*examples, *others]])
             with torch.no_grad():
                 self.preference.reference = torch.cat([
                     self.sequence_log_probs(torch.arange(start, min(start + self.batch_size, len(rows))))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import StudioError
-from ...preference import PreferenceBatches, sequence_log_probs
+from ...preference import PreferenceBatches, sequence_log_probs, tune_beta
 from ...training import batch_rows, trial_groups
 from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
                    summed_log_probs, varlen_attention_available)
@@ -108,7 +108,8 @@ class TextTuneTask:
         if self.objective != "sft":  # the dropped candidates after the kept ones, one per row (preference.py)
             inputs, labels, extra = self._rows([*pairs, *dropped_pairs], settings)
             self.preference = PreferenceBatches(self.objective, len(pairs), len(inputs), self.batch_size,
-                                                float(settings["beta"]), [pair[0] for pair in [*pairs, *dropped_pairs]],
+                                                tune_beta(settings, parent_adapter),
+                                                [pair[0] for pair in [*pairs, *dropped_pairs]],
                                                 kept_floor=float(settings["kept_floor"]))
         elif self.prior_weight > 0:
             more = self._rows(prior_pairs, settings)

@@ -5,7 +5,7 @@ import dataclasses
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...preference import PreferenceTune, beta_setting, objective_setting
+from ...preference import PreferenceTune, beta_setting, objective_setting, tuned_beta_scale_setting
 from ...settings import Settings, setting
 
 
@@ -49,10 +49,7 @@ class VoiceTune(PreferenceTune):
     beta: float = beta_setting(50.0, maximum=1e6, objectives=("kto",))
     # a tune from a tuned version (the next round) starts where the last one left the readings; anchored as loosely,
     # the second round pushed pace past the keeps' and narrowed (docs/voice.md, "The second round's anchor")
-    tuned_beta_scale: float = setting(2.0, "kto: beta times this for a tune that starts from a tuned version (a "
-                                           "later round), keeping it closer to where the last round left the "
-                                           "readings; 1: the same beta", above=0, max=100,
-                                      label="Later rounds' anchor (x beta)")
+    tuned_beta_scale: float = tuned_beta_scale_setting(2.0)
 
     lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")
     # 30 -> 60 passes: 54 of 72 built-in checks against 47 on fresh seeds 24-29, pitch_range lifting on 2 of 6

@@ -46,7 +46,7 @@ class TinyTuneTask(PeftTask):
                  parent_adapter: str | None, dropped: Sequence[Candidate] = ()):
         import torch
 
-        from ...preference import PreferenceBatches
+        from ...preference import PreferenceBatches, tune_beta
 
         if not examples:
             raise StudioError("There are no kept voice takes to tune on.")
@@ -56,9 +56,8 @@ class TinyTuneTask(PeftTask):
         self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
         self.preference = None
         if objective != "sft":  # the dropped takes after the kept ones (preference.py); no dropout: rewards compare
-            # a job stored before tuned_beta_scale existed resumes as it was made: the same beta every round
-            beta = float(settings["beta"]) * (float(settings.get("tuned_beta_scale", 1.0)) if parent_adapter else 1.0)
-            self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size, beta)
+            self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size,
+                                                tune_beta(settings, parent_adapter))
             self.peft.eval()
             with torch.no_grad():  # the starting model's (base or parent) reading of every take, before any step
                 self.preference.reference = self.log_probs(torch.arange(len(self.rows)))
