@@ -10,6 +10,8 @@ For each (medium, eval scorer, seed) in a fresh workspace:
    ``kto='{"objective": "kto"}'``), from the version before (``--start last``, what the page's "Next round"
    does) or from the base on everything kept so far (``--start base``, ReST-EM's practice: Singh et al. 2023);
    a setting's ``round2`` table changes the tunes after the first (``r2e12='{"round2": {"epochs": 12}}'``);
+   a later round whose new keeps all copy earlier ones (with the medium's ``relearn`` off) has nothing new to
+   learn: the artist keeps the version, and the round's row says so (``note``) with that version's measures;
 4. ``Studio.compare`` base against the new version on held-out seeds (never a seed a tune learned from):
    the eval scorer's share over the bar on each side, best of 2 from the base, variety against the kept
    set and copies by the medium's own tests.
@@ -109,6 +111,7 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
             params: dict | None = None, start_from: str = "last", builtin: bool = False, expand: int = 0) -> dict:
     from studio.engine import Studio
+    from studio.errors import NothingToLearn
 
     out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start_from, "rounds": [],
            "builtin": builtin}
@@ -140,7 +143,14 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             # a setting's "round2" table: what changes for the tunes after the first (e.g. a lower dose)
             later = settings.get("round2", {}) if r else {}
             tune_settings = {**{k: v for k, v in settings.items() if k != "round2"}, **later}
-            tuned = studio.tune(medium, from_version="base" if start_from == "base" else version, settings=tune_settings)
+            try:
+                tuned = studio.tune(medium, from_version="base" if start_from == "base" else version,
+                                    settings=tune_settings)
+            except NothingToLearn as nothing:  # every new keep copies an earlier one: the artist keeps this version
+                row = {**out["rounds"][-1], "round": r + 1, "kept": len(keep), "dropped": len(drop), "kept_total": 0,
+                       **extra, "note": str(nothing), "seconds": round(time.perf_counter() - start, 1)}
+                out["rounds"].append(row)  # the same version, so the same measures on the same held-out seeds
+                continue
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
                    "kept_total": tuned["curated"], "bar": bar, **extra,

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import media, runner, sampling, scoring
 from .coalesce import JOIN_CAP, Coalescer
-from .errors import StudioError, guarded
+from .errors import NothingToLearn, StudioError, guarded
 from .library import Library
 from .medium import DROPPED, MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
 from .preference import lowest_share
@@ -565,8 +565,11 @@ class Studio:
         if not merged["relearn"]:
             examples = self.not_yet_learned(medium, from_version, examples)
             if not examples:
-                raise StudioError(f"{from_version} has learned every kept {medium} candidate already; keep some "
-                                  f"from a batch it made, or tune from the base.")
+                copied = len(self.not_yet_learned(medium, from_version, left_out))
+                but = f" but {copied} that copy earlier keeps (left out)" if copied else " already"
+                raise NothingToLearn(f"{from_version} has learned every kept {medium} candidate{but}, so it has "
+                                     f"nothing new to learn; keep others from a batch it made, or tune from the base.",
+                                     copied)
         if merged["steps"] is None or ("epochs" in given and "steps" not in given):
             # passes over the kept set, not a fixed count: 8 kept and 200 kept get the same dose
             merged["steps"] = steps_for_passes(merged["epochs"], len(examples), merged["batch_size"])
@@ -841,9 +844,13 @@ class Studio:
             if accepted == 0:
                 raise StudioError("No candidate was kept; lower the threshold or raise the temperature.")
             start = "base" if tune_from == "base" else version
-            tuned = self.tune(medium, from_version=start, steps=steps,
-                              on_progress=lambda info: notify({"event": "tune", "round": r + 1, **info}),
-                              **tune_kwargs)
+            try:
+                tuned = self.tune(medium, from_version=start, steps=steps,
+                                  on_progress=lambda info: notify({"event": "tune", "round": r + 1, **info}),
+                                  **tune_kwargs)
+            except NothingToLearn as nothing:  # the round keeps the version it has, and says why
+                tuned = {"version": version, "copies_left_out": nothing.left_out, "loss": None, "seconds": 0.0,
+                         "note": str(nothing)}
             history.append({"round": r + 1, "from": start, "version": tuned["version"], "generated": len(cands),
                             "accepted": accepted, "acceptance_rate": accepted / len(cands),
                             "kept_diversity": kept_variety, "copies_left_out": tuned["copies_left_out"],

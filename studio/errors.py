@@ -19,6 +19,16 @@ class StudioError(Exception):
     """A user's mistake or an unusable input; the CLI prints the message, never a traceback."""
 
 
+class NothingToLearn(StudioError):
+    """A tune from a tuned version found no kept candidate that version has not learned (the medium's relearn
+    setting off); ``left_out`` counts the new keeps left out as copies of earlier ones.  A loop's round goes on
+    with the version it has."""
+
+    def __init__(self, message: str, left_out: int = 0):
+        super().__init__(message)
+        self.left_out = left_out
+
+
 def one_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message, short, without a trailing period."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from studio.app.tune_panel import _intro
 from studio.engine import Studio
+from studio.errors import NothingToLearn
 
 
 def test_the_intro_counts_only_the_keeps_a_tuned_version_has_not_learned(workspace, fake):
@@ -25,3 +28,5 @@ def test_the_intro_counts_only_the_keeps_a_tuned_version_has_not_learned(workspa
     assert "learns from the **5** candidates" in _intro(new_only, kept, "base")  # the base learned none of them
     studio.tune("fake", from_version="v1", steps=2, settings={"relearn": False})
     assert _intro(new_only, kept, "v2").startswith("**v2** has learned all **5** kept candidates already")
+    with pytest.raises(NothingToLearn, match="v2 has learned every kept fake candidate already"):
+        studio.tune("fake", from_version="v2", settings={"relearn": False})

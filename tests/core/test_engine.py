@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from studio.engine import Studio, candidate_id
-from studio.errors import StudioError
+from studio.errors import NothingToLearn, StudioError
 
 
 def test_generate_is_reproducible_and_cached(workspace, fake):
@@ -135,8 +135,34 @@ def test_a_round_never_learns_its_own_copies_of_earlier_keeps(workspace, fake):
     # relearn off: from v1, only the keeps v1 did not learn (and still none of its copies)
     fresh = studio.tune("fake", from_version="v1", steps=5, settings={"relearn": False})
     assert set(studio.store.version("fake", fresh["version"]).curated) == learned - {c.id for c in kept}
-    with pytest.raises(StudioError, match=f"{fresh['version']} has learned every kept fake candidate already"):
+    with pytest.raises(StudioError, match=f"{fresh['version']} has learned every kept fake candidate but "
+                                          f"{len(copies)} that copy earlier keeps"):
         studio.tune("fake", from_version=fresh["version"], settings={"relearn": False})
+    # keeps that all copy what v1 learned: nothing new, said as such, and no job starts
+    studio.curate("fake", reject=[c.id for c in [*second, *again] if c.id not in copies])
+    studio.store.set_decisions({c: "hand_accepted" for c in copies})
+    jobs = len(studio.store.jobs("fake"))
+    with pytest.raises(NothingToLearn, match=f"v1 has learned every kept fake candidate but {len(copies)} that") as e:
+        studio.tune("fake", from_version="v1", settings={"relearn": False})
+    assert e.value.left_out == len(copies) and len(studio.store.jobs("fake")) == jobs
+
+
+def test_a_loop_round_with_nothing_new_to_learn_keeps_its_version_and_says_why(workspace, fake, monkeypatch):
+    studio = Studio(workspace)
+    tune = studio.tune
+
+    def second_has_nothing(medium, from_version="base", **kwargs):
+        if from_version != "base":
+            raise NothingToLearn("v1 has learned every kept fake candidate but 3 that copy earlier keeps ...", 3)
+        return tune(medium, from_version=from_version, **kwargs)
+
+    monkeypatch.setattr(studio, "tune", second_has_nothing)
+    result = studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0, rounds=2, n=16,
+                         steps=5)
+    one, two = result["rounds"]
+    assert (one["version"], two["version"], result["version"]) == ("v1", "v1", "v1")
+    assert two["note"].startswith("v1 has learned every kept fake candidate") and two["copies_left_out"] == 3
+    assert two["loss"] is None and studio.versions("fake") == ["base", "v1"]
 
 
 def test_top_share_keeps_the_best_of_the_batch(workspace, fake):
