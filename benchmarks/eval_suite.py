@@ -16,9 +16,9 @@ For each (medium, eval scorer, seed) in a fresh workspace:
    the eval scorer's share over the bar on each side, best of 2 from the base, variety against the kept
    set and copies by the medium's own tests.
 
-Text and voice are also measured on a prompt (a line) no round generated for: a haiku against the same bar, a
-voice take against a bar the artist sets from base takes of that line (the voice scorers' scale depends on the
-line).  Rounds 1 and 2 are both measured.  Targets per round (issue 20): lift (+0.15, and doubles or halves the
+Text and voice are also measured on a prompt (a line) no round generated for, against a bar the artist sets from
+base candidates of it (a scorer's scale depends on the line, and on what a haiku is about; until 2026-12-03 a haiku
+was held to the training prompt's bar).  Rounds 1 and 2 are both measured.  Targets per round (issue 20): lift (+0.15, and doubles or halves the
 misses), beats best-of-2, variety at least 0.8x the kept set's, copies at most 10%; round 2 also asks for
 more lift than round 1.
 
@@ -48,9 +48,10 @@ PROMPTS = {"image": "a circle", "music": "a four-part chorale in G major", "text
            "voice": "The quick brown fox jumps over the lazy dog."}
 # text and voice are also measured on a prompt (a line) no round generated for (the artist's bar and scorer stay)
 HELD_OUT_PROMPTS = {"text": "a haiku about the morning fog", "voice": "A gentle breeze moved through the tall grass."}
-# the voice scorers' scale depends on the line (its letters, its vowels), so the artist sets a bar of their own for
-# the held-out line, from base takes of it; a haiku is judged against the same bar whatever it is about
-OWN_BAR = {"voice"}
+# the voice scorers' scale depends on the line (its letters, its vowels), and a haiku's on what it is about (fog
+# poems use more sense words than snow poems: the snow bar put 0.62 of base fog poems over it), so the artist sets
+# a bar of their own for the held-out prompt, from base candidates of it on round 1's seeds
+OWN_BAR = {"text", "voice"}
 HELD_OUT = 1_000_000
 
 
