@@ -125,3 +125,52 @@ def test_a_tune_can_start_from_the_base_on_everything_kept(served, monkeypatch):
         checked = flow.tab.locator(".tune-start input:checked")
         wait_until("the choice restored after a reload", lambda: checked.count() == 1 and
                    checked.first.get_attribute("value") == "base", page=page)
+
+
+@pytest.fixture
+def new_keeps_only(workspace, fake, monkeypatch):
+    """The fake medium with text's rule: a tune from a tuned version learns only the keeps it has not learned."""
+    import dataclasses
+
+    from fake_medium import FakeMedium, FakeTune
+
+    from studio.settings import setting
+
+    @dataclasses.dataclass
+    class NewKeepsOnly(FakeTune):
+        relearn: bool = setting(False, "learn again what the starting version learned")
+
+    monkeypatch.setattr(FakeMedium, "tune_settings", NewKeepsOnly)
+    monkeypatch.setenv("STUDIO_LAUNCHER", "python")
+
+
+def test_a_tune_with_nothing_new_to_learn_says_so_and_the_page_goes_on(new_keeps_only, served):
+    from test_browser_audit import error_toast
+
+    with opened(served) as (studio, page, flow):
+        flow.generate(4, "red stars")
+        flow.cull(["p", "x", "x", "x"])
+        assert flow.tune(2) == "done"
+        intro = flow.tab.locator(".tune-intro").first
+        wait_until("the intro says v1 learned them all", lambda: "v1 has learned all 1 kept" in intro.inner_text(),
+                   page=page)
+        flow.tab.locator(".tune-btn").click()  # on purpose: nothing new to learn
+        wait_until("the mistake in one sentence",
+                   lambda: "v1 has learned every kept fake candidate already" in error_toast(page), 30)
+        assert flow.tab.locator(".tune-btn").is_enabled() and flow.tune_status() == "done"
+        for close in page.locator('[data-testid="toast-close"]').all():  # read, the artist closes it
+            close.click()
+        wait_until("the notice closed", lambda: not page.locator('[data-testid="toast-body"]').count(), 10)
+        flow.step("1 · Curate")
+        from pathlib import Path
+
+        learned = {Path(c.path).read_text() for c in studio.next_kept_set("fake")}
+        made = flow.generate(8)  # with v1, the version the page works with; keep one that copies no keep
+        fresh = next(i for i, cid in enumerate(made) if Path(studio.store.candidate(cid).path).read_text() not in learned)
+        flow.cull(["p" if i == fresh else "x" for i in range(len(made))])
+        flow.step("2 · Fine-tune")
+        wait_until("the intro counts the one new keep",
+                   lambda: "learns from the 1 of the 2 candidates kept" in intro.inner_text(), page=page)
+        flow.tab.locator(".tune-btn").click()
+        wait_until("v2 made", lambda: studio.versions("fake") == ["base", "v1", "v2"], page=page)
+        assert len(studio.store.version("fake", "v2").curated) == 1  # the new keep alone
