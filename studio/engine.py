@@ -558,7 +558,7 @@ class Studio:
             raise StudioError(f"The kept {medium} set"
                               + ("" if series == DEFAULT_SERIES else f" of the series '{series}'")
                               + " is empty; keep some candidates before tuning.")
-        examples, left_out = self.own_copies_left_out(medium, examples)
+        examples, left_out = self.own_copies_left_out(medium, examples, merged["distinct_keeps"])
         if not examples:
             raise StudioError(f"Every kept {medium} candidate copies an earlier kept one; keep some that do not "
                               f"before tuning.")
@@ -609,13 +609,15 @@ class Studio:
             found = self.store.version(medium, found.parent) if found.parent not in (None, "base") else None
         return learned
 
-    def own_copies_left_out(self, medium: str, examples: Sequence[Candidate]
+    def own_copies_left_out(self, medium: str, examples: Sequence[Candidate], distinct: bool = False
                             ) -> tuple[list[Candidate], list[Candidate]]:
         """The kept set without a tuned version's outputs that copy a kept example of an earlier round
         (the medium's ``copies`` test), and those left out: a round that learned its own copies back
-        would copy more each round (the issue's second round went from 41% to 59%)."""
-        def when(c: Candidate) -> tuple[float, float]:
-            return (c.batch if c.batch is not None else float("inf"), c.created_at)
+        would copy more each round (the issue's second round went from 41% to 59%).  With ``distinct``,
+        also those that copy an earlier keep of their own batch that stays: a template a tuned version
+        wrote twice and the artist kept twice is learned once."""
+        def when(c: Candidate) -> tuple[float, float, str]:
+            return (c.batch if c.batch is not None else float("inf"), c.created_at, c.id)
 
         own = [c for c in examples if c.version != "base"]
         if not own:
@@ -623,8 +625,9 @@ class Studio:
         the_medium, left_out = self.medium(medium), set()
         with self._model_lock:
             handle = self.handle(medium, examples[0].model)
-            for c in own:
-                earlier = [k for k in examples if when(k) < when(c) and k.batch != c.batch]
+            for c in sorted(own, key=when):  # an earlier keep's fate first: the first of a copy stays
+                earlier = [k for k in examples if when(k) < when(c)
+                           and (k.batch != c.batch or (distinct and k.id not in left_out))]
                 if earlier and the_medium.copies(handle, [c], earlier)[0]:
                     left_out.add(c.id)
         return [c for c in examples if c.id not in left_out], [c for c in examples if c.id in left_out]

@@ -234,6 +234,8 @@ class TuneSettings(Settings):
                                        "(prior preservation; 0 = off)", min=0, below=1)
     relearn: bool = setting(True, "a tune from a tuned version learns again the kept candidates that version "
                                   "learned (off: only the keeps it has not learned)", label="Learn earlier keeps again")
+    distinct_keeps: bool = setting(False, "of a tuned version's keeps that copy each other within one batch, a tune "
+                                          "learns the first alone", label="One keep per copy")
 
     def lora_alpha(self) -> float:
         return self.alpha if self.alpha is not None else self.alpha_per_rank * self.rank

@@ -165,10 +165,13 @@ def copies_template(candidate: Sequence[Sequence[str]], kept: Sequence[Sequence[
 
 
 def text_copies(candidates: Sequence[str], kept: Sequence[str]) -> list[bool]:
-    """For each text: a shared run of COPY_RUN words with a kept text, or a kept poem's template back."""
-    by_run = shares_run([words(t) for t in candidates], [words(k) for k in kept])
+    """For each text: a shared run of COPY_RUN words with a kept text, a kept poem's template back, or, for a text
+    too short for a run, a kept text back whole (at most one word swapped per three: "the first snows")."""
+    texts, kept_words = [words(t) for t in candidates], [words(k) for k in kept]
+    by_run = shares_run(texts, kept_words)
     kept_lines = [poem_lines(k) for k in kept]
-    return [run or copies_template(poem_lines(text), kept_lines) for text, run in zip(candidates, by_run)]
+    return [run or 0 < len(whole) < COPY_RUN and any(near_line(whole, k) for k in kept_words)
+            or copies_template(poem_lines(text), kept_lines) for text, whole, run in zip(candidates, texts, by_run)]
 
 
 def mean_pairwise_distance(features) -> float:

@@ -201,3 +201,10 @@ def test_a_shared_background_is_not_a_copy_but_the_same_picture_is():
                                                                                                       False]
     # too few rows to centre: the raw answer
     assert variety.near_duplicates_centred(kept[:1], kept[:1], 0.97) == [True]
+
+
+def test_a_short_text_back_whole_is_a_copy():
+    kept = ["the first snows", "#Thefirstsnow"]
+    # too short for an 8-word run or a template, and still the kept text
+    assert variety.text_copies(["The first snows.", "the first snow", "#thefirstsnow"], kept) == [True, True, True]
+    assert variety.text_copies(["the last rain", "the first snows of the long winter come", ""], kept) == [False] * 3

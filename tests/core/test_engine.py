@@ -195,3 +195,23 @@ def test_after_a_tune_a_threshold_that_keeps_nearly_all_is_named(workspace, fake
     assert "keeps 100% of this batch from v1" in warned["warning"] and "--top" in warned["warning"]
     relative = studio.curate("fake", top=0.25, temperature=0.0)
     assert "no longer picks" not in relative.get("warning", "") and relative["acceptance_rate"] < 0.9
+
+
+def test_distinct_keeps_learns_one_of_a_tuned_versions_copies_within_a_batch(workspace, fake):
+    import dataclasses
+    from pathlib import Path
+
+    studio = Studio(workspace)
+    batch = [dataclasses.replace(c, version="v1") for c in studio.generate("fake", "a colour", n=12)]
+    colour = {c.id: Path(c.path).read_text() for c in batch}
+    twins = [c for c in batch if list(colour.values()).count(colour[c.id]) > 1]
+    assert twins  # a 12-draw batch over a handful of colours repeats one
+    kept, left_out = studio.own_copies_left_out("fake", batch)
+    assert len(kept) == 12 and not left_out  # one batch's keeps never copy an earlier round's
+    kept, left_out = studio.own_copies_left_out("fake", list(reversed(batch)), distinct=True)
+    assert sorted(colour[c.id] for c in kept) == sorted(set(colour.values()))  # one keep per colour ...
+    assert {c.id for c in kept} == {min((c for c in batch if colour[c.id] == x), key=lambda c: (c.created_at, c.id)).id
+                                    for x in set(colour.values())}  # ... the batch's first of it
+    assert len(left_out) == 12 - len(kept)
+    base = studio.store.candidates("fake", ids=[c.id for c in batch])  # the base's keeps are never left out
+    assert studio.own_copies_left_out("fake", base, distinct=True)[1] == []
