@@ -170,8 +170,11 @@ def text_copies(candidates: Sequence[str], kept: Sequence[str]) -> list[bool]:
     texts, kept_words = [words(t) for t in candidates], [words(k) for k in kept]
     by_run = shares_run(texts, kept_words)
     kept_lines = [poem_lines(k) for k in kept]
-    return [run or 0 < len(whole) < COPY_RUN and any(near_line(whole, k) for k in kept_words)
-            or copies_template(poem_lines(text), kept_lines) for text, whole, run in zip(candidates, texts, by_run)]
+    def short_copy(whole: list[str]) -> bool:
+        return 0 < len(whole) < COPY_RUN and any(near_line(whole, k) for k in kept_words)
+
+    return [run or short_copy(whole) or copies_template(poem_lines(text), kept_lines)
+            for text, whole, run in zip(candidates, texts, by_run)]
 
 
 def mean_pairwise_distance(features) -> float:
