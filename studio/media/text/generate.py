@@ -21,6 +21,7 @@ import weakref
 from typing import Any, Sequence
 
 from ...errors import StudioError
+from . import guard
 from .model import TextHandle, active, base_model
 from .prompting import prompt_ids
 
@@ -264,6 +265,7 @@ def _sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[
     max_new = int(params["max_new_tokens"])
     min_new = int(params.get("min_new_tokens", 0))
     ids = check_prompt(handle, prompt, max_new)
+    runs = guard.for_adapter(handle, adapter, prompt)  # a tuned version's copy_guard (guard.py), or None
     tokenizer = handle.tokenizer
     eos = tokenizer.eos_token_id
     rows = len(seeds)
@@ -326,6 +328,8 @@ def _sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[
             for step in range(max_new):
                 if step < min_new:
                     logits = logits.index_fill(1, eos_index, float("-inf"))
+                if runs is not None:
+                    logits = runs.mask(logits, seen, len(ids) + step)
                 picked = torch.where(finished, eos, pick_tokens(logits, seen, uniforms[:, step], params))
                 tokens[:, step] = picked
                 seen[:, len(ids) + step] = picked

@@ -75,6 +75,9 @@ class TextTune(PreferenceTune):
     kept_floor: float = setting(0.0, "kto: pull back a kept text the tune makes rarer than the starting model did, at "
                                      "this multiple of kto's steepest pull (0 = off)", min=0, max=100,
                                 label="Keep the kept from falling")
+    copy_guard: int = setting(0, "the tuned version never writes this many tokens in a row from a text it or the "
+                                 "versions it grew from learned, outside the prompt's own words (0 = off; 2 or more)",
+                              min=0, max=1_000_000, label="Never write a kept run of (tokens)")
     stop_copying: float = setting(1.0, "look at 16 trial texts after each quarter of the tune and stop it at its last "
                                        "good look once more than this share of them bring a kept text back (1 = never "
                                        "look)", min=0, max=1, label="Stop when it copies")
@@ -93,3 +96,6 @@ class TextTune(PreferenceTune):
             raise StudioError("kept_floor acts on kto's rewards; set it to 0, or objective to kto.")
         if self.goldfish == 1:
             raise StudioError("The goldfish setting must be 0 (off) or a whole number from 2 up, not 1.")
+        if self.copy_guard == 1:
+            raise StudioError("The copy_guard setting must be 0 (off) or a whole number of tokens from 2 up, not 1: "
+                              "a guard of one token would forbid every word a kept text used.")

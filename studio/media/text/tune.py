@@ -24,6 +24,7 @@ from ...preference import PreferenceBatches, sequence_log_probs, tune_beta
 from ...training import batch_rows, trial_groups
 from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
                    summed_log_probs, varlen_attention_available)
+from . import guard
 from .model import TextHandle
 from .packing import padded_rows, packed_rows
 from .prompting import example_ids, goldfish_mask
@@ -126,6 +127,7 @@ class TextTuneTask:
         self.stop_copying = float(settings["stop_copying"])
         self.trials = list(trials)
         self.kept_texts = [pair[1] for pair in pairs]
+        self.copy_guard, self.parent_adapter = int(settings["copy_guard"]), parent_adapter
         self.look = self.look_for_copies if self.stop_copying < 1 and trials else None
         if self.look is not None:
             handle.adapters.setdefault(self.name, self.name)  # sampling knows the unsaved adapter by its name
@@ -258,6 +260,7 @@ class TextTuneTask:
         config = self.handle.model.peft_config[self.name]
         config.base_model_name_or_path = self.handle.source
         config.save_pretrained(str(tmp))
+        guard.write(tmp, self.copy_guard, self.kept_texts, self.parent_adapter)
         shutil.rmtree(out_dir, ignore_errors=True)
         os.replace(tmp, out_dir)
         self.handle.model.requires_grad_(False)
