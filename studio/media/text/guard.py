@@ -47,8 +47,8 @@ def read(adapter: str | None) -> dict[str, Any] | None:
         return None
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        found = exc
+    except (OSError, ValueError):
+        found = None
     if (not isinstance(found, dict) or not isinstance(found.get("tokens"), int) or found["tokens"] < 2
             or not isinstance(found.get("texts"), list) or not all(isinstance(t, str) for t in found["texts"])):
         raise StudioError(f"The copy guard at {path} cannot be read; tune the version again, or delete the file "
@@ -132,18 +132,14 @@ def build(tokenizer: Any, texts: Sequence[str], tokens: int, prompt: str, device
     import torch
 
     forms, count = token_forms(tokenizer)
-    def runs(text: str) -> set[tuple[int, ...]]:
-        ids = [forms[i] for i in tokenizer.encode(text, add_special_tokens=False)]
-        return {tuple(ids[i:i + tokens]) for i in range(len(ids) - tokens + 1)}
 
-    inside, asked = _words(prompt), runs(prompt)
-    found: set[tuple[int, ...]] = set()
-    for text in texts:
+    def windows(text: str) -> list[tuple[tuple[int, ...], list[int]]]:  # (its run in word forms, its token ids)
         ids = tokenizer.encode(text, add_special_tokens=False)
-        for i in range(len(ids) - tokens + 1):
-            run = tuple(forms[j] for j in ids[i:i + tokens])
-            if run not in found and run not in asked and _words(tokenizer.decode(ids[i:i + tokens])) not in inside:
-                found.add(run)
+        return [(tuple(forms[j] for j in ids[i:i + tokens]), ids[i:i + tokens]) for i in range(len(ids) - tokens + 1)]
+
+    inside, asked = _words(prompt), {run for run, _ in windows(prompt)}
+    found = {run for text in texts for run, ids in windows(text)
+             if run not in asked and _words(tokenizer.decode(ids)) not in inside}
     if not found:
         return None
     table = torch.tensor(sorted(found), dtype=torch.long, device=device)
