@@ -42,7 +42,7 @@ OBJECTIVE_HELP = {"sft": "sft: learn the kept set", "kto": "kto: also learn from
 
 def objective_setting(default: str, choices: Sequence[str] = OBJECTIVES) -> Any:
     """The ``objective`` field with a medium's measured default (docs/objectives.md) and the objectives its
-    tune has (images: sft and kto)."""
+    tune has (all three everywhere now; a model can have fewer: ``Medium.tune_objectives``)."""
     return setting(default, "; ".join(OBJECTIVE_HELP[c] for c in choices), choices=tuple(choices), label="Objective")
 
 

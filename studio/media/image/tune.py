@@ -16,6 +16,9 @@ and the implicit reward of a picture is ``reference's error - tune's error`` (pe
 training target), which ``studio.preference.kto_loss`` turns into the KTO loss with the image ``beta``
 (docs/objectives.md); ``sft_weight`` adds the kept rows' mean error, sft's own loss, beside it.  The starting
 weights are copied when the task is built, before any step, so a resumed tune rebuilds the same reference.
+With ``dpo`` (Diffusion-DPO, Wallace et al. 2024) each batch is half a batch of (kept, dropped) pairs of one
+prompt and shape, a pair's two pictures noised with the same noise at the same timestep, and
+``studio.preference.dpo_loss`` widens the kept picture's reward over its dropped one's (``sft_weight`` as above).
 
 With ``stop_narrowing`` above 0 the trainer looks after each quarter of the tune (``look_for_narrowing``): 16
 trial pictures from the unsaved adapter on fixed seeds, and the tune ends at its last good look once they are
@@ -34,7 +37,7 @@ from typing import Any, Sequence
 
 from studio.errors import StudioError
 from studio.medium import Candidate
-from studio.preference import kto_loss, tune_beta
+from studio.preference import dpo_loss, kto_loss, same_prompt_pairs, tune_beta
 from studio.training import batch_rows, trial_groups
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
@@ -116,15 +119,15 @@ class ImageTuneTask:
             raise StudioError("The kept set is empty; keep some candidates before tuning.")
         # no drops: the kept set alone whatever the objective (the engine's tune says so in its note)
         self.objective = str(settings.get("objective", "sft")) if dropped else "sft"
-        if self.objective not in ("sft", "kto"):
-            raise StudioError(f"The image tune learns with sft or kto, not {self.objective}.")
+        if self.objective not in ("sft", "kto", "dpo"):
+            raise StudioError(f"The image tune learns with sft, kto or dpo, not {self.objective}.")
         self.beta = tune_beta(settings, parent_adapter)
-        self.sft_weight = float(settings.get("sft_weight", 0.0)) if self.objective == "kto" else 0.0
+        self.sft_weight = float(settings.get("sft_weight", 0.0)) if self.objective != "sft" else 0.0
         # prior preservation: the batch's un-kept pictures after the kept ones, this share of every batch
         self.prior_weight = float(settings["prior_weight"]) if prior and self.objective == "sft" else 0.0
         self.kept_rows = len(examples)
-        # after the kept pictures: the prior ones (sft) or the dropped ones (kto)
-        examples = [*examples, *(dropped if self.objective == "kto" else prior if self.prior_weight > 0 else ())]
+        # after the kept pictures: the prior ones (sft) or the dropped ones (kto, dpo)
+        examples = [*examples, *(dropped if self.objective != "sft" else prior if self.prior_weight > 0 else ())]
         pipe = handle.pipe
         self.family = family_of(pipe)
         self.handle, self.pipe, self.device = handle, pipe, handle.device
@@ -187,6 +190,15 @@ class ImageTuneTask:
                 self.buckets.append(bucket)
             if self.objective == "sft":  # a bucket of prior rows alone never trains (dropped ones do, under kto)
                 self.buckets = [b for b in self.buckets if b["kept"]]
+            if self.objective == "dpo":  # each bucket's (kept, dropped) pairs of one prompt, by position in it
+                for b in self.buckets:
+                    prompts = [self.prompts[i] for i in b["rows"].tolist()]
+                    b["pairs"] = torch.tensor([(i, b["kept"] + j) for i, j in same_prompt_pairs(
+                        prompts[:b["kept"]], prompts[b["kept"]:])], dtype=torch.long).view(-1, 2)
+                self.buckets = [b for b in self.buckets if len(b["pairs"])]
+                if not self.buckets:
+                    raise StudioError("The dpo objective needs a prompt with both a kept and a dropped picture of "
+                                      "the same shape; use kto for unpaired keeps and drops.")
             self.latents = self.buckets[0]["latents"] if len(self.buckets) == 1 else None
             self.cond, self.shared = self.family.encode(pipe, self.prompts, self.device, self.size)
             if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
@@ -230,8 +242,8 @@ class ImageTuneTask:
         if not self.params:
             raise StudioError(f"The model has no layers LoRA can attach to "
                               f"({', '.join(self.targets)}).")
-        # kto's reference: the adapter as it starts (zero for a new LoRA, the parent's weights), before any step
-        self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective == "kto"
+        # kto's and dpo's reference: the adapter as it starts (zero for a new LoRA, the parent's weights), before any step
+        self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective != "sft"
                       else None)
         # the trainer's looks (training.py): trial pictures on fixed seeds, their variety against the kept set's
         self.stop_narrowing = float(settings.get("stop_narrowing") or 0.0)
@@ -312,19 +324,23 @@ class ImageTuneTask:
     def parameters(self) -> list:
         return list(self.params.values())
 
-    def _noised(self, x0, noise, generator):
-        """The noisy latents, the timesteps the denoiser sees, and the regression target."""
+    def _noised(self, x0, noise, generator, paired: bool = False):
+        """The noisy latents, the timesteps the denoiser sees, and the regression target; ``paired``: the second
+        half of the rows at the first half's timesteps (dpo's pairs)."""
         import torch
 
+        draws = len(x0) // 2 if paired else len(x0)
         if self.prediction == "flow":
-            u = torch.rand((len(x0),), generator=generator)
+            u = torch.rand((draws,), generator=generator)
+            u = u.repeat(2) if paired else u
             seq_len = (x0.shape[-2] // 2) * (x0.shape[-1] // 2)
             sigmas = flow_sigmas(self.noise_scheduler.config, u, seq_len).to(x0.device)
             s = sigmas.view(-1, 1, 1, 1)
             timesteps = sigmas * self.noise_scheduler.config.num_train_timesteps
             return (1.0 - s) * x0 + s * noise, timesteps, noise - x0
         steps = self.noise_scheduler.config.num_train_timesteps
-        t = torch.randint(0, steps, (len(x0),), generator=generator).to(x0.device)
+        t = torch.randint(0, steps, (draws,), generator=generator)
+        t = (t.repeat(2) if paired else t).to(x0.device)
         noisy = self.noise_scheduler.add_noise(x0, noise, t)
         target = noise if self.prediction == "epsilon" else self.noise_scheduler.get_velocity(x0, noise, t)
         return noisy, t, target
@@ -334,11 +350,15 @@ class ImageTuneTask:
         import torch
 
         bucket = self.buckets[0]
-        if len(self.buckets) > 1:  # one shape per step, drawn in proportion to the pictures it trains on
-            weights = torch.tensor([float(len(b["rows"]) if self.objective == "kto" else b["kept"])
-                                    for b in self.buckets])
+        if len(self.buckets) > 1:  # one shape per step, drawn in proportion to the pictures (or pairs) it trains on
+            weights = torch.tensor([float(len(b["pairs"]) if self.objective == "dpo" else len(b["rows"])
+                                          if self.objective == "kto" else b["kept"]) for b in self.buckets])
             bucket = self.buckets[int(torch.multinomial(weights, 1, generator=generator))]
         kept, total = bucket["kept"], len(bucket["rows"])
+        if self.objective == "dpo":  # half a batch of pairs: their kept pictures, then their dropped ones
+            pick = bucket["pairs"][torch.randint(0, len(bucket["pairs"]), (max(1, self.batch_size // 2),),
+                                                 generator=generator)]
+            return bucket, torch.cat([pick[:, 0], pick[:, 1]])
         if self.objective == "kto":  # kept and dropped rows in their own proportion, at most half dropped
             if kept == 0:
                 return bucket, torch.randint(0, total, (self.batch_size,), generator=generator)
@@ -387,11 +407,15 @@ class ImageTuneTask:
 
         bucket, local = self._batch(generator)
         x0 = bucket["latents"][local.to(bucket["latents"].device)]
+        paired = self.objective == "dpo"  # a pair's two pictures see the same flip, noise and timestep
+        draws = len(local) // 2 if paired else len(local)
         if self.mirror:  # each row its mirror image half the time (kohya's flip augmentation)
-            flip = (torch.rand(len(local), generator=generator) < 0.5).to(x0.device)
+            flip = torch.rand(draws, generator=generator) < 0.5
+            flip = (flip.repeat(2) if paired else flip).to(x0.device)
             x0 = torch.where(flip.view(-1, *[1] * (x0.dim() - 1)), bucket["mirrored"][local.to(x0.device)], x0)
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        noisy, timesteps, target = self._noised(x0, noise, generator)
+        noise = torch.randn((draws, *x0.shape[1:]), generator=generator)
+        noise = (noise.repeat(2, *[1] * (x0.dim() - 1)) if paired else noise).to(x0.device)
+        noisy, timesteps, target = self._noised(x0, noise, generator, paired)
         return bucket["rows"][local], noisy, timesteps, target.float(), local < bucket["kept"]
 
     def _errors(self, generator):
@@ -426,6 +450,11 @@ class ImageTuneTask:
             if self.sft_weight > 0 and bool(kept.any()):  # sft's loss on the kept rows beside it
                 loss = loss + self.sft_weight * error[kept.to(error.device)].mean()
             return loss
+        if self.objective == "dpo":  # Diffusion-DPO: each pair's kept picture denoised better, against its dropped one
+            error, ref, _ = self._errors(generator)
+            half = len(error) // 2
+            loss = dpo_loss(-error[:half], -ref[:half], -error[half:], -ref[half:], self.beta)
+            return loss + self.sft_weight * error[:half].mean() if self.sft_weight > 0 else loss
         idx, noisy, timesteps, target, _ = self._draw(generator)
         return F.mse_loss(self._predict(idx, noisy, timesteps).float(), target)
 

@@ -38,15 +38,15 @@ class VoiceGenerate(Settings):
 class VoiceTune(PreferenceTune):
     owner: ClassVar[str] = "voice tune"
 
-    # kto (tune.py: the reading as a Gaussian around the predictors' output, the reward the starting
-    # model's reading error minus the tune's) is the built-in voice's only; SpeechT5 and CSM tune with sft
+    # kto and dpo (tune.py: the reading as a Gaussian around the predictors' output, the reward the starting
+    # model's reading error minus the tune's) are the built-in voice's only; SpeechT5 and CSM tune with sft
     # kto met more of issue 22's targets than sft on the same rounds (docs/voice.md, "Learning from the dropped takes")
-    objective: str = objective_setting("kto", ("sft", "kto"))
+    objective: str = objective_setting("kto", ("sft", "kto", "dpo"))
     # the reward is a difference of per-phoneme reading errors, a seed's draw one standard deviation off the
     # centre is about 0.01-0.03 of it (docs/voice.md, "Learning from the dropped takes"); 300 -> 100 -> 50 since the
     # pitched vocoder, each step meeting more of the built-in checks on fresh seeds (docs/voice.md, "beta on the
     # pitched vocoder"); 30 overshoots the kept takes' lean on pace (docs/objectives.md, voice_carry)
-    beta: float = beta_setting(50.0, maximum=1e6, objectives=("kto",))
+    beta: float = beta_setting(50.0, maximum=1e6)
     # a tune from a tuned version (the next round) starts where the last one left the readings; anchored as loosely,
     # the second round pushed pace past the keeps' and narrowed (docs/voice.md, "The second round's anchor")
     tuned_beta_scale: float = tuned_beta_scale_setting(2.0)

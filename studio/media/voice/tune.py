@@ -51,13 +51,14 @@ class TinyTuneTask(PeftTask):
         if not examples:
             raise StudioError("There are no kept voice takes to tune on.")
         objective = settings.get("objective", "sft") if dropped else "sft"
-        self.rows = [_take_row(handle.model.config, c) for c in [*examples, *(dropped if objective != "sft" else ())]]
+        takes = [*examples, *(dropped if objective != "sft" else ())]
+        self.rows = [_take_row(handle.model.config, c) for c in takes]
         self.batch_size = int(settings["batch_size"])
         self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
         self.preference = None
         if objective != "sft":  # the dropped takes after the kept ones (preference.py); no dropout: rewards compare
             self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size,
-                                                tune_beta(settings, parent_adapter))
+                                                tune_beta(settings, parent_adapter), [c.prompt for c in takes])
             self.peft.eval()
             with torch.no_grad():  # the starting model's (base or parent) reading of every take, before any step
                 self.preference.reference = self.log_probs(torch.arange(len(self.rows)))
@@ -225,7 +226,7 @@ class SpeechT5TuneTask(PeftTask):
 
 def build_task(handle: VoiceHandle, examples, settings, parent_adapter, prior=(), dropped=()):
     """The tune for the handle's kind; ``prior`` is always empty (the voice settings refuse prior_weight);
-    ``dropped`` comes only with the kto objective, which only the built-in voice has."""
+    ``dropped`` comes only with the kto and dpo objectives, which only the built-in voice has."""
     if handle.kind == "tiny":
         return TinyTuneTask(handle, examples, settings, parent_adapter, dropped)
     if dropped and settings.get("objective", "sft") != "sft":

@@ -159,14 +159,15 @@ def test_a_kto_tune_with_nothing_dropped_says_it_learned_the_kept_set_alone(work
     assert again["dropped"] == 1 and "note" not in again
 
 
-def test_the_image_objective_is_sft_or_kto(medium):
+def test_the_image_objective_is_sft_kto_or_dpo(medium):
     from studio.errors import StudioError
 
     defaults = medium.tune_defaults  # docs/objectives.md, "Pictures: the bottom of the batch"
     assert (defaults["objective"], defaults["beta"], defaults["drop_share"]) == ("kto", 1000.0, 0.25)
     assert medium.parse_tune_settings({"objective": "kto", "beta": 300})["beta"] == 300
+    assert medium.parse_tune_settings({"objective": "dpo"})["objective"] == "dpo"
     with pytest.raises(StudioError, match="objective"):
-        medium.parse_tune_settings({"objective": "dpo"})  # Diffusion-DPO is not built
+        medium.parse_tune_settings({"objective": "ipo"})
     with pytest.raises(StudioError, match="prior_weight"):
         medium.parse_tune_settings({"objective": "kto", "prior_weight": 0.5})
 
@@ -184,6 +185,34 @@ def test_sft_weight_adds_the_kept_pictures_own_loss_to_kto(medium, tiny_model, p
     sft = medium.tune_task(task.handle, kept, {**medium.tune_defaults, **SETTINGS, "objective": "sft",
                                                 "sft_weight": 1.0}, None, dropped=dropped)
     assert sft.sft_weight == 0.0  # like beta, a kto setting that sft leaves alone
+
+
+def test_dpo_pairs_a_kept_and_a_dropped_picture_of_one_prompt_under_one_noise_and_widens_their_margin(
+        medium, tiny_model, pictures, tmp_path):
+    from studio.preference import dpo_loss
+
+    kept, dropped = pictures
+    task, settings = _task(medium, tiny_model, kept, dropped, objective="dpo", steps=8, sft_weight=0.5)
+    assert len(task.buckets[0]["pairs"]) == 9  # every kept picture beside every dropped one: one prompt
+    idx, noisy, timesteps, target, is_kept = task._draw(torch.Generator().manual_seed(5))
+    half = len(idx) // 2
+    assert half == 3 and bool(is_kept[:half].all()) and not bool(is_kept[half:].any())
+    assert torch.equal(timesteps[:half], timesteps[half:])  # the pair's two pictures at one timestep ...
+    x0 = task.buckets[0]["latents"][torch.tensor([task.buckets[0]["rows"].tolist().index(i) for i in idx.tolist()])]
+    assert not torch.allclose(noisy[:half], noisy[half:])  # ... of their own pictures ...
+    noise_of = task.noise_scheduler.add_noise(x0, torch.zeros_like(x0), timesteps)  # ... under one noise
+    assert torch.allclose(noisy[:half] - noise_of[:half], noisy[half:] - noise_of[half:], atol=1e-5)
+    error, ref, _ = task._errors(torch.Generator().manual_seed(3))  # the draw the loss makes with this seed
+    expected = dpo_loss(-error[:3], -ref[:3], -error[3:], -ref[3:], task.beta) + 0.5 * error[:3].mean()
+    assert float(task.loss(0, torch.Generator().manual_seed(3))) == pytest.approx(float(expected), rel=1e-5)
+    run_tune(task, settings, tmp_path / "job")
+    kept_reward, dropped_reward = _mean_rewards(task)
+    assert kept_reward > dropped_reward  # the red (kept) pictures now denoise better, against the base, than the blue
+    other = _pictures(tmp_path / "other", (40, 40, 220), "elsewhere")
+    for c in other:
+        c.prompt = "a blue square"
+    with pytest.raises(StudioError, match="dpo objective needs a prompt with both"):
+        _task(medium, tiny_model, kept, other, objective="dpo")
 
 
 def test_a_tune_that_stops_when_it_narrows_looks_at_trial_pictures_against_the_kept_set(medium, tiny_model, pictures,

@@ -278,6 +278,33 @@ def test_kto_learns_the_kept_readings_against_the_dropped_ones_from_the_starting
     assert 0 < closer_moved < kto_moved
 
 
+def test_dpo_learns_each_kept_reading_against_a_dropped_one_of_its_line(tiny_voice, tmp_path):
+    """dpo pairs every kept take with every dropped take of the same line; from a zero margin at the start it reads
+    a new line slower when the kept takes drew slow and the dropped ones fast, like kto."""
+    import json
+    import math
+
+    import torch
+
+    from studio.media import get
+
+    medium = get("voice")
+    handle = medium.load(str(tiny_voice))
+    takes = _takes_on_disk(tmp_path, medium, handle, "The garden was quiet after the rain.", range(8),
+                           medium.validate_params(FAST))
+    noise = {t.id: math.log(json.loads(Path(t.files["json"]).read_text())["draws"]["pace"]) for t in takes}
+    ranked = sorted(takes, key=lambda t: -noise[t.id])
+    other = _takes_on_disk(tmp_path / "other", medium, handle, "Where is the nearest station?", range(2),
+                           medium.validate_params(FAST))
+    settings = {"batch_size": 4, "rank": 4, "seed": 0, "objective": "dpo", "beta": 100.0}
+    task = medium.tune_task(handle, ranked[:3], settings, None, dropped=[*ranked[3:], *other])
+    assert task.preference.pairs == [(i, 3 + j) for i in range(3) for j in range(5)]  # the other line's: unpaired
+    assert float(task.loss(0, torch.Generator().manual_seed(0))) == pytest.approx(math.log(2), abs=1e-5)
+    before = _pace_moved(task, "Where is the nearest station?")
+    _fit(task, 40, 5e-3)
+    assert _pace_moved(task, "Where is the nearest station?") > before + 0.02
+
+
 def test_a_tune_from_a_tuned_version_is_anchored_at_its_own_beta(tiny_voice, tmp_path):
     """The next round's kto starts from the last round's adapter (its reference is the tuned reading, not the
     base's) and is anchored at beta times tuned_beta_scale; a tune from the base keeps beta itself."""
