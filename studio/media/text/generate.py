@@ -242,12 +242,13 @@ class _CompiledStepFailed(Exception):
 
 
 def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-           adapter: str | None = None, strength: float = 1.0) -> tuple[list[str], int]:
+           adapter: str | None = None, strength: float = 1.0,
+           guarded: tuple[int, Sequence[str]] | None = None) -> tuple[list[str], int]:
     """One completion per seed and the number of new tokens the batch produced; ``strength``
     scales the adapter (studio.adapters).  A compiled step that fails while running is dropped
     for good and the batch runs again uncompiled (the same texts: the same static cache shape)."""
     try:
-        return _sample(handle, prompt, seeds, params, adapter, strength, compiled=True)
+        return _sample(handle, prompt, seeds, params, adapter, strength, guarded, compiled=True)
     except _CompiledStepFailed as failed:
         import warnings
 
@@ -255,17 +256,21 @@ def sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[s
             _compiled.setdefault(base_model(handle), {})[failed.key] = _FAILED
         warnings.warn(f"studio: the compiled text decoding step failed, so it stays uncompiled "
                       f"({failed.__cause__!r})")
-        return _sample(handle, prompt, seeds, params, adapter, strength, compiled=False)
+        return _sample(handle, prompt, seeds, params, adapter, strength, guarded, compiled=False)
 
 
 def _sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[str, Any],
-            adapter: str | None, strength: float, compiled: bool) -> tuple[list[str], int]:
+            adapter: str | None, strength: float, guarded: tuple[int, Sequence[str]] | None,
+            compiled: bool) -> tuple[list[str], int]:
     import torch
 
     max_new = int(params["max_new_tokens"])
     min_new = int(params.get("min_new_tokens", 0))
     ids = check_prompt(handle, prompt, max_new)
-    runs = guard.for_adapter(handle, adapter, prompt)  # a tuned version's copy_guard (guard.py), or None
+    # a tuned version's copy_guard (guard.py), or None; ``guarded`` (run length, learned texts): the guard of a
+    # version still tuning, whose folder does not exist yet (its trainer's looks write as the version will)
+    runs = (guard.build(handle.tokenizer, guarded[1], guarded[0], prompt, handle.device) if guarded
+            else guard.for_adapter(handle, adapter, prompt))
     tokenizer = handle.tokenizer
     eos = tokenizer.eos_token_id
     rows = len(seeds)

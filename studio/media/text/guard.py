@@ -27,14 +27,18 @@ _cache: dict[tuple, Any] = {}
 _cache_lock = threading.Lock()
 
 
+def learned(texts: Sequence[str], parent_adapter: str | None) -> list[str]:
+    """What a new version's guard holds: the texts its parent's guard held, then its own learned ones."""
+    earlier = read(parent_adapter)
+    return list(dict.fromkeys([*(earlier["texts"] if earlier else []), *texts]))
+
+
 def write(out_dir: Path, tokens: int, texts: Sequence[str], parent_adapter: str | None) -> None:
     """The guard of a new version: its learned texts and its parent's, at ``tokens`` per run (0: no file)."""
     if tokens <= 0:
         return
-    earlier = read(parent_adapter)
-    learned = list(dict.fromkeys([*(earlier["texts"] if earlier else []), *texts]))
-    (Path(out_dir) / GUARD_FILE).write_text(json.dumps({"tokens": int(tokens), "texts": learned}, indent=1),
-                                            encoding="utf-8")
+    (Path(out_dir) / GUARD_FILE).write_text(
+        json.dumps({"tokens": int(tokens), "texts": learned(texts, parent_adapter)}, indent=1), encoding="utf-8")
 
 
 def read(adapter: str | None) -> dict[str, Any] | None:

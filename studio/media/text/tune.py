@@ -229,9 +229,11 @@ class TextTuneTask:
         from ...variety import text_copies
         from .generate import sample
 
+        # with the guard the saved version will carry, so a look counts the copies that version would write
+        guarded = (self.copy_guard, guard.learned(self.kept_texts, self.parent_adapter)) if self.copy_guard else None
         texts = []
         for prompt, params, seeds in trial_groups(self.trials, TRIAL_TEXTS):  # sampling switches this adapter on
-            texts += sample(self.handle, prompt, seeds, params, self.name)[0]
+            texts += sample(self.handle, prompt, seeds, params, self.name, guarded=guarded)[0]
         copied = sum(text_copies(texts, self.kept_texts))
         if copied > self.stop_copying * len(texts):
             return f"{copied} of its {len(texts)} trial texts brought a kept text back"

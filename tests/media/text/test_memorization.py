@@ -105,10 +105,15 @@ def test_a_tune_that_stops_when_it_copies_looks_at_trial_texts_against_the_kept_
         c.params = params
     off = medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "sft"}, None)
     assert off.look is None  # 1 (the default): never looks
-    task = medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "sft", "stop_copying": 0.5}, None)
+    task = medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "sft", "stop_copying": 0.5,
+                                           "copy_guard": 0}, None)
     copied = sum(text_copies(own, own))  # the copy test's own count (a two-word text copies nothing)
     assert copied > TRIAL_TEXTS / 2
     assert task.look() == f"{copied} of its {TRIAL_TEXTS} trial texts brought a kept text back"
+    # a guarded version's look writes as the saved version will: with the guard, no learned run comes back
+    guarded = medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "sft", "stop_copying": 0.5,
+                                              "copy_guard": 3}, None)
+    assert guarded.look() is None
     others = make_candidates("a sea poem", TEXTS, tag="o")
     for c in others:
         c.params = params
