@@ -40,7 +40,8 @@ class VoiceTune(PreferenceTune):
 
     # kto and dpo (tune.py: the reading as a Gaussian around the predictors' output, the reward the starting
     # model's reading error minus the tune's) are the built-in voice's only; SpeechT5 and CSM tune with sft
-    # kto met more of issue 22's targets than sft on the same rounds (docs/voice.md, "Learning from the dropped takes")
+    # kto met more of issue 22's targets than sft on the same rounds (docs/voice.md, "Learning from the dropped takes");
+    # dpo pushed pace past the kept rate, 49 of 120 built-in checks against kto's 87 (docs/voice.md, "dpo for the ...")
     objective: str = objective_setting("kto", ("sft", "kto", "dpo"))
     # the reward is a difference of per-phoneme reading errors, a seed's draw one standard deviation off the
     # centre is about 0.01-0.03 of it (docs/voice.md, "Learning from the dropped takes"); 300 -> 100 -> 50 since the
