@@ -101,7 +101,7 @@ def verdict(result: dict[str, Any]) -> str:
     problems = []
     if round(now, 2) <= round(was, 2):
         problems.append(f"makes no more of what you kept than the base ({now:.0%} kept, the base {was:.0%})")
-    elif now <= best_rate:
+    elif round(now, 2) <= round(best_rate, 2):  # as the lift: a rate the sentence shows as equal is no better
         problems.append(f"is no better than picking the best of {n} from the base ({now:.0%} kept, "
                         f"best of {n} {best_rate:.0%})")
     if copies is not None and copies > COPIES_LIMIT:

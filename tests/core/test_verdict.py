@@ -22,6 +22,8 @@ def test_a_good_round():
 @pytest.mark.parametrize("kwargs, words", [
     ({"after": 0.4}, "Not yet: the tuned version is no better than picking the best of two from the base "
                      "(40% kept, best of two 45%)."),
+    ({"after": 0.604, "best": 0.597}, "Not yet: the tuned version is no better than picking the best of two from "
+                                      "the base (60% kept, best of two 60%)."),  # never "more" beside an equal figure
     ({"after": 0.5, "best": 0.75, "before": 0.5}, "Not yet: the tuned version makes no more of what you kept "
                                                   "than the base (50% kept, the base 50%)."),
     ({"copies": 0.41}, "Not yet: the tuned version copies your keeps (41% of its candidates bring one back)."),
