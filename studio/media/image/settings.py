@@ -89,7 +89,7 @@ class ImageTune(PreferenceTune):
     # overshoots: 73 of 96 built-in targets against sft's 65 with the rule's drops, 37 of 48 against 31 with an
     # artist's; the three red stars stay stars (docs/objectives.md, "Pictures: the bottom of the batch").  Learning
     # away from every drop of the rule (the middling ones too) lost the keeps; beta 100 overshot (one red mass on cyan)
-    # Diffusion-DPO (dpo) lifts more and narrows more: 70 of 96 against 76 (docs/objectives.md, "Pictures: Diffusion-DPO")
+    # Diffusion-DPO (dpo) lifts more, narrows more: 70 of 96 against 76 (docs/objectives.md, "Pictures: Diffusion-DPO")
     objective: str = objective_setting("kto", ("sft", "kto", "dpo"))
     # the reward is a difference of per-element denoising errors, which a default tune moves by ~0.04 (a language
     # model's log-prob moves by nats): 1000 puts the sigmoid's knee at a tenth of where 100 did, so it stops sooner
@@ -97,8 +97,8 @@ class ImageTune(PreferenceTune):
     drop_share: float = drop_share_setting(0.25)
     # sft's loss on the kept pictures beside kto's: 76 of 96 built-in targets against kto alone's 73, no run below the
     # base where kto alone had two (docs/objectives.md, "Pictures: kto with the kept pictures' own loss")
-    sft_weight: float = setting(1.0, "kto / dpo: also learn the kept pictures directly, sft's loss beside theirs at this "
-                                     "weight (0 = off)", min=0, max=100, label="Kept pictures' own loss")
+    sft_weight: float = setting(1.0, "kto / dpo: also learn the kept pictures directly, sft's loss beside theirs "
+                                     "at this weight (0 = off)", min=0, max=100, label="Kept pictures' own loss")
 
     epochs: float = setting(25.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")

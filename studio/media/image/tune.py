@@ -242,7 +242,7 @@ class ImageTuneTask:
         if not self.params:
             raise StudioError(f"The model has no layers LoRA can attach to "
                               f"({', '.join(self.targets)}).")
-        # kto's and dpo's reference: the adapter as it starts (zero for a new LoRA, the parent's weights), before any step
+        # kto's and dpo's reference: the adapter as it starts (zero for a new LoRA, the parent's), before any step
         self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective != "sft"
                       else None)
         # the trainer's looks (training.py): trial pictures on fixed seeds, their variety against the kept set's

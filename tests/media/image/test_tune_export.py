@@ -111,7 +111,7 @@ def test_mirror_learns_from_each_kept_picture_and_its_mirror_image(medium, tiny_
     assert torch.allclose(bucket["mirrored"], mirrored.latents, atol=1e-5)
     assert not torch.allclose(bucket["mirrored"], bucket["latents"], atol=1e-3)
     drawn = []
-    task._noised = lambda x0, noise, generator: (drawn.append(x0) or (x0, torch.zeros(len(x0)), x0))
+    task._noised = lambda x0, noise, generator, paired=False: (drawn.append(x0) or (x0, torch.zeros(len(x0)), x0))
     generator = torch.Generator().manual_seed(0)
     for _ in range(4):
         task._draw(generator)
