@@ -33,12 +33,13 @@ def learned(texts: Sequence[str], parent_adapter: str | None) -> list[str]:
     return list(dict.fromkeys([*(earlier["texts"] if earlier else []), *texts]))
 
 
-def write(out_dir: Path, tokens: int, texts: Sequence[str], parent_adapter: str | None) -> None:
-    """The guard of a new version: its learned texts and its parent's, at ``tokens`` per run (0: no file)."""
+def write(out_dir: Path, tokens: int, texts: Sequence[str]) -> None:
+    """The guard of a new version: ``texts`` (``learned``: its own and its parent's) at ``tokens`` per run (0: no
+    file)."""
     if tokens <= 0:
         return
-    (Path(out_dir) / GUARD_FILE).write_text(
-        json.dumps({"tokens": int(tokens), "texts": learned(texts, parent_adapter)}, indent=1), encoding="utf-8")
+    (Path(out_dir) / GUARD_FILE).write_text(json.dumps({"tokens": int(tokens), "texts": list(texts)}, indent=1),
+                                            encoding="utf-8")
 
 
 def read(adapter: str | None) -> dict[str, Any] | None:

@@ -127,7 +127,9 @@ class TextTuneTask:
         self.stop_copying = float(settings["stop_copying"])
         self.trials = list(trials)
         self.kept_texts = [pair[1] for pair in pairs]
-        self.copy_guard, self.parent_adapter = int(settings["copy_guard"]), parent_adapter
+        self.copy_guard = int(settings["copy_guard"])
+        # the texts the saved version's guard will hold (its own and its parent's), read once: the looks write with it
+        self.guarded = (self.copy_guard, guard.learned(self.kept_texts, parent_adapter)) if self.copy_guard else None
         self.look = self.look_for_copies if self.stop_copying < 1 and trials else None
         if self.look is not None:
             handle.adapters.setdefault(self.name, self.name)  # sampling knows the unsaved adapter by its name
@@ -230,10 +232,9 @@ class TextTuneTask:
         from .generate import sample
 
         # with the guard the saved version will carry, so a look counts the copies that version would write
-        guarded = (self.copy_guard, guard.learned(self.kept_texts, self.parent_adapter)) if self.copy_guard else None
         texts = []
         for prompt, params, seeds in trial_groups(self.trials, TRIAL_TEXTS):  # sampling switches this adapter on
-            texts += sample(self.handle, prompt, seeds, params, self.name, guarded=guarded)[0]
+            texts += sample(self.handle, prompt, seeds, params, self.name, guarded=self.guarded)[0]
         copied = sum(text_copies(texts, self.kept_texts))
         if copied > self.stop_copying * len(texts):
             return f"{copied} of its {len(texts)} trial texts brought a kept text back"
@@ -262,7 +263,8 @@ class TextTuneTask:
         config = self.handle.model.peft_config[self.name]
         config.base_model_name_or_path = self.handle.source
         config.save_pretrained(str(tmp))
-        guard.write(tmp, self.copy_guard, self.kept_texts, self.parent_adapter)
+        if self.guarded:
+            guard.write(tmp, *self.guarded)
         shutil.rmtree(out_dir, ignore_errors=True)
         os.replace(tmp, out_dir)
         self.handle.model.requires_grad_(False)
