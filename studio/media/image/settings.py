@@ -120,6 +120,10 @@ class ImageTune(PreferenceTune):
     mirror: bool = setting(False, "also learn from each kept picture mirrored left to right (twice the pictures; "
                                   "leave off for lettering, logos or anything one-sided)",
                            label="Learn from mirror images too")
+    own_noise: float = setting(0.0, "the share of training rows noised with the starting noise their picture's seed "
+                                    "drew (the noise it was made from), not fresh noise: the tune learns where those "
+                                    "pictures' own paths went, not every noise toward them (0: fresh noise always)",
+                               min=0, max=1, label="Own starting noise")
     stop_narrowing: float = setting(0.0, "look at 16 trial pictures after each quarter of the tune and stop it at its "
                                          "last good look once their variety falls below this share of the kept "
                                          "set's (0 = never look)", min=0, max=10, label="Stop when it narrows")

@@ -79,6 +79,17 @@ def _picture_sizes(examples: Sequence[Candidate]) -> list[tuple[int, int]]:
     return sizes
 
 
+def _own_noise(examples: Sequence[Candidate], latents, same_size: Sequence[bool]):
+    """Each picture's starting noise, the draw its seed gave the pipeline (diffusers' ``randn_tensor``: one
+    float32 ``torch.randn`` of one latent per seed on the CPU), and which pictures have one: those that train at
+    the size they were made at (a resized picture's noise is not the one it came from)."""
+    import torch
+
+    noise = torch.stack([torch.randn(latents.shape[1:], generator=torch.Generator("cpu").manual_seed(int(c.seed)))
+                         for c in examples])
+    return noise, torch.tensor([bool(s) for s in same_size])
+
+
 def bucket_shape(width: int, height: int, native: int, multiple: int = 16) -> tuple[int, int]:
     """The (width, height) a picture trains at: its own shape, in multiples of ``multiple``, scaled down
     (aspect kept) only when it has more than 4x the pixels of the model's native square."""
@@ -166,8 +177,10 @@ class ImageTuneTask:
         # aspect-ratio buckets: each picture trains at its own shape (a portrait set as portraits); a
         # "size" setting trains everything as that square instead
         square = int(settings["size"])
-        shapes = ([(square, square)] * len(examples) if square else
-                  [bucket_shape(w, h, handle.native_size) for w, h in _picture_sizes(examples)])
+        sizes = _picture_sizes(examples)
+        shapes = [(square, square)] * len(examples) if square else [bucket_shape(w, h, handle.native_size)
+                                                                   for w, h in sizes]
+        self.own_noise = float(settings.get("own_noise") or 0.0)
         self.size = max(max(s) for s in shapes)
         self.buckets: list[dict[str, Any]] = []  # shape, its kept rows, its prior rows, its latents
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
@@ -185,6 +198,9 @@ class ImageTuneTask:
                     return ((torch.cat(latents) - shift) * vae.config.scaling_factor)[[position[i] for i in order]]
 
                 bucket = {"shape": shape, "rows": torch.tensor(order), "kept": len(kept), "latents": encode(pictures)}
+                if self.own_noise:
+                    bucket["own"] = _own_noise([examples[i] for i in order], bucket["latents"],
+                                               [sizes[i] == shape for i in order])
                 if self.mirror:  # the mirror images encoded, not the latents flipped: a VAE's latent is not symmetric
                     bucket["mirrored"] = encode(pictures.flip(-1))
                 self.buckets.append(bucket)
@@ -415,6 +431,16 @@ class ImageTuneTask:
             x0 = torch.where(flip.view(-1, *[1] * (x0.dim() - 1)), bucket["mirrored"][local.to(x0.device)], x0)
         noise = torch.randn((draws, *x0.shape[1:]), generator=generator)
         noise = (noise.repeat(2, *[1] * (x0.dim() - 1)) if paired else noise).to(x0.device)
+        if self.own_noise:  # a share of the rows at their seed's noise (mirrored with them), where they have one
+            own, has = bucket["own"]
+            own = own[local.to(own.device)].to(x0.device)
+            if self.mirror:
+                own = torch.where(flip.view(-1, *[1] * (x0.dim() - 1)), own.flip(-1), own)
+            use = has[local.to(has.device)]
+            if self.own_noise < 1:
+                pick = torch.rand(draws, generator=generator) < self.own_noise
+                use = use & (pick.repeat(2) if paired else pick)
+            noise = torch.where(use.to(x0.device).view(-1, *[1] * (x0.dim() - 1)), own, noise)
         noisy, timesteps, target = self._noised(x0, noise, generator, paired)
         return bucket["rows"][local], noisy, timesteps, target.float(), local < bucket["kept"]
 

@@ -215,6 +215,49 @@ def test_dpo_pairs_a_kept_and_a_dropped_picture_of_one_prompt_under_one_noise_an
         _task(medium, tiny_model, kept, other, objective="dpo")
 
 
+def test_own_noise_trains_each_picture_at_the_noise_its_seed_drew(medium, tiny_model, pictures, tmp_path):
+    """own_noise 1: every row of a batch is noised with the starting noise the pipeline drew for its seed (mirrored
+    with a mirrored picture); a share below 1 noises that share of the rows so, the rest with fresh noise; a picture
+    that trains at another size than it was made at gets fresh noise."""
+    kept, dropped = pictures
+    task, settings = _task(medium, tiny_model, kept, dropped, own_noise=1.0, mirror=True)
+    bucket, pipe = task.buckets[0], task.pipe
+    examples = [*kept, *dropped]
+    seen = []
+    real = task._noised
+    task._noised = lambda x0, noise, generator, paired=False: seen.append(noise) or real(x0, noise, generator, paired)
+    idx, *_ = task._draw(torch.Generator().manual_seed(5))
+    (noise,) = seen
+    _, channels, h, w = bucket["latents"].shape
+    scale = pipe.vae_scale_factor
+    for row, drawn in zip(idx.tolist(), noise):
+        start = pipe.prepare_latents(1, channels, h * scale, w * scale, torch.float32, "cpu",
+                                     torch.Generator("cpu").manual_seed(examples[row].seed))[0]
+        start = start / pipe.scheduler.init_noise_sigma  # the unit draw, before the sampler's scale
+        assert torch.equal(drawn, start) or torch.equal(drawn, start.flip(-1))
+    own = {i: (n, n.flip(-1)) for i, n in enumerate(bucket["own"][0])}
+    half, _ = _task(medium, tiny_model, kept, dropped, own_noise=0.5, batch_size=64)
+    real_half = half._noised
+    half._noised = lambda x0, noise, generator, paired=False: (seen.append(noise)
+                                                               or real_half(x0, noise, generator, paired))
+    idx, *_ = half._draw(torch.Generator().manual_seed(5))
+    mine = [any(torch.equal(d, o) for o in own[half.buckets[0]["rows"].tolist().index(i)])
+            for i, d in zip(idx.tolist(), seen[-1])]
+    assert 16 < sum(mine) < 48  # about half of 64 rows
+    # off by default: fresh noise, the same draws as before the setting existed
+    plain, _ = _task(medium, tiny_model, kept, dropped)
+    assert plain.own_noise == 0 and "own" not in plain.buckets[0]
+    # a picture made at another size than it trains at has no noise of its own
+    big = _pictures(tmp_path / "big", (220, 40, 40), "big", n=1)
+    Image.new("RGB", (48, 32), (220, 40, 40)).save(big[0].path)
+    task, _ = _task(medium, tiny_model, kept, dropped, own_noise=1.0, size=16)
+    assert bool(task.buckets[0]["own"][1].all())
+    task, _ = _task(medium, tiny_model, [*kept, *big], dropped, own_noise=1.0, size=16)
+    has = dict(zip(task.buckets[0]["rows"].tolist(), task.buckets[0]["own"][1].tolist()))
+    assert has[3] is False and all(has[i] for i in (0, 1, 2, 4, 5, 6))
+    run_tune(task, {**settings, "size": 16}, tmp_path / "job")  # and it trains
+
+
 def test_a_tune_that_stops_when_it_narrows_looks_at_trial_pictures_against_the_kept_set(medium, tiny_model, pictures,
                                                                                        tmp_path):
     """stop_narrowing: after each quarter, 16 trial pictures from the unsaved adapter (the kept prompts on seeds
