@@ -46,24 +46,6 @@ def unit_rows(features) -> np.ndarray:
     return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
 
 
-def balance_weights(features, power: float = 1.0) -> np.ndarray:
-    """How often a tune should draw each kept example so that each look of the kept set counts about equally:
-    the inverse of its kernel density among the kept (``sum_j exp(-d_ij / mean d)``, d the cosine distance, the
-    bandwidth the set's own mean pairwise distance), to ``power``; normalised to sum to 1.  Five pink pictures and
-    three blue ones: each blue one drawn more often, so the tune does not learn pink as the kept set's one look.
-    ``power`` 0, or a set of alike rows, draws every row alike."""
-    feats = unit_rows(features)
-    n = len(feats)
-    if n < 2 or power <= 0:
-        return np.full(n, 1.0 / max(n, 1))
-    distance = np.clip(1.0 - feats @ feats.T, 0.0, 2.0)
-    scale = float(distance[~np.eye(n, dtype=bool)].mean())
-    if scale <= 1e-12:
-        return np.full(n, 1.0 / n)
-    weights = np.exp(-distance / scale).sum(axis=1) ** -power
-    return weights / weights.sum()
-
-
 def near_duplicates(features, kept_features, cutoff: float) -> list[bool]:
     """For each row of ``features``: is its cosine similarity to some kept row >= ``cutoff``?"""
     a, b = unit_rows(features), unit_rows(kept_features)

@@ -208,21 +208,3 @@ def test_a_short_text_back_whole_is_a_copy():
     # too short for an 8-word run or a template, and still the kept text
     assert variety.text_copies(["The first snows.", "the first snow", "#thefirstsnow"], kept) == [True, True, True]
     assert variety.text_copies(["the last rain", "the first snows of the long winter come", ""], kept) == [False] * 3
-
-
-def test_balance_weights_draw_each_look_of_the_kept_set_about_equally():
-    from studio.variety import balance_weights
-
-    rng = np.random.default_rng(0)
-    pink, blue = np.array([1.0, 0.1, 0.8]), np.array([0.1, 0.2, 1.0])
-    kept = np.stack([pink + rng.normal(0, 0.02, 3) for _ in range(5)] + [blue + rng.normal(0, 0.02, 3)
-                                                                          for _ in range(3)])
-    weights = balance_weights(kept)
-    assert weights.sum() == pytest.approx(1.0)
-    assert weights[5:].min() > weights[:5].max()  # each of the three blue drawn more often than each pink
-    assert weights[5:].sum() > 3 / 8  # the minority look gets more than its head count
-    stronger = balance_weights(kept, power=2)
-    assert stronger[5:].sum() > weights[5:].sum()
-    assert np.allclose(balance_weights(kept, power=0), 1 / 8)  # off
-    assert np.allclose(balance_weights(np.ones((4, 3))), 1 / 4)  # one look: nothing to balance
-    assert np.allclose(balance_weights(kept[:1]), 1.0)

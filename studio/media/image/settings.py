@@ -126,10 +126,6 @@ class ImageTune(PreferenceTune):
                                     "drew (the noise it was made from), not fresh noise: the tune learns where those "
                                     "pictures' own paths went, not every noise toward them (0: fresh noise always)",
                                min=0, max=1, label="Own starting noise")
-    balance_kept: float = setting(0.0, "kto / sft: draw each kept picture in inverse proportion to how many kept "
-                                       "pictures look like it (to this power), so every look of the kept set counts "
-                                       "about equally and the majority's does not become the only one (0: all alike)",
-                                  min=0, max=4, label="Balance the kept looks")
     stop_narrowing: float = setting(0.0, "look at 16 trial pictures after each quarter of the tune and stop it at its "
                                          "last good look once their variety falls below this share of the kept "
                                          "set's (0 = never look)", min=0, max=10, label="Stop when it narrows")

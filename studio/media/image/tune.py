@@ -204,15 +204,6 @@ class ImageTuneTask:
                 if self.mirror:  # the mirror images encoded, not the latents flipped: a VAE's latent is not symmetric
                     bucket["mirrored"] = encode(pictures.flip(-1))
                 self.buckets.append(bucket)
-            self.balance = float(settings.get("balance_kept") or 0.0)
-            if self.balance > 0 and self.objective != "dpo":  # each kept look drawn about equally (variety.py)
-                from studio.variety import balance_weights
-
-                from .scorers import image_features
-
-                weights = balance_weights(image_features(examples[:self.kept_rows]), self.balance)
-                for b in self.buckets:  # a bucket's kept rows come first, in row order
-                    b["weights"] = weights[b["rows"][:b["kept"]].numpy()] if b["kept"] else None
             if self.objective == "sft":  # a bucket of prior rows alone never trains (dropped ones do, under kto)
                 self.buckets = [b for b in self.buckets if b["kept"]]
             if self.objective == "dpo":  # each bucket's (kept, dropped) pairs of one prompt, by position in it
@@ -390,10 +381,8 @@ class ImageTuneTask:
             # at most half: a few drops beside many keeps are not drawn up to half of every batch, where they
             # undid the keeps (23 kept, 3 dropped: 76% -> 2%, docs/objectives.md "Pictures: the bottom of the batch")
             dropped_share = min(0.5, (total - kept) / total)
-            return bucket, batch_rows(kept, total, max(2, self.batch_size), dropped_share, generator,
-                                      bucket.get("weights"))
-        return bucket, batch_rows(kept, total, self.batch_size, self.prior_weight if total > kept else 0.0, generator,
-                                  bucket.get("weights"))
+            return bucket, batch_rows(kept, total, max(2, self.batch_size), dropped_share, generator)
+        return bucket, batch_rows(kept, total, self.batch_size, self.prior_weight if total > kept else 0.0, generator)
 
     def _predict(self, idx, noisy, timesteps):
         """The denoiser's prediction for rows ``idx`` of the task's pictures (prompts encoded with the current

@@ -258,31 +258,6 @@ def test_own_noise_trains_each_picture_at_the_noise_its_seed_drew(medium, tiny_m
     run_tune(task, {**settings, "size": 16}, tmp_path / "job")  # and it trains
 
 
-def test_balance_kept_draws_a_lone_look_of_the_kept_set_more_often(medium, tiny_model, pictures, tmp_path):
-    """balance_kept: kept rows drawn in inverse proportion to how many kept pictures look like them; the dropped
-    rows' share of a kto batch is unchanged, and off (the default) every kept row is drawn alike."""
-    kept, dropped = pictures
-    lone = _pictures(tmp_path / "lone", (40, 220, 40), "lone", n=1)
-    task, settings = _task(medium, tiny_model, [*kept, *lone], dropped, balance_kept=1.0, batch_size=8)
-    weights = task.buckets[0]["weights"]
-    assert len(weights) == 4 and weights[3] > 2 * max(weights[:3])  # the green one against three alike reds
-    counts, drops = np.zeros(4), 0
-    for seed in range(200):
-        _, rows = task._batch(torch.Generator().manual_seed(seed))
-        rows = rows.tolist()
-        drops += sum(r >= 4 for r in rows)
-        for r in rows:
-            if r < 4:
-                counts[r] += 1
-    assert np.allclose(counts / counts.sum(), weights / weights.sum(), atol=0.03)  # drawn as weighted
-    assert counts[3] > 1.5 * counts[:3].max()
-    plain, _ = _task(medium, tiny_model, [*kept, *lone], dropped, batch_size=8)
-    plain_drops = sum(int((plain._batch(torch.Generator().manual_seed(s))[1] >= 4).sum()) for s in range(200))
-    assert drops == plain_drops  # the same share of dropped rows
-    assert "weights" not in plain.buckets[0] or plain.buckets[0]["weights"] is None
-    run_tune(task, settings, tmp_path / "job")  # and it trains
-
-
 def test_a_tune_that_stops_when_it_narrows_looks_at_trial_pictures_against_the_kept_set(medium, tiny_model, pictures,
                                                                                        tmp_path):
     """stop_narrowing: after each quarter, 16 trial pictures from the unsaved adapter (the kept prompts on seeds
