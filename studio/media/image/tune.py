@@ -79,14 +79,15 @@ def _picture_sizes(examples: Sequence[Candidate]) -> list[tuple[int, int]]:
     return sizes
 
 
-def _own_noise(examples: Sequence[Candidate], latents, same_size: Sequence[bool]):
+def _own_noise(examples: Sequence[Candidate], latents, same_size: Sequence[bool], dtype):
     """Each picture's starting noise, the draw its seed gave the pipeline (diffusers' ``randn_tensor``: one
-    float32 ``torch.randn`` of one latent per seed on the CPU), and which pictures have one: those that train at
-    the size they were made at (a resized picture's noise is not the one it came from)."""
+    ``torch.randn`` of one latent per seed on the CPU, in the pipeline's dtype: a half-precision draw is not the
+    float32 one rounded), and which pictures have one: those that train at the size they were made at (a resized
+    picture's noise is not the one it came from)."""
     import torch
 
-    noise = torch.stack([torch.randn(latents.shape[1:], generator=torch.Generator("cpu").manual_seed(int(c.seed)))
-                         for c in examples])
+    noise = torch.stack([torch.randn(latents.shape[1:], generator=torch.Generator("cpu").manual_seed(int(c.seed)),
+                                     dtype=dtype).float() for c in examples])
     return noise, torch.tensor([bool(s) for s in same_size])
 
 
@@ -200,7 +201,7 @@ class ImageTuneTask:
                 bucket = {"shape": shape, "rows": torch.tensor(order), "kept": len(kept), "latents": encode(pictures)}
                 if self.own_noise:
                     bucket["own"] = _own_noise([examples[i] for i in order], bucket["latents"],
-                                               [sizes[i] == shape for i in order])
+                                               [sizes[i] == shape for i in order], self.denoiser.dtype)
                 if self.mirror:  # the mirror images encoded, not the latents flipped: a VAE's latent is not symmetric
                     bucket["mirrored"] = encode(pictures.flip(-1))
                 self.buckets.append(bucket)

@@ -235,6 +235,14 @@ def test_own_noise_trains_each_picture_at_the_noise_its_seed_drew(medium, tiny_m
                                      torch.Generator("cpu").manual_seed(examples[row].seed))[0]
         start = start / pipe.scheduler.init_noise_sigma  # the unit draw, before the sampler's scale
         assert torch.equal(drawn, start) or torch.equal(drawn, start.flip(-1))
+    # a half-precision pipeline draws its noise in half precision: the same draw, not float32's rounded
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from studio.media.image.tune import _own_noise
+    halves, _ = _own_noise(kept[:1], bucket["latents"], [True], torch.float16)
+    drawn = randn_tensor((1, channels, h, w), generator=[torch.Generator("cpu").manual_seed(kept[0].seed)],
+                         dtype=torch.float16)
+    assert torch.equal(halves[0], drawn[0].float())
     own = {i: (n, n.flip(-1)) for i, n in enumerate(bucket["own"][0])}
     half, _ = _task(medium, tiny_model, kept, dropped, own_noise=0.5, batch_size=64)
     real_half = half._noised
