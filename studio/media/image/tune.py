@@ -80,14 +80,16 @@ def _picture_sizes(examples: Sequence[Candidate]) -> list[tuple[int, int]]:
 
 
 def _own_noise(examples: Sequence[Candidate], latents, same_size: Sequence[bool], dtype):
-    """Each picture's starting noise, the draw its seed gave the pipeline (diffusers' ``randn_tensor``: one
-    ``torch.randn`` of one latent per seed on the CPU, in the pipeline's dtype: a half-precision draw is not the
-    float32 one rounded), and which pictures have one: those that train at the size they were made at (a resized
-    picture's noise is not the one it came from)."""
+    """Each picture's starting noise, drawn as the pipeline drew it (diffusers' ``randn_tensor`` with the seed's
+    CPU generator, in the pipeline's dtype: a half-precision draw is not the float32 one rounded), and which
+    pictures have one: those that train at the size they were made at (a resized picture's noise is not the one
+    it came from)."""
     import torch
+    from diffusers.utils.torch_utils import randn_tensor
 
-    noise = torch.stack([torch.randn(latents.shape[1:], generator=torch.Generator("cpu").manual_seed(int(c.seed)),
-                                     dtype=dtype).float() for c in examples])
+    noise = torch.cat([randn_tensor((1, *latents.shape[1:]), dtype=dtype,
+                                    generator=[torch.Generator("cpu").manual_seed(int(c.seed))]).float()
+                       for c in examples])
     return noise, torch.tensor([bool(s) for s in same_size])
 
 
