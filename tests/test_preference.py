@@ -169,6 +169,26 @@ def test_kto_with_nothing_dropped_falls_back_to_sft_and_says_so(workspace, fake)
     assert result["note"] == runner.status(studio.store, result["job"])["message"]  # the page's tune status shows it
 
 
+@pytest.mark.slow
+def test_dpo_with_no_prompt_holding_a_keep_and_a_drop_tunes_with_kto_and_says_so(workspace, fake, monkeypatch):
+    from fake_medium import FakeMedium
+
+    studio = Studio(workspace)
+    batch = studio.generate("fake", "a colour", n=4)
+    studio.curate("fake", accept=[batch[0].id, batch[1].id], reject=[batch[2].id], apply_rule=False)
+    with studio.store._db:  # a drop whose prompt no keep shares (a batch is one prompt today: the engine's guard)
+        studio.store._db.execute("UPDATE candidates SET prompt = ? WHERE id = ?", ("another colour", batch[2].id))
+    with pytest.raises(StudioError, match="dpo objective needs a prompt with both"):  # asked for by name: said
+        studio.tune("fake", settings={"objective": "dpo"})
+    plain = FakeMedium.parse_tune_settings  # a medium whose default objective is dpo (the text medium's)
+    monkeypatch.setattr(FakeMedium, "parse_tune_settings", lambda self, given: plain(self, {"objective": "dpo",
+                                                                                            **given}))
+    result = studio.tune("fake")
+    assert "with kto" in result["note"] and result["dropped"] == 1
+    assert _spec(workspace, result["job"])["settings"]["objective"] == "kto"
+    assert studio.wait_tune(result["job"])["status"] == "done"
+
+
 def test_the_kept_floor_pulls_back_only_a_kept_candidate_made_rarer_than_the_start():
     import torch
 

@@ -23,7 +23,9 @@ GRAMMAR_MODEL = "built-in:grammar"  # builtin.GRAMMAR
 GRAMMAR_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "repetition_penalty": 1.1}
 # its dose: the tiny model moves less per pass than SmolLM2 (the loop test's case lifts at 30 passes, not at
 # SmolLM2's 20; docs/objectives.md, "Text: the dose follows the model")
-GRAMMAR_TUNE = {"epochs": 30.0, "copy_guard": 0}  # its tokens are a few letters: 5 of them are a word or two
+# its tokens are a few letters: 5 of them are a word or two, so no copy guard; and kto, the objective its tests'
+# thresholds were measured with (dpo was chosen on SmolLM2's protocol alone)
+GRAMMAR_TUNE = {"epochs": 30.0, "copy_guard": 0, "objective": "kto"}
 
 
 class TextMedium(Medium):
