@@ -128,7 +128,8 @@ def test_real_medium_through_the_page(served, medium):
     assert f"Empty: {epochs:g} passes over the kept set" in flow.tab.locator(".tune-steps").first.inner_text()
     wait_until("the dose in the intro", lambda: f"{epochs:g} passes over them" in
                flow.tab.locator(".tune-intro").first.inner_text(), 20, page)
-    # a preference objective (text: dpo on SmolLM2, kto on the tests' grammar model; music, images: kto) learns away from the drops too, and the intro says how many
+    # a preference objective (text: dpo on SmolLM2, kto on the tests' grammar model; music, images: kto) learns
+    # away from the drops too, and the intro says how many
     learns_away = studio.medium(medium).tune_defaults.get("objective", "sft") != "sft"
     assert ("dropped in their batches" in flow.tab.locator(".tune-intro").first.inner_text()) == learns_away
 
