@@ -325,7 +325,8 @@ def tune_command(args: argparse.Namespace, studio) -> int:
     version = studio.store.version(args.medium, info["version"])
     spec = studio.store.job(job)["spec"]
     result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
-              "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+              "loss": info["loss"], "rewards": info["rewards"], "seconds": info["result"]["seconds"],
+              "curated": len(version.curated),
               "copies_left_out": len(spec.get("copies_left_out", [])), "dropped": len(spec.get("dropped", [])),
               "objective": spec["settings"].get("objective", "sft"), "series": spec.get("series"),
               "path": version.path, **({"note": info["message"]} if info.get("message") else {})}

@@ -693,7 +693,8 @@ class Studio:
         version = self.store.version(medium, info["version"])
         spec = self.store.job(job)["spec"]
         return {"version": info["version"], "parent": from_version, "job": job, "steps": info["steps"],
-                "loss": info["loss"], "seconds": info["result"]["seconds"], "curated": len(version.curated),
+                "loss": info["loss"], "rewards": info["rewards"], "seconds": info["result"]["seconds"],
+                "curated": len(version.curated),
                 "copies_left_out": len(spec.get("copies_left_out", [])), "dropped": len(spec.get("dropped", [])),
                 "path": version.path, **({"note": info["message"]} if info.get("message") else {})}
 
@@ -859,12 +860,12 @@ class Studio:
                                   on_progress=lambda info: notify({"event": "tune", "round": r + 1, **info}),
                                   **tune_kwargs)
             except NothingToLearn as nothing:  # the round keeps the version it has, and says why
-                tuned = {"version": version, "copies_left_out": nothing.left_out, "loss": None, "seconds": 0.0,
-                         "note": str(nothing)}
+                tuned = {"version": version, "copies_left_out": nothing.left_out, "loss": None, "rewards": None,
+                         "seconds": 0.0, "note": str(nothing)}
             history.append({"round": r + 1, "from": start, "version": tuned["version"], "generated": len(cands),
                             "accepted": accepted, "acceptance_rate": accepted / len(cands),
                             "kept_diversity": kept_variety, "copies_left_out": tuned["copies_left_out"],
-                            "mean_score": float(np.mean(scores)), "loss": tuned["loss"],
+                            "mean_score": float(np.mean(scores)), "loss": tuned["loss"], "rewards": tuned["rewards"],
                             "tune_seconds": tuned["seconds"], "note": tuned.get("note")})
             version = tuned["version"]
         compared = self.compare(medium, after=version, prompt=prompt, n=compare_n or n, seed=HELD_OUT_SEED + seed,

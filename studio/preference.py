@@ -126,6 +126,14 @@ def dpo_loss(policy_kept: Any, reference_kept: Any, policy_dropped: Any, referen
     return -torch.nn.functional.logsigmoid(beta * margin).mean()
 
 
+def reward_means(reward: Any, kept: Any) -> dict[str, float]:
+    """A preference step's rewards for its log: the mean reward (log pi - log pi_ref; the image tune's reference
+    error - tune error) of the batch's kept rows and of its dropped rows, each absent when the batch has none."""
+    reward, kept = reward.detach().float(), kept.to(reward.device)
+    means = {"kept_reward": reward[kept], "dropped_reward": reward[~kept]}
+    return {k: round(float(v.mean()), 6) for k, v in means.items() if v.numel()}
+
+
 def same_prompt_pairs(kept_prompts: Sequence[str], dropped_prompts: Sequence[str]) -> list[tuple[int, int]]:
     """Every (kept index, dropped index) whose prompts are equal: the pairs DPO learns from."""
     return [(i, j) for i, k in enumerate(kept_prompts) for j, d in enumerate(dropped_prompts) if k == d]
@@ -166,6 +174,7 @@ class PreferenceBatches:
                 raise StudioError("The dpo objective needs a prompt with both a kept and a dropped candidate; "
                                   "use kto for unpaired keeps and drops.")
         self.reference: Any = None  # per row, set by the task once
+        self.batch_rewards: dict[str, float] = {}  # the last batch's (reward_means), for the step's log
 
     def loss(self, step: int, generator: Any, log_probs) -> Any:
         import torch
@@ -178,9 +187,11 @@ class PreferenceBatches:
             rows = torch.tensor([self.pairs[p][0] for p in pick] + [self.pairs[p][1] for p in pick])
             values = log_probs(rows)
             ref = self.reference[rows]
+            self.batch_rewards = reward_means(values - ref.to(values.device), rows < self.kept)
             return dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta)
         # half of every batch from each side: the counts balanced, so lambda_D = lambda_U = 1
         size = max(2, self.batch_size)
         rows = batch_rows(self.kept, self.total, size, 0.5, generator)
-        return kto_loss(log_probs(rows), self.reference[rows], rows < self.kept, self.beta,
-                        kept_floor=self.kept_floor)
+        values = log_probs(rows)
+        self.batch_rewards = reward_means(values - self.reference[rows].to(values.device), rows < self.kept)
+        return kto_loss(values, self.reference[rows], rows < self.kept, self.beta, kept_floor=self.kept_floor)

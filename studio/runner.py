@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .errors import StudioError
 from .fsutil import atomic_write_text
@@ -191,11 +191,21 @@ def status(store: Store, job_id: str) -> dict[str, Any]:
     return {"job": job_id, "medium": job["medium"], "version": job["version"], "status": state,
             "step": last.get("step", 0), "steps": job["spec"]["settings"]["steps"],
             "loss": last.get("loss"), "seconds_left": last.get("seconds_left"),
-            "losses": [[r["step"], r["loss"]] for r in steps],
+            "losses": [[r["step"], r["loss"]] for r in steps], "rewards": late_rewards(steps),
             # a kto tune that fell back to sft says so (the engine's note), a tune that stopped early too (the result's)
             "message": job["message"] or " ".join(filter(None, [job["spec"].get("note"),
                                                                 (job["result"] or {}).get("note")])) or None,
             "result": job["result"], "pid": holder}
+
+
+def late_rewards(steps: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """A preference tune's mean kept and dropped rewards (training.step_rewards) over the last quarter of its logged
+    steps, rounded to 3 places: how far it has raised the kept and lowered the dropped against the starting model.
+    None for a plain tune, or before any step."""
+    rows = [r for r in steps if "kept_reward" in r or "dropped_reward" in r]
+    late = rows[len(rows) - max(1, len(rows) // 4):] if rows else []
+    means = {k: [r[k] for r in late if k in r] for k in ("kept_reward", "dropped_reward")}
+    return {k: round(sum(v) / len(v), 3) for k, v in means.items() if v} or None
 
 
 def active(store: Store, medium: str | None = None) -> list[dict[str, Any]]:

@@ -313,7 +313,7 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
             elapsed = time.time() - began
             rate = elapsed / (done - start)
             log_progress(job_dir, event="step", step=done, steps=steps, loss=round(loss_value, 6),
-                         lr=lr_at(step), seconds_left=round(rate * (steps - done), 2))
+                         lr=lr_at(step), seconds_left=round(rate * (steps - done), 2), **step_rewards(task))
         if done in looks:
             said = look() if main else None  # the replicas hold the same weights: the main one looks for all
             if agreed(said is not None):
@@ -332,6 +332,16 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
         if main and done % every == 0 and done < steps:
             save_checkpoint(job_dir, done, task, optimizer)
     return {"steps": steps, "loss": loss_value, "seconds": round(time.time() - began, 3)}
+
+
+def step_rewards(task) -> dict[str, float]:
+    """A preference tune's last batch, for its step's log: the mean kept and dropped rewards (preference.reward_means)
+    the task keeps as ``batch_rewards``, or its ``preference`` (PreferenceBatches) does; {} for a plain tune.  With
+    several processes, the main process's own shards."""
+    rewards = getattr(task, "batch_rewards", None)
+    if rewards is None:
+        rewards = getattr(getattr(task, "preference", None), "batch_rewards", None)
+    return dict(rewards or {})
 
 
 def _snapshot(task) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from studio import runner
 from studio.engine import Studio
 from studio.errors import StudioError
-from studio.preference import PreferenceBatches, dpo_loss, kto_loss, same_prompt_pairs, tune_beta
+from studio.preference import PreferenceBatches, dpo_loss, kto_loss, reward_means, same_prompt_pairs, tune_beta
 
 
 def _t(*values):
@@ -85,6 +85,17 @@ def test_kto_batches_draw_half_kept_half_dropped():
         PreferenceBatches("dpo", kept=1, total=2, batch_size=8, beta=0.1, prompts=["a", "b"])
 
 
+def test_a_preference_step_logs_the_mean_reward_of_its_kept_and_of_its_dropped_rows():
+    import torch
+
+    rewards = reward_means(_t(1.0, 3.0, -2.0), torch.tensor([True, True, False]))
+    assert rewards == {"kept_reward": 2.0, "dropped_reward": -2.0}
+    assert reward_means(_t(1.0), torch.tensor([True])) == {"kept_reward": 1.0}  # no dropped row: none said
+    steps = [{"step": s, "loss": 0.1, "kept_reward": float(s), "dropped_reward": -float(s)} for s in range(1, 9)]
+    assert runner.late_rewards(steps) == {"kept_reward": 7.5, "dropped_reward": -7.5}  # the last quarter: 7, 8
+    assert runner.late_rewards([{"step": 1, "loss": 0.1}]) is None  # a plain tune logs none
+
+
 def test_a_later_round_is_anchored_at_beta_times_its_scale_in_every_medium():
     from studio import media
 
@@ -133,10 +144,13 @@ def test_kto_tune_gets_the_dropped_of_the_kept_batches_by_hand_and_by_rule(works
     assert set(spec["dropped"]) == {c.id for c in rule_dropped} | {kept[-1].id}
     assert other[0].id not in spec["dropped"] and not set(spec["dropped"]) & set(spec["examples"])
     assert result["dropped"] == len(spec["dropped"]) and "note" not in result
+    # the tune raised the kept colours and lowered the dropped against the starting model, and its log says so
+    assert result["rewards"]["kept_reward"] > 0 > result["rewards"]["dropped_reward"]
     compared = studio.compare("fake", after=result["version"], prompt="a colour", n=32, seed=100, scorers=["bright"],
                               threshold=0.7, temperature=0.0)
     assert compared["after"]["acceptance_rate"] > compared["before"]["acceptance_rate"]  # more of the kept colours
-    assert studio.tune("fake")["dropped"] == 0  # sft: the drops are not handed over
+    plain = studio.tune("fake")
+    assert plain["dropped"] == 0 and plain["rewards"] is None  # sft: the drops are not handed over
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from PIL import Image
 from killed import KilledAt
 from studio.errors import StudioError
 from studio.medium import Candidate
-from studio.training import run_tune
+from studio.training import read_progress, run_tune
 
 PROMPT = "a red circle on a blue background"
 # every row in every batch (3 kept, 3 dropped); lr 2e-3: with the convolutions adapted too (the default) the tiny
@@ -65,6 +65,8 @@ def test_kto_learns_the_kept_pictures_and_unlearns_the_dropped_and_moves_the_out
     kept_reward, dropped_reward = _mean_rewards(task)
     # the red (kept) pictures now denoise better than the blue (dropped) ones, against the base
     assert kept_reward > dropped_reward and kept_reward > 0
+    logged = [r for r in read_progress(tmp_path / "job") if r["event"] == "step"]  # each step's batch, in its log
+    assert len(logged) == settings["steps"] and all({"kept_reward", "dropped_reward"} <= set(r) for r in logged)
     task.save(tmp_path / "v1")
     handle = medium.load(str(tiny_model), "cpu")
     base = medium.generate(handle, PROMPT, [9], {"steps": 2})[0].files["png"]
