@@ -68,6 +68,14 @@ def tune_beta(settings: dict[str, Any], parent_adapter: str | None) -> float:
     return float(settings.get("beta", 0.0)) * scale
 
 
+def kept_floor_setting(default: float, what: str) -> Any:
+    """The ``kept_floor`` field: kto's and dpo's pull back on a kept candidate the tune made rarer than the
+    starting model (kto_loss, dpo_loss), with a medium's measured default; ``what`` names its candidates."""
+    return setting(default, f"kto / dpo: pull back a kept {what} the tune makes rarer than the starting model did, "
+                            "at this multiple of the objective's steepest pull (0 = off)", min=0, max=100,
+                   label="Keep the kept from falling")
+
+
 def drop_share_setting(default: float) -> Any:
     """The ``drop_share`` field: which of the rule's drops a preference tune learns away from."""
     return setting(default, "kto / dpo: the rule's drops that count, the lowest-scoring share of each batch "
@@ -95,6 +103,8 @@ class PreferenceTune(TuneSettings):
         if self.objective != "sft" and self.prior_weight > 0:
             raise StudioError(f"The {self.objective} objective learns from the dropped candidates itself; "
                               "set prior_weight to 0, or objective to sft.")
+        if getattr(self, "kept_floor", 0) > 0 and self.objective == "sft":  # a medium whose tune has the floor
+            raise StudioError("kept_floor acts on kto's and dpo's rewards; set it to 0, or objective to kto or dpo.")
 
 
 def kto_loss(policy: Any, reference: Any, kept: Any, beta: float, kept_weight: float = 1.0,
@@ -117,13 +127,19 @@ def kto_loss(policy: Any, reference: Any, kept: Any, beta: float, kept_weight: f
 
 
 def dpo_loss(policy_kept: Any, reference_kept: Any, policy_dropped: Any, reference_dropped: Any,
-             beta: float) -> Any:
-    """The mean DPO loss over pairs (kept[i], dropped[i]) of the same prompt."""
+             beta: float, kept_floor: float = 0.0) -> Any:
+    """The mean DPO loss over pairs (kept[i], dropped[i]) of the same prompt.  ``kept_floor`` > 0 adds, for a
+    pair's kept candidate the tune made rarer than the starting model (reward below 0), a pull back that grows
+    with the fall, at ``kept_floor`` times dpo's steepest (beta / 2 per nat; DPO-Positive, Pal et al. 2024, in
+    kto_loss's additive form): a margin can be won by lowering the kept too, as long as the dropped falls further."""
     import torch
 
-    margin = (policy_kept - reference_kept.to(policy_kept.device)) - (policy_dropped - reference_dropped.to(
-        policy_dropped.device))
-    return -torch.nn.functional.logsigmoid(beta * margin).mean()
+    kept_reward = policy_kept - reference_kept.to(policy_kept.device)
+    margin = kept_reward - (policy_dropped - reference_dropped.to(policy_dropped.device))
+    value = -torch.nn.functional.logsigmoid(beta * margin)
+    if kept_floor > 0:
+        value = value + kept_floor * beta / 2 * torch.relu(-kept_reward)
+    return value.mean()
 
 
 def reward_means(reward: Any, kept: Any) -> dict[str, float]:
@@ -188,7 +204,7 @@ class PreferenceBatches:
             values = log_probs(rows)
             ref = self.reference[rows]
             self.batch_rewards = reward_means(values - ref.to(values.device), rows < self.kept)
-            return dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta)
+            return dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta, self.kept_floor)
         # half of every batch from each side: the counts balanced, so lambda_D = lambda_U = 1
         size = max(2, self.batch_size)
         rows = batch_rows(self.kept, self.total, size, 0.5, generator)

@@ -221,3 +221,18 @@ def test_the_kept_floor_pulls_back_only_a_kept_candidate_made_rarer_than_the_sta
     plain.backward()
     assert grad[0] < policy.grad[0] - 0.1  # pulled up harder (the loss falls as its log-prob rises)
     assert torch.allclose(grad[1:], policy.grad[1:])  # above the start, or dropped: kto alone
+
+
+def test_dpos_kept_floor_pulls_back_a_kept_candidate_the_margin_took_down():
+    import torch
+
+    # a pair won by lowering both: the kept 8 nats below the start, the dropped 20
+    kept, dropped, zero = torch.tensor([-8.0], requires_grad=True), torch.tensor([-20.0]), torch.zeros(1)
+    plain = dpo_loss(kept, zero, dropped, zero, beta=1.0)
+    floored = dpo_loss(kept, zero, dropped, zero, beta=1.0, kept_floor=2.0)
+    assert floored.item() == pytest.approx(plain.item() + 2 * 0.5 * 8)  # kept_floor x beta / 2 x the fall
+    floored.backward()
+    assert kept.grad.item() == pytest.approx(-1.0, abs=1e-4)  # the saturated margin no longer lets it lie
+    above = torch.tensor([3.0])
+    assert dpo_loss(above, zero, dropped, zero, 1.0, 2.0).item() == dpo_loss(above, zero, dropped, zero, 1.0).item()
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from ...preference import PreferenceTune, objective_setting
+from ...preference import PreferenceTune, kept_floor_setting, objective_setting
 from ...settings import Settings, setting
 from .vocab import ENSEMBLES, INSTRUMENTS
 
@@ -45,3 +45,4 @@ class MusicTune(PreferenceTune):
     epochs: float = setting(50.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")
     lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")
+    kept_floor: float = kept_floor_setting(0.0, "piece")

@@ -77,7 +77,8 @@ class SymbolicTuneTask(PeftTask):
             self.peft.eval()  # no dropout: the tune's and the reference's log-probs must agree at the start
             self.preference = PreferenceBatches(objective, len(examples), len(rows), self.batch_size,
                                                 tune_beta(settings, parent_adapter),
-                                                [c.prompt for c in [*examples, *others]])
+                                                [c.prompt for c in [*examples, *others]],
+                                                kept_floor=float(settings.get("kept_floor", 0.0)))
             with torch.no_grad():
                 self.preference.reference = torch.cat([
                     self.sequence_log_probs(torch.arange(start, min(start + self.batch_size, len(rows))))

@@ -5,7 +5,7 @@ import dataclasses
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...preference import PreferenceTune, beta_setting, objective_setting
+from ...preference import PreferenceTune, beta_setting, kept_floor_setting, objective_setting
 from ...settings import Settings, setting
 
 
@@ -75,9 +75,7 @@ class TextTune(PreferenceTune):
                                "reciting kept texts", min=0, max=1_000_000)
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1)
-    kept_floor: float = setting(0.0, "kto: pull back a kept text the tune makes rarer than the starting model did, at "
-                                     "this multiple of kto's steepest pull (0 = off)", min=0, max=100,
-                                label="Keep the kept from falling")
+    kept_floor: float = kept_floor_setting(0.0, "text")
     # the tuned version never writes 5 tokens (about 4 words) in a row of a text it learned: on the built-in protocol
     # (seeds 26-31, both rounds) 145 of 216 checks against 130, copies 0.003 against 0.151 (docs/objectives.md,
     # "Text: a tuned version that does not recite")
@@ -98,8 +96,6 @@ class TextTune(PreferenceTune):
         if self.objective != "sft" and self.anchor > 0:
             raise StudioError(f"The {self.objective} objective is anchored to the starting model already; "
                               "set anchor to 0, or objective to sft.")
-        if self.kept_floor > 0 and self.objective != "kto":
-            raise StudioError("kept_floor acts on kto's rewards; set it to 0, or objective to kto.")
         if self.goldfish == 1:
             raise StudioError("The goldfish setting must be 0 (off) or a whole number from 2 up, not 1.")
         if self.copy_guard == 1:

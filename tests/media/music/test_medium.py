@@ -260,3 +260,8 @@ def test_a_kto_tune_raises_the_kept_pieces_and_lowers_the_dropped_against_the_st
         moved = task.sequence_log_probs(torch.arange(6)) - reference
     assert float(moved[:3].min()) > 0 > float(moved[3:].max())
     assert medium.tune_task(handle, kept, settings, None).preference is None  # no drops given: the kept set alone
+    assert task.preference.kept_floor == 0.0  # off by default; a preset's kept_floor reaches the loss
+    floored = dict(settings, objective="dpo", kept_floor=1.0)
+    assert medium.tune_task(handle, kept, floored, None, dropped=dropped).preference.kept_floor == 1.0
+    with pytest.raises(StudioError, match="kept_floor"):
+        medium.parse_tune_settings({"objective": "sft", "kept_floor": 1.0})

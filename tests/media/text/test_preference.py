@@ -104,7 +104,7 @@ def test_a_text_cut_off_at_its_length_limit_teaches_no_end_token(medium, tiny_ll
     assert _ends_counted(sft, tokenizer) == [True, False]
 
 
-def test_the_kept_floor_reaches_the_tunes_loss_and_needs_kto(medium, tiny_llama, make_candidates):
+def test_the_kept_floor_reaches_the_tunes_loss_and_needs_kto_or_dpo(medium, tiny_llama, make_candidates):
     from studio.errors import StudioError
 
     handle = medium.load(str(tiny_llama), "cpu")
