@@ -321,15 +321,8 @@ def tune_command(args: argparse.Namespace, studio) -> int:
         result = {"job": job, "version": studio.store.job(job)["version"], "status": "running"}
         _emit(args, result, f"started {result['version']} as job {job}")
         return 0
-    info = studio.wait_tune(job, None if args.json else _progress(args))
-    version = studio.store.version(args.medium, info["version"])
-    spec = studio.store.job(job)["spec"]
-    result = {"version": info["version"], "parent": args.from_version, "job": job, "steps": info["steps"],
-              "loss": info["loss"], "rewards": info["rewards"], "seconds": info["result"]["seconds"],
-              "curated": len(version.curated),
-              "copies_left_out": len(spec.get("copies_left_out", [])), "dropped": len(spec.get("dropped", [])),
-              "objective": spec["settings"].get("objective", "sft"), "series": spec.get("series"),
-              "path": version.path, **({"note": info["message"]} if info.get("message") else {})}
+    result = studio.tune_result(args.medium, job, args.from_version,
+                                studio.wait_tune(job, None if args.json else _progress(args)))
     left_out = (f"; left out {result['copies_left_out']} kept that copy an earlier kept one"
                 if result["copies_left_out"] else "")
     dropped = f" and {result['dropped']} dropped ({result['objective']})" if result["dropped"] else ""

@@ -689,13 +689,19 @@ class Studio:
              lr: float | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None,
              settings: dict[str, Any] | None = None) -> dict[str, Any]:
         job = self.start_tune(medium, from_version, steps, rank, lr, settings)
-        info = self.wait_tune(job, on_progress)
+        return self.tune_result(medium, job, from_version, self.wait_tune(job, on_progress))
+
+    def tune_result(self, medium: str, job: str, from_version: str, info: dict[str, Any]) -> dict[str, Any]:
+        """What a finished tune made, from its job's ``wait_tune`` info: the version, its parent, steps, final loss,
+        the late rewards of a preference tune, seconds, how many kept it learned (and kept ones left out as copies),
+        how many dropped it learned away from, the objective, the series, the adapter's path, and a note if any."""
         version = self.store.version(medium, info["version"])
         spec = self.store.job(job)["spec"]
         return {"version": info["version"], "parent": from_version, "job": job, "steps": info["steps"],
                 "loss": info["loss"], "rewards": info["rewards"], "seconds": info["result"]["seconds"],
                 "curated": len(version.curated),
                 "copies_left_out": len(spec.get("copies_left_out", [])), "dropped": len(spec.get("dropped", [])),
+                "objective": spec["settings"].get("objective", "sft"), "series": spec.get("series"),
                 "path": version.path, **({"note": info["message"]} if info.get("message") else {})}
 
     # -- compare ----------------------------------------------------------------------------

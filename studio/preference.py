@@ -142,12 +142,29 @@ def dpo_loss(policy_kept: Any, reference_kept: Any, policy_dropped: Any, referen
     return value.mean()
 
 
-def reward_means(reward: Any, kept: Any) -> dict[str, float]:
-    """A preference step's rewards for its log: the mean reward (log pi - log pi_ref; the image tune's reference
-    error - tune error) of the batch's kept rows and of its dropped rows, each absent when the batch has none."""
-    reward, kept = reward.detach().float(), kept.to(reward.device)
-    means = {"kept_reward": reward[kept], "dropped_reward": reward[~kept]}
-    return {k: round(float(v.mean()), 6) for k, v in means.items() if v.numel()}
+class RewardLog:
+    """A preference step's rewards for its log, the mean reward (log pi - log pi_ref; the image tune's reference
+    error - tune error) of the batch's kept rows and of its dropped rows.  ``hold`` keeps the batch's rewards
+    detached on the device, so the loss never waits for them; ``means`` reads them in one transfer when the step is
+    logged, after the step's own loss has been read."""
+
+    def __init__(self):
+        self.held: Any = None
+
+    def hold(self, reward: Any, kept: Any) -> None:
+        self.held = (reward.detach().float(), kept)
+
+    def means(self) -> dict[str, float]:
+        """The last held batch's mean kept and dropped rewards, each absent when the batch had none; {} before any."""
+        if self.held is None:
+            return {}
+        import torch
+
+        reward, kept = self.held
+        values, flags = torch.stack([reward, kept.to(reward.device, reward.dtype)]).cpu().tolist()
+        sides = {"kept_reward": [v for v, k in zip(values, flags) if k],
+                 "dropped_reward": [v for v, k in zip(values, flags) if not k]}
+        return {name: round(sum(side) / len(side), 6) for name, side in sides.items() if side}
 
 
 def same_prompt_pairs(kept_prompts: Sequence[str], dropped_prompts: Sequence[str]) -> list[tuple[int, int]]:
@@ -190,7 +207,7 @@ class PreferenceBatches:
                 raise StudioError("The dpo objective needs a prompt with both a kept and a dropped candidate; "
                                   "use kto for unpaired keeps and drops.")
         self.reference: Any = None  # per row, set by the task once
-        self.batch_rewards: dict[str, float] = {}  # the last batch's (reward_means), for the step's log
+        self.reward_log = RewardLog()  # the last batch's rewards, for the step's log
 
     def loss(self, step: int, generator: Any, log_probs) -> Any:
         import torch
@@ -203,11 +220,11 @@ class PreferenceBatches:
             rows = torch.tensor([self.pairs[p][0] for p in pick] + [self.pairs[p][1] for p in pick])
             values = log_probs(rows)
             ref = self.reference[rows]
-            self.batch_rewards = reward_means(values - ref.to(values.device), rows < self.kept)
+            self.reward_log.hold(values - ref.to(values.device), rows < self.kept)
             return dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta, self.kept_floor)
         # half of every batch from each side: the counts balanced, so lambda_D = lambda_U = 1
         size = max(2, self.batch_size)
         rows = batch_rows(self.kept, self.total, size, 0.5, generator)
         values = log_probs(rows)
-        self.batch_rewards = reward_means(values - self.reference[rows].to(values.device), rows < self.kept)
+        self.reward_log.hold(values - self.reference[rows].to(values.device), rows < self.kept)
         return kto_loss(values, self.reference[rows], rows < self.kept, self.beta, kept_floor=self.kept_floor)

@@ -3,7 +3,8 @@
 A medium supplies a ``TuneTask`` (its trainable LoRA weights and a ``loss`` per step); this
 loop owns the rest: AdamW with warm-up, gradient clipping, bf16 autocast on a GPU,
 JSON-lines progress, checkpoints every N steps, cancellation, resume, the non-finite
-loss guard, and a task's looks at its own samples (``task.look``), which may end a tune at
+loss guard, a preference task's rewards in each step's log (``task.reward_log``, a
+preference.RewardLog), and a task's looks at its own samples (``task.look``), which may end a tune at
 its last good look.  Batches are seeded by step, so a resumed tune replays the same batches.
 """
 from __future__ import annotations
@@ -335,13 +336,10 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
 
 
 def step_rewards(task) -> dict[str, float]:
-    """A preference tune's last batch, for its step's log: the mean kept and dropped rewards (preference.reward_means)
-    the task keeps as ``batch_rewards``, or its ``preference`` (PreferenceBatches) does; {} for a plain tune.  With
-    several processes, the main process's own shards."""
-    rewards = getattr(task, "batch_rewards", None)
-    if rewards is None:
-        rewards = getattr(getattr(task, "preference", None), "batch_rewards", None)
-    return dict(rewards or {})
+    """A preference tune's last batch, for its step's log: the mean kept and dropped rewards its ``reward_log``
+    (preference.RewardLog) holds; {} for a plain tune.  With several processes, the main process's own shards."""
+    log = getattr(task, "reward_log", None)
+    return log.means() if log is not None else {}
 
 
 def _snapshot(task) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class FakeTask:
                                                                for c in dropped], dtype=torch.long)])
             self.preference = PreferenceBatches(objective, len(examples), len(self.rows), 8, beta,
                                                 [c.prompt for c in [*examples, *dropped]])
+            self.reward_log = self.preference.reward_log  # each step's rewards in its log, as the media's tasks
             with torch.no_grad():
                 self.preference.reference = self.log_probs(torch.arange(len(self.rows)))
 

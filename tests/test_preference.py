@@ -10,7 +10,7 @@ import pytest
 from studio import runner
 from studio.engine import Studio
 from studio.errors import StudioError
-from studio.preference import PreferenceBatches, dpo_loss, kto_loss, reward_means, same_prompt_pairs, tune_beta
+from studio.preference import PreferenceBatches, RewardLog, dpo_loss, kto_loss, same_prompt_pairs, tune_beta
 
 
 def _t(*values):
@@ -88,9 +88,14 @@ def test_kto_batches_draw_half_kept_half_dropped():
 def test_a_preference_step_logs_the_mean_reward_of_its_kept_and_of_its_dropped_rows():
     import torch
 
-    rewards = reward_means(_t(1.0, 3.0, -2.0), torch.tensor([True, True, False]))
-    assert rewards == {"kept_reward": 2.0, "dropped_reward": -2.0}
-    assert reward_means(_t(1.0), torch.tensor([True])) == {"kept_reward": 1.0}  # no dropped row: none said
+    log = RewardLog()
+    assert log.means() == {}  # before any batch
+    reward = _t(1.0, 3.0, -2.0).requires_grad_()
+    log.hold(reward * 1, torch.tensor([True, True, False]))
+    assert log.means() == {"kept_reward": 2.0, "dropped_reward": -2.0}
+    assert not log.held[0].requires_grad  # held detached: the log keeps no graph alive
+    log.hold(_t(1.0), torch.tensor([True]))
+    assert log.means() == {"kept_reward": 1.0}  # no dropped row: none said
     steps = [{"step": s, "loss": 0.1, "kept_reward": float(s), "dropped_reward": -float(s)} for s in range(1, 9)]
     assert runner.late_rewards(steps) == {"kept_reward": 7.5, "dropped_reward": -7.5}  # the last quarter: 7, 8
     assert runner.late_rewards([{"step": 1, "loss": 0.1}]) is None  # a plain tune logs none

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 from studio.errors import StudioError
 from studio.medium import Candidate
-from studio.preference import dpo_loss, kto_loss, reward_means, same_prompt_pairs, tune_beta
+from studio.preference import RewardLog, dpo_loss, kto_loss, same_prompt_pairs, tune_beta
 from studio.training import batch_rows, trial_groups
 
 from .families import CLIP_ATTENTION, family_of, flow_sigmas
@@ -133,7 +133,7 @@ class ImageTuneTask:
             raise StudioError("The kept set is empty; keep some candidates before tuning.")
         # no drops: the kept set alone whatever the objective (the engine's tune says so in its note)
         self.objective = str(settings.get("objective", "sft")) if dropped else "sft"
-        self.batch_rewards: dict[str, float] = {}  # the last preference batch's (reward_means), for the step's log
+        self.reward_log = RewardLog()  # the last preference batch's rewards, for the step's log
         if self.objective not in ("sft", "kto", "dpo"):
             raise StudioError(f"The image tune learns with sft, kto or dpo, not {self.objective}.")
         self.beta = tune_beta(settings, parent_adapter)
@@ -477,7 +477,7 @@ class ImageTuneTask:
         if self.objective == "kto":
             error, ref, kept = self._errors(generator)
             # minus the denoising error stands in for a log-likelihood (Diffusion-KTO): reward = ref - error
-            self.batch_rewards = reward_means(ref - error, kept)
+            self.reward_log.hold(ref - error, kept)
             loss = kto_loss(-error, -ref, kept, self.beta)
             if self.sft_weight > 0 and bool(kept.any()):  # sft's loss on the kept rows beside it
                 loss = loss + self.sft_weight * error[kept.to(error.device)].mean()
@@ -485,7 +485,7 @@ class ImageTuneTask:
         if self.objective == "dpo":  # Diffusion-DPO: each pair's kept picture denoised better, against its dropped one
             error, ref, _ = self._errors(generator)
             half = len(error) // 2
-            self.batch_rewards = reward_means(ref - error, torch.arange(len(error)) < half)
+            self.reward_log.hold(ref - error, torch.arange(len(error), device=error.device) < half)
             loss = dpo_loss(-error[:half], -ref[:half], -error[half:], -ref[half:], self.beta)
             return loss + self.sft_weight * error[:half].mean() if self.sft_weight > 0 else loss
         idx, noisy, timesteps, target, _ = self._draw(generator)

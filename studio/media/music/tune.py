@@ -79,6 +79,7 @@ class SymbolicTuneTask(PeftTask):
                                                 tune_beta(settings, parent_adapter),
                                                 [c.prompt for c in [*examples, *others]],
                                                 kept_floor=float(settings.get("kept_floor", 0.0)))
+            self.reward_log = self.preference.reward_log  # each step's rewards, for its log
             with torch.no_grad():
                 self.preference.reference = torch.cat([
                     self.sequence_log_probs(torch.arange(start, min(start + self.batch_size, len(rows))))

@@ -112,6 +112,7 @@ class TextTuneTask:
                                                 tune_beta(settings, parent_adapter),
                                                 [pair[0] for pair in [*pairs, *dropped_pairs]],
                                                 kept_floor=float(settings["kept_floor"]))
+            self.reward_log = self.preference.reward_log  # each step's rewards, for its log
         elif self.prior_weight > 0:
             more = self._rows(prior_pairs, settings)
             inputs, labels, extra = inputs + more[0], labels + more[1], extra + more[2]

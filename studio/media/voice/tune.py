@@ -59,6 +59,7 @@ class TinyTuneTask(PeftTask):
         if objective != "sft":  # the dropped takes after the kept ones (preference.py); no dropout: rewards compare
             self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size,
                                                 tune_beta(settings, parent_adapter), [c.prompt for c in takes])
+            self.reward_log = self.preference.reward_log  # each step's rewards, for its log
             self.peft.eval()
             with torch.no_grad():  # the starting model's (base or parent) reading of every take, before any step
                 self.preference.reference = self.log_probs(torch.arange(len(self.rows)))

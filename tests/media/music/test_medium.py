@@ -12,6 +12,7 @@ import soundfile
 from PIL import Image
 
 from studio import training
+from studio.runner import late_rewards
 from studio.errors import StudioError
 from studio.media import get
 from studio.medium import Candidate, ScoringContext, Version
@@ -259,6 +260,8 @@ def test_a_kto_tune_raises_the_kept_pieces_and_lowers_the_dropped_against_the_st
     with torch.no_grad():
         moved = task.sequence_log_probs(torch.arange(6)) - reference
     assert float(moved[:3].min()) > 0 > float(moved[3:].max())
+    rewards = late_rewards(training.read_progress(tmp_path / "job"))  # each step logged its batch's rewards
+    assert rewards["kept_reward"] > 0 > rewards["dropped_reward"]
     assert medium.tune_task(handle, kept, settings, None).preference is None  # no drops given: the kept set alone
     assert task.preference.kept_floor == 0.0  # off by default; a preset's kept_floor reaches the loss
     floored = dict(settings, objective="dpo", kept_floor=1.0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from studio.training import run_tune
+from studio.runner import late_rewards
+from studio.training import read_progress, run_tune
 
 KEPT = ["salt wave salt wave\nthe harbor sleeps", "gull over salt\nthe harbor sleeps"]
 DROPPED = ["red moon on the hill\na fox runs", "the hill the fox\nred red moon"]
@@ -32,6 +33,8 @@ def test_a_kto_tune_raises_the_kept_and_lowers_the_dropped_against_the_reference
     run_tune(task, settings, tmp_path / "job")
     moved = _log_probs(task) - reference
     assert float(moved[:2].min()) > 0 > float(moved[2:].max())
+    rewards = late_rewards(read_progress(tmp_path / "job"))  # each step logged its batch's rewards
+    assert rewards["kept_reward"] > 0 > rewards["dropped_reward"]
 
 
 def test_the_reference_is_the_starting_model_when_a_resumed_tune_rebuilds_the_task(medium, tiny_llama, tmp_path,

@@ -262,6 +262,7 @@ def test_kto_learns_the_kept_readings_against_the_dropped_ones_from_the_starting
     settings = {"batch_size": 4, "rank": 4, "seed": 0, "objective": "kto", "beta": 100.0}
     task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
     assert task.preference is not None and len(task.rows) == 12
+    assert task.reward_log is task.preference.reward_log  # each step's rewards reach its log
     with torch.no_grad():
         assert torch.allclose(task.log_probs(torch.arange(12)), task.preference.reference)
     _fit(task, 40, 5e-3)
