@@ -213,9 +213,33 @@ def _status_html(info: dict[str, Any] | None) -> str:
         parts.append(f"about {info['seconds_left']:.0f}s left")
     if status == "done" and info.get("result"):
         parts.append(f"took {info['result'].get('seconds', 0):.0f}s")
-    message = f"<div>{html.escape(info['message'])}</div>" if info.get("message") else ""
+    said = [info["message"]] if info.get("message") else []
+    if status == "done" and info.get("rewards"):
+        said.append(rewards_words(info["rewards"]))
+    message = "".join(f"<div>{html.escape(line)}</div>" for line in said if line)
     return (f'<div class="tune-state" data-status="{html.escape(status)}">{" · ".join(parts)}'
             f'<br><progress value="{step}" max="{max(steps, 1)}" style="width:100%"></progress>{message}</div>')
+
+
+def rewards_words(rewards: dict[str, float]) -> str:
+    """A preference tune's late rewards (runner.late_rewards) in words: whether the kept and the dropped candidates
+    became more or less likely than under the version the tune started from.  A side that moved less than a tenth
+    as far as the other is "about as likely".  Empty when a side is missing."""
+    kept, dropped = rewards.get("kept_reward"), rewards.get("dropped_reward")
+    if kept is None or dropped is None:
+        return ""
+    scale = max(abs(kept), abs(dropped))
+
+    def likely(value: float) -> str:
+        if scale == 0 or abs(value) < 0.1 * scale:
+            return "about as likely as"
+        return "more likely than" if value > 0 else "less likely than"
+
+    line = (f"Against the version it started from, what you kept is now {likely(kept)} before, and what you "
+            f"dropped {likely(dropped)} before.")
+    if likely(kept).startswith("less") and dropped < kept:
+        line += " It learned what to avoid more than what you want."
+    return line
 
 
 def _int(value: Any, what: str) -> int | None:

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from studio.app.tune_panel import _intro
+from studio.app.tune_panel import _intro, _status_html, rewards_words
 from studio.engine import Studio
 from studio.errors import NothingToLearn
 
@@ -30,3 +30,19 @@ def test_the_intro_counts_only_the_keeps_a_tuned_version_has_not_learned(workspa
     assert _intro(new_only, kept, "v2").startswith("**v2** has learned all **5** kept candidates already")
     with pytest.raises(NothingToLearn, match="v2 has learned every kept fake candidate already"):
         studio.tune("fake", from_version="v2", settings={"relearn": False})
+
+
+def test_a_done_preference_tune_says_in_words_what_became_more_and_less_likely():
+    words = rewards_words({"kept_reward": 22.0, "dropped_reward": -35.5})
+    assert words == ("Against the version it started from, what you kept is now more likely than before, and what "
+                     "you dropped less likely than before.")
+    displaced = rewards_words({"kept_reward": -16.1, "dropped_reward": -67.7})  # music dpo at beta 0.1
+    assert "what you kept is now less likely than before" in displaced
+    assert displaced.endswith("It learned what to avoid more than what you want.")
+    assert "kept is now about as likely as before" in rewards_words({"kept_reward": -0.001, "dropped_reward": -0.044})
+    assert rewards_words({"kept_reward": 1.0}) == ""  # a side missing: nothing said
+    info = {"version": "v1", "status": "done", "step": 8, "steps": 8, "loss": 0.1, "seconds_left": None,
+            "result": {"seconds": 3}, "message": None, "rewards": {"kept_reward": 2.0, "dropped_reward": -3.0}}
+    assert "what you kept is now more likely" in _status_html(info)
+    assert "likely" not in _status_html({**info, "rewards": None})  # sft: no rewards, no line
+    assert "likely" not in _status_html({**info, "status": "running"})  # said once the tune is done
