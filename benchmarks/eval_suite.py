@@ -154,7 +154,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
                 continue
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
-                   "kept_total": tuned["curated"], "bar": bar, **extra,
+                   "kept_total": tuned["curated"], "bar": bar, "rewards": tuned["rewards"], **extra,
                    **measure(studio, medium, judge, version, prompt, seed, n, bar, params)}
             if medium in HELD_OUT_PROMPTS:
                 if held_bar is None:
