@@ -232,11 +232,11 @@ def rewards_words(rewards: dict[str, float]) -> str:
 
     def likely(value: float) -> str:
         if scale == 0 or abs(value) < 0.1 * scale:
-            return "about as likely as"
-        return "more likely than" if value > 0 else "less likely than"
+            return "about as likely"
+        return "more likely" if value > 0 else "less likely"
 
-    line = (f"Against the version it started from, what you kept is now {likely(kept)} before, and what you "
-            f"dropped {likely(dropped)} before.")
+    line = (f"Compared with the version it started from, what you kept is now {likely(kept)} and what you dropped "
+            f"{likely(dropped)}.")
     if likely(kept).startswith("less") and dropped < kept:
         line += " It learned what to avoid more than what you want."
     return line

@@ -34,12 +34,12 @@ def test_the_intro_counts_only_the_keeps_a_tuned_version_has_not_learned(workspa
 
 def test_a_done_preference_tune_says_in_words_what_became_more_and_less_likely():
     words = rewards_words({"kept_reward": 22.0, "dropped_reward": -35.5})
-    assert words == ("Against the version it started from, what you kept is now more likely than before, and what "
-                     "you dropped less likely than before.")
+    assert words == ("Compared with the version it started from, what you kept is now more likely and what you "
+                     "dropped less likely.")
     displaced = rewards_words({"kept_reward": -16.1, "dropped_reward": -67.7})  # music dpo at beta 0.1
-    assert "what you kept is now less likely than before" in displaced
+    assert "what you kept is now less likely" in displaced
     assert displaced.endswith("It learned what to avoid more than what you want.")
-    assert "kept is now about as likely as before" in rewards_words({"kept_reward": -0.001, "dropped_reward": -0.044})
+    assert "kept is now about as likely and" in rewards_words({"kept_reward": -0.001, "dropped_reward": -0.044})
     assert rewards_words({"kept_reward": 1.0}) == ""  # a side missing: nothing said
     info = {"version": "v1", "status": "done", "step": 8, "steps": 8, "loss": 0.1, "seconds_left": None,
             "result": {"seconds": 3}, "message": None, "rewards": {"kept_reward": 2.0, "dropped_reward": -3.0}}
