@@ -191,18 +191,20 @@ def status(store: Store, job_id: str) -> dict[str, Any]:
     return {"job": job_id, "medium": job["medium"], "version": job["version"], "status": state,
             "step": last.get("step", 0), "steps": job["spec"]["settings"]["steps"],
             "loss": last.get("loss"), "seconds_left": last.get("seconds_left"),
-            "losses": [[r["step"], r["loss"]] for r in steps], "rewards": late_rewards(steps),
+            "losses": [[r["step"], r["loss"]] for r in steps],
+            "rewards": late_rewards(steps, (job["result"] or {}).get("good_step")),
             # a kto tune that fell back to sft says so (the engine's note), a tune that stopped early too (the result's)
             "message": job["message"] or " ".join(filter(None, [job["spec"].get("note"),
                                                                 (job["result"] or {}).get("note")])) or None,
             "result": job["result"], "pid": holder}
 
 
-def late_rewards(steps: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+def late_rewards(steps: Sequence[dict[str, Any]], upto: int | None = None) -> dict[str, float] | None:
     """A preference tune's mean kept and dropped rewards (training.step_rewards) over the last quarter of its logged
     steps, rounded to 3 places: how far it has raised the kept and lowered the dropped against the starting model.
-    None for a plain tune, or before any step."""
-    rows = [r for r in steps if "kept_reward" in r or "dropped_reward" in r]
+    ``upto``: a tune a look stopped went back to this step's weights (its result's ``good_step``), so only the steps up
+    to it count.  None for a plain tune, before any step, or when the tune went back to its start."""
+    rows = [r for r in steps if ("kept_reward" in r or "dropped_reward" in r) and (upto is None or r["step"] <= upto)]
     late = rows[len(rows) - max(1, len(rows) // 4):] if rows else []
     means = {k: [r[k] for r in late if k in r] for k in ("kept_reward", "dropped_reward")}
     return {k: round(sum(v) / len(v), 3) for k, v in means.items() if v} or None

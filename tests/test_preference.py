@@ -99,6 +99,9 @@ def test_a_preference_step_logs_the_mean_reward_of_its_kept_and_of_its_dropped_r
     steps = [{"step": s, "loss": 0.1, "kept_reward": float(s), "dropped_reward": -float(s)} for s in range(1, 9)]
     assert runner.late_rewards(steps) == {"kept_reward": 7.5, "dropped_reward": -7.5}  # the last quarter: 7, 8
     assert runner.late_rewards([{"step": 1, "loss": 0.1}]) is None  # a plain tune logs none
+    # a look stopped the tune at step 8 and went back to step 4's weights: steps 5-8 are not the version's
+    assert runner.late_rewards(steps, upto=4) == {"kept_reward": 4.0, "dropped_reward": -4.0}
+    assert runner.late_rewards(steps, upto=0) is None  # back to the starting model: nothing moved
 
 
 def test_a_later_round_is_anchored_at_beta_times_its_scale_in_every_medium():
