@@ -12,12 +12,12 @@ import soundfile
 from PIL import Image
 
 from studio import training
-from studio.runner import late_rewards
 from studio.errors import StudioError
 from studio.media import get
 from studio.medium import Candidate, ScoringContext, Version
 from studio.media.music.events import Piece, piece_from_notes, to_midi_bytes
 from studio.media.music.vocab import VOICE_RANGE, VOICES
+from studio.runner import late_rewards
 
 from .conftest import block_chorale, scale_tune
 
