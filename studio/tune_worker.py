@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
 
     from .quiet import quiet_libraries
-    from .runner import take_ownership
+    from .runner import late_rewards, take_ownership
 
     quiet_libraries()  # the job's log.txt holds the tune's own lines
 
@@ -118,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(task, "note", None):  # a sentence the task has for the artist (what it could not use)
                 result["note"] = " ".join(filter(None, [task.note, result.get("note")]))
             final = publish(store, job_dir, spec["medium"], spec["version"], job_id, task.save)
+            # a preference tune's late rewards stay with its version, for History's words (runner.late_rewards)
+            rewards = late_rewards(read_progress(job_dir), result.get("good_step"))
+            metrics = {"loss": result["loss"], **({"rewards": rewards} if rewards else {})}
             with store.transaction():  # the version and its round appear together
                 store.add_version(Version(medium=spec["medium"], name=spec["version"], parent=spec["parent"],
                                           model=spec["model"], settings=spec["settings"],
                                           curated=spec["examples"], path=str(final / "adapter"),
-                                          metrics={"loss": result["loss"]}))
+                                          metrics=metrics))
                 store.add_round(spec["medium"], spec["version"], spec["parent"], len(examples),
                                 {"loss": result["loss"], "seconds": result["seconds"]})
             log_progress(job_dir, event="done", step=result["steps"], steps=result["steps"])

@@ -154,6 +154,10 @@ def test_kto_tune_gets_the_dropped_of_the_kept_batches_by_hand_and_by_rule(works
     assert result["dropped"] == len(spec["dropped"]) and "note" not in result
     # the tune raised the kept colours and lowered the dropped against the starting model, and its log says so
     assert result["rewards"]["kept_reward"] > 0 > result["rewards"]["dropped_reward"]
+    version = studio.store.version("fake", result["version"])
+    assert version.metrics["rewards"] == result["rewards"]  # kept with the version: History says it in words
+    from studio.app import history
+    assert "what you kept is now more likely" in history.version_html(studio, "fake", version)
     compared = studio.compare("fake", after=result["version"], prompt="a colour", n=32, seed=100, scorers=["bright"],
                               threshold=0.7, temperature=0.0)
     assert compared["after"]["acceptance_rate"] > compared["before"]["acceptance_rate"]  # more of the kept colours

@@ -308,6 +308,27 @@ def change_words(before: float, after: float) -> str:
     return f" ({after / before:.1f}× as many)"
 
 
+def rewards_words(rewards: dict[str, float]) -> str:
+    """A preference tune's late rewards (runner.late_rewards) in words: whether the kept and the dropped candidates
+    became more or less likely than under the version the tune started from.  A side that moved less than a tenth
+    as far as the other is "about as likely".  Empty when a side is missing."""
+    kept, dropped = rewards.get("kept_reward"), rewards.get("dropped_reward")
+    if kept is None or dropped is None:
+        return ""
+    scale = max(abs(kept), abs(dropped))
+
+    def likely(value: float) -> str:
+        if scale == 0 or abs(value) < 0.1 * scale:
+            return "about as likely"
+        return "more likely" if value > 0 else "less likely"
+
+    line = (f"Compared with the version it started from, what you kept is now {likely(kept)} and what you dropped "
+            f"{likely(dropped)}.")
+    if likely(kept).startswith("less") and dropped < kept:
+        line += " It learned what to avoid more than what you want."
+    return line
+
+
 def fmt(value: Any, share: bool = False) -> Any:
     """A figure for the page: 3 decimals, or a percentage for a share."""
     if value is None:

@@ -39,10 +39,11 @@ def version_html(studio: Studio, medium: str, version: Any | None) -> str:
                            else f"The model as loaded: {html.escape(model)}")
     else:
         pool = [c for c in studio.store.candidates(medium, ids=list(version.curated)) if c is not None]
-        loss = version.metrics.get("loss")
+        loss, rewards = version.metrics.get("loss"), version.metrics.get("rewards")
         about = (f"from {html.escape(version.parent or 'base')} · learned from <b>{len(version.curated)}</b> kept"
                  + ("" if loss is None else f" · final loss {loss:.4f}")
-                 + f" · {time.strftime('%Y-%m-%d %H:%M', time.localtime(version.created_at))}")
+                 + f" · {time.strftime('%Y-%m-%d %H:%M', time.localtime(version.created_at))}"
+                 + (f"<br>{html.escape(cards.rewards_words(rewards))}" if rewards else ""))
     prompts = Counter(c.prompt for c in pool).most_common(2)
     prompt = "" if not prompts else "Prompt: <i>" + html.escape(prompts[0][0]) + "</i>" + (
         " and others" if len(prompts) > 1 else "")

@@ -16,7 +16,7 @@ from ..engine import steps_for_passes
 from ..errors import StudioError
 from ..medium import Candidate
 from ..store import DEFAULT_SERIES
-from . import plots
+from . import cards, plots
 from .context import PICKERS, TabContext, event_value, friendly
 
 POLL_SECONDS = 1.0
@@ -215,31 +215,10 @@ def _status_html(info: dict[str, Any] | None) -> str:
         parts.append(f"took {info['result'].get('seconds', 0):.0f}s")
     said = [info["message"]] if info.get("message") else []
     if status == "done" and info.get("rewards"):
-        said.append(rewards_words(info["rewards"]))
+        said.append(cards.rewards_words(info["rewards"]))
     message = "".join(f"<div>{html.escape(line)}</div>" for line in said if line)
     return (f'<div class="tune-state" data-status="{html.escape(status)}">{" · ".join(parts)}'
             f'<br><progress value="{step}" max="{max(steps, 1)}" style="width:100%"></progress>{message}</div>')
-
-
-def rewards_words(rewards: dict[str, float]) -> str:
-    """A preference tune's late rewards (runner.late_rewards) in words: whether the kept and the dropped candidates
-    became more or less likely than under the version the tune started from.  A side that moved less than a tenth
-    as far as the other is "about as likely".  Empty when a side is missing."""
-    kept, dropped = rewards.get("kept_reward"), rewards.get("dropped_reward")
-    if kept is None or dropped is None:
-        return ""
-    scale = max(abs(kept), abs(dropped))
-
-    def likely(value: float) -> str:
-        if scale == 0 or abs(value) < 0.1 * scale:
-            return "about as likely"
-        return "more likely" if value > 0 else "less likely"
-
-    line = (f"Compared with the version it started from, what you kept is now {likely(kept)} and what you dropped "
-            f"{likely(dropped)}.")
-    if likely(kept).startswith("less") and dropped < kept:
-        line += " It learned what to avoid more than what you want."
-    return line
 
 
 def _int(value: Any, what: str) -> int | None:

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from studio.app.tune_panel import _intro, _status_html, rewards_words
+from studio.app.cards import rewards_words
+from studio.app.tune_panel import _intro, _status_html
 from studio.engine import Studio
 from studio.errors import NothingToLearn
 
