@@ -188,14 +188,15 @@ def status(store: Store, job_id: str) -> dict[str, Any]:
     if state in ("running", "queued"):
         state = "running" if _running(job, holder) else "interrupted"
     last = steps[-1] if steps else {}
+    result = job["result"] or {}
     return {"job": job_id, "medium": job["medium"], "version": job["version"], "status": state,
             "step": last.get("step", 0), "steps": job["spec"]["settings"]["steps"],
             "loss": last.get("loss"), "seconds_left": last.get("seconds_left"),
             "losses": [[r["step"], r["loss"]] for r in steps],
-            "rewards": late_rewards(steps, (job["result"] or {}).get("good_step")),
+            "rewards": late_rewards(steps, result.get("good_step")),
             # a kto tune that fell back to sft says so (the engine's note), a tune that stopped early too (the result's)
             "message": job["message"] or " ".join(filter(None, [job["spec"].get("note"),
-                                                                (job["result"] or {}).get("note")])) or None,
+                                                                result.get("note")])) or None,
             "result": job["result"], "pid": holder}
 
 

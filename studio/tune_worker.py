@@ -114,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             log_progress(job_dir, event="started", pid=os.getpid())
         result = run_tune(task, settings, job_dir, accelerator=accelerator)
         if main_process:
-            result["seconds"] = training_seconds(read_progress(job_dir), result["seconds"])
+            rows = read_progress(job_dir)  # once: the seconds trained and the rewards both come from it
+            result["seconds"] = training_seconds(rows, result["seconds"])
             if getattr(task, "note", None):  # a sentence the task has for the artist (what it could not use)
                 result["note"] = " ".join(filter(None, [task.note, result.get("note")]))
             final = publish(store, job_dir, spec["medium"], spec["version"], job_id, task.save)
             # a preference tune's late rewards stay with its version, for History's words (runner.late_rewards)
-            rewards = late_rewards(read_progress(job_dir), result.get("good_step"))
+            rewards = late_rewards(rows, result.get("good_step"))
             metrics = {"loss": result["loss"], **({"rewards": rewards} if rewards else {})}
             with store.transaction():  # the version and its round appear together
                 store.add_version(Version(medium=spec["medium"], name=spec["version"], parent=spec["parent"],

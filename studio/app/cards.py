@@ -322,9 +322,10 @@ def rewards_words(rewards: dict[str, float]) -> str:
             return "about as likely"
         return "more likely" if value > 0 else "less likely"
 
-    line = (f"Compared with the version it started from, what you kept is now {likely(kept)} and what you dropped "
+    kept_words = likely(kept)
+    line = (f"Compared with the version it started from, what you kept is now {kept_words} and what you dropped "
             f"{likely(dropped)}.")
-    if likely(kept).startswith("less") and dropped < kept:
+    if kept_words == "less likely" and dropped < kept:
         line += " It learned what to avoid more than what you want."
     return line
 
