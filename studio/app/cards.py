@@ -316,9 +316,11 @@ def rewards_words(rewards: dict[str, float]) -> str:
     if kept is None or dropped is None:
         return ""
     scale = max(abs(kept), abs(dropped))
+    if scale == 0:  # both under the log's 3 places (a short tune)
+        return "Compared with the version it started from, the tune has hardly moved what you kept or dropped."
 
     def likely(value: float) -> str:
-        if scale == 0 or abs(value) < 0.1 * scale:
+        if abs(value) < 0.1 * scale:
             return "about as likely"
         return "more likely" if value > 0 else "less likely"
 

@@ -42,6 +42,7 @@ def test_a_done_preference_tune_says_in_words_what_became_more_and_less_likely()
     assert displaced.endswith("It learned what to avoid more than what you want.")
     assert "kept is now about as likely and" in rewards_words({"kept_reward": -0.001, "dropped_reward": -0.044})
     assert rewards_words({"kept_reward": 1.0}) == ""  # a side missing: nothing said
+    assert "hardly moved" in rewards_words({"kept_reward": 0.0, "dropped_reward": -0.0})  # a 2-step tune
     info = {"version": "v1", "status": "done", "step": 8, "steps": 8, "loss": 0.1, "seconds_left": None,
             "result": {"seconds": 3}, "message": None, "rewards": {"kept_reward": 2.0, "dropped_reward": -3.0}}
     assert "what you kept is now more likely" in _status_html(info)
