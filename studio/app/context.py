@@ -164,6 +164,16 @@ def from_widget(value: Any, field: FieldInfo) -> Any:
     return value
 
 
+def whole(value: Any, what: str) -> int | None:
+    """A page box's number as a whole number (empty: None), or one sentence: the boxes keep what was typed
+    (no rounding in the browser), so 1.5 candidates is said, not made 2."""
+    if value is None or value == "":
+        return None
+    if not math.isfinite(float(value)) or float(value) != int(value):
+        raise StudioError(f"The {what} must be a whole number, not {value:g}.")
+    return int(value)
+
+
 def friendly(fn: Callable) -> Callable:
     """A StudioError becomes a Gradio error toast with its one sentence (never a traceback)."""
     @functools.wraps(fn)
@@ -186,8 +196,7 @@ def param_widget(field: FieldInfo) -> Any:
     if field.kind in ("int", "float"):
         low = field.spec.min if field.spec.min is not None else field.spec.above
         high = field.spec.max if field.spec.max is not None else field.spec.below
-        return gr.Number(value=field.default, label=label, info=info, precision=0 if field.kind == "int" else None,
-                         minimum=low, maximum=high, min_width=140)
+        return gr.Number(value=field.default, label=label, info=info, minimum=low, maximum=high, min_width=140)
     if field.kind == "list":
         return gr.Textbox(value="\n".join(field.default or []), label=label, info=info + " One a line.",
                           lines=2, min_width=140)

@@ -19,7 +19,7 @@ import gradio as gr
 from .. import presets
 from ..errors import StudioError
 from . import cards
-from .context import VIEW, VIEW_INPUTS, TabContext, friendly, param_widget, to_widget
+from .context import VIEW, VIEW_INPUTS, TabContext, friendly, param_widget, to_widget, whole
 
 MAX_SEED = 2**31 - 1024  # a random seed leaves room for seed + n
 # generates of one tab run side by side into the engine, which joins those sharing a model call (studio.coalesce)
@@ -40,9 +40,9 @@ def build(ctx: TabContext) -> None:
         gr.Markdown(ctx.medium.prompt_help, elem_classes=["prompt-help"])
     ctx["prompt_warning"] = gr.Markdown("", elem_classes=["prompt-warning"])
     with gr.Row():
-        ctx["n"] = gr.Number(label="Candidates", value=8, precision=0, minimum=1, maximum=512,
+        ctx["n"] = gr.Number(label="Candidates", value=8, minimum=1, maximum=512,
                              elem_classes=["count"], min_width=100)
-        ctx["seed"] = gr.Number(label="First seed", value=0, precision=0, minimum=0, elem_classes=["seed"],
+        ctx["seed"] = gr.Number(label="First seed", value=0, minimum=0, elem_classes=["seed"],
                                 min_width=100)
     with gr.Row():
         ctx["version"] = gr.Dropdown(label="Generate with version", choices=studio.versions(name), value="base",
@@ -156,8 +156,8 @@ def wire(ctx: TabContext) -> None:
     def generate(values: dict[str, Any], progress=gr.Progress()) -> dict[str, Any]:
         params = ctx.params(values)
         specs, options = ctx.scoring(values)
-        n = int(values["n"] or 0)
-        seed = secrets.randbelow(MAX_SEED) if values["random_seed"] else int(values["seed"] or 0)
+        n = whole(values["n"], "number of candidates") or 0
+        seed = secrets.randbelow(MAX_SEED) if values["random_seed"] else whole(values["seed"], "first seed") or 0
         version = values["version"] or "base"
         started = [time.monotonic()]  # when its own model call started (after any wait)
         progress((0, n), desc=f"Making {n} candidates", unit="candidates")

@@ -13,11 +13,10 @@ import gradio as gr
 
 from .. import runner
 from ..engine import steps_for_passes
-from ..errors import StudioError
 from ..medium import Candidate
 from ..store import DEFAULT_SERIES
 from . import cards, plots
-from .context import PICKERS, TabContext, event_value, friendly
+from .context import PICKERS, TabContext, event_value, friendly, whole
 
 POLL_SECONDS = 1.0
 START_CHOICES = [("the version you work with", "version"), ("the base, on everything kept", "base")]
@@ -38,11 +37,11 @@ def build(ctx: TabContext) -> None:
     # what the next fine-tune learns from, with an Un-keep per candidate (a click event of this component)
     ctx["kept_strip"] = gr.HTML("", js_on_load=STRIP_JS, elem_classes=["kept-strip"])
     with gr.Row():
-        ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, precision=0, minimum=steps.spec.min,
+        ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, minimum=steps.spec.min,
                                       maximum=steps.spec.max, elem_classes=["tune-steps"], min_width=160,
                                       info=(f"Empty: {passes:g} passes over the kept set, so the "
                                             "steps follow its size. More steps learn more (and copy more)."))
-        ctx["tune_rank"] = gr.Number(label=rank.label, value=rank.default, precision=0, minimum=rank.spec.min,
+        ctx["tune_rank"] = gr.Number(label=rank.label, value=rank.default, minimum=rank.spec.min,
                                      maximum=rank.spec.max, info="Bigger can learn more detail (and copy more).",
                                      min_width=160)
         ctx["tune_lr"] = gr.Number(label=lr.label, value=lr.default, min_width=160,
@@ -72,7 +71,8 @@ def wire(ctx: TabContext) -> None:
     def start(values: dict[str, Any]) -> dict[str, Any]:
         extra = values["tune_extra"]
         settings = dict(extra) if isinstance(extra, dict) else {}
-        steps, rank, lr = _int(values["tune_steps"], "steps"), _int(values["tune_rank"], "rank"), values["tune_lr"]
+        steps, rank = whole(values["tune_steps"], "tune steps"), whole(values["tune_rank"], "tune rank")
+        lr = values["tune_lr"]
         start_from = _start(values["tune_start"], values["version"])
         studio.start_tune(name, start_from, steps=steps, rank=rank,
                           lr=float(lr) if lr is not None else None, settings=settings)
@@ -220,10 +220,3 @@ def _status_html(info: dict[str, Any] | None) -> str:
     return (f'<div class="tune-state" data-status="{html.escape(status)}">{" · ".join(parts)}'
             f'<br><progress value="{step}" max="{max(steps, 1)}" style="width:100%"></progress>{message}</div>')
 
-
-def _int(value: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    if float(value) != int(value):
-        raise StudioError(f"The tune {what} must be a whole number, not {value}.")
-    return int(value)
