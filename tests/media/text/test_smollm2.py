@@ -42,3 +42,17 @@ def test_haiku_about_the_first_snow_is_english_about_snow(smollm2, monkeypatch):
     texts = [g.text for g in medium.generate(handle, "a haiku about the first snow", list(range(4)), params)]
     assert sum(bool(re.search(r"snow|winter", t, re.IGNORECASE)) for t in texts) >= 2, texts
     assert sum(english_share(t) for t in texts) / len(texts) > 0.8, texts
+
+
+def test_the_haiku_preset_ends_at_the_poem_not_the_models_comment_on_it(smollm2, monkeypatch):
+    """Seed 0 writes four lines, a blank line and "This haiku captures ...": the preset ends at the blank line."""
+    from studio import presets
+
+    monkeypatch.delenv("STUDIO_TEXT_MODEL")
+    medium, handle = smollm2
+    preset = presets.load("text", "haiku")
+    params = medium.validate_params(dict(preset.params))
+    poem = medium.generate(handle, preset.render_prompt(), [0], params)[0].text
+    loose = medium.generate(handle, preset.render_prompt(), [0], {**params, "stop": []})[0].text
+    assert "\n\n" in loose and poem == loose[:loose.index("\n\n")].rstrip(), (poem, loose)
+    assert "\n\n" not in poem and poem.count("\n") >= 2  # the poem's own lines stay
