@@ -39,13 +39,14 @@ class Spec:
     above: float | None = None  # exclusive lower bound
     below: float | None = None  # exclusive upper bound
     choices: tuple[Any, ...] | None = None
+    escapes: bool = False  # a list whose items may hold line breaks: the page writes them as \n (and \ as \\)
 
 
 def setting(default: Any, help: str, *, label: str | None = None, min: float | None = None,
             max: float | None = None, above: float | None = None, below: float | None = None,
-            choices: tuple[Any, ...] | None = None) -> Any:
+            choices: tuple[Any, ...] | None = None, escapes: bool = False) -> Any:
     """A dataclass field with its one-line help and range (lists get a fresh copy per instance)."""
-    spec = Spec(help, label, min, max, above, below, tuple(choices) if choices is not None else None)
+    spec = Spec(help, label, min, max, above, below, tuple(choices) if choices is not None else None, escapes)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata={_SPEC: spec})
     return dataclasses.field(default=default, metadata={_SPEC: spec})

@@ -150,15 +150,28 @@ def weight(name: str, value: Any) -> float:
     return number
 
 
+ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t"}  # what a line of a list box cannot hold, written out
+UNESCAPES = {v[1]: k for k, v in ESCAPES.items()}
+
+
 def to_widget(value: Any, field: FieldInfo) -> Any:
-    """A setting's value as its widget shows it (a list as lines)."""
-    return "\n".join(value or []) if field.kind == "list" else value
+    """A setting's value as its widget shows it: a list one item a line, with an item's own line break written
+    \\n where the setting allows them (a text's stop at a blank line is "\\n\\n")."""
+    if field.kind != "list":
+        return value
+    items = value or []
+    if field.spec.escapes:
+        items = ["".join(ESCAPES.get(ch, ch) for ch in item) for item in items]
+    return "\n".join(items)
 
 
 def from_widget(value: Any, field: FieldInfo) -> Any:
     """A widget's value as its setting takes it: a list from its lines, empty as None where allowed."""
     if field.kind == "list":
-        return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+        lines = [line.strip() for line in str(value or "").splitlines() if line.strip()]
+        if field.spec.escapes:  # \n, \t and \\ back to what they stand for; any other backslash stays
+            lines = [re.sub(r"\\([\\nt])", lambda m: UNESCAPES[m.group(1)], line) for line in lines]
+        return lines
     if value is None or value == "":
         return None if field.optional else value
     return value
@@ -198,7 +211,8 @@ def param_widget(field: FieldInfo) -> Any:
         high = field.spec.max if field.spec.max is not None else field.spec.below
         return gr.Number(value=field.default, label=label, info=info, minimum=low, maximum=high, min_width=140)
     if field.kind == "list":
-        return gr.Textbox(value="\n".join(field.default or []), label=label, info=info + " One a line.",
+        lines = " One a line; \\n is a line break." if field.spec.escapes else " One a line."
+        return gr.Textbox(value=to_widget(field.default, field), label=label, info=info + lines,
                           lines=2, min_width=140)
     return gr.Textbox(value="" if field.default is None else str(field.default), label=label, info=info,
                       min_width=140)

@@ -81,13 +81,15 @@ def details(card: dict[str, Any]) -> dict[str, Any]:
 
 def setting_words(value: Any) -> str:
     """A generation setting as the large view says it: "none" for nothing, "yes"/"no", a list by commas
-    (never "[]" or "false")."""
+    (never "[]" or "false"), a line break as \\n (a stop at a blank line reads "\\n\\n", not nothing)."""
     if value is None or value == "" or value == [] or value == {}:
         return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(setting_words(v) for v in value)
+    if isinstance(value, str):
+        return value.replace("\n", "\\n").replace("\t", "\\t")
     return f"{value:g}" if isinstance(value, float) else str(value)  # 8, not 8.0
 
 

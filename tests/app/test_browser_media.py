@@ -120,6 +120,8 @@ def test_real_medium_through_the_page(served, medium):
         flow.tab.get_by_text("Scorers: how candidates are scored", exact=True).click()
         assert flow.tab.locator(".scorer-syllables input[type=number]").first.input_value() == "2"
         flow.tab.get_by_text("Scorers: how candidates are scored", exact=True).click()
+        # the preset's stop at a blank line reached the model through the page's lines box (it came back empty)
+        assert all(c.params.get("stop") == ["\n\n"] for c in studio.store.candidates("text", ids=ids))
 
     # the steps follow the kept set unless the artist types a number: the field starts empty and says so
     flow.step("2 · Fine-tune")

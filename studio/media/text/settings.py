@@ -30,7 +30,8 @@ class TextGenerate(Settings):
                                   max=10**9, label="Longest text (tokens)")
     min_new_tokens: int = setting(0, "the shortest a text may be, in tokens", min=0, max=10**9,
                                   label="Shortest text (tokens)")
-    stop: list[str] = setting([], "texts end at any of these (not included)", label="End the text at")
+    stop: list[str] = setting([], "texts end at any of these (not included)", label="End the text at",
+                              escapes=True)
 
     def check(self, owner: str) -> None:
         if self.min_new_tokens > self.max_new_tokens:
