@@ -77,6 +77,13 @@ class TextTune(PreferenceTune):
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1)
     kept_floor: float = kept_floor_setting(0.0, "text")
+    # a text's reward summed over its tokens favours whichever length the keeps have: the topic artist's keeps are
+    # short, and the tuned poems shrank to "The first snow." (docs/objectives.md, "Text: whose copies a second
+    # round's are"); the mean over its tokens weighs a long text and a short one alike (SimPO, Meng et al. 2024)
+    rewards: str = setting("summed", "kto / dpo: a text's reward is the sum of its tokens' log-prob ratios "
+                                     "(summed), or their mean (per_token: long and short texts weigh alike; "
+                                     "beta then acts per token, so about 20 times the summed one moves as far on "
+                                     "a short poem)", choices=("summed", "per_token"), label="Reward of a text")
     # the tuned version never writes 5 tokens (about 4 words) in a row of a text it learned: on the built-in protocol
     # (seeds 26-31, both rounds) 145 of 216 checks against 130, copies 0.003 against 0.151 (docs/objectives.md,
     # "Text: a tuned version that does not recite")
@@ -94,6 +101,8 @@ class TextTune(PreferenceTune):
 
     def check(self, owner: str) -> None:
         super().check(owner)
+        if self.rewards != "summed" and self.objective == "sft":
+            raise StudioError("rewards acts on kto's and dpo's rewards; set it to summed, or objective to kto or dpo.")
         if self.objective != "sft" and self.anchor > 0:
             raise StudioError(f"The {self.objective} objective is anchored to the starting model already; "
                               "set anchor to 0, or objective to sft.")

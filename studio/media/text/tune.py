@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from ...errors import StudioError
 from ...preference import PreferenceBatches, sequence_log_probs, tune_beta
 from ...training import batch_rows, trial_groups
-from .loss import (anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
+from .loss import (IGNORE, anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
                    summed_log_probs, varlen_attention_available)
 from . import guard
 from .model import TextHandle
@@ -87,6 +87,7 @@ class TextTuneTask:
         # with no drops given a preference objective has nothing to learn away from: the kept set alone, as the
         # engine's tune says in its note
         self.objective = settings["objective"] if dropped_pairs else "sft"
+        self.per_token = settings["rewards"] == "per_token"  # kto / dpo: a text's mean log-prob ratio, not its sum
         # a preference objective scores each candidate whole: one per row, never packed
         self.packing = settings["packing"] if self.objective == "sft" else "padded"
         if self.packing == "packed" and varlen_attention_available(handle.device, handle.model.dtype):
@@ -168,10 +169,16 @@ class TextTuneTask:
         return values.detach().cpu()
 
     def sequence_log_probs(self, rows: Any) -> Any:
-        """Per row, the tune's summed log-prob of the candidate's tokens (a preference objective's log pi)."""
+        """Per row, the tune's log-prob of the candidate's counted tokens (a preference objective's log pi):
+        summed, or with ``rewards`` per_token their mean."""
+        labels = self.labels[rows]
         if self.split is not None:
-            return summed_log_probs(self.hidden(rows), self.split[1], self.labels[rows])
-        return sequence_log_probs(self.logits(rows), self.labels[rows])
+            values = summed_log_probs(self.hidden(rows), self.split[1], labels)
+        else:
+            values = sequence_log_probs(self.logits(rows), labels)
+        if self.per_token:
+            values = values / (labels[:, 1:] != IGNORE).sum(dim=1).clamp(min=1).to(values.device, values.dtype)
+        return values
 
     def parameters(self) -> list[Any]:
         return [p for p in self.handle.model.parameters() if p.requires_grad]

@@ -119,3 +119,22 @@ def test_the_kept_floor_reaches_the_tunes_loss_and_needs_kto_or_dpo(medium, tiny
                             dropped=dropped).preference.kept_floor == 0.0  # off by default
     with pytest.raises(StudioError, match="kept_floor"):
         medium.tune_task(handle, kept, {**settings, "objective": "sft"}, None)
+
+
+def test_per_token_rewards_are_the_summed_log_probs_over_each_texts_counted_tokens(medium, tiny_llama,
+                                                                                  make_candidates):
+    from studio.errors import StudioError
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    kept = make_candidates("a sea poem", KEPT, "k")
+    dropped = make_candidates("a sea poem", DROPPED, "d")
+    summed = medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "dpo"}, None, dropped=dropped)
+    mean = medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "dpo", "rewards": "per_token"}, None,
+                            dropped=dropped)
+    counts = (summed.labels[:, 1:] != -100).sum(dim=1)
+    assert len(set(counts.tolist())) > 1  # texts of different lengths: the two rewards differ in more than scale
+    assert _log_probs(mean).tolist() == pytest.approx((_log_probs(summed) / counts).tolist(), abs=1e-4)
+    assert mean.preference.reference.tolist() == pytest.approx(_log_probs(mean).tolist(), abs=1e-4)
+    assert medium.tune_defaults["rewards"] == "summed"
+    with pytest.raises(StudioError, match="rewards"):
+        medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "sft", "rewards": "per_token"}, None)
