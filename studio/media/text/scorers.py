@@ -3,7 +3,8 @@
 style        semantic similarity (MiniLM) to ``options['style']``, to ``options['exemplars']``
              (the closest one), or else to the candidate's own prompt
 topic        about the prompt's subject ("a haiku about the first snow" -> "the first snow"):
-             MiniLM similarity mapped from [low, high] to [0, 1]
+             MiniLM similarity mapped from [low, high] to [0, 1], in full once the text says
+             ``own_words`` (3) words of its own beyond the subject's (the subject said back scores 0)
 syllables    syllables per line against a pattern ("5-7-5"), by the CMU Pronouncing Dictionary
 metre        stress on the beats of a metre (iambic, trochaic, ...), optionally so many feet a line
 rhyme        the line endings that a rhyme scheme ("AABB", "ABAB", "ABCB") pairs do rhyme
@@ -25,7 +26,9 @@ from ...errors import StudioError
 from ...medium import Candidate, ScoringContext
 from . import verse
 from .embedding import candidate_text, embed_texts
+from .language import ENGLISH
 
+OWN_WORDS = 3  # topic: the words of its own a text needs for full credit (options["own_words"])
 CONSTRAINT_KEYS = ("min_words", "max_words", "min_lines", "max_lines", "syllables", "must", "must_not", "regex")
 
 
@@ -166,12 +169,28 @@ def prompt_subject(prompt: str) -> str:
     return prompt.strip()
 
 
+# words that say nothing of their own: a text made of the subject and these says the subject back
+SMALL_WORDS = ENGLISH | set("i me we us you he him she they them was were been being am has have had do does did "
+                            "will would can could shall should may might must so if then than there here all only "
+                            "one some such no nor just too also into over under up down out when where what which "
+                            "who how like".split())
+
+
+def own_words(text: str, subject: str) -> int:
+    """How many words a text says beyond its subject's: its distinct words that are neither the subject's nor
+    SMALL_WORDS ("The first snow is the first snow." has none for "the first snow")."""
+    said = set(re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", subject.lower()))
+    return len(set(re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text.lower())) - said - SMALL_WORDS)
+
+
 def topic(ctx: ScoringContext):
-    """Rewards text about the prompt's subject (or options['topic']), by sentence-embedding similarity."""
-    options = _options(ctx, "topic", ("topic", "low", "high"))
+    """Rewards text about the prompt's subject (or options['topic']), by sentence-embedding similarity, at full
+    credit once it says ``own_words`` words of its own (a text that only says its subject back is not about it)."""
+    options = _options(ctx, "topic", ("topic", "low", "high", "own_words"))
     low, high = float(options.get("low", 0.2)), float(options.get("high", 0.7))
     if not -1 <= low < high <= 1:
         raise StudioError(f"The topic options need -1 <= low < high <= 1, not low={low}, high={high}.")
+    needed = _whole(options, "own_words", "topic") if "own_words" in options else OWN_WORDS
     fixed = options.get("topic")
     if fixed is not None and (not isinstance(fixed, str) or not fixed.strip()):
         raise StudioError("The topic option 'topic' must be a non-empty text.")
@@ -180,8 +199,10 @@ def topic(ctx: ScoringContext):
         if not candidates:
             return []
         subjects = [fixed or prompt_subject(c.prompt) for c in candidates]
-        similarity = (embed_texts([candidate_text(c) for c in candidates]) * embed_texts(subjects)).sum(axis=1)
-        return _clip((similarity - low) / (high - low))
+        texts = [candidate_text(c) for c in candidates]
+        similarity = (embed_texts(texts) * embed_texts(subjects)).sum(axis=1)
+        said = [min(1.0, own_words(t, s) / needed) if needed else 1.0 for t, s in zip(texts, subjects)]
+        return [v * share for v, share in zip(_clip((similarity - low) / (high - low)), said)]
 
     return score
 

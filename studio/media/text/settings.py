@@ -81,9 +81,9 @@ class TextTune(PreferenceTune):
     # short, and the tuned poems shrank to "The first snow." (docs/objectives.md, "Text: whose copies a second
     # round's are"); the mean over its tokens weighs a long text and a short one alike (SimPO, Meng et al. 2024)
     rewards: str = setting("summed", "kto / dpo: a text's reward is the sum of its tokens' log-prob ratios "
-                                     "(summed), or their mean (per_token: long and short texts weigh alike; "
-                                     "beta then acts per token, so about 20 times the summed one moves as far on "
-                                     "a short poem)", choices=("summed", "per_token"), label="Reward of a text")
+                                     "(summed), or their mean (per_token: long and short texts weigh alike; a "
+                                     "per-token beta of the summed one times the texts' length in tokens starts as "
+                                     "hard)", choices=("summed", "per_token"), label="Reward of a text")
     # the tuned version never writes 5 tokens (about 4 words) in a row of a text it learned: on the built-in protocol
     # (seeds 26-31, both rounds) 145 of 216 checks against 130, copies 0.003 against 0.151 (docs/objectives.md,
     # "Text: a tuned version that does not recite")

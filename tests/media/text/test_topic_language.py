@@ -38,6 +38,26 @@ def test_topic_scorer_prefers_text_about_the_subject(medium, make_candidates):
                                                  options={"low": 0.5, "high": 0.2}))
 
 
+def test_topic_gives_no_credit_for_the_subject_said_back(medium, make_candidates):
+    from studio.media.text.scorers import own_words
+
+    assert own_words("The first snow is the first snow.", "the first snow") == 0
+    assert own_words("The first snow melted.", "the first snow") == 1
+    assert own_words("white flakes settle on the quiet winter field", "the first snow") == 6
+    cands = make_candidates("a haiku about the first snow", ["The first snow.", "The first snow is the first snow.",
+                                                              "The first snow melted.",
+                                                              "the first snow settles on the quiet field"])
+    back, again, melted, field = medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[]))(
+        cands)
+    assert back == 0.0 and again == 0.0 and 0 < melted < field
+    plain = medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[],
+                                                     options={"own_words": 0}))(cands)
+    assert plain[0] == 1.0  # off: the similarity alone, where the subject said back is as close as a text can be
+    assert plain[3] == pytest.approx(field)  # three words of its own or more: the similarity in full
+    with pytest.raises(StudioError, match="own_words"):
+        medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[], options={"own_words": 1.5}))
+
+
 @pytest.mark.parametrize("prompt, language", [
     ("关于初雪的俳句", "Chinese"), ("初雪の俳句", "Japanese"), ("첫눈에 대한 하이쿠", "Korean"),
     ("хайку о первом снеге", "Russian or another Cyrillic-script language"),
