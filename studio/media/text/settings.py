@@ -77,9 +77,10 @@ class TextTune(PreferenceTune):
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1)
     kept_floor: float = kept_floor_setting(0.0, "text")
-    # a text's reward summed over its tokens favours whichever length the keeps have: the topic artist's keeps are
-    # short, and the tuned poems shrank to "The first snow." (docs/objectives.md, "Text: whose copies a second
-    # round's are"); the mean over its tokens weighs a long text and a short one alike (SimPO, Meng et al. 2024)
+    # summed over its tokens a text's reward favours the keeps' length; the mean weighs a long text and a short one
+    # alike (SimPO, Meng et al. 2024).  Screened at beta 10 and 30 per token on seeds 32-34, it made the topic
+    # artist's collapse into its short keeps worse, so summed stays (docs/objectives.md, "Text: whose copies a
+    # second round's are")
     rewards: str = setting("summed", "kto / dpo: a text's reward is the sum of its tokens' log-prob ratios "
                                      "(summed), or their mean (per_token: long and short texts weigh alike; a "
                                      "per-token beta of the summed one times the texts' length in tokens starts as "
