@@ -179,8 +179,7 @@ SMALL_WORDS = ENGLISH | set("i me we us you he him she they them was were been b
 def own_words(text: str, subject: str) -> int:
     """How many words a text says beyond its subject's: its distinct words that are neither the subject's nor
     SMALL_WORDS ("The first snow is the first snow." has none for "the first snow")."""
-    said = set(re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", subject.lower()))
-    return len(set(re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text.lower())) - said - SMALL_WORDS)
+    return len(set(verse.words(text)) - set(verse.words(subject)) - SMALL_WORDS)
 
 
 def topic(ctx: ScoringContext):
