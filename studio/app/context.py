@@ -101,7 +101,8 @@ class TabContext:
     def params(self, values: dict[str, Any]) -> dict[str, Any]:
         """The medium's settings from the named widgets (``param.NAME``), checked by its typed settings."""
         fields = {f.name: f for f in self.medium.generate_settings.fields()}
-        out = {name: from_widget(values[f"param.{name}"], fields[name]) for name in self.param_names}
+        out = {name: in_range(from_widget(values[f"param.{name}"], fields[name]), fields[name])
+               for name in self.param_names}
         return self.medium.validate_params(out)
 
     def weights(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -177,14 +178,30 @@ def from_widget(value: Any, field: FieldInfo) -> Any:
     return value
 
 
-def whole(value: Any, what: str) -> int | None:
+def whole(value: Any, what: str, low: int | None = None, high: int | None = None) -> int | None:
     """A page box's number as a whole number (empty: None), or one sentence: the boxes keep what was typed
-    (no rounding in the browser), so 1.5 candidates is said, not made 2."""
+    (no rounding in the browser), so 1.5 candidates is said, not made 2; with ``low`` and ``high``, 0 candidates
+    too (in the page's words: Gradio's own bounds check says only "Error", so the boxes carry none)."""
     if value is None or value == "":
         return None
     if not math.isfinite(float(value)) or float(value) != int(value):
         raise StudioError(f"The {what} must be a whole number, not {value:g}.")
+    if low is not None and high is not None and not low <= int(value) <= high:
+        raise StudioError(f"The {what} must be between {low} and {high}, not {int(value)}.")
     return int(value)
+
+
+def in_range(value: Any, field: FieldInfo) -> Any:
+    """A page box's number for a typed setting, checked by the setting's own range but said in the page's words
+    (the box's label, not the setting's name): "Adapter size must be a whole number from 1 to 512, not 0.".
+    The boxes carry no Gradio bounds, whose check runs first and says only "Error"."""
+    if value is None or value == "" or field.kind not in ("int", "float"):
+        return value
+    try:
+        return field.check(value, "page")
+    except StudioError:
+        shown = f"{value:g}" if isinstance(value, (int, float)) else repr(value)
+        raise StudioError(f"{field.label} must be {field.expected()}, not {shown}.") from None
 
 
 def friendly(fn: Callable) -> Callable:
@@ -207,9 +224,7 @@ def param_widget(field: FieldInfo) -> Any:
     if field.kind == "bool":
         return gr.Checkbox(value=bool(field.default), label=label, info=info)
     if field.kind in ("int", "float"):
-        low = field.spec.min if field.spec.min is not None else field.spec.above
-        high = field.spec.max if field.spec.max is not None else field.spec.below
-        return gr.Number(value=field.default, label=label, info=info, minimum=low, maximum=high, min_width=140)
+        return gr.Number(value=field.default, label=label, info=info, min_width=140)  # in_range checks it
     if field.kind == "list":
         lines = " One a line; \\n is a line break." if field.spec.escapes else " One a line."
         return gr.Textbox(value=to_widget(field.default, field), label=label, info=info + lines,

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from .. import presets
+from ..engine import MAX_CANDIDATES
 from ..errors import StudioError
 from . import cards
 from .context import VIEW, VIEW_INPUTS, TabContext, friendly, param_widget, to_widget, whole
@@ -40,10 +41,8 @@ def build(ctx: TabContext) -> None:
         gr.Markdown(ctx.medium.prompt_help, elem_classes=["prompt-help"])
     ctx["prompt_warning"] = gr.Markdown("", elem_classes=["prompt-warning"])
     with gr.Row():
-        ctx["n"] = gr.Number(label="Candidates", value=8, minimum=1, maximum=512,
-                             elem_classes=["count"], min_width=100)
-        ctx["seed"] = gr.Number(label="First seed", value=0, minimum=0, elem_classes=["seed"],
-                                min_width=100)
+        ctx["n"] = gr.Number(label="Candidates", value=8, elem_classes=["count"], min_width=100)
+        ctx["seed"] = gr.Number(label="First seed", value=0, elem_classes=["seed"], min_width=100)
     with gr.Row():
         ctx["version"] = gr.Dropdown(label="Generate with version", choices=studio.versions(name), value="base",
                                      elem_classes=["version-picker"], min_width=140)
@@ -156,7 +155,7 @@ def wire(ctx: TabContext) -> None:
     def generate(values: dict[str, Any], progress=gr.Progress()) -> dict[str, Any]:
         params = ctx.params(values)
         specs, options = ctx.scoring(values)
-        n = whole(values["n"], "number of candidates") or 0
+        n = whole(values["n"], "number of candidates", 1, MAX_CANDIDATES) or 0
         seed = secrets.randbelow(MAX_SEED) if values["random_seed"] else whole(values["seed"], "first seed") or 0
         version = values["version"] or "base"
         started = [time.monotonic()]  # when its own model call started (after any wait)

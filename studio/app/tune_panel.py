@@ -16,7 +16,7 @@ from ..engine import steps_for_passes
 from ..medium import Candidate
 from ..store import DEFAULT_SERIES
 from . import cards, plots
-from .context import PICKERS, TabContext, event_value, friendly, whole
+from .context import PICKERS, TabContext, event_value, friendly, in_range
 
 POLL_SECONDS = 1.0
 START_CHOICES = [("the version you work with", "version"), ("the base, on everything kept", "base")]
@@ -37,12 +37,11 @@ def build(ctx: TabContext) -> None:
     # what the next fine-tune learns from, with an Un-keep per candidate (a click event of this component)
     ctx["kept_strip"] = gr.HTML("", js_on_load=STRIP_JS, elem_classes=["kept-strip"])
     with gr.Row():
-        ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, minimum=steps.spec.min,
-                                      maximum=steps.spec.max, elem_classes=["tune-steps"], min_width=160,
+        ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, elem_classes=["tune-steps"], min_width=160,
                                       info=(f"Empty: {passes:g} passes over the kept set, so the "
                                             "steps follow its size. More steps learn more (and copy more)."))
-        ctx["tune_rank"] = gr.Number(label=rank.label, value=rank.default, minimum=rank.spec.min,
-                                     maximum=rank.spec.max, info="Bigger can learn more detail (and copy more).",
+        ctx["tune_rank"] = gr.Number(label=rank.label, value=rank.default, elem_classes=["tune-rank"],
+                                     info="Bigger can learn more detail (and copy more).",
                                      min_width=160)
         ctx["tune_lr"] = gr.Number(label=lr.label, value=lr.default, min_width=160,
                                    info="How big each learning step is.")
@@ -66,13 +65,13 @@ def build(ctx: TabContext) -> None:
 
 def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
+    fields = {f.name: f for f in ctx.medium.tune_settings.fields()}
 
     @friendly
     def start(values: dict[str, Any]) -> dict[str, Any]:
         extra = values["tune_extra"]
         settings = dict(extra) if isinstance(extra, dict) else {}
-        steps, rank = whole(values["tune_steps"], "tune steps"), whole(values["tune_rank"], "tune rank")
-        lr = values["tune_lr"]
+        steps, rank, lr = (in_range(values[f"tune_{key}"], fields[key]) for key in ("steps", "rank", "lr"))
         start_from = _start(values["tune_start"], values["version"])
         studio.start_tune(name, start_from, steps=steps, rank=rank,
                           lr=float(lr) if lr is not None else None, settings=settings)

@@ -54,19 +54,26 @@ def test_after_a_generate_error_the_old_batch_stays_and_generate_works(app):
         assert "Making" not in flow.tab.locator(".gallery-box .gallery").first.inner_text()
 
 
-def test_a_fraction_in_a_whole_number_box_is_said_not_rounded(app):
-    """Gradio's whole-number boxes rounded 1.5 candidates to 2 (and Steps 1.5 to 2) before the studio saw it."""
+def test_a_fraction_or_a_number_out_of_range_is_said_not_rounded(app):
+    """Gradio's whole-number boxes rounded 1.5 candidates to 2 (and Steps 1.5 to 2) before the studio saw it, and
+    its minimum/maximum check showed a bare "Error" badge for 0 candidates (and 0 in Adapter size)."""
     with chromium() as browser:
         flow = open_tab(browser, app.local_url, "fake")
         ids = flow.generate(3, prompt="a colour")
-        flow.fill_number(".count", 1.5)
-        flow.tab.locator(".generate-btn").click()
-        wait_until("the fraction in one sentence",
-                   lambda: "The number of candidates must be a whole number, not 1.5." in error_toast(flow.page), 60)
-        wait_until("Generate enabled again", lambda: flow.tab.locator(".generate-btn").is_enabled()
-                   and flow.tab.locator(".generate-btn").inner_text() == "Generate", 30)
-        assert sorted(flow.decisions()) == sorted(ids)  # nothing made: the old batch stays
-        assert flow.tab.locator(".count input[type=number]").first.input_value() == "1.5"  # the box keeps what was typed
+        for typed, sentence in ((1.5, "The number of candidates must be a whole number, not 1.5."),
+                                (0, "The number of candidates must be between 1 and 512, not 0.")):
+            flow.fill_number(".count", typed)
+            flow.tab.locator(".generate-btn").click()
+            wait_until(f"{typed} candidates in one sentence", lambda: sentence in error_toast(flow.page), 60)
+            wait_until("Generate enabled again", lambda: flow.tab.locator(".generate-btn").is_enabled()
+                       and flow.tab.locator(".generate-btn").inner_text() == "Generate", 30)
+            assert sorted(flow.decisions()) == sorted(ids)  # nothing made: the old batch stays
+            assert flow.tab.locator(".count input[type=number]").first.input_value() == str(typed)  # as typed
+        flow.step("2 · Fine-tune")
+        flow.fill_number(".tune-rank", 0)
+        flow.tab.locator(".tune-btn").click()  # the fake's rank has no label of its own: "Rank"
+        wait_until("the rank by its label",
+                   lambda: "Rank must be a whole number from 1 to 512, not 0." in error_toast(flow.page), 60)
 
 
 @pytest.fixture

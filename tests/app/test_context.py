@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 import pytest
 
-from studio.app.context import whole
+from studio.app.context import in_range, whole
 from studio.engine import Studio
 from studio.errors import StudioError
 
@@ -16,6 +16,21 @@ def test_a_whole_number_box_takes_whole_numbers_and_says_a_fraction():
         whole(1.5, "tune steps")
     with pytest.raises(StudioError, match="must be a whole number, not inf"):
         whole(float("inf"), "number of candidates")
+    assert whole(512, "number of candidates", 1, 512) == 512
+    with pytest.raises(StudioError, match=r"^The number of candidates must be between 1 and 512, not 0\.$"):
+        whole(0, "number of candidates", 1, 512)
+
+
+def test_a_setting_box_out_of_range_is_said_with_its_label():
+    """Gradio's minimum/maximum said only "Error" for 0 in Adapter size: the studio says it by the box's label."""
+    from studio.settings import TuneSettings
+
+    fields = {f.name: f for f in TuneSettings.fields()}
+    assert in_range(8.0, fields["rank"]) == 8 and in_range(None, fields["steps"]) is None
+    with pytest.raises(StudioError, match=r"^Adapter size must be a whole number from 1 to 512, not 0\.$"):
+        in_range(0, fields["rank"])
+    with pytest.raises(StudioError, match=r"^Learning rate must be a number above 0 and below 1, not 2\.$"):
+        in_range(2, fields["lr"])
 
 
 def test_no_box_on_a_tab_rounds_what_was_typed(workspace, fake):
@@ -27,6 +42,8 @@ def test_no_box_on_a_tab_rounds_what_was_typed(workspace, fake):
     boxes = [block for block in page.blocks.values() if isinstance(block, gr.Number)]
     assert len(boxes) >= 6  # candidates, seed, steps, rank, learning rate, compare's two, the settings' own
     assert [box.label for box in boxes if box.precision is not None] == []
+    # nor stops it with a bare "Error": Gradio's bounds check runs before the studio's sentence
+    assert [box.label for box in boxes if box.minimum is not None or box.maximum is not None] == []
     assert boxes[0].preprocess(1.5) == 1.5  # reaches the handler as typed, which says it in one sentence
 
 
