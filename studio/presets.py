@@ -39,10 +39,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .engine import MAX_CANDIDATES
 from .errors import StudioError
 
 KNOWN_KEYS = {"description", "prompt", "subject", "n", "seed", "params", "scorers", "rule", "tune"}
-MAX_N = 512  # the engine's batch limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,8 +135,8 @@ def parse(medium: str, name: str, data: dict[str, Any], source: str = "preset") 
     if not prompt:
         raise StudioError(f"The preset {source} needs a prompt.")
     n = data.get("n", 8)
-    if not _is_int(n) or not 1 <= n <= MAX_N:
-        raise StudioError(f"The preset {source} has n = {n!r}; use a whole number from 1 to {MAX_N}.")
+    if not _is_int(n) or not 1 <= n <= MAX_CANDIDATES:
+        raise StudioError(f"The preset {source} has n = {n!r}; use a whole number from 1 to {MAX_CANDIDATES}.")
     seed = data.get("seed", 0)
     if not _is_int(seed) or seed < 0:
         raise StudioError(f"The preset {source} has seed = {seed!r}; use a whole number of 0 or more.")

@@ -224,6 +224,10 @@ class TuneSettings(Settings):
     alpha: float | None = setting(None, "LoRA alpha (the adapter's scale is alpha / rank); empty: the medium's rule",
                                   above=0, max=10_000)
     lr: float = setting(1e-3, "learning rate", above=0, below=1, label="Learning rate")
+    tuned_lr_scale: float = setting(1.0, "the learning rate times this for a tune that starts from a tuned version "
+                                         "(a later round): a gentler step from where the last round left the model; "
+                                         "1: the same rate every round", above=0, max=100,
+                                    label="Later rounds' step (x learning rate)")
     batch_size: int = setting(8, "examples per optimisation step", min=1, max=4096)
     seed: int = setting(0, "the tune's seed (LoRA init, batch order, noise)", min=0, max=2**32 - 1)
     warmup: float = setting(0.05, "share of the steps the learning rate warms up over", min=0, max=1)

@@ -187,6 +187,13 @@ def _unflat(flat, params):
     return out
 
 
+def tune_lr(settings: dict[str, Any], parent_adapter: str | None) -> float:
+    """The learning rate a tune uses: the setting, times ``tuned_lr_scale`` when it starts from a tuned version
+    (``preference.tune_beta``'s twin).  A job stored before the scale existed reads as 1, so it resumes as made."""
+    scale = float(settings.get("tuned_lr_scale", 1.0)) if parent_adapter else 1.0
+    return float(settings["lr"]) * scale
+
+
 def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) -> dict[str, Any]:
     """Train ``task`` for ``settings['steps']`` steps, resuming from the last checkpoint.
 

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import StudioError, os_error_sentence
     from .medium import Version
     from .store import Store
-    from .training import TuneCancelled, log_progress, read_progress, run_tune
+    from .training import TuneCancelled, log_progress, read_progress, run_tune, tune_lr
 
     store = Store(job_dir.parent.parent)  # the workspace holding this job, wherever it now lies
     job_id = spec["job"]
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         if spec.get("dropped"):  # a preference objective's drops (media without one never see them)
             extra["dropped"] = store.candidates(spec["medium"], ids=spec["dropped"])
         task = medium.tune_task(handle, examples, settings, parent_adapter, **extra)
+        settings = {**settings, "lr": tune_lr(settings, parent_adapter)}  # a later round's own step
         if main_process:
-            log_progress(job_dir, event="started", pid=os.getpid())
+            log_progress(job_dir, event="started", pid=os.getpid(), lr=settings["lr"])
         result = run_tune(task, settings, job_dir, accelerator=accelerator)
         if main_process:
             rows = read_progress(job_dir)  # once: the seconds trained and the rewards both come from it

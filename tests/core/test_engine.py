@@ -80,6 +80,21 @@ def test_a_loop_can_tune_each_round_from_the_base_on_everything_kept(workspace, 
         studio.loop("fake", "a colour", tune_from="v1")
 
 
+def test_a_later_round_steps_at_the_learning_rate_times_its_scale(workspace, fake):
+    """tuned_lr_scale: a tune from a tuned version takes a gentler step (the text medium's second round)."""
+    from studio.training import read_progress, tune_lr
+
+    studio = Studio(workspace)
+    studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0, rounds=2, n=16, steps=4,
+                lr=0.01, settings={"tuned_lr_scale": 0.25})
+    started = {}
+    for job in studio.store.jobs("fake"):
+        row = next(r for r in read_progress(studio.store.job_dir(job["id"])) if r["event"] == "started")
+        started[job["version"]] = row["lr"]
+    assert started == {"v1": 0.01, "v2": 0.0025}  # from the base: the rate itself; from v1: a quarter of it
+    assert tune_lr({"lr": 0.01}, "/versions/v1/adapter") == 0.01  # a job stored before the scale: as it was made
+
+
 def test_tune_needs_a_curated_set(workspace, fake):
     studio = Studio(workspace)
     studio.generate("fake", "a colour", n=4)
