@@ -20,7 +20,7 @@ DEFAULT_MODEL = "built-in:smollm2"  # builtin.DEFAULT, named here so importing t
 GRAMMAR_MODEL = "built-in:grammar"  # builtin.GRAMMAR
 # the sampling the grammar model was trained and measured with (its tests' thresholds depend on it); the
 # settings' defaults (settings.py) are SmolLM2's
-GRAMMAR_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "repetition_penalty": 1.1}
+GRAMMAR_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "repetition_penalty": 1.1, "stop": []}
 # its dose: the tiny model moves less per pass than SmolLM2 (the loop test's case lifts at 30 passes, not at
 # SmolLM2's 20; docs/objectives.md, "Text: the dose follows the model")
 # its tokens are a few letters: 5 of them are a word or two, so no copy guard; and kto, the objective its tests'

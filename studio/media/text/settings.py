@@ -30,8 +30,13 @@ class TextGenerate(Settings):
                                   max=10**9, label="Longest text (tokens)")
     min_new_tokens: int = setting(0, "the shortest a text may be, in tokens", min=0, max=10**9,
                                   label="Shortest text (tokens)")
-    stop: list[str] = setting([], "texts end at any of these (not included)", label="End the text at",
-                              escapes=True)
+    # a blank line: SmolLM2 follows a poem with its comment on it ("This haiku captures the essence of ..."), which a
+    # `topic` artist's tune learned (26% -> 1%); ending there met 147 of the built-in protocol's 216 checks against
+    # 138 with no stop, no copy check missed in either (docs/objectives.md, "Text: a text ends at a blank line").
+    # Its cost: a recipe's introduction alone in 4 of 16 ("Here's a simple recipe ...:"); an empty list writes on
+    stop: list[str] = setting(["\n\n"], "texts end at any of these (not included; the default: the first blank "
+                                        "line, empty: only at the model's end or the length limit)",
+                              label="End the text at", escapes=True)
 
     def check(self, owner: str) -> None:
         if self.min_new_tokens > self.max_new_tokens:

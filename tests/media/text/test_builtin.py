@@ -176,9 +176,11 @@ def test_missing_package_is_one_sentence(monkeypatch, tmp_path):
 
 def test_default_model(monkeypatch, medium):
     assert medium.default_model() == "built-in:grammar"  # tests/conftest.py: the fast model
+    assert medium.default_params()["stop"] == []  # measured without a stop (its tests' thresholds)
     monkeypatch.delenv("STUDIO_TEXT_MODEL")
     assert medium.default_model() == "built-in:smollm2"
     assert medium.default_params()["temperature"] == 0.7
+    assert medium.default_params()["stop"] == ["\n\n"]  # SmolLM2's texts end before its comment on them
 
 
 def test_the_dose_follows_the_default_model(monkeypatch, medium):
