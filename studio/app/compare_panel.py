@@ -26,7 +26,8 @@ def build(ctx: TabContext) -> None:
         ctx["compare_after"] = gr.Dropdown(label="After", choices=versions, value=versions[-1], min_width=120,
                                            elem_classes=["compare-after"])
         ctx["compare_n"] = gr.Number(label="Candidates per side", value=4, elem_classes=["compare-n"], min_width=140)
-        ctx["compare_seed"] = gr.Number(label="First seed", value=HELD_OUT_SEED, min_width=140, info="Seeds a tune learned from are skipped.")
+        ctx["compare_seed"] = gr.Number(label="First seed", value=HELD_OUT_SEED, min_width=140,
+                                        info="Seeds a tune learned from are skipped.")
         ctx["compare_strength"] = gr.Slider(label="Tuned style strength", minimum=0.0, maximum=1.5, step=0.05,
                                             value=1.0, min_width=160, elem_classes=["compare-strength"],
                                             info="How strongly the after version's fine-tune is applied (1 = as tuned).")
@@ -46,7 +47,8 @@ def wire(ctx: TabContext) -> None:
     def compare(values: dict[str, Any], progress=gr.Progress()) -> dict[str, Any]:
         params = ctx.params(values)
         specs, options = ctx.scoring(values)
-        n, strength = whole(values["compare_n"], "number of candidates per side", 2, MAX_CANDIDATES) or 0, values["compare_strength"]
+        n = whole(values["compare_n"], "number of candidates per side", 2, MAX_CANDIDATES) or 0
+        strength = values["compare_strength"]
         progress(None, desc=f"Making {n} candidates with each version")
         result = studio.compare(name, after=values["compare_after"], before=values["compare_before"] or "base",
                                 prompt=values["prompt"], n=n, seed=whole(values["compare_seed"], "first seed") or 0,

@@ -37,7 +37,8 @@ def build(ctx: TabContext) -> None:
     # what the next fine-tune learns from, with an Un-keep per candidate (a click event of this component)
     ctx["kept_strip"] = gr.HTML("", js_on_load=STRIP_JS, elem_classes=["kept-strip"])
     with gr.Row():
-        ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, elem_classes=["tune-steps"], min_width=160,
+        ctx["tune_steps"] = gr.Number(label=steps.label, value=steps.default, elem_classes=["tune-steps"],
+                                      min_width=160,
                                       info=(f"Empty: {passes:g} passes over the kept set, so the "
                                             "steps follow its size. More steps learn more (and copy more)."))
         ctx["tune_rank"] = gr.Number(label=rank.label, value=rank.default, elem_classes=["tune-rank"],
