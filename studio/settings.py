@@ -206,6 +206,13 @@ class NoSettings(Settings):
     """A medium with no generation settings."""
 
 
+def tuned_lr_scale_setting(default: float) -> Any:
+    """The ``tuned_lr_scale`` field (``training.tune_lr``), with a medium's measured default (1: the same rate)."""
+    return setting(default, "the learning rate times this for a tune that starts from a tuned version (a later "
+                            "round): a gentler step from where the last round left the model; 1: the same rate "
+                            "every round", above=0, max=100, label="Later rounds' step (x learning rate)")
+
+
 @dataclasses.dataclass
 class TuneSettings(Settings):
     """The shared trainer's settings (``studio.training``); a medium subclasses it to change a
@@ -224,10 +231,7 @@ class TuneSettings(Settings):
     alpha: float | None = setting(None, "LoRA alpha (the adapter's scale is alpha / rank); empty: the medium's rule",
                                   above=0, max=10_000)
     lr: float = setting(1e-3, "learning rate", above=0, below=1, label="Learning rate")
-    tuned_lr_scale: float = setting(1.0, "the learning rate times this for a tune that starts from a tuned version "
-                                         "(a later round): a gentler step from where the last round left the model; "
-                                         "1: the same rate every round", above=0, max=100,
-                                    label="Later rounds' step (x learning rate)")
+    tuned_lr_scale: float = tuned_lr_scale_setting(1.0)
     batch_size: int = setting(8, "examples per optimisation step", min=1, max=4096)
     seed: int = setting(0, "the tune's seed (LoRA init, batch order, noise)", min=0, max=2**32 - 1)
     warmup: float = setting(0.05, "share of the steps the learning rate warms up over", min=0, max=1)
