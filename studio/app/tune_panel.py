@@ -174,6 +174,9 @@ def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base") -> s
                 f"or start from the base.")
     steps = steps_for_passes(defaults["epochs"], len(learns), defaults["batch_size"])
     dose = f" With Steps left empty it makes {defaults['epochs']:g} passes over them ({steps} steps)."
+    scale = defaults.get("tuned_lr_scale", 1.0)
+    if start != "base" and scale != 1:  # training.tune_lr: a later round's own step
+        dose += f" From {start}, a tuned version, each step is {scale:g}x the learning rate."
     where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
     away = ""
     if defaults.get("objective", "sft") != "sft":  # a preference objective also learns from what was dropped

@@ -33,6 +33,20 @@ def test_the_intro_counts_only_the_keeps_a_tuned_version_has_not_learned(workspa
         studio.tune("fake", from_version="v2", settings={"relearn": False})
 
 
+def test_the_intro_says_a_later_rounds_gentler_step(workspace, fake):
+    studio = Studio(workspace)
+    batch = studio.generate("fake", "a colour", n=4)
+    studio.curate("fake", accept=[c.id for c in batch[:2]], reject=[c.id for c in batch[2:]])
+    kept = studio.next_kept_set("fake")
+    defaults = studio.medium("fake").tune_defaults
+    gentle = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
+        tune_defaults={**defaults, "tuned_lr_scale": 0.3}))
+    assert "From v1, a tuned version, each step is 0.3x the learning rate." in _intro(gentle, kept, "v1")
+    assert "learning rate" not in _intro(gentle, kept, "base")  # the first round steps at the rate itself
+    same = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(tune_defaults=defaults))
+    assert "learning rate" not in _intro(same, kept, "v1")
+
+
 def test_a_done_preference_tune_says_in_words_what_became_more_and_less_likely():
     words = rewards_words({"kept_reward": 22.0, "dropped_reward": -35.5})
     assert words == ("Compared with the version it started from, what you kept is now more likely and what you "
