@@ -95,7 +95,8 @@ def wire(ctx: TabContext) -> None:
         if candidate in {c.id for c in studio.next_kept_set(name)}:
             studio.store.set_decisions({candidate: "hand_rejected"})
         kept, saved = studio.next_kept_set(name), ctx.recall()
-        return strip_html(kept), _intro(ctx, kept, _start(saved.get("tune_start"), saved.get("version")))
+        start = _start(saved.get("tune_start"), saved.get("version"))
+        return strip_html(kept, learned_ids(ctx, kept, start), start), _intro(ctx, kept, start)
 
     ctx["kept_strip"].click(unkeep, outputs=[ctx["kept_strip"], ctx["tune_intro"]], queue=False)
 
@@ -113,13 +114,15 @@ def wire(ctx: TabContext) -> None:
                        loss=plots.loss_svg(info["losses"], info["steps"]) if info else plots.loss_svg([], 0))
             seen["progress"] = key
         kept_set = studio.next_kept_set(name)  # once a poll: the intro's count and the strip
-        intro = _intro(ctx, kept_set, _start(values["tune_start"], values["version"]))
+        start = _start(values["tune_start"], values["version"])
+        intro = _intro(ctx, kept_set, start)
         if intro != seen.get("intro"):
             out["tune_intro"] = intro
         seen["intro"] = intro
-        kept = [c.id for c in kept_set]
-        if kept != seen.get("kept"):  # kept or dropped in the Curate step, or another series
-            out["kept_strip"] = strip_html(kept_set)
+        learned = learned_ids(ctx, kept_set, start)
+        kept = [[c.id for c in kept_set], sorted(learned), start if learned else ""]
+        if kept != seen.get("kept"):  # kept or dropped in the Curate step, another series, another start
+            out["kept_strip"] = strip_html(kept_set, learned, start)
         seen["kept"] = kept
         if versions != seen.get("versions"):
             if seen.get("versions") is not None:  # a tune finished while the page was open: follow it
@@ -143,16 +146,23 @@ def selected_version(ctx: TabContext, versions: list[str]) -> str:
     return saved if saved in versions else "base"
 
 
-def strip_html(kept: list[Any]) -> str:
-    """The kept set the next fine-tune learns from, newest first, each with an Un-keep button."""
+def strip_html(kept: list[Any], learned: set[str] = frozenset(), start: str = "") -> str:
+    """The kept set the next fine-tune learns from, newest first, each with an Un-keep button; those the
+    starting version ``start`` learned already (``learned``, which the tune leaves out) dimmed and said."""
     from . import cards, gallery
 
     if not kept:
         return '<div class="kept-strip-empty">Nothing kept yet in this series.</div>'
-    items = "".join(
-        f'<div class="kept-item" data-id="{html.escape(c.id)}">{gallery.media_html(cards.card(c, None))}'
-        f'<button data-unkeep="{html.escape(c.id)}" title="Drop it: the next fine-tune will not learn from it">'
-        f'Un-keep</button></div>' for c in reversed(kept[-STRIP_MAX:]))
+
+    def item(c: Any) -> str:
+        done = c.id in learned
+        note = f'<div class="kept-learned">{html.escape(start)} learned it</div>' if done else ""
+        return (f'<div class="kept-item{" learned" if done else ""}" data-id="{html.escape(c.id)}">'
+                f'{gallery.media_html(cards.card(c, None))}{note}'
+                f'<button data-unkeep="{html.escape(c.id)}" title="Drop it: the next fine-tune will not learn from '
+                f'it">Un-keep</button></div>')
+
+    items = "".join(item(c) for c in reversed(kept[-STRIP_MAX:]))
     more = (f'<div class="kept-more">and {len(kept) - STRIP_MAX} earlier ones</div>'
             if len(kept) > STRIP_MAX else "")
     return f'<div class="kept-items">{items}</div>{more}'
@@ -163,12 +173,21 @@ def _start(choice: str | None, version: str | None) -> str:
     return "base" if choice == "base" else version or "base"
 
 
+def learned_ids(ctx: TabContext, kept: Sequence[Candidate], start: str) -> set[str]:
+    """The kept candidates a tune from ``start`` leaves out because ``start`` learned them (the medium's
+    ``relearn`` off); none when it relearns them or starts from the base."""
+    if ctx.medium.tune_defaults.get("relearn", True):
+        return set()
+    return {c.id for c in kept} - {c.id for c in ctx.studio.not_yet_learned(ctx.name, start, kept)}
+
+
 def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base") -> str:
     series, total = ctx.studio.current_series(ctx.name), len(kept)
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
     defaults = ctx.medium.tune_defaults
-    learns = kept if defaults.get("relearn", True) else ctx.studio.not_yet_learned(ctx.name, start, kept)
+    learned = learned_ids(ctx, kept, start)
+    learns = [c for c in kept if c.id not in learned]
     if not learns:
         return (f"**{start}** has learned all **{total}** kept candidates already: keep some from a batch it made, "
                 f"or start from the base.")
@@ -187,7 +206,8 @@ def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base") -> s
                 "; nothing in their batches is dropped yet, so it learns from the kept ones alone")
     if len(learns) < total:  # what the starting version learned stays in it (the medium's relearn setting)
         what = (f"From **{start}** the fine-tune learns from the **{len(learns)}** of the {total} candidates kept "
-                f"across all rounds{where} that {start} has not learned (below, newest first; **Un-keep** drops one)")
+                f"across all rounds{where} that {start} has not learned (below, newest first, those it learned "
+                f"dimmed; **Un-keep** drops one)")
     else:
         what = (f"The fine-tune learns from the **{total}** candidate{'s' if total != 1 else ''} kept across all "
                 f"rounds{where} (below, newest first; **Un-keep** drops one)")

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from studio.app.cards import rewards_words
-from studio.app.tune_panel import _intro, _status_html
+from studio.app.tune_panel import _intro, _status_html, learned_ids, strip_html
 from studio.engine import Studio
 from studio.errors import NothingToLearn
 
@@ -27,6 +27,11 @@ def test_the_intro_counts_only_the_keeps_a_tuned_version_has_not_learned(workspa
     assert ("From **v1** the fine-tune learns from the **3** of the 5 candidates kept across all rounds that v1 "
             "has not learned") in _intro(new_only, kept, "v1")
     assert "learns from the **5** candidates" in _intro(new_only, kept, "base")  # the base learned none of them
+    learned = learned_ids(new_only, kept, "v1")
+    assert learned == {c.id for c in first[:2]} and learned_ids(relearning, kept, "v1") == set()
+    strip = strip_html(kept, learned, "v1")  # all five, the two v1 learned dimmed and said
+    assert strip.count('class="kept-item"') == 3 and strip.count('class="kept-item learned"') == 2
+    assert strip.count("v1 learned it") == 2 and strip.count("Un-keep</button>") == 5
     studio.tune("fake", from_version="v1", steps=2, settings={"relearn": False})
     assert _intro(new_only, kept, "v2").startswith("**v2** has learned all **5** kept candidates already")
     with pytest.raises(NothingToLearn, match="v2 has learned every kept fake candidate already"):
