@@ -4,7 +4,8 @@ seeds, each counted against round 2's keeps (what v2 learned) and round 1's, wit
     OMP_NUM_THREADS=1 python benchmarks/text_round2_copies.py --scorer topic --seed 33 --round2 '{"lr": 0.0003}'
 
 The simulated artist is eval_suite.py's with ``--builtin`` (keeps the top quarter and drops the bottom quarter by
-the named built-in scorer); each keep is printed with how many other candidates of its own batch copy it (a keep
+the named built-in scorer; with ``--eval`` the eval scorer of that name, eval_suite.py without ``--builtin``, to
+read a suite run's copies, never to choose); each keep is printed with how many other candidates of its own batch copy it (a keep
 the version writes again and again is one of its modes).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=33)
     parser.add_argument("-n", type=int, default=16)
     parser.add_argument("--round2", default="{}", help="tune settings of the second round (JSON)")
+    parser.add_argument("--eval", action="store_true", help="the artist judges with the eval scorer of that name")
     args = parser.parse_args(argv)
 
     from studio.engine import Studio
@@ -32,7 +34,7 @@ def main(argv=None) -> int:
     prompt, n, seed = PROMPTS["text"], args.n, args.seed
     with tempfile.TemporaryDirectory() as ws:
         studio = Studio(ws)
-        judge = artist(studio, "text", args.scorer, True, seed)
+        judge = artist(studio, "text", args.scorer, not args.eval, seed)
         versions, version = [], "base"
         for r, settings in enumerate(({}, json.loads(args.round2))):  # eval_suite.run_one's rounds
             seeds = list(range(1000 * seed + r * n, 1000 * seed + (r + 1) * n))
@@ -57,9 +59,10 @@ def main(argv=None) -> int:
             texts = studio.store.candidates("text", ids=result["after"]["candidates"])
             shares = [float(np.mean(medium.copies(handle, texts, keeps))) for keeps in kept]
             print(f"{v} on held-out seeds: copies of round 1's keeps {shares[0]:.3f}, of round 2's {shares[1]:.3f}")
-            for c, hit in zip(texts, medium.copies(handle, texts, kept[1])):
-                if hit:
-                    print(f"  {candidate_text(c)!r}")
+            for number, keeps in enumerate(kept, 1):
+                for c, hit in zip(texts, medium.copies(handle, texts, keeps)):
+                    if hit:
+                        print(f"  copies a round-{number} keep: {candidate_text(c)!r}")
     return 0
 
 
