@@ -96,7 +96,8 @@ def wire(ctx: TabContext) -> None:
             studio.store.set_decisions({candidate: "hand_rejected"})
         kept, saved = studio.next_kept_set(name), ctx.recall()
         start = _start(saved.get("tune_start"), saved.get("version"))
-        return strip_html(kept, learned_ids(ctx, kept, start), start), _intro(ctx, kept, start)
+        learned = learned_ids(ctx, kept, start)
+        return strip_html(kept, learned, start), _intro(ctx, kept, start, learned)
 
     ctx["kept_strip"].click(unkeep, outputs=[ctx["kept_strip"], ctx["tune_intro"]], queue=False)
 
@@ -115,11 +116,11 @@ def wire(ctx: TabContext) -> None:
             seen["progress"] = key
         kept_set = studio.next_kept_set(name)  # once a poll: the intro's count and the strip
         start = _start(values["tune_start"], values["version"])
-        intro = _intro(ctx, kept_set, start)
+        learned = learned_ids(ctx, kept_set, start)  # once: the intro's count and the strip's dimming
+        intro = _intro(ctx, kept_set, start, learned)
         if intro != seen.get("intro"):
             out["tune_intro"] = intro
         seen["intro"] = intro
-        learned = learned_ids(ctx, kept_set, start)
         kept = [[c.id for c in kept_set], sorted(learned), start if learned else ""]
         if kept != seen.get("kept"):  # kept or dropped in the Curate step, another series, another start
             out["kept_strip"] = strip_html(kept_set, learned, start)
@@ -181,12 +182,12 @@ def learned_ids(ctx: TabContext, kept: Sequence[Candidate], start: str) -> set[s
     return {c.id for c in kept} - {c.id for c in ctx.studio.not_yet_learned(ctx.name, start, kept)}
 
 
-def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base") -> str:
+def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base", learned: set[str] | None = None) -> str:
     series, total = ctx.studio.current_series(ctx.name), len(kept)
     if not total:
         return "Keep some candidates first (Curate step): the fine-tune learns from what you keep."
     defaults = ctx.medium.tune_defaults
-    learned = learned_ids(ctx, kept, start)
+    learned = learned_ids(ctx, kept, start) if learned is None else learned
     learns = [c for c in kept if c.id not in learned]
     if not learns:
         return (f"**{start}** has learned all **{total}** kept candidates already: keep some from a batch it made, "
