@@ -24,6 +24,7 @@ from ...errors import StudioError
 from . import guard
 from .model import TextHandle, active, base_model
 from .prompting import prompt_ids
+from .stops import StopWatch, cut
 
 LOOK_EVERY = {"cpu": 1, "cuda": 8}  # steps between looks at the tokens on the host (one sync each)
 COMPILE_OPTIONS: dict[str, Any] = {"mode": "reduce-overhead", "dynamic": False}  # CUDA graphs, as transformers does
@@ -72,40 +73,6 @@ def pick_tokens(logits, seen, uniform, params: dict[str, Any]):
     position = torch.searchsorted(cumulative, uniform[:, None].to(cumulative.dtype) * cumulative[:, -1:], right=True)
     kept = (probs > 0).sum(-1, keepdim=True) - 1  # the kept tokens are a head: never step past it by rounding
     return index.gather(1, torch.minimum(position, kept)).squeeze(1)
-
-
-def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
-    cut = min((text.find(s) for s in stops if s and s in text), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
-
-
-class StopWatch:
-    """Finds where a stop string first appears in a row's new tokens, decoding only the tokens added
-    since the last look plus a few before them (a stop string may straddle two looks)."""
-
-    def __init__(self, tokenizer: Any, stops: Sequence[str]):
-        self.tokenizer = tokenizer
-        self.stops = [s for s in stops if s]
-        self.overlap = max((len(s) for s in self.stops), default=0) + 4  # tokens: nearly all are >= 1 character
-        self.checked: dict[int, int] = {}
-
-    def _has_stop(self, tokens: Sequence[int]) -> bool:
-        text = self.tokenizer.decode(list(tokens))
-        return any(s in text for s in self.stops)
-
-    def first_stop(self, row: int, tokens: Sequence[int]) -> int | None:
-        """The number of tokens at which a stop string is first complete, or None."""
-        if not self.stops:
-            return None
-        checked = self.checked.get(row, 0)
-        start = max(0, checked - self.overlap)
-        self.checked[row] = len(tokens)
-        if len(tokens) == checked or not self._has_stop(tokens[start:]):
-            return None
-        for end in range(max(checked, start + 1), len(tokens) + 1):
-            if self._has_stop(tokens[start:end]):
-                return end
-        return len(tokens)
 
 
 # -- decoding: a dynamic cache, or a static one with a compiled step --------------------------
@@ -349,6 +316,5 @@ def _sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[
                 raise
             raise _CompiledStepFailed((adapter or "", float(strength), bucket, length)) from exc
     produced = sum(len(t) + int(e) for t, e in zip(made, by_eos))
-    stops = watch.stops
-    texts = [_cut_at_stop(tokenizer.decode(t, skip_special_tokens=True), stops)[0].strip() for t in made]
+    texts = [cut(tokenizer.decode(t, skip_special_tokens=True), watch.stops).strip() for t in made]
     return texts, produced

@@ -1,0 +1,102 @@
+"""Where a text ends: at the first of its stop strings that ends it.
+
+A stop string made of line breaks alone (SmolLM2's default, a blank line) marks a break between paragraphs, and a
+text ends at a break only after some writing and only where the writing is done: not after a paragraph that ends in
+a colon (an introduction: "Here are five ideas for a painting of winter:", "Ingredients:") and not before the next
+item of a list ("2. The Aurora ...", "- 2 cups of flour").  Whether a break comes before a list item is known only
+once the next paragraph has begun, so such a stop waits for its first character; at the end of the text it ends
+there.  Any other stop string ends the text where it first appears.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+INTRODUCTION = (":", "：")  # a paragraph ending in a colon leads into what follows
+LIST_ITEM = re.compile(r"(\d{1,3}[.)]|[-*•+])\s")  # "1. " "2) " "- " "* " "• " "+ " open a list's next item
+MAY_BE_LIST_ITEM = re.compile(r"\d{1,3}[.)]?|[-*•+]")  # the start of one, not yet followed by a space
+
+
+def _between_paragraphs(stop: str) -> bool:
+    return not stop.strip()
+
+
+def _ends_here(text: str, at: int, stop: str, final: bool) -> bool | None:
+    """Whether ``stop`` found at ``at`` ends ``text``: True, False, or None (not known until more is written)."""
+    if not _between_paragraphs(stop):
+        return True
+    before = text[:at].rstrip()
+    if not before or before.endswith(INTRODUCTION):
+        return False
+    after = text[at + len(stop):].lstrip()
+    if not after or MAY_BE_LIST_ITEM.fullmatch(after):
+        return True if final else None
+    return not LIST_ITEM.match(after)
+
+
+def _scan(text: str, stops: Sequence[str], final: bool) -> tuple[int, bool] | None:
+    """The first stop string that ends ``text`` or may yet end it: (index, whether known), or None."""
+    ends = []
+    for stop in stops:
+        at = text.find(stop) if stop else -1
+        while at >= 0:
+            verdict = _ends_here(text, at, stop, final)
+            if verdict is not False:
+                ends.append((at, verdict is True))
+                break
+            at = text.find(stop, at + 1)
+    return min(ends) if ends else None
+
+
+def find_end(text: str, stops: Sequence[str], final: bool = False) -> int | None:
+    """Where ``text`` ends by its stop strings (the index it is cut at), or None: it goes on, or (before the final
+    text) its first break waits for the next paragraph to begin."""
+    found = _scan(text, stops, final)
+    return found[0] if found and found[1] else None
+
+
+def cut(text: str, stops: Sequence[str]) -> str:
+    """The finished text, cut where it ends."""
+    end = find_end(text, [s for s in stops if s], final=True)
+    return text if end is None else text[:end]
+
+
+class StopWatch:
+    """Finds the number of a row's new tokens after which its text has ended, decoding the whole row only when the
+    tokens added since the last look (with a few before them: a stop string may straddle two looks) hold a stop
+    string, or a break was waiting for its next paragraph."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str]):
+        self.tokenizer = tokenizer
+        self.stops = [s for s in stops if s]
+        self.overlap = max((len(s) for s in self.stops), default=0) + 4  # tokens: nearly all are >= 1 character
+        self.checked: dict[int, int] = {}
+        self.waiting: set[int] = set()  # rows whose break waits for its next paragraph to begin
+
+    def _decode(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(tokens))
+
+    def first_stop(self, row: int, tokens: Sequence[int]) -> int | None:
+        """The number of tokens at which the row's text has ended, or None."""
+        if not self.stops:
+            return None
+        checked = self.checked.get(row, 0)
+        start = max(0, checked - self.overlap)
+        self.checked[row] = len(tokens)
+        if len(tokens) == checked:
+            return None
+        if row not in self.waiting:
+            window = self._decode(tokens[start:])
+            if not any(s in window for s in self.stops):
+                return None
+        found = _scan(self._decode(tokens), self.stops, final=False)
+        self.waiting.discard(row)
+        if found is None:
+            return None
+        if not found[1]:
+            self.waiting.add(row)
+            return None
+        for end in range(checked + 1, len(tokens) + 1):
+            if find_end(self._decode(tokens[:end]), self.stops) is not None:
+                return end
+        return len(tokens)

@@ -1,0 +1,63 @@
+"""Where a text ends: a blank line between paragraphs of writing, never after an introduction or inside a list."""
+from __future__ import annotations
+
+import pytest
+
+from studio.media.text.stops import StopWatch, cut, find_end
+
+BLANK = ["\n\n"]
+
+
+@pytest.mark.parametrize("text, ended", [
+    ("A lone winter's tale,\nthe first snow falls.\n\nThis haiku captures the essence", "A lone winter's tale,\nthe first snow falls."),
+    ("Here are five ideas:\n\n1. A snowy city.\n\n2. The aurora.\n\nI hope these help!", "Here are five ideas:\n\n1. A snowy city.\n\n2. The aurora."),
+    ("Ingredients:\n\n- 2 cups of flour\n\n- 1 cup of water\n\nMix them.", "Ingredients:\n\n- 2 cups of flour\n\n- 1 cup of water"),
+    ("\n\nSnow on the hills.\n\nA comment.", "\n\nSnow on the hills."),
+    ("A haiku：\n\nsnow\n\nnote", "A haiku：\n\nsnow"),
+    ("One line and no break", "One line and no break"),
+    ("The poem ends here.\n\n", "The poem ends here."),
+    ("Here is a haiku:\n\n", "Here is a haiku:\n\n"),  # the introduction alone: nothing to cut it from
+])
+def test_a_blank_line_ends_the_writing_not_an_introduction_or_a_list(text, ended):
+    assert cut(text, BLANK) == ended
+
+
+def test_other_stop_strings_end_the_text_where_they_appear():
+    assert cut("Ingredients: flour END water", ["END"]) == "Ingredients: flour "
+    assert cut("a b\n\nc THE END d", ["\n\n", "THE END"]) == "a b"
+    assert cut("Intro:\n\nc THE END d", ["\n\n", "THE END"]) == "Intro:\n\nc "
+
+
+def test_a_break_waits_for_its_next_paragraph_before_it_ends_the_text():
+    assert find_end("The snow falls.\n\n", BLANK) is None  # a list item may follow
+    assert find_end("The snow falls.\n\n\n", BLANK) is None
+    assert find_end("The snow falls.\n\nT", BLANK) == len("The snow falls.")
+    assert find_end("The snow falls.\n\n2", BLANK) is None  # "2." or "2 birds": not known yet
+    assert find_end("1. The snow falls.\n\n2. ", BLANK) is None
+    assert find_end("The snow falls.\n\n", BLANK, final=True) == len("The snow falls.")
+
+
+class Letters:
+    """A tokenizer whose tokens are characters."""
+
+    def decode(self, tokens):
+        return "".join(chr(t) for t in tokens)
+
+
+@pytest.mark.parametrize("look_every", [1, 3, 7])
+def test_the_watch_ends_a_row_at_the_fewest_tokens_that_show_its_end(look_every):
+    texts = ["Here are ideas:\n\n1. Snow.\n\n2. Fog.\n\nEnjoy painting!",
+             "A haiku.\n\nThis haiku captures it.",
+             "No break at all in this one."]
+    watch = StopWatch(Letters(), BLANK)
+    ended = {}
+    for row, text in enumerate(texts):
+        tokens = [ord(c) for c in text]
+        for written in list(range(look_every, len(tokens), look_every)) + [len(tokens)]:
+            end = watch.first_stop(row, tokens[:written])
+            if end is not None:
+                ended[row] = end
+                break
+    # each row ends one token into the paragraph that shows the break was the end
+    assert ended == {0: texts[0].index("Enjoy") + 1, 1: texts[1].index("This") + 1}
+    assert cut(texts[0][:ended[0]], BLANK) == "Here are ideas:\n\n1. Snow.\n\n2. Fog."
