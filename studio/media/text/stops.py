@@ -1,11 +1,12 @@
 """Where a text ends: at the first of its stop strings that ends it.
 
-A stop string made of line breaks alone (SmolLM2's default, a blank line) marks a break between paragraphs, and a
-text ends at a break only after some writing and only where the writing is done: not after a paragraph that ends in
-a colon (an introduction: "Here are five ideas for a painting of winter:", "Ingredients:") and not before the next
-item of a list ("2. The Aurora ...", "- 2 cups of flour").  Whether a break comes before a list item is known only
-once the next paragraph has begun, so such a stop waits for its first character; at the end of the text it ends
-there.  Any other stop string ends the text where it first appears.
+A stop string made of line breaks alone marks a break in the writing, and a text ends at a break only after some
+writing and not after a line that ends in a colon (an introduction: "Here are five ideas for a painting of winter:",
+"Ingredients:").  A blank line (SmolLM2's default) also does not end a list between its items ("2. The Aurora ...",
+"- 2 cups of flour"); a single line break (the slogan preset's "one line") does, since there a list's items are its
+lines.  Whether a blank line comes before a list item is known only once the next paragraph has begun, so such a
+stop waits for its first character; at the end of the text it ends there.  Any other stop string ends the text
+where it first appears.
 """
 from __future__ import annotations
 
@@ -17,17 +18,15 @@ LIST_ITEM = re.compile(r"(\d{1,3}[.)]|[-*•+])\s")  # "1. " "2) " "- " "* " "�
 MAY_BE_LIST_ITEM = re.compile(r"\d{1,3}[.)]?|[-*•+]")  # the start of one, not yet followed by a space
 
 
-def _between_paragraphs(stop: str) -> bool:
-    return not stop.strip()
-
-
 def _ends_here(text: str, at: int, stop: str, final: bool) -> bool | None:
     """Whether ``stop`` found at ``at`` ends ``text``: True, False, or None (not known until more is written)."""
-    if not _between_paragraphs(stop):
+    if stop.strip():  # not a break
         return True
     before = text[:at].rstrip()
     if not before or before.endswith(INTRODUCTION):
         return False
+    if stop.count("\n") < 2:  # a line break, not a blank line
+        return True
     after = text[at + len(stop):].lstrip()
     if not after or MAY_BE_LIST_ITEM.fullmatch(after):
         return True if final else None

@@ -22,6 +22,14 @@ def test_a_blank_line_ends_the_writing_not_an_introduction_or_a_list(text, ended
     assert cut(text, BLANK) == ended
 
 
+def test_a_line_break_ends_at_a_line_after_any_introduction_and_a_list_at_its_first_item():
+    """The slogan preset's "one line": the introduction is not the line, a list's lines are each one."""
+    assert cut("Here's a slogan:\n\"Fresh bread, warm hands.\"\nAnother", ["\n"]) == \
+        "Here's a slogan:\n\"Fresh bread, warm hands.\""
+    assert cut("- Fresh bread\n- Warm hands", ["\n"]) == "- Fresh bread"
+    assert find_end("Fresh bread.\n", ["\n"]) == len("Fresh bread.")  # nothing to wait for
+
+
 def test_other_stop_strings_end_the_text_where_they_appear():
     assert cut("Ingredients: flour END water", ["END"]) == "Ingredients: flour "
     assert cut("a b\n\nc THE END d", ["\n\n", "THE END"]) == "a b"
