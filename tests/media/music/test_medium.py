@@ -103,6 +103,17 @@ def test_unknown_settings_are_refused(music):
         medium.validate_params({"steps": 3})
 
 
+def test_a_later_round_steps_at_a_third_of_the_rate(music):
+    """Measured on the built-in model's chorale rounds (docs/objectives.md, "Music: a gentler later round")."""
+    from studio.training import tune_lr
+
+    medium, _ = music
+    settings = medium.parse_tune_settings({})
+    assert settings["tuned_lr_scale"] == 0.3
+    assert tune_lr(settings, None) == settings["lr"]  # a first round: the rate itself
+    assert tune_lr(settings, "v1/adapter") == pytest.approx(0.3 * settings["lr"])
+
+
 def test_the_page_lists_the_prompt_words(music):
     medium, _ = music
     assert "**style:**" in medium.prompt_help and "chorale" in medium.prompt_help and "fiddle" in medium.prompt_help
