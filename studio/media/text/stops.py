@@ -20,7 +20,7 @@ MAY_BE_LIST_ITEM = re.compile(r"\d{1,3}[.)]?|[-*•+]")  # the start of one, not
 
 def _ends_here(text: str, at: int, stop: str, final: bool) -> bool | None:
     """Whether ``stop`` found at ``at`` ends ``text``: True, False, or None (not known until more is written)."""
-    if stop.strip():  # not a break
+    if stop.strip() or "\n" not in stop:  # not a line break
         return True
     before = text[:at].rstrip()
     if not before or before.endswith(INTRODUCTION):

@@ -34,6 +34,7 @@ def test_other_stop_strings_end_the_text_where_they_appear():
     assert cut("Ingredients: flour END water", ["END"]) == "Ingredients: flour "
     assert cut("a b\n\nc THE END d", ["\n\n", "THE END"]) == "a b"
     assert cut("Intro:\n\nc THE END d", ["\n\n", "THE END"]) == "Intro:\n\nc "
+    assert cut("Intro: a b", [" "]) == "Intro:"  # a space is not a line break
 
 
 def test_a_break_waits_for_its_next_paragraph_before_it_ends_the_text():
