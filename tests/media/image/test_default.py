@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from studio.media.image import scenes, vocab
 from studio.media.image.scorers import PALETTE
@@ -83,3 +84,13 @@ def test_the_prompt_length_against_the_text_encoder_is_known_before_generate(med
     assert short is not None and not short.over and short.limit == vocab.MAX_LENGTH
     long = medium.prompt_length(model, "a red circle on a blue sky " * 6)
     assert long.over and long.used > vocab.MAX_LENGTH and long.unit == "tokens"
+
+
+def test_a_later_round_steps_at_a_third_of_the_rate(medium):
+    """Measured on the sketchbook's two-round protocol (docs/objectives.md, "Pictures: a gentler later round")."""
+    from studio.training import tune_lr
+
+    settings = medium.parse_tune_settings({})
+    assert settings["tuned_lr_scale"] == 0.3
+    assert tune_lr(settings, None) == settings["lr"]
+    assert tune_lr(settings, "v1/adapter") == pytest.approx(0.3 * settings["lr"])
