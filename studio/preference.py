@@ -20,6 +20,12 @@ the paper's ratio lambda_D n_D / (lambda_U n_U) is 1 (its advised range is [1, 4
 ``dpo`` (Rafailov et al. 2023): where a prompt has both a kept and a dropped candidate, the pair's
 ``-log sigmoid(beta * (r_kept - r_dropped))``.
 
+``sft_weight`` adds, beside either, sft's own loss on the batch's kept candidates (their mean negative log-prob per
+counted token): once a pair's margin is won its sigmoid lets go, and what a step then moves is free to carry the
+kept candidates down with the drops and the mass to text neither side holds (likelihood displacement, Razin et al.
+2024); the kept candidates' own loss keeps pulling toward them (DPO with the chosen side's NLL, Pang et al. 2024's
+RPO; the image tune's ``sft_weight`` is the same term in denoising errors).
+
 The reference log-probs are computed once when a task is built, before any step, with the adapter at
 its starting weights (a new LoRA adds zero, a parent's adapter is the parent): a resumed tune rebuilds
 the task and gets the same numbers.  Nothing here imports torch at import time.
@@ -74,6 +80,13 @@ def kept_floor_setting(default: float, what: str) -> Any:
     return setting(default, f"kto / dpo: pull back a kept {what} the tune makes rarer than the starting model did, "
                             "at this multiple of the objective's steepest pull (0 = off)", min=0, max=100,
                    label="Keep the kept from falling")
+
+
+def sft_weight_setting(default: float, what: str) -> Any:
+    """The ``sft_weight`` field: sft's own loss on the kept candidates beside kto's or dpo's, with a medium's
+    measured default; ``what`` names its candidates (plural)."""
+    return setting(default, f"kto / dpo: also learn the kept {what} directly, sft's loss beside theirs at this weight "
+                            "(0 = off)", min=0, max=100, label=f"Kept {what}' own loss")
 
 
 def drop_share_setting(default: float) -> Any:
@@ -190,16 +203,22 @@ class PreferenceBatches:
     ``reference`` holds the starting model's summed log-prob of every row (computed by the task before
     any step).  ``loss(step, generator, log_probs)`` draws a batch and returns the objective's loss,
     where ``log_probs(rows)`` is the task's differentiable summed log-prob of each row under the tune.
+    With ``sft_weight`` above 0 the batch's kept rows' mean log-prob per token (``tokens``: per row, what
+    divides its log-prob into that) adds sft's loss at that weight.
     """
 
     def __init__(self, objective: str, kept: int, total: int, batch_size: int, beta: float,
-                 prompts: Sequence[str] = (), kept_floor: float = 0.0):
+                 prompts: Sequence[str] = (), kept_floor: float = 0.0, sft_weight: float = 0.0,
+                 tokens: Any = None):
         if objective not in ("kto", "dpo"):
             raise StudioError(f"The objective must be kto or dpo here, not {objective!r}.")
         if total <= kept:
             raise StudioError(f"The {objective} objective needs dropped candidates beside the kept ones.")
         self.objective, self.kept, self.total = objective, kept, total
         self.batch_size, self.beta, self.kept_floor = batch_size, beta, kept_floor
+        if sft_weight > 0 and tokens is None:
+            raise StudioError("The kept candidates' own loss needs each row's token count.")
+        self.sft_weight, self.tokens = float(sft_weight), tokens
         self.pairs: list[tuple[int, int]] = []
         if objective == "dpo":
             self.pairs = [(i, kept + j) for i, j in same_prompt_pairs(prompts[:kept], prompts[kept:])]
@@ -221,10 +240,21 @@ class PreferenceBatches:
             values = log_probs(rows)
             ref = self.reference[rows]
             self.reward_log.hold(values - ref.to(values.device), rows < self.kept)
-            return dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta, self.kept_floor)
+            loss = dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta, self.kept_floor)
+            return loss + self._kept_loss(values, rows)
         # half of every batch from each side: the counts balanced, so lambda_D = lambda_U = 1
         size = max(2, self.batch_size)
         rows = batch_rows(self.kept, self.total, size, 0.5, generator)
         values = log_probs(rows)
         self.reward_log.hold(values - self.reference[rows].to(values.device), rows < self.kept)
-        return kto_loss(values, self.reference[rows], rows < self.kept, self.beta, kept_floor=self.kept_floor)
+        loss = kto_loss(values, self.reference[rows], rows < self.kept, self.beta, kept_floor=self.kept_floor)
+        return loss + self._kept_loss(values, rows)
+
+    def _kept_loss(self, values: Any, rows: Any) -> Any:
+        """sft's loss on the batch's kept rows at ``sft_weight``: their mean negative log-prob per token (0 when
+        off or when the batch drew no kept row)."""
+        kept = rows < self.kept
+        if self.sft_weight <= 0 or not bool(kept.any()):
+            return values.new_zeros(())
+        per_token = values[kept.to(values.device)] / self.tokens[rows[kept]].to(values.device, values.dtype)
+        return -self.sft_weight * per_token.mean()

@@ -248,3 +248,31 @@ def test_dpos_kept_floor_pulls_back_a_kept_candidate_the_margin_took_down():
     above = torch.tensor([3.0])
     assert dpo_loss(above, zero, dropped, zero, 1.0, 2.0).item() == dpo_loss(above, zero, dropped, zero, 1.0).item()
 
+
+
+def test_the_kept_candidates_own_loss_adds_their_mean_log_prob_per_token():
+    import torch
+
+    tokens = torch.tensor([4.0, 10.0, 5.0, 2.0])  # rows 0-1 kept, 2-3 dropped
+    values = torch.tensor([-8.0, -30.0, -40.0, -6.0], requires_grad=True)
+    for objective, prompts in (("kto", ()), ("dpo", ["a", "a", "a", "a"])):
+        plain = PreferenceBatches(objective, kept=2, total=4, batch_size=4, beta=1.0, prompts=prompts)
+        weighed = PreferenceBatches(objective, kept=2, total=4, batch_size=4, beta=1.0, prompts=prompts,
+                                    sft_weight=0.5, tokens=tokens)
+        drawn = []
+        for batches in (plain, weighed):
+            batches.reference = torch.zeros(4)
+        def log_probs(rows):
+            drawn.append(rows)
+            return values[rows]
+        a = plain.loss(0, torch.Generator().manual_seed(1), log_probs)
+        b = weighed.loss(0, torch.Generator().manual_seed(1), log_probs)
+        rows = drawn[1]
+        kept = rows[rows < 2]
+        expected = 0.5 * float((-values.detach()[kept] / tokens[kept]).mean())  # nats per token, kept rows only
+        assert b.item() == pytest.approx(a.item() + expected)
+        values.grad = None
+        (b - a).backward()
+        assert bool((values.grad[:2] <= 0).all()) and bool((values.grad[2:] == 0).all())  # raises the kept alone
+    with pytest.raises(StudioError, match="token count"):
+        PreferenceBatches("kto", kept=2, total=4, batch_size=4, beta=1.0, sft_weight=1.0)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...preference import PreferenceTune, beta_setting, drop_share_setting, objective_setting
+from ...preference import PreferenceTune, beta_setting, drop_share_setting, objective_setting, sft_weight_setting
 from ...settings import Settings, setting, tuned_lr_scale_setting
 
 LORA_STRENGTH = (-2.0, 2.0)  # a community LoRA's weight range (negative pushes away from what it learned)
@@ -97,8 +97,7 @@ class ImageTune(PreferenceTune):
     drop_share: float = drop_share_setting(0.25)
     # sft's loss on the kept pictures beside kto's: 76 of 96 built-in targets against kto alone's 73, no run below the
     # base where kto alone had two (docs/objectives.md, "Pictures: kto with the kept pictures' own loss")
-    sft_weight: float = setting(1.0, "kto / dpo: also learn the kept pictures directly, sft's loss beside theirs "
-                                     "at this weight (0 = off)", min=0, max=100, label="Kept pictures' own loss")
+    sft_weight: float = sft_weight_setting(1.0, "pictures")
 
     epochs: float = setting(25.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")

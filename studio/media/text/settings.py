@@ -5,7 +5,8 @@ import dataclasses
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...preference import PreferenceTune, beta_setting, kept_floor_setting, objective_setting
+from ...preference import (PreferenceTune, beta_setting, kept_floor_setting, objective_setting,
+                           sft_weight_setting)
 from ...settings import Settings, setting, tuned_lr_scale_setting
 
 
@@ -88,6 +89,7 @@ class TextTune(PreferenceTune):
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1)
     kept_floor: float = kept_floor_setting(0.0, "text")
+    sft_weight: float = sft_weight_setting(0.0, "texts")
     # summed over its tokens a text's reward favours the keeps' length; the mean weighs a long text and a short one
     # alike (SimPO, Meng et al. 2024).  Screened at beta 10 and 30 per token on seeds 32-34, it made the topic
     # artist's collapse into its short keeps worse, so summed stays (docs/objectives.md, "Text: whose copies a

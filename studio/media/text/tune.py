@@ -112,7 +112,9 @@ class TextTuneTask:
             self.preference = PreferenceBatches(self.objective, len(pairs), len(inputs), self.batch_size,
                                                 tune_beta(settings, parent_adapter),
                                                 [pair[0] for pair in [*pairs, *dropped_pairs]],
-                                                kept_floor=float(settings["kept_floor"]))
+                                                kept_floor=float(settings["kept_floor"]),
+                                                sft_weight=float(settings.get("sft_weight", 0.0)),
+                                                tokens=self._token_counts(labels))
             self.reward_log = self.preference.reward_log  # each step's rewards, for its log
         elif self.prior_weight > 0:
             more = self._rows(prior_pairs, settings)
@@ -145,6 +147,14 @@ class TextTuneTask:
         if self.packing == "packed":
             return packed_rows(encoded, self.seq_len, min_rows=self.batch_size, seed=int(settings["seed"]))
         return padded_rows(encoded, self.handle.tokenizer.pad_token_id)
+
+    def _token_counts(self, labels: list) -> Any:
+        """Per row, what turns its ``sequence_log_probs`` into a mean per counted token: the count, or 1 where
+        the rewards are per token already."""
+        import torch
+
+        counts = (torch.tensor(labels)[:, 1:] != IGNORE).sum(dim=1).clamp(min=1).float()
+        return torch.ones_like(counts) if self.per_token else counts
 
     def _anchor_states(self) -> list[Any]:
         """Per row, the starting model's (base or parent) last hidden states at its counted positions."""

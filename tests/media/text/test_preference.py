@@ -138,3 +138,18 @@ def test_per_token_rewards_are_the_summed_log_probs_over_each_texts_counted_toke
     assert medium.tune_defaults["rewards"] == "summed"
     with pytest.raises(StudioError, match="rewards"):
         medium.tune_task(handle, kept, {**medium.tune_defaults, "objective": "sft", "rewards": "per_token"}, None)
+
+
+def test_the_kept_texts_own_loss_reaches_the_tune_per_counted_token(medium, tiny_llama, make_candidates):
+    handle = medium.load(str(tiny_llama), "cpu")
+    kept = make_candidates("a sea poem", KEPT, "k")
+    dropped = make_candidates("a sea poem", DROPPED, "d")
+    settings = {**medium.tune_defaults, "objective": "dpo", "sft_weight": 0.5}
+    task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
+    assert task.preference.sft_weight == 0.5
+    counted = (task.labels[:, 1:] != -100).sum(dim=1).float()
+    assert task.preference.tokens.tolist() == counted.tolist()  # summed rewards: each row's counted tokens
+    per_token = medium.tune_task(handle, kept, {**settings, "rewards": "per_token"}, None, dropped=dropped)
+    assert per_token.preference.tokens.tolist() == [1.0] * len(counted)  # its log-probs are means already
+    assert medium.tune_task(handle, kept, dict(medium.tune_defaults), None,
+                            dropped=dropped).preference.sft_weight == 0.0  # off by default
