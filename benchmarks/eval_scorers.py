@@ -32,10 +32,18 @@ def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hue, sat, top
 
 
+def _ground(rgb: np.ndarray) -> np.ndarray:
+    """The picture's ground colour: the median colour of its outer frame, two pixels wide."""
+    frame = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
+                            rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
+    return np.median(frame, axis=0)
+
+
 def _ink(rgb: np.ndarray) -> np.ndarray:
-    """Pixels that are drawn, not background: saturated or dark."""
-    _, sat, val = _hsv(rgb)
-    return (sat > 0.35) | (val < 0.45)
+    """Pixels that are drawn, not ground: farther than 0.25 (RGB on 0-1) from the ground's colour.  The sketchbook
+    paints pink, violet and orange grounds as often as pale ones, so "saturated or dark" (until 2026-12-05) read a
+    coloured ground as one drawing filling the picture: `centred` then kept saturated grounds, `airy` pale ones."""
+    return np.linalg.norm(rgb - _ground(rgb), axis=-1) > 0.25
 
 
 def orange(path: str) -> float:

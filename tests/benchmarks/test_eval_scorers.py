@@ -120,3 +120,32 @@ def test_the_likeness_artist_stars_two_of_the_first_batch_and_judges_every_later
     later = [types.SimpleNamespace(model="m", features=2 * star), types.SimpleNamespace(model="m", features=-star)]
     close, far = judge(later)  # judged against the first batch's stars, not two of this batch
     assert np.isclose(close, 1.0) and far < max(scores[np.setdiff1d(np.arange(8), starred)])
+
+
+def _picture(path: Path, ground, shapes) -> str:
+    """A 64 px picture: a ground colour and filled discs (centre x, centre y, radius, colour), colours 0-255."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.empty((64, 64, 3), dtype=np.uint8)
+    rgb[:] = ground
+    ys, xs = np.mgrid[:64, :64]
+    for cx, cy, r, colour in shapes:
+        rgb[(xs - cx) ** 2 + (ys - cy) ** 2 <= r * r] = colour
+    Image.fromarray(rgb).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("ground", [(235, 235, 230), (230, 90, 190), (120, 60, 200)])  # paper, pink, violet
+def test_the_drawing_is_read_against_its_ground_whatever_the_grounds_colour(tmp_path, ground):
+    scorers = eval_scorers.EVAL_SCORERS["image"][1]
+    olive, orange = (120, 130, 40), (240, 140, 30)
+    middle = _picture(tmp_path / "middle.png", ground, [(32, 32, 8, olive)])
+    corner = _picture(tmp_path / "corner.png", ground, [(12, 12, 8, olive)])
+    big = _picture(tmp_path / "big.png", ground, [(32, 32, 26, olive)])
+    three = _picture(tmp_path / "three.png", ground, [(14, 14, 6, olive), (48, 20, 6, olive), (30, 48, 6, olive)])
+    warm = _picture(tmp_path / "warm.png", ground, [(32, 32, 8, orange)])
+    assert scorers["centred"](middle) > 0.95 > 0.3 > scorers["centred"](corner)
+    assert scorers["airy"](middle) > 0.9 > 0.5 > scorers["airy"](big)  # a small drawing leaves the ground bare
+    assert scorers["three_things"](three) == 1.0 > scorers["three_things"](middle)
+    assert scorers["warm"](warm) > scorers["warm"](middle)
