@@ -128,6 +128,10 @@ class ImageTune(PreferenceTune):
                                     "drew (the noise it was made from), not fresh noise: the tune learns where those "
                                     "pictures' own paths went, not every noise toward them (0: fresh noise always)",
                                min=0, max=1, label="Own starting noise")
+    empty_prompt: float = setting(0.0, "the share of training rows learned with an empty prompt (kohya's caption "
+                                       "dropout): the tune then moves the unguided prediction too, so the prompt "
+                                       "strength does not multiply what it learned (0: every row with its prompt)",
+                                  min=0, max=1, label="Rows with an empty prompt")
     stop_narrowing: float = setting(0.0, "look at 16 trial pictures after each quarter of the tune and stop it at its "
                                          "last good look once their variety falls below this share of the kept "
                                          "set's (0 = never look)", min=0, max=10, label="Stop when it narrows")

@@ -185,6 +185,7 @@ class ImageTuneTask:
         shapes = [(square, square)] * len(examples) if square else [bucket_shape(w, h, handle.native_size)
                                                                    for w, h in sizes]
         self.own_noise = float(settings.get("own_noise") or 0.0)
+        self.empty_prompt = float(settings.get("empty_prompt") or 0.0)
         self.size = max(max(s) for s in shapes)
         self.buckets: list[dict[str, Any]] = []  # shape, its kept rows, its prior rows, its latents
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
@@ -221,6 +222,8 @@ class ImageTuneTask:
                                       "the same shape; use kto for unpaired keeps and drops.")
             self.latents = self.buckets[0]["latents"] if len(self.buckets) == 1 else None
             self.cond, self.shared = self.family.encode(pipe, self.prompts, self.device, self.size)
+            if self.empty_prompt:  # the empty prompt's embedding, what guidance's unguided half sees
+                self.empty = self.family.encode(pipe, [""], self.device, self.size)[0]
             if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
                 self.cond["time_ids"] = torch.tensor([[h, w, 0, 0, h, w] for w, h in shapes],
                                                      dtype=self.cond["time_ids"].dtype, device=self.cond["time_ids"].device)
@@ -388,20 +391,26 @@ class ImageTuneTask:
             return bucket, batch_rows(kept, total, max(2, self.batch_size), dropped_share, generator)
         return bucket, batch_rows(kept, total, self.batch_size, self.prior_weight if total > kept else 0.0, generator)
 
-    def _predict(self, idx, noisy, timesteps):
+    def _predict(self, idx, noisy, timesteps, blank=None):
         """The denoiser's prediction for rows ``idx`` of the task's pictures (prompts encoded with the current
-        text-encoder LoRA when it trains)."""
+        text-encoder LoRA when it trains); ``blank``: the rows that see the empty prompt instead of theirs."""
         import torch
 
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda"))
         with autocast:
             if self.train_text:  # the text encoders learn: encode this batch's prompts with a graph
-                rows, shared = self.family.encode(self.pipe, [self.prompts[i] for i in idx.tolist()],
+                empty = blank.tolist() if blank is not None else [False] * len(idx)
+                rows, shared = self.family.encode(self.pipe, ["" if e else self.prompts[i]
+                                                              for i, e in zip(idx.tolist(), empty)],
                                                   self.device, self.size)
                 if "time_ids" in rows:
                     rows["time_ids"] = self.cond["time_ids"][idx.to(self.cond["time_ids"].device)]
             else:
                 rows = {k: v[idx.to(v.device)] for k, v in self.cond.items()}
+                if blank is not None:  # the size conditioning stays the picture's own
+                    rows.update({k: torch.where(blank.to(v.device).view(-1, *[1] * (v.dim() - 1)),
+                                                self.empty[k].to(v.dtype), v)
+                                 for k, v in rows.items() if k != "time_ids"})
                 shared = self.shared
             return self.family.predict(self.pipe, noisy, timesteps, {**rows, **shared})
 
@@ -446,19 +455,23 @@ class ImageTuneTask:
                 use = use & (pick.repeat(2) if paired else pick)
             noise = torch.where(use.to(x0.device).view(-1, *[1] * (x0.dim() - 1)), own, noise)
         noisy, timesteps, target = self._noised(x0, noise, generator, paired)
-        return bucket["rows"][local], noisy, timesteps, target.float(), local < bucket["kept"]
+        blank = None
+        if self.empty_prompt:  # a share of the rows learned with the empty prompt (a pair's two alike)
+            blank = torch.rand(draws, generator=generator) < self.empty_prompt
+            blank = blank.repeat(2) if paired else blank
+        return bucket["rows"][local], noisy, timesteps, target.float(), local < bucket["kept"], blank
 
     def _errors(self, generator):
         """One batch's per-picture denoising errors (mean squared error against the training target) under
         the tune and under the starting adapter (no gradient), and which rows are kept pictures."""
         import torch
 
-        idx, noisy, timesteps, target, kept = self._draw(generator)
+        idx, noisy, timesteps, target, kept, blank = self._draw(generator)
         dims = tuple(range(1, target.dim()))
         # the reference first, so the trained weights are back before the tune's graph (or a recompute) uses them
         with self.starting_adapter(), torch.no_grad():
-            ref = (self._predict(idx, noisy, timesteps).float() - target).pow(2).mean(dim=dims)
-        error = (self._predict(idx, noisy, timesteps).float() - target).pow(2).mean(dim=dims)
+            ref = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims)
+        error = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims)
         return error, ref, kept
 
     def rewards(self, generator):
@@ -488,8 +501,8 @@ class ImageTuneTask:
             self.reward_log.hold(ref - error, torch.arange(len(error), device=error.device) < half)
             loss = dpo_loss(-error[:half], -ref[:half], -error[half:], -ref[half:], self.beta)
             return loss + self.sft_weight * error[:half].mean() if self.sft_weight > 0 else loss
-        idx, noisy, timesteps, target, _ = self._draw(generator)
-        return F.mse_loss(self._predict(idx, noisy, timesteps).float(), target)
+        idx, noisy, timesteps, target, _, blank = self._draw(generator)
+        return F.mse_loss(self._predict(idx, noisy, timesteps, blank).float(), target)
 
     def look_for_narrowing(self) -> str | None:
         """TRIAL_PICTURES pictures from the tune as it stands, the kept prompts in turn on fixed seeds (never a

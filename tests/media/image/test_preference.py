@@ -196,7 +196,7 @@ def test_dpo_pairs_a_kept_and_a_dropped_picture_of_one_prompt_under_one_noise_an
     kept, dropped = pictures
     task, settings = _task(medium, tiny_model, kept, dropped, objective="dpo", steps=8, sft_weight=0.5)
     assert len(task.buckets[0]["pairs"]) == 9  # every kept picture beside every dropped one: one prompt
-    idx, noisy, timesteps, target, is_kept = task._draw(torch.Generator().manual_seed(5))
+    idx, noisy, timesteps, target, is_kept, _ = task._draw(torch.Generator().manual_seed(5))
     half = len(idx) // 2
     assert half == 3 and bool(is_kept[:half].all()) and not bool(is_kept[half:].any())
     assert torch.equal(timesteps[:half], timesteps[half:])  # the pair's two pictures at one timestep ...
@@ -304,3 +304,23 @@ def _training_adapter_alone(task) -> bool:
     from studio.media.image.tune import ADAPTER
 
     return list(task.denoiser.active_adapters()) == [ADAPTER]
+
+
+def test_rows_with_an_empty_prompt_learn_what_guidances_unguided_half_sees(medium, tiny_model, pictures):
+    import dataclasses
+
+    kept, dropped = pictures
+    task, _ = _task(medium, tiny_model, kept, dropped, empty_prompt=1.0)
+    plain, _ = _task(medium, tiny_model, kept, dropped)
+    draw, same = task._draw(torch.Generator().manual_seed(5)), plain._draw(torch.Generator().manual_seed(5))
+    for a, b in zip(draw[:5], same[:5]):  # the same rows, noise and timesteps: the prompt is drawn last
+        assert torch.equal(a, b)
+    assert bool(draw[5].all()) and same[5] is None
+    # every row with the empty prompt: the denoising errors of the same pictures kept and dropped under the prompt ""
+    blank = [dataclasses.replace(c, prompt="") for c in kept], [dataclasses.replace(c, prompt="") for c in dropped]
+    unprompted, _ = _task(medium, tiny_model, *blank)
+    errors = [t._errors(torch.Generator().manual_seed(0))[0] for t in (task, unprompted, plain)]
+    assert torch.allclose(errors[0], errors[1], atol=1e-6) and not torch.allclose(errors[2], errors[1], atol=1e-6)
+    half, _ = _task(medium, tiny_model, kept, dropped, empty_prompt=0.5)
+    shares = [float(half._draw(torch.Generator().manual_seed(s))[5].float().mean()) for s in range(20)]
+    assert 0.3 < sum(shares) / len(shares) < 0.7
