@@ -223,7 +223,8 @@ class ImageTuneTask:
             self.latents = self.buckets[0]["latents"] if len(self.buckets) == 1 else None
             self.cond, self.shared = self.family.encode(pipe, self.prompts, self.device, self.size)
             if self.empty_prompt:  # the empty prompt's embedding, what guidance's unguided half sees
-                self.empty = self.family.encode(pipe, [""], self.device, self.size)[0]
+                empty = self.family.encode(pipe, [""], self.device, self.size)[0]
+                self.empty = {k: v.to(self.cond[k].dtype) for k, v in empty.items() if k != "time_ids"}
             if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
                 self.cond["time_ids"] = torch.tensor([[h, w, 0, 0, h, w] for w, h in shapes],
                                                      dtype=self.cond["time_ids"].dtype, device=self.cond["time_ids"].device)
@@ -408,9 +409,8 @@ class ImageTuneTask:
             else:
                 rows = {k: v[idx.to(v.device)] for k, v in self.cond.items()}
                 if blank is not None:  # the size conditioning stays the picture's own
-                    rows.update({k: torch.where(blank.to(v.device).view(-1, *[1] * (v.dim() - 1)),
-                                                self.empty[k].to(v.dtype), v)
-                                 for k, v in rows.items() if k != "time_ids"})
+                    rows.update({k: torch.where(blank.to(v.device).view(-1, *[1] * (v.dim() - 1)), e, rows[k])
+                                 for k, e in self.empty.items()})
                 shared = self.shared
             return self.family.predict(self.pipe, noisy, timesteps, {**rows, **shared})
 

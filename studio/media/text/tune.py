@@ -57,6 +57,11 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
                       task_type="CAUSAL_LM")
 
 
+def counted_tokens(labels: Any) -> Any:
+    """Per row of ``labels`` (rows, length), how many next tokens count (at least 1)."""
+    return (labels[:, 1:] != IGNORE).sum(dim=1).clamp(min=1)
+
+
 class TextTuneTask:
     def __init__(self, handle: TextHandle, pairs: Sequence[Pair], settings: dict[str, Any],
                  parent_adapter: str | None = None, prior_pairs: Sequence[Pair] = (),
@@ -153,7 +158,7 @@ class TextTuneTask:
         the rewards are per token already."""
         import torch
 
-        counts = (torch.tensor(labels)[:, 1:] != IGNORE).sum(dim=1).clamp(min=1).float()
+        counts = counted_tokens(torch.tensor(labels)).float()
         return torch.ones_like(counts) if self.per_token else counts
 
     def _anchor_states(self) -> list[Any]:
@@ -187,7 +192,7 @@ class TextTuneTask:
         else:
             values = sequence_log_probs(self.logits(rows), labels)
         if self.per_token:
-            values = values / (labels[:, 1:] != IGNORE).sum(dim=1).clamp(min=1).to(values.device, values.dtype)
+            values = values / counted_tokens(labels).to(values.device, values.dtype)
         return values
 
     def parameters(self) -> list[Any]:
