@@ -409,7 +409,7 @@ class ImageTuneTask:
             else:
                 rows = {k: v[idx.to(v.device)] for k, v in self.cond.items()}
                 if blank is not None:  # the size conditioning stays the picture's own
-                    rows.update({k: torch.where(blank.to(v.device).view(-1, *[1] * (v.dim() - 1)), e, rows[k])
+                    rows.update({k: torch.where(blank.to(e.device).view(-1, *[1] * (e.dim() - 1)), e, rows[k])
                                  for k, e in self.empty.items()})
                 shared = self.shared
             return self.family.predict(self.pipe, noisy, timesteps, {**rows, **shared})
