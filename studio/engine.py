@@ -24,7 +24,7 @@ from .coalesce import JOIN_CAP, Coalescer
 from .errors import NothingToLearn, StudioError, guarded
 from .library import Library
 from .medium import DROPPED, MAX_STRENGTH, Candidate, Medium, PromptLength, ScoringContext, Version
-from .preference import lowest_share
+from .preference import PAIRED, lowest_share
 from .settings import HELD_OUT_SEED, TUNE_FROM
 from .store import DEFAULT_SERIES, Store, default_workspace, remove_files
 
@@ -588,12 +588,12 @@ class Studio:
                 note = (f"The {merged['objective']} objective found no dropped candidates in the kept set's "
                         "batches, so this tune learned from the kept set alone (sft).")
                 merged["objective"] = "sft"
-            elif merged["objective"] == "dpo" and not {c.prompt for c in examples} & {c.prompt for c in dropped}:
+            elif merged["objective"] in PAIRED and not {c.prompt for c in examples} & {c.prompt for c in dropped}:
                 if "objective" in given:  # asked for by name: said, not changed
-                    raise StudioError("The dpo objective needs a prompt with both a kept and a dropped candidate; "
-                                      "keep and drop within one prompt's batch, or use kto.")
-                note = ("No prompt has both a kept and a dropped candidate for dpo to pair, so this tune learned "
-                        "with kto (keeps and drops unpaired).")
+                    raise StudioError(f"The {merged['objective']} objective needs a prompt with both a kept and a "
+                                      "dropped candidate; keep and drop within one prompt's batch, or use kto.")
+                note = (f"No prompt has both a kept and a dropped candidate for {merged['objective']} to pair, so "
+                        "this tune learned with kto (keeps and drops unpaired).")
                 merged["objective"] = "kto"
         spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
                 "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,

@@ -20,6 +20,11 @@ the paper's ratio lambda_D n_D / (lambda_U n_U) is 1 (its advised range is [1, 4
 ``dpo`` (Rafailov et al. 2023): where a prompt has both a kept and a dropped candidate, the pair's
 ``-log sigmoid(beta * (r_kept - r_dropped))``.
 
+``ipo`` (Azar et al. 2023, identity preference optimisation): the same pairs, ``(r_kept - r_dropped - 1 / (2 beta))^2``:
+each pair's margin is drawn to a set size and no further.  dpo's sigmoid only flattens, and an optimiser that
+normalises its steps (Adam) keeps pushing a won margin at full stride, past what any pair asked for; ipo's square
+turns round at its target.
+
 ``sft_weight`` adds, beside either, sft's own loss on the batch's kept candidates (their mean negative log-prob per
 counted token): once a pair's margin is won its sigmoid lets go, and what a step then moves is free to carry the
 kept candidates down with the drops and the mass to text neither side holds (likelihood displacement, Razin et al.
@@ -38,12 +43,14 @@ from typing import Any, Sequence
 from .errors import StudioError
 from .settings import TuneSettings, setting
 
-OBJECTIVES = ("sft", "kto", "dpo")
+OBJECTIVES = ("sft", "kto", "dpo", "ipo")
+PAIRED = ("dpo", "ipo")  # the objectives that learn from (kept, dropped) pairs of one prompt
 
 
 OBJECTIVE_HELP = {"sft": "sft: learn the kept set", "kto": "kto: also learn from the dropped (unpaired, anchored to "
                                                              "the starting model)",
-                  "dpo": "dpo: kept against dropped of the same prompt"}
+                  "dpo": "dpo: kept against dropped of the same prompt",
+                  "ipo": "ipo: as dpo, each pair's margin drawn to 1 / (2 beta) and no further"}
 
 
 def objective_setting(default: str, choices: Sequence[str] = OBJECTIVES) -> Any:
@@ -52,7 +59,7 @@ def objective_setting(default: str, choices: Sequence[str] = OBJECTIVES) -> Any:
     return setting(default, "; ".join(OBJECTIVE_HELP[c] for c in choices), choices=tuple(choices), label="Objective")
 
 
-def beta_setting(default: float, maximum: float = 100, objectives: Sequence[str] = ("kto", "dpo")) -> Any:
+def beta_setting(default: float, maximum: float = 100, objectives: Sequence[str] = ("kto", *PAIRED)) -> Any:
     """The ``beta`` field with a medium's measured default (docs/objectives.md); its scale follows what the
     reward measures (images: per-element denoising errors, so beta in the hundreds)."""
     return setting(default, f"{' / '.join(objectives)}: how far the tune may move from the starting model (higher: "
@@ -116,7 +123,7 @@ class PreferenceTune(TuneSettings):
         if self.objective != "sft" and self.prior_weight > 0:
             raise StudioError(f"The {self.objective} objective learns from the dropped candidates itself; "
                               "set prior_weight to 0, or objective to sft.")
-        if getattr(self, "kept_floor", 0) > 0 and self.objective == "sft":  # a medium whose tune has the floor
+        if getattr(self, "kept_floor", 0) > 0 and self.objective not in ("kto", "dpo"):  # a medium with the floor
             raise StudioError("kept_floor acts on kto's and dpo's rewards; set it to 0, or objective to kto or dpo.")
 
 
@@ -153,6 +160,15 @@ def dpo_loss(policy_kept: Any, reference_kept: Any, policy_dropped: Any, referen
     if kept_floor > 0:
         value = value + kept_floor * beta / 2 * torch.relu(-kept_reward)
     return value.mean()
+
+
+def ipo_loss(policy_kept: Any, reference_kept: Any, policy_dropped: Any, reference_dropped: Any,
+             beta: float) -> Any:
+    """The mean IPO loss over pairs (kept[i], dropped[i]) of the same prompt: the squared distance of each pair's
+    margin (kept reward - dropped reward) from 1 / (2 beta), so a pair past its target is pulled back."""
+    margin = (policy_kept - reference_kept.to(policy_kept.device)) - (
+        policy_dropped - reference_dropped.to(policy_dropped.device))
+    return ((margin - 1 / (2 * beta)) ** 2).mean()
 
 
 class RewardLog:
@@ -210,8 +226,8 @@ class PreferenceBatches:
     def __init__(self, objective: str, kept: int, total: int, batch_size: int, beta: float,
                  prompts: Sequence[str] = (), kept_floor: float = 0.0, sft_weight: float = 0.0,
                  tokens: Any = None):
-        if objective not in ("kto", "dpo"):
-            raise StudioError(f"The objective must be kto or dpo here, not {objective!r}.")
+        if objective not in ("kto", *PAIRED):
+            raise StudioError(f"The objective must be kto, dpo or ipo here, not {objective!r}.")
         if total <= kept:
             raise StudioError(f"The {objective} objective needs dropped candidates beside the kept ones.")
         self.objective, self.kept, self.total = objective, kept, total
@@ -220,10 +236,10 @@ class PreferenceBatches:
             raise StudioError("The kept candidates' own loss needs each row's token count.")
         self.sft_weight, self.tokens = float(sft_weight), tokens
         self.pairs: list[tuple[int, int]] = []
-        if objective == "dpo":
+        if objective in PAIRED:
             self.pairs = [(i, kept + j) for i, j in same_prompt_pairs(prompts[:kept], prompts[kept:])]
             if not self.pairs:
-                raise StudioError("The dpo objective needs a prompt with both a kept and a dropped candidate; "
+                raise StudioError(f"The {objective} objective needs a prompt with both a kept and a dropped candidate; "
                                   "use kto for unpaired keeps and drops.")
         self.reference: Any = None  # per row, set by the task once
         self.reward_log = RewardLog()  # the last batch's rewards, for the step's log
@@ -233,14 +249,17 @@ class PreferenceBatches:
 
         from .training import batch_rows
 
-        if self.objective == "dpo":
+        if self.objective in PAIRED:
             size = max(1, self.batch_size // 2)
             pick = torch.randint(0, len(self.pairs), (size,), generator=generator).tolist()
             rows = torch.tensor([self.pairs[p][0] for p in pick] + [self.pairs[p][1] for p in pick])
             values = log_probs(rows)
             ref = self.reference[rows]
             self.reward_log.hold(values - ref.to(values.device), rows < self.kept)
-            loss = dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta, self.kept_floor)
+            if self.objective == "ipo":
+                loss = ipo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta)
+            else:
+                loss = dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta, self.kept_floor)
             return loss + self._kept_loss(values, rows)
         # half of every batch from each side: the counts balanced, so lambda_D = lambda_U = 1
         size = max(2, self.batch_size)

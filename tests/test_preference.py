@@ -10,7 +10,8 @@ import pytest
 from studio import runner
 from studio.engine import Studio
 from studio.errors import StudioError
-from studio.preference import PreferenceBatches, RewardLog, dpo_loss, kto_loss, same_prompt_pairs, tune_beta
+from studio.preference import (PreferenceBatches, RewardLog, dpo_loss, ipo_loss, kto_loss, same_prompt_pairs,
+                               tune_beta)
 
 
 def _t(*values):
@@ -68,6 +69,29 @@ def test_dpo_prefers_the_kept_of_each_pair():
     bad = dpo_loss(_t(-12.0), _t(-10.0), _t(-8.0), _t(-10.0), beta=0.1)
     assert float(good) < float(bad)
     assert same_prompt_pairs(["a", "b"], ["b", "c", "a"]) == [(0, 2), (1, 0)]
+
+
+def test_ipo_draws_each_pairs_margin_to_its_target_and_pulls_back_a_margin_past_it():
+    import torch
+
+    zero = _t(0.0)
+    for margin, way in ((2.0, -1), (8.0, 1)):  # beta 0.1: the target is 1 / (2 beta) = 5 nats
+        kept = _t(margin / 2).requires_grad_()
+        dropped = _t(-margin / 2).requires_grad_()
+        loss = ipo_loss(kept, zero, dropped, zero, beta=0.1)
+        assert loss.item() == pytest.approx((margin - 5.0) ** 2)
+        loss.backward()
+        assert float(kept.grad) * way > 0 and float(dropped.grad) * way < 0  # short: raise the kept; past: lower it
+    at = ipo_loss(_t(2.5), zero, _t(-2.5), zero, beta=0.1)
+    assert at.item() == 0.0  # dpo's loss at the same margin is still above 0 and still pushing
+    assert dpo_loss(_t(2.5), zero, _t(-2.5), zero, beta=0.1).item() > 0
+    batches = PreferenceBatches("ipo", kept=2, total=4, batch_size=4, beta=0.1, prompts=["a", "b", "a", "b"])
+    assert batches.pairs == [(0, 2), (1, 3)]
+    batches.reference = torch.zeros(4)
+    values = torch.tensor([2.5, 2.5, -2.5, -2.5])
+    assert batches.loss(0, torch.Generator().manual_seed(0), lambda rows: values[rows]).item() == 0.0
+    with pytest.raises(StudioError, match="ipo objective needs a prompt with both"):
+        PreferenceBatches("ipo", kept=1, total=2, batch_size=8, beta=0.1, prompts=["a", "b"])
 
 
 def test_kto_batches_draw_half_kept_half_dropped():
@@ -206,6 +230,8 @@ def test_dpo_with_no_prompt_holding_a_keep_and_a_drop_tunes_with_kto_and_says_so
         studio.store._db.execute("UPDATE candidates SET prompt = ? WHERE id = ?", ("another colour", batch[2].id))
     with pytest.raises(StudioError, match="dpo objective needs a prompt with both"):  # asked for by name: said
         studio.tune("fake", settings={"objective": "dpo"})
+    with pytest.raises(StudioError, match="ipo objective needs a prompt with both"):  # ipo pairs as dpo does
+        studio.tune("fake", settings={"objective": "ipo"})
     plain = FakeMedium.parse_tune_settings  # a medium whose default objective is dpo (the text medium's)
     monkeypatch.setattr(FakeMedium, "parse_tune_settings", lambda self, given: plain(self, {"objective": "dpo",
                                                                                             **given}))

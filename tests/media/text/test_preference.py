@@ -37,6 +37,25 @@ def test_a_kto_tune_raises_the_kept_and_lowers_the_dropped_against_the_reference
     assert rewards["kept_reward"] > 0 > rewards["dropped_reward"]
 
 
+@pytest.mark.slow
+def test_an_ipo_tune_stops_its_margins_near_the_target_where_dpo_pushes_on(medium, tiny_llama, tmp_path,
+                                                                            make_candidates):
+    handle = medium.load(str(tiny_llama), "cpu")
+    kept = make_candidates("a sea poem", KEPT, "k")
+    dropped = make_candidates("a sea poem", DROPPED, "d")
+    margins = {}
+    for objective in ("ipo", "dpo"):  # beta 0.25: ipo's target margin is 1 / (2 beta) = 2 nats
+        settings = {**medium.tune_defaults, "objective": objective, "beta": 0.25, "steps": 40, "lr": 2e-2,
+                    "batch_size": 4, "copy_guard": 0, "stop_copying": 1.0}
+        task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
+        assert len(task.preference.pairs) == 4
+        run_tune(task, settings, tmp_path / objective)
+        moved = _log_probs(task) - task.preference.reference
+        margins[objective] = float(moved[:2].mean() - moved[2:].mean())  # every kept against every dropped
+    assert margins["ipo"] == pytest.approx(2.0, abs=1.0)
+    assert margins["dpo"] > 3 * margins["ipo"]
+
+
 def test_the_reference_is_the_starting_model_when_a_resumed_tune_rebuilds_the_task(medium, tiny_llama, tmp_path,
                                                                                      make_candidates):
     handle = medium.load(str(tiny_llama), "cpu")
@@ -117,8 +136,9 @@ def test_the_kept_floor_reaches_the_tunes_loss_and_needs_kto_or_dpo(medium, tiny
     assert medium.tune_task(handle, kept, settings, None, dropped=dropped).preference.kept_floor == 1.5
     assert medium.tune_task(handle, kept, dict(medium.tune_defaults), None,
                             dropped=dropped).preference.kept_floor == 0.0  # off by default
-    with pytest.raises(StudioError, match="kept_floor"):
-        medium.tune_task(handle, kept, {**settings, "objective": "sft"}, None)
+    for objective in ("sft", "ipo"):  # ipo's square turns round at its target: no floor to add
+        with pytest.raises(StudioError, match="kept_floor"):
+            medium.tune_task(handle, kept, {**settings, "objective": objective}, None, dropped=dropped)
 
 
 def test_per_token_rewards_are_the_summed_log_probs_over_each_texts_counted_tokens(medium, tiny_llama,
