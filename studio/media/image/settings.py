@@ -93,7 +93,7 @@ class ImageTune(PreferenceTune):
     objective: str = objective_setting("kto", ("sft", "kto", "dpo"))
     # the reward is a difference of per-element denoising errors, which a default tune moves by ~0.04 (a language
     # model's log-prob moves by nats): 1000 puts the sigmoid's knee at a tenth of where 100 did, so it stops sooner
-    beta: float = beta_setting(1000.0, maximum=1e6)
+    beta: float = beta_setting(1000.0, maximum=1e6, objectives=("kto", "dpo"))
     drop_share: float = drop_share_setting(0.25)
     # sft's loss on the kept pictures beside kto's: 76 of 96 built-in targets against kto alone's 73, no run below the
     # base where kto alone had two (docs/objectives.md, "Pictures: kto with the kept pictures' own loss")

@@ -47,7 +47,7 @@ class VoiceTune(PreferenceTune):
     # centre is about 0.01-0.03 of it (docs/voice.md, "Learning from the dropped takes"); 300 -> 100 -> 50 since the
     # pitched vocoder, each step meeting more of the built-in checks on fresh seeds (docs/voice.md, "beta on the
     # pitched vocoder"); 30 overshoots the kept takes' lean on pace (docs/objectives.md, voice_carry)
-    beta: float = beta_setting(50.0, maximum=1e6)
+    beta: float = beta_setting(50.0, maximum=1e6, objectives=("kto", "dpo"))
     # a tune from a tuned version (the next round) starts where the last one left the readings; anchored as loosely,
     # the second round pushed pace past the keeps' and narrowed (docs/voice.md, "The second round's anchor")
     tuned_beta_scale: float = tuned_beta_scale_setting(2.0)

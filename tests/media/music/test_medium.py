@@ -279,3 +279,5 @@ def test_a_kto_tune_raises_the_kept_pieces_and_lowers_the_dropped_against_the_st
     assert medium.tune_task(handle, kept, floored, None, dropped=dropped).preference.kept_floor == 1.0
     with pytest.raises(StudioError, match="kept_floor"):
         medium.parse_tune_settings({"objective": "sft", "kept_floor": 1.0})
+    paired = medium.tune_task(handle, kept, dict(settings, objective="ipo"), None, dropped=dropped)
+    assert paired.preference.objective == "ipo" and len(paired.preference.pairs) == 9  # 3 kept x 3 dropped
