@@ -24,7 +24,7 @@ from ...errors import StudioError
 from . import guard
 from .model import TextHandle, active, base_model
 from .prompting import prompt_ids
-from .stops import StopWatch, cut
+from .stops import StopWatch, asked_parts, cut
 
 LOOK_EVERY = {"cpu": 1, "cuda": 8}  # steps between looks at the tokens on the host (one sync each)
 COMPILE_OPTIONS: dict[str, Any] = {"mode": "reduce-overhead", "dynamic": False}  # CUDA graphs, as transformers does
@@ -258,7 +258,8 @@ def _sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[
     made: list[list[int]] = [[] for _ in range(rows)]
     ended: list[bool] = [False] * rows
     by_eos: list[bool] = [False] * rows
-    watch = StopWatch(tokenizer, list(params.get("stop") or []))
+    # a prompt that asks for stanzas or paragraphs ends at the blank line after its last one (stops.py)
+    watch = StopWatch(tokenizer, list(params.get("stop") or []), asked_parts(prompt))
     looked = 0
 
     def look(written: int) -> bool:
@@ -316,5 +317,5 @@ def _sample(handle: TextHandle, prompt: str, seeds: Sequence[int], params: dict[
                 raise
             raise _CompiledStepFailed((adapter or "", float(strength), bucket, length)) from exc
     produced = sum(len(t) + int(e) for t, e in zip(made, by_eos))
-    texts = [cut(tokenizer.decode(t, skip_special_tokens=True), watch.stops).strip() for t in made]
+    texts = [cut(tokenizer.decode(t, skip_special_tokens=True), watch.stops, watch.parts).strip() for t in made]
     return texts, produced

@@ -38,7 +38,8 @@ class TextGenerate(Settings):
     # list's items (stops.py; 13 of 16 "five ideas ..." texts were their introduction alone before). Empty: writes on
     stop: list[str] = setting(["\n\n"], "texts end at any of these (not included). A blank line (the default) ends "
                                         "the writing: not an introduction ending in a colon, not a list between its "
-                                        "items; empty: only at the model's end or the length limit",
+                                        "items, not a part of the stanzas or paragraphs the prompt asks for; empty: "
+                                        "only at the model's end or the length limit",
                               label="End the text at", escapes=True)
 
     def check(self, owner: str) -> None:

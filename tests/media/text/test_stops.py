@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.media.text.stops import StopWatch, cut, find_end
+from studio.media.text.stops import StopWatch, asked_parts, cut, find_end
 
 BLANK = ["\n\n"]
 
@@ -70,3 +70,25 @@ def test_the_watch_ends_a_row_at_the_fewest_tokens_that_show_its_end(look_every)
     # each row ends one token into the paragraph that shows the break was the end
     assert ended == {0: texts[0].index("Enjoy") + 1, 1: texts[1].index("This") + 1}
     assert cut(texts[0][:ended[0]], BLANK) == "Here are ideas:\n\n1. Snow.\n\n2. Fog."
+
+
+@pytest.mark.parametrize("prompt, parts", [
+    ("a haiku about the first snow", 1), ("a verse about rain", 1), ("one stanza please", 1),
+    ("the universe in a poem", 1), ("a poem in three stanzas about the sea", 3), ("a song with two verses", 2),
+    ("write 2 short paragraphs", 2), ("a three-stanza poem", 3), ("A Couple of Paragraphs on snow", 2),
+    ("a poem in four rhyming stanzas", 4), ("a poem in stanzas", 10_000),
+])
+def test_a_prompt_says_how_many_parts_it_asks_for(prompt, parts):
+    assert asked_parts(prompt) == parts
+
+
+def test_a_text_in_parts_ends_at_the_blank_line_after_its_last_part():
+    text = "Here is a poem:\n\nSalt wind\nthe gulls\n\n\nLow tide\nthe rocks\n\nNight falls\n\nThis poem captures the sea."
+    assert cut(text, BLANK) == "Here is a poem:\n\nSalt wind\nthe gulls"
+    assert cut(text, BLANK, parts=3) == text[:text.index("\n\nThis")]  # the three-line break is one break
+    assert cut(text, BLANK, parts=10_000) == text  # stanzas, no count: no blank line ends it
+    assert cut("One.\n\n- a\n\n- b\n\nTwo.\n\nNote", BLANK, parts=2) == "One.\n\n- a\n\n- b\n\nTwo."
+    assert find_end("Salt wind.\n\nLow tide.\n\n", BLANK, parts=2) is None  # the second break waits as the first did
+    watch = StopWatch(Letters(), BLANK, parts=2)
+    tokens = [ord(c) for c in "A.\n\nB.\n\nC."]
+    assert watch.first_stop(0, tokens[:4]) is None and watch.first_stop(0, tokens) == len("A.\n\nB.\n\nC")
