@@ -11,6 +11,20 @@ from typing import Any
 
 CSS_FILE = Path(__file__).with_name("studio.css")
 LAUNCH_TRIES = 3
+# the model libraries the media import when first used, whose lazy modules two threads must not import at once
+LAZY_LIBRARIES = ("transformers", "diffusers")
+
+
+def import_libraries() -> None:
+    """Import ``LAZY_LIBRARIES`` (those installed) in this thread, before the page's requests arrive in many: a
+    fresh page's first text generate (loading the model) raced another request's tokenizer, and the artist read
+    "cannot import name 'AutoModelForCausalLM' from 'transformers'"."""
+    import importlib
+    import importlib.util
+
+    for name in LAZY_LIBRARIES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
 
 
 def build_app(studio: Any, presets_dir: Path | str | None = None, names: list[str] | None = None):
@@ -60,6 +74,7 @@ def launch(studio: Any, host: str = "127.0.0.1", port: int | None = None, auth: 
 
     kwargs = security.launch_kwargs(studio.store.root, host, port, auth)
     security.prepare_environment(studio.store.root)
+    import_libraries()
     app = build_app(studio, presets_dir, names)
     app.queue(default_concurrency_limit=1)
     for attempt in range(LAUNCH_TRIES):

