@@ -206,6 +206,12 @@ class NoSettings(Settings):
     """A medium with no generation settings."""
 
 
+def rank_setting(default: int) -> Any:
+    """The ``rank`` field with a medium's measured default."""
+    return setting(default, "LoRA rank: how much the adapter can learn (higher: more, and more copying)",
+                   min=1, max=512, label="Adapter size")
+
+
 def tuned_lr_scale_setting(default: float) -> Any:
     """The ``tuned_lr_scale`` field (``training.tune_lr``), with a medium's measured default (1: the same rate)."""
     return setting(default, "the learning rate times this for a tune that starts from a tuned version (a later "
@@ -226,8 +232,7 @@ class TuneSettings(Settings):
                                 min=1, max=100_000, label="Steps")
     epochs: float = setting(30.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")
-    rank: int = setting(8, "LoRA rank: how much the adapter can learn (higher: more, and more copying)",
-                        min=1, max=512, label="Adapter size")
+    rank: int = rank_setting(8)
     alpha: float | None = setting(None, "LoRA alpha (the adapter's scale is alpha / rank); empty: the medium's rule",
                                   above=0, max=10_000)
     lr: float = setting(1e-3, "learning rate", above=0, below=1, label="Learning rate")

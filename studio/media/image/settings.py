@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ...errors import StudioError
 from ...preference import PreferenceTune, beta_setting, drop_share_setting, objective_setting, sft_weight_setting
-from ...settings import Settings, setting, tuned_lr_scale_setting
+from ...settings import Settings, rank_setting, setting, tuned_lr_scale_setting
 
 LORA_STRENGTH = (-2.0, 2.0)  # a community LoRA's weight range (negative pushes away from what it learned)
 OFFLOAD = ("none", "model", "sequential")
@@ -101,8 +101,7 @@ class ImageTune(PreferenceTune):
 
     epochs: float = setting(25.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")
-    rank: int = setting(2, "LoRA rank: how much the adapter can learn (higher: more, and more copying)",
-                        min=1, max=512, label="Adapter size")
+    rank: int = rank_setting(2)
     lr: float = setting(4e-3, "learning rate", above=0, below=1, label="Learning rate")
     # a later round at 0.3x the rate: round 2 met 51 of 60 built-in checks against 50, variety kept in 8 of 12 runs
     # against 3, lift 10 against 12 (docs/objectives.md, "Pictures: a gentler later round"); the built-in sketchbook only
