@@ -8,10 +8,12 @@ Heavy libraries load inside the methods, so importing this module costs nothing.
 """
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...errors import StudioError
 from ...medium import Candidate, Generated, Medium, Version
 from .settings import TextGenerate, TextTune
 
@@ -106,6 +108,23 @@ class TextMedium(Medium):
         from .metrics import distinct_n
 
         return {"distinct_2": distinct_n([candidate_text(c) for c in candidates], 2)}
+
+    def card_detail(self, candidate: Candidate) -> str | None:
+        """A text that generation cut off at its length limit says so, and which setting lets it finish (the
+        tokenizer alone counts it; a text that ended by itself shows nothing)."""
+        from .embedding import candidate_text
+        from .model import reached_limit
+
+        try:
+            text = candidate_text(candidate)
+        except StudioError:
+            return None
+        if not reached_limit(candidate.model, text, candidate.params):
+            return None
+        limit = int(candidate.params["max_new_tokens"])
+        label = html.escape(next(f.label for f in TextGenerate.fields() if f.name == "max_new_tokens"))
+        return (f'<span class="cut-off">Cut off at the length limit ({limit} tokens): a higher '
+                f'&ldquo;{label}&rdquo; lets it finish.</span>')
 
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
                   parent_adapter: str | None, prior: Sequence[Candidate] = (),

@@ -127,6 +127,26 @@ def prompt_length(model: str, prompt: str) -> PromptLength | None:
     return PromptLength(used, _context_of(str(folder)) - 1)
 
 
+def reached_limit(model: str, completion: str, params: dict[str, Any]) -> bool:
+    """Whether generation cut ``completion`` off at its length limit (``prompting.cut_at_limit``, what the tune
+    reads), with the model's saved tokenizer alone (never its weights): what a text's card says.  False where the
+    tokenizer is not on this machine (the built-in SmolLM2 before its first conversion, a model since removed)."""
+    from ...loading import count_tokens
+    from .builtin import DEFAULT, converted, resolve, smollm2_folder
+    from .prompting import completion_ids
+
+    limit = params.get("max_new_tokens")
+    if not limit or not completion or (model == DEFAULT and not converted(smollm2_folder())):
+        return False
+    model = resolve(str(model))
+    try:
+        folder = local_path(model, "text model folder") if looks_local(model) else hub_snapshot(model, "text model")
+        used, _ = count_tokens(folder, lambda tokenizer: completion_ids(tokenizer, completion, ended=False))
+    except (StudioError, OSError, ValueError):
+        return False
+    return used >= int(limit)
+
+
 @functools.lru_cache(maxsize=8)
 def _context_of(folder: str) -> int:
     return _context_length(load_config(folder))

@@ -134,3 +134,44 @@ def test_the_prompt_length_against_the_context_is_known_before_generate():
     handle = type("Handle", (), {"tokenizer": load_tokenizer(str(grammar_folder())), "context": 256})()
     with pytest.raises(StudioError, match=f"The prompt is {long.used} tokens"):  # what Generate would say
         check_prompt(handle, "a haiku about the first snow on the hill " * 60, 16)
+
+
+def test_a_text_cut_off_at_its_length_limit_says_so_on_its_card(medium, tiny_llama, make_candidates, tmp_path):
+    """The card of a text that generation stopped at max_new_tokens names the limit and the setting that lets it
+    finish (the tokenizer alone counts, as the tune does); a text that ended before it, or one with no recorded
+    limit (imported), shows nothing, and a model no longer on the machine shows nothing rather than an error."""
+    import dataclasses
+    import shutil
+
+    from studio.loading import _tokenizer
+    from studio.media.text.prompting import completion_ids
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    long = "the hill the fox red red moon over the hill the fox runs"
+    limit = len(completion_ids(handle.tokenizer, long, ended=False))
+    [text] = make_candidates("a sea poem", [long])
+
+    def card_at(params, model=str(tiny_llama)):
+        return medium.card_detail(dataclasses.replace(text, model=model, params=params))
+
+    detail = card_at({"max_new_tokens": limit})
+    assert f"Cut off at the length limit ({limit} tokens)" in detail and "Longest text (tokens)" in detail
+    assert card_at({"max_new_tokens": limit + 1}) is None
+    assert card_at({}) is None
+    gone = tmp_path / "gone"
+    shutil.copytree(tiny_llama, gone)
+    _tokenizer.cache_clear()
+    assert card_at({"max_new_tokens": limit}, str(gone)) is not None
+    shutil.rmtree(gone)
+    _tokenizer.cache_clear()
+    assert card_at({"max_new_tokens": limit}, str(gone)) is None
+
+    # what generation wrote at a 3-token limit is cut there, by the card's count
+    params = medium.validate_params({"max_new_tokens": 3, "stop": []})
+    generated = medium.generate(handle, "a sea poem", [0, 1], params)
+    written = make_candidates("a sea poem", [g.text for g in generated], "g")
+    for g, c in zip(generated, written):
+        cut = len(completion_ids(handle.tokenizer, g.text, ended=False)) >= 3
+        shown = medium.card_detail(dataclasses.replace(c, model=str(tiny_llama), params=params))
+        assert (shown is not None) == cut
+    assert any(medium.card_detail(dataclasses.replace(c, model=str(tiny_llama), params=params)) for c in written)
