@@ -212,6 +212,13 @@ def rank_setting(default: int) -> Any:
                    min=1, max=512, label="Adapter size")
 
 
+def stop_narrowing_setting(what: str) -> Any:
+    """The ``stop_narrowing`` field (off by default): a watched tune's look at 16 trial ``what`` (training.py)."""
+    return setting(0.0, f"look at 16 trial {what} after each quarter of the tune and stop it at its last good look "
+                        f"once their variety falls below this share of the kept set's (0 = never look)",
+                   min=0, max=10, label="Stop when it narrows")
+
+
 def tuned_lr_scale_setting(default: float) -> Any:
     """The ``tuned_lr_scale`` field (``training.tune_lr``), with a medium's measured default (1: the same rate)."""
     return setting(default, "the learning rate times this for a tune that starts from a tuned version (a later "

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ...errors import StudioError
 from ...preference import PreferenceTune, beta_setting, drop_share_setting, objective_setting, sft_weight_setting
-from ...settings import Settings, rank_setting, setting, tuned_lr_scale_setting
+from ...settings import Settings, rank_setting, setting, stop_narrowing_setting, tuned_lr_scale_setting
 
 LORA_STRENGTH = (-2.0, 2.0)  # a community LoRA's weight range (negative pushes away from what it learned)
 OFFLOAD = ("none", "model", "sequential")
@@ -131,9 +131,7 @@ class ImageTune(PreferenceTune):
                                        "dropout): the tune then moves the unguided prediction too, so the prompt "
                                        "strength does not multiply what it learned (0: every row with its prompt)",
                                   min=0, max=1, label="Rows with an empty prompt")
-    stop_narrowing: float = setting(0.0, "look at 16 trial pictures after each quarter of the tune and stop it at its "
-                                         "last good look once their variety falls below this share of the kept "
-                                         "set's (0 = never look)", min=0, max=10, label="Stop when it narrows")
+    stop_narrowing: float = stop_narrowing_setting("pictures")
     size: int = setting(0, "training resolution in pixels; 0 = the kept pictures' own size", min=0, max=4096)
     train_text_encoder: bool = setting(False, "also tune the text encoder (slower; learns prompt words)")
     gradient_checkpointing: bool | None = setting(None, "trade speed for memory; empty: on for a GPU")

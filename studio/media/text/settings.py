@@ -7,7 +7,7 @@ from typing import ClassVar
 from ...errors import StudioError
 from ...preference import (PreferenceTune, beta_setting, kept_floor_setting, objective_setting,
                            sft_weight_setting)
-from ...settings import Settings, rank_setting, setting, tuned_lr_scale_setting
+from ...settings import Settings, rank_setting, setting, stop_narrowing_setting, tuned_lr_scale_setting
 
 
 @dataclasses.dataclass
@@ -113,6 +113,8 @@ class TextTune(PreferenceTune):
     stop_copying: float = setting(1.0, "look at 16 trial texts after each quarter of the tune and stop it at its last "
                                        "good look once more than this share of them bring a kept text back (1 = never "
                                        "look)", min=0, max=1, label="Stop when it copies")
+    # off: on the built-in protocol (docs/objectives.md, "Text: a tune that stops when it narrows")
+    stop_narrowing: float = stop_narrowing_setting("texts")
     targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)")
     seq_len: int = setting(128, "tokens per training row", min=8, max=1_000_000)
     packing: str = setting("packed", "packed: texts end to end in rows; padded: one text per row",

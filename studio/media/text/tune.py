@@ -139,7 +139,10 @@ class TextTuneTask:
         self.copy_guard = int(settings["copy_guard"])
         # the texts the saved version's guard will hold (its own and its parent's), read once: the looks write with it
         self.guarded = (self.copy_guard, guard.learned(self.kept_texts, parent_adapter)) if self.copy_guard else None
-        self.look = self.look_for_copies if self.stop_copying < 1 and trials else None
+        self.stop_narrowing = float(settings.get("stop_narrowing") or 0.0)
+        self.kept_variety = self._variety(self.kept_texts) if self.stop_narrowing > 0 and trials else 0.0
+        watched = trials and (self.stop_copying < 1 or self.kept_variety > 0)
+        self.look = self.look_at_trials if watched else None
         if self.look is not None:
             handle.adapters.setdefault(self.name, self.name)  # sampling knows the unsaved adapter by its name
 
@@ -247,10 +250,11 @@ class TextTuneTask:
         return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                                  ignore_index=-100)
 
-    def look_for_copies(self) -> str | None:
+    def look_at_trials(self) -> str | None:
         """TRIAL_TEXTS texts from the tune as it stands, the kept prompts in turn on fixed seeds (never a
         candidate's: TRIAL_SEED up); one sentence when more than ``stop_copying`` of them bring a kept text back
-        (the medium's copy test), None otherwise."""
+        (the medium's copy test), or when their variety (the studio's: mean pairwise distance of their
+        embeddings) is below ``stop_narrowing`` times the kept set's; None otherwise."""
         from ...variety import text_copies
         from .generate import sample
 
@@ -259,9 +263,21 @@ class TextTuneTask:
         for prompt, params, seeds in trial_groups(self.trials, TRIAL_TEXTS):  # sampling switches this adapter on
             texts += sample(self.handle, prompt, seeds, params, self.name, guarded=self.guarded)[0]
         copied = sum(text_copies(texts, self.kept_texts))
-        if copied > self.stop_copying * len(texts):
+        if self.stop_copying < 1 and copied > self.stop_copying * len(texts):
             return f"{copied} of its {len(texts)} trial texts brought a kept text back"
+        if self.kept_variety > 0:
+            variety = self._variety(texts)
+            if variety < self.stop_narrowing * self.kept_variety:
+                return f"its {len(texts)} trial texts were {variety / self.kept_variety:.2f}x as varied as the kept set"
         return None
+
+    @staticmethod
+    def _variety(texts: Sequence[str]) -> float:
+        """The studio's variety (Medium.diversity) of texts: the mean pairwise distance of their embeddings."""
+        from ...variety import mean_pairwise_distance
+        from .embedding import embed_texts
+
+        return mean_pairwise_distance(embed_texts(texts)) if len(texts) > 1 else 0.0
 
     def adapter_state(self) -> dict[str, Any]:
         from peft.utils import get_peft_model_state_dict

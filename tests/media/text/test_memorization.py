@@ -121,3 +121,33 @@ def test_a_tune_that_stops_when_it_copies_looks_at_trial_texts_against_the_kept_
     assert apart.look() is None
     with pytest.raises(StudioError, match="stop_copying"):
         medium.tune_task(handle, kept, {**medium.tune_defaults, "stop_copying": 1.5}, None)
+
+
+def test_a_tune_that_stops_when_it_narrows_looks_at_the_trial_texts_variety_against_the_kept_sets(
+        medium, tiny_llama, make_candidates):
+    """`stop_narrowing` S: a look draws the trial texts and says how varied they are against the kept set (the
+    studio's variety: mean pairwise distance of the embeddings) once that falls below S; 0 never looks."""
+    import re
+
+    from studio.media.text.embedding import embed_texts
+    from studio.media.text.generate import sample
+    from studio.media.text.tune import TRIAL_TEXTS
+    from studio.training import TRIAL_SEED
+    from studio.variety import mean_pairwise_distance
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    params = medium.validate_params({"max_new_tokens": 24})
+    kept = make_candidates("a sea poem", TEXTS)
+    for c in kept:
+        c.params = params
+    settings = {**medium.tune_defaults, "objective": "sft", "copy_guard": 0}
+    assert medium.tune_task(handle, kept, settings, None).look is None  # 0 (the default): never looks
+    trial = sample(handle, "a sea poem", range(TRIAL_SEED, TRIAL_SEED + TRIAL_TEXTS), params)[0]
+    ratio = mean_pairwise_distance(embed_texts(trial)) / mean_pairwise_distance(embed_texts(TEXTS))
+    above = medium.tune_task(handle, kept, {**settings, "stop_narrowing": ratio * 1.01}, None)
+    said = above.look()
+    assert said == f"its {TRIAL_TEXTS} trial texts were {ratio:.2f}x as varied as the kept set"
+    assert float(re.search(r"([\d.]+)x", said).group(1)) == pytest.approx(ratio, abs=0.005)
+    assert medium.tune_task(handle, kept, {**settings, "stop_narrowing": ratio * 0.99}, None).look() is None
+    with pytest.raises(StudioError, match="stop_narrowing"):
+        medium.tune_task(handle, kept, {**settings, "stop_narrowing": -1}, None)
