@@ -157,6 +157,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             version = tuned["version"]
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
                    "kept_total": tuned["curated"], "bar": bar, "rewards": tuned["rewards"], **extra,
+                   **({"tune_note": tuned["note"]} if tuned.get("note") else {}),  # e.g. a look ended the tune
                    **measure(studio, medium, judge, version, prompt, seed, n, bar, params)}
             if medium in HELD_OUT_PROMPTS:
                 if held_bar is None:
