@@ -111,18 +111,27 @@ def load(model: str, device: str | None = None) -> TextHandle:
                       context=_context_length(config))
 
 
+def saved_folder(model: str) -> Path | None:
+    """The folder holding ``model``'s saved tokenizer and config (a local folder, or its snapshot in the Hugging Face
+    cache); None for the built-in SmolLM2 before its first conversion.  A StudioError when it is not on this machine."""
+    from .builtin import DEFAULT, converted, resolve, smollm2_folder
+
+    if model == DEFAULT and not converted(smollm2_folder()):
+        return None
+    model = resolve(str(model))
+    return local_path(model, "text model folder") if looks_local(model) else hub_snapshot(model, "text model")
+
+
 def prompt_length(model: str, prompt: str) -> PromptLength | None:
     """The prompt's tokens (as generation wraps it: the chat template, if any) against what the model reads while
     leaving room to write: its context less one.  Loads the tokenizer and config only; None for the built-in
     SmolLM2 before its first conversion (Generate converts it)."""
     from ...loading import count_tokens
-    from .builtin import DEFAULT, converted, resolve, smollm2_folder
     from .prompting import prompt_ids
 
-    if model == DEFAULT and not converted(smollm2_folder()):
+    folder = saved_folder(model)
+    if folder is None:
         return None
-    model = resolve(str(model))
-    folder = local_path(model, "text model folder") if looks_local(model) else hub_snapshot(model, "text model")
     used, _ = count_tokens(folder, lambda tokenizer: prompt_ids(tokenizer, prompt))
     return PromptLength(used, _context_of(str(folder)) - 1)
 
@@ -132,15 +141,15 @@ def reached_limit(model: str, completion: str, params: dict[str, Any]) -> bool:
     reads), with the model's saved tokenizer alone (never its weights): what a text's card says.  False where the
     tokenizer is not on this machine (the built-in SmolLM2 before its first conversion, a model since removed)."""
     from ...loading import count_tokens
-    from .builtin import DEFAULT, converted, resolve, smollm2_folder
     from .prompting import completion_ids
 
     limit = params.get("max_new_tokens")
-    if not limit or not completion or (model == DEFAULT and not converted(smollm2_folder())):
+    if not limit or not completion:
         return False
-    model = resolve(str(model))
     try:
-        folder = local_path(model, "text model folder") if looks_local(model) else hub_snapshot(model, "text model")
+        folder = saved_folder(model)
+        if folder is None:
+            return False
         used, _ = count_tokens(folder, lambda tokenizer: completion_ids(tokenizer, completion, ended=False))
     except (StudioError, OSError, ValueError):
         return False
