@@ -39,6 +39,9 @@ MIN_SCORE_SPREAD = 0.01  # scores closer together than this cannot tell candidat
 # What a good round is (the targets the independent evaluation of issue 20 used): the verdict sentence
 COPIES_LIMIT = 0.10  # at most this share of tuned candidates copy a kept one
 VARIETY_FLOOR = 0.8  # the tuned side at least this share of the kept set's variety
+# a round that passes still says so when its side has under half the base's own variety on the same seeds: a
+# narrow kept set passes the kept-set bar while the pictures all look alike (one hue on every one)
+NARROWER_THAN_BASE = 0.5
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks
 
@@ -113,7 +116,12 @@ def verdict(result: dict[str, Any]) -> str:
         return f"Not yet: the tuned version {listed}."
     good = [f"More of what you kept ({was:.0%} -> {now:.0%} kept, best of {n} from the base {best_rate:.0%})"]
     if variety is not None:
-        good.append("as varied")
+        base_variety, now_variety = before.get("diversity"), after.get("diversity")
+        if base_variety and now_variety is not None and now_variety < NARROWER_THAN_BASE * base_variety:
+            good.append(f"as varied as what you kept but narrower than the base ({now_variety / base_variety:.2f}x "
+                        f"its variety)")
+        else:
+            good.append("as varied")
     if copies is not None:
         good.append("no copies" if copies == 0 else f"few copies ({copies:.0%})")
     return ", ".join(good) + "."

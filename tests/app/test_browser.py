@@ -125,7 +125,9 @@ def test_fake_medium_whole_flow(app, workspace):
         # the verdict: one plain sentence on top of the figures, the engine's own (docs/cli-verdict.md)
         verdict = metrics.locator(".verdict").inner_text()
         assert verdict == studio.store.version("fake", "v1").metrics["verdict"]
-        assert re.fullmatch(r"(More of what you kept \(.*\)(, as varied)?(, no copies|, few copies \(\d+%\))?\.|"
+        assert re.fullmatch(r"(More of what you kept \(.*\)"
+                            r"(, as varied( as what you kept but narrower than the base \(\d\.\d\dx its variety\))?)?"
+                            r"(, no copies|, few copies \(\d+%\))?\.|"
                             r"Not yet: the tuned version .*\.)", verdict), verdict
         assert studio.store.version("fake", "v1").metrics["strength"] == 1.0
         # the strength slider reaches the engine: at 0 the after side is the base itself

@@ -7,9 +7,9 @@ from studio.app import cards
 from studio.engine import verdict
 
 
-def result(before=0.25, after=0.6, best=0.45, copies=0.0, variety=1.0, n=2):
-    return {"before": {"acceptance_rate": before}, "after": {"acceptance_rate": after, "copies": copies,
-                                                             "variety_vs_kept": variety},
+def result(before=0.25, after=0.6, best=0.45, copies=0.0, variety=1.0, n=2, base_diversity=None, diversity=None):
+    return {"before": {"acceptance_rate": before, "diversity": base_diversity},
+            "after": {"acceptance_rate": after, "copies": copies, "variety_vs_kept": variety, "diversity": diversity},
             "best_of_n_base": {"n": n, "acceptance_rate": best}, "seeds": list(range(16))}
 
 
@@ -17,6 +17,15 @@ def test_a_good_round():
     assert verdict(result()) == ("More of what you kept (25% -> 60% kept, best of two from the base 45%), "
                                  "as varied, no copies.")
     assert verdict(result(copies=0.0625)).endswith("as varied, few copies (6%).")
+
+
+def test_a_good_round_narrower_than_the_base_says_so():
+    # the kept set was narrow (all on one ground): as varied as it, and far narrower than what the base draws
+    said = verdict(result(variety=1.26, base_diversity=0.62, diversity=0.18))
+    assert said == ("More of what you kept (25% -> 60% kept, best of two from the base 45%), as varied as what you "
+                    "kept but narrower than the base (0.29x its variety), no copies.")
+    assert verdict(result(base_diversity=0.62, diversity=0.32)).endswith("), as varied, no copies.")
+    assert verdict(result(base_diversity=0.0, diversity=0.0)).endswith("), as varied, no copies.")
 
 
 @pytest.mark.parametrize("kwargs, words", [
