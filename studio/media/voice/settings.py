@@ -57,6 +57,9 @@ class VoiceTune(PreferenceTune):
     # seeds against none (docs/voice.md, "The dose with kto")
     epochs: float = setting(60.0, "passes over the kept set when steps is empty", above=0, max=10_000,
                             label="Passes over the kept set")
+    intonation_as_read: bool = setting(False, "built-in voice: also learn which words each kept take raised or "
+                                              "lowered (a falling end, a lifted word), not only its pace, pitch "
+                                              "level and range", label="Learn the intonation")
 
     def check(self, owner: str) -> None:
         if self.prior_weight > 0:

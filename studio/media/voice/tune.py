@@ -52,7 +52,7 @@ class TinyTuneTask(PeftTask):
             raise StudioError("There are no kept voice takes to tune on.")
         objective = settings.get("objective", "sft") if dropped else "sft"
         takes = [*examples, *(dropped if objective != "sft" else ())]
-        self.rows = [_take_row(handle.model.config, c) for c in takes]
+        self.rows = [_take_row(handle.model.config, c, bool(settings.get("intonation_as_read"))) for c in takes]
         self.batch_size = int(settings["batch_size"])
         self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
         self.preference = None
@@ -93,7 +93,7 @@ class TinyTuneTask(PeftTask):
         return -(error * mask).sum(dim=1) / mask.sum(dim=1)
 
 
-def _take_row(config, c: Candidate) -> tuple:
+def _take_row(config, c: Candidate, intonation_as_read: bool = False) -> tuple:
     """One take as the tune reads it: (ids, frames per id, its mel, its pitch, the duration and pitch targets,
     whether the pitch target is known)."""
     import numpy as np
@@ -117,7 +117,7 @@ def _take_row(config, c: Candidate) -> tuple:
     if len(mel) < frames:
         mel = np.pad(mel, ((0, frames - len(mel)), (0, 0)), mode="edge")
     pitch = (np.log(np.asarray(hz, dtype=np.float64)) - config.pitch_mean) / config.pitch_std
-    targets = reading_targets(np.asarray(durations), pitch, alignment.get("draws"), config)
+    targets = reading_targets(np.asarray(durations), pitch, alignment.get("draws"), config, intonation_as_read)
     return (np.asarray(ids), np.asarray(durations), mel.astype(np.float32), pitch.astype(np.float32), *targets)
 
 
@@ -145,7 +145,8 @@ def _batch(rows: Sequence[tuple]) -> tuple:
     return ids, lengths, durations, pitch, mel, duration_target, pitch_target, pitch_known
 
 
-def reading_targets(durations, pitch, draws: dict | None, config) -> tuple[Any, Any, float]:
+def reading_targets(durations, pitch, draws: dict | None, config,
+                    intonation_as_read: bool = False) -> tuple[Any, Any, float]:
     """What the duration and pitch predictors learn from one take: (log(frames + 1) per id, normalised pitch
     per id, 1.0 or 0.0 when the pitch target is unknown).
 
@@ -157,6 +158,9 @@ def reading_targets(durations, pitch, draws: dict | None, config) -> tuple[Any, 
     what made it intelligible (docs/voice.md, "The rhythm as read"), and the predictor, reading each
     phoneme in its context, carries that to new lines (the rhythm divided out lifted intelligibility in
     2 of 3 seeds, learned as read in 3 of 3).
+    ``intonation_as_read`` keeps the per-id pitch noise in the pitch target as the rhythm is kept in the
+    duration target: which words a reading raised or lowered (a falling end, a lifted word) is then learned too,
+    where otherwise only the line's pitch level and range are.
     A take without draws (an older one) is learned as read; with a monotone centre (range 0) its pitch
     says nothing about the predictor, so it is left out of the pitch loss."""
     import numpy as np
@@ -178,7 +182,8 @@ def reading_targets(durations, pitch, draws: dict | None, config) -> tuple[Any, 
         raise StudioError("A take's alignment has draws that do not match its phonemes.")
     frames = durations / pace  # the rhythm stays: which phonemes a reading lengthens carries to new lines
     known = spread > 1e-6
-    target = (pitch - intonation - shift * SEMITONE / config.pitch_std) / spread if known else pitch
+    kept_noise = 0.0 if intonation_as_read else intonation
+    target = (pitch - kept_noise - shift * SEMITONE / config.pitch_std) / spread if known else pitch
     return np.log1p(frames).astype(np.float32), target.astype(np.float32), float(known)
 
 

@@ -156,6 +156,12 @@ def test_a_take_keeps_its_draws_and_the_tune_learns_its_rhythm_with_the_rest_div
         assert divided.mean() < 0.08 and with_rhythm.mean() > divided.mean()
         assert np.abs(pitch_target - expected_pitch).max() < 0.02
         assert np.abs(pitch - expected_pitch).mean() > 0.1
+        # intonation_as_read: which words the reading raised or lowered stays in the pitch target too
+        as_read = reading_targets(durations, pitch, draws, config, intonation_as_read=True)
+        assert np.allclose(as_read[0], frames_target) and as_read[2] == 1.0
+        intonation = np.asarray(draws["intonation"]) / 1.5
+        assert np.abs(as_read[1] - (expected_pitch + intonation)).max() < 0.02
+        assert np.abs(intonation).mean() > 0.05
 
 
 def test_a_take_without_draws_is_learned_as_read_and_a_monotone_one_leaves_pitch_out():
