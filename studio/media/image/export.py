@@ -22,6 +22,7 @@ from studio.medium import Candidate, Version
 FORMATS = ("diffusers", "kohya", "imagefolder")
 WEIGHTS = "pytorch_lora_weights.safetensors"
 KINDS = {".lora.down.weight": "lora_down", ".lora.up.weight": "lora_up",  # diffusers' layout
+         ".lora_linear_layer.down.weight": "lora_down", ".lora_linear_layer.up.weight": "lora_up",  # its text encoders'
          ".lora_A.weight": "lora_down", ".lora_B.weight": "lora_up"}  # peft's layout
 
 
@@ -171,8 +172,9 @@ def kohya_state(folder: Path) -> tuple[dict, dict[str, str]]:
     named: dict[str, tuple] = {}  # kohya module name -> (down, up, how many LoRAs it fuses)
     for component, paths in pairs.items():
         before = set(named)
-        if component in te_prefix:
-            named.update({te_prefix[component] + p.replace(".", "_"): (*pair, 1) for p, pair in paths.items()})
+        if component in te_prefix:  # sd-scripts names a CLIP's layers from its text_model (transformers 5 has none)
+            named.update({te_prefix[component] + ("" if p.startswith("text_model.") else "text_model_")
+                          + p.replace(".", "_"): (*pair, 1) for p, pair in paths.items()})
         elif component == "unet" and family.kohya == "sd":
             named.update({"lora_unet_" + p.replace(".", "_"): (*pair, 1) for p, pair in paths.items()})
         elif component == "unet" and family.kohya == "sgm":

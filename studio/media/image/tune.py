@@ -326,13 +326,19 @@ class ImageTuneTask:
                 _activate(getattr(self.pipe, name))
 
     def _text_lora(self, encoder) -> None:
+        """A new LoRA on a transformers text encoder, through peft itself: what transformers' ``add_adapter``
+        does, less its check for a newer peft than the one installed (transformers 5 wants peft 0.22, which
+        is not released; diffusers loads a text encoder's LoRA through the same injection)."""
+        from peft import inject_adapter_in_model
+
         try:
-            encoder.add_adapter(self._config(list(CLIP_ATTENTION)), adapter_name=ADAPTER)
-        except ValueError as exc:  # transformers' PEFT integration refuses this peft version
+            inject_adapter_in_model(self._config(list(CLIP_ATTENTION)), encoder, ADAPTER)
+        except ValueError as exc:  # e.g. an encoder without the attention projections the LoRA names
             self.release()  # leave the loaded model as it was
             first = str(exc).strip().splitlines()[0].rstrip(".")
-            raise StudioError(f"A LoRA on the text encoder is not possible with the installed libraries ({first}); "
+            raise StudioError(f"A LoRA on the text encoder is not possible here ({first}); "
                               "tune with train_text_encoder off.") from exc
+        encoder._hf_peft_config_loaded = True  # transformers' own flag: its loaders and savers see the adapter
 
     def _config(self, targets: list[str]):
         from peft import LoraConfig

@@ -321,6 +321,11 @@ def test_rows_with_an_empty_prompt_learn_what_guidances_unguided_half_sees(mediu
     unprompted, _ = _task(medium, tiny_model, *blank)
     errors = [t._errors(torch.Generator().manual_seed(0))[0] for t in (task, unprompted, plain)]
     assert torch.allclose(errors[0], errors[1], atol=1e-6) and not torch.allclose(errors[2], errors[1], atol=1e-6)
+    # with the text encoder learning too, the empty rows are encoded through it (its graph), as "" prompts are
+    learning = [_task(medium, tiny_model, *pair, train_text_encoder=True, **extra)[0]
+                for pair, extra in (((kept, dropped), {"empty_prompt": 1.0}), (blank, {}), ((kept, dropped), {}))]
+    errors = [t._errors(torch.Generator().manual_seed(0))[0] for t in learning]
+    assert torch.allclose(errors[0], errors[1], atol=1e-6) and not torch.allclose(errors[2], errors[1], atol=1e-6)
     half, _ = _task(medium, tiny_model, kept, dropped, empty_prompt=0.5)
     shares = [float(half._draw(torch.Generator().manual_seed(s))[5].float().mean()) for s in range(20)]
     assert 0.3 < sum(shares) / len(shares) < 0.7

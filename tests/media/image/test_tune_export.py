@@ -159,6 +159,35 @@ def test_kohya_export_keys_and_stock_load(medium, tiny_model, tuned, tmp_path):
     assert np.abs(_stock_image(pipe2) - after).max() < 1e-3
 
 
+def test_a_tune_with_the_text_encoder_exports_kohya_names_a1111_reads(medium, tiny_model, curated, tmp_path):
+    """train_text_encoder: the CLIP's LoRA in the kohya file under sd-scripts' names (``lora_te_text_model_
+    encoder_layers_N_...``, which AUTOMATIC1111 and ComfyUI map), and stock diffusers reads it back to the same
+    pictures as the diffusers folder, text encoder and all."""
+    from safetensors import safe_open
+
+    handle = medium.load(str(tiny_model), "cpu")
+    settings = {**SETTINGS, "train_text_encoder": True}
+    task = medium.tune_task(handle, curated, settings, None)
+    run_tune(task, {**medium.tune_defaults, **settings}, tmp_path / "job")
+    task.save(tmp_path / "adapter")
+    task.release()
+    version = Version(medium="image", name="v1", parent="base", model=str(tiny_model), settings=settings,
+                      curated=[c.id for c in curated], path=str(tmp_path / "adapter"))
+    (path,) = medium.export(None, version, "kohya", tmp_path / "kohya", [])
+    with safe_open(str(path), framework="pt") as fh:
+        keys = list(fh.keys())
+    te = [k for k in keys if k.startswith("lora_te_")]
+    assert te and all(k.startswith("lora_te_text_model_encoder_layers_") for k in te), te[:3]
+    assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight" in keys
+    pipe, folder_pipe = _stock_pipe(tiny_model), _stock_pipe(tiny_model)
+    pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+    folder_pipe.load_lora_weights(version.path)
+    for loaded in (pipe, folder_pipe):
+        ups = [p for n, p in loaded.text_encoder.named_parameters() if "lora_B" in n]
+        assert ups and max(float(p.abs().max()) for p in ups) > 0
+    assert np.abs(_stock_image(pipe) - _stock_image(folder_pipe)).max() < 1e-3
+
+
 def test_imagefolder_export_reads_with_datasets(medium, curated, tmp_path):
     import datasets
 
