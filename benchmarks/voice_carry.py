@@ -2,10 +2,11 @@
 
 For each seed: 32 takes of the line; keep the 8 that lean furthest one way on one part of the reading, read from
 each take's alignment (``low``: median pitch in semitones, ``slow``: total frames, ``span``: the 5th-95th percentile
-pitch span, ``fall``: how far the last four voiced phonemes sit below the take's median pitch), drop the 8 that lean furthest the other way; one tune with the named settings; then 32 held-out seeds
-read by the base and by the tune, of the line and of a line no round read (``new_line_share``).  ``share`` is (tuned mean - base mean) / (kept mean - batch mean): 1 is a tune
-that moves the readings as far as the kept takes lean (what sft on a Gaussian reading does), below 1 short of it,
-far above 1 a tune pushed past them by the dropped takes.
+pitch span, ``fall``: how far the last four voiced phonemes sit below the take's median pitch), drop the 8 that
+lean furthest the other way; one tune with the named settings; then 32 held-out seeds read by the base and by the
+tune, of the line and of a line no round read (``new_line_share``).  ``share`` is (tuned mean - base mean) /
+(kept mean - batch mean): 1 is a tune that moves the readings as far as the kept takes lean (what sft on a
+Gaussian reading does), below 1 short of it, far above 1 a tune pushed past them by the dropped takes.
 
     OMP_NUM_THREADS=1 python benchmarks/voice_carry.py low --seeds 0 1 2 --setting 'kto={}' --setting 'sft={"objective": "sft"}'
 
@@ -24,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from eval_suite import HELD_OUT  # the held-out seeds the suite measures on
+from eval_suite import HELD_OUT, HELD_OUT_PROMPTS  # the held-out seeds and line the suite measures on
 from runs_file import named_settings, one_thread, record  # beside this script
 
 LINE = "The quick brown fox jumps over the lazy dog."
-NEW_LINE = "A gentle breeze moved through the tall grass."  # the suite's held-out line: no round reads it
+NEW_LINE = HELD_OUT_PROMPTS["voice"]  # no round reads it
 PARTS = {"low": 0, "slow": 1, "span": 2, "fall": 3}
 
 

@@ -182,8 +182,8 @@ def reading_targets(durations, pitch, draws: dict | None, config,
         raise StudioError("A take's alignment has draws that do not match its phonemes.")
     frames = durations / pace  # the rhythm stays: which phonemes a reading lengthens carries to new lines
     known = spread > 1e-6
-    kept_noise = 0.0 if intonation_as_read else intonation
-    target = (pitch - kept_noise - shift * SEMITONE / config.pitch_std) / spread if known else pitch
+    divided_out = 0.0 if intonation_as_read else intonation  # the per-id pitch noise, unless it is learned
+    target = (pitch - divided_out - shift * SEMITONE / config.pitch_std) / spread if known else pitch
     return np.log1p(frames).astype(np.float32), target.astype(np.float32), float(known)
 
 
