@@ -19,11 +19,15 @@ import numpy as np
 
 from eval_suite import HELD_OUT, PROMPTS  # the held-out seeds and the chorale prompt the suite uses
 from runs_file import named_settings, one_thread, record  # beside this script
+from studio.media.music.vocab import VOICES
+
+
+BASS = f"v{VOICES - 1}:p"  # a note of the lowest voice, as its token begins
 
 
 def last_bass_index(tokens: list[str]) -> int | None:
     """The token position of the piece's last bass note (``v3:pNN``), or None when the bass never sounds."""
-    found = [k for k, t in enumerate(tokens) if t.startswith("v3:p")]
+    found = [k for k, t in enumerate(tokens) if t.startswith(BASS)]
     return found[-1] if found else None
 
 
@@ -34,8 +38,8 @@ def tonic_share(model, vocab: dict[str, int], tokens: list[str], tonic: int) -> 
     at = last_bass_index(tokens)
     if at is None:
         return None
-    bass = {t: i for t, i in vocab.items() if t.startswith("v3:p")}
-    home = [i for t, i in bass.items() if int(t[4:]) % 12 == tonic]
+    bass = {t: i for t, i in vocab.items() if t.startswith(BASS)}
+    home = [i for t, i in bass.items() if int(t[len(BASS):]) % 12 == tonic]
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([[vocab[t] for t in tokens[:at]]])).logits[0, -1]
     p = torch.softmax(logits.float(), -1)

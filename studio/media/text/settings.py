@@ -58,8 +58,8 @@ class TextTune(PreferenceTune):
     owner: ClassVar[str] = "text tune"
     alpha_per_rank: ClassVar[float] = 2.0
 
-    # rank 8 (the scale alpha / rank 2): 16 met 4 more of the built-in protocol's 216 checks on seeds 26-31 and 30
-    # fewer on fresh seeds 32-37 (339 of 432 against 347); 4 and 2 moved less and met fewer (docs/objectives.md,
+    # rank 8 (the scale alpha / rank 2): 16 met 4 more of the built-in protocol's 216 checks on seeds 26-31 and 15
+    # fewer on fresh seeds 32-37 (336 of 432 against 347); 4 and 2 moved less and met fewer (docs/objectives.md,
     # "Text: the adapter's rank")
     rank: int = rank_setting(8)
 

@@ -19,6 +19,12 @@ def to_candidates(gens, prompt: str, folder: Path, version: str = "base", params
     return out
 
 
+def has_trained_lora(module) -> bool:
+    """Whether ``module`` carries a LoRA a tune moved: its B matrices start at zero, so a non-zero one was learned."""
+    ups = [p for n, p in module.named_parameters() if "lora_B" in n]
+    return bool(ups) and max(float(p.abs().max()) for p in ups) > 0
+
+
 def tiny_sd_pipeline(folder: Path, seed: int = 0) -> Path:
     """A tiny Stable Diffusion pipeline from configs (as diffusers' own tests build one), saved as safetensors."""
     import torch
