@@ -757,8 +757,11 @@ class Studio:
                 seed: int = 0, scorers: Sequence[str] = (), threshold: float | None = None,
                 temperature: float = DEFAULT_TEMPERATURE, options: dict[str, dict[str, Any]] | None = None,
                 params: dict[str, Any] | None = None, best_of: int = 2, strength: float = 1.0,
-                save: bool = True) -> dict[str, Any]:
+                save: bool = True, top: float | None = None) -> dict[str, Any]:
         """Both versions on the same held-out prompts and seeds, under the same rule.
+
+        The rule's threshold is ``threshold``, else the ``before`` side's ``top`` share's lowest score (the
+        page's "top share of the batch"), else its upper quartile; both sides are judged by that one number.
 
         Each side reports its variety; both are also measured against the kept set the
         ``after`` version learned from (``variety_vs_kept``, ``copies``: the base's figures
@@ -785,7 +788,8 @@ class Studio:
                                   model=after_model if version == "base" else None, strength=strength)
             sides[label] = (cands, self.score(medium, cands, scorers, options))
         if threshold is None:
-            threshold = adaptive_threshold(sides["before"][1])
+            before_scores = sides["before"][1]
+            threshold = adaptive_threshold(before_scores) if top is None else top_threshold(before_scores, top)
         kept = self.kept_set(medium, after)
         kept_variety = None
         if kept:

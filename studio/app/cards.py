@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,8 +37,10 @@ def kind(files: dict[str, str]) -> str:
     return "words"
 
 
-def card(candidate: Candidate, probability: float | None, rule: str | None = None) -> dict[str, Any]:
-    """``rule`` is what the rule alone decides for it (what clearing a hand decision falls back to)."""
+def card(candidate: Candidate, probability: float | None, rule: str | None = None,
+         near_copy: bool = False) -> dict[str, Any]:
+    """``rule`` is what the rule alone decides for it (what clearing a hand decision falls back to);
+    ``near_copy``: the rule's chance let it through but it nearly copies a better kept one ("Skip near-copies")."""
     files = dict(candidate.files) or {Path(candidate.path).suffix.lstrip("."): candidate.path}
     text = None
     if kind(files) == "words":
@@ -49,8 +52,8 @@ def card(candidate: Candidate, probability: float | None, rule: str | None = Non
             "model": candidate.model, "kind": kind(files), "detail": detail(candidate),
             "files": files, "words": text, "score": candidate.scores.get(COMBINED),
             "scores": {k: v for k, v in candidate.scores.items() if k != COMBINED},
-            "p": probability, "decision": candidate.decision, "rule": rule, "prompt": candidate.prompt,
-            "params": candidate.params}
+            "p": probability, "decision": candidate.decision, "rule": rule, "near_copy": near_copy,
+            "prompt": candidate.prompt, "params": candidate.params}
 
 
 def detail(candidate: Candidate) -> str | None:
@@ -122,7 +125,10 @@ def batch_view(studio: Studio, medium: str, shown: Sequence[str] | None, thresho
     pool = studio.store.candidates(medium, ids=list(shown)) if shown else []
     probs = probabilities(pool, threshold, temperature)
     rules = rule_decisions(studio, pool, threshold, temperature, keep)
-    cards = [card(c, p, rules.get(c.id)) for c, p in zip(pool, probs)]
+    # what the rule's chance alone keeps (the same draws, no copy test): a drop it would have kept is a near-copy
+    chance = rule_decisions(studio, pool, threshold, temperature, "all") if keep != "all" else rules
+    near = {i for i, d in rules.items() if d == "auto_rejected" and chance.get(i) == "auto_accepted"}
+    cards = [card(c, p, rules.get(c.id), c.id in near) for c, p in zip(pool, probs)]
     accepted = sum(c.accepted for c in pool)
     known = [p for p in probs if p is not None]
     stats = {"n": len(pool), "accepted": accepted,
@@ -177,6 +183,12 @@ def rule_threshold(studio: Studio, medium: str, shown: Sequence[str] | None, kee
         return threshold
     pool = [c for c in studio.store.candidates(medium, ids=list(shown or [])) if COMBINED in c.scores]
     return top_threshold([c.scores[COMBINED] for c in pool], float(top_share)) if pool else threshold
+
+
+def shown_cut(keep_by: str | None, threshold: float) -> dict[str, float]:
+    """With the top share, the threshold slider shows where the share cuts the shown batch (rounded down to the
+    slider's step, so switching to "score above" there keeps the same candidates)."""
+    return {"threshold": math.floor(threshold * 100 + 1e-9) / 100} if keep_by == KEEP_BY[1] else {}
 
 
 def apply_rule(studio: Studio, medium: str, shown: Sequence[str] | None, threshold: float,

@@ -49,18 +49,24 @@ def wire(ctx: TabContext) -> None:
         specs, options = ctx.scoring(values)
         n = whole(values["compare_n"], "number of candidates per side", 2, MAX_CANDIDATES) or 0
         strength = values["compare_strength"]
+        # the top share: each side is judged by the before side's own cut (the threshold slider shows the curated
+        # batch's, which a tuned version may have drawn)
+        relative = values["keep_by"] == cards.KEEP_BY[1]
+        top = float(values["top_share"]) if relative else None
         progress(None, desc=f"Making {n} candidates with each version")
         result = studio.compare(name, after=values["compare_after"], before=values["compare_before"] or "base",
                                 prompt=values["prompt"], n=n, seed=whole(values["compare_seed"], "first seed") or 0,
                                 scorers=specs,
-                                threshold=values["threshold"], temperature=temperature_of(ctx, values), options=options,
+                                threshold=None if relative else values["threshold"], top=top,
+                                temperature=temperature_of(ctx, values), options=options,
                                 params=params, strength=float(1.0 if strength is None else strength))
         return {"metrics": cards.metrics_html(result),
                 "pairs": gallery.pairs_html(name, cards.compare_pairs(studio, name, result))}
 
     ctx.listen(ctx["compare"].click, compare,
                ["compare_before", "compare_after", "compare_n", "compare_seed", "compare_strength", "prompt",
-                "threshold", "softness", "shown", *ctx.params_names(), *ctx.scoring_names()],
+                "threshold", "keep_by", "top_share", "softness", "shown", *ctx.params_names(),
+                *ctx.scoring_names()],
                ["metrics", "pairs"], concurrency_id=f"model-{name}")
 
     def next_round(after: str, seed: Any, n: Any):

@@ -35,14 +35,18 @@ def build_rule(ctx: TabContext) -> None:
                     "chance of keeping", elem_classes=["rule-legend"], padding=True)
         ctx["histogram"] = gr.HTML("", elem_classes=["histogram"], padding=True)
         ctx["warning"] = gr.HTML("", elem_classes=["separation-warning-box"], padding=True)
-        ctx["keep_by"] = gr.Radio(list(cards.KEEP_BY), value=cards.KEEP_BY[0], label="Keep by",
-                                  info="A score above the threshold, or the batch's top share: after a tune lifts "
-                                       "every score, the top share still picks.", elem_classes=["keep-by"])
+        # the top quarter first, as the CLI's default (the base's upper quartile): a fixed 0.5 kept none of a
+        # first sketchbook batch scored 0.2-0.45; moving the threshold, or a preset's, switches to "score above"
+        ctx["keep_by"] = gr.Radio(list(cards.KEEP_BY), value=cards.KEEP_BY[1], label="Keep by",
+                                  info="The batch's top share, or a score above the threshold (moving the threshold "
+                                       "picks it): after a tune lifts every score, the top share still picks.",
+                                  elem_classes=["keep-by"])
         ctx["top_share"] = gr.Slider(0.05, 1.0, value=DEFAULT_TOP_SHARE, step=0.05, label="Top share of the batch",
                                      info="With 'top share of the batch': keep this share of it (0.25 = the top "
                                           "quarter).", elem_classes=["top-share"])
         ctx["threshold"] = gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Keep threshold",
-                                     info="The rule keeps candidates scoring at least this.",
+                                     info="The rule keeps candidates scoring at least this (with the top share: "
+                                          "where it cuts this batch).",
                                      elem_classes=["threshold"])
         ctx["softness"] = gr.Slider(0.0, 1.0, value=DEFAULT_SOFTNESS, step=0.01, label="Rule softness",
                                     info="0 keeps strictly by the threshold. Higher also keeps some below it, "
@@ -74,8 +78,9 @@ def build(ctx: TabContext) -> None:
             return {"decisions": {}}
         saved = ctx.recall()
         shown = saved.get("shown") or cards.latest_shown(ctx.studio, ctx.name)
-        threshold = cards.rule_threshold(ctx.studio, ctx.name, shown, saved.get("keep_by"),
-                                         saved.get("threshold", DEFAULT_THRESHOLD), saved.get("top_share"))
+        threshold = cards.rule_threshold(ctx.studio, ctx.name, shown, saved.get("keep_by", cards.KEEP_BY[1]),
+                                         saved.get("threshold", DEFAULT_THRESHOLD),
+                                         saved.get("top_share", DEFAULT_TOP_SHARE))
         temperature = cards.rule_temperature(saved.get("softness", DEFAULT_SOFTNESS),
                                              cards.shown_scores(ctx.studio, ctx.name, shown))
         stored = cards.store_decisions(ctx.studio, ctx.name, shown, changes if isinstance(changes, list) else [],
@@ -126,16 +131,36 @@ def wire(ctx: TabContext) -> None:
 
     @friendly
     def redecide(values: dict[str, Any]) -> dict[str, Any]:
-        cards.apply_rule(studio, name, values["shown"], threshold_of(ctx, values), temperature_of(ctx, values),
+        threshold = threshold_of(ctx, values)
+        cards.apply_rule(studio, name, values["shown"], threshold, temperature_of(ctx, values),
                          keep_rule(values["spread"]))
-        ctx.remember(threshold=values["threshold"], softness=values["softness"], spread=values["spread"],
+        ctx.remember(threshold=threshold, softness=values["softness"], spread=values["spread"],
                      keep_by=values["keep_by"], top_share=values["top_share"])
         return ctx.view(values)
 
+    @friendly
+    def recut(values: dict[str, Any]) -> dict[str, Any]:
+        """The rule re-decided, and with the top share the threshold slider moved to where it cuts."""
+        return {**redecide(values), **cards.shown_cut(values.get("keep_by"), threshold_of(ctx, values))}
+
+    @friendly
+    def by_threshold(values: dict[str, Any]) -> dict[str, Any]:
+        """The artist moved the threshold: the rule is "score above" it from now on."""
+        return {**redecide({**values, "keep_by": cards.KEEP_BY[0]}), "keep_by": cards.KEEP_BY[0]}
+
     # the artist's moves only (``input``): a reload or a preset setting the sliders must not re-decide with
-    # half-restored values, nor store them
-    for slider in ("threshold", "softness", "spread", "keep_by", "top_share"):
-        ctx.listen(ctx[slider].input, redecide, VIEW_INPUTS, VIEW, show_progress="hidden",
+    # half-restored values, nor store them.  Moving the threshold flips the radio in the page at once too, so a
+    # Generate pressed before the server answers reads "score above"
+    ctx.listen(ctx["threshold"].input, None, outputs=["keep_by"], js=f"() => {json.dumps(cards.KEEP_BY[0])}",
+               queue=False)
+    ctx.listen(ctx["threshold"].input, by_threshold, VIEW_INPUTS, [*VIEW, "keep_by"], show_progress="hidden",
+               trigger_mode="always_last", concurrency_limit=None)
+    # only the top share's own controls move the slider to its cut: a softness answer arriving late must not
+    # overwrite a threshold the artist typed meanwhile
+    for slider in ("softness", "spread", "keep_by", "top_share"):
+        moves_cut = slider in ("keep_by", "top_share")
+        ctx.listen(ctx[slider].input, recut if moves_cut else redecide, VIEW_INPUTS,
+                   [*VIEW, "threshold"] if moves_cut else VIEW, show_progress="hidden",
                    trigger_mode="always_last", concurrency_limit=None)
 
     @friendly

@@ -99,6 +99,8 @@ def card_html(card: dict[str, Any], index: int, decide: bool = True, label: str 
     flag = FLAGS.get(decision, (decision, decision))[0]
     score = "not scored" if card["score"] is None else f"score {card['score']:.3f}"
     chance = "" if card["p"] is None else f" · rule keeps {card['p'] * 100:.0f}%"
+    if card.get("near_copy"):  # the chance let it through; "Skip near-copies" dropped it for a better one
+        chance += " · a near-copy of a better kept one"
     head = f"{html.escape(label)} · " if label else f"#{index + 1} · "
     buttons = ("" if not decide else
                '<div class="card-actions"><button class="keep-btn" data-action="hand_accepted" title="Keep (P)">'

@@ -112,8 +112,9 @@ def wire(ctx: TabContext) -> None:
         extra = {k: v for k, v in p.tune.items() if k not in ("steps", "rank", "lr")}
         tune = {"tune_steps": p.tune.get("steps"), "tune_rank": p.tune.get("rank", defaults["rank"]),
                 "tune_lr": p.tune.get("lr", defaults["lr"]), "tune_extra": extra}
+        # a preset's threshold is absolute (measured on the model it fits): the rule is "score above" it
         ctx.remember(preset=preset_name, params=params, scorer_options=p.scorer_options(), threshold=p.threshold,
-                     softness=softness, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
+                     keep_by=cards.KEEP_BY[0], softness=softness, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
                      **tune)
         fields = {f.name: f for f in ctx.medium.generate_settings.fields()}
         version = values["version"] or "base"
@@ -124,10 +125,11 @@ def wire(ctx: TabContext) -> None:
                 "version": version,
                 "n": p.n, "seed": p.seed, **{f"param.{k}": to_widget(params[k], fields[k]) for k in ctx.param_names},
                 **{f"weight.{s}": weights.get(s, 0.0) for s in ctx.scorer_names},
-                "scorer_options": p.scorer_options(), "threshold": p.threshold, "softness": softness, **tune}
+                "scorer_options": p.scorer_options(), "threshold": p.threshold, "keep_by": cards.KEEP_BY[0],
+                "softness": softness, **tune}
 
     preset_outputs = ["preset_note", "prompt", "version", "n", "seed", *ctx.params_names(), *ctx.scoring_names(),
-                      "threshold", "softness", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
+                      "threshold", "keep_by", "softness", "tune_steps", "tune_rank", "tune_lr", "tune_extra"]
     ctx.listen(ctx["preset"].input, apply_preset, ["preset", "version", "shown"], preset_outputs)
 
     def check_prompt(values: dict[str, Any]) -> dict[str, Any]:
@@ -178,9 +180,10 @@ def wire(ctx: TabContext) -> None:
         progress((n, n), desc="Scoring", unit="candidates")
         studio.score(name, made, specs, options)
         shown = [c.id for c in made]
-        threshold, softness, spread = values["threshold"], values["softness"], values["spread"]
-        cards.apply_rule(studio, name, shown, cards.rule_threshold(studio, name, shown, values["keep_by"], threshold,
-                                                                   values["top_share"]),
+        softness, spread = values["softness"], values["spread"]
+        threshold = cards.rule_threshold(studio, name, shown, values["keep_by"], values["threshold"],
+                                         values["top_share"])
+        cards.apply_rule(studio, name, shown, threshold,
                          cards.rule_temperature(softness, cards.shown_scores(studio, name, shown)),
                          "spread" if spread else "all")
         ctx.remember(threshold=threshold, softness=softness, spread=spread, keep_by=values["keep_by"],
@@ -192,11 +195,12 @@ def wire(ctx: TabContext) -> None:
         if language:  # e.g. a Chinese prompt to an English-only model: said above the batch, and as a toast
             gr.Warning(language)
             warning = "\n\n".join(filter(None, [f"⚠ {language}", warning]))
-        return {"shown": shown, "seed": seed, "prompt_warning": warning, **ctx.view({**values, "shown": shown})}
+        return {"shown": shown, "seed": seed, "prompt_warning": warning, **ctx.view({**values, "shown": shown}),
+                **cards.shown_cut(values["keep_by"], threshold)}
 
     generate_inputs = ["version", "prompt", "n", "seed", "random_seed", *VIEW_INPUTS[1:], *ctx.params_names(),
                        *ctx.scoring_names()]
-    generate_outputs = ["shown", "seed", "prompt_warning", *VIEW]
+    generate_outputs = ["shown", "seed", "prompt_warning", *VIEW, "threshold"]
     refresh = friendly(ctx.view)
 
     def enable() -> Any:

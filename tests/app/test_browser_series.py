@@ -78,6 +78,29 @@ def test_switching_series_keeps_the_kept_sets_apart_and_the_strip_unkeeps(served
         flow.screenshot("series-strip")
 
 
+def test_a_fresh_page_keeps_the_top_quarter_until_the_threshold_moves(served):
+    """Out of the box the rule is the batch's top quarter (the CLI's upper quartile), the threshold slider showing
+    where it cuts; moving the threshold makes it "score above" that number."""
+    with opened(served) as (studio, page, flow):
+        flow.tab.locator(".spread input[type=checkbox]").uncheck()  # the fake's colours repeat: keep them all
+        flow.fill_number(".softness", 0)
+        ids = flow.generate(8, "a colour")
+        kept = lambda: [i for i, d in flow.decisions().items() if d == "auto_accepted"]  # noqa: E731
+        wait_until("the top quarter kept", lambda: len(kept()) == 2, 30, page)
+        scores = flow.scores()
+        cut = sorted(scores.values(), reverse=True)[1]
+        assert sorted(kept()) == sorted(i for i in ids if scores[i] >= cut)
+        slider = flow.tab.locator(".threshold input[type=number]").first
+        wait_until("the slider at the cut", lambda: abs(float(slider.input_value()) - cut) < 0.01 + 1e-6, 10, page)
+        assert flow.tab.locator(".keep-by input:checked").first.get_attribute("value") == "top share of the batch"
+        flow.fill_number(".threshold", 0)
+        wait_until("everything kept above 0", lambda: len(kept()) == 8, 30, page)
+        assert flow.tab.locator(".keep-by input:checked").first.get_attribute("value") == "score above"
+        flow.open()  # a reload keeps the rule the artist chose
+        assert flow.tab.locator(".keep-by input:checked").first.get_attribute("value") == "score above"
+        assert len(kept()) == 8
+
+
 def test_after_a_tune_the_top_share_still_picks(served, monkeypatch):
     """A fixed threshold that keeps nearly all of a tuned version's batch is named; the relative rule picks."""
     monkeypatch.setenv("STUDIO_LAUNCHER", "python")

@@ -32,6 +32,21 @@ def test_moving_the_threshold_redecides_from_stored_scores_without_rescoring(wor
         assert stats["rate"] == stats["accepted"] / len(shown)
 
 
+def test_a_near_copy_the_rule_skipped_says_so_on_its_card(workspace, fake):
+    """"Skip near-copies" drops what the rule's chance let through: its card says why, not just "rule keeps 100%"."""
+    studio, shown = _scored(workspace, n=16)
+    cards.apply_rule(studio, "fake", shown, 0.0, 0.0, keep="spread")
+    view, _ = cards.batch_view(studio, "fake", shown, 0.0, 0.0, keep="spread")
+    near = [c for c in view if c["near_copy"]]
+    assert near and all(c["decision"] == "auto_rejected" and c["p"] == 1.0 for c in near)  # the fake's colours repeat
+    assert all(not c["near_copy"] for c in view if c["decision"] == "auto_accepted")
+    assert "a near-copy of a better kept one" in gallery.card_html(near[0], 0)
+    kept = next(c for c in view if c["decision"] == "auto_accepted")
+    assert "near-copy" not in gallery.card_html(kept, 0)
+    plain, _ = cards.batch_view(studio, "fake", shown, 0.0, 0.0, keep="all")
+    assert not any(c["near_copy"] for c in plain)
+
+
 def test_a_hand_decision_wins_over_the_rule(workspace, fake):
     studio, shown = _scored(workspace)
     low = min(studio.store.candidates("fake", ids=shown), key=lambda c: c.scores["score"])

@@ -112,6 +112,11 @@ def test_compare_skips_training_seeds(workspace, fake):
     assert set(result["before"]) >= {"acceptance_rate", "mean_score", "diversity"}
     assert result["verdict"].endswith(".")
     assert studio.store.version("fake", "v1").metrics["verdict"] == result["verdict"]  # History shows it
+    # the page's "top share of the batch": each side judged by the before side's top share's cut
+    half = studio.compare("fake", after="v1", prompt="a colour", n=4, seed=0, top=0.5)
+    before = sorted((c.scores["score"] for c in studio.store.candidates("fake", ids=half["before"]["candidates"])),
+                    reverse=True)
+    assert half["threshold"] == before[1]  # the second best of four
 
 
 def test_export_checks_format_and_version(workspace, fake, tmp_path):
