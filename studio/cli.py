@@ -28,6 +28,15 @@ def _param(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _scorer_option(text: str) -> tuple[str, str, Any]:
+    """``SCORER.KEY=VALUE`` (VALUE as JSON when it reads as JSON, else the text) -> (scorer, key, value)."""
+    name, value = _param(text)
+    scorer, dot, key = name.rpartition(".")  # a module:function scorer may hold dots; the key does not
+    if not dot or not scorer or not key:
+        raise argparse.ArgumentTypeError(f"'{text}' is not SCORER.KEY=VALUE (e.g. palette.colors='[\"red\"]')")
+    return scorer, key, value
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -88,6 +97,12 @@ OPTIONS: dict[str, Option] = {
                          help="the same as --param adapter_from=F ({adapter_from})"),
     "scorer": _opt("--scorer", action="append", default=[], metavar="S",
                    help="built-in scorer name or module:function, optionally =WEIGHT; repeat to combine"),
+    "scorer_option": _opt("--scorer-option", action="append", type=_scorer_option, default=[],
+                          metavar="SCORER.KEY=VALUE",
+                          help="an option of one of the --scorer scorers, e.g. palette.colors='[\"red\"]' or "
+                               "key.key='D minor' (VALUE as JSON, else text; studio settings MEDIUM lists "
+                               "each scorer's options); "
+                               "repeat"),
     "threshold": _opt("--threshold", type=_number, metavar="X",
                       help="keep threshold in [0, 1] (default: the upper quarter of the base's scores)"),
     "temperature": _opt("--temperature", type=_number, default=0.05, metavar="T",
@@ -138,7 +153,7 @@ OPTIONS: dict[str, Option] = {
                                "the cache (TARGET: DIR or OWNER/NAME)"),
     "models_target": _opt("target", nargs="?", metavar="TARGET", help="see ACTION"),
 }
-RULE = ("scorer", "threshold", "temperature", "keep")
+RULE = ("scorer", "scorer_option", "threshold", "temperature", "keep")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +319,8 @@ def generate_command(args: argparse.Namespace, studio) -> int:
 def curate_command(args: argparse.Namespace, studio) -> int:
     _choose(args, studio)
     result = studio.curate(args.medium, args.scorer, args.threshold, args.temperature, args.best_of,
-                           args.accept, args.reject, batch=args.batch, keep=args.keep, top=args.top)
+                           args.accept, args.reject, batch=args.batch, keep=args.keep, top=args.top,
+                           options=_scorer_options(args))
     _emit(args, result, f"kept {len(result['accepted'])}, dropped {len(result['rejected'])}, "
                         f"acceptance rate {result['acceptance_rate']:.2f}; "
                         f"{result['curated_total']} in the kept set of the series {result['series']}"
@@ -340,7 +356,8 @@ def compare_command(args: argparse.Namespace, studio) -> int:
     _choose(args, studio)
     result = studio.compare(args.medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
                             seed=args.seed, scorers=args.scorer, threshold=args.threshold,
-                            temperature=args.temperature, strength=_strength(args), params=_params(args))
+                            temperature=args.temperature, strength=_strength(args), params=_params(args),
+                            options=_scorer_options(args))
     _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
                                     _side("after", result["after"])]))
     return 0
@@ -355,6 +372,7 @@ def loop_command(args: argparse.Namespace, studio) -> int:
     _choose(args, studio)
     result = studio.loop(args.medium, args.prompt, args.scorer, args.threshold, args.temperature,
                          rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=_strength(args),
+                         options=_scorer_options(args),
                          keep=args.keep, params=_params(args), settings=dict(args.setting), tune_from=args.tune_from,
                          on_event=None if args.json else _progress(args))
     notes = [f"round {r['round']}: {r['note']}" for r in result["rounds"] if r.get("note")]  # e.g. a look's stop
@@ -384,14 +402,18 @@ def versions_command(args: argparse.Namespace, studio) -> int:
 @command("settings", "list a medium's generation and tune settings: default, range, help", "medium",
          workspace=False)
 def settings_command(args: argparse.Namespace) -> int:
-    from . import media
+    from . import media, scoring
 
     the_medium = media.get(args.medium)
-    result = {"generate": the_medium.generate_settings.describe(), "tune": the_medium.tune_settings.describe()}
+    result = {"generate": the_medium.generate_settings.describe(), "tune": the_medium.tune_settings.describe(),
+              "scorers": scoring.describe(the_medium)}
     lines = []
-    for part, fields in result.items():
+    for part in ("generate", "tune"):
         lines.append(f"{part} (--{'param' if part == 'generate' else 'setting'} KEY=VALUE):")
-        lines += [f"  {f['name']} = {json.dumps(f['default'])}  ({f['takes']}): {f['help']}" for f in fields]
+        lines += [f"  {f['name']} = {json.dumps(f['default'])}  ({f['takes']}): {f['help']}" for f in result[part]]
+    lines.append("scorers (--scorer NAME[=WEIGHT], --scorer-option NAME.KEY=VALUE):")
+    lines += [f"  {s['name']}" + (f" [options: {', '.join(s['options'])}]" if s["options"] else "") + f": {s['help']}"
+              for s in result["scorers"]]
     _emit(args, result, "\n".join(lines))
     return 0
 
@@ -499,6 +521,23 @@ def models_command(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _scorer_options(args: argparse.Namespace) -> dict[str, dict[str, Any]] | None:
+    """``--scorer-option`` as the engine's options by scorer; one sentence for a scorer not among ``--scorer``."""
+    if not args.scorer_option:
+        return None
+    from . import scoring
+    from .errors import StudioError
+
+    named = {scoring.ScorerSpec.parse(s).name for s in args.scorer}
+    options: dict[str, dict[str, Any]] = {}
+    for scorer, key, value in args.scorer_option:
+        if scorer not in named:
+            raise StudioError(f"--scorer-option {scorer}.{key} is for the scorer '{scorer}', which is not among the "
+                              f"--scorer scorers ({', '.join(sorted(named)) or 'none given'}).")
+        options.setdefault(scorer, {})[key] = value
+    return options
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import importlib
 import json
 import math
 import os
+import re
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -151,6 +152,20 @@ def resolve(medium: Medium, specs: Sequence[str | ScorerSpec], context: ScoringC
             raise StudioError(f"Unknown {medium.name} scorer '{spec.name}'; built-in: "
                               f"{', '.join(sorted(builtins))}, or give module:function.")
     return resolved
+
+
+OPTION_KEY = re.compile(r"""options\[['"](\w+)['"]\]""")  # how a built-in's docstring names an option it reads
+
+
+def describe(medium: Medium) -> list[dict[str, Any]]:
+    """Each built-in scorer: its name, its docstring on one line, and the options it names there
+    (``options['key']``, given as ``--scorer-option NAME.KEY=VALUE`` or a preset's ``options``)."""
+    out = []
+    for name, factory in sorted(medium.scorers().items()):
+        doc = " ".join((factory.__doc__ or "").split())
+        out.append({"name": name, "help": doc or f"The {name} scorer.",
+                    "options": list(dict.fromkeys(OPTION_KEY.findall(doc)))})
+    return out
 
 
 def run(scorers: list[tuple[ScorerSpec, Callable]], candidates: Sequence[Candidate]) -> dict[str, list[float]]:

@@ -168,6 +168,9 @@ class FakeMedium(Medium):
 
     def scorers(self):
         return {"bright": lambda ctx: brightness,
+                # 1 for the colour options["colour"] names (default red): a scorer that takes an option
+                "colour": lambda ctx: (lambda cs: [float(Path(c.path).read_text() == ctx.options.get("colour", "red"))
+                                                   for c in cs]),
                 "favourites": lambda ctx: (lambda cs: [float(any(Path(f.path).read_text() == Path(c.path).read_text()
                                                                  for f in ctx.favourites)) for c in cs])}
 

@@ -5,6 +5,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,24 @@ def test_curate_top_share(capsys, workspace, fake):
     curated = json.loads(out)
     assert code == 0, err
     assert curated["top"] == 0.25 and 2 <= len(curated["accepted"]) < 8
+
+
+def test_a_scorer_option_reaches_its_scorer(capsys, workspace, fake):
+    code, out, err = run(capsys, "generate", "fake", "--prompt", "a colour", "-n", "16", "--json")
+    made = {c["id"]: Path(c["path"]).read_text() for c in json.loads(out)["candidates"]}
+    colour = sorted(made.values())[0]
+    code, out, err = run(capsys, "curate", "fake", "--scorer", "colour", "--scorer-option", f"colour.colour={colour}",
+                         "--threshold", "0.5", "--temperature", "0", "--keep", "all", "--json")
+    assert code == 0, err
+    assert sorted(json.loads(out)["accepted"]) == sorted(i for i, c in made.items() if c == colour)
+    code, out, err = run(capsys, "settings", "image", "--json")  # where an artist finds a scorer's options
+    scorers = {s["name"]: s for s in json.loads(out)["scorers"]}
+    assert scorers["palette"]["options"] == ["colors"] and scorers["brightness"]["options"] == []
+    code, out, err = run(capsys, "settings", "text")
+    assert "constraints [options: min_words, max_words, min_lines, max_lines, syllables, must, must_not, regex]" in out
+    with pytest.raises(SystemExit):  # argparse's one line, exit 2
+        main(["curate", "fake", "--scorer", "colour", "--scorer-option", "colour=blue"])
+    assert "is not SCORER.KEY=VALUE" in capsys.readouterr().err
 
 
 def test_flow_json_shapes(capsys, workspace, fake, tmp_path):
@@ -120,6 +139,8 @@ def test_loop_says_why_a_round_s_tune_stopped(capsys, workspace, fake):
     (["tune", "text", "--setting", "anchor=2"], "setting 'anchor' must be a number from 0 up to (not including) 1"),
     (["export", "fake", "--version", "v1", "--format", "jsonl", "--out", "/tmp/x"], "Unknown fake version"),
     (["serve", "--host", "0.0.0.0"], "give --auth USER:PASSWORD"),
+    (["curate", "fake", "--scorer", "bright", "--scorer-option", "colour.colour=blue"],
+     "--scorer-option colour.colour is for the scorer 'colour', which is not among the --scorer scorers (bright)"),
     (["resume", "nojob"], "There is no tune job 'nojob'"),
 ])
 def test_bad_input_is_one_sentence(capsys, workspace, fake, argv, sentence):

@@ -37,7 +37,8 @@ def _clip(values) -> list[float]:
 
 
 def style(ctx: ScoringContext):
-    """Rewards closeness in meaning to a style text (else the prompt), by sentence embeddings."""
+    """Rewards closeness in meaning to a style text (else the prompt), by sentence embeddings: options['style'] (a
+    text) or options['exemplars'] (a list of texts)."""
     target = ctx.options.get("style")
     exemplars = ctx.options.get("exemplars")
     if exemplars is not None and (isinstance(exemplars, str) or not all(isinstance(e, str) for e in exemplars)):
@@ -118,7 +119,9 @@ def constraint_score(text: str, options: dict[str, Any]) -> float:
 
 
 def constraints(ctx: ScoringContext):
-    """Rewards meeting the asked form: words and lines per text, syllables per line, words to use or avoid."""
+    """Rewards meeting the asked form: words and lines per text, syllables per line, words to use or avoid
+    (options['min_words'], options['max_words'], options['min_lines'], options['max_lines'], options['syllables'],
+    options['must'], options['must_not'], options['regex'])."""
     options = dict(ctx.options)
     unknown = sorted(set(options) - set(CONSTRAINT_KEYS))
     if unknown:
@@ -184,7 +187,8 @@ def own_words(text: str, subject: str) -> int:
 
 def topic(ctx: ScoringContext):
     """Rewards text about the prompt's subject (or options['topic']), by sentence-embedding similarity, at full
-    credit once it says ``own_words`` words of its own (a text that only says its subject back is not about it)."""
+    credit once it says options['own_words'] words of its own (a text that only says its subject back is not about
+    it); similarity options['low'] scores 0 and options['high'] 1."""
     options = _options(ctx, "topic", ("topic", "low", "high", "own_words"))
     low, high = float(options.get("low", 0.2)), float(options.get("high", 0.7))
     if not -1 <= low < high <= 1:
@@ -218,7 +222,7 @@ def syllables(ctx: ScoringContext):
 
 
 def metre(ctx: ScoringContext):
-    """Rewards lines that keep a metre (options['metre'], default iambic; 'feet' per line if given)."""
+    """Rewards lines that keep a metre (options['metre'], default iambic; options['feet'] per line if given)."""
     options = _options(ctx, "metre", ("metre", "feet"))
     name = options.get("metre", "iambic")
     if name not in verse.METRES:
@@ -283,7 +287,8 @@ def lines_score(text: str, count: int | None, min_words: int | None, max_words: 
 
 
 def lines(ctx: ScoringContext):
-    """Rewards the asked shape: so many lines (options['count']), each of min_words to max_words words."""
+    """Rewards the asked shape: so many lines (options['count']), each of options['min_words'] to
+    options['max_words'] words."""
     options = _options(ctx, "lines", ("count", "min_words", "max_words"))
     count = _whole(options, "count", "lines", 1)
     low, high = _whole(options, "min_words", "lines"), _whole(options, "max_words", "lines", 1)
