@@ -206,6 +206,22 @@ def top_threshold(scores: Sequence[float], top: float) -> float:
     return ranked[min(len(ranked), max(1, math.ceil(check_top(top) * len(ranked)))) - 1]
 
 
+def ties_warning(scores: Sequence[float], threshold: float, share: float) -> str | None:
+    """One sentence when a threshold drawn from the batch (its top ``share``) keeps far more than that share
+    because candidates tie at the cut: a saturated scorer (every clear take of a line at 1.0) cannot rank them."""
+    values = np.asarray([float(s) for s in scores], dtype=float)
+    if values.size < 4:
+        return None
+    meant = max(1, math.ceil(share * values.size))
+    kept = int(np.sum(values >= threshold - 1e-9))
+    tied = int(np.sum(np.abs(values - threshold) <= 1e-9))
+    if tied < 2 or kept - meant < max(2, math.ceil(0.1 * values.size)):
+        return None
+    return (f"{tied} of {values.size} candidates tie at the score {threshold:.3f} where the top {share:.0%} would "
+            f"cut, so the rule keeps {kept}, not {meant}: the scorers cannot rank them; add another scorer or keep "
+            f"by hand.")
+
+
 def keeps_nearly_all_warning(candidates: Sequence[Candidate], kept_share: float, threshold: float) -> str | None:
     """One sentence when an absolute threshold keeps nearly all of a tuned version's batch."""
     tuned = sorted({c.version for c in candidates if c.version != "base"})
@@ -537,6 +553,8 @@ class Studio:
             decisions, used = self.decide(pool, scores, rule_threshold, temperature, best_of, seed=batch, keep=keep)
             self.store.set_decisions(decisions)
             warnings.append(separation_warning(scores))
+            if best_of is None and (top is not None or threshold is None):  # a cut drawn from the batch
+                warnings.append(ties_warning(scores, used, top if top is not None else 1 - ADAPTIVE_QUANTILE))
             if top is None and best_of is None:
                 by_rule = sampling.acceptance_probability(scores, used, temperature)
                 warnings.append(keeps_nearly_all_warning(pool, float(np.mean(by_rule >= 0.5)), used))

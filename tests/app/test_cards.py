@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,25 @@ def test_a_near_copy_the_rule_skipped_says_so_on_its_card(workspace, fake):
     assert "near-copy" not in gallery.card_html(kept, 0)
     plain, _ = cards.batch_view(studio, "fake", shown, 0.0, 0.0, keep="all")
     assert not any(c["near_copy"] for c in plain)
+
+
+def test_the_top_share_names_ties_at_its_cut(workspace, fake):
+    """A scorer that gives many candidates the same top score: the page says why the top share keeps more."""
+    from types import SimpleNamespace
+
+    from studio.app import curate_panel
+
+    studio = Studio(workspace)
+    made = studio.generate("fake", "a colour", n=16)
+    colours = [Path(c.path).read_text() for c in made]
+    common = max(set(colours), key=colours.count)
+    studio.score("fake", made, ["colour"], {"colour": {"colour": common}})
+    shown, ctx = [c.id for c in made], SimpleNamespace(studio=studio, name="fake")
+    cut = cards.rule_threshold(studio, "fake", shown, cards.KEEP_BY[1], 0.5, 1 / 16)
+    assert cut == 1.0
+    warning = curate_panel.view(ctx, shown, cut, 0.0, False, cards.KEEP_BY[1], 1 / 16)["warning"]
+    assert f"{colours.count(common)} of 16 candidates tie at the score 1.000" in warning
+    assert "tie" not in (curate_panel.view(ctx, shown, cut, 0.0, False, cards.KEEP_BY[0], 1 / 16)["warning"] or "")
 
 
 def test_a_hand_decision_wins_over_the_rule(workspace, fake):

@@ -1,6 +1,8 @@
 """The whole flow through the contract, on the fake medium."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from studio.engine import Studio, candidate_id
@@ -198,6 +200,26 @@ def test_top_share_keeps_the_best_of_the_batch(workspace, fake):
                     reverse=True)
     assert result["threshold"] == scores[3] and result["top"] == 0.25
     assert len(result["accepted"]) == sum(s >= scores[3] for s in scores) >= 4
+
+
+def test_ties_at_a_cut_drawn_from_the_batch_are_named(workspace, fake):
+    """A saturated scorer (every clear take at 1.0): the top quarter keeps 7 of 8, and says why in one sentence."""
+    from studio.engine import ties_warning
+
+    saturated = [1.0] * 7 + [0.9]
+    assert ties_warning(saturated, 1.0, 0.25).startswith("7 of 8 candidates tie at the score 1.000 where the top 25%")
+    assert "keeps 7, not 2" in ties_warning(saturated, 1.0, 0.25)
+    assert ties_warning([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], 0.7, 0.25) is None  # no ties
+    assert ties_warning([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 0.8], 0.8, 0.25) is None  # a tie that keeps the share
+    studio = Studio(workspace)
+    batch = studio.generate("fake", "a colour", n=16)
+    colours = [Path(c.path).read_text() for c in batch]
+    common = max(set(colours), key=colours.count)
+    assert colours.count(common) >= 3  # the fake's colours by seed repeat
+    result = studio.curate("fake", scorers=["colour"], top=1 / 16, temperature=0.0, keep="all",
+                           options={"colour": {"colour": common}})
+    assert f"{colours.count(common)} of 16 candidates tie at the score 1.000" in result["warning"]
+    assert len(result["accepted"]) == colours.count(common)
     with pytest.raises(StudioError, match="--top replaces --threshold"):
         studio.curate("fake", threshold=0.5, top=0.25)
     with pytest.raises(StudioError, match="--top must be a share"):
