@@ -137,7 +137,9 @@ def wire(ctx: TabContext) -> None:
         threshold = threshold_of(ctx, values)
         cards.apply_rule(studio, name, values["shown"], threshold, temperature_of(ctx, values),
                          keep_rule(values["spread"]))
-        ctx.remember(threshold=threshold, softness=values["softness"], spread=values["spread"],
+        # with the top share, the slider's reading of the cut (what "score above" then starts from)
+        shown_at = cards.shown_cut(values["keep_by"], threshold).get("threshold", values["threshold"])
+        ctx.remember(threshold=shown_at, softness=values["softness"], spread=values["spread"],
                      keep_by=values["keep_by"], top_share=values["top_share"])
         return ctx.view(values)
 

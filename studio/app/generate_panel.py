@@ -114,8 +114,8 @@ def wire(ctx: TabContext) -> None:
                 "tune_lr": p.tune.get("lr", defaults["lr"]), "tune_extra": extra}
         # a preset's threshold is absolute (measured on the model it fits): the rule is "score above" it
         ctx.remember(preset=preset_name, params=params, scorer_options=p.scorer_options(), threshold=p.threshold,
-                     keep_by=cards.KEEP_BY[0], softness=softness, weights={s: weights.get(s, 0.0) for s in ctx.scorer_names},
-                     **tune)
+                     keep_by=cards.KEEP_BY[0], softness=softness,
+                     weights={s: weights.get(s, 0.0) for s in ctx.scorer_names}, **tune)
         fields = {f.name: f for f in ctx.medium.generate_settings.fields()}
         version = values["version"] or "base"
         if not learned_from(studio, name, version, p.render_prompt()):  # another prompt's version: start at base
@@ -186,7 +186,8 @@ def wire(ctx: TabContext) -> None:
         cards.apply_rule(studio, name, shown, threshold,
                          cards.rule_temperature(softness, cards.shown_scores(studio, name, shown)),
                          "spread" if spread else "all")
-        ctx.remember(threshold=threshold, softness=softness, spread=spread, keep_by=values["keep_by"],
+        ctx.remember(threshold=cards.shown_cut(values["keep_by"], threshold).get("threshold", values["threshold"]),
+                     softness=softness, spread=spread, keep_by=values["keep_by"],
                      top_share=values["top_share"], shown=shown, version=version,
                      n=n, seed=seed, params=params, scorer_options=options,
                      weights={s: float(w) for s, w in ctx.weights(values).items() if isinstance(w, (int, float))})
