@@ -349,30 +349,34 @@ def tune_command(args: argparse.Namespace, studio) -> int:
 
 
 @command("compare", "before/after on the same held-out seeds", "medium", "after", "before", "prompt", "n", "seed",
-         "model", *RULE, "strength", "param", "adapter_from", "lora",
+         "model", *RULE, "top", "strength", "param", "adapter_from", "lora",
          n={"default": 16}, seed={"default": HELD_OUT_SEED, "help": "first seed, as the page's Compare; seeds a tune "
-                                                              "learned from are skipped (default %(default)s)"})
+                                                              "learned from are skipped (default %(default)s)"},
+         top={"help": "judge both sides by the before side's top share instead of a fixed threshold (0.25 = its "
+                      "top quarter: the page's 'top share of the batch')"})
 def compare_command(args: argparse.Namespace, studio) -> int:
     _choose(args, studio)
     result = studio.compare(args.medium, after=args.after, before=args.before, prompt=args.prompt, n=args.n,
                             seed=args.seed, scorers=args.scorer, threshold=args.threshold,
                             temperature=args.temperature, strength=_strength(args), params=_params(args),
-                            options=_scorer_options(args))
+                            options=_scorer_options(args), top=args.top)
     _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
                                     _side("after", result["after"])]))
     return 0
 
 
-@command("loop", "rounds of generate, keep, tune; then compare on held-out seeds", "medium", "prompt", *RULE,
+@command("loop", "rounds of generate, keep, tune; then compare on held-out seeds", "medium", "prompt", *RULE, "top",
          "rounds", "tune_from", "n", "steps", "seed", "model", "series", "strength", "param", "adapter_from", "lora",
          "setting",
          n={"default": 32},
-         seed={"help": "first training seed; the comparison uses held-out seeds from 1000000 + SEED (default 0)"})
+         seed={"help": "first training seed; the comparison uses held-out seeds from 1000000 + SEED (default 0)"},
+         top={"help": "keep each round's top share of its own batch instead of a threshold fixed from the base's "
+                      "first batch (0.25 = the top quarter); the comparison judges both sides by the base side's"})
 def loop_command(args: argparse.Namespace, studio) -> int:
     _choose(args, studio)
     result = studio.loop(args.medium, args.prompt, args.scorer, args.threshold, args.temperature,
                          rounds=args.rounds, n=args.n, steps=args.steps, seed=args.seed, strength=_strength(args),
-                         options=_scorer_options(args),
+                         options=_scorer_options(args), top=args.top,
                          keep=args.keep, params=_params(args), settings=dict(args.setting), tune_from=args.tune_from,
                          on_event=None if args.json else _progress(args))
     notes = [f"round {r['round']}: {r['note']}" for r in result["rounds"] if r.get("note")]  # e.g. a look's stop

@@ -788,6 +788,10 @@ class Studio:
         ``compares``) so History can show it.
         """
         check_rule(threshold, temperature)
+        if top is not None:
+            check_top(top)
+            if threshold is not None:
+                raise StudioError("--top replaces --threshold; give only one of them.")
         strength = check_strength(strength)
         prompt = check_prompt(prompt)
         if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
@@ -853,16 +857,23 @@ class Studio:
              compare_n: int | None = None, options: dict[str, dict[str, Any]] | None = None,
              on_event: Callable[[dict[str, Any]], None] | None = None, seed: int = 0,
              strength: float = 1.0, keep: str = DEFAULT_KEEP, params: dict[str, Any] | None = None,
-             tune_from: str = "last", **tune_kwargs: Any) -> dict[str, Any]:
+             tune_from: str = "last", top: float | None = None, **tune_kwargs: Any) -> dict[str, Any]:
         """``rounds`` of generate -> curate -> tune, then base vs the last version on held-out seeds.
 
         Round r generates on seeds ``seed + r*n ...`` with the version before; the comparison uses seeds
         from ``HELD_OUT_SEED + seed`` (never one a tune learned from), with the adapter at ``strength``.
         Each round's tune learns the kept set pooled across rounds, starting from the version before
         (``tune_from="last"``) or from the base (``"base"``: ReST-EM's practice, so earlier keeps are
-        learned once, not once more each round).
+        learned once, not once more each round).  The rule's threshold is ``threshold``, else the base's
+        first batch's upper quartile, fixed for every round; ``top`` keeps each round's own top share
+        instead (the page's "top share of the batch"), and the comparison judges both sides by the base
+        side's top share.
         """
         check_rule(threshold, temperature)
+        if top is not None:
+            check_top(top)
+            if threshold is not None:
+                raise StudioError("--top replaces --threshold; give only one of them.")
         if not isinstance(rounds, int) or not 1 <= rounds <= 100:
             raise StudioError(f"--rounds must be between 1 and 100, not {rounds}.")
         if not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
@@ -879,8 +890,9 @@ class Studio:
             cands = self.generate(medium, prompt, seeds=list(range(seed + r * n, seed + (r + 1) * n)),
                                   version=version, params=params)
             scores = self.score(medium, cands, scorers, options)
-            decisions, threshold_used = self.decide(cands, scores, threshold, temperature, seed=r, keep=keep)
-            if threshold is None:
+            decisions, threshold_used = self.decide(cands, scores, top_threshold(scores, top) if top is not None
+                                                    else threshold, temperature, seed=r, keep=keep)
+            if threshold is None and top is None:
                 threshold = threshold_used  # fixed from the base's first round for every later step
             self.store.set_decisions(decisions)
             kept = [c for c in cands if decisions.get(c.id) == "auto_accepted"]
@@ -906,7 +918,7 @@ class Studio:
             version = tuned["version"]
         compared = self.compare(medium, after=version, prompt=prompt, n=compare_n or n, seed=HELD_OUT_SEED + seed,
                                 scorers=scorers, threshold=threshold, temperature=temperature, options=options,
-                                strength=strength, params=params)
+                                strength=strength, params=params, top=top)
         return {"rounds": history, "version": version, **compared}
 
     # -- export -----------------------------------------------------------------------------

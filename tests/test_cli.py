@@ -164,6 +164,34 @@ def test_tune_settings_and_generation_params_reach_the_tune_and_both_sides(capsy
     assert result["params"]["temperature"] == 1.5  # both sides of the comparison sampled with it
 
 
+def test_loop_and_compare_keep_and_judge_by_the_top_share(capsys, workspace, fake):
+    """--top in a loop keeps each round's own top share (not a threshold fixed from the base's first batch), and
+    its comparison, like compare --top, judges both sides by the before side's top share."""
+    from studio.engine import Studio, top_threshold
+
+    code, out, err = run(capsys, "loop", "fake", "--prompt", "a colour", "--scorer", "bright", "--temperature", "0",
+                         "--keep", "all", "-n", "16", "--rounds", "2", "--top", "0.25", "--setting", "epochs=4",
+                         "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    studio = Studio(workspace)
+    for r, batch in enumerate((range(0, 16), range(16, 32))):  # each round's batch, its own top quarter kept
+        pool = [c for c in studio.store.candidates("fake", purpose="curate") if c.seed in batch]
+        cut = top_threshold([c.scores["bright"] for c in pool], 0.25)
+        assert result["rounds"][r]["accepted"] == sum(c.scores["bright"] >= cut for c in pool)
+    before = studio.store.candidates("fake", ids=result["before"]["candidates"])
+    assert result["threshold"] == top_threshold([c.scores["bright"] for c in before], 0.25)
+    code, out, err = run(capsys, "compare", "fake", "--after", "v1", "--prompt", "a colour", "-n", "8", "--scorer",
+                         "bright", "--top", "0.5", "--json")
+    assert code == 0, err
+    compared = json.loads(out)
+    before = studio.store.candidates("fake", ids=compared["before"]["candidates"])
+    assert compared["threshold"] == top_threshold([c.scores["bright"] for c in before], 0.5)
+    code, out, err = run(capsys, "compare", "fake", "--after", "v1", "--prompt", "a colour", "--top", "0.5",
+                         "--threshold", "0.3")
+    assert code == 2 and "--top replaces --threshold" in err
+
+
 def test_accept_and_reject_take_several_ids_after_one_flag_and_may_repeat(workspace, fake, capsys):
     code, out, _ = run(capsys, "generate", "fake", "--prompt", "a colour", "-n", "5", "--json")
     ids = [c["id"] for c in json.loads(out)["candidates"]]
