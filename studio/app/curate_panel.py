@@ -175,10 +175,11 @@ def wire(ctx: TabContext) -> None:
         if not pool:
             raise gr.Error("There are no candidates to score yet; generate a batch first.", print_exception=False)
         studio.score(name, pool, specs, options)
-        cards.apply_rule(studio, name, values["shown"], threshold_of(ctx, values), temperature_of(ctx, values),
+        threshold = threshold_of(ctx, values)
+        cards.apply_rule(studio, name, values["shown"], threshold, temperature_of(ctx, values),
                          keep_rule(values["spread"]))
-        return ctx.view(values)
+        return {**ctx.view(values), **cards.shown_cut(values["keep_by"], threshold)}  # new scores, a new cut
 
-    ctx.listen(ctx["rescore"].click, rescore, [*VIEW_INPUTS, *ctx.scoring_names()], VIEW,
+    ctx.listen(ctx["rescore"].click, rescore, [*VIEW_INPUTS, *ctx.scoring_names()], [*VIEW, "threshold"],
                concurrency_id=f"model-{name}")
 
