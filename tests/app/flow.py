@@ -267,5 +267,6 @@ def screenshot(page, name: str) -> None:
         page.set_viewport_size(viewport)
         page.wait_for_timeout(500)
         page.evaluate("() => window.scrollTo(0, 0)")
-        page.screenshot(path=str(path))
+        # a picture of the page, not a check: under two busy test workers one took over the 30 s default once
+        page.screenshot(path=str(path), timeout=90_000)
     page.set_viewport_size(size)

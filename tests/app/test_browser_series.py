@@ -93,13 +93,6 @@ def test_a_fresh_page_keeps_the_top_quarter_until_the_threshold_moves(served):
         slider = flow.tab.locator(".threshold input[type=number]").first
         wait_until("the slider at the cut", lambda: abs(float(slider.input_value()) - cut) < 0.01 + 1e-6, 10, page)
         assert flow.tab.locator(".keep-by input:checked").first.get_attribute("value") == "top share of the batch"
-        flow.tab.locator(".scorers").first.click()  # open the accordion: score again by a scorer of 0s and 1s
-        flow.fill_number(".scorer-bright", 0)
-        flow.fill_number(".scorer-colour", 1)
-        flow.tab.locator(".rescore-btn").first.click()
-        wait_until("the new scores", lambda: set(flow.scores().values()) <= {0.0, 1.0}, 30, page)
-        cut = sorted(flow.scores().values(), reverse=True)[1]
-        wait_until("the slider at the new cut", lambda: abs(float(slider.input_value()) - cut) < 1e-6, 10, page)
         flow.fill_number(".threshold", 0)
         wait_until("everything kept above 0", lambda: len(kept()) == 8, 30, page)
         assert flow.tab.locator(".keep-by input:checked").first.get_attribute("value") == "score above"

@@ -141,3 +141,23 @@ def test_two_generates_from_a_tab_run_side_by_side_and_share_one_model_call(work
     assert len(calls) == 1 and sorted(calls[0]) == [0, 1, 2, 3, 100, 101, 102, 103]  # one after the other: two
     for seed in (0, 100):
         assert [studio.store.candidate(cid).seed for cid in shown[seed]] == list(range(seed, seed + 4))
+
+
+def test_scoring_again_with_the_top_share_moves_the_slider_to_the_new_cut(workspace, fake):
+    """The Scorers accordion's button under "top share of the batch" (the page's default): new scores, a new cut,
+    and the threshold slider moved to it."""
+    import gradio as gr
+
+    from studio.app.tab import build_tab
+    from studio.engine import Studio
+
+    studio = Studio(workspace)
+    with gr.Blocks() as blocks:
+        ctx = build_tab(studio, "fake")
+    wired = {getattr(f.fn, "__name__", ""): f for f in blocks.fns.values()}
+    shown = [c.id for c in studio.generate("fake", "a colour", n=8)]
+    values = {c: c.value for c in wired["rescore"].inputs}  # what a fresh page sends: the top quarter
+    out = wired["rescore"].fn({**values, ctx["shown"]: shown, ctx["weight.bright"]: 0.0, ctx["weight.colour"]: 1.0})
+    scores = sorted((c.scores["score"] for c in studio.store.candidates("fake", ids=shown)), reverse=True)
+    assert set(scores) <= {0.0, 1.0}  # the fake's colour scorer: 1 for red
+    assert out[ctx["threshold"]] == scores[1]
