@@ -817,7 +817,7 @@ class Studio:
         if kept:
             with self._model_lock:
                 kept_variety = self.medium(medium).kept_variety(self.handle(medium, kept[0].model), kept)
-        out: dict[str, Any] = {"prompt": prompt.strip(), "seeds": seeds, "threshold": threshold,
+        out: dict[str, Any] = {"prompt": prompt.strip(), "seeds": seeds, "threshold": threshold, "top": top,
                                "temperature": temperature, "before_version": before, "after_version": after,
                                "strength": strength, "params": sides["after"][0][0].params,
                                "kept": {"n": len(kept), "diversity": kept_variety}}

@@ -187,6 +187,7 @@ def test_loop_and_compare_keep_and_judge_by_the_top_share(capsys, workspace, fak
     compared = json.loads(out)
     before = studio.store.candidates("fake", ids=compared["before"]["candidates"])
     assert compared["threshold"] == top_threshold([c.scores["bright"] for c in before], 0.5)
+    assert compared["top"] == 0.5 and result["top"] == 0.25  # the JSON says which rule judged
     code, out, err = run(capsys, "compare", "fake", "--after", "v1", "--prompt", "a colour", "--top", "0.5",
                          "--threshold", "0.3")
     assert code == 2 and "--top replaces --threshold" in err
