@@ -111,8 +111,9 @@ OPTIONS: dict[str, Option] = {
                  help="among what the rule keeps: spread drops near-duplicates of a better candidate, "
                       "all keeps them (default spread; compare ignores it)"),
     "top": _opt("--top", type=_number, metavar="FRACTION",
-                help="keep the batch's top share instead of a fixed threshold (0.25 = the top quarter; it still "
-                     "picks after a tune lifts every score)"),
+                help="the threshold at the batch's top share instead of a fixed number (0.25 = the top quarter; "
+                     "it still picks after a tune lifts every score; --temperature 0 keeps exactly that share, a "
+                     "softer rule some just under it too)"),
     "best_of": _opt("--best-of", type=int, metavar="K", help="keep the top K per prompt instead of the threshold rule"),
     "accept": _opt("--accept", nargs="+", action="extend", default=[], metavar="ID",
                    help="keep one or more candidates by hand (the flag may repeat)"),

@@ -43,7 +43,8 @@ def build_rule(ctx: TabContext) -> None:
                                   elem_classes=["keep-by"])
         ctx["top_share"] = gr.Slider(0.05, 1.0, value=DEFAULT_TOP_SHARE, step=0.05, label="Top share of the batch",
                                      info="With 'top share of the batch': keep this share of it (0.25 = the top "
-                                          "quarter).", elem_classes=["top-share"])
+                                          "quarter); a rule softness above 0 keeps some just under it too.",
+                                     elem_classes=["top-share"])
         ctx["threshold"] = gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Keep threshold",
                                      info="The rule keeps candidates scoring at least this (with the top share: "
                                           "where it cuts this batch).",
