@@ -197,13 +197,26 @@ def check_top(top: Any) -> float:
     return float(top)
 
 
+def check_relative(top: Any, threshold: float | None) -> None:
+    """``--top`` is a share of the batch and replaces a fixed ``--threshold``."""
+    if top is not None:
+        check_top(top)
+        if threshold is not None:
+            raise StudioError("--top replaces --threshold; give only one of them.")
+
+
+def top_count(n: int, top: float) -> int:
+    """How many of ``n`` candidates the batch's ``top`` share is: ceil(top x n), at least one, at most n."""
+    return min(n, max(1, math.ceil(check_top(top) * n)))
+
+
 def top_threshold(scores: Sequence[float], top: float) -> float:
     """The relative rule as a threshold: the score of the batch's ``top`` share's last candidate
-    (ceil(top x n), at least one), so "keep the top quarter" still picks after a tune lifts every score."""
+    (``top_count``), so "keep the top quarter" still picks after a tune lifts every score."""
     ranked = sorted((float(s) for s in scores), reverse=True)
     if not ranked:
         return 1.0
-    return ranked[min(len(ranked), max(1, math.ceil(check_top(top) * len(ranked)))) - 1]
+    return ranked[top_count(len(ranked), top) - 1]
 
 
 def ties_warning(scores: Sequence[float], threshold: float, share: float) -> str | None:
@@ -212,7 +225,7 @@ def ties_warning(scores: Sequence[float], threshold: float, share: float) -> str
     values = np.asarray([float(s) for s in scores], dtype=float)
     if values.size < 4:
         return None
-    meant = max(1, math.ceil(share * values.size))
+    meant = top_count(values.size, share)
     kept = int(np.sum(values >= threshold - 1e-9))
     tied = int(np.sum(np.abs(values - threshold) <= 1e-9))
     if tied < 2 or kept - meant < max(2, math.ceil(0.1 * values.size)):
@@ -788,10 +801,7 @@ class Studio:
         ``compares``) so History can show it.
         """
         check_rule(threshold, temperature)
-        if top is not None:
-            check_top(top)
-            if threshold is not None:
-                raise StudioError("--top replaces --threshold; give only one of them.")
+        check_relative(top, threshold)
         strength = check_strength(strength)
         prompt = check_prompt(prompt)
         if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:
@@ -870,10 +880,7 @@ class Studio:
         side's top share.
         """
         check_rule(threshold, temperature)
-        if top is not None:
-            check_top(top)
-            if threshold is not None:
-                raise StudioError("--top replaces --threshold; give only one of them.")
+        check_relative(top, threshold)
         if not isinstance(rounds, int) or not 1 <= rounds <= 100:
             raise StudioError(f"--rounds must be between 1 and 100, not {rounds}.")
         if not isinstance(n, int) or not 2 <= n <= MAX_CANDIDATES:

@@ -128,11 +128,13 @@ def scorer_descriptions(medium: Medium) -> dict[str, str]:
     scorers registered under the ``studio.scorers`` entry points (listed by name, never imported here)."""
     from importlib.metadata import entry_points
 
+    from ..scoring import describe
+
     out = {}
-    for name, factory in sorted(medium.scorers().items()):
-        doc = re.sub(r"options\['(\w+)'\]", r"the preset's \1", " ".join((factory.__doc__ or "").split()))
+    for scorer in describe(medium):
+        doc = re.sub(r"options\['(\w+)'\]", r"the preset's \1", scorer["help"])
         # the docstring's first clause: what it rewards, not how it computes it
-        out[name] = re.split(r"\. |[:;] | \(", doc)[0].rstrip(".:;,") + "." if doc else f"The {name} scorer."
+        out[scorer["name"]] = re.split(r"\. |[:;] | \(", doc)[0].rstrip(".:;,") + "."
     for ep in entry_points(group="studio.scorers"):
         out.setdefault(ep.name, f"A registered scorer from {ep.value.split(':')[0]}.")
     return out

@@ -134,20 +134,20 @@ def wire(ctx: TabContext) -> None:
     studio, name = ctx.studio, ctx.name
 
     @friendly
-    def redecide(values: dict[str, Any]) -> dict[str, Any]:
+    def recut(values: dict[str, Any]) -> dict[str, Any]:
+        """The rule re-decided; with the top share, the threshold slider's reading of its cut (what "score above"
+        then starts from), stored and returned for the slider."""
         threshold = threshold_of(ctx, values)
         cards.apply_rule(studio, name, values["shown"], threshold, temperature_of(ctx, values),
                          keep_rule(values["spread"]))
-        # with the top share, the slider's reading of the cut (what "score above" then starts from)
-        shown_at = cards.shown_cut(values["keep_by"], threshold).get("threshold", values["threshold"])
-        ctx.remember(threshold=shown_at, softness=values["softness"], spread=values["spread"],
-                     keep_by=values["keep_by"], top_share=values["top_share"])
-        return ctx.view(values)
+        cut = cards.shown_cut(values["keep_by"], threshold)
+        ctx.remember(threshold=cut.get("threshold", values["threshold"]), softness=values["softness"],
+                     spread=values["spread"], keep_by=values["keep_by"], top_share=values["top_share"])
+        return {**ctx.view(values), **cut}
 
-    @friendly
-    def recut(values: dict[str, Any]) -> dict[str, Any]:
-        """The rule re-decided, and with the top share the threshold slider moved to where it cuts."""
-        return {**redecide(values), **cards.shown_cut(values.get("keep_by"), threshold_of(ctx, values))}
+    def redecide(values: dict[str, Any]) -> dict[str, Any]:
+        """The rule re-decided, the slider left where it is."""
+        return {k: v for k, v in recut(values).items() if k != "threshold"}
 
     @friendly
     def by_threshold(values: dict[str, Any]) -> dict[str, Any]:
@@ -176,10 +176,7 @@ def wire(ctx: TabContext) -> None:
         if not pool:
             raise gr.Error("There are no candidates to score yet; generate a batch first.", print_exception=False)
         studio.score(name, pool, specs, options)
-        threshold = threshold_of(ctx, values)
-        cards.apply_rule(studio, name, values["shown"], threshold, temperature_of(ctx, values),
-                         keep_rule(values["spread"]))
-        return {**ctx.view(values), **cards.shown_cut(values["keep_by"], threshold)}  # new scores, a new cut
+        return recut(values)  # new scores, a new cut
 
     ctx.listen(ctx["rescore"].click, rescore, [*VIEW_INPUTS, *ctx.scoring_names()], [*VIEW, "threshold"],
                concurrency_id=f"model-{name}")

@@ -186,7 +186,8 @@ def wire(ctx: TabContext) -> None:
         cards.apply_rule(studio, name, shown, threshold,
                          cards.rule_temperature(softness, cards.shown_scores(studio, name, shown)),
                          "spread" if spread else "all")
-        ctx.remember(threshold=cards.shown_cut(values["keep_by"], threshold).get("threshold", values["threshold"]),
+        cut = cards.shown_cut(values["keep_by"], threshold)  # with the top share, the slider at its cut
+        ctx.remember(threshold=cut.get("threshold", values["threshold"]),
                      softness=softness, spread=spread, keep_by=values["keep_by"],
                      top_share=values["top_share"], shown=shown, version=version,
                      n=n, seed=seed, params=params, scorer_options=options,
@@ -197,7 +198,7 @@ def wire(ctx: TabContext) -> None:
             gr.Warning(language)
             warning = "\n\n".join(filter(None, [f"⚠ {language}", warning]))
         return {"shown": shown, "seed": seed, "prompt_warning": warning, **ctx.view({**values, "shown": shown}),
-                **cards.shown_cut(values["keep_by"], threshold)}
+                **cut}
 
     generate_inputs = ["version", "prompt", "n", "seed", "random_seed", *VIEW_INPUTS[1:], *ctx.params_names(),
                        *ctx.scoring_names()]
