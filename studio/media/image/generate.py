@@ -15,6 +15,7 @@ from studio.errors import StudioError
 from studio.medium import Generated
 
 from .model import ImageHandle, use_adapter
+from .samplers import sampler_name, using_sampler
 from .settings import parse_lora
 
 
@@ -80,7 +81,7 @@ def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dic
     check_fits(need, handle.device, f"Generating {min(batch, len(seeds))} pictures of {width}x{height} at once",
                "lower batch_size or the size, or set offload=model and vae_tiling=true")
     apply_generation_options(handle, offload, tiling)
-    sampler = type(handle.pipe.scheduler).__name__
+    sampler = sampler_name(handle.pipe.scheduler, params.get("sampler", "model"))
     version = "base" if adapter is None else str(adapter)
     negative = params.get("negative_prompt") or None
     results: list[Generated] = []
@@ -90,7 +91,7 @@ def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dic
         steps = int(params["steps"])
         switch = adapter_schedule(handle, adapter, active, steps, float(params.get("adapter_from", 0.0)))
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), using_sampler(handle.pipe, params.get("sampler", "model")):
                 images = handle.pipe(prompt=[prompt] * len(chunk),
                                      # only when given: PixArt's default is "", and None breaks it
                                      **({"negative_prompt": [negative] * len(chunk)} if negative else {}),
