@@ -69,6 +69,7 @@ def adapter_schedule(handle: ImageHandle, adapter: str | None, active: list[tupl
 
 def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dict[str, Any],
              adapter: str | None = None, strength: float = 1.0) -> list[Generated]:
+    import numpy as np
     import torch
 
     from .memory import apply_generation_options, check_fits, generate_need
@@ -96,11 +97,15 @@ def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dic
                                      # only when given: PixArt's default is "", and None breaks it
                                      **({"negative_prompt": [negative] * len(chunk)} if negative else {}),
                                      num_inference_steps=steps, guidance_scale=float(params["guidance"]),
-                                     width=width, height=height, generator=generators, output_type="pil",
+                                     width=width, height=height, generator=generators, output_type="np",
                                      **({"callback_on_step_end": switch} if switch else {})).images
         except ValueError as exc:  # the pipeline's own check of the settings (sizes, lengths, ...)
             first = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             raise StudioError(f"The {type(handle.pipe).__name__} refused these settings ({first}).") from exc
+        if not np.isfinite(images).all():  # saved as it is, a black picture: say so instead
+            raise StudioError(f"The sampler drew no picture at {steps} steps (its numbers overflowed): try more "
+                              "steps or another sampler.")
+        images = handle.pipe.numpy_to_pil(images)
         for seed, image in zip(chunk, images):
             text = parameters_text(prompt, seed, params, (width, height), sampler, handle.model, version)
             settings = json.dumps({"prompt": prompt, "seed": seed, "params": params, "model": handle.model,

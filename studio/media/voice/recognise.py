@@ -56,18 +56,52 @@ def _decoder():
     return Decoder(samprate=RECOGNISER_RATE, loglevel="FATAL", maxhmmpf=3000, maxwpf=5)
 
 
-def transcribe(audio: np.ndarray, rate: int) -> str:
-    """pocketsphinx's English transcript of the audio (a quarter second of silence added each side)."""
+def _pcm(audio: np.ndarray, rate: int) -> bytes:
+    """16 kHz 16-bit PCM of the audio, a quarter second of silence added each side."""
     audio = _resample(np.asarray(audio, dtype=np.float64), rate, RECOGNISER_RATE)
     pad = np.zeros(RECOGNISER_RATE // 4)
-    pcm = (np.clip(np.concatenate([pad, audio, pad]), -1, 1) * 32767).astype(np.int16).tobytes()
+    return (np.clip(np.concatenate([pad, audio, pad]), -1, 1) * 32767).astype(np.int16).tobytes()
+
+
+def _decode(decoder, pcm: bytes):
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    return decoder.hyp()
+
+
+def transcribe(audio: np.ndarray, rate: int) -> str:
+    """pocketsphinx's English transcript of the audio."""
+    pcm = _pcm(audio, rate)
+    with _lock:
+        hypothesis = _decode(_decoder(), pcm)
+    return hypothesis.hypstr if hypothesis is not None else ""
+
+
+def clarity(line: str, audio: np.ndarray, rate: int) -> float:
+    """How clearly the audio says ``line``, 0 to 1: the recogniser's acoustic score of the line forced onto
+    the take, per frame of speech, against the best-scoring sound of each frame (pocketsphinx scores every
+    frame relative to its best senone, so this is the geometric mean of P(the line's sound) / P(the best
+    sound): a goodness of pronunciation).  Words the recogniser's dictionary lacks are left out of the
+    alignment; 0 when nothing of the line can be aligned."""
+    pcm = _pcm(audio, rate)
     with _lock:
         decoder = _decoder()
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        hypothesis = decoder.hyp()
-    return hypothesis.hypstr if hypothesis is not None else ""
+        words = [w for w in normalise_text(line).split() if decoder.lookup_word(w) is not None]
+        if not words:
+            return 0.0
+        try:
+            decoder.set_align_text(" ".join(words))
+            aligned = _decode(decoder, pcm)
+            segments = [s for s in decoder.seg() if s.word not in ("<s>", "</s>", "<sil>")] if aligned else []
+        except RuntimeError:  # the audio cannot carry the alignment (too short for its phones)
+            segments = []
+        finally:
+            decoder.activate_search()  # back to free recognition
+    frames = sum(s.end_frame - s.start_frame + 1 for s in segments)
+    if not frames:
+        return 0.0
+    return float(np.exp(sum(np.log(max(s.ascore, 1e-300)) for s in segments) / frames))
 
 
 @functools.lru_cache(maxsize=1)

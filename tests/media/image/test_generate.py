@@ -104,3 +104,33 @@ def test_unsupported_pipeline(medium, tmp_path):
 def test_offline_hub_id_is_one_sentence(medium):
     with pytest.raises(StudioError, match="not on this machine; get it first with `studio models pull nobody-here/no-such-model`"):
         medium.load("nobody-here/no-such-model", "cpu")
+
+
+def test_a_sampler_by_name_draws_each_seed_alike_and_gives_the_scheduler_back(medium, default_handle):
+    own = default_handle.pipe.scheduler
+    params = {"steps": 4, "sampler": "dpmpp_2m_sde"}
+    a = medium.generate(default_handle, "a blue star", [7, 8], params)
+    b = medium.generate(default_handle, "a blue star", [8], {**params, "batch_size": 1})
+    assert default_handle.pipe.scheduler is own
+    # the fresh noise of every step comes from the seed's own generator: a seed alone = the seed in a batch
+    assert np.abs(_pixels(a[1]) - _pixels(b[0])).max() <= 2
+    plain = medium.generate(default_handle, "a blue star", [7], {"steps": 4})[0]
+    assert np.abs(_pixels(a[0]) - _pixels(plain)).mean() > 1
+    assert "Sampler: DPM++ 2M SDE" in Image.open(io.BytesIO(a[0].files["png"])).text["parameters"]
+    for name in ("euler", "euler_ancestral", "ddim", "dpmpp_2m"):
+        (gen,) = medium.generate(default_handle, "a blue star", [7], {"steps": 4, "sampler": name})
+        assert _pixels(gen).std() > 1  # a picture, not a blank
+    assert default_handle.pipe.scheduler is own
+    with pytest.raises(StudioError, match="drew no picture at 3 steps"):  # euler a overflows at 3 steps of a
+        medium.generate(default_handle, "a blue star", [7], {"steps": 3, "sampler": "euler_ancestral"})  # cosine schedule
+    assert default_handle.pipe.scheduler is own
+
+
+def test_a_flow_matching_model_refuses_another_sampler_in_one_sentence(medium, tmp_path):
+    from helpers import tiny_sd3_pipeline
+
+    handle = medium.load(str(tiny_sd3_pipeline(tmp_path / "sd3")), "cpu")
+    with pytest.raises(StudioError) as err:
+        medium.generate(handle, "a red circle", [0], {"steps": 2, "width": 32, "height": 32, "sampler": "euler"})
+    assert "set sampler=model" in str(err.value) and str(err.value).count(". ") == 0
+    assert "FlowMatch" in type(handle.pipe.scheduler).__name__

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from voice_helpers import espeak_take, noise_take
@@ -75,3 +76,29 @@ def test_preference_learns_the_hand_decisions(tmp_path):
     a, b = score([new_slow, new_quick])
     assert a > 0.5 > b
     assert get("voice").scorers()["preference"](context())([new_slow]) == [0.5]
+
+
+def test_clarity_is_the_recognisers_confidence_in_the_line(tmp_path):
+    from studio.media.voice.audio import read_wav, wav_bytes
+    from studio.media.voice.recognise import clarity, transcribe
+    from voice_helpers import candidate_from_files
+
+    clean, rate = read_wav(espeak_take(tmp_path, "espeak", LINE).path)
+    rng = np.random.default_rng(1)
+
+    def take(name, noise):  # espeak's digital silence dithered: the recogniser hears it as a recording
+        audio = clean + rng.normal(0, noise, len(clean)).astype(np.float32)
+        return candidate_from_files(tmp_path, name, LINE, {"wav": wav_bytes(audio, rate), "txt": (LINE + "\n").encode()})
+
+    takes = [take("quiet", 0.003), take("hissing", 0.05)]
+    audio, rate = read_wav(takes[0].path)
+    heard = transcribe(audio, rate)
+    said = clarity(LINE, audio, rate)
+    assert 0 < said <= 1
+    other = espeak_take(tmp_path, "other", "Seven purple elephants danced across the frozen lake.")
+    assert said > 2 * clarity(LINE, *read_wav(other.path))  # other words: the line fits the take badly
+    assert said > 2 * clarity(LINE, *read_wav(noise_take(tmp_path, "noise", LINE).path))
+    assert clarity("zyxqv", audio, rate) == 0.0  # nothing of the line is in the recogniser's dictionary
+    assert transcribe(audio, rate) == heard  # the alignment leaves the recogniser listening freely again
+    clear = get("voice").scorers()["clarity"](context())(takes)
+    assert clear[0] == pytest.approx(said) and clear[0] > clear[1] > 0, clear
