@@ -219,9 +219,11 @@ def top_threshold(scores: Sequence[float], top: float) -> float:
     return ranked[top_count(len(ranked), top) - 1]
 
 
-def ties_warning(scores: Sequence[float], threshold: float, share: float) -> str | None:
+def ties_warning(scores: Sequence[float], threshold: float, share: float,
+                 advice: str = "add another scorer") -> str | None:
     """One sentence when a threshold drawn from the batch (its top ``share``) keeps far more than that share
-    because candidates tie at the cut: a saturated scorer (every clear take of a line at 1.0) cannot rank them."""
+    because candidates tie at the cut: a saturated scorer (every clear take of a line at 1.0) cannot rank them.
+    ``advice`` is what to add (``Medium.tie_advice``: the medium's scorer that ranks such ties, when it has one)."""
     values = np.asarray([float(s) for s in scores], dtype=float)
     if values.size < 4:
         return None
@@ -231,8 +233,7 @@ def ties_warning(scores: Sequence[float], threshold: float, share: float) -> str
     if tied < 2 or kept - meant < max(2, math.ceil(0.1 * values.size)):
         return None
     return (f"{tied} of {values.size} candidates tie at the score {threshold:.3f} where the top {share:.0%} would "
-            f"cut, so the rule keeps {kept}, not {meant}: the scorers cannot rank them; add another scorer or keep "
-            f"by hand.")
+            f"cut, so the rule keeps {kept}, not {meant}: the scorers cannot rank them; {advice} or keep by hand.")
 
 
 def keeps_nearly_all_warning(candidates: Sequence[Candidate], kept_share: float, threshold: float) -> str | None:
@@ -567,7 +568,8 @@ class Studio:
             self.store.set_decisions(decisions)
             warnings.append(separation_warning(scores))
             if best_of is None and (top is not None or threshold is None):  # a cut drawn from the batch
-                warnings.append(ties_warning(scores, used, top if top is not None else 1 - ADAPTIVE_QUANTILE))
+                advice = self.medium(medium).tie_advice([scoring.ScorerSpec.parse(s).name for s in scorers])
+                warnings.append(ties_warning(scores, used, top if top is not None else 1 - ADAPTIVE_QUANTILE, advice))
             if top is None and best_of is None:
                 by_rule = sampling.acceptance_probability(scores, used, temperature)
                 warnings.append(keeps_nearly_all_warning(pool, float(np.mean(by_rule >= 0.5)), used))

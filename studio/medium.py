@@ -172,6 +172,8 @@ class Medium:
     prompt_help: ClassVar[str] = ""  # a line under the prompt: the words the built-in model knows, ...
     main_ext: ClassVar[str]  # "png", "txt", "mid"
     default_scorer: ClassVar[str]
+    # a scorer that ranks what another one ties, named in the warning when the top share's cut falls on a tie
+    tie_breakers: ClassVar[dict[str, str]] = {}
     export_formats: ClassVar[dict[str, str]]  # format -> what it writes, one line
     # typed settings (studio.settings): the one place their defaults, ranges and help live
     generate_settings: ClassVar[type[Settings]] = NoSettings
@@ -271,6 +273,15 @@ class Medium:
         A default objective the model lacks falls back to sft with a note in the tune's result; one the
         artist names is refused in one sentence."""
         return None
+
+    def tie_advice(self, scorers: Sequence[str]) -> str:
+        """What the ties warning tells the artist to add, for the scorers in use (none: the default one)."""
+        used = list(scorers) or [self.default_scorer]
+        for name in used:
+            breaker = self.tie_breakers.get(name)
+            if breaker and breaker not in used:
+                return f"add the {breaker} scorer (it ranks what {name} ties)"
+        return "add another scorer"
 
     def kept_variety(self, handle: Any, kept: Sequence[Candidate]) -> float:
         """The kept set's variety as the bar a compare's side (the candidates of one prompt) is held to:

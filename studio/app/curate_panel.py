@@ -91,7 +91,8 @@ def build(ctx: TabContext) -> None:
     ctx["gallery"] = gr.HTML(gallery.batch_html(ctx.name, [], "", "", loaded=False), elem_classes=["gallery-box"],
                              js_on_load=CULLING_JS.read_text(), server_functions=[decide], min_height=300)
     ctx.view = lambda values: view(ctx, values["shown"], threshold_of(ctx, values), temperature_of(ctx, values),
-                                   values["spread"], values.get("keep_by"), values.get("top_share"))
+                                   values["spread"], values.get("keep_by"), values.get("top_share"),
+                                   [n for n in ctx.scorer_names if values.get(f"weight.{n}")])
 
 
 def threshold_of(ctx: TabContext, values: dict[str, Any]) -> float:
@@ -110,7 +111,7 @@ def keep_rule(spread: bool) -> str:
 
 
 def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float, spread: bool,
-         keep_by: str | None = None, top_share: float | None = None) -> dict[str, Any]:
+         keep_by: str | None = None, top_share: float | None = None, scorers: list[str] | None = None) -> dict[str, Any]:
     """The gallery, the histogram and the warning for the shown batch under the current rule; after a
     tune, a warning when the threshold keeps nearly all of the batch; with the top share, one when ties at
     its cut keep far more than the share."""
@@ -119,7 +120,7 @@ def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float
     histogram = plots.histogram_svg(stats["scores"], threshold, temperature, kept_by_rule)
     warning = separation_warning(stats["scores"])
     if keep_by == cards.KEEP_BY[1] and top_share is not None and not warning:
-        warning = ties_warning(stats["scores"], threshold, float(top_share))
+        warning = ties_warning(stats["scores"], threshold, float(top_share), ctx.studio.medium(ctx.name).tie_advice(scorers or []))
     if keep_by != cards.KEEP_BY[1] and kept_by_rule:
         pool = ctx.studio.store.candidates(ctx.name, ids=list(shown or []))
         nearly_all = keeps_nearly_all_warning(pool, sum(kept_by_rule) / len(kept_by_rule), threshold)

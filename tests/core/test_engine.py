@@ -219,6 +219,13 @@ def test_ties_at_a_cut_drawn_from_the_batch_are_named(workspace, fake):
     result = studio.curate("fake", scorers=["colour"], top=1 / 16, temperature=0.0, keep="all",
                            options={"colour": {"colour": common}})
     assert f"{colours.count(common)} of 16 candidates tie at the score 1.000" in result["warning"]
+    assert result["warning"].endswith("add another scorer or keep by hand.")  # the fake has no tie breaker
+    from studio import media
+
+    voice = media.get("voice")  # the voice names the scorer that ranks intelligibility's ties, unless it is in use
+    assert voice.tie_advice([]) == voice.tie_advice(["intelligibility"]) == \
+        "add the clarity scorer (it ranks what intelligibility ties)"
+    assert voice.tie_advice(["intelligibility", "clarity"]) == voice.tie_advice(["pace"]) == "add another scorer"
     assert len(result["accepted"]) == colours.count(common)
     with pytest.raises(StudioError, match="--top replaces --threshold"):
         studio.curate("fake", threshold=0.5, top=0.25)
