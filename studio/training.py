@@ -151,15 +151,13 @@ def read_good(job_dir: Path) -> tuple[int, dict[str, Any]]:
     return int(json.loads((folder / "state.json").read_text())["step"]), load_file(str(folder / "adapter.safetensors"))
 
 
-def batch_rows(kept: int, total: int, size: int, prior_weight: float, generator, kept_weights=None):
+def batch_rows(kept: int, total: int, size: int, prior_weight: float, generator):
     """One batch's row indices: kept rows ``0..kept-1``, and when ``prior_weight`` > 0 that share of the
-    batch (at least one row) from the prior-preservation rows ``kept..total-1`` after them.  The kept rows
-    are drawn uniformly, or in proportion to ``kept_weights`` (a tensor of ``kept`` weights) when given."""
+    batch (at least one row) from the prior-preservation rows ``kept..total-1`` after them."""
     import torch
 
     prior = max(1, round(size * prior_weight)) if prior_weight > 0 else 0
-    rows = (torch.randint(0, kept, (size - prior,), generator=generator) if kept_weights is None else
-            torch.multinomial(kept_weights, size - prior, replacement=True, generator=generator))
+    rows = torch.randint(0, kept, (size - prior,), generator=generator)
     if prior:
         rows = torch.cat([rows, torch.randint(kept, total, (prior,), generator=generator)])
     return rows

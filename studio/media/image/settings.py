@@ -135,10 +135,6 @@ class ImageTune(PreferenceTune):
                                        "dropout): the tune then moves the unguided prediction too, so the prompt "
                                        "strength does not multiply what it learned (0: every row with its prompt)",
                                   min=0, max=1, label="Rows with an empty prompt")
-    balance: float = setting(0.0, "how far the tune draws each look of the kept set alike: a kept picture is drawn "
-                                  "in proportion to 1 / (how many kept pictures look like it) to this power, so five "
-                                  "alike and three apart count as four looks, not as the five (0: every picture "
-                                  "alike; 1: every look alike)", min=0, max=1, label="Balance the kept looks")
     stop_narrowing: float = stop_narrowing_setting("pictures")
     size: int = setting(0, "training resolution in pixels; 0 = the kept pictures' own size", min=0, max=4096)
     train_text_encoder: bool = setting(False, "also tune the text encoder (slower; learns prompt words)")

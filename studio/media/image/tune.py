@@ -48,18 +48,6 @@ ADAPTER = "studio_train"  # the adapter being trained, by its peft name
 TRIAL_PICTURES = 16  # a look's pictures (training.py), the kept pictures' prompts and settings in turn
 
 
-def look_weights(pictures, power: float):
-    """Each picture's draw weight so that every look of the set counts alike: 1 / (its likeness summed over
-    the set, itself included) to ``power``.  Likeness is the cosine of two pictures' 8x8 colours centred on
-    grey, floored at 0 (the variety measure's reading: five pink grounds are one look, a blue one another)."""
-    import torch
-
-    small = torch.nn.functional.interpolate(pictures.float(), size=(8, 8), mode="area").flatten(1)
-    small = torch.nn.functional.normalize(small, dim=1)
-    likeness = (small @ small.T).clamp(min=0.0)
-    return likeness.sum(1).pow(-power)
-
-
 def _load_pictures(examples: Sequence[Candidate], width: int, height: int):
     import numpy as np
     import torch
@@ -198,7 +186,6 @@ class ImageTuneTask:
                                                                    for w, h in sizes]
         self.own_noise = float(settings.get("own_noise") or 0.0)
         self.empty_prompt = float(settings.get("empty_prompt") or 0.0)
-        self.balance = float(settings.get("balance") or 0.0)
         self.size = max(max(s) for s in shapes)
         self.buckets: list[dict[str, Any]] = []  # shape, its kept rows, its prior rows, its latents
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
@@ -216,8 +203,6 @@ class ImageTuneTask:
                     return ((torch.cat(latents) - shift) * vae.config.scaling_factor)[[position[i] for i in order]]
 
                 bucket = {"shape": shape, "rows": torch.tensor(order), "kept": len(kept), "latents": encode(pictures)}
-                if self.balance and len(kept) > 1:
-                    bucket["kept_weights"] = look_weights(pictures[[position[i] for i in kept]], self.balance)
                 if self.own_noise:
                     bucket["own"] = _own_noise([examples[i] for i in order], bucket["latents"],
                                                [sizes[i] == shape for i in order], self.denoiser.dtype)
@@ -410,10 +395,8 @@ class ImageTuneTask:
             # at most half: a few drops beside many keeps are not drawn up to half of every batch, where they
             # undid the keeps (23 kept, 3 dropped: 76% -> 2%, docs/objectives.md "Pictures: the bottom of the batch")
             dropped_share = min(0.5, (total - kept) / total)
-            return bucket, batch_rows(kept, total, max(2, self.batch_size), dropped_share, generator,
-                                      bucket.get("kept_weights"))
-        return bucket, batch_rows(kept, total, self.batch_size, self.prior_weight if total > kept else 0.0, generator,
-                                  bucket.get("kept_weights"))
+            return bucket, batch_rows(kept, total, max(2, self.batch_size), dropped_share, generator)
+        return bucket, batch_rows(kept, total, self.batch_size, self.prior_weight if total > kept else 0.0, generator)
 
     def _predict(self, idx, noisy, timesteps, blank=None):
         """The denoiser's prediction for rows ``idx`` of the task's pictures (prompts encoded with the current
