@@ -49,7 +49,8 @@ def intelligibility(ctx: ScoringContext):
 def clarity(ctx: ScoringContext):
     """Rewards a take that says its line clearly: the recogniser's line forced onto the take, as the
     geometric mean per frame of P(the line's sound) / P(the best sound) (a goodness of pronunciation;
-    continuous where intelligibility ties: 15 of 16 built-in takes of one line were all understood)."""
+    continuous where intelligibility ties: 15 of 16 built-in takes of one line were all understood).  It
+    favours unhurried readings: on the built-in voice it rose with a take's length (r 0.7-0.8)."""
     import hashlib
 
     from .recognise import cached
