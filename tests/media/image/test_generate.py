@@ -126,6 +126,13 @@ def test_a_sampler_by_name_draws_each_seed_alike_and_gives_the_scheduler_back(me
     assert default_handle.pipe.scheduler is own
 
 
+@pytest.mark.parametrize("sampler", ["dpmpp_2m_sde", "euler_ancestral", "ddim"])
+def test_a_standard_sd_folder_draws_with_each_sampler(medium, tiny_handle, sampler):
+    own = tiny_handle.pipe.scheduler
+    (gen,) = medium.generate(tiny_handle, "a red circle", [3], {"steps": 4, "sampler": sampler})
+    assert _pixels(gen).std() > 0 and tiny_handle.pipe.scheduler is own
+
+
 def test_a_flow_matching_model_refuses_another_sampler_in_one_sentence(medium, tmp_path):
     from helpers import tiny_sd3_pipeline
 
