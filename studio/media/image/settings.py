@@ -135,6 +135,11 @@ class ImageTune(PreferenceTune):
                                        "dropout): the tune then moves the unguided prediction too, so the prompt "
                                        "strength does not multiply what it learned (0: every row with its prompt)",
                                   min=0, max=1, label="Rows with an empty prompt")
+    min_snr_gamma: float = setting(0.0, "weigh each training row by min(SNR, gamma) / (SNR + 1) for v-prediction "
+                                        "(/ SNR for noise prediction), scaled to average 1 (Min-SNR, Hang et al. "
+                                        "2023; kohya's min_snr_gamma, commonly 5): the noisiest steps, where the "
+                                        "layout is chosen, and the last details count less (0 = off; noise-"
+                                        "predicting models only)", min=0, max=1000, label="Min-SNR gamma")
     stop_narrowing: float = stop_narrowing_setting("pictures")
     size: int = setting(0, "training resolution in pixels; 0 = the kept pictures' own size", min=0, max=4096)
     train_text_encoder: bool = setting(False, "also tune the text encoder (slower; learns prompt words)")

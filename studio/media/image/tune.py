@@ -48,6 +48,18 @@ ADAPTER = "studio_train"  # the adapter being trained, by its peft name
 TRIAL_PICTURES = 16  # a look's pictures (training.py), the kept pictures' prompts and settings in turn
 
 
+def min_snr_weights(alphas_cumprod, gamma: float, prediction: str):
+    """Min-SNR-gamma loss weights per training timestep (Hang et al. 2023): min(SNR, gamma) / (SNR + 1) for a
+    v-prediction target, min(SNR, gamma) / SNR for a noise target, scaled so their mean over the timesteps is
+    1 (the loss keeps its scale, and with it a preference tune's beta)."""
+    import torch
+
+    a = alphas_cumprod.double()
+    snr = a / (1 - a).clamp(min=1e-12)
+    weights = snr.clamp(max=gamma) / (snr + 1 if prediction == "v_prediction" else snr.clamp(min=1e-12))
+    return (weights / weights.mean()).float()
+
+
 def _load_pictures(examples: Sequence[Candidate], width: int, height: int):
     import numpy as np
     import torch
@@ -174,6 +186,13 @@ class ImageTuneTask:
             self.prediction = self.noise_scheduler.config.prediction_type
         else:
             self.noise_scheduler, self.prediction = pipe.scheduler, "flow"
+        self.snr_weights = None  # per training timestep, when min_snr_gamma is set
+        gamma = float(settings.get("min_snr_gamma") or 0.0)
+        if gamma:
+            if self.prediction == "flow":
+                raise StudioError(f"{self.family.name} learns by flow matching; min_snr_gamma is for noise-predicting "
+                                  "models such as SD 1.5 and SDXL: leave it at 0.")
+            self.snr_weights = min_snr_weights(self.noise_scheduler.alphas_cumprod, gamma, self.prediction)
         for name, part in pipe.components.items():
             if isinstance(part, torch.nn.Module):
                 part.requires_grad_(False)
@@ -474,11 +493,18 @@ class ImageTuneTask:
 
         idx, noisy, timesteps, target, kept, blank = self._draw(generator)
         dims = tuple(range(1, target.dim()))
+        weight = self._row_weights(timesteps)
         # the reference first, so the trained weights are back before the tune's graph (or a recompute) uses them
         with self.starting_adapter(), torch.no_grad():
-            ref = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims)
-        error = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims)
+            ref = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims) * weight
+        error = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims) * weight
         return error, ref, kept
+
+    def _row_weights(self, timesteps):
+        """Each row's loss weight: 1, or its timestep's Min-SNR weight."""
+        if self.snr_weights is None:
+            return 1.0
+        return self.snr_weights.to(timesteps.device)[timesteps.long()]
 
     def rewards(self, generator):
         """Diffusion-KTO's implicit reward of one batch's pictures, ``reference error - tune error`` (before
@@ -508,7 +534,10 @@ class ImageTuneTask:
             loss = dpo_loss(-error[:half], -ref[:half], -error[half:], -ref[half:], self.beta)
             return loss + self.sft_weight * error[:half].mean() if self.sft_weight > 0 else loss
         idx, noisy, timesteps, target, _, blank = self._draw(generator)
-        return F.mse_loss(self._predict(idx, noisy, timesteps, blank).float(), target)
+        if self.snr_weights is None:
+            return F.mse_loss(self._predict(idx, noisy, timesteps, blank).float(), target)
+        error = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=tuple(range(1, target.dim())))
+        return (error * self._row_weights(timesteps)).mean()
 
     def look_for_narrowing(self) -> str | None:
         """TRIAL_PICTURES pictures from the tune as it stands, the kept prompts in turn on fixed seeds (never a

@@ -330,3 +330,22 @@ def test_rows_with_an_empty_prompt_learn_what_guidances_unguided_half_sees(mediu
     shares = [float(half._draw(torch.Generator().manual_seed(s))[5].float().mean()) for s in range(20)]
     assert 0.3 < sum(shares) / len(shares) < 0.7
 
+
+
+def test_min_snr_weighs_the_last_steps_less_and_for_v_prediction_the_noisiest_too(medium, tiny_model, pictures,
+                                                                                    tmp_path):
+    from diffusers import DDPMScheduler
+
+    from studio.media.image.defaults import SCHEDULE
+    from studio.media.image.tune import min_snr_weights
+
+    task, settings = _task(medium, tiny_model, *pictures, min_snr_gamma=5.0)  # a noise-predicting tiny SD
+    weights = task.snr_weights
+    assert task.prediction == "epsilon" and weights.mean() == pytest.approx(1.0, abs=1e-4)  # beta keeps its scale
+    assert weights[0] < 0.05 and weights[999] == pytest.approx(float(weights.max()))  # gamma / SNR where SNR is large
+    v = min_snr_weights(DDPMScheduler(**SCHEDULE).alphas_cumprod, 5.0, "v_prediction")  # the built-in sketchbook's
+    assert v[999] < 0.05 and v[0] < 0.05 and v[200:500].min() > 1.0  # the middle counts most
+    result = run_tune(task, settings, tmp_path / "job")
+    assert np.isfinite(result["loss"])
+    plain, _ = _task(medium, tiny_model, *pictures)
+    assert plain.snr_weights is None
