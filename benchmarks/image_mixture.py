@@ -3,9 +3,10 @@
 One rule's-protocol round (``ablate_round.py``: "a circle", 32 candidates on seeds ``1000*s ..``, the upper
 quartile kept by a built-in scorer, one tune, base vs tuned on held-out seeds), then the kept set split in
 ``--parts`` by its looks (k-means on the variety measure's 8x8 colours) and one tune per part, each learning its
-part of the keeps and all the drops.  The mixture draws the held-out seeds from the parts' tunes, each
-seed from one tune, each tune drawing a run of seeds in proportion to its part's size.  Both are judged as the protocol judges one tune: the
-share over the base's upper quartile, best of 2 from the base, variety against the whole kept set, copies.
+part of the keeps and all the drops.  The mixture draws the held-out seeds from the parts' tunes, each seed
+from one tune, each tune a run of seeds in proportion to its part's size.  Both are judged as the protocol judges
+one tune: the share over the base's upper quartile (against best of 2 from the base) and variety against the whole
+kept set.
 
     python benchmarks/image_mixture.py sharpness --seeds 0 1 2 --out runs.jsonl
 """
@@ -23,7 +24,7 @@ PROMPT = "a circle"
 
 
 def parts_of(features: np.ndarray, k: int, seed: int = 0) -> list[int]:
-    """k-means (cosine, on unit rows) labels for the kept pictures, every part non-empty."""
+    """k-means (cosine, on unit rows) labels for the kept pictures, started from k of them."""
     rows = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-9)
     rng = np.random.default_rng(seed)
     centres = rows[rng.choice(len(rows), k, replace=False)]
