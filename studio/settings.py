@@ -40,13 +40,18 @@ class Spec:
     below: float | None = None  # exclusive upper bound
     choices: tuple[Any, ...] | None = None
     escapes: bool = False  # a list whose items may hold line breaks: the page writes them as \n (and \ as \\)
+    shown: tuple[str, ...] | None = None  # what the page shows for each choice (the choices themselves when None)
 
 
 def setting(default: Any, help: str, *, label: str | None = None, min: float | None = None,
             max: float | None = None, above: float | None = None, below: float | None = None,
-            choices: tuple[Any, ...] | None = None, escapes: bool = False) -> Any:
-    """A dataclass field with its one-line help and range (lists get a fresh copy per instance)."""
-    spec = Spec(help, label, min, max, above, below, tuple(choices) if choices is not None else None, escapes)
+            choices: tuple[Any, ...] | None = None, escapes: bool = False, shown: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its one-line help and range (lists get a fresh copy per instance); ``shown``
+    names each of the ``choices`` for the page (the choices are what the command line and presets take)."""
+    if shown is not None and (choices is None or len(shown) != len(choices)):
+        raise ValueError("shown names each choice once")
+    spec = Spec(help, label, min, max, above, below, tuple(choices) if choices is not None else None, escapes,
+                tuple(shown) if shown is not None else None)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata={_SPEC: spec})
     return dataclasses.field(default=default, metadata={_SPEC: spec})

@@ -221,7 +221,8 @@ def param_widget(field: FieldInfo) -> Any:
     """A widget for one typed setting: a list of choices, a box, a number with its range, or lines of text."""
     label, info = field.label, field.spec.help[:1].upper() + field.spec.help[1:] + "."
     if field.spec.choices is not None:
-        return gr.Dropdown(choices=list(field.spec.choices), value=field.default, label=label, info=info,
+        shown = field.spec.shown or field.spec.choices
+        return gr.Dropdown(choices=list(zip(shown, field.spec.choices)), value=field.default, label=label, info=info,
                            min_width=140)
     if field.kind == "bool":
         return gr.Checkbox(value=bool(field.default), label=label, info=info)

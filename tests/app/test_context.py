@@ -61,3 +61,18 @@ def test_a_stop_at_a_blank_line_survives_the_page_box():
     assert from_widget("C:\\loras\\x", stop) == ["C:\\loras\\x"]  # a backslash before anything else stays
     targets = {f.name: f for f in TextTune.fields()}["targets"]
     assert from_widget("q_proj\\n\nv_proj", targets) == ["q_proj\\n", "v_proj"]  # a list without line breaks: as typed
+
+
+def test_a_choice_shows_its_name_and_gives_its_value():
+    """The sampler box shows AUTOMATIC1111's names ("Euler a") and gives the command line's (euler_ancestral)."""
+    from studio.app.context import param_widget
+    from studio.media.image.settings import ImageGenerate
+
+    field = {f.name: f for f in ImageGenerate.fields()}["sampler"]
+    box = param_widget(field)
+    assert ("Euler a", "euler_ancestral") in box.choices and ("the model's own", "model") in box.choices
+    assert box.value == "model"
+    from studio.settings import setting
+
+    with pytest.raises(ValueError):
+        setting("a", "a choice", choices=("a", "b"), shown=("A",))

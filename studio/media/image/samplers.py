@@ -26,6 +26,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ddim": ("DDIMScheduler", {}, "DDIM"),
 }
 CHOICES = (MODEL, *SAMPLERS)
+SHOWN = ("the model's own", *(name for _, _, name in SAMPLERS.values()))  # the page's names: A1111's
 
 
 def sampler_name(scheduler: Any, name: str) -> str:

@@ -9,6 +9,7 @@ from ...errors import StudioError
 from ...preference import PreferenceTune, beta_setting, drop_share_setting, objective_setting, sft_weight_setting
 from ...settings import Settings, rank_setting, setting, stop_narrowing_setting, tuned_lr_scale_setting
 from .samplers import CHOICES as SAMPLERS
+from .samplers import SHOWN as SAMPLER_NAMES
 
 LORA_STRENGTH = (-2.0, 2.0)  # a community LoRA's weight range (negative pushes away from what it learned)
 OFFLOAD = ("none", "model", "sequential")
@@ -52,9 +53,10 @@ class ImageGenerate(Settings):
                          label="Width (0 = the model's)")
     height: int = setting(0, "picture height in pixels, a multiple of 8; 0 = the model's own size", min=0,
                           max=8192, label="Height (0 = the model's)")
-    sampler: str = setting("model", "how the steps are taken: the model's own scheduler, or a common sampler by "
-                                    "ComfyUI's name (the ancestral and sde ones add fresh noise at every step)",
-                           choices=SAMPLERS, label="Sampler")
+    sampler: str = setting("model", "how the steps are taken: the model's own scheduler, or a common sampler (by "
+                                    "ComfyUI's name; the page shows AUTOMATIC1111's); the ancestral and sde ones add "
+                                    "fresh noise at every step",
+                           choices=SAMPLERS, shown=SAMPLER_NAMES, label="Sampler")
     batch_size: int = setting(8, "pictures drawn at once (more needs more memory)", min=1, max=512,
                               label="Pictures drawn at once")
     # 0.08: the base draws the first step of 12, the tuned version the rest.  On the four built-in scorers over
