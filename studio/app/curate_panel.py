@@ -111,7 +111,8 @@ def keep_rule(spread: bool) -> str:
 
 
 def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float, spread: bool,
-         keep_by: str | None = None, top_share: float | None = None, scorers: list[str] | None = None) -> dict[str, Any]:
+         keep_by: str | None = None, top_share: float | None = None,
+         scorers: list[str] | None = None) -> dict[str, Any]:
     """The gallery, the histogram and the warning for the shown batch under the current rule; after a
     tune, a warning when the threshold keeps nearly all of the batch; with the top share, one when ties at
     its cut keep far more than the share."""
@@ -120,7 +121,8 @@ def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float
     histogram = plots.histogram_svg(stats["scores"], threshold, temperature, kept_by_rule)
     warning = separation_warning(stats["scores"])
     if keep_by == cards.KEEP_BY[1] and top_share is not None and not warning:
-        warning = ties_warning(stats["scores"], threshold, float(top_share), ctx.studio.medium(ctx.name).tie_advice(scorers or []))
+        advice = ctx.studio.medium(ctx.name).tie_advice(scorers or [])
+        warning = ties_warning(stats["scores"], threshold, float(top_share), advice)
     if keep_by != cards.KEEP_BY[1] and kept_by_rule:
         pool = ctx.studio.store.candidates(ctx.name, ids=list(shown or []))
         nearly_all = keeps_nearly_all_warning(pool, sum(kept_by_rule) / len(kept_by_rule), threshold)

@@ -82,34 +82,35 @@ def generate(handle: ImageHandle, prompt: str, seeds: Sequence[int], params: dic
     check_fits(need, handle.device, f"Generating {min(batch, len(seeds))} pictures of {width}x{height} at once",
                "lower batch_size or the size, or set offload=model and vae_tiling=true")
     apply_generation_options(handle, offload, tiling)
-    sampler = sampler_name(handle.pipe.scheduler, params.get("sampler", "model"))
+    sampler = params.get("sampler", "model")
+    sampler_text = sampler_name(handle.pipe.scheduler, sampler)
     version = "base" if adapter is None else str(adapter)
     negative = params.get("negative_prompt") or None
     results: list[Generated] = []
-    for start in range(0, len(seeds), batch):
-        chunk = [int(s) for s in seeds[start:start + batch]]
-        generators = [torch.Generator("cpu").manual_seed(s) for s in chunk]
-        steps = int(params["steps"])
-        switch = adapter_schedule(handle, adapter, active, steps, float(params.get("adapter_from", 0.0)))
-        try:
-            with torch.inference_mode(), using_sampler(handle.pipe, params.get("sampler", "model")):
-                images = handle.pipe(prompt=[prompt] * len(chunk),
-                                     # only when given: PixArt's default is "", and None breaks it
-                                     **({"negative_prompt": [negative] * len(chunk)} if negative else {}),
-                                     num_inference_steps=steps, guidance_scale=float(params["guidance"]),
-                                     width=width, height=height, generator=generators, output_type="np",
-                                     **({"callback_on_step_end": switch} if switch else {})).images
-        except ValueError as exc:  # the pipeline's own check of the settings (sizes, lengths, ...)
-            first = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
-            raise StudioError(f"The {type(handle.pipe).__name__} refused these settings ({first}).") from exc
-        if not np.isfinite(images).all():  # saved as it is, a black picture: say so instead
-            raise StudioError(f"The sampler drew no picture at {steps} steps (its numbers overflowed): try more "
-                              "steps or another sampler.")
-        images = handle.pipe.numpy_to_pil(images)
-        for seed, image in zip(chunk, images):
-            text = parameters_text(prompt, seed, params, (width, height), sampler, handle.model, version)
-            settings = json.dumps({"prompt": prompt, "seed": seed, "params": params, "model": handle.model,
-                                   "adapter": adapter}, sort_keys=True)
-            results.append(Generated(seed=seed, files={"png": png_bytes(image, {"parameters": text,
-                                                                                 "studio": settings})}))
+    with using_sampler(handle.pipe, sampler):  # one scheduler for every chunk, the model's own back after
+        for start in range(0, len(seeds), batch):
+            chunk = [int(s) for s in seeds[start:start + batch]]
+            generators = [torch.Generator("cpu").manual_seed(s) for s in chunk]
+            steps = int(params["steps"])
+            switch = adapter_schedule(handle, adapter, active, steps, float(params.get("adapter_from", 0.0)))
+            try:
+                with torch.inference_mode():
+                    images = handle.pipe(prompt=[prompt] * len(chunk),
+                                         # only when given: PixArt's default is "", and None breaks it
+                                         **({"negative_prompt": [negative] * len(chunk)} if negative else {}),
+                                         num_inference_steps=steps, guidance_scale=float(params["guidance"]),
+                                         width=width, height=height, generator=generators, output_type="np",
+                                         **({"callback_on_step_end": switch} if switch else {})).images
+            except ValueError as exc:  # the pipeline's own check of the settings (sizes, lengths, ...)
+                first = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+                raise StudioError(f"The {type(handle.pipe).__name__} refused these settings ({first}).") from exc
+            if not np.isfinite(images).all():  # saved as it is, a black picture: say so instead
+                raise StudioError(f"The sampler drew no picture at {steps} steps (its numbers overflowed): try "
+                                  "more steps or another sampler.")
+            for seed, image in zip(chunk, handle.pipe.numpy_to_pil(images)):
+                text = parameters_text(prompt, seed, params, (width, height), sampler_text, handle.model, version)
+                settings = json.dumps({"prompt": prompt, "seed": seed, "params": params, "model": handle.model,
+                                       "adapter": adapter}, sort_keys=True)
+                results.append(Generated(seed=seed, files={"png": png_bytes(image, {"parameters": text,
+                                                                                     "studio": settings})}))
     return results

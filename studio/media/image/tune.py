@@ -492,19 +492,16 @@ class ImageTuneTask:
         import torch
 
         idx, noisy, timesteps, target, kept, blank = self._draw(generator)
-        dims = tuple(range(1, target.dim()))
-        weight = self._row_weights(timesteps)
         # the reference first, so the trained weights are back before the tune's graph (or a recompute) uses them
         with self.starting_adapter(), torch.no_grad():
-            ref = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims) * weight
-        error = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims) * weight
-        return error, ref, kept
+            ref = self._row_errors(idx, noisy, timesteps, target, blank)
+        return self._row_errors(idx, noisy, timesteps, target, blank), ref, kept
 
-    def _row_weights(self, timesteps):
-        """Each row's loss weight: 1, or its timestep's Min-SNR weight."""
-        if self.snr_weights is None:
-            return 1.0
-        return self.snr_weights.to(timesteps.device)[timesteps.long()]
+    def _row_errors(self, idx, noisy, timesteps, target, blank):
+        """Each row's mean squared error against its target, times its timestep's Min-SNR weight when set."""
+        dims = tuple(range(1, target.dim()))
+        error = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims)
+        return error if self.snr_weights is None else error * self.snr_weights.to(error.device)[timesteps.long()]
 
     def rewards(self, generator):
         """Diffusion-KTO's implicit reward of one batch's pictures, ``reference error - tune error`` (before
@@ -536,8 +533,7 @@ class ImageTuneTask:
         idx, noisy, timesteps, target, _, blank = self._draw(generator)
         if self.snr_weights is None:
             return F.mse_loss(self._predict(idx, noisy, timesteps, blank).float(), target)
-        error = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=tuple(range(1, target.dim())))
-        return (error * self._row_weights(timesteps)).mean()
+        return self._row_errors(idx, noisy, timesteps, target, blank).mean()
 
     def look_for_narrowing(self) -> str | None:
         """TRIAL_PICTURES pictures from the tune as it stands, the kept prompts in turn on fixed seeds (never a
