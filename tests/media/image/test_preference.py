@@ -349,3 +349,40 @@ def test_min_snr_weighs_the_last_steps_less_and_for_v_prediction_the_noisiest_to
     assert np.isfinite(result["loss"])
     plain, _ = _task(medium, tiny_model, *pictures)
     assert plain.snr_weights is None
+
+
+def test_keep_spread_charges_a_pull_toward_one_look_and_not_a_shared_change(medium, tiny_model, pictures, tmp_path):
+    """keep_spread: the tune's predictions for every picture of the bucket (own noise each, one timestep) against the
+    starting model's, each centred on its mean: zero at the start and for a change every picture shares, positive
+    for one that draws the pictures together; it adds to the objective's loss, with sft too; off by default."""
+    kept, dropped = pictures
+    task, settings = _task(medium, tiny_model, kept, dropped, keep_spread=1.0)
+    assert float(task.spread_loss(torch.Generator().manual_seed(0)).detach()) < 1e-10  # the tune starts as its reference
+    real = task._predict
+    calls = []
+
+    def shifted(idx, noisy, timesteps, blank=None):  # the reference first (no grad), then the tune
+        out = real(idx, noisy, timesteps, blank)
+        calls.append(len(idx))
+        return out if not torch.is_grad_enabled() else out + 0.7
+
+    task._predict = shifted
+    assert float(task.spread_loss(torch.Generator().manual_seed(0))) < 1e-10  # a shared change is free
+    assert calls == [6, 6]  # all six pictures, under both
+
+    def together(idx, noisy, timesteps, blank=None):
+        out = real(idx, noisy, timesteps, blank)
+        return out if not torch.is_grad_enabled() else 0.5 * out + 0.5 * out.mean(0)
+
+    task._predict = together
+    assert float(task.spread_loss(torch.Generator().manual_seed(0))) > 1e-4  # a pull toward one look is not
+    task._predict = real
+    run_tune(task, settings, tmp_path / "job")  # it trains, and the loss carries the term
+    generator = torch.Generator().manual_seed(2)
+    with_spread = float(task.loss(0, generator))
+    task.keep_spread = 0.0
+    assert with_spread > float(task.loss(0, torch.Generator().manual_seed(2)))
+    sft, _ = _task(medium, tiny_model, kept, [], objective="sft", keep_spread=2.0)
+    assert sft.start is not None and float(sft.spread_loss(torch.Generator().manual_seed(0))) < 1e-10
+    plain, _ = _task(medium, tiny_model, kept, dropped)
+    assert plain.keep_spread == 0
