@@ -137,12 +137,6 @@ class ImageTune(PreferenceTune):
                                        "dropout): the tune then moves the unguided prediction too, so the prompt "
                                        "strength does not multiply what it learned (0: every row with its prompt)",
                                   min=0, max=1, label="Rows with an empty prompt")
-    keep_spread: float = setting(0.0, "weight of a loss that keeps how the pictures differ from one another: at "
-                                      "each step the tune's and the starting model's predictions for the kept and "
-                                      "dropped pictures, noised alike, are compared after each is centred on its "
-                                      "own mean, so a shared change of colour or light is free and a pull of every "
-                                      "picture toward one look is not (0 = off)", min=0, max=1000,
-                                 label="Keep the spread")
     min_snr_gamma: float = setting(0.0, "weigh each training row by min(SNR, gamma) / (SNR + 1) for v-prediction "
                                         "(/ SNR for noise prediction), scaled to average 1 (Min-SNR, Hang et al. "
                                         "2023; kohya's min_snr_gamma, commonly 5): the noisiest steps, where the "

@@ -45,7 +45,6 @@ from .model import ImageHandle, lora_source
 from .settings import ImageGenerate, ImageTune
 
 ADAPTER = "studio_train"  # the adapter being trained, by its peft name
-SPREAD_ROWS = 16  # pictures a step's spread loss compares (a bucket's all, up to this many)
 TRIAL_PICTURES = 16  # a look's pictures (training.py), the kept pictures' prompts and settings in turn
 
 
@@ -206,7 +205,6 @@ class ImageTuneTask:
                                                                    for w, h in sizes]
         self.own_noise = float(settings.get("own_noise") or 0.0)
         self.empty_prompt = float(settings.get("empty_prompt") or 0.0)
-        self.keep_spread = float(settings.get("keep_spread") or 0.0)
         self.size = max(max(s) for s in shapes)
         self.buckets: list[dict[str, Any]] = []  # shape, its kept rows, its prior rows, its latents
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
@@ -288,8 +286,8 @@ class ImageTuneTask:
             raise StudioError(f"The model has no layers LoRA can attach to "
                               f"({', '.join(self.targets)}).")
         # kto's and dpo's reference: the adapter as it starts (zero for a new LoRA, the parent's), before any step
-        self.start = ({name: p.detach().clone() for name, p in self.params.items()}
-                      if self.objective != "sft" or self.keep_spread else None)
+        self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective != "sft"
+                      else None)
         # the trainer's looks (training.py): trial pictures on fixed seeds, their variety against the kept set's
         self.stop_narrowing = float(settings.get("stop_narrowing") or 0.0)
         kept = examples[:self.kept_rows]
@@ -505,48 +503,6 @@ class ImageTuneTask:
         error = (self._predict(idx, noisy, timesteps, blank).float() - target).pow(2).mean(dim=dims)
         return error if self.snr_weights is None else error * self.snr_weights.to(error.device)[timesteps.long()]
 
-    def _spread_reference(self, generator):
-        """``keep_spread``'s draw: every picture of a bucket (kept and dropped, up to SPREAD_ROWS), each with its
-        own noise, at one shared timestep, and the starting model's predictions for them centred on their mean
-        (None for a bucket of one picture)."""
-        import torch
-
-        bucket = self.buckets[0]
-        if len(self.buckets) > 1:
-            bucket = self.buckets[int(torch.randint(0, len(self.buckets), (1,), generator=generator))]
-        local = torch.arange(len(bucket["rows"]))
-        if len(local) > SPREAD_ROWS:
-            local = local[torch.randperm(len(local), generator=generator)[:SPREAD_ROWS]]
-        x0 = bucket["latents"][local.to(bucket["latents"].device)]
-        if len(x0) < 2:
-            return None
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # each picture its own noise
-        _, timesteps, _ = self._noised(x0[:1], noise[:1], generator)  # one timestep for all
-        timesteps = timesteps.expand(len(x0))
-        if self.prediction == "flow":
-            s = (timesteps / self.noise_scheduler.config.num_train_timesteps).view(-1, 1, 1, 1)
-            noisy = (1.0 - s) * x0 + s * noise
-        else:
-            noisy = self.noise_scheduler.add_noise(x0, noise, timesteps)
-        idx = bucket["rows"][local]
-        with self.starting_adapter(), torch.no_grad():
-            ref = self._predict(idx, noisy, timesteps).float()
-        return idx, noisy, timesteps, ref - ref.mean(0)
-
-    def _spread_term(self, idx, noisy, timesteps, centred_ref):
-        tuned = self._predict(idx, noisy, timesteps).float()
-        return ((tuned - tuned.mean(0)) - centred_ref).pow(2).mean()
-
-    def spread_loss(self, generator):
-        """How far the tune has moved the pictures' differences from one another: the mean squared difference
-        between the tune's and the starting model's predictions for one draw, each centred on its own mean.  A
-        change every picture shares (more colour, more light) costs nothing; one that pulls them toward one
-        look does."""
-        import torch
-
-        drawn = self._spread_reference(generator)
-        return torch.zeros(()) if drawn is None else self._spread_term(*drawn)
-
     def rewards(self, generator):
         """Diffusion-KTO's implicit reward of one batch's pictures, ``reference error - tune error`` (before
         beta), and which are kept: 0 at the start, positive where the tune denoises a picture better."""
@@ -557,15 +513,6 @@ class ImageTuneTask:
         return ref - error, kept
 
     def loss(self, step: int, generator):
-        if self.keep_spread <= 0:
-            return self._objective_loss(generator)
-        # the spread's reference before any graph of the tune's: putting the starting weights in for it would
-        # change weights a graph already holds
-        spread = self._spread_reference(generator)
-        loss = self._objective_loss(generator)
-        return loss if spread is None else loss + self.keep_spread * self._spread_term(*spread)
-
-    def _objective_loss(self, generator):
         import torch
         import torch.nn.functional as F
 
