@@ -45,6 +45,9 @@ from .model import ImageHandle, lora_source
 from .settings import ImageGenerate, ImageTune
 
 ADAPTER = "studio_train"  # the adapter being trained, by its peft name
+FLOOR_PICTURES = 8  # pictures variety_floor draws a step
+FLOOR_STEPS = 6  # the deterministic (DDIM) steps each takes
+FLOOR_MAX_SIZE = 256  # pixels: the largest side it draws at (measured only on the built-in's 64)
 TRIAL_PICTURES = 16  # a look's pictures (training.py), the kept pictures' prompts and settings in turn
 
 
@@ -205,6 +208,7 @@ class ImageTuneTask:
                                                                    for w, h in sizes]
         self.own_noise = float(settings.get("own_noise") or 0.0)
         self.empty_prompt = float(settings.get("empty_prompt") or 0.0)
+        self.variety_floor = float(settings.get("variety_floor") or 0.0)
         self.size = max(max(s) for s in shapes)
         self.buckets: list[dict[str, Any]] = []  # shape, its kept rows, its prior rows, its latents
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
@@ -247,6 +251,8 @@ class ImageTuneTask:
             if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
                 self.cond["time_ids"] = torch.tensor([[h, w, 0, 0, h, w] for w, h in shapes],
                                                      dtype=self.cond["time_ids"].dtype, device=self.cond["time_ids"].device)
+            if self.variety_floor:
+                self._prepare_floor(examples[:self.kept_rows], shapes[0])
 
         from .memory import check_fits, quantize_base, tune_need
 
@@ -513,6 +519,64 @@ class ImageTuneTask:
         return ref - error, kept
 
     def loss(self, step: int, generator):
+        loss = self._objective_loss(generator)
+        return loss + self.variety_floor * self.floor_loss(generator) if self.variety_floor > 0 else loss
+
+    def _prepare_floor(self, kept: Sequence[Candidate], shape: tuple[int, int]) -> None:
+        """What ``floor_loss`` needs, once: a deterministic sampler on the model's own schedule, the kept pictures'
+        prompts (each drawn picture takes one in turn, at its prompt strength), the empty prompt, and the floor."""
+        import torch
+        from diffusers import DDIMScheduler
+
+        from studio.variety import mean_pairwise_distance
+
+        from .scorers import image_features
+
+        if self.family.objective != "ddpm" or "text_embeds" in self.cond:
+            raise StudioError(f"variety_floor is for Stable Diffusion 1.x/2.x models, not {self.family.name}; "
+                              "leave it at 0.")
+        if max(shape) > FLOOR_MAX_SIZE:
+            raise StudioError(f"variety_floor is measured only on models up to {FLOOR_MAX_SIZE} px, such as the "
+                              f"built-in; at {max(shape)} px holding 8 pictures' every step with gradients needs "
+                              "memory that is unmeasured: leave it at 0.")
+        if len(kept) < 2:
+            raise StudioError("variety_floor needs at least two kept pictures: it holds the tune's pictures as "
+                              "varied as the kept ones.")
+        self.floor_scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)
+        drawn = [kept[i % len(kept)] for i in range(FLOOR_PICTURES)]
+        prompt = self.family.encode(self.pipe, [c.prompt for c in drawn], self.device, self.size)[0]
+        empty = self.family.encode(self.pipe, [""] * FLOOR_PICTURES, self.device, self.size)[0]
+        self.floor_cond = {k: torch.cat([empty[k], prompt[k]]) for k in prompt}
+        self.floor_guidance = torch.tensor([float(ImageGenerate.parse(c.params, "image").guidance) for c in drawn],
+                                           device=self.device).view(-1, 1, 1, 1)
+        self.floor_shape = (self.denoiser.config.in_channels, shape[1] // self.pipe.vae_scale_factor,
+                            shape[0] // self.pipe.vae_scale_factor)
+        self.floor = mean_pairwise_distance(image_features(kept))
+
+    def floor_loss(self, generator):
+        """FLOOR_PICTURES pictures drawn by the tune as it stands (FLOOR_STEPS deterministic steps from fresh
+        noise, with gradients through every step and the VAE), and how far their variety (the studio's: mean
+        cosine distance of 8x8 features) is below the kept set's; 0 when they are as varied."""
+        import torch
+        import torch.nn.functional as F
+
+        pipe, sched = self.pipe, self.floor_scheduler
+        sched.set_timesteps(FLOOR_STEPS, device=self.device)
+        latents = torch.randn((FLOOR_PICTURES, *self.floor_shape), generator=generator).to(self.device)
+        latents = latents * sched.init_noise_sigma
+        for t in sched.timesteps:
+            both = self.family.predict(pipe, torch.cat([latents, latents]), t.expand(2 * FLOOR_PICTURES),
+                                       self.floor_cond).float()
+            unguided, guided = both.chunk(2)
+            latents = sched.step(unguided + self.floor_guidance * (guided - unguided), t, latents).prev_sample
+        vae = pipe.vae
+        pixels = vae.decode((latents / vae.config.scaling_factor).to(vae.dtype)).sample.float().clamp(-1, 1)
+        small = F.interpolate(pixels, size=(8, 8), mode="bilinear", antialias=True, align_corners=False)
+        unit = F.normalize(small.permute(0, 2, 3, 1).reshape(FLOOR_PICTURES, -1), dim=1)  # as picture_features
+        variety = (1.0 - unit @ unit.T).sum() / (FLOOR_PICTURES * (FLOOR_PICTURES - 1))
+        return torch.relu(self.floor - variety)
+
+    def _objective_loss(self, generator):
         import torch
         import torch.nn.functional as F
 
