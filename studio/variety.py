@@ -177,6 +177,16 @@ def text_copies(candidates: Sequence[str], kept: Sequence[str]) -> list[bool]:
             for text, whole, run in zip(candidates, texts, by_run)]
 
 
+def mean_pairwise_euclidean(features) -> float:
+    """Mean Euclidean distance over distinct pairs: a spread that a change every row shares leaves alone."""
+    feats = np.asarray(features, dtype=np.float64)
+    feats = feats.reshape(len(feats), -1)
+    n = len(feats)
+    if n < 2:
+        return 0.0
+    return float(np.sqrt(((feats[:, None, :] - feats[None, :, :]) ** 2).sum(-1)).sum() / (n * (n - 1)))
+
+
 def mean_pairwise_distance(features) -> float:
     """Mean cosine distance over distinct pairs (0 = all alike): the studio's variety figure."""
     feats = unit_rows(features)

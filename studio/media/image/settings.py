@@ -137,14 +137,14 @@ class ImageTune(PreferenceTune):
                                        "dropout): the tune then moves the unguided prediction too, so the prompt "
                                        "strength does not multiply what it learned (0: every row with its prompt)",
                                   min=0, max=1, label="Rows with an empty prompt")
-    # the tune's own pictures held as varied as the kept set's: variety kept in 24 of 24 built-in runs (the default
-    # 12), and 68-70 of 96 against 76: brightness never lifts under it, its pictures pulled apart into darker colour
-    # (docs/objectives.md, "Pictures: a floor under the variety of the tune's own pictures")
-    variety_floor: float = setting(0.0, "weight of a floor under the variety of pictures the tune draws itself as "
-                                        "it learns (8 a step, 6 steps from fresh noise, with gradients through "
-                                        "every step): below the kept set's variety it pulls them apart (0 = off; "
-                                        "Stable Diffusion 1.x/2.x models up to 256 px, such as the built-in; a "
-                                        "tune then takes 3 to 9 times as long on a CPU)",
+    # the tune's own pictures held as spread as the kept set's: variety kept in 23 of 24 built-in runs (the default 12),
+    # contrast met in 24 of 24 (15), 74 of 96 against 76: brightness and sharpness lift less (docs/objectives.md,
+    # "Pictures: a floor under the variety of the tune's own pictures")
+    variety_floor: float = setting(0.0, "weight of a floor under the spread of pictures the tune draws itself as it "
+                                        "learns (8 a step, 6 steps from fresh noise, with gradients through every "
+                                        "step): below the kept set's spread it pulls them apart, a change they all "
+                                        "share is free (0 = off; Stable Diffusion 1.x/2.x models up to 256 px, such "
+                                        "as the built-in; a tune then takes 3 to 9 times as long on a CPU)",
                                    min=0, max=1000, label="Variety floor")
     min_snr_gamma: float = setting(0.0, "weigh each training row by min(SNR, gamma) / (SNR + 1) for v-prediction "
                                         "(/ SNR for noise prediction), scaled to average 1 (Min-SNR, Hang et al. "

@@ -528,7 +528,7 @@ class ImageTuneTask:
         import torch
         from diffusers import DDIMScheduler
 
-        from studio.variety import mean_pairwise_distance
+        from studio.variety import mean_pairwise_euclidean
 
         from .scorers import image_features
 
@@ -551,12 +551,13 @@ class ImageTuneTask:
                                            device=self.device).view(-1, 1, 1, 1)
         self.floor_shape = (self.denoiser.config.in_channels, shape[1] // self.pipe.vae_scale_factor,
                             shape[0] // self.pipe.vae_scale_factor)
-        self.floor = mean_pairwise_distance(image_features(kept))
+        self.floor = mean_pairwise_euclidean(image_features(kept))
 
     def floor_loss(self, generator):
         """FLOOR_PICTURES pictures drawn by the tune as it stands (FLOOR_STEPS deterministic steps from fresh
-        noise, with gradients through every step and the VAE), and how far their variety (the studio's: mean
-        cosine distance of 8x8 features) is below the kept set's; 0 when they are as varied."""
+        noise, with gradients through every step and the VAE), and how far their spread (the mean Euclidean
+        distance between their 8x8 features, so a change they all share is not a narrowing) is below the kept
+        set's, as a share of it: 0 when they are as spread, 1 when all alike."""
         import torch
         import torch.nn.functional as F
 
@@ -572,9 +573,10 @@ class ImageTuneTask:
         vae = pipe.vae
         pixels = vae.decode((latents / vae.config.scaling_factor).to(vae.dtype)).sample.float().clamp(-1, 1)
         small = F.interpolate(pixels, size=(8, 8), mode="bilinear", antialias=True, align_corners=False)
-        unit = F.normalize(small.permute(0, 2, 3, 1).reshape(FLOOR_PICTURES, -1), dim=1)  # as picture_features
-        variety = (1.0 - unit @ unit.T).sum() / (FLOOR_PICTURES * (FLOOR_PICTURES - 1))
-        return torch.relu(self.floor - variety)
+        feats = small.permute(0, 2, 3, 1).reshape(FLOOR_PICTURES, -1)  # as picture_features
+        n = FLOOR_PICTURES
+        spread = torch.cdist(feats, feats).sum() / (n * (n - 1))
+        return torch.relu(1.0 - spread / max(self.floor, 1e-9))
 
     def _objective_loss(self, generator):
         import torch

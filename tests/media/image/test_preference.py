@@ -353,20 +353,22 @@ def test_min_snr_weighs_the_last_steps_less_and_for_v_prediction_the_noisiest_to
 
 def test_variety_floor_pulls_the_tunes_own_pictures_apart_only_below_the_kept_sets_variety(medium, tiny_model,
                                                                                             pictures, tmp_path):
-    """variety_floor: pictures the tune draws itself (fresh noise, a few steps, through the VAE), their variety
+    """variety_floor: pictures the tune draws itself (fresh noise, a few steps, through the VAE), their spread
     against the kept set's: nothing above it, a loss with gradients into the adapter below it; it adds to the
     objective's loss; two kept pictures at least, models up to 256 px; off by default."""
     kept, dropped = pictures
     task, settings = _task(medium, tiny_model, kept, dropped, variety_floor=1.0)
-    from studio.variety import mean_pairwise_distance
     from studio.media.image.scorers import image_features
+    from studio.variety import mean_pairwise_euclidean
 
-    assert task.floor == pytest.approx(mean_pairwise_distance(image_features(kept)))
-    task.floor = 0.0  # any variety is above it
+    features = image_features(kept)
+    assert task.floor == pytest.approx(mean_pairwise_euclidean(features))
+    assert mean_pairwise_euclidean(features + 0.3) == pytest.approx(task.floor)  # a shared change is no narrowing
+    task.floor = 1e-6  # any spread is above it
     assert float(task.floor_loss(torch.Generator().manual_seed(0))) == 0.0
-    task.floor = 2.0  # the largest cosine distance: every draw is below it
+    task.floor = 1e6  # far above any draw: the loss nears 1, all alike
     loss = task.floor_loss(torch.Generator().manual_seed(0))
-    assert 0 < float(loss) <= 2.0
+    assert 0.9 < float(loss) <= 1.0
     loss.backward()
     grads = [p.grad for p in task.parameters() if p.grad is not None]
     assert grads and any(float(g.abs().sum()) > 0 for g in grads)  # the drawn pictures move with the adapter
@@ -376,7 +378,7 @@ def test_variety_floor_pulls_the_tunes_own_pictures_apart_only_below_the_kept_se
     with_floor = float(task.loss(0, generator))
     task.variety_floor = 0.0
     assert with_floor > float(task.loss(0, torch.Generator().manual_seed(2)))
-    task.variety_floor, task.floor = 1.0, mean_pairwise_distance(image_features(kept))
+    task.variety_floor, task.floor = 1.0, mean_pairwise_euclidean(features)
     run_tune(task, settings, tmp_path / "job")
     with pytest.raises(StudioError, match="at least two kept pictures"):
         _task(medium, tiny_model, kept[:1], dropped, variety_floor=1.0)
