@@ -138,8 +138,8 @@ class ImageTune(PreferenceTune):
                                        "strength does not multiply what it learned (0: every row with its prompt)",
                                   min=0, max=1, label="Rows with an empty prompt")
     # the tune's own pictures held as spread as the kept set's: variety kept in 23 of 24 built-in runs (the default 12),
-    # contrast met in 24 of 24 (15), 74 of 96 against 76: brightness and sharpness lift less (docs/objectives.md,
-    # "Pictures: a floor under the variety of the tune's own pictures")
+    # contrast met in 24 of 24 (15), 74 of 96 against 76 on seeds 0-5 and 61 against 67 on seeds 6-11: brightness and
+    # sharpness lift less (docs/objectives.md, "Pictures: a floor under the variety of the tune's own pictures")
     variety_floor: float = setting(0.0, "weight of a floor under the spread of pictures the tune draws itself as it "
                                         "learns (8 a step, 6 steps from fresh noise, with gradients through every "
                                         "step): below the kept set's spread it pulls them apart, a change they all "
