@@ -207,7 +207,21 @@ if __name__ == "__main__":  # a CodeScorer's child process: python -m studio.sco
     _score_in_child(sys.argv[1])
 
 
-def fit_preference(features: Any, labels: Any, steps: int = 300, l2: float = 1e-2):
+@dataclasses.dataclass(frozen=True)
+class Preference:
+    """A fitted ``fit_preference`` model: called on features, each row's probability of a keep."""
+    mean: Any
+    std: Any
+    weights: Any
+    bias: float
+
+    def __call__(self, features: Any) -> Any:
+        import numpy as np
+
+        return 1 / (1 + np.exp(-(((features - self.mean) / self.std) @ self.weights + self.bias)))
+
+
+def fit_preference(features: Any, labels: Any, steps: int = 300, l2: float = 1e-2) -> Preference:
     """A tiny logistic regression by gradient descent on standardised features: the learned preference
     from hand decisions (keeps 1, drops 0) that several media's ``preference`` scorers fit."""
     import numpy as np
@@ -219,4 +233,4 @@ def fit_preference(features: Any, labels: Any, steps: int = 300, l2: float = 1e-
         p = 1 / (1 + np.exp(-(x @ w + b)))
         w -= 0.5 * (x.T @ (p - labels) / len(x) + l2 * w)
         b -= 0.5 * float(np.mean(p - labels))
-    return lambda f: 1 / (1 + np.exp(-(((f - mean) / std) @ w + b)))
+    return Preference(mean, std, w, b)

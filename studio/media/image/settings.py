@@ -146,6 +146,15 @@ class ImageTune(PreferenceTune):
                                         "share is free (0 = off; Stable Diffusion 1.x/2.x models up to 256 px, such "
                                         "as the built-in; a tune then takes 3 to 9 times as long on a CPU)",
                                    min=0, max=1000, label="Variety floor")
+    # the tune's own pictures pulled toward what the keeps have and the drops lack (a logistic model on their 8x8
+    # features), no further than the kept set: with variety_floor 3 (docs/objectives.md, "Pictures: a pull toward
+    # what the keeps have")
+    preference_pull: float = setting(0.0, "weight of a pull on pictures the tune draws itself (as variety_floor's) "
+                                          "toward what the kept pictures have and the dropped ones lack, as a "
+                                          "logistic model on their 8x8 features learns it from this round's keeps "
+                                          "and drops; none past the kept set's own level (0 = off; needs drops; "
+                                          "Stable Diffusion 1.x/2.x up to 256 px)",
+                                     min=0, max=1000, label="Preference pull")
     min_snr_gamma: float = setting(0.0, "weigh each training row by min(SNR, gamma) / (SNR + 1) for v-prediction "
                                         "(/ SNR for noise prediction), scaled to average 1 (Min-SNR, Hang et al. "
                                         "2023; kohya's min_snr_gamma, commonly 5): the noisiest steps, where the "

@@ -45,9 +45,11 @@ from .model import ImageHandle, lora_source
 from .settings import ImageGenerate, ImageTune
 
 ADAPTER = "studio_train"  # the adapter being trained, by its peft name
-FLOOR_PICTURES = 8  # pictures variety_floor draws a step
-FLOOR_STEPS = 6  # the deterministic (DDIM) steps each takes
-FLOOR_MAX_SIZE = 256  # pixels: the largest side it draws at (measured only on the built-in's 64)
+DRAWN_PICTURES = 8  # pictures the tune draws itself a step, for variety_floor and preference_pull
+DRAWN_STEPS = 6  # the deterministic (DDIM) steps each takes
+DRAWN_MAX_SIZE = 256  # pixels: the largest side it draws at (measured only on the built-in's 64)
+PULL_L2 = 1.0  # preference_pull's logistic model: a strong ridge, so 16 pictures in 192 numbers are not split
+# perfectly (at the scorer's 0.01 every kept picture fits at p ~ 1 and "as kept-like as the kept set" bounds nothing)
 TRIAL_PICTURES = 16  # a look's pictures (training.py), the kept pictures' prompts and settings in turn
 
 
@@ -209,6 +211,7 @@ class ImageTuneTask:
         self.own_noise = float(settings.get("own_noise") or 0.0)
         self.empty_prompt = float(settings.get("empty_prompt") or 0.0)
         self.variety_floor = float(settings.get("variety_floor") or 0.0)
+        self.preference_pull = float(settings.get("preference_pull") or 0.0)
         self.size = max(max(s) for s in shapes)
         self.buckets: list[dict[str, Any]] = []  # shape, its kept rows, its prior rows, its latents
         with torch.no_grad():  # the cache: latents and prompt embeddings, once per tune
@@ -251,8 +254,8 @@ class ImageTuneTask:
             if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
                 self.cond["time_ids"] = torch.tensor([[h, w, 0, 0, h, w] for w, h in shapes],
                                                      dtype=self.cond["time_ids"].dtype, device=self.cond["time_ids"].device)
-            if self.variety_floor:
-                self._prepare_floor(examples[:self.kept_rows], shapes[0])
+            if self.variety_floor or self.preference_pull:
+                self._prepare_drawing(examples[:self.kept_rows], examples[self.kept_rows:], shapes[0])
 
         from .memory import check_fits, quantize_base, tune_need
 
@@ -519,12 +522,22 @@ class ImageTuneTask:
         return ref - error, kept
 
     def loss(self, step: int, generator):
+        if not (self.variety_floor > 0 or self.preference_pull > 0):
+            return self._objective_loss(generator)
+        noise = self._drawing_noise(generator)  # before the objective's batch, from the same generator
         loss = self._objective_loss(generator)
-        return loss + self.variety_floor * self.floor_loss(generator) if self.variety_floor > 0 else loss
+        feats = self.drawn_features(noise)
+        if self.variety_floor > 0:
+            loss = loss + self.variety_floor * self.floor_loss(feats)
+        if self.preference_pull > 0:
+            loss = loss + self.preference_pull * self.pull_loss(feats)
+        return loss
 
-    def _prepare_floor(self, kept: Sequence[Candidate], shape: tuple[int, int]) -> None:
-        """What ``floor_loss`` needs, once: a deterministic sampler on the model's own schedule, the kept pictures'
-        prompts (each drawn picture takes one in turn, at its prompt strength), the empty prompt, and the floor."""
+    def _prepare_drawing(self, kept: Sequence[Candidate], dropped: Sequence[Candidate],
+                         shape: tuple[int, int]) -> None:
+        """What the tune's own drawn pictures need, once: a deterministic sampler on the model's own schedule,
+        the kept pictures' prompts (each drawn picture takes one in turn, at its prompt strength), the empty
+        prompt; then the floor (the kept set's spread) and the pull's model (keeps against drops)."""
         import torch
         from diffusers import DDIMScheduler
 
@@ -532,51 +545,97 @@ class ImageTuneTask:
 
         from .scorers import image_features
 
+        name = "variety_floor" if self.variety_floor else "preference_pull"
         if self.family.objective != "ddpm" or "text_embeds" in self.cond:
-            raise StudioError(f"variety_floor is for Stable Diffusion 1.x/2.x models, not {self.family.name}; "
+            raise StudioError(f"{name} is for Stable Diffusion 1.x/2.x models, not {self.family.name}; "
                               "leave it at 0.")
-        if max(shape) > FLOOR_MAX_SIZE:
-            raise StudioError(f"variety_floor is measured only on models up to {FLOOR_MAX_SIZE} px, such as the "
+        if max(shape) > DRAWN_MAX_SIZE:
+            raise StudioError(f"{name} is measured only on models up to {DRAWN_MAX_SIZE} px, such as the "
                               f"built-in; at {max(shape)} px holding 8 pictures' every step with gradients needs "
                               "memory that is unmeasured: leave it at 0.")
-        if len(kept) < 2:
+        if self.variety_floor and len(kept) < 2:
             raise StudioError("variety_floor needs at least two kept pictures: it holds the tune's pictures as "
                               "varied as the kept ones.")
-        self.floor_scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)
-        drawn = [kept[i % len(kept)] for i in range(FLOOR_PICTURES)]
+        if self.preference_pull and (self.objective == "sft" or not dropped):
+            raise StudioError("preference_pull learns what the kept pictures have and the dropped ones lack, and "
+                              "this tune has no dropped pictures (objective sft): use kto or dpo with drops, or "
+                              "leave it at 0.")
+        self.drawing_scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)
+        drawn = [kept[i % len(kept)] for i in range(DRAWN_PICTURES)]
         prompt = self.family.encode(self.pipe, [c.prompt for c in drawn], self.device, self.size)[0]
-        empty = self.family.encode(self.pipe, [""] * FLOOR_PICTURES, self.device, self.size)[0]
-        self.floor_cond = {k: torch.cat([empty[k], prompt[k]]) for k in prompt}
-        self.floor_guidance = torch.tensor([float(ImageGenerate.parse(c.params, "image").guidance) for c in drawn],
-                                           device=self.device).view(-1, 1, 1, 1)
-        self.floor_shape = (self.denoiser.config.in_channels, shape[1] // self.pipe.vae_scale_factor,
-                            shape[0] // self.pipe.vae_scale_factor)
-        self.floor = mean_pairwise_euclidean(image_features(kept))
+        empty = self.family.encode(self.pipe, [""] * DRAWN_PICTURES, self.device, self.size)[0]
+        self.drawing_cond = {k: torch.cat([empty[k], prompt[k]]) for k in prompt}
+        self.drawing_guidance = torch.tensor([float(ImageGenerate.parse(c.params, "image").guidance)
+                                              for c in drawn], device=self.device).view(-1, 1, 1, 1)
+        self.drawing_shape = (self.denoiser.config.in_channels, shape[1] // self.pipe.vae_scale_factor,
+                              shape[0] // self.pipe.vae_scale_factor)
+        if self.variety_floor:
+            self.floor = mean_pairwise_euclidean(image_features(kept))
+        if self.preference_pull:
+            self._fit_pull(image_features(kept), image_features(dropped))
 
-    def floor_loss(self, generator):
-        """FLOOR_PICTURES pictures drawn by the tune as it stands (FLOOR_STEPS deterministic steps from fresh
-        noise, with gradients through every step and the VAE), and how far their spread (the mean Euclidean
-        distance between their 8x8 features, so a change they all share is not a narrowing) is below the kept
-        set's, as a share of it: 0 when they are as spread, 1 when all alike."""
+    def _fit_pull(self, kept, dropped) -> None:
+        """The pull's model: the ``preference`` scorer's logistic regression (``fit_preference``) on the kept
+        (1) and dropped (0) pictures' unit-length 8x8 features, and its mean probability over the kept set,
+        the level the pull stops at."""
+        import numpy as np
+        import torch
+
+        from studio.scoring import fit_preference
+
+        features = np.concatenate([kept, dropped])
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        labels = np.array([1.0] * len(kept) + [0.0] * len(dropped))
+        model = fit_preference(features, labels, l2=PULL_L2)
+        self.pull_level = float(model(features[:len(kept)]).mean())
+        self.pull_model = tuple(torch.as_tensor(np.asarray(v, dtype=np.float64), device=self.device)
+                                for v in (model.mean, model.std, model.weights, model.bias))
+
+    def _drawing_noise(self, generator):
+        import torch
+
+        sched = self.drawing_scheduler
+        sched.set_timesteps(DRAWN_STEPS, device=self.device)
+        noise = torch.randn((DRAWN_PICTURES, *self.drawing_shape), generator=generator).to(self.device)
+        return noise * sched.init_noise_sigma
+
+    def drawn_features(self, latents):
+        """DRAWN_PICTURES pictures drawn by the tune as it stands from ``latents`` (DRAWN_STEPS deterministic
+        steps, with gradients through every step and the VAE), as their 8x8 features (``picture_features``)."""
         import torch
         import torch.nn.functional as F
 
-        pipe, sched = self.pipe, self.floor_scheduler
-        sched.set_timesteps(FLOOR_STEPS, device=self.device)
-        latents = torch.randn((FLOOR_PICTURES, *self.floor_shape), generator=generator).to(self.device)
-        latents = latents * sched.init_noise_sigma
+        pipe, sched = self.pipe, self.drawing_scheduler
         for t in sched.timesteps:
-            both = self.family.predict(pipe, torch.cat([latents, latents]), t.expand(2 * FLOOR_PICTURES),
-                                       self.floor_cond).float()
+            both = self.family.predict(pipe, torch.cat([latents, latents]), t.expand(2 * DRAWN_PICTURES),
+                                       self.drawing_cond).float()
             unguided, guided = both.chunk(2)
-            latents = sched.step(unguided + self.floor_guidance * (guided - unguided), t, latents).prev_sample
+            latents = sched.step(unguided + self.drawing_guidance * (guided - unguided), t, latents).prev_sample
         vae = pipe.vae
         pixels = vae.decode((latents / vae.config.scaling_factor).to(vae.dtype)).sample.float().clamp(-1, 1)
         small = F.interpolate(pixels, size=(8, 8), mode="bilinear", antialias=True, align_corners=False)
-        feats = small.permute(0, 2, 3, 1).reshape(FLOOR_PICTURES, -1)  # as picture_features
-        n = FLOOR_PICTURES
+        return small.permute(0, 2, 3, 1).reshape(DRAWN_PICTURES, -1)
+
+    def floor_loss(self, feats):
+        """How far the drawn pictures' spread (the mean Euclidean distance between their features, so a change
+        they all share is not a narrowing) is below the kept set's, as a share of it: 0 when they are as spread,
+        1 when all alike."""
+        import torch
+
+        n = len(feats)
         spread = torch.cdist(feats, feats).sum() / (n * (n - 1))
         return torch.relu(1.0 - spread / max(self.floor, 1e-9))
+
+    def pull_loss(self, feats):
+        """How far the drawn pictures fall short, on average, of the kept set's mean probability under the
+        keeps-against-drops model: each picture is pulled toward what the keeps have and the drops lack, and no
+        further once it is as kept-like as the kept set is."""
+        import torch
+
+        mean, std, weights, bias = self.pull_model
+        unit = feats.double() / feats.double().norm(dim=1, keepdim=True).clamp_min(1e-12)
+        p = torch.sigmoid(((unit - mean) / std) @ weights + bias)
+        return torch.relu(self.pull_level - p).mean().float()
 
     def _objective_loss(self, generator):
         import torch

@@ -364,20 +364,20 @@ def test_variety_floor_pulls_the_tunes_own_pictures_apart_only_below_the_kept_se
     features = image_features(kept)
     assert task.floor == pytest.approx(mean_pairwise_euclidean(features))
     assert mean_pairwise_euclidean(features + 0.3) == pytest.approx(task.floor)  # a shared change is no narrowing
+    drawn = task.drawn_features(task._drawing_noise(torch.Generator().manual_seed(0)))
+    assert drawn.shape == (8, 192)
     task.floor = 1e-6  # any spread is above it
-    assert float(task.floor_loss(torch.Generator().manual_seed(0))) == 0.0
+    assert float(task.floor_loss(drawn)) == 0.0
     task.floor = 1e6  # far above any draw: the loss nears 1, all alike
-    loss = task.floor_loss(torch.Generator().manual_seed(0))
+    loss = task.floor_loss(drawn)
     assert 0.9 < float(loss) <= 1.0
     loss.backward()
     grads = [p.grad for p in task.parameters() if p.grad is not None]
     assert grads and any(float(g.abs().sum()) > 0 for g in grads)  # the drawn pictures move with the adapter
     for p in task.parameters():
         p.grad = None
-    generator = torch.Generator().manual_seed(2)
-    with_floor = float(task.loss(0, generator))
-    task.variety_floor = 0.0
-    assert with_floor > float(task.loss(0, torch.Generator().manual_seed(2)))
+    task.variety_floor = 10.0  # kto's loss is at most 1 a row: more than 9 is the floor's
+    assert float(task.loss(0, torch.Generator().manual_seed(2))) > 9.0
     task.variety_floor, task.floor = 1.0, mean_pairwise_euclidean(features)
     run_tune(task, settings, tmp_path / "job")
     with pytest.raises(StudioError, match="at least two kept pictures"):
@@ -386,3 +386,44 @@ def test_variety_floor_pulls_the_tunes_own_pictures_apart_only_below_the_kept_se
         _task(medium, tiny_model, kept, dropped, variety_floor=1.0, size=320)
     plain, _ = _task(medium, tiny_model, kept, dropped)
     assert plain.variety_floor == 0 and not hasattr(plain, "floor")
+
+
+def test_preference_pull_draws_the_tunes_pictures_toward_the_keeps_and_stops_at_the_kept_sets_level(
+        medium, tiny_model, pictures, tmp_path):
+    """preference_pull: a logistic model of keeps against drops on the pictures' unit 8x8 features (the
+    preference scorer's fit, a strong ridge); the tune's drawn pictures pulled up to the kept set's mean
+    probability and no further, with gradients into the adapter; drops needed."""
+    kept, dropped = pictures
+    task, settings = _task(medium, tiny_model, kept, dropped, preference_pull=1.0)
+    from studio.media.image.scorers import image_features
+
+    keep, drop = image_features(kept), image_features(dropped)
+    unit = np.concatenate([keep, drop])
+    unit = unit / np.linalg.norm(unit, axis=1, keepdims=True)
+    mean, std, weights, bias = (t.numpy() if hasattr(t, "numpy") else t for t in task.pull_model)
+    prob = 1 / (1 + np.exp(-(((unit - mean) / std) @ weights + bias)))
+    assert prob[:len(kept)].mean() == pytest.approx(task.pull_level)  # the level is the kept set's own
+    assert prob[:len(kept)].mean() > prob[len(kept):].mean()  # the model tells them apart ...
+    from studio.scoring import fit_preference
+
+    labels = np.array([1.0] * len(kept) + [0.0] * len(dropped))  # the scorer's own ridge fits the keeps closer to 1
+    assert task.pull_level < fit_preference(unit, labels)(unit[:len(kept)]).mean()
+    as_kept = torch.as_tensor(keep, dtype=torch.float32)
+    assert float(task.pull_loss(as_kept)) < float(task.pull_loss(torch.as_tensor(drop, dtype=torch.float32)))
+    task.pull_level = 0.0  # nothing is below it: no pull
+    drawn = task.drawn_features(task._drawing_noise(torch.Generator().manual_seed(0)))
+    assert float(task.pull_loss(drawn)) == 0.0
+    task.pull_level = 1.0
+    loss = task.pull_loss(drawn)
+    assert 0.0 < float(loss) <= 1.0
+    loss.backward()
+    grads = [p.grad for p in task.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+    for p in task.parameters():
+        p.grad = None
+    task.pull_level = float(prob[:len(kept)].mean())
+    run_tune(task, settings, tmp_path / "job")
+    with pytest.raises(StudioError, match="no dropped pictures"):
+        _task(medium, tiny_model, kept, (), preference_pull=1.0)
+    with pytest.raises(StudioError, match="only on models up to 256 px"):
+        _task(medium, tiny_model, kept, dropped, preference_pull=1.0, size=320)
