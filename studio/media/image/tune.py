@@ -588,7 +588,10 @@ class ImageTuneTask:
         labels = np.array([1.0] * len(kept) + [0.0] * len(dropped))
         model = fit_preference(features, labels, l2=PULL_L2)
         self.pull_level = float(model(features[:len(kept)]).mean())
-        self.pull_model = tuple(torch.as_tensor(np.asarray(v, dtype=np.float64), device=self.device)
+        # in double, as measured; Apple's GPU has no double
+        self.pull_dtype = torch.float32 if str(self.device).startswith("mps") else torch.float64
+        self.pull_model = tuple(torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=self.pull_dtype,
+                                                device=self.device)
                                 for v in (model.mean, model.std, model.weights, model.bias))
 
     def _drawing_noise(self, generator):
@@ -633,7 +636,8 @@ class ImageTuneTask:
         import torch
 
         mean, std, weights, bias = self.pull_model
-        unit = feats.double() / feats.double().norm(dim=1, keepdim=True).clamp_min(1e-12)
+        feats = feats.to(self.pull_dtype)
+        unit = feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)
         p = torch.sigmoid(((unit - mean) / std) @ weights + bias)
         return torch.relu(self.pull_level - p).mean().float()
 
