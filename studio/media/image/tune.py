@@ -561,6 +561,7 @@ class ImageTuneTask:
                               "this tune has no dropped pictures (objective sft): use kto or dpo with drops, or "
                               "leave it at 0.")
         self.drawing_scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)
+        self.drawing_scheduler.set_timesteps(DRAWN_STEPS, device=self.device)  # DDIM keeps no state between steps
         drawn = [kept[i % len(kept)] for i in range(DRAWN_PICTURES)]
         prompt = self.family.encode(self.pipe, [c.prompt for c in drawn], self.device, self.size)[0]
         empty = self.family.encode(self.pipe, [""] * DRAWN_PICTURES, self.device, self.size)[0]
@@ -582,9 +583,9 @@ class ImageTuneTask:
         import torch
 
         from studio.scoring import fit_preference
+        from studio.variety import unit_rows
 
-        features = np.concatenate([kept, dropped])
-        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        features = unit_rows(np.concatenate([kept, dropped]))
         labels = np.array([1.0] * len(kept) + [0.0] * len(dropped))
         model = fit_preference(features, labels, l2=PULL_L2)
         self.pull_level = float(model(features[:len(kept)]).mean())
@@ -597,10 +598,8 @@ class ImageTuneTask:
     def _drawing_noise(self, generator):
         import torch
 
-        sched = self.drawing_scheduler
-        sched.set_timesteps(DRAWN_STEPS, device=self.device)
         noise = torch.randn((DRAWN_PICTURES, *self.drawing_shape), generator=generator).to(self.device)
-        return noise * sched.init_noise_sigma
+        return noise * self.drawing_scheduler.init_noise_sigma
 
     def drawn_features(self, latents):
         """DRAWN_PICTURES pictures drawn by the tune as it stands from ``latents`` (DRAWN_STEPS deterministic
