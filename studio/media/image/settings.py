@@ -157,6 +157,11 @@ class ImageTune(PreferenceTune):
                                           "colour or tone: on layout it can go the wrong way (0 = off; needs "
                                           "drops; Stable Diffusion 1.x/2.x up to 256 px)",
                                      min=0, max=1000, label="Preference pull")
+    guided: bool = setting(False, "learn each picture as the sampler draws it, the prediction with its prompt and "
+                                  "without mixed at its prompt strength, not the prediction with the prompt alone: a "
+                                  "tune on pictures drawn at a prompt strength otherwise learns that strength again "
+                                  "and draws narrower (Stable Diffusion 1.x/2.x, such as the built-in; a step costs "
+                                  "about twice as much)", label="Learn as guidance draws")
     min_snr_gamma: float = setting(0.0, "weigh each training row by min(SNR, gamma) / (SNR + 1) for v-prediction "
                                         "(/ SNR for noise prediction), scaled to average 1 (Min-SNR, Hang et al. "
                                         "2023; kohya's min_snr_gamma, commonly 5): the noisiest steps, where the "

@@ -50,6 +50,9 @@ DRAWN_STEPS = 6  # the deterministic (DDIM) steps each takes
 DRAWN_MAX_SIZE = 256  # pixels: the largest side it draws at (measured only on the built-in's 64)
 PULL_L2 = 1.0  # preference_pull's logistic model: a strong ridge, so 16 pictures in 192 numbers are not split
 # perfectly (at the scorer's 0.01 every kept picture fits at p ~ 1 and "as kept-like as the kept set" bounds nothing)
+# where ``guided`` learns the sampler's mix: a model whose pipeline's unguided half is the negative prompt's (or the
+# empty prompt's) embedding (SDXL's default unguided half is zeros, Flux.1's guidance is distilled: unmeasured there)
+GUIDED_FAMILIES = ("Stable Diffusion 1.x/2.x",)
 TRIAL_PICTURES = 16  # a look's pictures (training.py), the kept pictures' prompts and settings in turn
 
 
@@ -210,6 +213,9 @@ class ImageTuneTask:
                                                                    for w, h in sizes]
         self.own_noise = float(settings.get("own_noise") or 0.0)
         self.empty_prompt = float(settings.get("empty_prompt") or 0.0)
+        self.guided = bool(settings.get("guided"))
+        if self.guided and (self.family.objective != "ddpm" or self.family.name not in GUIDED_FAMILIES):
+            raise StudioError(f"guided is for Stable Diffusion 1.x/2.x models, not {self.family.name}; leave it off.")
         self.variety_floor = float(settings.get("variety_floor") or 0.0)
         self.preference_pull = float(settings.get("preference_pull") or 0.0)
         self.size = max(max(s) for s in shapes)
@@ -251,6 +257,11 @@ class ImageTuneTask:
             if self.empty_prompt:  # the empty prompt's embedding, what guidance's unguided half sees
                 empty = self.family.encode(pipe, [""], self.device, self.size)[0]
                 self.empty = {k: v.to(self.cond[k].dtype) for k, v in empty.items() if k != "time_ids"}
+            if self.guided:  # guidance's other half: each picture's negative prompt, or none; its prompt strength
+                drawn_with = [ImageGenerate.parse(c.params, "image") for c in examples]
+                self.negatives = [p.negative_prompt for p in drawn_with]
+                self.uncond = self.family.encode(pipe, self.negatives, self.device, self.size)[0]
+                self.guidance = torch.tensor([float(p.guidance) for p in drawn_with])
             if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
                 self.cond["time_ids"] = torch.tensor([[h, w, 0, 0, h, w] for w, h in shapes],
                                                      dtype=self.cond["time_ids"].dtype, device=self.cond["time_ids"].device)
@@ -427,21 +438,42 @@ class ImageTuneTask:
         return bucket, batch_rows(kept, total, self.batch_size, self.prior_weight if total > kept else 0.0, generator)
 
     def _predict(self, idx, noisy, timesteps, blank=None):
-        """The denoiser's prediction for rows ``idx`` of the task's pictures (prompts encoded with the current
-        text-encoder LoRA when it trains); ``blank``: the rows that see the empty prompt instead of theirs."""
+        """The prediction the tune learns for rows ``idx`` of the task's pictures: the denoiser's with their
+        prompts, or with ``guided`` the sampler's, each picture's prompt strength w mixing the two halves as
+        guidance does, unguided + w (prompted - unguided); ``blank``: rows that see the empty prompt instead."""
+        import torch
+
+        if not self.guided:
+            return self._denoise(idx, noisy, timesteps, blank)
+        n = len(idx)
+        unguided = torch.arange(2 * n) < n  # one pass for both halves: the unguided rows first
+        both = self._denoise(torch.cat([idx, idx]), torch.cat([noisy, noisy]), torch.cat([timesteps, timesteps]),
+                             None if blank is None else torch.cat([blank, blank]), unguided)
+        plain, prompted = both.chunk(2)
+        w = self.guidance[idx.to(self.guidance.device)].to(prompted.device, prompted.dtype)
+        return plain + w.view(-1, *[1] * (prompted.dim() - 1)) * (prompted - plain)
+
+    def _denoise(self, idx, noisy, timesteps, blank=None, unguided=None):
+        """The denoiser's prediction for rows ``idx`` (prompts encoded with the current text-encoder LoRA when it
+        trains); ``blank``: rows that see the empty prompt; ``unguided``: rows that see their picture's negative
+        prompt (or none), guidance's other half."""
         import torch
 
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda"))
         with autocast:
             if self.train_text:  # the text encoders learn: encode this batch's prompts with a graph
                 empty = blank.tolist() if blank is not None else [False] * len(idx)
-                rows, shared = self.family.encode(self.pipe, ["" if e else self.prompts[i]
-                                                              for i, e in zip(idx.tolist(), empty)],
+                other = unguided.tolist() if unguided is not None else [False] * len(idx)
+                rows, shared = self.family.encode(self.pipe, ["" if e else self.negatives[i] if u else self.prompts[i]
+                                                              for i, e, u in zip(idx.tolist(), empty, other)],
                                                   self.device, self.size)
                 if "time_ids" in rows:
                     rows["time_ids"] = self.cond["time_ids"][idx.to(self.cond["time_ids"].device)]
             else:
                 rows = {k: v[idx.to(v.device)] for k, v in self.cond.items()}
+                if unguided is not None:
+                    rows.update({k: torch.where(unguided.to(v.device).view(-1, *[1] * (v.dim() - 1)),
+                                                v[idx.to(v.device)], rows[k]) for k, v in self.uncond.items()})
                 if blank is not None:  # the size conditioning stays the picture's own
                     rows.update({k: torch.where(blank.to(e.device).view(-1, *[1] * (e.dim() - 1)), e, rows[k])
                                  for k, e in self.empty.items()})
