@@ -215,7 +215,8 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     steps = int(settings["steps"])
-    lr = float(settings["lr"])
+    # a task whose loss moves its output faster than its weights (the image tune's guided mix) scales its own rate
+    lr = float(settings["lr"]) * float(getattr(task, "lr_scale", 1.0))
     warmup = max(1, int(steps * float(settings["warmup"])))
     every = int(settings["checkpoint_every"])
     # a task may look at its own samples after each quarter of the steps (``task.look()``: None, or one sentence

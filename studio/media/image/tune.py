@@ -213,8 +213,10 @@ class ImageTuneTask:
                                                                    for w, h in sizes]
         self.own_noise = float(settings.get("own_noise") or 0.0)
         self.empty_prompt = float(settings.get("empty_prompt") or 0.0)
-        self.guided = bool(settings.get("guided"))
-        if self.guided and (self.family.objective != "ddpm" or self.family.name not in GUIDED_FAMILIES):
+        guided = settings.get("guided")  # empty: on wherever the sampler's mix is the one learned (GUIDED_FAMILIES)
+        self.guided = self.family.name in GUIDED_FAMILIES if guided is None else bool(guided)
+        self.lr_scale = 1.0  # training.run_tune's rate times this (guided: over the prompt strength)
+        if self.guided and self.family.name not in GUIDED_FAMILIES:
             raise StudioError(f"guided is for Stable Diffusion 1.x/2.x models, not {self.family.name}; leave it off.")
         self.variety_floor = float(settings.get("variety_floor") or 0.0)
         self.preference_pull = float(settings.get("preference_pull") or 0.0)
@@ -262,6 +264,9 @@ class ImageTuneTask:
                 self.negatives = [p.negative_prompt for p in drawn_with]
                 self.uncond = self.family.encode(pipe, self.negatives, self.device, self.size)[0]
                 self.guidance = torch.tensor([float(p.guidance) for p in drawn_with])
+                # the mix moves w times as far as the prediction with the prompt: the same step in what the sampler
+                # draws is the rate over the kept pictures' mean prompt strength (4e-3 at the built-in's 4: 1e-3)
+                self.lr_scale = 1.0 / max(1.0, float(self.guidance[:self.kept_rows].mean()))
             if "time_ids" in self.cond:  # SDXL's size conditioning: each picture's own shape
                 self.cond["time_ids"] = torch.tensor([[h, w, 0, 0, h, w] for w, h in shapes],
                                                      dtype=self.cond["time_ids"].dtype, device=self.cond["time_ids"].device)

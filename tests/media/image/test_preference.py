@@ -332,6 +332,37 @@ def test_rows_with_an_empty_prompt_learn_what_guidances_unguided_half_sees(mediu
 
 
 
+def test_guided_learns_the_mix_guidance_draws_at_each_pictures_own_strength_and_negative_prompt(medium, tiny_model,
+                                                                                                  pictures, tmp_path):
+    import dataclasses
+
+    kept, dropped = pictures
+    drawn = [({"guidance": 4.0, "negative_prompt": "blurry"}, "blurry"), ({"guidance": 1.0}, ""), ({"guidance": 7.5}, "")]
+    kept = [dataclasses.replace(c, params=p) for c, (p, _) in zip(kept, drawn)]
+    task, settings = _task(medium, tiny_model, kept, dropped)  # empty: on for a Stable Diffusion 1.x model
+    prompted, _ = _task(medium, tiny_model, kept, dropped, guided=False)
+    assert task.guided and not prompted.guided
+    # the same step in what the sampler draws: the rate over the kept pictures' mean strength, (4 + 1 + 7.5) / 3
+    assert task.lr_scale == pytest.approx(3 / 12.5) and prompted.lr_scale == 1.0
+    # guidance's other half: each picture under its negative prompt (or none) instead of its prompt
+    negatives = [dataclasses.replace(c, prompt=n) for c, (_, n) in zip(kept, drawn)]
+    unguided, _ = _task(medium, tiny_model, negatives, [dataclasses.replace(c, prompt="") for c in dropped],
+                        guided=False)
+    idx, noisy, timesteps, *_ = task._draw(torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for t in (task, prompted, unguided):  # a trained-looking adapter, alike in the three, so the halves differ
+            for name, p in sorted(t.params.items()):
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(name))) * 0.05)
+        mixed, c, u = (t._predict(idx, noisy, timesteps) for t in (task, prompted, unguided))
+    w = torch.tensor([4.0, 1.0, 7.5, 4.0, 4.0, 4.0])[idx].view(-1, 1, 1, 1)  # the dropped: the default strength, 4
+    assert torch.allclose(mixed, u + w * (c - u), atol=1e-4)
+    assert not torch.allclose(mixed, c, atol=1e-3)  # not the prediction with the prompt alone
+    one = (idx == 1).nonzero().flatten()  # the picture drawn at strength 1: its prompt's prediction exactly
+    assert len(one) and torch.allclose(mixed[one], c[one], atol=1e-5)
+    result = run_tune(task, settings, tmp_path / "job")
+    assert np.isfinite(result["loss"])
+
+
 def test_min_snr_weighs_the_last_steps_less_and_for_v_prediction_the_noisiest_too(medium, tiny_model, pictures,
                                                                                     tmp_path):
     from diffusers import DDPMScheduler
