@@ -158,7 +158,8 @@ class ImageTune(PreferenceTune):
                                           "drops; Stable Diffusion 1.x/2.x up to 256 px)",
                                      min=0, max=1000, label="Preference pull")
     # a tune on pictures drawn at a prompt strength learned that strength again with the prompt's prediction alone: on
-    # the base's own 32 pictures it moved them and narrowed them to 0.65x their variety (guided: 0.90x); on the built-in
+    # the base's own 32 pictures it moved them and narrowed them to 0.65x and 0.80x their variety (guided: 0.86x and
+    # 0.89x; benchmarks/image_null_tune.py, seeds 0 and 1); on the built-in
     # protocols 76 of 96, 39 of 48 and 20 of 24 likeness, the sum 1.635 against 1.604, variety in 17 of 24 rule's runs
     # against 12 (docs/objectives.md, "Pictures: the tune learns the mix guidance draws")
     guided: bool | None = setting(None, "learn each picture as the sampler draws it, the prediction with its prompt and "
