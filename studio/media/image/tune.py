@@ -278,7 +278,9 @@ class ImageTuneTask:
         self.quantize = str(settings["quantize"])
         checkpointing = (settings["gradient_checkpointing"] if settings["gradient_checkpointing"] is not None
                          else self.device.startswith("cuda"))
-        self.memory_need = tune_need(handle, self.family, shapes, self.batch_size, self.rank, self.quantize,
+        # guided denoises every row twice, in one pass (its unguided and its prompted half)
+        rows = self.batch_size * (2 if self.guided else 1)
+        self.memory_need = tune_need(handle, self.family, shapes, rows, self.rank, self.quantize,
                                      checkpointing, bool(settings["offload_encoders"]), self.targets)
         check_fits(self.memory_need, self.device, f"This tune (rank {self.rank}, batch {self.batch_size}, "
                    f"{max(w for w, _ in shapes)}x{max(h for _, h in shapes)})",
