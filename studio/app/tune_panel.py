@@ -197,6 +197,9 @@ def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base", lear
     scale = defaults.get("tuned_lr_scale", 1.0)
     if start != "base" and scale != 1:  # training.tune_lr: a later round's own step
         dose += f" From {start}, a tuned version, each step is {scale:g}x the learning rate."
+    if defaults.get("guided", False) is not False:  # image/tune.py: empty is on for SD 1.x/2.x, the built-in
+        dose += (" On a Stable Diffusion 1.x/2.x model (the built-in) it learns each picture as guidance draws it, so "
+                 "each step is the learning rate over the pictures' prompt strength.")
     where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
     away = ""
     if defaults.get("objective", "sft") != "sft":  # a preference objective also learns from what was dropped

@@ -50,6 +50,11 @@ def test_the_intro_says_a_later_rounds_gentler_step(workspace, fake):
     assert "learning rate" not in _intro(gentle, kept, "base")  # the first round steps at the rate itself
     same = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(tune_defaults=defaults))
     assert "learning rate" not in _intro(same, kept, "v1")
+    # the image tune's guided (empty: on for SD 1.x/2.x) steps at the rate over the prompt strength: said, unless off
+    for guided, said in ((None, True), (True, True), (False, False)):
+        pictures = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
+            tune_defaults={**defaults, "guided": guided}))
+        assert ("each step is the learning rate over the pictures' prompt strength" in _intro(pictures, kept)) == said
 
 
 def test_a_done_preference_tune_says_in_words_what_became_more_and_less_likely():
