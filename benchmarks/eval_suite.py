@@ -92,11 +92,11 @@ def likeness(studio, medium: str, seed: int):
 
 
 def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n: int, bar: float,
-            params: dict | None) -> dict:
-    """Base against ``version`` on held-out seeds of ``prompt``: the share over the artist's bar on each side,
-    best of 2 from the base, variety against the kept set, copies, and the four targets."""
+            params: dict | None, strength: float = 1.0) -> dict:
+    """Base against ``version`` (its adapter at ``strength``) on held-out seeds of ``prompt``: the share over the
+    artist's bar on each side, best of 2 from the base, variety against the kept set, copies, and the four targets."""
     result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=HELD_OUT + 1000 * seed,
-                            threshold=0.5, temperature=0.0, params=params)
+                            threshold=0.5, temperature=0.0, params=params, strength=strength)
     sides = {side: np.array(judge(studio.store.candidates(medium, ids=result[side]["candidates"])))
              for side in ("before", "after")}
     before, after = sides["before"], sides["after"]
@@ -112,7 +112,8 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
 
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
-            params: dict | None = None, start_from: str = "last", builtin: bool = False, expand: int = 0) -> dict:
+            params: dict | None = None, start_from: str = "last", builtin: bool = False, expand: int = 0,
+            strength: float = 1.0) -> dict:
     from studio.engine import Studio
     from studio.errors import NothingToLearn
 
@@ -125,7 +126,8 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
         for r in range(rounds):
             start = time.perf_counter()
             seeds = list(range(1000 * seed + r * n, 1000 * seed + (r + 1) * n))
-            cands = studio.generate(medium, prompt, seeds=seeds, version=version, params=params)
+            cands = studio.generate(medium, prompt, seeds=seeds, version=version, params=params,
+                                    strength=strength)
             scores = np.array(judge(cands))
             if bar is None:
                 bar = float(np.quantile(scores, 0.75))
@@ -138,7 +140,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             if expand:  # the artist generates more and lets the learned preference keep its top quarter
                 more = studio.generate(medium, prompt, seeds=list(range(1000 * seed + 500 + r * expand,
                                                                         1000 * seed + 500 + (r + 1) * expand)),
-                                       version=version, params=params)
+                                       version=version, params=params, strength=strength)
                 ruled = studio.curate(medium, scorers=["preference"], top=0.25, temperature=0.0)
                 kept_more = [c for c in more if c.id in set(ruled["accepted"])]
                 extra = {"expanded": len(kept_more),
@@ -158,7 +160,7 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
             row = {"round": r + 1, "version": version, "kept": len(keep), "dropped": len(drop),
                    "kept_total": tuned["curated"], "bar": bar, "rewards": tuned["rewards"], **extra,
                    **({"tune_note": tuned["note"]} if tuned.get("note") else {}),  # e.g. a look ended the tune
-                   **measure(studio, medium, judge, version, prompt, seed, n, bar, params)}
+                   **measure(studio, medium, judge, version, prompt, seed, n, bar, params, strength)}
             if medium in HELD_OUT_PROMPTS:
                 if held_bar is None:
                     held_bar = bar
@@ -167,7 +169,8 @@ def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n:
                                                params=params)
                         held_bar = float(np.quantile(judge(base), 0.75))  # left undecided
                 row["new_prompt"] = {"bar": held_bar, **measure(studio, medium, judge, version,
-                                                                HELD_OUT_PROMPTS[medium], seed, n, held_bar, params)}
+                                                                HELD_OUT_PROMPTS[medium], seed, n, held_bar, params,
+                                                                strength)}
             row["seconds"] = round(time.perf_counter() - start, 1)
             out["rounds"].append(row)
     return out
@@ -230,6 +233,9 @@ def main(argv=None) -> int:
     parser.add_argument("--expand", type=int, default=0,
                         help="after the hand decisions, generate this many more and let the studio's learned "
                              "preference (fit on the hand decisions) keep their top quarter, as an artist can")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="every tuned version drawn with its adapter at this strength (the next round's batch "
+                             "and each comparison), as an artist who moves the page's strength slider")
     parser.add_argument("--builtin", action="store_true",
                         help="the simulated artist judges with the studio's own scorers named by --scorers (to choose "
                              "a default under the suite's protocol; the eval scorers never choose one)")
@@ -245,8 +251,9 @@ def main(argv=None) -> int:
         for seed in args.seeds:  # every scorer on a seed before the next seed: a cut-short run is still broad
             for scorer in args.scorers or names(args.medium):
                 row = {"name": name, "settings": settings, "params": params,
+                       **({"strength": args.strength} if args.strength != 1.0 else {}),
                        **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params,
-                                 args.start, args.builtin, args.expand),
+                                 args.start, args.builtin, args.expand, args.strength),
                        **({"expand": args.expand} if args.expand else {})}
                 record(row, args.out)
     return 0

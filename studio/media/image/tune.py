@@ -312,9 +312,12 @@ class ImageTuneTask:
         if not self.params:
             raise StudioError(f"The model has no layers LoRA can attach to "
                               f"({', '.join(self.targets)}).")
-        # kto's and dpo's reference: the adapter as it starts (zero for a new LoRA, the parent's), before any step
-        self.start = ({name: p.detach().clone() for name, p in self.params.items()} if self.objective != "sft"
-                      else None)
+        # the version is stored this many times as far from its start as it learned (``save``)
+        self.extrapolate = float(settings.get("extrapolate", 1.0))
+        # kto's and dpo's reference, and where an extrapolation starts: the adapter as it starts (zero for a new
+        # LoRA, the parent's), before any step
+        self.start = ({name: p.detach().clone() for name, p in self.params.items()}
+                      if self.objective != "sft" or self.extrapolate != 1.0 else None)
         # the trainer's looks (training.py): trial pictures on fixed seeds, their variety against the kept set's
         self.stop_narrowing = float(settings.get("stop_narrowing") or 0.0)
         kept = examples[:self.kept_rows]
@@ -755,6 +758,7 @@ class ImageTuneTask:
 
     def state_dicts(self) -> dict[str, dict[str, Any]]:
         """The LoRA weights in diffusers' layout, by component ('unet', 'transformer', 'text_encoder', ...)."""
+        import torch
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
@@ -768,13 +772,40 @@ class ImageTuneTask:
             # LoCon keeps peft's names throughout (a mix of the two loses the attention's LoRA in SDXL's loader)
             if self.family.denoiser == "unet" and not any(".conv" in k for k in state):
                 state = convert_state_dict_to_diffusers(state)
-            out[prefix] = {k: v.detach().float().contiguous().cpu() for k, v in state.items()}
+            # copies: on a CPU float/contiguous/cpu would hand back the live weights themselves
+            out[prefix] = {k: v.detach().float().cpu().clone(memory_format=torch.contiguous_format)
+                           for k, v in state.items()}
         return out
+
+    @contextlib.contextmanager
+    def extrapolated(self):
+        """The adapter ``extrapolate`` times as far from its start as the tune took it, for the duration (ExPO,
+        Zheng et al. 2024, on the LoRA): each up-projection B goes to start + k (trained - start) and A stays as
+        trained, so a new LoRA (B from zero) adds exactly k times what it learned; a parent's, about k times
+        the change (exactly, where A did not move)."""
+        import torch
+
+        if self.extrapolate == 1.0:
+            yield
+            return
+        ups = {name: p for name, p in self.params.items() if ".lora_B." in name}
+        trained = {name: p.detach().clone() for name, p in ups.items()}
+        with torch.no_grad():
+            for name, p in ups.items():
+                start = self.start[name].to(p.device, p.dtype)
+                p.copy_(start + self.extrapolate * (trained[name] - start))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, p in ups.items():
+                    p.copy_(trained[name])
 
     def save(self, out_dir: Path) -> None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        states = self.state_dicts()
+        with self.extrapolated():
+            states = self.state_dicts()
         layers, metadata = {}, {}
         for prefix, state in states.items():
             config = getattr(self.pipe, prefix).peft_config[ADAPTER].to_dict()

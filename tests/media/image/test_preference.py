@@ -126,7 +126,7 @@ def test_no_drops_tunes_the_kept_set_alone(medium, tiny_model, pictures):
     kept, _ = pictures
     kto, _ = _task(medium, tiny_model, kept, [])
     sft, _ = _task(medium, tiny_model, kept, [], objective="sft")
-    assert kto.objective == "sft" and kto.start is None and len(kto.buckets[0]["rows"]) == 3
+    assert kto.objective == "sft" and len(kto.buckets[0]["rows"]) == 3
     assert float(kto.loss(2, torch.Generator().manual_seed(7))) == float(sft.loss(2, torch.Generator().manual_seed(7)))
 
 
@@ -458,3 +458,38 @@ def test_preference_pull_draws_the_tunes_pictures_toward_the_keeps_and_stops_at_
         _task(medium, tiny_model, kept, (), preference_pull=1.0)
     with pytest.raises(StudioError, match="only on models up to 256 px"):
         _task(medium, tiny_model, kept, dropped, preference_pull=1.0, size=320)
+
+
+def test_extrapolate_stores_the_version_k_times_as_far_from_its_start_as_the_tune_took_it(medium, tiny_model,
+                                                                                          pictures, tmp_path):
+    """ExPO on the LoRA: each up-projection B saved at start + k (trained - start), A as trained, so a new LoRA
+    adds exactly k times what it learned, and a parent's grows from the parent; the task keeps its trained weights."""
+    from safetensors.torch import load_file
+
+    kept, dropped = pictures
+    saved = {}
+    for k in (1.0, 1.5):
+        task, settings = _task(medium, tiny_model, kept, dropped, extrapolate=k)
+        run_tune(task, settings, tmp_path / f"job{k}")
+        trained = {name: p.detach().clone() for name, p in task.params.items()}
+        task.save(tmp_path / f"v{k}")
+        assert all(torch.equal(p, trained[name]) for name, p in task.params.items())  # back as trained
+        saved[k] = load_file(str(tmp_path / f"v{k}" / "pytorch_lora_weights.safetensors"))
+    assert saved[1.0].keys() == saved[1.5].keys()
+    ups = [key for key in saved[1.0] if "lora_B" in key or "lora.up" in key]
+    assert ups and len(ups) < len(saved[1.0])
+    for key, value in saved[1.0].items():  # the same tune (same seed): B 1.5 times as far from zero, A the same
+        assert torch.allclose(saved[1.5][key], value * (1.5 if key in ups else 1.0), atol=1e-7), key
+    # from a parent: its start is the parent's (saved) adapter, and the saved child is 1.5 times its change
+    child, settings = _task(medium, tiny_model, kept, dropped, parent=str(tmp_path / "v1.5"), extrapolate=1.5,
+                            steps=2)
+    run_tune(child, settings, tmp_path / "child-job")
+    trained = {name: p.detach().clone() for name, p in child.params.items()}
+    with child.extrapolated():
+        for name, p in child.params.items():
+            start = child.start[name]
+            want = start + 1.5 * (trained[name] - start) if ".lora_B." in name else trained[name]
+            assert torch.allclose(p, want, atol=1e-7)
+            assert ".lora_B." not in name or start.abs().sum() > 0  # the parent's, not zero
+    plain, _ = _task(medium, tiny_model, kept, dropped, objective="sft", extrapolate=1.0)
+    assert plain.start is None  # sft as learned keeps no copy of its start
