@@ -200,6 +200,9 @@ def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base", lear
     if defaults.get("guided", False) is not False:  # image/tune.py: empty is on for SD 1.x/2.x, the built-in
         dose += (" On a Stable Diffusion 1.x/2.x model (the built-in) it learns each picture as guidance draws it, so "
                  "each step is the learning rate over the pictures' prompt strength.")
+    further = defaults.get("extrapolate", 1.0)
+    if further != 1:  # image/tune.py: the version is stored further along what the tune learned (ExPO)
+        dose += f" The new version goes {further:g}x as far as the tune took it (Go further than learned)."
     where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
     away = ""
     if defaults.get("objective", "sft") != "sft":  # a preference objective also learns from what was dropped

@@ -55,6 +55,11 @@ def test_the_intro_says_a_later_rounds_gentler_step(workspace, fake):
         pictures = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
             tune_defaults={**defaults, "guided": guided}))
         assert ("each step is the learning rate over the pictures' prompt strength" in _intro(pictures, kept)) == said
+    # the image tune's extrapolate (1.5): the new version goes further than the tune took it, said unless 1
+    for further, said in ((1.5, "goes 1.5x as far as the tune took it"), (1.0, None)):
+        pictures = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
+            tune_defaults={**defaults, "extrapolate": further}))
+        assert (said in _intro(pictures, kept)) if said else "as far as" not in _intro(pictures, kept)
 
 
 def test_a_done_preference_tune_says_in_words_what_became_more_and_less_likely():
