@@ -75,6 +75,31 @@ def pristine_copy(handle: Any) -> Any:
     return copy.deepcopy(handle.peft).unload()
 
 
+@contextlib.contextmanager
+def extrapolated(params: dict[str, Any], start: dict[str, Any] | None, times: float) -> Iterator[None]:
+    """The LoRA ``times`` as far from ``start`` as training took it, for the duration (ExPO, Zheng et al. 2024,
+    on the adapter): each up-projection B (``params`` named ``...lora_B...``) goes to start + times (trained -
+    start) and A stays as trained, so a new LoRA (B from zero) adds exactly ``times`` what it learned and one
+    grown from a parent about ``times`` its change (exactly, where A did not move); back as trained after."""
+    import torch
+
+    if times == 1.0:
+        yield
+        return
+    ups = {name: p for name, p in params.items() if ".lora_B." in name}
+    trained = {name: p.detach().clone() for name, p in ups.items()}
+    with torch.no_grad():
+        for name, p in ups.items():
+            begin = start[name].to(p.device, p.dtype)
+            p.copy_(begin + times * (trained[name] - begin))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, p in ups.items():
+                p.copy_(trained[name])
+
+
 class PeftTask:
     """The trainable part of a tune task whose ``peft`` is a peft model: its LoRA weights, checkpoints of
     them, and the finished adapter in peft's own format."""

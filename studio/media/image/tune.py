@@ -35,6 +35,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from studio.adapters import extrapolated
 from studio.errors import StudioError
 from studio.medium import Candidate
 from studio.preference import RewardLog, dpo_loss, kto_loss, same_prompt_pairs, tune_beta
@@ -777,34 +778,10 @@ class ImageTuneTask:
                            for k, v in state.items()}
         return out
 
-    @contextlib.contextmanager
-    def extrapolated(self):
-        """The adapter ``extrapolate`` times as far from its start as the tune took it, for the duration (ExPO,
-        Zheng et al. 2024, on the LoRA): each up-projection B goes to start + k (trained - start) and A stays as
-        trained, so a new LoRA (B from zero) adds exactly k times what it learned; a parent's, about k times
-        the change (exactly, where A did not move)."""
-        import torch
-
-        if self.extrapolate == 1.0:
-            yield
-            return
-        ups = {name: p for name, p in self.params.items() if ".lora_B." in name}
-        trained = {name: p.detach().clone() for name, p in ups.items()}
-        with torch.no_grad():
-            for name, p in ups.items():
-                start = self.start[name].to(p.device, p.dtype)
-                p.copy_(start + self.extrapolate * (trained[name] - start))
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for name, p in ups.items():
-                    p.copy_(trained[name])
-
     def save(self, out_dir: Path) -> None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        with self.extrapolated():
+        with extrapolated(self.params, self.start, self.extrapolate):  # 1: as trained
             states = self.state_dicts()
         layers, metadata = {}, {}
         for prefix, state in states.items():

@@ -485,7 +485,9 @@ def test_extrapolate_stores_the_version_k_times_as_far_from_its_start_as_the_tun
                             steps=2)
     run_tune(child, settings, tmp_path / "child-job")
     trained = {name: p.detach().clone() for name, p in child.params.items()}
-    with child.extrapolated():
+    from studio.adapters import extrapolated
+
+    with extrapolated(child.params, child.start, child.extrapolate):
         for name, p in child.params.items():
             start = child.start[name]
             want = start + 1.5 * (trained[name] - start) if ".lora_B." in name else trained[name]
