@@ -6,7 +6,7 @@ base and from the tuned version on the same held-out seeds (1,000,000 + 1000*s .
 pictures, so a faithful tune leaves the pictures as they were: the mean of their 8x8 features where it was
 (``shift``, the length of the move, beside ``kept_vs_batch``, how far the kept set's mean is from its batch's) and
 their variety (the studio's: mean pairwise cosine distance) as the base's.  A diagnosis, not a feature
-(docs/objectives.md, "Pictures: a tune on the base's own pictures drifts").
+(docs/objectives.md, "Pictures: the tune learns the mix guidance draws").
 
     python benchmarks/image_null_tune.py --seeds 0 1 --kept 32 --setting 'sft={"objective": "sft"}' \\
         --setting 'sft-guided={"objective": "sft", "guided": true}' --out runs.jsonl
