@@ -50,3 +50,7 @@ class MusicTune(PreferenceTune):
     # on the built-in model only
     tuned_lr_scale: float = tuned_lr_scale_setting(0.3)
     kept_floor: float = kept_floor_setting(0.0, "piece")
+    transpose: int = setting(0, "also learn each piece moved up and down by up to this many semitones, its key with "
+                                "it (kept inside each voice's range), as the built-in model learned its repertoire: "
+                                "the tune sees what the kept pieces do in any key, not only their own notes (0 = off; "
+                                "models that write notes)", min=0, max=6, label="Learn transposed too (semitones)")

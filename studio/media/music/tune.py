@@ -15,6 +15,7 @@ from ...preference import PreferenceBatches, sequence_log_probs, tune_beta
 from ...training import batch_rows
 from .model import MusicHandle
 from .settings import MusicTune
+from .vocab import transposed
 
 # the loss covers every token after <bos>: the tags the prompt leaves open (meter, tempo...) are
 # part of what the artist kept, so the tune learns them too; forced tags cost nothing to learn
@@ -49,16 +50,22 @@ class SymbolicTuneTask(PeftTask):
         if not examples:
             raise StudioError("There are no kept music pieces to tune on.")
         vocab = handle.tokenizer.get_vocab()
-        rows = []
         # prior preservation: un-kept base melodies after the kept ones, this share of every batch
         self.prior_weight = float(settings["prior_weight"]) if prior else 0.0
-        self.kept_rows = len(examples)
         objective = settings["objective"] if dropped else "sft"  # no drops: the kept set alone (engine's note)
         others = list(dropped) if objective != "sft" else list(prior) if self.prior_weight > 0 else []
-        for candidate in [*examples, *others]:
+        shifts = [0] + [s for k in range(1, int(settings.get("transpose", 0)) + 1) for s in (k, -k)]
+        kept_rows, other_rows, prompts = [], [], []
+        for index, candidate in enumerate([*examples, *others]):
             piece = read_midi(_file_of(candidate, "mid"), name=f"The MIDI file of {candidate.id}")
             piece.bars = piece.bars[:handle.max_bars]
-            rows.append([vocab[t] for t in piece.tokens()])
+            tokens = piece.tokens()
+            # the piece in each key the setting allows that keeps every voice in range (itself first)
+            moved = [t for t in (transposed(tokens, s) for s in shifts) if t is not None]
+            (kept_rows if index < len(examples) else other_rows).extend([vocab[t] for t in m] for m in moved)
+            prompts += [candidate.prompt] * len(moved)
+        rows = kept_rows + other_rows
+        self.kept_rows = len(kept_rows)
         pad = vocab["<pad>"]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -75,9 +82,8 @@ class SymbolicTuneTask(PeftTask):
         self.preference = None
         if objective != "sft":  # the dropped pieces after the kept ones; their log-probs at the start, once
             self.peft.eval()  # no dropout: the tune's and the reference's log-probs must agree at the start
-            self.preference = PreferenceBatches(objective, len(examples), len(rows), self.batch_size,
-                                                tune_beta(settings, parent_adapter),
-                                                [c.prompt for c in [*examples, *others]],
+            self.preference = PreferenceBatches(objective, self.kept_rows, len(rows), self.batch_size,
+                                                tune_beta(settings, parent_adapter), prompts,
                                                 kept_floor=float(settings.get("kept_floor", 0.0)))
             self.reward_log = self.preference.reward_log  # each step's rewards, for its log
             with torch.no_grad():

@@ -75,6 +75,24 @@ def fold(pitch: int, voice: int) -> int:
     return pitch
 
 
+def transposed(tokens: list[str], shift: int) -> list[str] | None:
+    """``tokens`` (a piece's, as ``Piece.tokens`` writes them) moved ``shift`` semitones, its key tag with it
+    (``key:G`` up 2 is ``key:A``); None when a pitch would leave its voice's range."""
+    out = []
+    for token in tokens:
+        kind, _, value = token.partition(":")
+        if kind == "key" and value in KEYS:
+            token = f"key:{KEYS[(KEYS.index(value) + shift) % 12]}"
+        elif kind[:1] == "v" and value[:1] == "p":
+            voice, pitch = int(kind[1:]), int(value[1:]) + shift
+            low, high = VOICE_RANGE[voice]
+            if not low <= pitch <= high:
+                return None
+            token = f"{kind}:p{pitch}"
+        out.append(token)
+    return out
+
+
 def bar_token(index: int, n_bars: int) -> str:
     """``bar``, or ``bar:penultimate`` / ``bar:last`` for the last two bars of ``n_bars``."""
     left = n_bars - index

@@ -281,3 +281,25 @@ def test_a_kto_tune_raises_the_kept_pieces_and_lowers_the_dropped_against_the_st
         medium.parse_tune_settings({"objective": "sft", "kept_floor": 1.0})
     paired = medium.tune_task(handle, kept, dict(settings, objective="ipo"), None, dropped=dropped)
     assert paired.preference.objective == "ipo" and len(paired.preference.pairs) == 9  # 3 kept x 3 dropped
+
+
+def test_a_transposing_tune_learns_each_piece_in_the_keys_around_its_own(music, made):
+    from studio.media.music.vocab import transposed
+
+    medium, handle = music
+    _, candidates = made
+    kept, dropped = candidates[:3], candidates[3:]
+    vocab = handle.tokenizer.get_vocab()
+    plain = medium.tune_task(handle, kept, dict(medium.tune_defaults, objective="kto"), None, dropped=dropped)
+    moved = medium.tune_task(handle, kept, dict(medium.tune_defaults, objective="kto", transpose=2), None,
+                             dropped=dropped)
+    assert plain.kept_rows == 3 and plain.preference.total == 6  # off by default: each piece once
+    assert 3 < moved.kept_rows <= 15 and moved.preference.kept == moved.kept_rows  # kept rows first, then the dropped
+    first = [t for t in moved.ids[0].tolist() if t != vocab["<pad>"]]
+    assert first == [t for t in plain.ids[0].tolist() if t != vocab["<pad>"]]  # each piece itself comes first
+    names = {i: t for t, i in vocab.items()}
+    up = [names[t] for t in moved.ids[1].tolist() if t != vocab["<pad>"]]
+    assert up == transposed([names[t] for t in first], 1) or up == transposed([names[t] for t in first], -1)
+    assert moved.preference.reference.shape[0] == len(moved.ids)  # the start's log-prob of every moved row too
+    with pytest.raises(StudioError, match="transpose"):
+        medium.parse_tune_settings({"transpose": 7})

@@ -53,3 +53,16 @@ def test_vocabulary_is_unique_and_the_prompt_words_are_listed():
         assert f"**{kind}:**" in text and all(w in text for w in words)
     for word in PROMPT_WORDS["style"]:
         assert "style" in parse_prompt(word)
+
+
+def test_a_transposed_piece_moves_every_pitch_and_its_key_and_refuses_to_leave_a_voices_range():
+    from studio.media.music.vocab import VOICE_RANGE, transposed
+
+    tokens = ["<bos>", "style:chorale", "meter:4/4", "key:G", "mode:major", "bar", "pos:0", "v0:p67", "v3:p43",
+              "pos:4", "v0:rest", "bar:last", "pos:0", "v0:p71", "<eos>"]
+    assert transposed(tokens, 2) == ["<bos>", "style:chorale", "meter:4/4", "key:A", "mode:major", "bar", "pos:0",
+                                     "v0:p69", "v3:p45", "pos:4", "v0:rest", "bar:last", "pos:0", "v0:p73", "<eos>"]
+    assert transposed(tokens, -8)[3] == "key:B" and transposed(tokens, 5)[3] == "key:C"  # the key wraps round
+    assert transposed(tokens, 0) == tokens
+    top = VOICE_RANGE[0][1]
+    assert transposed(["key:C", f"v0:p{top}"], 1) is None and transposed(["key:C", f"v0:p{top}"], -1) is not None
