@@ -262,7 +262,8 @@ def test_a_kto_tune_raises_the_kept_pieces_and_lowers_the_dropped_against_the_st
     medium, handle = music
     _, candidates = made
     kept, dropped = candidates[:3], candidates[3:]
-    settings = dict(medium.tune_defaults, objective="kto", beta=0.5, steps=12, lr=2e-2, batch_size=6, seed=0)
+    settings = dict(medium.tune_defaults, objective="kto", beta=0.5, steps=12, lr=2e-2, batch_size=6, seed=0,
+                    transpose=0)  # each piece once: row i is candidate i
     task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
     reference = task.preference.reference
     with torch.no_grad():
@@ -290,10 +291,12 @@ def test_a_transposing_tune_learns_each_piece_in_the_keys_around_its_own(music, 
     _, candidates = made
     kept, dropped = candidates[:3], candidates[3:]
     vocab = handle.tokenizer.get_vocab()
-    plain = medium.tune_task(handle, kept, dict(medium.tune_defaults, objective="kto"), None, dropped=dropped)
+    assert medium.tune_defaults["transpose"] == 2  # the measured default
+    plain = medium.tune_task(handle, kept, dict(medium.tune_defaults, objective="kto", transpose=0), None,
+                             dropped=dropped)
     moved = medium.tune_task(handle, kept, dict(medium.tune_defaults, objective="kto", transpose=2), None,
                              dropped=dropped)
-    assert plain.kept_rows == 3 and plain.preference.total == 6  # off by default: each piece once
+    assert plain.kept_rows == 3 and plain.preference.total == 6  # 0: each piece once
     assert 3 < moved.kept_rows <= 15 and moved.preference.kept == moved.kept_rows  # kept rows first, then the dropped
     first = [t for t in moved.ids[0].tolist() if t != vocab["<pad>"]]
     assert first == [t for t in plain.ids[0].tolist() if t != vocab["<pad>"]]  # each piece itself comes first
