@@ -203,6 +203,10 @@ def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base", lear
     further = defaults.get("extrapolate", 1.0)
     if further != 1:  # image/tune.py: the version is stored further along what the tune learned (ExPO)
         dose += f" The new version goes {further:g}x as far as the tune took it (Go further than learned)."
+    moves = int(defaults.get("transpose", 0))
+    if moves:  # music/tune.py: each piece also learned in the keys around its own
+        dose += (f" On a model that writes notes (the built-in) it also learns each piece moved up to {moves} "
+                 f"semitone{'s' if moves != 1 else ''} up and down, its key with it (Learn transposed too).")
     where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
     away = ""
     if defaults.get("objective", "sft") != "sft":  # a preference objective also learns from what was dropped

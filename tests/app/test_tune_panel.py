@@ -60,6 +60,12 @@ def test_the_intro_says_a_later_rounds_gentler_step(workspace, fake):
         pictures = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
             tune_defaults={**defaults, "extrapolate": further}))
         assert (said in _intro(pictures, kept)) if said else "as far as" not in _intro(pictures, kept)
+    # the music tune's transpose (2): each piece also learned in the keys around its own, said unless 0
+    for moves, said in ((2, "moved up to 2 semitones up and down, its key with it"), (1, "up to 1 semitone up"),
+                        (0, None)):
+        pieces = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
+            tune_defaults={**defaults, "transpose": moves}))
+        assert (said in _intro(pieces, kept)) if said else "semitone" not in _intro(pieces, kept)
 
 
 def test_a_done_preference_tune_says_in_words_what_became_more_and_less_likely():
