@@ -60,7 +60,14 @@ class VoiceTune(PreferenceTune):
     intonation_as_read: bool = setting(False, "built-in voice: also learn which words each kept take raised or "
                                               "lowered (a falling end, a lifted word), not only its pace, pitch "
                                               "level and range", label="Learn the intonation")
+    other_lines: int = setting(0, "built-in voice, kto / dpo: also learn each kept and dropped take's pace, pitch "
+                                  "level and range on this many other lines (the voice's own training lines, as the "
+                                  "starting model reads them), so a new line is read as the kept ones were",
+                               min=0, max=64, label="Carry to other lines")
 
     def check(self, owner: str) -> None:
+        if self.other_lines and self.objective == "sft":
+            raise StudioError("other_lines carries the takes' readings through kto or dpo; set it to 0, or objective "
+                              "to kto or dpo.")
         if self.prior_weight > 0:
             raise StudioError("The voice tune learns from the kept takes only; set prior_weight to 0.")

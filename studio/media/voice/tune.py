@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from ...adapters import PeftTask, peft_lora, pristine_copy
 from ...errors import StudioError
 from ...medium import Candidate
+from .lines import training_lines
 from .model import VoiceHandle
 from .settings import VoiceTune
 
@@ -52,13 +53,26 @@ class TinyTuneTask(PeftTask):
             raise StudioError("There are no kept voice takes to tune on.")
         objective = settings.get("objective", "sft") if dropped else "sft"
         takes = [*examples, *(dropped if objective != "sft" else ())]
-        self.rows = [_take_row(handle.model.config, c, bool(settings.get("intonation_as_read"))) for c in takes]
+        config = handle.model.config
+        self.rows = [_take_row(config, c, bool(settings.get("intonation_as_read"))) for c in takes]
+        prompts = [c.prompt for c in takes]
         self.batch_size = int(settings["batch_size"])
         self.peft = _lora(pristine_copy(handle), TINY_TARGETS, settings, parent_adapter)
+        kept = len(examples)
+        lines = int(settings.get("other_lines") or 0)
+        if lines and objective != "sft":  # each take's line-wide reading on other lines too, kept rows first
+            carried = _carried_rows(self.peft, config, takes, training_lines(lines))
+            kept_carried = [(row, line) for row, take, line in carried if take < kept]
+            dropped_carried = [(row, line) for row, take, line in carried if take >= kept]
+            self.rows = [*self.rows[:kept], *(r for r, _ in kept_carried), *self.rows[kept:],
+                         *(r for r, _ in dropped_carried)]
+            prompts = [*prompts[:kept], *(line for _, line in kept_carried), *prompts[kept:],
+                       *(line for _, line in dropped_carried)]
+            kept += len(kept_carried)
         self.preference = None
         if objective != "sft":  # the dropped takes after the kept ones (preference.py); no dropout: rewards compare
-            self.preference = PreferenceBatches(objective, len(examples), len(self.rows), self.batch_size,
-                                                tune_beta(settings, parent_adapter), [c.prompt for c in takes])
+            self.preference = PreferenceBatches(objective, kept, len(self.rows), self.batch_size,
+                                                tune_beta(settings, parent_adapter), prompts)
             self.reward_log = self.preference.reward_log  # each step's rewards, for its log
             self.peft.eval()
             with torch.no_grad():  # the starting model's (base or parent) reading of every take, before any step
@@ -91,6 +105,44 @@ class TinyTuneTask(PeftTask):
         error = (DURATION_WEIGHT * (log_durations - duration_target) ** 2
                  + PITCH_WEIGHT * pitch_known[:, None] * (pitch - pitch_target) ** 2)
         return -(error * mask).sum(dim=1) / mask.sum(dim=1)
+
+
+def _carried_rows(net, config, takes: Sequence[Candidate], lines: Sequence[str]) -> list[tuple[tuple, int, str]]:
+    """Each take's line-wide reading carried to ``lines``: per (take, line) whose take has its draws, (the row
+    ``_batch`` reads, the take's index, the line).  The targets are what the starting model (``net`` before
+    any step) predicts for the line, moved as the take's draw moved its own line around the centre: durations by
+    its pace, pitch by its range and shift (``reading_targets`` with no per-id noise).  The row has no frames of
+    sound: it serves the preference objectives' log-probs (``TinyTuneTask.log_probs``), never the mel loss."""
+    import numpy as np
+    import torch
+
+    from .phonemes import text_to_ids
+    from .speak import SEMITONE
+
+    predicted = []
+    net.eval()
+    with torch.no_grad():
+        for line in lines:
+            ids = text_to_ids(line)
+            x, mask = net.encode(torch.tensor([ids]), torch.tensor([len(ids)]))
+            log_durations, pitch = net.predict(x, mask)
+            predicted.append((np.asarray(ids), log_durations[0].double().numpy(), pitch[0].double().numpy()))
+    rows = []
+    for index, c in enumerate(takes):
+        draws = json.loads(_file(c, "json").read_text()).get("draws")
+        if not draws:  # an older take: its reading's draws are unknown
+            continue
+        centre = draws["centre"]
+        pace = float(draws["pace"]) / float(centre["pace"])
+        spread, known = float(centre["range"]), float(centre["range"]) > 1e-6
+        shift = (float(draws["shift"]) - float(centre["shift"])) * SEMITONE / config.pitch_std
+        for line, (ids, log_durations, pitch) in zip(lines, predicted):
+            frames = np.clip(np.expm1(log_durations), 0, None) * pace
+            target = (pitch * float(draws["range"]) + shift) / spread if known else pitch
+            rows.append(((ids, np.zeros(len(ids), dtype=np.int64), np.zeros((0, config.n_mels), np.float32),
+                          target.astype(np.float32), np.log1p(frames).astype(np.float32), target.astype(np.float32),
+                          float(known)), index, line))
+    return rows
 
 
 def _take_row(config, c: Candidate, intonation_as_read: bool = False) -> tuple:

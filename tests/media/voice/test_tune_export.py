@@ -312,6 +312,46 @@ def test_dpo_learns_each_kept_reading_against_a_dropped_one_of_its_line(tiny_voi
     assert _pace_moved(task, "Where is the nearest station?") > before + 0.02
 
 
+def test_other_lines_carry_each_takes_reading_to_the_voices_own_lines(tiny_voice, tmp_path):
+    """``other_lines``: each take's line-wide reading also on the voice's own training lines, as the starting model
+    reads them moved by the take's pace, shift and range (no per-phoneme noise); the kept takes' rows stay first
+    (their own, then carried), every reward starts at 0, and a tune on slow keeps reads those lines slower too.
+    With sft it is one sentence."""
+    import json
+    import math
+
+    import torch
+
+    from studio.media import get
+    from studio.media.voice.lines import training_lines
+    from studio.media.voice.phonemes import text_to_ids
+    from studio.media.voice.settings import VoiceTune
+    from studio.media.voice.speak import SEMITONE
+
+    medium = get("voice")
+    handle = medium.load(str(tiny_voice))
+    takes = _takes_on_disk(tmp_path, medium, handle, "The garden was quiet after the rain.", range(8),
+                           medium.validate_params(FAST))
+    noise = {t.id: math.log(json.loads(Path(t.files["json"]).read_text())["draws"]["pace"]) for t in takes}
+    ranked = sorted(takes, key=lambda t: -noise[t.id])
+    settings = {"batch_size": 4, "rank": 4, "seed": 0, "objective": "kto", "beta": 100.0, "other_lines": 2}
+    task = medium.tune_task(handle, ranked[:3], settings, None, dropped=ranked[3:])
+    assert len(task.rows) == 8 * 3 and task.preference.kept == 3 * 3
+    line = training_lines(2)[1]
+    frames, pitch = _base_reading(handle, text_to_ids(line))
+    draws = json.loads(Path(ranked[0].files["json"]).read_text())["draws"]
+    row = task.rows[4]  # the first kept take's reading on the second line
+    np.testing.assert_allclose(row[4], np.log1p(frames * draws["pace"] / draws["centre"]["pace"]), atol=1e-5)
+    shift = (draws["shift"] - draws["centre"]["shift"]) * SEMITONE / handle.model.config.pitch_std
+    np.testing.assert_allclose(row[5], (pitch * draws["range"] + shift) / draws["centre"]["range"], atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(task.log_probs(torch.arange(24)), task.preference.reference)
+    _fit(task, 40, 5e-3)
+    assert _pace_moved(task, line) > 0.02 and _pace_moved(task, "Where is the nearest station?") > 0.02
+    with pytest.raises(StudioError, match="other_lines carries"):
+        VoiceTune.parse({"objective": "sft", "other_lines": 2})
+
+
 def test_a_tune_from_a_tuned_version_is_anchored_at_its_own_beta(tiny_voice, tmp_path):
     """The next round's kto starts from the last round's adapter (its reference is the tuned reading, not the
     base's) and is anchored at beta times tuned_beta_scale; a tune from the base keeps beta itself."""
