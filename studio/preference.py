@@ -244,6 +244,20 @@ class PreferenceBatches:
         self.reference: Any = None  # per row, set by the task once
         self.reward_log = RewardLog()  # the last batch's rewards, for the step's log
 
+    def keep_least_alike(self, states: Any, share: float) -> None:
+        """Keeps the ``share`` of the pairs whose kept and dropped candidates are least alike to the starting
+        model: lowest length-normalised CHES (Razin et al. 2024, "Unintentional Unalignment"), the mean hidden
+        state over the kept one's tokens dotted with the dropped one's, minus the kept one's squared norm.  A pair
+        scoring high is one whose margin dpo wins by lowering both sides together, which moves probability onto
+        what resembles neither (likelihood displacement).  ``states``: per row, its mean hidden state."""
+        if share >= 1 or len(self.pairs) < 2:
+            return
+        kept = states[[i for i, _ in self.pairs]].double()
+        dropped = states[[j for _, j in self.pairs]].double()
+        ches = ((kept * dropped).sum(-1) - (kept * kept).sum(-1)).tolist()
+        order = sorted(range(len(self.pairs)), key=lambda p: ches[p])[:max(1, round(share * len(self.pairs)))]
+        self.pairs = [self.pairs[p] for p in sorted(order)]
+
     def loss(self, step: int, generator: Any, log_probs) -> Any:
         import torch
 

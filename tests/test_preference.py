@@ -71,6 +71,22 @@ def test_dpo_prefers_the_kept_of_each_pair():
     assert same_prompt_pairs(["a", "b"], ["b", "c", "a"]) == [(0, 2), (1, 0)]
 
 
+def test_dpo_keeps_the_share_of_pairs_least_alike_by_length_normalised_ches():
+    """CHES of a pair: the kept row's mean hidden state dotted with the dropped one's, minus its own squared norm;
+    the lowest are kept, in their pair order, and a share of 1 keeps every pair."""
+    import torch
+
+    states = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.5]])  # kept 0, 1; dropped 2, 3
+    batches = PreferenceBatches("dpo", 2, 4, 4, 1.0, ["a"] * 4)
+    assert batches.pairs == [(0, 2), (0, 3), (1, 2), (1, 3)]  # CHES 0, -2, -1, -0.5
+    batches.keep_least_alike(states, 1.0)
+    assert len(batches.pairs) == 4
+    batches.keep_least_alike(states, 0.5)
+    assert batches.pairs == [(0, 3), (1, 2)]
+    batches.keep_least_alike(states, 0.01)
+    assert batches.pairs == [(0, 3)]  # at least one pair stays
+
+
 def test_ipo_draws_each_pairs_margin_to_its_target_and_pulls_back_a_margin_past_it():
     import torch
 

@@ -5,7 +5,7 @@ import dataclasses
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...preference import (PreferenceTune, beta_setting, kept_floor_setting, objective_setting,
+from ...preference import (PAIRED, PreferenceTune, beta_setting, kept_floor_setting, objective_setting,
                            sft_weight_setting)
 from ...settings import Settings, rank_setting, setting, stop_narrowing_setting, tuned_lr_scale_setting
 
@@ -95,6 +95,10 @@ class TextTune(PreferenceTune):
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1)
     kept_floor: float = kept_floor_setting(0.0, "text")
+    pair_share: float = setting(1.0, "dpo / ipo: learn from this share of the kept-dropped pairs, those least alike "
+                                     "to the starting model (length-normalised CHES, Razin et al. 2024): a pair too "
+                                     "alike is won by lowering both, and the texts that resemble neither take the mass",
+                                min=0.05, max=1, label="Pairs learned from")
     sft_weight: float = sft_weight_setting(0.0, "texts")
     # summed over its tokens a text's reward favours the keeps' length; the mean weighs a long text and a short one
     # alike (SimPO, Meng et al. 2024).  Screened at beta 10 and 30 per token on seeds 32-34, it made the topic
@@ -128,6 +132,8 @@ class TextTune(PreferenceTune):
         if self.objective != "sft" and self.anchor > 0:
             raise StudioError(f"The {self.objective} objective is anchored to the starting model already; "
                               "set anchor to 0, or objective to sft.")
+        if self.pair_share < 1 and self.objective not in PAIRED:
+            raise StudioError("pair_share picks among dpo's and ipo's pairs; set it to 1, or objective to dpo or ipo.")
         if self.goldfish == 1:
             raise StudioError("The goldfish setting must be 0 (off) or a whole number from 2 up, not 1.")
         if self.copy_guard == 1:

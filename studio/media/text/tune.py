@@ -132,6 +132,9 @@ class TextTuneTask:
         self.anchor = self._anchor_states() if self.anchor_weight > 0 and self.split is not None else None
         if self.preference is not None:  # the starting model's log-probs, before any step (a resume repeats them)
             self.preference.reference = self._reference_log_probs()
+            pair_share = float(settings.get("pair_share", 1.0))
+            if pair_share < 1 and self.preference.pairs and self.split is not None:
+                self.preference.keep_least_alike(self._mean_states(), pair_share)
         # the trainer's looks (training.py): trial texts on fixed seeds, against the kept ones
         self.stop_copying = float(settings["stop_copying"])
         self.trials = list(trials)
@@ -173,6 +176,17 @@ class TextTuneTask:
             for row in range(len(self.inputs)):
                 hidden = self.hidden(torch.tensor([row]))
                 states.append(counted(hidden, self.labels[row:row + 1])[0].cpu())
+        self.tokens_seen = 0
+        return states
+
+    def _mean_states(self) -> Any:
+        """Per row, the starting model's last hidden state averaged over the positions that predict its counted
+        tokens (what ``keep_least_alike`` compares)."""
+        import torch
+
+        with torch.no_grad():
+            states = torch.stack([counted(self.hidden(torch.tensor([row])), self.labels[row:row + 1])[0]
+                                  .float().mean(dim=0).cpu() for row in range(len(self.inputs))])
         self.tokens_seen = 0
         return states
 

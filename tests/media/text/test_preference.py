@@ -141,6 +141,20 @@ def test_the_kept_floor_reaches_the_tunes_loss_and_needs_kto_or_dpo(medium, tiny
             medium.tune_task(handle, kept, {**settings, "objective": objective}, None, dropped=dropped)
 
 
+def test_pair_share_keeps_dpos_least_alike_pairs_and_needs_dpo_or_ipo(medium, tiny_llama, make_candidates):
+    from studio.errors import StudioError
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    kept = make_candidates("a sea poem", KEPT, "k")
+    dropped = make_candidates("a sea poem", DROPPED, "d")
+    settings = {**medium.tune_defaults, "objective": "dpo"}
+    every = medium.tune_task(handle, kept, settings, None, dropped=dropped).preference.pairs
+    half = medium.tune_task(handle, kept, {**settings, "pair_share": 0.5}, None, dropped=dropped).preference.pairs
+    assert len(every) == 4 and len(half) == 2 and set(half) < set(every)
+    with pytest.raises(StudioError, match="pair_share"):
+        medium.tune_task(handle, kept, {**settings, "objective": "kto", "pair_share": 0.5}, None, dropped=dropped)
+
+
 def test_per_token_rewards_are_the_summed_log_probs_over_each_texts_counted_tokens(medium, tiny_llama,
                                                                                   make_candidates):
     from studio.errors import StudioError
