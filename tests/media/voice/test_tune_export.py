@@ -245,6 +245,15 @@ def _pace_moved(task, line: str) -> float:
     return float(torch.log((torch.exp(tuned) - 1).clamp(min=0.1) / (torch.exp(base) - 1).clamp(min=0.1)).mean())
 
 
+def _slowest_first(root: Path, medium, handle, count: int) -> list:
+    """``count`` takes of one line on disk, the one that drew the slowest pace first."""
+    import json
+
+    takes = _takes_on_disk(root, medium, handle, "The garden was quiet after the rain.", range(count),
+                           medium.validate_params(FAST))
+    return sorted(takes, key=lambda t: -json.loads(Path(t.files["json"]).read_text())["draws"]["pace"])
+
+
 def test_kto_learns_the_kept_readings_against_the_dropped_ones_from_the_starting_model(tiny_voice, tmp_path):
     """kto reads a take's reading as log pi (minus its duration and pitch errors): at the start every reward
     is 0 (the reference is the starting model), and a tune whose kept takes drew slow and whose dropped
@@ -288,7 +297,6 @@ def test_kto_learns_the_kept_readings_against_the_dropped_ones_from_the_starting
 def test_dpo_learns_each_kept_reading_against_a_dropped_one_of_its_line(tiny_voice, tmp_path):
     """dpo pairs every kept take with every dropped take of the same line; from a zero margin at the start it reads
     a new line slower when the kept takes drew slow and the dropped ones fast, like kto."""
-    import json
     import math
 
     import torch
@@ -297,10 +305,7 @@ def test_dpo_learns_each_kept_reading_against_a_dropped_one_of_its_line(tiny_voi
 
     medium = get("voice")
     handle = medium.load(str(tiny_voice))
-    takes = _takes_on_disk(tmp_path, medium, handle, "The garden was quiet after the rain.", range(8),
-                           medium.validate_params(FAST))
-    noise = {t.id: math.log(json.loads(Path(t.files["json"]).read_text())["draws"]["pace"]) for t in takes}
-    ranked = sorted(takes, key=lambda t: -noise[t.id])
+    ranked = _slowest_first(tmp_path, medium, handle, 8)
     other = _takes_on_disk(tmp_path / "other", medium, handle, "Where is the nearest station?", range(2),
                            medium.validate_params(FAST))
     settings = {"batch_size": 4, "rank": 4, "seed": 0, "objective": "dpo", "beta": 100.0}
@@ -318,7 +323,6 @@ def test_other_lines_carry_each_takes_reading_to_the_voices_own_lines(tiny_voice
     (their own, then carried), every reward starts at 0, and a tune on slow keeps reads those lines slower too.
     With sft it is one sentence."""
     import json
-    import math
 
     import torch
 
@@ -330,10 +334,7 @@ def test_other_lines_carry_each_takes_reading_to_the_voices_own_lines(tiny_voice
 
     medium = get("voice")
     handle = medium.load(str(tiny_voice))
-    takes = _takes_on_disk(tmp_path, medium, handle, "The garden was quiet after the rain.", range(8),
-                           medium.validate_params(FAST))
-    noise = {t.id: math.log(json.loads(Path(t.files["json"]).read_text())["draws"]["pace"]) for t in takes}
-    ranked = sorted(takes, key=lambda t: -noise[t.id])
+    ranked = _slowest_first(tmp_path, medium, handle, 8)
     settings = {"batch_size": 4, "rank": 4, "seed": 0, "objective": "kto", "beta": 100.0, "other_lines": 2}
     task = medium.tune_task(handle, ranked[:3], settings, None, dropped=ranked[3:])
     assert len(task.rows) == 8 * 3 and task.preference.kept == 3 * 3
