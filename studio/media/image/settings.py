@@ -132,6 +132,10 @@ class ImageTune(PreferenceTune):
     conv_alpha: float | None = setting(None, "the convolutions' LoRA alpha (kohya's conv_alpha; their scale is "
                                              "conv_alpha / rank); empty: half the attention's alpha",
                                        above=0, max=10_000, label="Convolutions' alpha")
+    min_timestep: float = setting(0.0, "learn at the noisier part of the schedule only: the lowest training timestep "
+                                       "as a share of it (kohya's min_timestep / 1000); above 0 the tune learns the "
+                                       "layout and colour that the first steps settle, less of the texture "
+                                       "(0: every timestep)", min=0, max=0.95, label="Noisiest share learned")
     mirror: bool = setting(False, "also learn from each kept picture mirrored left to right (twice the pictures; "
                                   "leave off for lettering, logos or anything one-sided)",
                            label="Learn from mirror images too")

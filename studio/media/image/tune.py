@@ -196,6 +196,7 @@ class ImageTuneTask:
         else:
             self.noise_scheduler, self.prediction = pipe.scheduler, "flow"
         self.snr_weights = None  # per training timestep, when min_snr_gamma is set
+        self.min_timestep = float(settings.get("min_timestep") or 0.0)
         gamma = float(settings.get("min_snr_gamma") or 0.0)
         if gamma:
             if self.prediction == "flow":
@@ -410,8 +411,9 @@ class ImageTuneTask:
         import torch
 
         draws = len(x0) // 2 if paired else len(x0)
+        low = self.min_timestep  # the share of the schedule below which no row is drawn
         if self.prediction == "flow":
-            u = torch.rand((draws,), generator=generator)
+            u = low + (1.0 - low) * torch.rand((draws,), generator=generator)
             u = u.repeat(2) if paired else u
             seq_len = (x0.shape[-2] // 2) * (x0.shape[-1] // 2)
             sigmas = flow_sigmas(self.noise_scheduler.config, u, seq_len).to(x0.device)
@@ -419,7 +421,7 @@ class ImageTuneTask:
             timesteps = sigmas * self.noise_scheduler.config.num_train_timesteps
             return (1.0 - s) * x0 + s * noise, timesteps, noise - x0
         steps = self.noise_scheduler.config.num_train_timesteps
-        t = torch.randint(0, steps, (draws,), generator=generator)
+        t = torch.randint(int(low * steps), steps, (draws,), generator=generator)
         t = (t.repeat(2) if paired else t).to(x0.device)
         noisy = self.noise_scheduler.add_noise(x0, noise, t)
         target = noise if self.prediction == "epsilon" else self.noise_scheduler.get_velocity(x0, noise, t)
