@@ -382,6 +382,17 @@ def test_min_snr_weighs_the_last_steps_less_and_for_v_prediction_the_noisiest_to
     assert plain.snr_weights is None
 
 
+def test_min_timestep_draws_every_row_from_the_noisier_share_of_the_schedule(medium, tiny_model, pictures, tmp_path):
+    task, settings = _task(medium, tiny_model, *pictures, min_timestep=0.6)
+    plain, _ = _task(medium, tiny_model, *pictures)
+    generator, drawn, everywhere = torch.Generator().manual_seed(0), [], []
+    for _ in range(20):
+        drawn += task._draw(generator)[2].tolist()
+        everywhere += plain._draw(generator)[2].tolist()
+    assert min(drawn) >= 600 and max(drawn) <= 999 and min(everywhere) < 600
+    assert np.isfinite(run_tune(task, settings, tmp_path / "job")["loss"])
+
+
 def test_variety_floor_pulls_the_tunes_own_pictures_apart_only_below_the_kept_sets_variety(medium, tiny_model,
                                                                                             pictures, tmp_path):
     """variety_floor: pictures the tune draws itself (fresh noise, a few steps, through the VAE), their spread
