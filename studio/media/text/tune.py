@@ -133,7 +133,7 @@ class TextTuneTask:
         if self.preference is not None:  # the starting model's log-probs, before any step (a resume repeats them)
             self.preference.reference = self._reference_log_probs()
             pair_share = float(settings.get("pair_share", 1.0))
-            if pair_share < 1 and self.preference.pairs and self.split is not None:
+            if pair_share < 1 and self.preference.pairs:
                 self.preference.keep_least_alike(self._mean_states(), pair_share)
         # the trainer's looks (training.py): trial texts on fixed seeds, against the kept ones
         self.stop_copying = float(settings["stop_copying"])
@@ -184,8 +184,16 @@ class TextTuneTask:
         tokens (what ``keep_least_alike`` compares)."""
         import torch
 
+        def last_hidden(rows):  # a model without a plain head (a capped one) gives its states on request
+            if self.split is not None:
+                return self.hidden(rows)
+            self.handle.model.set_adapter(self.name)
+            return self.handle.model(input_ids=self.inputs[rows].to(self.handle.device),
+                                     attention_mask=self.extra[rows].to(self.handle.device), use_cache=False,
+                                     output_hidden_states=True).hidden_states[-1]
+
         with torch.no_grad():
-            states = torch.stack([counted(self.hidden(torch.tensor([row])), self.labels[row:row + 1])[0]
+            states = torch.stack([counted(last_hidden(torch.tensor([row])), self.labels[row:row + 1])[0]
                                   .float().mean(dim=0).cpu() for row in range(len(self.inputs))])
         self.tokens_seen = 0
         return states

@@ -142,6 +142,8 @@ def test_the_kept_floor_reaches_the_tunes_loss_and_needs_kto_or_dpo(medium, tiny
 
 
 def test_pair_share_keeps_dpos_least_alike_pairs_and_needs_dpo_or_ipo(medium, tiny_llama, make_candidates):
+    import torch
+
     from studio.errors import StudioError
 
     handle = medium.load(str(tiny_llama), "cpu")
@@ -151,6 +153,11 @@ def test_pair_share_keeps_dpos_least_alike_pairs_and_needs_dpo_or_ipo(medium, ti
     every = medium.tune_task(handle, kept, settings, None, dropped=dropped).preference.pairs
     half = medium.tune_task(handle, kept, {**settings, "pair_share": 0.5}, None, dropped=dropped).preference.pairs
     assert len(every) == 4 and len(half) == 2 and set(half) < set(every)
+    task = medium.tune_task(handle, kept, {**settings, "pair_share": 0.5}, None, dropped=dropped)
+    split, task.split = task.split, None  # a model whose logits are capped after the head: no body to call alone
+    unsplit = task._mean_states()
+    task.split = split
+    assert torch.allclose(unsplit, task._mean_states(), atol=1e-4)
     with pytest.raises(StudioError, match="pair_share"):
         medium.tune_task(handle, kept, {**settings, "objective": "kto", "pair_share": 0.5}, None, dropped=dropped)
 
