@@ -384,12 +384,14 @@ def test_min_snr_weighs_the_last_steps_less_and_for_v_prediction_the_noisiest_to
 
 def test_min_timestep_draws_every_row_from_the_noisier_share_of_the_schedule(medium, tiny_model, pictures, tmp_path):
     task, settings = _task(medium, tiny_model, *pictures, min_timestep=0.6)
-    plain, _ = _task(medium, tiny_model, *pictures)
-    generator, drawn, everywhere = torch.Generator().manual_seed(0), [], []
+    default, _ = _task(medium, tiny_model, *pictures)  # the noisier three quarters
+    plain, _ = _task(medium, tiny_model, *pictures, min_timestep=0.0)
+    generator, drawn, usual, everywhere = torch.Generator().manual_seed(0), [], [], []
     for _ in range(20):
         drawn += task._draw(generator)[2].tolist()
+        usual += default._draw(generator)[2].tolist()
         everywhere += plain._draw(generator)[2].tolist()
-    assert min(drawn) >= 600 and max(drawn) <= 999 and min(everywhere) < 600
+    assert min(drawn) >= 600 and max(drawn) <= 999 and min(usual) >= 250 and min(everywhere) < 250
     assert np.isfinite(run_tune(task, settings, tmp_path / "job")["loss"])
 
 
