@@ -109,10 +109,10 @@ class TinyTuneTask(PeftTask):
 
 def _carried_rows(net, config, takes: Sequence[Candidate], lines: Sequence[str]) -> list[tuple[tuple, int, str]]:
     """Each take's line-wide reading carried to ``lines``: per (take, line) whose take has its draws, (the row
-    ``_batch`` reads, the take's index, the line).  The targets are what the starting model (``net`` before
-    any step) predicts for the line, moved as the take's draw moved its own line around the centre: durations by
-    its pace, pitch by its range and shift (``reading_targets`` with no per-id noise).  The row has no frames of
-    sound: it serves the preference objectives' log-probs (``TinyTuneTask.log_probs``), never the mel loss."""
+    ``_batch`` reads, the take's index, the line).  The line is read as the starting model (``net`` before any
+    step) predicts it, moved by the take's own pace, shift and range with no per-phoneme noise, and learned as
+    ``reading_targets`` learns the take itself.  The row has no frames of sound: it serves the preference
+    objectives' log-probs (``TinyTuneTask.log_probs``), never the mel loss."""
     import numpy as np
     import torch
 
@@ -126,22 +126,19 @@ def _carried_rows(net, config, takes: Sequence[Candidate], lines: Sequence[str])
             ids = text_to_ids(line)
             x, mask = net.encode(torch.tensor([ids]), torch.tensor([len(ids)]))
             log_durations, pitch = net.predict(x, mask)
-            predicted.append((np.asarray(ids), log_durations[0].double().numpy(), pitch[0].double().numpy()))
+            predicted.append((np.asarray(ids), np.clip(np.expm1(log_durations[0].double().numpy()), 0, None),
+                              pitch[0].double().numpy()))
     rows = []
     for index, c in enumerate(takes):
         draws = json.loads(_file(c, "json").read_text()).get("draws")
         if not draws:  # an older take: its reading's draws are unknown
             continue
-        centre = draws["centre"]
-        pace = float(draws["pace"]) / float(centre["pace"])
-        spread, known = float(centre["range"]), float(centre["range"]) > 1e-6
-        shift = (float(draws["shift"]) - float(centre["shift"])) * SEMITONE / config.pitch_std
-        for line, (ids, log_durations, pitch) in zip(lines, predicted):
-            frames = np.clip(np.expm1(log_durations), 0, None) * pace
-            target = (pitch * float(draws["range"]) + shift) / spread if known else pitch
+        for line, (ids, frames, pitch) in zip(lines, predicted):
+            read = pitch * float(draws["range"]) + float(draws["shift"]) * SEMITONE / config.pitch_std
+            quiet = {**draws, "rhythm": [0.0] * len(ids), "intonation": [0.0] * len(ids)}
+            targets = reading_targets(frames * float(draws["pace"]), read, quiet, config)
             rows.append(((ids, np.zeros(len(ids), dtype=np.int64), np.zeros((0, config.n_mels), np.float32),
-                          target.astype(np.float32), np.log1p(frames).astype(np.float32), target.astype(np.float32),
-                          float(known)), index, line))
+                          read.astype(np.float32), *targets), index, line))
     return rows
 
 
