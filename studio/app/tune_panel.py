@@ -203,6 +203,10 @@ def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base", lear
     further = defaults.get("extrapolate", 1.0)
     if further != 1:  # image/tune.py: the version is stored further along what the tune learned (ExPO)
         dose += f" The new version goes {further:g}x as far as the tune took it (Go further than learned)."
+    low = defaults.get("min_timestep", 0.0)
+    if low:  # image/tune.py: training noise drawn from the noisier part of the schedule only
+        dose += (f" It learns at the noisier {1 - low:.0%} of the noise schedule, where a picture's layout and "
+                 f"colour are settled, and leaves the finest detail as the model drew it (Lowest timestep learned).")
     moves = int(defaults.get("transpose", 0))
     if moves:  # music/tune.py: each piece also learned in the keys around its own
         dose += (f" On a model that writes notes (the built-in) it also learns each piece moved up to {moves} "

@@ -60,6 +60,11 @@ def test_the_intro_says_a_later_rounds_gentler_step(workspace, fake):
         pictures = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
             tune_defaults={**defaults, "extrapolate": further}))
         assert (said in _intro(pictures, kept)) if said else "as far as" not in _intro(pictures, kept)
+    # the image tune's min_timestep (0.25): it learns at the noisier three quarters of the schedule, said unless 0
+    for low, said in ((0.25, "learns at the noisier 75% of the noise schedule"), (0.5, "the noisier 50%"), (0, None)):
+        pictures = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
+            tune_defaults={**defaults, "min_timestep": low}))
+        assert (said in _intro(pictures, kept)) if said else "noise schedule" not in _intro(pictures, kept)
     # the music tune's transpose (2): each piece also learned in the keys around its own, said unless 0
     for moves, said in ((2, "moved up to 2 semitones up and down, its key with it"), (1, "up to 1 semitone up"),
                         (0, None)):

@@ -135,11 +135,11 @@ class ImageTune(PreferenceTune):
     # rows from the noisier three quarters of the schedule: the rule's protocol 80 of 96 against 77, the artist's 40
     # against 40, likeness 21 against 21, the sum 1.708 against 1.693; at half of it tone lifted more and likeness fell
     # (18), and negative space lifted in 3 of 3 suite seeds (docs/objectives.md, "Pictures: learning at the noisier
-    # half of the schedule only"); measured on the built-in only
+    # part of the schedule"); measured on the built-in only
     min_timestep: float = setting(0.25, "learn at the noisier part of the schedule only: the lowest training "
                                         "timestep as a share of it (kohya's min_timestep / 1000); higher learns more "
                                         "of the layout and colour the first steps settle and less of the detail "
-                                        "(0: every timestep)", min=0, max=0.95, label="Noisiest share learned")
+                                        "(0: every timestep)", min=0, max=0.95, label="Lowest timestep learned")
     mirror: bool = setting(False, "also learn from each kept picture mirrored left to right (twice the pictures; "
                                   "leave off for lettering, logos or anything one-sided)",
                            label="Learn from mirror images too")
