@@ -27,6 +27,9 @@ UNET_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
 UNET_CONV = ("conv1", "conv2")  # each resnet's two 3x3 convolutions (kohya's LoCon "conv_dim")
 # MM-DiT blocks attend over image and text tokens with separate projections for each
 MMDIT_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
+# where the prompt enters the picture: the keys and values made from the text (Custom Diffusion, Kumari et al. 2023)
+UNET_CROSS = ("attn2.to_k", "attn2.to_v")
+MMDIT_CROSS = ("add_k_proj", "add_v_proj")
 CLIP_ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
 FLUX_TRAIN_GUIDANCE = 3.5  # the guidance a dev-style model is trained at (diffusers' and kohya's default)
 
@@ -39,6 +42,7 @@ class Family:
     objective: str  # "ddpm" or "flow"
     lora_targets: tuple[str, ...]
     conv_targets: tuple[str, ...]  # what ``conv`` adds (empty: the family has none to adapt)
+    cross_targets: tuple[str, ...]  # the text's keys and values alone (layers "cross")
     text_encoders: tuple[str, ...]  # components that may carry a LoRA
     encode: Callable[..., tuple[dict[str, Any], dict[str, Any]]]  # (pipe, prompts, device, size) -> rows, shared
     predict: Callable[..., Any]  # (pipe, noisy, timesteps, cond) -> prediction shaped like noisy
@@ -116,16 +120,16 @@ def _predict_flux(pipe, noisy, timesteps, cond):
 
 FAMILIES = (
     Family(name="Stable Diffusion 1.x/2.x", pipelines=("StableDiffusionPipeline",), denoiser="unet",
-           objective="ddpm", lora_targets=UNET_ATTENTION, conv_targets=UNET_CONV, text_encoders=("text_encoder",),
+           objective="ddpm", lora_targets=UNET_ATTENTION, conv_targets=UNET_CONV, cross_targets=UNET_CROSS, text_encoders=("text_encoder",),
            encode=_encode_sd, predict=_predict_unet, kohya="sd", base_model_version="sd_v1"),
     Family(name="SDXL", pipelines=("StableDiffusionXLPipeline",), denoiser="unet", objective="ddpm",
-           lora_targets=UNET_ATTENTION, conv_targets=UNET_CONV, text_encoders=("text_encoder", "text_encoder_2"),
+           lora_targets=UNET_ATTENTION, conv_targets=UNET_CONV, cross_targets=UNET_CROSS, text_encoders=("text_encoder", "text_encoder_2"),
            encode=_encode_sdxl, predict=_predict_unet, kohya="sgm", base_model_version="sdxl_base_v1-0"),
     Family(name="SD3/SD3.5", pipelines=("StableDiffusion3Pipeline",), denoiser="transformer", objective="flow",
-           lora_targets=MMDIT_ATTENTION, conv_targets=(), text_encoders=("text_encoder", "text_encoder_2"),
+           lora_targets=MMDIT_ATTENTION, conv_targets=(), cross_targets=MMDIT_CROSS, text_encoders=("text_encoder", "text_encoder_2"),
            encode=_encode_sd3, predict=_predict_sd3, kohya=None, base_model_version="sd3"),
     Family(name="Flux.1", pipelines=("FluxPipeline",), denoiser="transformer", objective="flow",
-           lora_targets=MMDIT_ATTENTION, conv_targets=(), text_encoders=("text_encoder",),
+           lora_targets=MMDIT_ATTENTION, conv_targets=(), cross_targets=MMDIT_CROSS, text_encoders=("text_encoder",),
            encode=_encode_flux, predict=_predict_flux, kohya="bfl", base_model_version="flux1"),
 )
 

@@ -129,6 +129,11 @@ class ImageTune(PreferenceTune):
                                       "conv_dim): learns more of the kept pictures' layout and colour; empty: on "
                                       "wherever the denoiser has convolutions (SD 1.x/2.x, SDXL, the built-in), off "
                                       "where it has none (SD3, Flux)", label="Adapt convolutions too")
+    layers: str = setting("all", "which of the denoiser's layers the LoRA adapts: all its attention (and the "
+                                 "convolutions, see conv), or only the keys and values its cross-attention makes "
+                                 "from the prompt (cross: Custom Diffusion's choice; learns what the words draw, "
+                                 "less of where the seed puts things)", choices=("all", "cross"),
+                          shown=("all attention", "the prompt's keys and values"), label="Layers adapted")
     conv_alpha: float | None = setting(None, "the convolutions' LoRA alpha (kohya's conv_alpha; their scale is "
                                              "conv_alpha / rank); empty: half the attention's alpha",
                                        above=0, max=10_000, label="Convolutions' alpha")

@@ -173,14 +173,18 @@ class ImageTuneTask:
         self.train_text = bool(settings["train_text_encoder"])
         self.rank = int(settings["rank"])
         conv = settings.get("conv")
+        cross = settings.get("layers", "all") == "cross"
+        if cross and (conv or settings.get("conv_alpha") is not None):
+            raise StudioError("layers 'cross' adapts the cross-attention alone; leave conv and conv_alpha empty.")
         if conv and not self.family.conv_targets:
             raise StudioError(f"{self.family.name} has no convolutions in its denoiser to adapt; tune with conv off.")
         if settings.get("conv_alpha") is not None and not self.family.conv_targets:
             raise StudioError(f"{self.family.name} has no convolutions in its denoiser; leave conv_alpha empty.")
         if settings.get("conv_alpha") is not None and conv is False:
             raise StudioError("conv_alpha sets the alpha of the convolutions' LoRA; turn conv on too, or leave it empty.")
-        conv = bool(self.family.conv_targets) if conv is None else bool(conv)  # empty: wherever there are some
-        self.targets = [*self.family.lora_targets, *(self.family.conv_targets if conv else ())]
+        conv = bool(self.family.conv_targets) and not cross if conv is None else bool(conv)  # empty: where there are
+        self.targets = (list(self.family.cross_targets) if cross else
+                        [*self.family.lora_targets, *(self.family.conv_targets if conv else ())])
         self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
         # the convolutions' own alpha (kohya's conv_alpha); empty: half the attention's (ImageTune.conv_alpha_share)
         self.conv_alpha = (None if not conv else float(settings["conv_alpha"]) if settings.get("conv_alpha") is not None

@@ -91,6 +91,21 @@ def test_conv_on_a_transformer_family_is_one_sentence(name, medium, tmp_path):
     assert not any("conv" in n for n in medium.tune_task(handle, curated, SETTINGS, None).adapter_state())
 
 
+def test_cross_layers_adapt_only_the_keys_and_values_made_from_the_prompt(family, medium, tmp_path):
+    name, folder = family
+    handle = medium.load(str(folder), "cpu")
+    curated = to_candidates(medium.generate(handle, PROMPT, [0], {"steps": 1, **SIZE}), PROMPT, tmp_path / "c")
+    layers = {n.split(".lora_", 1)[0].rsplit(".", 1)[-1] if name != "sdxl" else n.split(".lora_", 1)[0]
+              for n in medium.tune_task(handle, curated, {**SETTINGS, "layers": "cross"}, None).adapter_state()}
+    if name == "sdxl":  # the UNet's cross-attention (attn2), not its self-attention (attn1) nor its convolutions
+        assert layers and all(n.endswith(("attn2.to_k", "attn2.to_v")) for n in layers)
+    else:  # MM-DiT: the text stream's keys and values
+        assert layers == {"add_k_proj", "add_v_proj"}
+    with pytest.raises(StudioError, match="adapts the cross-attention alone; leave conv and conv_alpha empty") as err:
+        medium.tune_task(handle, curated, {**SETTINGS, "layers": "cross", "conv": True}, None)
+    assert str(err.value).count(". ") == 0
+
+
 def test_tune_trains_the_denoisers_attention(tuned):
     name, _, _, task = tuned
     names = list(task.adapter_state())
