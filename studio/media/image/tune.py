@@ -182,7 +182,8 @@ class ImageTuneTask:
             raise StudioError(f"{self.family.name} has no convolutions in its denoiser; leave conv_alpha empty.")
         if settings.get("conv_alpha") is not None and conv is False:
             raise StudioError("conv_alpha sets the alpha of the convolutions' LoRA; turn conv on too, or leave it empty.")
-        conv = bool(self.family.conv_targets) and not cross if conv is None else bool(conv)  # empty: where there are
+        # empty: wherever the family has convolutions, unless the cross-attention alone is adapted
+        conv = bool(self.family.conv_targets) and not cross if conv is None else bool(conv)
         self.targets = (list(self.family.cross_targets) if cross else
                         [*self.family.lora_targets, *(self.family.conv_targets if conv else ())])
         self.alpha = float(settings["alpha"] if settings["alpha"] is not None else ImageTune.alpha_per_rank * self.rank)
