@@ -173,7 +173,7 @@ class ImageTuneTask:
         self.train_text = bool(settings["train_text_encoder"])
         self.rank = int(settings["rank"])
         conv = settings.get("conv")
-        cross = settings.get("layers", "all") == "cross"
+        cross = settings["layers"] == "cross"
         if cross and (conv or settings.get("conv_alpha") is not None):
             raise StudioError("layers 'cross' adapts the cross-attention alone; leave conv and conv_alpha empty.")
         if conv and not self.family.conv_targets:
@@ -201,7 +201,7 @@ class ImageTuneTask:
         else:
             self.noise_scheduler, self.prediction = pipe.scheduler, "flow"
         self.snr_weights = None  # per training timestep, when min_snr_gamma is set
-        self.min_timestep = float(settings.get("min_timestep") or 0.0)
+        self.min_timestep = float(settings["min_timestep"])
         gamma = float(settings.get("min_snr_gamma") or 0.0)
         if gamma:
             if self.prediction == "flow":
