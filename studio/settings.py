@@ -255,6 +255,9 @@ class TuneSettings(Settings):
     checkpoint_every: int = setting(25, "steps between checkpoints (a killed tune resumes from the last)",
                                     min=1, max=100_000)
     max_grad_norm: float = setting(1.0, "gradient clipping norm", above=0, max=1e6)
+    momentum: float = setting(0.9, "AdamW's momentum (its first beta): the share of each step carried into the next; "
+                                   "0 = every step follows its own gradient alone, so a preference tune stops "
+                                   "moving once its pairs are won", min=0, below=1, label="Momentum")
     accumulate: int = setting(1, "batches per process per optimisation step", min=1, max=1024)
     prior_weight: float = setting(0.0, "share of each batch drawn from the batch's un-kept candidates "
                                        "(prior preservation; 0 = off)", min=0, below=1)

@@ -197,7 +197,7 @@ def tune_lr(settings: dict[str, Any], parent_adapter: str | None) -> float:
 def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) -> dict[str, Any]:
     """Train ``task`` for ``settings['steps']`` steps, resuming from the last checkpoint.
 
-    settings: steps, lr, warmup (fraction of steps), checkpoint_every, seed, max_grad_norm,
+    settings: steps, lr, warmup (fraction of steps), checkpoint_every, seed, max_grad_norm, momentum,
     accumulate (batches per process per step, default 1).
     With several processes (``accelerate launch``) every process starts from the main
     process's weights, draws its own shards of each step, and applies the same averaged
@@ -235,7 +235,7 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     params = [p for p in task.parameters() if p.requires_grad]
     if not params:
         raise StudioError("The tune has no trainable weights; check the LoRA target modules.")
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(float(settings["momentum"]), 0.999))
 
     def lr_at(step: int) -> float:  # linear warm-up, then cosine to 10%
         if step < warmup:

@@ -89,3 +89,22 @@ def test_a_resumed_tune_goes_back_to_the_good_look_it_made_before_the_kill(tmp_p
     result = run_tune(again, SETTINGS, job)
     assert result["stopped_at"] == 15 and result["good_step"] == 10
     assert float(again.w) == pytest.approx(watched.seen[1])
+
+
+class Won(Drifting):
+    """One weight under a dpo-like loss, -log sigmoid(10 w): after the first steps the pair is won (loss near 0)."""
+
+    def loss(self, step, generator):
+        import torch
+
+        return -torch.nn.functional.logsigmoid(10 * self.w).sum()
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.0])
+def test_without_momentum_a_won_loss_stops_the_weights(tmp_path, momentum):
+    task = Won()
+    run_tune(task, {**SETTINGS, "lr": 0.5, "momentum": momentum, "steps": 12}, tmp_path)
+    moved = float(task.w)
+    # the first step (0.5) wins the pair (a margin of 5 nats); momentum carries the weight on by what the steps
+    # before it learned (1.87 at 0.9), without it the small gradients left move it little (0.69)
+    assert (moved > 1.5) if momentum else (0.5 < moved < 1.0)
