@@ -92,7 +92,7 @@ def test_a_resumed_tune_goes_back_to_the_good_look_it_made_before_the_kill(tmp_p
 
 
 class Won(Drifting):
-    """One weight under a dpo-like loss, -log sigmoid(10 w): after the first steps the pair is won (loss near 0)."""
+    """One weight under a dpo-like loss, -log sigmoid(10 w): after its first step the pair is won (loss near 0)."""
 
     def loss(self, step, generator):
         import torch
