@@ -256,8 +256,9 @@ class TuneSettings(Settings):
                                     min=1, max=100_000)
     max_grad_norm: float = setting(1.0, "gradient clipping norm", above=0, max=1e6)
     # at 0 the text tune (dpo) met 165 of its built-in protocol's 216 checks as 0.9 did, lifting less and varying
-    # more; on a batch where 0.9 drifted into talk about texts it kept to short poems (docs/objectives.md, "Text: a
-    # tune without momentum"); the other media unmeasured at 0
+    # more; on a batch where 0.9 drifted into talk about texts it kept to short poems; music at 0 met fewer (61
+    # against 65 on 8 runs, a copy missed); pictures and voice unmeasured (docs/objectives.md, "Text: a tune without
+    # momentum")
     momentum: float = setting(0.9, "AdamW's momentum (its first beta): the share of each step carried into the next; "
                                    "0 = every step follows its own gradient alone, so a preference tune stops "
                                    "moving once its pairs are won", min=0, below=1, label="Momentum")
