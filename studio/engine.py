@@ -636,10 +636,12 @@ class Studio:
                 note = (f"No prompt has both a kept and a dropped candidate for {merged['objective']} to pair, so "
                         "this tune learned with kto (keeps and drops unpaired).")
                 merged["objective"] = "kto"
+        undecided = self.undecided_set(medium, examples, dropped) if merged.get("hold", 0) > 0 and dropped else []
         spec = {"medium": medium, "medium_ref": media.reference(medium), "model": model,
                 "parent": from_version, "parent_adapter": self.store.relative(parent_adapter), "settings": merged,
                 "examples": [c.id for c in examples], "prior": [c.id for c in prior],
                 "copies_left_out": [c.id for c in left_out], "dropped": [c.id for c in dropped],
+                **({"undecided": [c.id for c in undecided]} if undecided else {}),
                 "series": self.current_series(medium), **({"note": note} if note else {})}
         return runner.start(self.store, spec)  # reserves the version name and checks for a running tune
 
@@ -705,6 +707,15 @@ class Studio:
             return lowest_share(batch, share) | {c.id for c in batch if c.decision == "hand_rejected"}
 
         return self._batch_mates(medium, examples, DROPPED, counted if share < 1 else None)
+
+    def undecided_set(self, medium: str, examples: Sequence[Candidate], dropped: Sequence[Candidate]
+                      ) -> list[Candidate]:
+        """What a preference tune with ``hold`` keeps as likely as the starting model made it: the other
+        candidates of the kept ones' batches that are neither kept nor learned away from (left pending, or the
+        rule's drops outside ``drop_share``); never one dropped by hand."""
+        learned_away = {c.id for c in dropped}
+        return [c for c in self._batch_mates(medium, examples, ("pending", "auto_rejected"))
+                if c.id not in learned_away]
 
     def _batch_mates(self, medium: str, examples: Sequence[Candidate], decisions: Sequence[str],
                      within: Callable[[list[Candidate]], set[str] | None] | None = None) -> list[Candidate]:

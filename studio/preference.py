@@ -96,6 +96,15 @@ def sft_weight_setting(default: float, what: str) -> Any:
                             "(0 = off)", min=0, max=100, label=f"Kept {what}' own loss")
 
 
+def hold_setting(default: float, what: str) -> Any:
+    """The ``hold`` field: kto's and dpo's pull back on the batch's undecided candidates (neither kept nor learned
+    away from) that the tune makes rarer than the starting model did, with a medium's measured default."""
+    return setting(default, f"kto / dpo: hold the batch's undecided {what} (neither kept nor learned away from) as "
+                            "likely as the starting model made them, at this multiple of the objective's steepest "
+                            "pull (0 = off): against a tune that moves its mass onto what neither side held",
+                   min=0, max=100, label="Hold the undecided")
+
+
 def drop_share_setting(default: float) -> Any:
     """The ``drop_share`` field: which of the rule's drops a preference tune learns away from."""
     return setting(default, "kto / dpo: the rule's drops that count, the lowest-scoring share of each batch "
@@ -125,6 +134,8 @@ class PreferenceTune(TuneSettings):
                               "set prior_weight to 0, or objective to sft.")
         if getattr(self, "kept_floor", 0) > 0 and self.objective not in ("kto", "dpo"):  # a medium with the floor
             raise StudioError("kept_floor acts on kto's and dpo's rewards; set it to 0, or objective to kto or dpo.")
+        if getattr(self, "hold", 0) > 0 and self.objective == "sft":  # a medium with the hold
+            raise StudioError("hold acts beside kto's and dpo's rewards; set it to 0, or objective to kto or dpo.")
 
 
 def kto_loss(policy: Any, reference: Any, kept: Any, beta: float, kept_weight: float = 1.0,
@@ -220,12 +231,17 @@ class PreferenceBatches:
     any step).  ``loss(step, generator, log_probs)`` draws a batch and returns the objective's loss,
     where ``log_probs(rows)`` is the task's differentiable summed log-prob of each row under the tune.
     With ``sft_weight`` above 0 the batch's kept rows' mean log-prob per token (``tokens``: per row, what
-    divides its log-prob into that) adds sft's loss at that weight.
+    divides its log-prob into that) adds sft's loss at that weight.  Rows ``total..total+undecided-1`` are the
+    batch's undecided candidates: with ``hold`` above 0 each step also draws some of them and pulls back any the
+    tune made rarer than the starting model, at ``hold`` times the objective's steepest pull (beta / 2 per nat,
+    as the kept floor).  A won pair stops pulling, and what the tune then moves goes where neither side was
+    (likelihood displacement, Razin et al. 2024): the undecided candidates are the starting model's own texts
+    of the prompt that no side claims, so holding them keeps its mass on its kind of text without reciting a keep.
     """
 
     def __init__(self, objective: str, kept: int, total: int, batch_size: int, beta: float,
                  prompts: Sequence[str] = (), kept_floor: float = 0.0, sft_weight: float = 0.0,
-                 tokens: Any = None):
+                 tokens: Any = None, undecided: int = 0, hold: float = 0.0):
         if objective not in ("kto", *PAIRED):
             raise StudioError(f"The objective must be kto, dpo or ipo here, not {objective!r}.")
         if total <= kept:
@@ -235,6 +251,7 @@ class PreferenceBatches:
         if sft_weight > 0 and tokens is None:
             raise StudioError("The kept candidates' own loss needs each row's token count.")
         self.sft_weight, self.tokens = float(sft_weight), tokens
+        self.undecided, self.hold = (int(undecided), float(hold)) if hold > 0 else (0, 0.0)
         self.pairs: list[tuple[int, int]] = []
         if objective in PAIRED:
             self.pairs = [(i, kept + j) for i, j in same_prompt_pairs(prompts[:kept], prompts[kept:])]
@@ -274,14 +291,26 @@ class PreferenceBatches:
                 loss = ipo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta)
             else:
                 loss = dpo_loss(values[:size], ref[:size], values[size:], ref[size:], self.beta, self.kept_floor)
-            return loss + self._kept_loss(values, rows)
+            return loss + self._kept_loss(values, rows) + self._undecided_loss(size, generator, log_probs)
         # half of every batch from each side: the counts balanced, so lambda_D = lambda_U = 1
         size = max(2, self.batch_size)
         rows = batch_rows(self.kept, self.total, size, 0.5, generator)
         values = log_probs(rows)
         self.reward_log.hold(values - self.reference[rows].to(values.device), rows < self.kept)
         loss = kto_loss(values, self.reference[rows], rows < self.kept, self.beta, kept_floor=self.kept_floor)
-        return loss + self._kept_loss(values, rows)
+        return loss + self._kept_loss(values, rows) + self._undecided_loss(size // 2, generator, log_probs)
+
+    def _undecided_loss(self, size: int, generator: Any, log_probs) -> Any:
+        """The pull back on ``size`` undecided rows drawn at random that the tune made rarer than the starting
+        model (0 when off or when there are none)."""
+        import torch
+
+        if not self.undecided:
+            return 0.0
+        rows = self.total + torch.randint(0, self.undecided, (max(1, size),), generator=generator)
+        values = log_probs(rows)
+        fall = self.reference[rows].to(values.device, values.dtype) - values
+        return self.hold * self.beta / 2 * torch.relu(fall).mean()
 
     def _kept_loss(self, values: Any, rows: Any) -> Any:
         """sft's loss on the batch's kept rows at ``sft_weight``: their mean negative log-prob per token (0 when

@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = {"prior": prior} if prior else {}  # media without prior preservation never see it
         if spec.get("dropped"):  # a preference objective's drops (media without one never see them)
             extra["dropped"] = store.candidates(spec["medium"], ids=spec["dropped"])
+        if spec.get("undecided"):  # what a preference tune with hold keeps as likely (media with the setting)
+            extra["undecided"] = store.candidates(spec["medium"], ids=spec["undecided"])
         task = medium.tune_task(handle, examples, settings, parent_adapter, **extra)
         settings = {**settings, "lr": tune_lr(settings, parent_adapter)}  # a later round's own step
         if main_process:

@@ -16,7 +16,7 @@ import numpy as np
 
 from studio.errors import StudioError
 from studio.medium import Candidate, Generated, Medium, PromptLength
-from studio.preference import PreferenceBatches, PreferenceTune
+from studio.preference import PreferenceBatches, PreferenceTune, hold_setting
 from studio.settings import Settings, setting
 
 COLOURS = ["black", "grey", "brown", "red", "orange", "yellow", "green", "blue"]
@@ -46,7 +46,7 @@ def brightness(candidates: Sequence[Candidate]) -> list[float]:
 
 class FakeTask:
     def __init__(self, handle: Handle, examples: Sequence[Candidate], init, prior=(), prior_weight=0.0,
-                 dropped=(), objective="sft", beta=0.1):
+                 dropped=(), objective="sft", beta=0.1, undecided=(), hold=0.0):
         import torch
 
         self.base = handle.logits
@@ -55,11 +55,12 @@ class FakeTask:
         self.prior = torch.tensor([COLOURS.index(Path(c.path).read_text()) for c in prior], dtype=torch.long)
         self.prior_weight = prior_weight if len(self.prior) else 0.0
         self.preference = None
-        if objective != "sft":  # rows: the kept colours, then the dropped ones
+        if objective != "sft":  # rows: the kept colours, then the dropped ones, then the undecided (hold)
             self.rows = torch.cat([self.targets, torch.tensor([COLOURS.index(Path(c.path).read_text())
-                                                               for c in dropped], dtype=torch.long)])
-            self.preference = PreferenceBatches(objective, len(examples), len(self.rows), 8, beta,
-                                                [c.prompt for c in [*examples, *dropped]])
+                                                               for c in [*dropped, *undecided]], dtype=torch.long)])
+            self.preference = PreferenceBatches(objective, len(examples), len(examples) + len(dropped), 8, beta,
+                                                [c.prompt for c in [*examples, *dropped]], undecided=len(undecided),
+                                                hold=hold)
             self.reward_log = self.preference.reward_log  # each step's rewards in its log, as the media's tasks
             with torch.no_grad():
                 self.preference.reference = self.log_probs(torch.arange(len(self.rows)))
@@ -113,6 +114,7 @@ class FakeTune(PreferenceTune):
     slow: float = setting(0.0, "seconds each step sleeps (tests of cancel and resume)", min=0, max=60)
     fail: str = setting("", "nan: the loss turns NaN", choices=("", "nan"))
     stop: bool = setting(False, "the tune's first look finds something wrong (tests of the trainer's looks)")
+    hold: float = hold_setting(0.0, "colours")
 
 
 PROMPT_WORDS = 12  # how many words of a prompt the fake model reads
@@ -180,7 +182,7 @@ class FakeMedium(Medium):
             feats[i, COLOURS.index(Path(c.path).read_text())] = 1.0
         return feats
 
-    def tune_task(self, handle, examples, settings, parent_adapter, prior=(), dropped=()):
+    def tune_task(self, handle, examples, settings, parent_adapter, prior=(), dropped=(), undecided=()):
         import torch
         from safetensors.torch import load_file
 
@@ -188,7 +190,8 @@ class FakeMedium(Medium):
         if parent_adapter:
             init = load_file(str(Path(parent_adapter) / "adapter.safetensors"))["delta"]
         task = FakeTask(handle, examples, init, prior, float(settings.get("prior_weight", 0.0)), dropped,
-                        settings.get("objective", "sft"), float(settings.get("beta", 0.1)))
+                        settings.get("objective", "sft"), float(settings.get("beta", 0.1)), undecided,
+                        float(settings.get("hold", 0.0)))
         if settings.get("fail") == "nan":
             task.base = task.base * float("nan")
         if settings.get("stop"):

@@ -318,3 +318,74 @@ def test_the_kept_candidates_own_loss_adds_their_mean_log_prob_per_token():
         assert bool((values.grad[:2] <= 0).all()) and bool((values.grad[2:] == 0).all())  # raises the kept alone
     with pytest.raises(StudioError, match="token count"):
         PreferenceBatches("kto", kept=2, total=4, batch_size=4, beta=1.0, sft_weight=1.0)
+
+
+def test_the_undecided_rows_are_held_where_the_tune_made_them_rarer_and_only_there():
+    import torch
+
+    # rows 0 kept, 1 dropped, 2-4 undecided: row 2 fell 6 nats, row 3 fell 2, row 4 rose
+    values = torch.tensor([-1.0, -9.0, -6.0, -2.0, 3.0], requires_grad=True)
+    for objective, prompts in (("kto", ()), ("dpo", ["a", "a"])):
+        plain = PreferenceBatches(objective, kept=1, total=2, batch_size=4, beta=2.0, prompts=prompts)
+        held = PreferenceBatches(objective, kept=1, total=2, batch_size=4, beta=2.0, prompts=prompts,
+                                 undecided=3, hold=0.5)
+        drawn = []
+        for batches in (plain, held):
+            batches.reference = torch.zeros(5)
+
+        def log_probs(rows):
+            drawn.append(rows)
+            return values[rows]
+
+        a = plain.loss(0, torch.Generator().manual_seed(3), log_probs)
+        b = held.loss(0, torch.Generator().manual_seed(3), log_probs)
+        assert all(bool((r < 2).all()) for r in drawn[:2])  # the objective's rows: never an undecided one
+        undecided = drawn[-1]
+        assert bool((undecided >= 2).all())
+        fall = torch.relu(-values.detach()[undecided])
+        assert b.item() == pytest.approx(a.item() + 0.5 * 2.0 / 2 * float(fall.mean()))
+        values.grad = None
+        (b - a).backward()
+        assert bool((values.grad[:2] == 0).all()) and float(values.grad[4]) == 0  # the risen row is left alone
+        assert bool((values.grad[2:4] <= 0).all())  # the fallen ones raised
+    off = PreferenceBatches("kto", kept=1, total=2, batch_size=4, beta=2.0, undecided=3, hold=0.0)
+    off.reference = torch.zeros(5)
+    rows_seen = []
+    off.loss(0, torch.Generator().manual_seed(3), lambda rows: rows_seen.append(rows) or values[rows])
+    assert len(rows_seen) == 1 and bool((rows_seen[0] < 2).all())  # at 0 no undecided row is drawn
+
+
+@pytest.mark.slow
+def test_the_undecided_set_is_the_kept_batches_pending_and_uncounted_rule_drops(workspace, fake):
+    studio = Studio(workspace)
+    other = studio.generate("fake", "a colour", n=4, seed=500)  # a batch with no keeps: none of it is held
+    batch = studio.generate("fake", "a colour", n=12)
+    studio.curate("fake", accept=[batch[0].id, batch[1].id], reject=[batch[2].id], apply_rule=False)
+    kept = [batch[0], batch[1]]
+    dropped = studio.dropped_set("fake", kept)
+    assert [c.id for c in dropped] == [batch[2].id]
+    undecided = studio.undecided_set("fake", kept, dropped)
+    assert {c.id for c in undecided} == {c.id for c in batch[3:]}  # pending: neither kept nor learned away from
+    assert not {c.id for c in other} & {c.id for c in undecided}
+    studio.curate("fake", batch=batch[0].batch, scorers=["bright"], threshold=0.7, temperature=0.0)
+    mates = studio.store.candidates("fake", batch=batch[0].batch)
+    kept = [c for c in mates if c.accepted]
+    counted = studio.dropped_set("fake", kept, 0.25)
+    held = studio.undecided_set("fake", kept, counted)
+    rule_drops = {c.id for c in mates if c.decision == "auto_rejected"}
+    assert {c.id for c in held} == rule_drops - {c.id for c in counted}  # the rule's drops outside the share
+    assert batch[2].id not in {c.id for c in held}  # a drop by hand is always learned away from, never held
+
+
+@pytest.mark.slow
+def test_a_tune_with_hold_hands_its_undecided_candidates_over_and_one_without_does_not(workspace, fake):
+    studio = Studio(workspace)
+    batch = studio.generate("fake", "a colour", n=12)
+    studio.curate("fake", accept=[batch[0].id, batch[1].id], reject=[batch[2].id, batch[3].id], apply_rule=False)
+    held = studio.tune("fake", settings={"objective": "dpo", "beta": 1.0, "hold": 2.0})
+    spec = _spec(workspace, held["job"])
+    assert set(spec["undecided"]) == {c.id for c in batch[4:]} and held["version"] == "v1"  # and the tune ran
+    plain = studio.tune("fake", settings={"objective": "dpo", "beta": 1.0})  # off: nothing held
+    assert "undecided" not in _spec(workspace, plain["job"])
+    with pytest.raises(StudioError, match="hold"):  # sft learns no drops to hold beside
+        studio.tune("fake", settings={"hold": 2.0})

@@ -127,7 +127,7 @@ class TextMedium(Medium):
 
     def tune_task(self, handle: Any, examples: Sequence[Candidate], settings: dict[str, Any],
                   parent_adapter: str | None, prior: Sequence[Candidate] = (),
-                  dropped: Sequence[Candidate] = ()) -> Any:
+                  dropped: Sequence[Candidate] = (), undecided: Sequence[Candidate] = ()) -> Any:
         from .embedding import candidate_text
         from .prompting import cut_at_limit
         from .tune import TextTuneTask
@@ -140,7 +140,7 @@ class TextMedium(Medium):
         # the tune's trial texts: the kept ones' prompts with the settings they were written with
         trials = [(c.prompt, self.validate_params(c.params)) for c in examples]
         return TextTuneTask(handle, pairs(examples), self.parse_tune_settings(settings), parent_adapter,
-                            pairs(prior), pairs(dropped), trials)
+                            pairs(prior), pairs(dropped), trials, pairs(undecided))
 
     def export(self, handle: Any, version: Version | None, fmt: str, out_dir: Path,
                curated: Sequence[Candidate]) -> list[Path]:

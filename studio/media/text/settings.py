@@ -5,7 +5,7 @@ import dataclasses
 from typing import ClassVar
 
 from ...errors import StudioError
-from ...preference import (PAIRED, PreferenceTune, beta_setting, kept_floor_setting, objective_setting,
+from ...preference import (PAIRED, PreferenceTune, beta_setting, hold_setting, kept_floor_setting, objective_setting,
                            sft_weight_setting)
 from ...settings import Settings, rank_setting, setting, stop_narrowing_setting, tuned_lr_scale_setting
 
@@ -95,6 +95,7 @@ class TextTune(PreferenceTune):
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1)
     kept_floor: float = kept_floor_setting(0.0, "text")
+    hold: float = hold_setting(0.0, "texts")
     pair_share: float = setting(1.0, "dpo / ipo: learn from this share of the kept-dropped pairs, those least alike "
                                      "to the starting model (length-normalised CHES, Razin et al. 2024): a pair too "
                                      "alike is won by lowering both, and the texts that resemble neither take the mass",

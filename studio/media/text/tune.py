@@ -65,7 +65,8 @@ def counted_tokens(labels: Any) -> Any:
 class TextTuneTask:
     def __init__(self, handle: TextHandle, pairs: Sequence[Pair], settings: dict[str, Any],
                  parent_adapter: str | None = None, prior_pairs: Sequence[Pair] = (),
-                 dropped_pairs: Sequence[Pair] = (), trials: Sequence[tuple[str, dict[str, Any]]] = ()):
+                 dropped_pairs: Sequence[Pair] = (), trials: Sequence[tuple[str, dict[str, Any]]] = (),
+                 undecided_pairs: Sequence[Pair] = ()):
         import torch
         from peft import get_peft_model
         from peft.utils import set_peft_model_state_dict
@@ -113,13 +114,17 @@ class TextTuneTask:
         self.kept_rows = len(inputs)
         self.preference = None
         if self.objective != "sft":  # the dropped candidates after the kept ones, one per row (preference.py)
-            inputs, labels, extra = self._rows([*pairs, *dropped_pairs], settings)
-            self.preference = PreferenceBatches(self.objective, len(pairs), len(inputs), self.batch_size,
+            # the undecided after them, held as likely as the starting model made them (hold, preference.py)
+            undecided_pairs = list(undecided_pairs) if float(settings.get("hold", 0.0)) > 0 else []
+            inputs, labels, extra = self._rows([*pairs, *dropped_pairs, *undecided_pairs], settings)
+            self.preference = PreferenceBatches(self.objective, len(pairs), len(pairs) + len(dropped_pairs),
+                                                self.batch_size,
                                                 tune_beta(settings, parent_adapter),
                                                 [pair[0] for pair in [*pairs, *dropped_pairs]],
                                                 kept_floor=float(settings["kept_floor"]),
                                                 sft_weight=float(settings.get("sft_weight", 0.0)),
-                                                tokens=self._token_counts(labels))
+                                                tokens=self._token_counts(labels),
+                                                undecided=len(undecided_pairs), hold=float(settings.get("hold", 0.0)))
             self.reward_log = self.preference.reward_log  # each step's rewards, for its log
         elif self.prior_weight > 0:
             more = self._rows(prior_pairs, settings)

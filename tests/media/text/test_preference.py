@@ -194,3 +194,22 @@ def test_the_kept_texts_own_loss_reaches_the_tune_per_counted_token(medium, tiny
     assert per_token.preference.tokens.tolist() == [1.0] * len(counted)  # its log-probs are means already
     assert medium.tune_task(handle, kept, dict(medium.tune_defaults), None,
                             dropped=dropped).preference.sft_weight == 0.0  # off by default
+
+
+def test_the_undecided_texts_follow_the_drops_with_their_own_reference_and_need_kto_or_dpo(medium, tiny_llama,
+                                                                                            make_candidates):
+    from studio.errors import StudioError
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    kept = make_candidates("a sea poem", KEPT, "k")
+    dropped = make_candidates("a sea poem", DROPPED, "d")
+    undecided = make_candidates("a sea poem", ["the harbor the moon\nsalt fox", "a gull sleeps"], "u")
+    settings = {**medium.tune_defaults, "objective": "dpo", "hold": 1.0}
+    task = medium.tune_task(handle, kept, settings, None, dropped=dropped, undecided=undecided)
+    assert len(task.inputs) == 6 and task.preference.total == 4 and task.preference.undecided == 2
+    assert all(j < 4 for _, j in task.preference.pairs)  # dpo pairs kept with dropped alone
+    assert task.preference.reference.tolist() == pytest.approx(_log_probs(task).tolist(), abs=1e-4)
+    off = medium.tune_task(handle, kept, dict(medium.tune_defaults), None, dropped=dropped, undecided=undecided)
+    assert len(off.inputs) == 4 and off.preference.undecided == 0  # off by default: the rows are not even built
+    with pytest.raises(StudioError, match="hold"):
+        medium.parse_tune_settings({"objective": "sft", "hold": 1.0})
