@@ -54,6 +54,16 @@ def near_duplicates(features, kept_features, cutoff: float) -> list[bool]:
     return [bool(x) for x in (a @ b.T).max(axis=1) >= cutoff]
 
 
+def nearest_distances(features, kept_features, own: bool = False) -> np.ndarray:
+    """For each row of ``features``, the cosine distance to its nearest kept row; ``own``: the rows are the
+    kept rows themselves followed by others, and a kept row's nearest is another kept row (inf with none)."""
+    a, b = unit_rows(features), unit_rows(kept_features)
+    sim = a @ b.T
+    if own:
+        sim[np.arange(len(b)), np.arange(len(b))] = -np.inf
+    return 1.0 - sim.max(axis=1)
+
+
 CENTRE_ROWS = 8  # centre features only on a set this large: the mean of two pictures is their midpoint
 
 

@@ -120,6 +120,11 @@ class TextTune(PreferenceTune):
                                        "look)", min=0, max=1, label="Stop when it copies")
     # off: on the built-in protocol (docs/objectives.md, "Text: a tune that stops when it narrows")
     stop_narrowing: float = stop_narrowing_setting("texts")
+    stop_straying: float = setting(0.0, "look at 16 trial texts after each quarter of the tune and stop it at its "
+                                        "last good look once they are further from the kept texts than this multiple "
+                                        "of the kept ones' batch (each text's distance to its nearest kept one; 0 = "
+                                        "never look): a tune gone over to a kind of text neither side held",
+                                   min=0, max=10, label="Stop when it strays")
     targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)")
     seq_len: int = setting(128, "tokens per training row", min=8, max=1_000_000)
     packing: str = setting("packed", "packed: texts end to end in rows; padded: one text per row",

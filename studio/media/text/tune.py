@@ -149,7 +149,12 @@ class TextTuneTask:
         self.guarded = (self.copy_guard, guard.learned(self.kept_texts, parent_adapter)) if self.copy_guard else None
         self.stop_narrowing = float(settings.get("stop_narrowing") or 0.0)
         self.kept_variety = self._variety(self.kept_texts) if self.stop_narrowing > 0 and trials else 0.0
-        watched = trials and (self.stop_copying < 1 or self.kept_variety > 0)
+        # how far the kept ones' batch is from the kept texts: a stray look's yardstick (0: no look)
+        self.stop_straying = float(settings.get("stop_straying") or 0.0)
+        self.kept_features, self.batch_distance = None, 0.0
+        if self.stop_straying > 0 and trials:
+            self.kept_features, self.batch_distance = self._batch_distance([pair[1] for pair in dropped_pairs])
+        watched = trials and (self.stop_copying < 1 or self.kept_variety > 0 or self.batch_distance > 0)
         self.look = self.look_at_trials if watched else None
         if self.look is not None:
             handle.adapters.setdefault(self.name, self.name)  # sampling knows the unsaved adapter by its name
@@ -296,7 +301,27 @@ class TextTuneTask:
             variety = self._variety(texts)
             if variety < self.stop_narrowing * self.kept_variety:
                 return f"its {len(texts)} trial texts were {variety / self.kept_variety:.2f}x as varied as the kept set"
+        if self.batch_distance > 0:
+            from ...variety import nearest_distances
+            from .embedding import embed_texts
+
+            far = float(nearest_distances(embed_texts(texts), self.kept_features).mean()) / self.batch_distance
+            if far > self.stop_straying:
+                return (f"its {len(texts)} trial texts were {far:.2f}x as far from the kept texts as the batch they "
+                        "were kept from")
         return None
+
+    def _batch_distance(self, dropped: Sequence[str]) -> tuple[Any, float]:
+        """The kept texts' embeddings and the mean distance from each text of their batch (kept and dropped) to its
+        nearest other kept one (0 with nothing to measure)."""
+        from ...variety import nearest_distances
+        from .embedding import embed_texts
+
+        features = embed_texts([*self.kept_texts, *dropped])
+        kept = features[:len(self.kept_texts)]
+        distances = nearest_distances(features, kept, own=True)
+        distances = distances[distances < float("inf")]
+        return kept, float(distances.mean()) if len(distances) else 0.0
 
     @staticmethod
     def _variety(texts: Sequence[str]) -> float:

@@ -151,3 +151,47 @@ def test_a_tune_that_stops_when_it_narrows_looks_at_the_trial_texts_variety_agai
     assert medium.tune_task(handle, kept, {**settings, "stop_narrowing": ratio * 0.99}, None).look() is None
     with pytest.raises(StudioError, match="stop_narrowing"):
         medium.tune_task(handle, kept, {**settings, "stop_narrowing": -1}, None)
+
+
+def test_a_tune_that_stops_when_it_strays_measures_the_trial_texts_from_the_kept_against_their_batch(
+        medium, tiny_llama, make_candidates):
+    """`stop_straying` S: a look draws the trial texts and says how far they are from the kept texts (each one's
+    cosine distance to its nearest kept text, the mean) against the batch they were kept from (each kept or dropped
+    text to its nearest other kept one) once that rises above S; 0 never looks."""
+    from studio.media.text.embedding import embed_texts
+    from studio.media.text.generate import sample
+    from studio.media.text.tune import TRIAL_TEXTS
+    from studio.training import TRIAL_SEED
+    from studio.variety import nearest_distances
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    params = medium.validate_params({"max_new_tokens": 24})
+    kept = make_candidates("a sea poem", TEXTS[:2], "k")
+    dropped = make_candidates("a sea poem", TEXTS[2:], "d")
+    for c in [*kept, *dropped]:
+        c.params = params
+    settings = {**medium.tune_defaults, "objective": "dpo", "copy_guard": 0}
+    task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
+    assert task.look is None and task.objective == "dpo"  # 0 (the default): never looks
+    trial = sample(handle, "a sea poem", range(TRIAL_SEED, TRIAL_SEED + TRIAL_TEXTS), params)[0]
+    kept_features = embed_texts(TEXTS[:2])
+    batch = nearest_distances(embed_texts(TEXTS), kept_features, own=True).mean()
+    assert batch > 0
+    far = nearest_distances(embed_texts(trial), kept_features).mean() / batch
+    above = medium.tune_task(handle, kept, {**settings, "stop_straying": far * 0.99}, None, dropped=dropped)
+    assert above.look() == f"its {TRIAL_TEXTS} trial texts were {far:.2f}x as far from the kept texts as the batch " \
+                           "they were kept from"
+    assert medium.tune_task(handle, kept, {**settings, "stop_straying": far * 1.01}, None, dropped=dropped).look() is None
+    with pytest.raises(StudioError, match="stop_straying"):
+        medium.tune_task(handle, kept, {**settings, "stop_straying": -1}, None, dropped=dropped)
+
+
+def test_nearest_distances_leave_a_kept_row_out_of_its_own_nearest():
+    import numpy as np
+
+    from studio.variety import nearest_distances
+
+    kept = np.array([[1.0, 0.0], [0.0, 1.0]])
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert nearest_distances(rows, kept).tolist() == pytest.approx([0.0, 0.0, 1 - 2 ** -0.5])
+    assert nearest_distances(rows, kept, own=True).tolist() == pytest.approx([1.0, 1.0, 1 - 2 ** -0.5])
