@@ -40,6 +40,11 @@ def test_compare_reports_variety_and_copies_and_saves_them(workspace, fake):
     tuned = studio.store.candidates("fake", ids=after["candidates"])
     assert after["copies"] == pytest.approx(np.mean([open(c.path).read() in kept_colours for c in tuned]))
     assert "copies" in result["before"]  # the base's rate is the chance level
+    # one-hot features: a copy is at distance 0 from its keep, any other colour at 1
+    assert after["distance_to_kept"] == pytest.approx(1 - after["copies"])
+    base = studio.store.candidates("fake", ids=result["before"]["candidates"])
+    assert result["before"]["distance_to_kept"] == pytest.approx(
+        np.mean([open(c.path).read() not in kept_colours for c in base]))
     saved = studio.store.version("fake", "v1").metrics
     assert saved["after"]["copies"] == after["copies"] and "loss" in saved
     again = studio.compare("fake", after="v1", prompt="a colour", n=8, seed=500, scorers=["bright"],
