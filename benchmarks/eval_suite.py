@@ -106,6 +106,9 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
     return {"prompt": prompt, "base": b, "tuned": a, "best_of_2": best2, "mean_base": float(before.mean()),
             "mean_tuned": float(after.mean()), "variety_vs_kept": variety, "copies": copies,
             "base_copies": result["before"].get("copies", 0.0),  # the base's own rate: a kept set of its modes
+            # each candidate's distance to its nearest keep, the mean, on both sides (for a verdict not yet calibrated)
+            "distance_to_kept": result["after"].get("distance_to_kept"),
+            "base_distance_to_kept": result["before"].get("distance_to_kept"),
             # the base's own variety against the kept set: what the variety target (0.8x) asks of a tune that narrows
             "base_variety_vs_kept": result["before"].get("variety_vs_kept"),
             "targets": targets(a, b, best2, variety, copies)}

@@ -42,11 +42,6 @@ VARIETY_FLOOR = 0.8  # the tuned side at least this share of the kept set's vari
 # a round that passes still says so when its side has under half the base's own variety on the same seeds: a
 # narrow kept set passes the kept-set bar while the pictures all look alike (one hue on every one)
 NARROWER_THAN_BASE = 0.5
-# a tuned side whose candidates are this many times as far from the kept set as the base's on the same seeds (each
-# one's distance to its nearest keep) has gone over to a kind the keeps are not: a text tune that wrote assistant talk
-# in 16 of 16 held-out texts measured 1.96x its batch, five tunes that did not 0.90-1.22x (docs/objectives.md,
-# "Text: holding the undecided, and a tune that stops when it strays")
-STRAYED = 1.5
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks
 
@@ -116,10 +111,6 @@ def verdict(result: dict[str, Any]) -> str:
         problems.append(f"copies your keeps ({copies:.0%} of its candidates bring one back)")
     if variety is not None and variety < VARIETY_FLOOR:
         problems.append(f"is less varied than what you kept ({variety:.2f}x the kept set's variety)")
-    far, base_far = after.get("distance_to_kept"), before.get("distance_to_kept")
-    if far is not None and base_far and far > STRAYED * base_far:
-        problems.append(f"has moved away from what you kept (its candidates {far / base_far:.1f}x as far from your "
-                        "keeps as the base's)")
     if problems:
         listed = problems[0] if len(problems) == 1 else ", ".join(problems[:-1]) + " and " + problems[-1]
         return f"Not yet: the tuned version {listed}."
