@@ -592,7 +592,8 @@ class Studio:
         model, parent_adapter = self.resolve_version(medium, from_version)
         given = {**(settings or {}), **{k: v for k, v in (("steps", steps), ("rank", rank), ("lr", lr))
                                          if v is not None}}
-        merged = the_medium.parse_tune_settings(given)  # one sentence for a value a tune cannot use, before any job
+        # one sentence for a value a tune cannot use, before any job; the model's own defaults under the artist's
+        merged = the_medium.parse_tune_settings({**the_medium.model_tune_defaults(model), **given})
         examples = self.next_kept_set(medium, model)
         if not examples:
             series = self.current_series(medium)

@@ -220,6 +220,11 @@ class Medium:
         """Defaults filled in; an unknown or out-of-range setting raises StudioError (one sentence)."""
         return self.generate_settings.parse(params, self.name).to_dict()
 
+    def model_tune_defaults(self, model: str) -> dict[str, Any]:
+        """The tune settings whose default differs for ``model`` (a family measured apart from the medium's
+        default model); what the artist gives still wins.  {}: the medium's defaults."""
+        return {}
+
     def parse_tune_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Every tune setting, checked, defaults filled in; one sentence for a value a tune cannot use."""
         return self.tune_settings.parse(settings, f"{self.name} tune").to_dict()

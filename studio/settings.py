@@ -217,6 +217,13 @@ def rank_setting(default: int) -> Any:
                    min=1, max=512, label="Adapter size")
 
 
+def momentum_setting(default: float) -> Any:
+    """The ``momentum`` field (AdamW's first beta, ``training.run_tune``), with a medium's measured default."""
+    return setting(default, "AdamW's momentum (its first beta): the share of each step carried into the next; 0 = "
+                            "every step follows its own gradient alone, so a preference tune stops moving once its "
+                            "pairs are won", min=0, below=1, label="Momentum")
+
+
 def stop_narrowing_setting(what: str) -> Any:
     """The ``stop_narrowing`` field (off by default): a watched tune's look at 16 trial ``what`` (training.py)."""
     return setting(0.0, f"look at 16 trial {what} after each quarter of the tune and stop it at its last good look "
@@ -257,11 +264,9 @@ class TuneSettings(Settings):
     max_grad_norm: float = setting(1.0, "gradient clipping norm", above=0, max=1e6)
     # at 0 the text tune (dpo) met 165 of its built-in protocol's 216 checks as 0.9 did, lifting less and varying
     # more; on a batch where 0.9 drifted into talk about texts it kept to short poems; music at 0 met fewer (61
-    # against 65 on 8 runs, a copy missed); pictures and voice unmeasured (docs/objectives.md, "Text: a tune without
-    # momentum")
-    momentum: float = setting(0.9, "AdamW's momentum (its first beta): the share of each step carried into the next; "
-                                   "0 = every step follows its own gradient alone, so a preference tune stops "
-                                   "moving once its pairs are won", min=0, below=1, label="Momentum")
+    # against 65 on 8 runs, a copy missed); the built-in voice's default is 0 (voice/settings.py); pictures unmeasured
+    # (docs/objectives.md, "Text: a tune without momentum")
+    momentum: float = momentum_setting(0.9)
     accumulate: int = setting(1, "batches per process per optimisation step", min=1, max=1024)
     prior_weight: float = setting(0.0, "share of each batch drawn from the batch's un-kept candidates "
                                        "(prior preservation; 0 = off)", min=0, below=1)

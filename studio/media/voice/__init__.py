@@ -49,6 +49,11 @@ class VoiceMedium(Medium):
             return None  # loading the model says what is wrong with the folder
         return None if kind == "studio_voice" else ("sft",)
 
+    def model_tune_defaults(self, model: str) -> dict[str, Any]:
+        """SpeechT5 and CSM tune with sft, which has no won pairs to stop at: AdamW's usual momentum, not the
+        built-in voice's 0 (settings.py)."""
+        return {} if self.tune_objectives(model) is None else {"momentum": 0.9}
+
     def kept_variety(self, handle: Any, kept: Sequence[Candidate]) -> float:
         """Within a line: the mean variety of the kept takes of each line with two or more of them (a compare's
         side is one line's takes; the whole set's would also count how its lines differ: length, pauses).  A kept

@@ -110,3 +110,9 @@ def test_speecht5_tunes_the_kept_set_when_the_voice_default_is_kto(tmp_path, mon
         studio.tune("voice", steps=1, settings={"objective": "kto", "batch_size": 2})
     tuned = studio.tune("voice", steps=1, settings={"batch_size": 2})
     assert "no kto objective" in tuned["note"] and tuned["version"] == "v1"
+    # sft has no won pairs to stop at: AdamW's usual momentum, where the built-in voice's default is 0
+    assert studio.store.version("voice", "v1").settings["momentum"] == 0.9
+    assert get("voice").tune_defaults["momentum"] == 0.0 and get("voice").model_tune_defaults(str(folder)) == {
+        "momentum": 0.9}
+    again = studio.tune("voice", steps=1, settings={"batch_size": 2, "momentum": 0.5})  # the artist's value wins
+    assert studio.store.version("voice", again["version"]).settings["momentum"] == 0.5
