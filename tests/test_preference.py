@@ -292,6 +292,22 @@ def test_dpos_kept_floor_pulls_back_a_kept_candidate_the_margin_took_down():
 
 
 
+def _both_losses(plain, other, values, seed: int):
+    """Both batches' loss on the same draw, a zero reference, log-probs read from ``values``; the rows each drew."""
+    import torch
+
+    drawn = []
+    for batches in (plain, other):
+        batches.reference = torch.zeros(len(values))
+
+    def log_probs(rows):
+        drawn.append(rows)
+        return values[rows]
+
+    return (plain.loss(0, torch.Generator().manual_seed(seed), log_probs),
+            other.loss(0, torch.Generator().manual_seed(seed), log_probs), drawn)
+
+
 def test_the_kept_candidates_own_loss_adds_their_mean_log_prob_per_token():
     import torch
 
@@ -301,14 +317,7 @@ def test_the_kept_candidates_own_loss_adds_their_mean_log_prob_per_token():
         plain = PreferenceBatches(objective, kept=2, total=4, batch_size=4, beta=1.0, prompts=prompts)
         weighed = PreferenceBatches(objective, kept=2, total=4, batch_size=4, beta=1.0, prompts=prompts,
                                     sft_weight=0.5, tokens=tokens)
-        drawn = []
-        for batches in (plain, weighed):
-            batches.reference = torch.zeros(4)
-        def log_probs(rows):
-            drawn.append(rows)
-            return values[rows]
-        a = plain.loss(0, torch.Generator().manual_seed(1), log_probs)
-        b = weighed.loss(0, torch.Generator().manual_seed(1), log_probs)
+        a, b, drawn = _both_losses(plain, weighed, values, seed=1)
         rows = drawn[1]
         kept = rows[rows < 2]
         expected = 0.5 * float((-values.detach()[kept] / tokens[kept]).mean())  # nats per token, kept rows only
@@ -329,16 +338,7 @@ def test_the_undecided_rows_are_held_where_the_tune_made_them_rarer_and_only_the
         plain = PreferenceBatches(objective, kept=1, total=2, batch_size=4, beta=2.0, prompts=prompts)
         held = PreferenceBatches(objective, kept=1, total=2, batch_size=4, beta=2.0, prompts=prompts,
                                  undecided=3, hold=0.5)
-        drawn = []
-        for batches in (plain, held):
-            batches.reference = torch.zeros(5)
-
-        def log_probs(rows):
-            drawn.append(rows)
-            return values[rows]
-
-        a = plain.loss(0, torch.Generator().manual_seed(3), log_probs)
-        b = held.loss(0, torch.Generator().manual_seed(3), log_probs)
+        a, b, drawn = _both_losses(plain, held, values, seed=3)
         assert all(bool((r < 2).all()) for r in drawn[:2])  # the objective's rows: never an undecided one
         undecided = drawn[-1]
         assert bool((undecided >= 2).all())
