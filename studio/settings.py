@@ -264,8 +264,9 @@ class TuneSettings(Settings):
     max_grad_norm: float = setting(1.0, "gradient clipping norm", above=0, max=1e6)
     # at 0 the text tune (dpo) met 165 of its built-in protocol's 216 checks as 0.9 did, lifting less and varying
     # more; on a batch where 0.9 drifted into talk about texts it kept to short poems; music at 0 met fewer (61
-    # against 65 on 8 runs, a copy missed); the built-in voice's default is 0 (voice/settings.py); pictures unmeasured
-    # (docs/objectives.md, "Text: a tune without momentum")
+    # against 65 on 8 runs, a copy missed), pictures too (76 of 96 against 81: wider, lifting less); the built-in
+    # voice's default is 0 (voice/settings.py) (docs/objectives.md, "Text: a tune without momentum", "Pictures: a tune
+    # without momentum")
     momentum: float = momentum_setting(0.9)
     accumulate: int = setting(1, "batches per process per optimisation step", min=1, max=1024)
     prior_weight: float = setting(0.0, "share of each batch drawn from the batch's un-kept candidates "
