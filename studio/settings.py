@@ -217,11 +217,12 @@ def rank_setting(default: int) -> Any:
                    min=1, max=512, label="Adapter size")
 
 
-def momentum_setting(default: float) -> Any:
-    """The ``momentum`` field (AdamW's first beta, ``training.run_tune``), with a medium's measured default."""
+def momentum_setting(default: float, models: str = "") -> Any:
+    """The ``momentum`` field (AdamW's first beta, ``training.run_tune``), with a medium's measured default;
+    ``models``: what the help adds about models whose own default differs (``Medium.model_tune_defaults``)."""
     return setting(default, "AdamW's momentum (its first beta): the share of each step carried into the next; 0 = "
                             "every step follows its own gradient alone, so a preference tune stops moving once its "
-                            "pairs are won", min=0, below=1, label="Momentum")
+                            f"pairs are won{models}", min=0, below=1, label="Momentum")
 
 
 def stop_narrowing_setting(what: str) -> Any:

@@ -56,7 +56,7 @@ class VoiceTune(PreferenceTune):
     # kto at beta 50 wins its keeps and drops early, and AdamW's momentum carried the first steps on: at 0 the voice
     # protocol met 90 of 120 checks against 89 (seeds 60-65), 77 against 76 on fresh seeds 66-71 (docs/voice.md,
     # "Without momentum"); SpeechT5 and CSM, which tune with sft, keep 0.9 (voice/__init__.py model_tune_defaults)
-    momentum: float = momentum_setting(0.0)
+    momentum: float = momentum_setting(0.0, " (SpeechT5 and CSM, which tune with sft: 0.9 unless set)")
     # 30 -> 60 passes: 54 of 72 built-in checks against 47 on fresh seeds 24-29, pitch_range lifting on 2 of 6
     # seeds against none (docs/voice.md, "The dose with kto")
     epochs: float = setting(60.0, "passes over the kept set when steps is empty", above=0, max=10_000,
