@@ -27,6 +27,7 @@ from .medium import DROPPED, MAX_STRENGTH, Candidate, Medium, PromptLength, Scor
 from .preference import PAIRED, lowest_share
 from .settings import HELD_OUT_SEED, TUNE_FROM
 from .store import DEFAULT_SERIES, Store, default_workspace, remove_files
+from .variety import nearest_distances
 
 MAX_CANDIDATES = 512  # one batch; more is almost surely a typo
 MAX_PROMPT_CHARS = 2000
@@ -776,13 +777,12 @@ class Studio:
         probabilities = sampling.acceptance_probability(scores, threshold, temperature)
         with self._model_lock:
             handle = self.handle(medium, candidates[0].model)
-            diversity = the_medium.diversity(handle, candidates)
+            features = the_medium.embed(handle, candidates)  # once: the side's variety and its distance to the keeps
+            diversity = the_medium.diversity(handle, candidates, features)
             extra = the_medium.diversity_metrics(handle, candidates)
             copied = the_medium.copies(handle, candidates, kept) if kept else None
             if kept:  # each candidate's distance to its nearest keep: how far a side is from the kept set
-                from .variety import nearest_distances
-
-                near = nearest_distances(the_medium.embed(handle, candidates), the_medium.embed(handle, kept))
+                near = nearest_distances(features, the_medium.embed(handle, kept))
         out = {"acceptance_rate": float(np.mean(probabilities)), "mean_score": float(np.mean(scores)),
                "diversity": diversity, **extra, "n": len(candidates), "candidates": [c.id for c in candidates]}
         if copied is not None:

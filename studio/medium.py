@@ -265,13 +265,14 @@ class Medium:
         """A float array (n, d) of features, for diversity and similarity to favourites."""
         return self.part("features", "embed")(candidates)
 
-    def diversity(self, handle: Any, candidates: Sequence[Candidate]) -> float:
-        """Mean pairwise cosine distance of the candidates' features (0 = all alike)."""
+    def diversity(self, handle: Any, candidates: Sequence[Candidate], features: Any = None) -> float:
+        """Mean pairwise cosine distance of the candidates' features (0 = all alike); ``features``: their
+        ``embed`` rows when the caller has them already."""
         from .variety import mean_pairwise_distance
 
         if len(candidates) < 2:
             return 0.0
-        return mean_pairwise_distance(self.embed(handle, candidates))
+        return mean_pairwise_distance(self.embed(handle, candidates) if features is None else features)
 
     def tune_objectives(self, model: str) -> tuple[str, ...] | None:
         """The tune objectives ``model`` has, when it has fewer than the settings offer (None: all of them).
