@@ -252,6 +252,8 @@ def _side(label: str, side: dict[str, Any]) -> str:
         line += f"  variety vs kept {side['variety_vs_kept']:.2f}"
     if side.get("copies") is not None:
         line += f"  copies {side['copies']:.0%}"
+    if side.get("unfinished") is not None:
+        line += f"  cut off {side['unfinished']:.0%}"
     return line
 
 

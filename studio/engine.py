@@ -43,6 +43,10 @@ VARIETY_FLOOR = 0.8  # the tuned side at least this share of the kept set's vari
 # a round that passes still says so when its side has under half the base's own variety on the same seeds: a
 # narrow kept set passes the kept-set bar while the pictures all look alike (one hue on every one)
 NARROWER_THAN_BASE = 0.5
+# a tuned side that leaves this share more of its candidates cut off at the length limit than the base and the
+# keeps does (whichever is higher) has stopped ending them: the check loop's text tune ran on in 14 of 32 where the
+# base did in 5%, the keeps never (docs/objectives.md, "Text: a tune that stops ending its texts")
+UNFINISHED_MARGIN = 0.15
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks
 
@@ -112,6 +116,11 @@ def verdict(result: dict[str, Any]) -> str:
         problems.append(f"copies your keeps ({copies:.0%} of its candidates bring one back)")
     if variety is not None and variety < VARIETY_FLOOR:
         problems.append(f"is less varied than what you kept ({variety:.2f}x the kept set's variety)")
+    cut, usual = after.get("unfinished"), [before.get("unfinished"), result.get("kept", {}).get("unfinished")]
+    if cut is not None and cut > max((u for u in usual if u is not None), default=0.0) + UNFINISHED_MARGIN:
+        base_cut, kept_cut = usual
+        problems.append(f"stops ending what it makes ({cut:.0%} cut off at the length limit, the base "
+                        f"{base_cut or 0:.0%}" + ("" if kept_cut is None else f", your keeps {kept_cut:.0%}") + ")")
     if problems:
         listed = problems[0] if len(problems) == 1 else ", ".join(problems[:-1]) + " and " + problems[-1]
         return f"Not yet: the tuned version {listed}."
@@ -780,11 +789,14 @@ class Studio:
             features = the_medium.embed(handle, candidates)  # once: the side's variety and its distance to the keeps
             diversity = the_medium.diversity(handle, candidates, features)
             extra = the_medium.diversity_metrics(handle, candidates)
+            cut = the_medium.unfinished(handle, candidates)
             copied = the_medium.copies(handle, candidates, kept) if kept else None
             if kept:  # each candidate's distance to its nearest keep: how far a side is from the kept set
                 near = nearest_distances(features, the_medium.embed(handle, kept))
         out = {"acceptance_rate": float(np.mean(probabilities)), "mean_score": float(np.mean(scores)),
                "diversity": diversity, **extra, "n": len(candidates), "candidates": [c.id for c in candidates]}
+        if cut is not None:  # the share generation cut off at its length limit
+            out["unfinished"] = float(np.mean(cut))
         if copied is not None:
             out["variety_vs_kept"] = diversity / kept_variety if kept_variety else None
             out["copies"] = float(np.mean(copied))
@@ -842,14 +854,18 @@ class Studio:
             before_scores = sides["before"][1]
             threshold = adaptive_threshold(before_scores) if top is None else top_threshold(before_scores, top)
         kept = self.kept_set(medium, after)
-        kept_variety = None
+        kept_figures: dict[str, Any] = {"n": len(kept), "diversity": None}
         if kept:
             with self._model_lock:
-                kept_variety = self.medium(medium).kept_variety(self.handle(medium, kept[0].model), kept)
+                handle = self.handle(medium, kept[0].model)
+                kept_figures["diversity"] = self.medium(medium).kept_variety(handle, kept)
+                cut = self.medium(medium).unfinished(handle, kept)
+            if cut is not None:
+                kept_figures["unfinished"] = float(np.mean(cut))
+        kept_variety = kept_figures["diversity"]
         out: dict[str, Any] = {"prompt": prompt.strip(), "seeds": seeds, "threshold": threshold, "top": top,
                                "temperature": temperature, "before_version": before, "after_version": after,
-                               "strength": strength, "params": sides["after"][0][0].params,
-                               "kept": {"n": len(kept), "diversity": kept_variety}}
+                               "strength": strength, "params": sides["after"][0][0].params, "kept": kept_figures}
         for label, (cands, scores) in sides.items():
             out[label] = self.side_metrics(medium, cands, scores, threshold, temperature, kept, kept_variety)
         # A tune should beat simply sampling more: best of `best_of` base candidates per slot.

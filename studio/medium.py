@@ -318,6 +318,11 @@ class Medium:
         """
         return None
 
+    def unfinished(self, handle: Any, candidates: Sequence[Candidate]) -> list[bool] | None:
+        """Which candidates generation cut off at its length limit before they ended by themselves, or None where
+        a medium's candidates always end (a picture; a piece of a set length)."""
+        return None
+
     def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
         """Extra diversity figures a medium reports (text adds distinct-2)."""
         return {}

@@ -57,6 +57,23 @@ def test_compare_reports_variety_and_copies_and_saves_them(workspace, fake):
     assert before == after0
 
 
+def test_compare_counts_what_generation_cut_off_on_each_side_and_in_the_kept_set(workspace, fake, monkeypatch):
+    from fake_medium import FakeMedium
+
+    studio = Studio(workspace)
+    plain = studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0, n=24, steps=30)
+    assert "unfinished" not in plain["after"] and "unfinished" not in plain["kept"]  # a medium whose outputs end
+    # a tuned version that runs every candidate on to the limit, where the base and the keeps end theirs
+    monkeypatch.setattr(FakeMedium, "unfinished", lambda self, handle, cands: [c.version != "base" for c in cands],
+                        raising=False)
+    result = studio.compare("fake", after="v1", prompt="a colour", n=8, seed=500, scorers=["bright"],
+                            threshold=0.7, temperature=0.0)
+    assert (result["before"]["unfinished"], result["after"]["unfinished"], result["kept"]["unfinished"]) == (0, 1, 0)
+    assert "stops ending what it makes (100% cut off at the length limit, the base 0%, your keeps 0%)" in \
+        result["verdict"]
+    assert studio.store.version("fake", "v1").metrics["after"]["unfinished"] == 1.0
+
+
 def test_strength_is_checked(workspace, fake):
     studio = Studio(workspace)
     with pytest.raises(StudioError, match="adapter strength"):

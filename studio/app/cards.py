@@ -269,10 +269,12 @@ METRIC_WORDS = {  # engine.compare's keys in plain words, with what each means (
     "copies_over_rule": ("copies among the kept-by-rule", "Of the candidates the rule would keep on this side, "
                          "the share that nearly duplicate one you kept (on the base side: how often what the "
                          "rule leans toward repeats a kept one by chance)."),
+    "unfinished": ("cut off at the length limit", "The share that generation cut off at its length limit before "
+                   "it ended by itself; a tuned side far above the base and your keeps has stopped ending."),
     "n": ("candidates", "How many candidates each side generated, on the same seeds."),
 }
 SKIPPED = ("candidates",)  # lists of ids, not figures
-SHARES = ("acceptance_rate", "copies", "copies_over_rule")  # shown as percentages
+SHARES = ("acceptance_rate", "copies", "copies_over_rule", "unfinished")  # shown as percentages
 
 
 def metric_words(key: str) -> tuple[str, str]:

@@ -47,6 +47,23 @@ def test_each_problem_is_named(kwargs, words):
     assert verdict(result(**kwargs)) == words
 
 
+def unfinished(after, before=0.05, kept=0.0):
+    out = result()
+    out["after"]["unfinished"], out["before"]["unfinished"] = after, before
+    out["kept"] = {"n": 8, "unfinished": kept}
+    return out
+
+
+def test_a_tune_that_stops_ending_what_it_makes_is_named():
+    # the check loop's text tune at stop 70: 14 of 32 cut off at the length limit, the base 5%, the keeps none
+    assert verdict(unfinished(0.44)) == ("Not yet: the tuned version stops ending what it makes (44% cut off at the "
+                                         "length limit, the base 5%, your keeps 0%).")
+    # within the margin over the higher of the base and the keeps: the round reads as it did
+    assert verdict(unfinished(0.19)).startswith("More of what you kept")
+    assert verdict(unfinished(0.44, kept=0.375)).startswith("More of what you kept")  # the artist kept long ones
+    assert verdict(unfinished(0.44, before=0.31, kept=None)).startswith("More of what you kept")
+
+
 def test_without_a_kept_set_only_the_lift_is_judged():
     plain = result(copies=None, variety=None)
     assert verdict(plain) == "More of what you kept (25% -> 60% kept, best of two from the base 45%)."

@@ -108,6 +108,13 @@ class TextMedium(Medium):
 
         return {"distinct_2": distinct_n([candidate_text(c) for c in candidates], 2)}
 
+    def unfinished(self, handle: Any, candidates: Sequence[Candidate]) -> list[bool]:
+        """The texts generation cut off at their length limit (``prompting.cut_at_limit``, what the tune reads)."""
+        from .embedding import candidate_text
+        from .prompting import cut_at_limit
+
+        return [cut_at_limit(handle.tokenizer, candidate_text(c), c.params) for c in candidates]
+
     def card_detail(self, candidate: Candidate) -> str | None:
         """A text that generation cut off at its length limit says so, and which setting lets it finish (the
         tokenizer alone counts it; a text that ended by itself shows nothing)."""
@@ -129,13 +136,12 @@ class TextMedium(Medium):
                   parent_adapter: str | None, prior: Sequence[Candidate] = (),
                   dropped: Sequence[Candidate] = (), undecided: Sequence[Candidate] = ()) -> Any:
         from .embedding import candidate_text
-        from .prompting import cut_at_limit
         from .tune import TextTuneTask
 
         def pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, bool]]:
             # (prompt, text, ended): a text cut off at its length limit teaches no end token
-            texts = [candidate_text(c) for c in candidates]
-            return [(c.prompt, t, not cut_at_limit(handle.tokenizer, t, c.params)) for c, t in zip(candidates, texts)]
+            cut = self.unfinished(handle, candidates)
+            return [(c.prompt, candidate_text(c), not x) for c, x in zip(candidates, cut)]
 
         # the tune's trial texts: the kept ones' prompts with the settings they were written with
         trials = [(c.prompt, self.validate_params(c.params)) for c in examples]

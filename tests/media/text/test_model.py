@@ -175,3 +175,6 @@ def test_a_text_cut_off_at_its_length_limit_says_so_on_its_card(medium, tiny_lla
         shown = medium.card_detail(dataclasses.replace(c, model=str(tiny_llama), params=params))
         assert (shown is not None) == cut
     assert any(medium.card_detail(dataclasses.replace(c, model=str(tiny_llama), params=params)) for c in written)
+    # compare's "cut off at the length limit" counts the same texts
+    shown = [dataclasses.replace(c, model=str(tiny_llama), params=params) for c in written]
+    assert medium.unfinished(handle, shown) == [medium.card_detail(c) is not None for c in shown]
