@@ -211,6 +211,9 @@ def _intro(ctx: TabContext, kept: Sequence[Candidate], start: str = "base", lear
     if moves:  # music/tune.py: each piece also learned in the keys around its own
         dose += (f" On a model that writes notes (the built-in) it also learns each piece moved up to {moves} "
                  f"semitone{'s' if moves != 1 else ''} up and down, its key with it (Learn transposed too).")
+    if defaults.get("momentum", 0.9) == 0:  # voice/settings.py: the built-in voice's preference tune
+        dose += (" On the built-in model each step follows its own gradient alone (Momentum 0), so the tune stops "
+                 "moving once it tells what you kept from what you dropped.")
     where = "" if series == DEFAULT_SERIES else f" in the series *{series}*"
     away = ""
     if defaults.get("objective", "sft") != "sft":  # a preference objective also learns from what was dropped

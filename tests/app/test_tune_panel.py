@@ -71,6 +71,11 @@ def test_the_intro_says_a_later_rounds_gentler_step(workspace, fake):
         pieces = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
             tune_defaults={**defaults, "transpose": moves}))
         assert (said in _intro(pieces, kept)) if said else "semitone" not in _intro(pieces, kept)
+    # the built-in voice's momentum (0): each step follows its own gradient, said unless momentum is on
+    for momentum, said in ((0.0, True), (0.9, False)):
+        takes = SimpleNamespace(studio=studio, name="fake", medium=SimpleNamespace(
+            tune_defaults={**defaults, "momentum": momentum}))
+        assert ("each step follows its own gradient alone (Momentum 0)" in _intro(takes, kept)) == said
 
 
 def test_a_done_preference_tune_says_in_words_what_became_more_and_less_likely():
