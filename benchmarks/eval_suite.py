@@ -111,6 +111,8 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
             "base_distance_to_kept": result["before"].get("distance_to_kept"),
             # the base's own variety against the kept set: what the variety target (0.8x) asks of a tune that narrows
             "base_variety_vs_kept": result["before"].get("variety_vs_kept"),
+            # text: the share cut off at the length limit on each side (the verdict's ends clause; not a target)
+            "unfinished": result["after"].get("unfinished"), "base_unfinished": result["before"].get("unfinished"),
             "targets": targets(a, b, best2, variety, copies)}
 
 
