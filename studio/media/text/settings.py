@@ -125,6 +125,11 @@ class TextTune(PreferenceTune):
                                         "of the kept ones' batch (each text's distance to its nearest kept one; 0 = "
                                         "never look): a tune gone over to a kind of text neither side held",
                                    min=0, max=10, label="Stop when it strays")
+    stop_running_on: float = setting(0.0, "look at 16 trial texts after each quarter of the tune and stop it at its "
+                                          "last good look once this share more of them run on to the length limit "
+                                          "than the kept texts or their batch did (0 = never look): a tune that has "
+                                          "stopped ending its texts",
+                                     min=0, max=1, label="Stop when it runs on")
     targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)")
     seq_len: int = setting(128, "tokens per training row", min=8, max=1_000_000)
     packing: str = setting("packed", "packed: texts end to end in rows; padded: one text per row",

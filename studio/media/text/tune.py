@@ -27,7 +27,7 @@ from .loss import (IGNORE, anchored_cross_entropy, body_and_head, chunked_cross_
 from . import guard
 from .model import TextHandle
 from .packing import padded_rows, packed_rows
-from .prompting import example_ids, goldfish_mask
+from .prompting import cut_at_limit, example_ids, goldfish_mask
 from .settings import TextTune
 
 _counter = itertools.count(1)
@@ -60,6 +60,11 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
 def counted_tokens(labels: Any) -> Any:
     """Per row of ``labels`` (rows, length), how many next tokens count (at least 1)."""
     return (labels[:, 1:] != IGNORE).sum(dim=1).clamp(min=1)
+
+
+def cut_share(ended: Sequence[bool]) -> float:
+    """The share of texts that did not end by themselves (cut off at their length limit); 0 with none."""
+    return sum(not e for e in ended) / len(ended) if ended else 0.0
 
 
 class TextTuneTask:
@@ -154,7 +159,12 @@ class TextTuneTask:
         self.kept_features, self.batch_distance = None, 0.0
         if self.stop_straying > 0 and trials:
             self.kept_features, self.batch_distance = self._batch_distance([pair[1] for pair in dropped_pairs])
-        watched = trials and (self.stop_copying < 1 or self.kept_variety > 0 or self.batch_distance > 0)
+        # the share of the kept texts, or of their batch, that generation cut off: a run-on look's yardstick
+        self.stop_running_on = float(settings.get("stop_running_on") or 0.0)
+        ends = [len(pair) < 3 or pair[2] for pair in [*pairs, *dropped_pairs]]
+        self.usual_cut = max(cut_share(ends[:len(pairs)]), cut_share(ends))
+        watched = trials and (self.stop_copying < 1 or self.kept_variety > 0 or self.batch_distance > 0
+                              or self.stop_running_on > 0)
         self.look = self.look_at_trials if watched else None
         if self.look is not None:
             handle.adapters.setdefault(self.name, self.name)  # sampling knows the unsaved adapter by its name
@@ -291,9 +301,10 @@ class TextTuneTask:
         from .generate import sample
 
         # with the guard the saved version will carry, so a look counts the copies that version would write
-        texts = []
+        texts, cut = [], []
         for prompt, params, seeds in trial_groups(self.trials, TRIAL_TEXTS):  # sampling switches this adapter on
             texts += sample(self.handle, prompt, seeds, params, self.name, guarded=self.guarded)[0]
+            cut += [cut_at_limit(self.handle.tokenizer, text, params) for text in texts[len(cut):]]
         copied = sum(text_copies(texts, self.kept_texts))
         if self.stop_copying < 1 and copied > self.stop_copying * len(texts):
             return f"{copied} of its {len(texts)} trial texts brought a kept text back"
@@ -309,6 +320,9 @@ class TextTuneTask:
             if far > self.stop_straying:
                 return (f"its {len(texts)} trial texts were {far:.2f}x as far from the kept texts as the batch they "
                         "were kept from")
+        if self.stop_running_on > 0 and cut_share([not c for c in cut]) > self.usual_cut + self.stop_running_on:
+            return (f"{sum(cut)} of its {len(texts)} trial texts ran on to the length limit, where "
+                    f"{self.usual_cut:.0%} of the kept texts or their batch did")
         return None
 
     def _batch_distance(self, dropped: Sequence[str]) -> tuple[Any, float]:

@@ -195,3 +195,35 @@ def test_nearest_distances_leave_a_kept_row_out_of_its_own_nearest():
     rows = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     assert nearest_distances(rows, kept).tolist() == pytest.approx([0.0, 0.0, 1 - 2 ** -0.5])
     assert nearest_distances(rows, kept, own=True).tolist() == pytest.approx([1.0, 1.0, 1 - 2 ** -0.5])
+
+
+def test_a_tune_that_runs_on_stops_at_its_last_good_look(tiny_llama, medium, make_candidates):
+    """`stop_running_on` M: a look draws the trial texts and counts those generation cut off at the length limit;
+    more than M above the kept texts' share, or their batch's (the higher), and it says so; 0 never looks."""
+    from studio.media.text.generate import sample
+    from studio.media.text.prompting import cut_at_limit
+    from studio.media.text.tune import TRIAL_TEXTS
+    from studio.training import TRIAL_SEED
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    params = medium.validate_params({"max_new_tokens": 6, "stop": []})
+    kept = make_candidates("a sea poem", ["sea", "sky"], "k")  # both end within 6 tokens
+    dropped = make_candidates("a sea poem", ["the hill the fox red red moon over the hill", "sea"], "d")
+    for c in [*kept, *dropped]:
+        c.params = params
+    settings = {**medium.tune_defaults, "objective": "dpo", "copy_guard": 0}
+    assert medium.tune_task(handle, kept, settings, None, dropped=dropped).look is None  # 0 (the default)
+    trial = sample(handle, "a sea poem", range(TRIAL_SEED, TRIAL_SEED + TRIAL_TEXTS), params)[0]
+    ran_on = sum(cut_at_limit(handle.tokenizer, t, params) for t in trial)
+    assert ran_on > TRIAL_TEXTS // 2  # an untrained model rarely ends within 6 tokens
+    assert [cut_at_limit(handle.tokenizer, open(c.path).read(), params) for c in [*kept, *dropped]] == [False, False, True, False]
+    usual = 0.25  # one of the batch's four texts was cut off; none of the kept ones
+    over = ran_on / TRIAL_TEXTS - usual
+    task = medium.tune_task(handle, kept, {**settings, "stop_running_on": over - 0.01}, None, dropped=dropped)
+    assert task.usual_cut == usual
+    assert task.look() == (f"{ran_on} of its {TRIAL_TEXTS} trial texts ran on to the length limit, where 25% of the "
+                           "kept texts or their batch did")
+    assert medium.tune_task(handle, kept, {**settings, "stop_running_on": over + 0.01}, None,
+                            dropped=dropped).look() is None
+    with pytest.raises(StudioError, match="stop_running_on"):
+        medium.tune_task(handle, kept, {**settings, "stop_running_on": 1.5}, None, dropped=dropped)
