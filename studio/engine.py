@@ -45,7 +45,7 @@ VARIETY_FLOOR = 0.8  # the tuned side at least this share of the kept set's vari
 NARROWER_THAN_BASE = 0.5
 # a tuned side that leaves this share more of its candidates cut off at the length limit than the base and the
 # keeps does (whichever is higher) has stopped ending them: the check loop's text tune ran on in 14 of 32 where the
-# base did in 5%, the keeps never (docs/objectives.md, "Text: a tune that stops ending its texts")
+# base did in 3 of 32, the keeps never (docs/objectives.md, "Text: a tune that stops ending its texts")
 UNFINISHED_MARGIN = 0.15
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks

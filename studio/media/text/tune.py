@@ -62,9 +62,9 @@ def counted_tokens(labels: Any) -> Any:
     return (labels[:, 1:] != IGNORE).sum(dim=1).clamp(min=1)
 
 
-def cut_share(ended: Sequence[bool]) -> float:
-    """The share of texts that did not end by themselves (cut off at their length limit); 0 with none."""
-    return sum(not e for e in ended) / len(ended) if ended else 0.0
+def cut_share(cut: Sequence[bool]) -> float:
+    """The share of texts cut off at their length limit (``cut``: per text, whether it was); 0 with none."""
+    return sum(cut) / len(cut) if cut else 0.0
 
 
 class TextTuneTask:
@@ -161,8 +161,8 @@ class TextTuneTask:
             self.kept_features, self.batch_distance = self._batch_distance([pair[1] for pair in dropped_pairs])
         # the share of the kept texts, or of their batch, that generation cut off: a run-on look's yardstick
         self.stop_running_on = float(settings.get("stop_running_on") or 0.0)
-        ends = [len(pair) < 3 or pair[2] for pair in [*pairs, *dropped_pairs]]
-        self.usual_cut = max(cut_share(ends[:len(pairs)]), cut_share(ends))
+        cut = [len(pair) > 2 and not pair[2] for pair in [*pairs, *dropped_pairs]]
+        self.usual_cut = max(cut_share(cut[:len(pairs)]), cut_share(cut))
         watched = trials and (self.stop_copying < 1 or self.kept_variety > 0 or self.batch_distance > 0
                               or self.stop_running_on > 0)
         self.look = self.look_at_trials if watched else None
@@ -320,7 +320,7 @@ class TextTuneTask:
             if far > self.stop_straying:
                 return (f"its {len(texts)} trial texts were {far:.2f}x as far from the kept texts as the batch they "
                         "were kept from")
-        if self.stop_running_on > 0 and cut_share([not c for c in cut]) > self.usual_cut + self.stop_running_on:
+        if self.stop_running_on > 0 and cut_share(cut) > self.usual_cut + self.stop_running_on:
             return (f"{sum(cut)} of its {len(texts)} trial texts ran on to the length limit, where "
                     f"{self.usual_cut:.0%} of the kept texts or their batch did")
         return None
