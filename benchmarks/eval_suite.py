@@ -113,6 +113,7 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
             "base_variety_vs_kept": result["before"].get("variety_vs_kept"),
             # text: the share cut off at the length limit on each side (the verdict's ends clause; not a target)
             "unfinished": result["after"].get("unfinished"), "base_unfinished": result["before"].get("unfinished"),
+            "kept_unfinished": result["kept"].get("unfinished"),
             "targets": targets(a, b, best2, variety, copies)}
 
 
