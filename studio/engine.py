@@ -912,7 +912,8 @@ class Studio:
         learned once, not once more each round).  The rule's threshold is ``threshold``, else the base's
         first batch's upper quartile, fixed for every round; ``top`` keeps each round's own top share
         instead (the page's "top share of the batch"), and the comparison judges both sides by the base
-        side's top share.
+        side's top share.  A later round whose batch the rule keeps none of ends the rounds there (its note
+        says so) and the comparison judges the last version; a first round that keeps none is an error.
         """
         check_rule(threshold, temperature)
         check_relative(top, threshold)
@@ -942,8 +943,16 @@ class Studio:
             kept_variety = self.variety(medium, kept)
             notify({"event": "curated", "round": r + 1, "accepted": accepted, "n": len(cands),
                     "kept_diversity": kept_variety})
-            if accepted == 0:
+            if accepted == 0 and r == 0:
                 raise StudioError("No candidate was kept; lower the threshold or raise the temperature.")
+            if accepted == 0:  # a later round: the rule keeps nothing the last version makes, so the rounds end
+                history.append({"round": r + 1, "from": version, "version": version, "generated": len(cands),
+                                "accepted": 0, "acceptance_rate": 0.0, "kept_diversity": kept_variety,
+                                "copies_left_out": 0, "mean_score": float(np.mean(scores)), "loss": None,
+                                "rewards": None, "tune_seconds": 0.0,
+                                "note": f"The rule kept none of the {len(cands)} candidates {version} made, so the "
+                                        f"rounds stop at {version}: keep some by hand, or lower the threshold."})
+                break
             start = "base" if tune_from == "base" else version
             try:
                 tuned = self.tune(medium, from_version=start, steps=steps,

@@ -68,6 +68,25 @@ def test_loop_lifts_acceptance_on_held_out_seeds(workspace, fake):
     assert len(studio.store.rounds("fake")) == 2
 
 
+def test_a_later_round_that_keeps_nothing_ends_the_rounds_and_the_loop_still_compares(workspace, fake, monkeypatch):
+    # the README's text loop at stop 71: v1 scored below the base's threshold on all 32 of its round-2 candidates, and
+    # the loop ended in an error that threw away round 1's tune and the comparison
+    studio = Studio(workspace)
+    scored = Studio.score
+    monkeypatch.setattr(Studio, "score", lambda self, medium, cands, *a, **k: [
+        s if c.version == "base" else 0.0 for c, s in zip(cands, scored(self, medium, cands, *a, **k))])
+    result = studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0,
+                         rounds=3, n=16, steps=10)
+    assert [(r["version"], r["accepted"]) for r in result["rounds"]][1:] == [("v1", 0)]  # no third round
+    assert result["rounds"][1]["note"] == ("The rule kept none of the 16 candidates v1 made, so the rounds stop at v1: "
+                                           "keep some by hand, or lower the threshold.")
+    assert result["version"] == result["after_version"] == "v1" and studio.store.version("fake", "v2") is None
+    assert result["verdict"].startswith("Not yet: the tuned version makes no more of what you kept")
+    monkeypatch.setattr(Studio, "score", lambda self, medium, cands, *a, **k: [0.0] * len(cands))
+    with pytest.raises(StudioError, match="No candidate was kept"):  # the base's own batch: the rule is wrong
+        studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0, n=8, steps=10)
+
+
 def test_a_loop_can_tune_each_round_from_the_base_on_everything_kept(workspace, fake):
     studio = Studio(workspace)
     result = studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0,
