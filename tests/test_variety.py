@@ -64,8 +64,7 @@ def test_compare_counts_what_generation_cut_off_on_each_side_and_in_the_kept_set
     plain = studio.loop("fake", "a colour", scorers=["bright"], threshold=0.7, temperature=0.0, n=24, steps=30)
     assert "unfinished" not in plain["after"] and "unfinished" not in plain["kept"]  # a medium whose outputs end
     # a tuned version that runs every candidate on to the limit, where the base and the keeps end theirs
-    monkeypatch.setattr(FakeMedium, "unfinished", lambda self, handle, cands: [c.version != "base" for c in cands],
-                        raising=False)
+    monkeypatch.setattr(FakeMedium, "unfinished", lambda self, handle, cands: [c.version != "base" for c in cands])
     result = studio.compare("fake", after="v1", prompt="a colour", n=8, seed=500, scorers=["bright"],
                             threshold=0.7, temperature=0.0)
     assert (result["before"]["unfinished"], result["after"]["unfinished"], result["kept"]["unfinished"]) == (0, 1, 0)

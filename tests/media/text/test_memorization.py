@@ -216,7 +216,8 @@ def test_a_tune_that_runs_on_stops_at_its_last_good_look(tiny_llama, medium, mak
     trial = sample(handle, "a sea poem", range(TRIAL_SEED, TRIAL_SEED + TRIAL_TEXTS), params)[0]
     ran_on = sum(cut_at_limit(handle.tokenizer, t, params) for t in trial)
     assert ran_on > TRIAL_TEXTS // 2  # an untrained model rarely ends within 6 tokens
-    assert [cut_at_limit(handle.tokenizer, open(c.path).read(), params) for c in [*kept, *dropped]] == [False, False, True, False]
+    written = [open(c.path).read() for c in [*kept, *dropped]]
+    assert [cut_at_limit(handle.tokenizer, text, params) for text in written] == [False, False, True, False]
     usual = 0.25  # one of the batch's four texts was cut off; none of the kept ones
     over = ran_on / TRIAL_TEXTS - usual
     task = medium.tune_task(handle, kept, {**settings, "stop_running_on": over - 0.01}, None, dropped=dropped)
