@@ -246,13 +246,17 @@ def ties_warning(scores: Sequence[float], threshold: float, share: float,
             f"cut, so the rule keeps {kept}, not {meant}: the scorers cannot rank them; {advice} or keep by hand.")
 
 
-def keeps_nearly_all_warning(candidates: Sequence[Candidate], kept_share: float, threshold: float) -> str | None:
-    """One sentence when an absolute threshold keeps nearly all of a tuned version's batch."""
-    tuned = sorted({c.version for c in candidates if c.version != "base"})
-    if not tuned or kept_share < KEEPS_NEARLY_ALL:
-        return None
-    return (f"The threshold {threshold:.2f} keeps {kept_share:.0%} of this batch from {', '.join(tuned)}: after a "
-            f"tune it no longer picks; keep the top share of the batch instead (--top 0.25) or raise it.")
+def stale_threshold_warning(candidates: Sequence[Candidate], kept_share: float, threshold: float) -> str | None:
+    """One sentence when an absolute threshold keeps nearly all, or none, of a tuned version's batch: the tune moved
+    the scores, and the number set on the base's batch no longer picks (the README's text loop: none of v1's 32)."""
+    tuned = ", ".join(sorted({c.version for c in candidates if c.version != "base"}))
+    if tuned and kept_share >= KEEPS_NEARLY_ALL:
+        return (f"The threshold {threshold:.2f} keeps {kept_share:.0%} of this batch from {tuned}: after a tune it no "
+                f"longer picks; keep the top share of the batch instead (--top 0.25) or raise it.")
+    if tuned and kept_share == 0:
+        return (f"The threshold {threshold:.2f} keeps none of this batch from {tuned}: after a tune it no longer "
+                f"picks; keep the top share of the batch instead (--top 0.25), lower it, or keep by hand.")
+    return None
 
 
 class Studio:
@@ -535,7 +539,7 @@ class Studio:
         ``top`` is the relative rule: keep the batch's top share (0.25 = the top quarter) by setting
         the threshold to that share's lowest score, instead of a fixed ``threshold``.  Reports the
         kept set's variety (``kept_diversity``) before any tune starts, and warns when a fixed
-        threshold keeps nearly all of a tuned version's batch."""
+        threshold keeps nearly all, or none, of a tuned version's batch."""
         check_rule(threshold, temperature)
         if top is not None:
             check_top(top)
@@ -582,7 +586,7 @@ class Studio:
                 warnings.append(ties_warning(scores, used, top if top is not None else 1 - ADAPTIVE_QUANTILE, advice))
             if top is None and best_of is None:
                 by_rule = sampling.acceptance_probability(scores, used, temperature)
-                warnings.append(keeps_nearly_all_warning(pool, float(np.mean(by_rule >= 0.5)), used))
+                warnings.append(stale_threshold_warning(pool, float(np.mean(by_rule >= 0.5)), used))
         warning = " ".join(w for w in warnings if w)
         pool = self.store.candidates(medium, batch=batch)
         accepted = [c.id for c in pool if c.accepted]

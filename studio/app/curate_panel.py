@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..engine import keeps_nearly_all_warning, separation_warning, ties_warning
+from ..engine import separation_warning, stale_threshold_warning, ties_warning
 from . import cards, gallery, plots
 from .context import VIEW, VIEW_INPUTS, TabContext, friendly
 
@@ -114,7 +114,7 @@ def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float
          keep_by: str | None = None, top_share: float | None = None,
          scorers: list[str] | None = None) -> dict[str, Any]:
     """The gallery, the histogram and the warning for the shown batch under the current rule; after a
-    tune, a warning when the threshold keeps nearly all of the batch; with the top share, one when ties at
+    tune, a warning when the threshold keeps nearly all, or none, of the batch; with the top share, one when ties at
     its cut keep far more than the share."""
     shown_cards, stats = cards.batch_view(ctx.studio, ctx.name, shown, threshold, temperature, keep_rule(spread))
     kept_by_rule = [c["rule"] == "auto_accepted" for c in shown_cards if c["score"] is not None]
@@ -125,8 +125,8 @@ def view(ctx: TabContext, shown: list[str], threshold: float, temperature: float
         warning = ties_warning(stats["scores"], threshold, float(top_share), advice)
     if keep_by != cards.KEEP_BY[1] and kept_by_rule:
         pool = ctx.studio.store.candidates(ctx.name, ids=list(shown or []))
-        nearly_all = keeps_nearly_all_warning(pool, sum(kept_by_rule) / len(kept_by_rule), threshold)
-        warning = " ".join(w for w in (warning, nearly_all) if w) or None
+        stale = stale_threshold_warning(pool, sum(kept_by_rule) / len(kept_by_rule), threshold)
+        warning = " ".join(w for w in (warning, stale) if w) or None
     html = gallery.batch_html(ctx.name, shown_cards, cards.rate_summary(stats),
                               cards.curated_summary(ctx.studio, ctx.name), warning)
     note = f'<div class="separation-warning">⚠ {warning}</div>' if warning else ""

@@ -253,7 +253,7 @@ def test_ties_at_a_cut_drawn_from_the_batch_are_named(workspace, fake):
 
 
 @pytest.mark.slow  # one tune process
-def test_after_a_tune_a_threshold_that_keeps_nearly_all_is_named(workspace, fake):
+def test_after_a_tune_a_threshold_that_keeps_nearly_all_or_none_is_named(workspace, fake):
     studio = Studio(workspace)
     studio.generate("fake", "a colour", n=12)
     assert "no longer picks" not in studio.curate("fake", threshold=0.0, temperature=0.0).get("warning", "")
@@ -261,6 +261,10 @@ def test_after_a_tune_a_threshold_that_keeps_nearly_all_is_named(workspace, fake
     studio.generate("fake", "a colour", n=12, seed=50, version="v1")
     warned = studio.curate("fake", threshold=0.0, temperature=0.0)
     assert "keeps 100% of this batch from v1" in warned["warning"] and "--top" in warned["warning"]
+    with pytest.MonkeyPatch.context() as patch:  # a tune that moved every score below the threshold
+        patch.setattr(Studio, "score", lambda self, medium, cands, *a, **k: [0.5] * len(cands))
+        none = studio.curate("fake", threshold=0.9, temperature=0.0)
+    assert not none["accepted"] and "The threshold 0.90 keeps none of this batch from v1" in none["warning"]
     relative = studio.curate("fake", top=0.25, temperature=0.0)
     assert "no longer picks" not in relative.get("warning", "") and relative["acceptance_rate"] < 0.9
 
