@@ -949,28 +949,28 @@ class Studio:
                     "kept_diversity": kept_variety})
             if accepted == 0 and r == 0:
                 raise StudioError("No candidate was kept; lower the threshold or raise the temperature.")
-            if accepted == 0:  # a later round: the rule keeps nothing the last version makes, so the rounds end
-                history.append({"round": r + 1, "from": version, "version": version, "generated": len(cands),
-                                "accepted": 0, "acceptance_rate": 0.0, "kept_diversity": kept_variety,
-                                "copies_left_out": 0, "mean_score": float(np.mean(scores)), "loss": None,
-                                "rewards": None, "tune_seconds": 0.0,
-                                "note": f"The rule kept none of the {len(cands)} candidates {version} made, so the "
-                                        f"rounds stop at {version}: keep some by hand, or lower the threshold."})
-                break
             start = "base" if tune_from == "base" else version
-            try:
-                tuned = self.tune(medium, from_version=start, steps=steps,
-                                  on_progress=lambda info: notify({"event": "tune", "round": r + 1, **info}),
-                                  **tune_kwargs)
-            except NothingToLearn as nothing:  # the round keeps the version it has, and says why
-                tuned = {"version": version, "copies_left_out": nothing.left_out, "loss": None, "rewards": None,
-                         "seconds": 0.0, "note": str(nothing)}
+            if accepted == 0:  # a later round: the rule keeps nothing the last version makes, so the rounds end
+                start, tuned = version, {"version": version, "copies_left_out": 0, "loss": None, "rewards": None,
+                                         "seconds": 0.0, "note": f"The rule kept none of the {len(cands)} candidates "
+                                         f"{version} made, so the rounds stop at {version}: keep some by hand, or "
+                                         "lower the threshold."}
+            else:
+                try:
+                    tuned = self.tune(medium, from_version=start, steps=steps,
+                                      on_progress=lambda info: notify({"event": "tune", "round": r + 1, **info}),
+                                      **tune_kwargs)
+                except NothingToLearn as nothing:  # the round keeps the version it has, and says why
+                    tuned = {"version": version, "copies_left_out": nothing.left_out, "loss": None, "rewards": None,
+                             "seconds": 0.0, "note": str(nothing)}
             history.append({"round": r + 1, "from": start, "version": tuned["version"], "generated": len(cands),
                             "accepted": accepted, "acceptance_rate": accepted / len(cands),
                             "kept_diversity": kept_variety, "copies_left_out": tuned["copies_left_out"],
                             "mean_score": float(np.mean(scores)), "loss": tuned["loss"], "rewards": tuned["rewards"],
                             "tune_seconds": tuned["seconds"], "note": tuned.get("note")})
             version = tuned["version"]
+            if accepted == 0:
+                break
         compared = self.compare(medium, after=version, prompt=prompt, n=compare_n or n, seed=HELD_OUT_SEED + seed,
                                 scorers=scorers, threshold=threshold, temperature=temperature, options=options,
                                 strength=strength, params=params, top=top)
