@@ -81,6 +81,12 @@ def tune_beta(settings: dict[str, Any], parent_adapter: str | None) -> float:
     return float(settings.get("beta", 0.0)) * scale
 
 
+def tune_kept_floor(settings: dict[str, Any], parent_adapter: str | None) -> float:
+    """The kept floor a tune uses: the setting, times ``tuned_floor_scale`` when it starts from a tuned version."""
+    scale = float(settings.get("tuned_floor_scale", 1.0)) if parent_adapter else 1.0
+    return float(settings.get("kept_floor", 0.0)) * scale
+
+
 def kept_floor_setting(default: float, what: str) -> Any:
     """The ``kept_floor`` field: kto's and dpo's pull back on a kept candidate the tune made rarer than the
     starting model (kto_loss, dpo_loss), with a medium's measured default; ``what`` names its candidates."""
@@ -132,8 +138,9 @@ class PreferenceTune(TuneSettings):
         if self.objective != "sft" and self.prior_weight > 0:
             raise StudioError(f"The {self.objective} objective learns from the dropped candidates itself; "
                               "set prior_weight to 0, or objective to sft.")
-        if getattr(self, "kept_floor", 0) > 0 and self.objective not in ("kto", "dpo"):  # a medium with the floor
-            raise StudioError("kept_floor acts on kto's and dpo's rewards; set it to 0, or objective to kto or dpo.")
+        for floor in ("kept_floor", "end_floor"):  # a medium with the floor
+            if getattr(self, floor, 0) > 0 and self.objective not in ("kto", "dpo"):
+                raise StudioError(f"{floor} acts on kto's and dpo's rewards; set it to 0, or objective to kto or dpo.")
         if getattr(self, "hold", 0) > 0 and self.objective == "sft":  # a medium with the hold
             raise StudioError("hold acts beside kto's and dpo's rewards; set it to 0, or objective to kto or dpo.")
 

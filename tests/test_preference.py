@@ -11,7 +11,7 @@ from studio import runner
 from studio.engine import Studio
 from studio.errors import StudioError
 from studio.preference import (PreferenceBatches, RewardLog, dpo_loss, ipo_loss, kto_loss, same_prompt_pairs,
-                               tune_beta)
+                               tune_beta, tune_kept_floor)
 
 
 def _t(*values):
@@ -153,6 +153,14 @@ def test_a_later_round_is_anchored_at_beta_times_its_scale_in_every_medium():
     assert tune_beta({"beta": 2.0}, "/versions/v1/adapter") == 2.0  # a job stored before the scale: as it was made
     for name in ("image", "music", "text", "voice"):  # every medium with a preference tune has the setting
         assert media.get(name).parse_tune_settings({"tuned_beta_scale": 3.0})["tuned_beta_scale"] == 3.0
+
+
+def test_a_later_rounds_kept_floor_is_the_floor_times_its_scale():
+    settings = {"kept_floor": 1.5, "tuned_floor_scale": 0.0}
+    assert tune_kept_floor(settings, None) == 1.5  # from the base: the floor itself
+    assert tune_kept_floor(settings, "/versions/v1/adapter") == 0.0  # the first round alone
+    assert tune_kept_floor({"kept_floor": 1.5}, "/versions/v1/adapter") == 1.5  # a job stored before the scale
+    assert tune_kept_floor({}, None) == 0.0  # a medium without a floor
 
 
 def test_objective_and_beta_settings_are_checked():

@@ -95,7 +95,14 @@ class TextTune(PreferenceTune):
     dropout: float = setting(0.0, "the adapter's dropout while tuning (peft lora_dropout; 0 = off), against "
                                   "reciting kept texts", min=0, below=1)
     kept_floor: float = kept_floor_setting(0.0, "text")
+    tuned_floor_scale: float = setting(1.0, "kto / dpo: the kept floor times this for a tune that starts from a tuned "
+                                            "version (a later round; 0: the first round alone)", min=0, max=100,
+                                       label="Later rounds' floor (x)")
     hold: float = hold_setting(0.0, "texts")
+    end_floor: float = setting(0.0, "kto / dpo: pull back any end of a kept or dropped text (its end token) that the "
+                                    "tune makes rarer than the starting model did, at this multiple of the "
+                                    "objective's steepest pull (0 = off): a tune that stops ending its texts",
+                               min=0, max=100, label="Keep the ends from falling")
     pair_share: float = setting(1.0, "dpo / ipo: learn from this share of the kept-dropped pairs, those least alike "
                                      "to the starting model (length-normalised CHES, Razin et al. 2024): a pair too "
                                      "alike is won by lowering both, and the texts that resemble neither take the mass",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import StudioError
-from ...preference import PreferenceBatches, sequence_log_probs, tune_beta
+from ...preference import PreferenceBatches, sequence_log_probs, tune_beta, tune_kept_floor
 from ...training import batch_rows, trial_groups
 from .loss import (IGNORE, anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
                    summed_log_probs, varlen_attention_available)
@@ -60,6 +60,17 @@ def lora_config(settings: dict[str, Any], parent_adapter: str | None):
 def counted_tokens(labels: Any) -> Any:
     """Per row of ``labels`` (rows, length), how many next tokens count (at least 1)."""
     return (labels[:, 1:] != IGNORE).sum(dim=1).clamp(min=1)
+
+
+def end_labels(labels: Any, rows: int, end: int) -> Any:
+    """``labels`` with only the last counted token of each of the first ``rows`` rows counted, where it is the end
+    token ``end`` (the text ended: ``example_ids``); every other position ignored."""
+    ends = labels.new_full(labels.shape, IGNORE)
+    for row in range(min(rows, labels.shape[0])):
+        counted_at = (labels[row] != IGNORE).nonzero()
+        if len(counted_at) and int(labels[row, int(counted_at[-1])]) == end:
+            ends[row, int(counted_at[-1])] = end
+    return ends
 
 
 def cut_share(cut: Sequence[bool]) -> float:
@@ -126,7 +137,7 @@ class TextTuneTask:
                                                 self.batch_size,
                                                 tune_beta(settings, parent_adapter),
                                                 [pair[0] for pair in [*pairs, *dropped_pairs]],
-                                                kept_floor=float(settings["kept_floor"]),
+                                                kept_floor=tune_kept_floor(settings, parent_adapter),
                                                 sft_weight=float(settings.get("sft_weight", 0.0)),
                                                 tokens=self._token_counts(labels),
                                                 undecided=len(undecided_pairs), hold=float(settings.get("hold", 0.0)))
@@ -137,11 +148,17 @@ class TextTuneTask:
         self.inputs = torch.tensor(inputs)
         self.labels = torch.tensor(labels)
         self.extra = torch.tensor(extra)
+        # the end floor: each kept or dropped text's end token alone, where the text ended (preference rows only)
+        self.end_floor = float(settings.get("end_floor") or 0.0) if self.preference is not None else 0.0
+        self.end_labels = end_labels(self.labels, len(pairs) + len(dropped_pairs),
+                                     handle.tokenizer.eos_token_id) if self.end_floor > 0 else None
+        self.ends_seen: list[tuple[Any, Any]] = []  # (rows, their end tokens' log-probs) since the last step
         self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
         # the anchor: the starting model's hidden states at every counted position, once (see loss.py)
         self.anchor = self._anchor_states() if self.anchor_weight > 0 and self.split is not None else None
         if self.preference is not None:  # the starting model's log-probs, before any step (a resume repeats them)
             self.preference.reference = self._reference_log_probs()
+            self.reference_ends = self._seen_ends()[1] if self.end_labels is not None else None
             pair_share = float(settings.get("pair_share", 1.0))
             if pair_share < 1 and self.preference.pairs:
                 self.preference.keep_least_alike(self._mean_states(), pair_share)
@@ -233,12 +250,38 @@ class TextTuneTask:
         summed, or with ``rewards`` per_token their mean."""
         labels = self.labels[rows]
         if self.split is not None:
-            values = summed_log_probs(self.hidden(rows), self.split[1], labels)
+            hidden = self.hidden(rows)
+            values = summed_log_probs(hidden, self.split[1], labels)
+            if self.end_labels is not None:  # from the same pass: one head row per text
+                self.ends_seen.append((rows, summed_log_probs(hidden, self.split[1], self.end_labels[rows])))
         else:
-            values = sequence_log_probs(self.logits(rows), labels)
+            logits = self.logits(rows)
+            values = sequence_log_probs(logits, labels)
+            if self.end_labels is not None:
+                self.ends_seen.append((rows, sequence_log_probs(logits, self.end_labels[rows])))
         if self.per_token:
             values = values / counted_tokens(labels).to(values.device, values.dtype)
         return values
+
+    def _seen_ends(self) -> tuple[Any, Any]:
+        """(rows, end log-probs) of every ``sequence_log_probs`` call since the last, in order; the record emptied."""
+        import torch
+
+        rows, values = zip(*self.ends_seen)
+        self.ends_seen = []
+        return torch.cat(rows), torch.cat(values)
+
+    def _end_floor_loss(self) -> Any:
+        """The end floor on this step's rows: the mean fall of their ended texts' end tokens below the starting
+        model's, at ``end_floor`` times the objective's steepest pull (beta / 2 per nat, as the kept floor)."""
+        import torch
+
+        rows, values = self._seen_ends()
+        ended = (self.end_labels[rows] != IGNORE).any(dim=1).to(values.device)
+        if not bool(ended.any()):
+            return values.new_zeros(())
+        fall = torch.relu(self.reference_ends[rows].to(values.device, values.dtype) - values)
+        return self.end_floor * self.preference.beta / 2 * fall[ended].mean()
 
     def parameters(self) -> list[Any]:
         return [p for p in self.handle.model.parameters() if p.requires_grad]
@@ -279,7 +322,8 @@ class TextTuneTask:
         import torch
 
         if self.preference is not None:
-            return self.preference.loss(step, generator, self.sequence_log_probs)
+            loss = self.preference.loss(step, generator, self.sequence_log_probs)
+            return loss + self._end_floor_loss() if self.end_labels is not None else loss
         rows = batch_rows(self.kept_rows, len(self.inputs), self.batch_size, self.prior_weight, generator)
         if self.anchor is not None:  # kept tokens, with the starting model's alternatives kept alive
             anchor = torch.cat([self.anchor[int(r)] for r in rows])

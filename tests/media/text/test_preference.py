@@ -213,3 +213,51 @@ def test_the_undecided_texts_follow_the_drops_with_their_own_reference_and_need_
     assert len(off.inputs) == 4 and off.preference.undecided == 0  # off by default: the rows are not even built
     with pytest.raises(StudioError, match="hold"):
         medium.parse_tune_settings({"objective": "sft", "hold": 1.0})
+
+
+def _end_log_probs(task):
+    import torch
+
+    with torch.no_grad():
+        task.sequence_log_probs(torch.arange(len(task.inputs)))
+    return task._seen_ends()[1]
+
+
+def test_the_end_floor_pulls_back_each_ended_texts_end_token_the_tune_lowered(medium, tiny_llama, make_candidates):
+    import dataclasses
+
+    import torch
+
+    from studio.media.text.prompting import completion_ids
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    eos = handle.tokenizer.eos_token_id
+    long = "the hill the fox red red moon over the hill the fox runs"
+    limit = len(completion_ids(handle.tokenizer, long, ended=False))
+    kept = [dataclasses.replace(c, params={"max_new_tokens": limit}) for c in make_candidates("a sea poem", KEPT, "k")]
+    dropped = [dataclasses.replace(c, params={"max_new_tokens": limit})
+               for c in make_candidates("a sea poem", [long, DROPPED[0]], "d")]
+    settings = {**medium.tune_defaults, "objective": "dpo", "beta": 0.5}
+    assert medium.tune_task(handle, kept, settings, None, dropped=dropped).end_labels is None  # off by default
+    task = medium.tune_task(handle, kept, {**settings, "end_floor": 2.0}, None, dropped=dropped)
+    counted = task.end_labels != -100  # the end token alone, of the texts that ended (the cut drop has none)
+    assert counted.sum(dim=1).tolist() == [1, 1, 0, 1]
+    assert set(task.end_labels[counted].tolist()) == {eos}
+    start = task.reference_ends
+    assert _end_log_probs(task).tolist() == pytest.approx(start.tolist(), abs=1e-4)  # the start is the reference
+    task.sequence_log_probs(torch.arange(len(task.inputs)))
+    assert float(task._end_floor_loss()) == 0.0  # nothing fallen, nothing to pull back
+    task.reference_ends = start + 1.0  # as if the tune had made every end a nat rarer
+    task.sequence_log_probs(torch.arange(len(task.inputs)))
+    loss = task._end_floor_loss()
+    assert float(loss) == pytest.approx(2.0 * 0.5 / 2 * 1.0, abs=1e-4)  # end_floor x beta / 2 per nat, mean fall 1
+    loss.backward()
+    with torch.no_grad():
+        for param in task.parameters():
+            param -= 0.5 * param.grad
+    risen = _end_log_probs(task) - start
+    assert float(risen[[0, 1, 3]].min()) > 0  # one step against it raises every ended text's end
+    from studio.errors import StudioError
+
+    with pytest.raises(StudioError, match="end_floor"):
+        medium.tune_task(handle, kept, {**settings, "objective": "sft", "end_floor": 1.0}, None)
