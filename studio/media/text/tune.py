@@ -73,6 +73,11 @@ def end_labels(labels: Any, rows: int, end: int) -> Any:
     return ends
 
 
+def ended(pair: Pair) -> bool:
+    """Whether a (prompt, text[, ended]) pair's text ended by itself (a pair without the flag did)."""
+    return bool(pair[2]) if len(pair) > 2 else True
+
+
 def cut_share(cut: Sequence[bool]) -> float:
     """The share of texts cut off at their length limit (``cut``: per text, whether it was); 0 with none."""
     return sum(cut) / len(cut) if cut else 0.0
@@ -152,6 +157,7 @@ class TextTuneTask:
         self.end_floor = float(settings.get("end_floor") or 0.0) if self.preference is not None else 0.0
         self.end_labels = end_labels(self.labels, len(pairs) + len(dropped_pairs),
                                      handle.tokenizer.eos_token_id) if self.end_floor > 0 else None
+        self.has_end = (self.end_labels != IGNORE).any(dim=1) if self.end_labels is not None else None
         self.ends_seen: list[tuple[Any, Any]] = []  # (rows, their end tokens' log-probs) since the last step
         self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
         # the anchor: the starting model's hidden states at every counted position, once (see loss.py)
@@ -178,7 +184,7 @@ class TextTuneTask:
             self.kept_features, self.batch_distance = self._batch_distance([pair[1] for pair in dropped_pairs])
         # the share of the kept texts, or of their batch, that generation cut off: a run-on look's yardstick
         self.stop_running_on = float(settings.get("stop_running_on") or 0.0)
-        cut = [len(pair) > 2 and not pair[2] for pair in [*pairs, *dropped_pairs]]
+        cut = [not ended(pair) for pair in [*pairs, *dropped_pairs]]
         self.usual_cut = max(cut_share(cut[:len(pairs)]), cut_share(cut))
         watched = trials and (self.stop_copying < 1 or self.kept_variety > 0 or self.batch_distance > 0
                               or self.stop_running_on > 0)
@@ -188,7 +194,7 @@ class TextTuneTask:
 
     def _rows(self, pairs: Sequence[Pair], settings: dict[str, Any]) -> tuple[list, list, list]:
         """(input ids, labels, positions or attention masks) rows of the pairs, packed or padded."""
-        encoded = [example_ids(self.handle.tokenizer, pair[0], pair[1], ended=pair[2] if len(pair) > 2 else True)
+        encoded = [example_ids(self.handle.tokenizer, pair[0], pair[1], ended=ended(pair))
                    for pair in pairs]
         encoded = [(ids, goldfish_mask(ids, mask, self.goldfish)) for ids, mask in encoded]
         encoded = [(ids[:self.seq_len], mask[:self.seq_len]) for ids, mask in encoded]
@@ -277,11 +283,11 @@ class TextTuneTask:
         import torch
 
         rows, values = self._seen_ends()
-        ended = (self.end_labels[rows] != IGNORE).any(dim=1).to(values.device)
-        if not bool(ended.any()):
+        counted = self.has_end[rows].to(values.device)
+        if not bool(counted.any()):
             return values.new_zeros(())
         fall = torch.relu(self.reference_ends[rows].to(values.device, values.dtype) - values)
-        return self.end_floor * self.preference.beta / 2 * fall[ended].mean()
+        return self.end_floor * self.preference.beta / 2 * fall[counted].mean()
 
     def parameters(self) -> list[Any]:
         return [p for p in self.handle.model.parameters() if p.requires_grad]
