@@ -7,7 +7,8 @@ For a workspace that ran ``studio loop text`` (a base batch, a tuned ``v1``, com
 - per kept and dropped text of the base batch: how far ``v1`` moved its end token's log-prob and the rest of it
   against the base (``--ends``; loads the model);
 - compare's held-out texts of each version kept at the threshold by ``topic`` as scored, by ``topic`` times one
-  minus the repeated share, and by ``topic`` halved for a text cut off (``--threshold``).
+  minus the repeated share, and by ``topic`` halved for a text cut off (``--threshold``). Since stop 73 the stored
+  ``topic`` has the repeated share in it already (its ``repetition`` option); the second way then counts it twice.
 
     python benchmarks/text_run_on.py WORKSPACE --threshold 0.956 --ends
 """
@@ -20,15 +21,10 @@ import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
+from studio.media.text.metrics import repeated_share
+
 HELD_OUT = 1_000_000  # compare's seeds start here (studio.settings.HELD_OUT_SEED)
 KEPT = ("auto_accepted", "hand_accepted")
-
-
-def repeated_share(text: str, n: int = 3) -> float:
-    """The share of a text's n-word runs that repeat one before them (0: none repeats, or too short)."""
-    words = re.findall(r"[a-z']+", text.lower())
-    runs = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    return 1 - len(set(runs)) / len(runs) if runs else 0.0
 
 
 def _rows(workspace: Path) -> list[dict]:

@@ -4,7 +4,8 @@ style        semantic similarity (MiniLM) to ``options['style']``, to ``options[
              (the closest one), or else to the candidate's own prompt
 topic        about the prompt's subject ("a haiku about the first snow" -> "the first snow"):
              MiniLM similarity mapped from [low, high] to [0, 1], in full once the text says
-             ``own_words`` (3) words of its own beyond the subject's (the subject said back scores 0)
+             ``own_words`` (3) words of its own beyond the subject's (the subject said back scores 0),
+             less by the share of its three-word runs it says again (``repetition``, 1; 0 = off)
 syllables    syllables per line against a pattern ("5-7-5"), by the CMU Pronouncing Dictionary
 metre        stress on the beats of a metre (iambic, trochaic, ...), optionally so many feet a line
 rhyme        the line endings that a rhyme scheme ("AABB", "ABAB", "ABCB") pairs do rhyme
@@ -27,6 +28,7 @@ from ...medium import Candidate, ScoringContext
 from . import verse
 from .embedding import candidate_text, embed_texts
 from .language import ENGLISH
+from .metrics import repeated_share
 
 OWN_WORDS = 3  # topic: the words of its own a text needs for full credit (options["own_words"])
 CONSTRAINT_KEYS = ("min_words", "max_words", "min_lines", "max_lines", "syllables", "must", "must_not", "regex")
@@ -188,8 +190,10 @@ def own_words(text: str, subject: str) -> int:
 def topic(ctx: ScoringContext):
     """Rewards text about the prompt's subject (or options['topic']), by sentence-embedding similarity, at full
     credit once it says options['own_words'] words of its own (a text that only says its subject back is not about
-    it); similarity options['low'] scores 0 and options['high'] 1."""
-    options = _options(ctx, "topic", ("topic", "low", "high", "own_words"))
+    it); similarity options['low'] scores 0 and options['high'] 1. A text that says its words again is scaled by one
+    minus options['repetition'] (1) times the share of its three-word runs that repeat one before them: naming the
+    subject over and over until the length limit reads as "more about it" to the embedding, and to no one else."""
+    options = _options(ctx, "topic", ("topic", "low", "high", "own_words", "repetition"))
     low, high = float(options.get("low", 0.2)), float(options.get("high", 0.7))
     if not -1 <= low < high <= 1:
         raise StudioError(f"The topic options need -1 <= low < high <= 1, not low={low}, high={high}.")
@@ -197,6 +201,9 @@ def topic(ctx: ScoringContext):
     fixed = options.get("topic")
     if fixed is not None and (not isinstance(fixed, str) or not fixed.strip()):
         raise StudioError("The topic option 'topic' must be a non-empty text.")
+    repetition = options.get("repetition", 1.0)
+    if isinstance(repetition, bool) or not isinstance(repetition, (int, float)) or not 0 <= repetition <= 1:
+        raise StudioError(f"The topic option 'repetition' must be a number from 0 to 1, not {repetition!r}.")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
         if not candidates:
@@ -205,7 +212,8 @@ def topic(ctx: ScoringContext):
         texts = [candidate_text(c) for c in candidates]
         similarity = (embed_texts(texts) * embed_texts(subjects)).sum(axis=1)
         said = [min(1.0, own_words(t, s) / needed) if needed else 1.0 for t, s in zip(texts, subjects)]
-        return [v * share for v, share in zip(_clip((similarity - low) / (high - low)), said)]
+        fresh = [1.0 - repetition * repeated_share(t) for t in texts]
+        return [v * share * f for v, share, f in zip(_clip((similarity - low) / (high - low)), said, fresh)]
 
     return score
 

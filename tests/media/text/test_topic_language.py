@@ -58,6 +58,32 @@ def test_topic_gives_no_credit_for_the_subject_said_back(medium, make_candidates
         medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[], options={"own_words": 1.5}))
 
 
+def test_repeated_share_counts_the_runs_said_again():
+    from studio.media.text.metrics import repeated_share
+
+    assert repeated_share("the first snow is the first snow") == pytest.approx(1 / 5)
+    assert repeated_share("white flakes settle on the quiet winter field") == 0.0
+    assert repeated_share("snow falls") == 0.0  # no three-word run at all
+    assert repeated_share("snow snow snow snow snow") == pytest.approx(2 / 3)
+
+
+def test_topic_scores_a_text_that_says_the_subject_again_and_again_less(medium, make_candidates):
+    once = "the first snow settles on the quiet field and the town goes still"
+    run_on = once + " " + " ".join(["the first snow is the first snow of the year"] * 4)
+    cands = make_candidates("a haiku about the first snow", [once, run_on])
+    context = ScoringContext(medium=medium, favourites=[], decided=[])
+    fresh, repeated = medium.scorers()["topic"](context)(cands)
+    assert repeated < 0.6 * fresh
+    plain = medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[],
+                                                     options={"repetition": 0}))(cands)
+    assert plain[0] == pytest.approx(fresh)  # nothing repeated: the same score either way
+    assert plain[1] > 2 * repeated  # what the embedding alone gave the run-on text
+    for bad in (1.5, -0.1, "yes", True):
+        with pytest.raises(StudioError, match="repetition"):
+            medium.scorers()["topic"](ScoringContext(medium=medium, favourites=[], decided=[],
+                                                     options={"repetition": bad}))
+
+
 @pytest.mark.parametrize("prompt, language", [
     ("关于初雪的俳句", "Chinese"), ("初雪の俳句", "Japanese"), ("첫눈에 대한 하이쿠", "Korean"),
     ("хайку о первом снеге", "Russian or another Cyrillic-script language"),
