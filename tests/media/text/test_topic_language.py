@@ -65,6 +65,12 @@ def test_repeated_share_counts_the_runs_said_again():
     assert repeated_share("white flakes settle on the quiet winter field") == 0.0
     assert repeated_share("snow falls") == 0.0  # no three-word run at all
     assert repeated_share("snow snow snow snow snow") == pytest.approx(2 / 3)
+    assert repeated_share("white on the pine / a crow shakes it loose") == 0.0
+    assert repeated_share("too short") == 0.0
+    # 12 words, 10 runs of three, 5 of them different: half say one said before
+    text = "the first snow is the first snow is the first snow again"
+    assert repeated_share(text) == pytest.approx(5 / 10)
+    assert repeated_share(text.upper()) == repeated_share(text)  # case and punctuation aside
 
 
 def test_topic_scores_a_text_that_says_the_subject_again_and_again_less(medium, make_candidates):
