@@ -108,9 +108,6 @@ class TextTune(PreferenceTune):
                                     "tune makes rarer than the starting model did, at this multiple of the "
                                     "objective's steepest pull (0 = off): a tune that stops ending its texts",
                                min=0, max=100, label="Keep the ends from falling")
-    end_floor_of: str = setting("decided", "kto / dpo: whose ends the end floor holds: every kept and dropped text's "
-                                           "(decided), or the kept texts' alone (kept: a drop may still end later)",
-                                choices=("decided", "kept"), label="Ends held")
     pair_share: float = setting(1.0, "dpo / ipo: learn from this share of the kept-dropped pairs, those least alike "
                                      "to the starting model (length-normalised CHES, Razin et al. 2024): a pair too "
                                      "alike is won by lowering both, and the texts that resemble neither take the mass",

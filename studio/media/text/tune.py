@@ -153,10 +153,10 @@ class TextTuneTask:
         self.inputs = torch.tensor(inputs)
         self.labels = torch.tensor(labels)
         self.extra = torch.tensor(extra)
-        # the end floor: each kept (and, decided, dropped) text's end token alone, where it ended (preference rows only)
+        # the end floor: each kept or dropped text's end token alone, where the text ended (preference rows only)
         self.end_floor = float(settings.get("end_floor") or 0.0) if self.preference is not None else 0.0
-        held = len(pairs) + (len(dropped_pairs) if settings.get("end_floor_of", "decided") == "decided" else 0)
-        self.end_labels = end_labels(self.labels, held, handle.tokenizer.eos_token_id) if self.end_floor > 0 else None
+        self.end_labels = end_labels(self.labels, len(pairs) + len(dropped_pairs),
+                                     handle.tokenizer.eos_token_id) if self.end_floor > 0 else None
         self.has_end = (self.end_labels != IGNORE).any(dim=1) if self.end_labels is not None else None
         self.ends_seen: list[tuple[Any, Any]] = []  # (rows, their end tokens' log-probs) since the last step
         self.tokens_seen = 0  # real (non-padding) tokens through the model: the benchmark's throughput
