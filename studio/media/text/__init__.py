@@ -22,13 +22,14 @@ DEFAULT_MODEL = "built-in:smollm2"  # builtin.DEFAULT, named here so importing t
 GRAMMAR_MODEL = "built-in:grammar"  # builtin.GRAMMAR
 # the sampling the grammar model was trained and measured with (its tests' thresholds depend on it); the
 # settings' defaults (settings.py) are SmolLM2's
-GRAMMAR_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "repetition_penalty": 1.1, "stop": []}
+GRAMMAR_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "repetition_penalty": 1.1, "stop": [], "max_new_tokens": 60}
 # its dose: the tiny model moves less per pass than SmolLM2 (the loop test's case lifts at 30 passes, not at
 # SmolLM2's 20; docs/objectives.md, "Text: the dose follows the model")
 # its tokens are a few letters: 5 of them are a word or two, so no copy guard; and kto, the objective its tests'
 # thresholds were measured with (dpo was chosen on SmolLM2's protocol alone), a later round at the same rate, and
 # every drop of the rule (the bottom quarter alone was chosen on SmolLM2's rule rounds)
-GRAMMAR_TUNE = {"epochs": 30.0, "copy_guard": 0, "objective": "kto", "tuned_lr_scale": 1.0, "drop_share": 1.0}
+GRAMMAR_TUNE = {"epochs": 30.0, "copy_guard": 0, "objective": "kto", "tuned_lr_scale": 1.0, "drop_share": 1.0,
+                "seq_len": 128}
 
 
 class TextMedium(Medium):

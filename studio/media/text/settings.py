@@ -27,7 +27,7 @@ class TextGenerate(Settings):
                          label="Top-k (0 = off)")
     repetition_penalty: float = setting(1.05, "above 1 discourages repeating words", above=0, max=10,
                                         label="Avoid repeats")
-    max_new_tokens: int = setting(60, "the longest a text may be, in tokens (about 3/4 of a word each)", min=1,
+    max_new_tokens: int = setting(160, "the longest a text may be, in tokens (about 3/4 of a word each)", min=1,
                                   max=10**9, label="Longest text (tokens)")
     min_new_tokens: int = setting(0, "the shortest a text may be, in tokens", min=0, max=10**9,
                                   label="Shortest text (tokens)")
@@ -143,7 +143,7 @@ class TextTune(PreferenceTune):
                                           "stopped ending its texts",
                                      min=0, max=1, label="Stop when it runs on")
     targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)")
-    seq_len: int = setting(128, "tokens per training row", min=8, max=1_000_000)
+    seq_len: int = setting(256, "tokens per training row", min=8, max=1_000_000)
     packing: str = setting("packed", "packed: texts end to end in rows; padded: one text per row",
                            choices=("packed", "padded"))
     compile: str = setting("off", "layers: torch.compile each layer on a GPU", choices=("off", "layers"))

@@ -196,6 +196,17 @@ def test_the_dose_follows_the_default_model(monkeypatch, medium):
     assert medium.parse_tune_settings({"epochs": 7})["epochs"] == 7
 
 
+def test_a_training_row_holds_a_whole_text_at_the_default_length(monkeypatch, medium):
+    """SmolLM2 writes up to 160 tokens (a short poem ends by then: docs/text-model.md) and a tune's row holds that and
+    its prompt, so no text's end is cut from what the tune learns; the grammar model keeps the 60 it was measured at."""
+    assert medium.validate_params({})["max_new_tokens"] == 60
+    assert medium.parse_tune_settings({})["seq_len"] == 128
+    monkeypatch.delenv("STUDIO_TEXT_MODEL")
+    limit = medium.validate_params({})["max_new_tokens"]
+    assert limit == 160
+    assert medium.parse_tune_settings({})["seq_len"] >= limit + 64  # the chat template and the prompt's words
+
+
 def test_an_older_conversion_is_redone(tiny_gguf, tmp_path):
     """A folder converted by an older studio (no format in its marker, no model card) is converted again."""
     out = tmp_path / "m"
