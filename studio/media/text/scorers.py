@@ -1,7 +1,8 @@
 """Built-in text scorers by name; each maps candidates to floats in [0, 1], higher is better.
 
 style        semantic similarity (MiniLM) to ``options['style']``, to ``options['exemplars']``
-             (the closest one), or else to the candidate's own prompt
+             (the closest one), or else to the candidate's own prompt, less by the share of its
+             three-word runs it says again (``repetition``, 1; 0 = off)
 topic        about the prompt's subject ("a haiku about the first snow" -> "the first snow"):
              MiniLM similarity mapped from [low, high] to [0, 1], in full once the text says
              ``own_words`` (3) words of its own beyond the subject's (the subject said back scores 0),
@@ -40,21 +41,28 @@ def _clip(values) -> list[float]:
 
 def style(ctx: ScoringContext):
     """Rewards closeness in meaning to a style text (else the prompt), by sentence embeddings: options['style'] (a
-    text) or options['exemplars'] (a list of texts)."""
-    target = ctx.options.get("style")
-    exemplars = ctx.options.get("exemplars")
+    text) or options['exemplars'] (a list of texts); a text that says its words again is scaled down as in
+    ``topic`` (options['repetition'], 1): a tuned model's loops ("she wept for her son's death, and she wept for
+    his love", five times) read as more of the style to the embedding."""
+    options = _options(ctx, "style", ("style", "exemplars", "repetition"))
+    target = options.get("style")
+    exemplars = options.get("exemplars")
     if exemplars is not None and (isinstance(exemplars, str) or not all(isinstance(e, str) for e in exemplars)):
         raise StudioError("The style scorer's 'exemplars' option must be a list of texts.")
+    repetition = _repetition(options, "style")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
         if not candidates:
             return []
-        texts = embed_texts([candidate_text(c) for c in candidates])
+        words = [candidate_text(c) for c in candidates]
+        texts = embed_texts(words)
         if exemplars:
-            return _clip((texts @ embed_texts(list(exemplars)).T).max(axis=1))
-        if target:
-            return _clip(texts @ embed_texts([str(target)])[0])
-        return _clip((texts * embed_texts([c.prompt for c in candidates])).sum(axis=1))
+            similarity = (texts @ embed_texts(list(exemplars)).T).max(axis=1)
+        elif target:
+            similarity = texts @ embed_texts([str(target)])[0]
+        else:
+            similarity = (texts * embed_texts([c.prompt for c in candidates])).sum(axis=1)
+        return [v * (1.0 - repetition * repeated_share(t)) for v, t in zip(_clip(similarity), words)]
 
     return score
 
@@ -155,6 +163,14 @@ def _options(ctx: ScoringContext, scorer: str, known: Sequence[str]) -> dict[str
     return options
 
 
+def _repetition(options: dict[str, Any], scorer: str) -> float:
+    """The ``repetition`` option (1 unless given): how much of a text's repeated share of three-word runs comes off."""
+    repetition = options.get("repetition", 1.0)
+    if isinstance(repetition, bool) or not isinstance(repetition, (int, float)) or not 0 <= repetition <= 1:
+        raise StudioError(f"The {scorer} option 'repetition' must be a number from 0 to 1, not {repetition!r}.")
+    return float(repetition)
+
+
 def _whole(options: dict[str, Any], key: str, scorer: str, low: int = 0) -> int | None:
     value = options.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
@@ -201,9 +217,7 @@ def topic(ctx: ScoringContext):
     fixed = options.get("topic")
     if fixed is not None and (not isinstance(fixed, str) or not fixed.strip()):
         raise StudioError("The topic option 'topic' must be a non-empty text.")
-    repetition = options.get("repetition", 1.0)
-    if isinstance(repetition, bool) or not isinstance(repetition, (int, float)) or not 0 <= repetition <= 1:
-        raise StudioError(f"The topic option 'repetition' must be a number from 0 to 1, not {repetition!r}.")
+    repetition = _repetition(options, "topic")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
         if not candidates:

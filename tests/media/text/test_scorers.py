@@ -27,6 +27,19 @@ def test_style_without_options_uses_the_prompt(medium, make_candidates):
     assert city < sea
 
 
+def test_style_scales_a_text_that_says_its_words_again(medium, make_candidates):
+    loop = "she wept for her son, and she wept for his love. " * 4
+    cands = make_candidates("a sea poem, melancholy", ["grey waves fold over the drowned pier at dusk", loop])
+    fresh, looped = medium.scorers()["style"](ctx(medium))(cands)
+    plain = medium.scorers()["style"](ctx(medium, {"repetition": 0}))(cands)
+    assert plain[0] == pytest.approx(fresh)  # nothing repeated: the same score either way
+    assert looped < 0.5 * plain[1]  # three quarters of its three-word runs said before
+    with pytest.raises(StudioError, match="repetition"):
+        medium.scorers()["style"](ctx(medium, {"repetition": 2}))
+    with pytest.raises(StudioError, match="Unknown style option 'colour'"):
+        medium.scorers()["style"](ctx(medium, {"colour": "blue"}))
+
+
 def test_syllables():
     from studio.media.text.scorers import count_syllables
 
