@@ -254,6 +254,8 @@ def _side(label: str, side: dict[str, Any]) -> str:
         line += f"  copies {side['copies']:.0%}"
     if side.get("unfinished") is not None:
         line += f"  cut off {side['unfinished']:.0%}"
+    if side.get("looping") is not None:
+        line += f"  loops {side['looping']:.0%}"
     return line
 
 

@@ -47,6 +47,10 @@ NARROWER_THAN_BASE = 0.5
 # keeps does (whichever is higher) has stopped ending them: the check loop's text tune ran on in 14 of 32 where the
 # base did in 3 of 32, the keeps never (docs/objectives.md, "Text: a tune that stops ending its texts")
 UNFINISHED_MARGIN = 0.15
+# the same margin for candidates that loop (a medium's ``looping``): the README's text loop with `lines` beside
+# `style` made 18 of 32 loops in round 2 ("I am lost, I am lost," twenty times), the base none, and the sentence read
+# "More of what you kept (30% -> 100%)" (docs/objectives.md, "The README's loop with the form named")
+LOOPING_MARGIN = 0.15
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks
 
@@ -116,11 +120,14 @@ def verdict(result: dict[str, Any]) -> str:
         problems.append(f"copies your keeps ({copies:.0%} of its candidates bring one back)")
     if variety is not None and variety < VARIETY_FLOOR:
         problems.append(f"is less varied than what you kept ({variety:.2f}x the kept set's variety)")
-    cut, usual = after.get("unfinished"), [before.get("unfinished"), result.get("kept", {}).get("unfinished")]
-    if cut is not None and cut > max((u for u in usual if u is not None), default=0.0) + UNFINISHED_MARGIN:
-        base_cut, kept_cut = usual
-        problems.append(f"stops ending what it makes ({cut:.0%} cut off at the length limit, the base "
-                        f"{base_cut or 0:.0%}" + ("" if kept_cut is None else f", your keeps {kept_cut:.0%}") + ")")
+    for key, margin, words in (("unfinished", UNFINISHED_MARGIN, "stops ending what it makes ({:.0%} cut off at "
+                                                                 "the length limit"),
+                               ("looping", LOOPING_MARGIN, "repeats itself ({:.0%} of what it makes loop")):
+        share, usual = after.get(key), [before.get(key), result.get("kept", {}).get(key)]
+        if share is not None and share > max((u for u in usual if u is not None), default=0.0) + margin:
+            base_share, kept_share = usual
+            problems.append(words.format(share) + f", the base {base_share or 0:.0%}"
+                            + ("" if kept_share is None else f", your keeps {kept_share:.0%}") + ")")
     if problems:
         listed = problems[0] if len(problems) == 1 else ", ".join(problems[:-1]) + " and " + problems[-1]
         return f"Not yet: the tuned version {listed}."
@@ -794,6 +801,7 @@ class Studio:
             diversity = the_medium.diversity(handle, candidates, features)
             extra = the_medium.diversity_metrics(handle, candidates)
             cut = the_medium.unfinished(handle, candidates)
+            loops = the_medium.looping(candidates)
             copied = the_medium.copies(handle, candidates, kept) if kept else None
             if kept:  # each candidate's distance to its nearest keep: how far a side is from the kept set
                 near = nearest_distances(features, the_medium.embed(handle, kept))
@@ -801,6 +809,8 @@ class Studio:
                "diversity": diversity, **extra, "n": len(candidates), "candidates": [c.id for c in candidates]}
         if cut is not None:  # the share generation cut off at its length limit
             out["unfinished"] = float(np.mean(cut))
+        if loops is not None:  # the share that says its own words again and again
+            out["looping"] = float(np.mean(loops))
         if copied is not None:
             out["variety_vs_kept"] = diversity / kept_variety if kept_variety else None
             out["copies"] = float(np.mean(copied))
@@ -864,8 +874,11 @@ class Studio:
                 handle = self.handle(medium, kept[0].model)
                 kept_figures["diversity"] = self.medium(medium).kept_variety(handle, kept)
                 cut = self.medium(medium).unfinished(handle, kept)
+            loops = self.medium(medium).looping(kept)
             if cut is not None:
                 kept_figures["unfinished"] = float(np.mean(cut))
+            if loops is not None:
+                kept_figures["looping"] = float(np.mean(loops))
         kept_variety = kept_figures["diversity"]
         out: dict[str, Any] = {"prompt": prompt.strip(), "seeds": seeds, "threshold": threshold, "top": top,
                                "temperature": temperature, "before_version": before, "after_version": after,

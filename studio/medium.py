@@ -323,6 +323,10 @@ class Medium:
         a medium's candidates always end (a picture; a piece of a set length)."""
         return None
 
+    def looping(self, candidates: Sequence[Candidate]) -> list[bool] | None:
+        """Which candidates loop, saying their own material again and again, or None where a medium does not tell."""
+        return None
+
     def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
         """Extra diversity figures a medium reports (text adds distinct-2)."""
         return {}

@@ -71,6 +71,13 @@ def test_compare_counts_what_generation_cut_off_on_each_side_and_in_the_kept_set
     assert "stops ending what it makes (100% cut off at the length limit, the base 0%, your keeps 0%)" in \
         result["verdict"]
     assert studio.store.version("fake", "v1").metrics["after"]["unfinished"] == 1.0
+    # and one whose every candidate loops, where the base's and the keeps' do not
+    assert "looping" not in plain["after"] and "looping" not in plain["kept"]
+    monkeypatch.setattr(FakeMedium, "looping", lambda self, cands: [c.version != "base" for c in cands])
+    result = studio.compare("fake", after="v1", prompt="a colour", n=8, seed=500, scorers=["bright"],
+                            threshold=0.7, temperature=0.0)
+    assert (result["before"]["looping"], result["after"]["looping"], result["kept"]["looping"]) == (0, 1, 0)
+    assert "and repeats itself (100% of what it makes loop, the base 0%, your keeps 0%)." in result["verdict"]
 
 
 def test_strength_is_checked(workspace, fake):

@@ -271,10 +271,12 @@ METRIC_WORDS = {  # engine.compare's keys in plain words, with what each means (
                          "rule leans toward repeats a kept one by chance)."),
     "unfinished": ("cut off at the length limit", "The share that generation cut off at its length limit before "
                    "it ended by itself; a tuned side far above the base and your keeps has stopped ending."),
+    "looping": ("loops", "The share that says its own words again and again (a quarter or more of its three-word "
+                         "runs repeat); a tuned side far above the base and your keeps has fallen into loops."),
     "n": ("candidates", "How many candidates each side generated, on the same seeds."),
 }
 SKIPPED = ("candidates",)  # lists of ids, not figures
-SHARES = ("acceptance_rate", "copies", "copies_over_rule", "unfinished")  # shown as percentages
+SHARES = ("acceptance_rate", "copies", "copies_over_rule", "unfinished", "looping")  # shown as percentages
 
 
 def metric_words(key: str) -> tuple[str, str]:

@@ -64,6 +64,16 @@ def test_a_tune_that_stops_ending_what_it_makes_is_named():
     assert verdict(unfinished(0.44, before=0.31, kept=None)).startswith("More of what you kept")
 
 
+def test_a_tune_that_loops_is_named():
+    # the README's text loop with `lines` beside `style`, round 2: 19 of 32 loop, the base none, the keeps 3 of 29
+    out = result()
+    out["after"]["looping"], out["before"]["looping"], out["kept"] = 0.59, 0.0, {"n": 29, "looping": 0.10}
+    assert verdict(out) == ("Not yet: the tuned version repeats itself (59% of what it makes loop, the base 0%, your "
+                            "keeps 10%).")
+    out["after"]["looping"] = 0.25  # within the margin over the keeps
+    assert verdict(out).startswith("More of what you kept")
+
+
 def test_without_a_kept_set_only_the_lift_is_judged():
     plain = result(copies=None, variety=None)
     assert verdict(plain) == "More of what you kept (25% -> 60% kept, best of two from the base 45%)."

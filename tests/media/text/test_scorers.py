@@ -40,6 +40,13 @@ def test_style_scales_a_text_that_says_its_words_again(medium, make_candidates):
         medium.scorers()["style"](ctx(medium, {"colour": "blue"}))
 
 
+def test_a_text_that_says_its_words_again_and_again_loops(medium, make_candidates):
+    looped = "The waves of the sea\nA far from the shore\n" + "A far from the shore\n" * 6
+    cands = make_candidates("a sea poem", ["grey waves fold over the drowned pier at dusk", looped,
+                                           "the tide goes out, the tide comes in, and the pier waits"])
+    assert medium.looping(cands) == [False, True, False]
+
+
 def test_syllables():
     from studio.media.text.scorers import count_syllables
 
