@@ -801,10 +801,10 @@ class Studio:
             diversity = the_medium.diversity(handle, candidates, features)
             extra = the_medium.diversity_metrics(handle, candidates)
             cut = the_medium.unfinished(handle, candidates)
-            loops = the_medium.looping(candidates)
             copied = the_medium.copies(handle, candidates, kept) if kept else None
             if kept:  # each candidate's distance to its nearest keep: how far a side is from the kept set
                 near = nearest_distances(features, the_medium.embed(handle, kept))
+        loops = the_medium.looping(candidates)  # the texts alone: no model, so outside the lock
         out = {"acceptance_rate": float(np.mean(probabilities)), "mean_score": float(np.mean(scores)),
                "diversity": diversity, **extra, "n": len(candidates), "candidates": [c.id for c in candidates]}
         if cut is not None:  # the share generation cut off at its length limit

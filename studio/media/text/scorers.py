@@ -62,7 +62,7 @@ def style(ctx: ScoringContext):
             similarity = texts @ embed_texts([str(target)])[0]
         else:
             similarity = (texts * embed_texts([c.prompt for c in candidates])).sum(axis=1)
-        return [v * (1.0 - repetition * repeated_share(t)) for v, t in zip(_clip(similarity), words)]
+        return [v * f for v, f in zip(_clip(similarity), _fresh(words, repetition))]
 
     return score
 
@@ -171,6 +171,11 @@ def _repetition(options: dict[str, Any], scorer: str) -> float:
     return float(repetition)
 
 
+def _fresh(texts: Sequence[str], repetition: float) -> list[float]:
+    """Per text, one minus ``repetition`` times its repeated share of three-word runs: what a score keeps of itself."""
+    return [1.0 - repetition * repeated_share(t) for t in texts]
+
+
 def _whole(options: dict[str, Any], key: str, scorer: str, low: int = 0) -> int | None:
     value = options.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
@@ -226,7 +231,7 @@ def topic(ctx: ScoringContext):
         texts = [candidate_text(c) for c in candidates]
         similarity = (embed_texts(texts) * embed_texts(subjects)).sum(axis=1)
         said = [min(1.0, own_words(t, s) / needed) if needed else 1.0 for t, s in zip(texts, subjects)]
-        fresh = [1.0 - repetition * repeated_share(t) for t in texts]
+        fresh = _fresh(texts, repetition)
         return [v * share * f for v, share, f in zip(_clip((similarity - low) / (high - low)), said, fresh)]
 
     return score
