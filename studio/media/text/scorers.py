@@ -315,17 +315,20 @@ def lines_score(text: str, count: int | None, min_words: int | None, max_words: 
 
 def lines(ctx: ScoringContext):
     """Rewards the asked shape: so many lines (options['count']), each of options['min_words'] to
-    options['max_words'] words."""
-    options = _options(ctx, "lines", ("count", "min_words", "max_words"))
+    options['max_words'] words; a text that says its words again is scaled down as in ``topic``
+    (options['repetition'], 1): a loop of short lines ("I am lost, I am lost," twenty times) has the shape."""
+    options = _options(ctx, "lines", ("count", "min_words", "max_words", "repetition"))
     count = _whole(options, "count", "lines", 1)
     low, high = _whole(options, "min_words", "lines"), _whole(options, "max_words", "lines", 1)
     if count is None and low is None and high is None:
         raise StudioError("The lines scorer needs at least one option: count, min_words or max_words.")
     if low is not None and high is not None and low > high:
         raise StudioError(f"The lines option min_words ({low}) is above max_words ({high}).")
+    repetition = _repetition(options, "lines")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
-        return [lines_score(candidate_text(c), count, low, high) for c in candidates]
+        texts = [candidate_text(c) for c in candidates]
+        return [lines_score(t, count, low, high) * f for t, f in zip(texts, _fresh(texts, repetition))]
 
     return score
 

@@ -92,6 +92,17 @@ def test_lines_scorer(medium, make_candidates):
         medium.scorers()["lines"](ctx(medium, {"min_words": 5, "max_words": 2}))
 
 
+def test_lines_scales_a_loop_of_short_lines(medium, make_candidates):
+    loop = "I am lost, I am lost,\n" * 12
+    cands = make_candidates("a sea poem", ["Grey waves fold\nover the drowned pier\nat dusk", loop])
+    poem, looped = medium.scorers()["lines"](ctx(medium, {"max_words": 10}))(cands)
+    plain = medium.scorers()["lines"](ctx(medium, {"max_words": 10, "repetition": 0}))(cands)
+    assert poem == plain[0] == 1.0 and plain[1] == 1.0  # every line short: the shape alone pays the loop in full
+    assert looped < 0.2  # nearly every three-word run said before
+    with pytest.raises(StudioError, match="repetition"):
+        medium.scorers()["lines"](ctx(medium, {"max_words": 10, "repetition": -1}))
+
+
 def test_english_scorer(medium, make_candidates):
     cands = make_candidates("a poem", ["the snow falls on the quiet town", "Ich können sein sollte zeigstest mit",
                                        "glorp snibble wuzzat the snow"])
