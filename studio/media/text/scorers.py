@@ -1,12 +1,10 @@
 """Built-in text scorers by name; each maps candidates to floats in [0, 1], higher is better.
 
 style        semantic similarity (MiniLM) to ``options['style']``, to ``options['exemplars']``
-             (the closest one), or else to the candidate's own prompt, less by the share of its
-             three-word runs it says again (``repetition``, 1; 0 = off)
+             (the closest one), or else to the candidate's own prompt
 topic        about the prompt's subject ("a haiku about the first snow" -> "the first snow"):
              MiniLM similarity mapped from [low, high] to [0, 1], in full once the text says
-             ``own_words`` (3) words of its own beyond the subject's (the subject said back scores 0),
-             less by the share of its three-word runs it says again (``repetition``, 1; 0 = off)
+             ``own_words`` (3) words of its own beyond the subject's (the subject said back scores 0)
 syllables    syllables per line against a pattern ("5-7-5"), by the CMU Pronouncing Dictionary
 metre        stress on the beats of a metre (iambic, trochaic, ...), optionally so many feet a line
 rhyme        the line endings that a rhyme scheme ("AABB", "ABAB", "ABCB") pairs do rhyme
@@ -17,9 +15,13 @@ constraints  the share of the asked constraints met: words/lines min/max, syllab
 fluency      the base model's per-token likelihood of the completion (geometric mean probability)
 favourites   similarity to the closest accepted candidate
 preference   a small logistic model on embeddings, fit on the artist's hand decisions
+
+Every one of them then scales a text by one minus its share of three-word runs said before (option ``repetition``,
+1; 0 = off; ``charging_repetition``): a loop is more of anything to any of these measures.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any, Sequence
@@ -41,28 +43,24 @@ def _clip(values) -> list[float]:
 
 def style(ctx: ScoringContext):
     """Rewards closeness in meaning to a style text (else the prompt), by sentence embeddings: options['style'] (a
-    text) or options['exemplars'] (a list of texts); a text that says its words again is scaled down as in
-    ``topic`` (options['repetition'], 1): a tuned model's loops ("she wept for her son's death, and she wept for
-    his love", five times) read as more of the style to the embedding."""
-    options = _options(ctx, "style", ("style", "exemplars", "repetition"))
+    text) or options['exemplars'] (a list of texts)."""
+    options = _options(ctx, "style", ("style", "exemplars"))
     target = options.get("style")
     exemplars = options.get("exemplars")
     if exemplars is not None and (isinstance(exemplars, str) or not all(isinstance(e, str) for e in exemplars)):
         raise StudioError("The style scorer's 'exemplars' option must be a list of texts.")
-    repetition = _repetition(options, "style")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
         if not candidates:
             return []
-        words = [candidate_text(c) for c in candidates]
-        texts = embed_texts(words)
+        texts = embed_texts([candidate_text(c) for c in candidates])
         if exemplars:
             similarity = (texts @ embed_texts(list(exemplars)).T).max(axis=1)
         elif target:
             similarity = texts @ embed_texts([str(target)])[0]
         else:
             similarity = (texts * embed_texts([c.prompt for c in candidates])).sum(axis=1)
-        return [v * f for v, f in zip(_clip(similarity), _fresh(words, repetition))]
+        return _clip(similarity)
 
     return score
 
@@ -211,10 +209,8 @@ def own_words(text: str, subject: str) -> int:
 def topic(ctx: ScoringContext):
     """Rewards text about the prompt's subject (or options['topic']), by sentence-embedding similarity, at full
     credit once it says options['own_words'] words of its own (a text that only says its subject back is not about
-    it); similarity options['low'] scores 0 and options['high'] 1. A text that says its words again is scaled by one
-    minus options['repetition'] (1) times the share of its three-word runs that repeat one before them: naming the
-    subject over and over until the length limit reads as "more about it" to the embedding, and to no one else."""
-    options = _options(ctx, "topic", ("topic", "low", "high", "own_words", "repetition"))
+    it); similarity options['low'] scores 0 and options['high'] 1."""
+    options = _options(ctx, "topic", ("topic", "low", "high", "own_words"))
     low, high = float(options.get("low", 0.2)), float(options.get("high", 0.7))
     if not -1 <= low < high <= 1:
         raise StudioError(f"The topic options need -1 <= low < high <= 1, not low={low}, high={high}.")
@@ -222,7 +218,6 @@ def topic(ctx: ScoringContext):
     fixed = options.get("topic")
     if fixed is not None and (not isinstance(fixed, str) or not fixed.strip()):
         raise StudioError("The topic option 'topic' must be a non-empty text.")
-    repetition = _repetition(options, "topic")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
         if not candidates:
@@ -231,8 +226,7 @@ def topic(ctx: ScoringContext):
         texts = [candidate_text(c) for c in candidates]
         similarity = (embed_texts(texts) * embed_texts(subjects)).sum(axis=1)
         said = [min(1.0, own_words(t, s) / needed) if needed else 1.0 for t, s in zip(texts, subjects)]
-        fresh = _fresh(texts, repetition)
-        return [v * share * f for v, share, f in zip(_clip((similarity - low) / (high - low)), said, fresh)]
+        return [v * share for v, share in zip(_clip((similarity - low) / (high - low)), said)]
 
     return score
 
@@ -315,20 +309,17 @@ def lines_score(text: str, count: int | None, min_words: int | None, max_words: 
 
 def lines(ctx: ScoringContext):
     """Rewards the asked shape: so many lines (options['count']), each of options['min_words'] to
-    options['max_words'] words; a text that says its words again is scaled down as in ``topic``
-    (options['repetition'], 1): a loop of short lines ("I am lost, I am lost," twenty times) has the shape."""
-    options = _options(ctx, "lines", ("count", "min_words", "max_words", "repetition"))
+    options['max_words'] words."""
+    options = _options(ctx, "lines", ("count", "min_words", "max_words"))
     count = _whole(options, "count", "lines", 1)
     low, high = _whole(options, "min_words", "lines"), _whole(options, "max_words", "lines", 1)
     if count is None and low is None and high is None:
         raise StudioError("The lines scorer needs at least one option: count, min_words or max_words.")
     if low is not None and high is not None and low > high:
         raise StudioError(f"The lines option min_words ({low}) is above max_words ({high}).")
-    repetition = _repetition(options, "lines")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
-        texts = [candidate_text(c) for c in candidates]
-        return [lines_score(t, count, low, high) * f for t, f in zip(texts, _fresh(texts, repetition))]
+        return [lines_score(candidate_text(c), count, low, high) for c in candidates]
 
     return score
 
@@ -434,6 +425,36 @@ def preference(ctx: ScoringContext):
     return score
 
 
-SCORERS = {"style": style, "topic": topic, "syllables": syllables, "metre": metre, "rhyme": rhyme, "lines": lines,
-           "english": english, "constraints": constraints, "fluency": fluency, "favourites": favourites,
-           "preference": preference}
+def charging_repetition(name: str, factory):
+    """``factory``'s scorer, each text's score then scaled by one minus options['repetition'] (1; 0 = off) times the
+    share of its three-word runs that repeat one before them (``metrics.repeated_share``).
+
+    A loop reads as more of whatever is measured, to every measure here: naming the subject again and again is "more
+    about it" to ``topic`` (stop 73), "she wept for her son's death, and she wept for his love" five times is more of
+    the style to ``style``, "I am lost, I am lost," twenty lines has the shape ``lines`` asks for (stop 74), and a
+    model finds its own loops likely (``fluency``); a tune that learns from what a scorer ranks high then learns to
+    loop (docs/objectives.md, "Text: room for a poem to end").
+    """
+
+    def build(ctx: ScoringContext):
+        options = dict(ctx.options)
+        repetition = _repetition(options, name)
+        options.pop("repetition", None)
+        score = factory(dataclasses.replace(ctx, options=options))
+        if not repetition:
+            return score
+
+        def charged(candidates: Sequence[Candidate]) -> list[float]:
+            values = score(candidates)
+            fresh = _fresh([candidate_text(c) for c in candidates], repetition)
+            return [v * f for v, f in zip(values, fresh)]
+
+        return charged
+
+    return build
+
+
+SCORERS = {name: charging_repetition(name, factory) for name, factory in {
+    "style": style, "topic": topic, "syllables": syllables, "metre": metre, "rhyme": rhyme, "lines": lines,
+    "english": english, "constraints": constraints, "fluency": fluency, "favourites": favourites,
+    "preference": preference}.items()}

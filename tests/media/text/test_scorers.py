@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from studio.errors import StudioError
+from studio.media.text.metrics import repeated_share
 from studio.medium import ScoringContext
 
 
@@ -38,6 +39,22 @@ def test_style_scales_a_text_that_says_its_words_again(medium, make_candidates):
         medium.scorers()["style"](ctx(medium, {"repetition": 2}))
     with pytest.raises(StudioError, match="Unknown style option 'colour'"):
         medium.scorers()["style"](ctx(medium, {"colour": "blue"}))
+
+
+NEEDED = {"syllables": {}, "metre": {}, "rhyme": {"scheme": "AAAA"}, "lines": {"max_words": 10},
+          "constraints": {"max_words": 200}, "style": {}, "topic": {}, "english": {}}
+
+
+@pytest.mark.parametrize("name", sorted(NEEDED))
+def test_every_scorer_charges_a_loop(medium, make_candidates, name):
+    loop = "the grey sea is calling me home,\n" * 8
+    cands = make_candidates("a sea poem", [loop])
+    plain, = medium.scorers()[name](ctx(medium, {**NEEDED[name], "repetition": 0}))(cands)
+    charged, = medium.scorers()[name](ctx(medium, NEEDED[name]))(cands)
+    assert charged == pytest.approx(plain * (1 - repeated_share(loop)))
+    assert charged < 0.2 * plain or plain == 0.0
+    with pytest.raises(StudioError, match=f"The {name} option 'repetition' must be a number from 0 to 1"):
+        medium.scorers()[name](ctx(medium, {**NEEDED[name], "repetition": 2}))
 
 
 def test_a_text_that_says_its_words_again_and_again_loops(medium, make_candidates):
