@@ -301,9 +301,9 @@ def lines_score(text: str, count: int | None, min_words: int | None, max_words: 
     parts = []
     if count is not None:
         parts.append(max(0.0, 1.0 - abs(len(lines) - count) / count))
-    if min_words is not None or max_words is not None:
-        parts.append(sum(_range_score(len(verse.words(line)), min_words, max_words) == 1.0 for line in lines)
-                     / len(lines))
+    if min_words is not None or max_words is not None:  # a line of no words ("4.", "***") is never in range
+        parts.append(sum(_range_score(len(verse.words(line)), max(1, min_words or 0), max_words) == 1.0
+                         for line in lines) / len(lines))
     return sum(parts) / len(parts)
 
 

@@ -99,6 +99,8 @@ def test_lines_scales_a_loop_of_short_lines(medium, make_candidates):
     plain = medium.scorers()["lines"](ctx(medium, {"max_words": 10, "repetition": 0}))(cands)
     assert poem == plain[0] == 1.0 and plain[1] == 1.0  # every line short: the shape alone pays the loop in full
     assert looped < 0.2  # nearly every three-word run said before
+    listed, = medium.scorers()["lines"](ctx(medium, {"max_words": 10}))(make_candidates("a poem", ["1.\n2.\n3.\n4"]))
+    assert listed == 0.0  # list marks and a bare number are no lines of a poem (a tuned model's "1. 2. ... 42. 4")
     with pytest.raises(StudioError, match="repetition"):
         medium.scorers()["lines"](ctx(medium, {"max_words": 10, "repetition": -1}))
 
