@@ -451,6 +451,8 @@ def charging_repetition(name: str, factory):
 
         return charged
 
+    build.__doc__ = (f"{factory.__doc__.rstrip()} A text that says its words again is scaled by one minus "
+                     f"options['repetition'] (1; 0 = off) times its share of three-word runs said before.")
     return build
 
 

@@ -128,3 +128,13 @@ def test_distinct_n():
 
     assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
     assert distinct_n(["a"], 2) == 0.0
+
+
+def test_every_scorer_keeps_its_own_help_and_names_repetition(medium):
+    from studio.scoring import describe
+
+    described = {d["name"]: d for d in describe(medium)}
+    assert set(described) == set(medium.scorers())
+    for name, entry in described.items():
+        assert entry["help"].startswith("Rewards") and "repetition" in entry["options"], (name, entry)
+    assert described["lines"]["options"] == ["count", "min_words", "max_words", "repetition"]
