@@ -259,6 +259,15 @@ def _side(label: str, side: dict[str, Any]) -> str:
     return line
 
 
+def _spread(result: dict[str, Any]) -> list[str]:
+    """The word the tuned side holds most beyond the keeps and the base, as a line (none where not told)."""
+    spread = result.get("spread")
+    if not spread:
+        return []
+    return [f"   word: '{spread['word']}' in {spread['after']:.0%} after, {spread['before']:.0%} before, "
+            f"{spread['kept']:.0%} of the keeps"]
+
+
 def _device(name: str | None) -> str:
     """``cpu``, ``cuda`` or ``cuda:N`` that this machine has; one sentence otherwise."""
     import torch
@@ -366,7 +375,7 @@ def compare_command(args: argparse.Namespace, studio) -> int:
                             temperature=args.temperature, strength=_strength(args), params=_params(args),
                             options=_scorer_options(args), top=args.top)
     _emit(args, result, "\n".join([result["verdict"], _side("before", result["before"]),
-                                    _side("after", result["after"])]))
+                                    _side("after", result["after"]), *_spread(result)]))
     return 0
 
 
@@ -386,7 +395,7 @@ def loop_command(args: argparse.Namespace, studio) -> int:
                          on_event=None if args.json else _progress(args))
     notes = [f"round {r['round']}: {r['note']}" for r in result["rounds"] if r.get("note")]  # e.g. a look's stop
     _emit(args, result, "\n".join([*notes, result["verdict"], _side("before", result["before"]),
-                                    _side("after", result["after"])]))
+                                    _side("after", result["after"]), *_spread(result)]))
     return 0
 
 

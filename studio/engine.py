@@ -51,6 +51,12 @@ UNFINISHED_MARGIN = 0.15
 # `style` made 19 of 32 loops in round 2 ("I am lost, I am lost," twenty times), the base none, and the sentence read
 # "More of what you kept (30% -> 100%)" (docs/objectives.md, "The README's loop with the form named")
 LOOPING_MARGIN = 0.15
+# a tuned side that holds one word (a medium's ``spreading``) this share more often than the keeps and the base do
+# (whichever is higher) carries it into much of what it makes: a page tune on eight sea poems put one keep's "Abe"
+# in 18 of 32 (0.44 over the higher: the base 2, the keeps 1 of 8) and the sentence read "More of what you kept (41%
+# -> 100%)"; the README's loop's v2 holds "love" 0.16 over, and "first" 0.31 over on a forest prompt it never saw ("In
+# twilight's first light", 5 of 16) (docs/objectives.md, "Text: one keep's word everywhere")
+SPREAD_MARGIN = 0.35
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 KEEPS_NEARLY_ALL = 0.9  # after a tune, a threshold keeping this share of a batch no longer picks
 
@@ -128,6 +134,10 @@ def verdict(result: dict[str, Any]) -> str:
             base_share, kept_share = usual
             problems.append(words.format(share) + f", the base {base_share or 0:.0%}"
                             + ("" if kept_share is None else f", your keeps {kept_share:.0%}") + ")")
+    spread = result.get("spread")
+    if spread and spread["after"] > max(spread["kept"], spread["before"]) + SPREAD_MARGIN:
+        problems.append(f"puts one word in much of what it makes ('{spread['word']}' in {spread['after']:.0%}; your "
+                        f"keeps {spread['kept']:.0%}, the base {spread['before']:.0%})")
     if problems:
         listed = problems[0] if len(problems) == 1 else ", ".join(problems[:-1]) + " and " + problems[-1]
         return f"Not yet: the tuned version {listed}."
@@ -891,6 +901,10 @@ class Studio:
         out["best_of_n_base"] = {
             "n": best_of, "mean_score": float(groups.mean()),
             "acceptance_rate": float(np.mean(sampling.acceptance_probability(groups, threshold, temperature)))}
+        if kept:
+            spread = self.medium(medium).spreading(sides["after"][0], kept, sides["before"][0])
+            if spread is not None:
+                out["spread"] = spread
         rate_before = out["before"]["acceptance_rate"]
         out["lift"] = out["after"]["acceptance_rate"] / rate_before if rate_before > 0 else None
         out["verdict"] = verdict(out)

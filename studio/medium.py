@@ -327,6 +327,12 @@ class Medium:
         """Which candidates loop, saying their own material again and again, or None where a medium does not tell."""
         return None
 
+    def spreading(self, after: Sequence[Candidate], kept: Sequence[Candidate],
+                  before: Sequence[Candidate]) -> dict[str, Any] | None:
+        """The feature (text: a word) the tuned side ``after`` holds most beyond the ``kept`` set and the ``before``
+        side, as ``{"word", "after", "kept", "before"}`` shares of each; None where a medium does not tell."""
+        return None
+
     def diversity_metrics(self, handle: Any, candidates: Sequence[Candidate]) -> dict[str, float]:
         """Extra diversity figures a medium reports (text adds distinct-2)."""
         return {}

@@ -65,7 +65,8 @@ def test_a_scorer_option_reaches_its_scorer(capsys, workspace, fake):
     scorers = {s["name"]: s for s in json.loads(out)["scorers"]}
     assert scorers["palette"]["options"] == ["colors"] and scorers["brightness"]["options"] == []
     code, out, err = run(capsys, "settings", "text")
-    assert "constraints [options: min_words, max_words, min_lines, max_lines, syllables, must, must_not, regex]" in out
+    assert ("constraints [options: min_words, max_words, min_lines, max_lines, syllables, must, must_not, regex, "
+            "repetition]") in out
     with pytest.raises(SystemExit):  # argparse's one line, exit 2
         main(["curate", "fake", "--scorer", "colour", "--scorer-option", "colour=blue"])
     assert "is not SCORER.KEY=VALUE" in capsys.readouterr().err

@@ -78,6 +78,15 @@ def test_compare_counts_what_generation_cut_off_on_each_side_and_in_the_kept_set
                             threshold=0.7, temperature=0.0)
     assert (result["before"]["looping"], result["after"]["looping"], result["kept"]["looping"]) == (0, 1, 0)
     assert "and repeats itself (100% of what it makes loop, the base 0%, your keeps 0%)." in result["verdict"]
+    # and one that puts the same feature in every candidate, where the base and the keeps hold it in none
+    assert "spread" not in plain
+    monkeypatch.setattr(FakeMedium, "spreading", lambda self, after, kept, before: {
+        "word": "abe", "after": 1.0, "kept": 0.0, "before": 0.0} if kept and after[0].version == "v1" else None)
+    result = studio.compare("fake", after="v1", prompt="a colour", n=8, seed=500, scorers=["bright"],
+                            threshold=0.7, temperature=0.0)
+    assert result["spread"]["word"] == "abe"
+    assert "and puts one word in much of what it makes ('abe' in 100%; your keeps 0%, the base 0%)." in \
+        result["verdict"]
 
 
 def test_strength_is_checked(workspace, fake):

@@ -74,6 +74,27 @@ def test_a_tune_that_loops_is_named():
     assert verdict(out).startswith("More of what you kept")
 
 
+def test_a_tune_that_puts_one_word_everywhere_is_named():
+    # the page's Short poem tune: one keep's "Abe" in 18 of 32 tuned poems, 2 of 32 base ones, 1 of the 8 keeps
+    out = result()
+    out["spread"] = {"word": "abe", "after": 0.5625, "kept": 0.125, "before": 0.0625}
+    assert verdict(out) == ("Not yet: the tuned version puts one word in much of what it makes ('abe' in 56%; your "
+                            "keeps 12%, the base 6%).")
+    out["spread"] = {"word": "first", "after": 0.3125, "kept": 0.0, "before": 0.0}  # 5 of 16: within the margin
+    assert verdict(out).startswith("More of what you kept")
+
+
+def test_the_spread_word_is_the_one_held_most_beyond_the_keeps_and_the_base():
+    from studio.media.text.metrics import spread_word
+
+    tuned = ["Abe the sea", "In twilight, Abe the moon", "the moon and the sea", "Abe, sail"]
+    kept = ["The sun sets, / Abe I, a world", "the moon over the sea", "grey sea", "a moon"]
+    base = ["the sea is wide", "the moon is pale", "grey waves", "a ship"]
+    assert spread_word(tuned, kept, base, skip={"the", "a", "and", "in", "i"}) == {
+        "word": "abe", "after": 0.75, "kept": 0.25, "before": 0.0}
+    assert spread_word(["the sea"], ["the sea"], ["the sea"]) is None  # nothing held more than before
+
+
 def test_without_a_kept_set_only_the_lift_is_judged():
     plain = result(copies=None, variety=None)
     assert verdict(plain) == "More of what you kept (25% -> 60% kept, best of two from the base 45%)."

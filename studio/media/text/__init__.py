@@ -128,6 +128,18 @@ class TextMedium(Medium):
 
         return [repeated_share(candidate_text(c)) >= LOOP_SHARE for c in candidates]
 
+    def spreading(self, after: Sequence[Candidate], kept: Sequence[Candidate],
+                  before: Sequence[Candidate]) -> dict[str, Any] | None:
+        """The word the tuned side holds most beyond the keeps and the base (``metrics.spread_word``), small words
+        and the prompt's own left out."""
+        from .embedding import candidate_text
+        from .metrics import spread_word
+        from .scorers import SMALL_WORDS
+        from .verse import words
+
+        skip = SMALL_WORDS | {w for c in (*after, *before) for w in words(c.prompt)}
+        return spread_word(*([candidate_text(c) for c in side] for side in (after, kept, before)), skip=skip)
+
     def card_detail(self, candidate: Candidate) -> str | None:
         """A text that generation cut off at its length limit says so, and which setting lets it finish (the
         tokenizer alone counts it; a text that ended by itself shows nothing)."""

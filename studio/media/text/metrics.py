@@ -21,3 +21,25 @@ def repeated_share(text: str, n: int = 3) -> float:
     words = re.findall(r"[\w']+", text.lower())
     runs = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
     return 1 - len(set(runs)) / len(runs) if runs else 0.0
+
+
+def spread_word(tuned: Sequence[str], kept: Sequence[str], base: Sequence[str],
+                skip: frozenset[str] | set[str] = frozenset()) -> dict | None:
+    """The word (not in ``skip``) held by the largest share of the ``tuned`` texts over the higher of its share of the
+    ``kept`` texts and of the ``base`` texts: ``{"word", "after", "kept", "before"}``, each a share of texts holding
+    it; None when no word is held by more of the tuned texts.  A tune on eight kept sea poems, one of them "The sun
+    sets over the waves, / Abe I, a world I never knew, / Mascara de la noche", put "abe" in 18 of its 32 (the base
+    2 of 32): one keep's word carried into most of what it makes."""
+    def shares(texts: Sequence[str]) -> dict[str, float]:
+        held: dict[str, int] = {}
+        for text in texts:
+            for word in set(re.findall(r"[a-z]+(?:'[a-z]+)*", text.lower())) - skip:
+                held[word] = held.get(word, 0) + 1
+        return {w: count / len(texts) for w, count in held.items()} if texts else {}
+
+    after, before, keeps = shares(tuned), shares(base), shares(kept)
+    excess = {w: share - max(keeps.get(w, 0.0), before.get(w, 0.0)) for w, share in after.items()}
+    word = max(excess, key=lambda w: (excess[w], w), default=None)
+    if word is None or excess[word] <= 0:
+        return None
+    return {"word": word, "after": after[word], "kept": keeps.get(word, 0.0), "before": before.get(word, 0.0)}

@@ -138,3 +138,10 @@ def test_every_scorer_keeps_its_own_help_and_names_repetition(medium):
     for name, entry in described.items():
         assert entry["help"].startswith("Rewards") and "repetition" in entry["options"], (name, entry)
     assert described["lines"]["options"] == ["count", "min_words", "max_words", "repetition"]
+
+
+def test_spreading_leaves_out_small_words_and_the_prompts_own(medium, make_candidates):
+    tuned = make_candidates("a sea poem", ["Abe the sea, and I", "Abe the sea, I", "the sea and I", "Abe, I"], "t")
+    kept = make_candidates("a sea poem", ["Abe I, a world", "the sea is grey", "grey", "a poem"], "k")
+    base = make_candidates("a sea poem", ["the sea", "a sea", "I", "grey"], "b")
+    assert medium.spreading(tuned, kept, base) == {"word": "abe", "after": 0.75, "kept": 0.25, "before": 0.0}
