@@ -47,12 +47,12 @@ NEEDED = {"syllables": {}, "metre": {}, "rhyme": {"scheme": "AAAA"}, "lines": {"
 
 @pytest.mark.parametrize("name", sorted(NEEDED))
 def test_every_scorer_charges_a_loop(medium, make_candidates, name):
-    loop = "the grey sea is calling me home,\n" * 8
+    loop = "the sea is grey at the end of day,\nthe gulls fly far and far away,\n" * 4
     cands = make_candidates("a sea poem", [loop])
     plain, = medium.scorers()[name](ctx(medium, {**NEEDED[name], "repetition": 0}))(cands)
     charged, = medium.scorers()[name](ctx(medium, NEEDED[name]))(cands)
     assert charged == pytest.approx(plain * (1 - repeated_share(loop)))
-    assert charged < 0.2 * plain or plain == 0.0
+    assert plain > 0 and charged < 0.3 * plain
     with pytest.raises(StudioError, match=f"The {name} option 'repetition' must be a number from 0 to 1"):
         medium.scorers()[name](ctx(medium, {**NEEDED[name], "repetition": 2}))
 
