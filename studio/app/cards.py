@@ -273,6 +273,9 @@ METRIC_WORDS = {  # engine.compare's keys in plain words, with what each means (
                    "it ended by itself; a tuned side far above the base and your keeps has stopped ending."),
     "looping": ("loops", "The share that says its own words again and again (a quarter or more of its three-word "
                          "runs repeat); a tuned side far above the base and your keeps has fallen into loops."),
+    "spread": ("its most spread word", "The word the tuned side holds most beyond your keeps and the base: the "
+                                       "share of each side's candidates that hold it; a tuned side far above both "
+                                       "carries one word into much of what it makes."),
     "n": ("candidates", "How many candidates each side generated, on the same seeds."),
 }
 SKIPPED = ("candidates",)  # lists of ids, not figures
@@ -293,6 +296,10 @@ def metrics_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                    and all(isinstance(side.get(k), (int, float, type(None))) for side in (before, after))
                    and any(side.get(k) is not None for side in (before, after)))  # a figure, given on one side
     rows = [[metric_words(k)[0], *(fmt(side.get(k), k in SHARES) for side in (before, after, best))] for k in keys]
+    spread = result.get("spread")
+    if spread:
+        rows.append([metric_words("spread")[0], *(f"'{spread['word']}' {fmt(spread[side], True)}"
+                                                  for side in ("before", "after")), ""])
     rows.append([metric_words("n")[0], before.get("n", ""), after.get("n", ""), ""])
     return headers, rows
 

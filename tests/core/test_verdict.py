@@ -120,3 +120,13 @@ def test_history_shows_the_verdict_and_no_change_in_words():
     page = history.metrics_html(saved)
     assert page.index('class="verdict"') < page.index("Last compare")
     assert "kept share (no change)" in page and "1.0×" not in page
+
+
+def test_the_page_shows_the_most_spread_word_on_both_sides():
+    out = {**result(), "before_version": "base", "after_version": "v1",
+           "spread": {"word": "abe", "after": 0.5625, "kept": 0.125, "before": 0.0625}}
+    out["verdict"] = verdict(out)
+    page = cards.metrics_html(out)
+    assert "puts one word in much of what it makes" in page
+    row = "its most spread word</abbr></th><td class=\"num\">&#x27;abe&#x27; 6%</td><td class=\"num\">&#x27;abe&#x27; 56%"
+    assert row in page
