@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from .verse import words
+
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     """Unique n-grams / all n-grams over the texts (lower-cased words); 0 when there are none."""
@@ -33,7 +35,7 @@ def spread_word(tuned: Sequence[str], kept: Sequence[str], base: Sequence[str],
     def shares(texts: Sequence[str]) -> dict[str, float]:
         held: dict[str, int] = {}
         for text in texts:
-            for word in set(re.findall(r"[a-z]+(?:'[a-z]+)*", text.lower())) - skip:
+            for word in set(words(text)) - skip:
                 held[word] = held.get(word, 0) + 1
         return {w: count / len(texts) for w, count in held.items()} if texts else {}
 
