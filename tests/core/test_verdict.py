@@ -93,6 +93,7 @@ def test_the_spread_word_is_the_one_held_most_beyond_the_keeps_and_the_base():
     assert spread_word(tuned, kept, base, skip={"the", "a", "and", "in", "i"}) == {
         "word": "abe", "after": 0.75, "kept": 0.25, "before": 0.0}
     assert spread_word(["the sea"], ["the sea"], ["the sea"]) is None  # nothing held more than before
+    assert spread_word(["abe", "abe the sea"], ["grey"], ["sea"]) is None  # two texts: chance, not a habit
 
 
 def test_without_a_kept_set_only_the_lift_is_judged():

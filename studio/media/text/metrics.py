@@ -25,11 +25,14 @@ def repeated_share(text: str, n: int = 3) -> float:
     return 1 - len(set(runs)) / len(runs) if runs else 0.0
 
 
+SPREAD_MIN_TEXTS = 3  # a word in one or two texts is chance, not a tune's habit (a 2-a-side compare: 1 of 2 is 50%)
+
+
 def spread_word(tuned: Sequence[str], kept: Sequence[str], base: Sequence[str],
                 skip: frozenset[str] | set[str] = frozenset()) -> dict | None:
-    """The word (not in ``skip``) held by the largest share of the ``tuned`` texts over the higher of its share of the
-    ``kept`` texts and of the ``base`` texts: ``{"word", "after", "kept", "before"}``, each a share of texts holding
-    it; None when no word is held by more of the tuned texts.  A tune on eight kept sea poems, one of them "The sun
+    """The word (not in ``skip``, held by at least SPREAD_MIN_TEXTS of the ``tuned`` texts) held by the largest share
+    of them over the higher of its share of the ``kept`` texts and of the ``base`` texts: ``{"word", "after", "kept",
+    "before"}``, each a share of texts holding it; None when no such word is held by more of the tuned texts.  A tune on eight kept sea poems, one of them "The sun
     sets over the waves, / Abe I, a world I never knew, / Mascara de la noche", put "abe" in 18 of its 32 (the base
     2 of 32): one keep's word carried into most of what it makes."""
     def shares(texts: Sequence[str]) -> dict[str, float]:
@@ -40,7 +43,8 @@ def spread_word(tuned: Sequence[str], kept: Sequence[str], base: Sequence[str],
         return {w: count / len(texts) for w, count in held.items()} if texts else {}
 
     after, before, keeps = shares(tuned), shares(base), shares(kept)
-    excess = {w: share - max(keeps.get(w, 0.0), before.get(w, 0.0)) for w, share in after.items()}
+    excess = {w: share - max(keeps.get(w, 0.0), before.get(w, 0.0)) for w, share in after.items()
+              if round(share * len(tuned)) >= SPREAD_MIN_TEXTS}
     word = max(excess, key=lambda w: (excess[w], w), default=None)
     if word is None or excess[word] <= 0:
         return None
