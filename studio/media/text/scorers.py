@@ -294,13 +294,16 @@ def rhyme(ctx: ScoringContext):
     return score
 
 
-def lines_score(text: str, count: int | None, min_words: int | None, max_words: int | None) -> float:
+def lines_score(text: str, count: int | None, min_words: int | None, max_words: int | None,
+                min_lines: int | None = None, max_lines: int | None = None) -> float:
     lines = verse.verse_lines(text)
     if not lines:
         return 0.0
     parts = []
     if count is not None:
         parts.append(max(0.0, 1.0 - abs(len(lines) - count) / count))
+    if min_lines is not None or max_lines is not None:
+        parts.append(_range_score(len(lines), min_lines, max_lines))
     if min_words is not None or max_words is not None:  # a line of no words ("4.", "***") is never in range
         parts.append(sum(_range_score(len(verse.words(line)), max(1, min_words or 0), max_words) == 1.0
                          for line in lines) / len(lines))
@@ -308,18 +311,22 @@ def lines_score(text: str, count: int | None, min_words: int | None, max_words: 
 
 
 def lines(ctx: ScoringContext):
-    """Rewards the asked shape: so many lines (options['count']), each of options['min_words'] to
+    """Rewards the asked shape: so many lines (options['count']), or from options['min_lines'] to
+    options['max_lines'] lines (a poem, not a title: min_lines 3), each of options['min_words'] to
     options['max_words'] words."""
-    options = _options(ctx, "lines", ("count", "min_words", "max_words"))
+    options = _options(ctx, "lines", ("count", "min_lines", "max_lines", "min_words", "max_words"))
     count = _whole(options, "count", "lines", 1)
+    fewest, most = _whole(options, "min_lines", "lines", 1), _whole(options, "max_lines", "lines", 1)
     low, high = _whole(options, "min_words", "lines"), _whole(options, "max_words", "lines", 1)
-    if count is None and low is None and high is None:
-        raise StudioError("The lines scorer needs at least one option: count, min_words or max_words.")
-    if low is not None and high is not None and low > high:
-        raise StudioError(f"The lines option min_words ({low}) is above max_words ({high}).")
+    if count is None and fewest is None and most is None and low is None and high is None:
+        raise StudioError("The lines scorer needs at least one option: count, min_lines, max_lines, min_words or "
+                          "max_words.")
+    for key, (a, b) in {"words": (low, high), "lines": (fewest, most)}.items():
+        if a is not None and b is not None and a > b:
+            raise StudioError(f"The lines option min_{key} ({a}) is above max_{key} ({b}).")
 
     def score(candidates: Sequence[Candidate]) -> list[float]:
-        return [lines_score(candidate_text(c), count, low, high) for c in candidates]
+        return [lines_score(candidate_text(c), count, low, high, fewest, most) for c in candidates]
 
     return score
 

@@ -137,7 +137,7 @@ def test_every_scorer_keeps_its_own_help_and_names_repetition(medium):
     assert set(described) == set(medium.scorers())
     for name, entry in described.items():
         assert entry["help"].startswith("Rewards") and "repetition" in entry["options"], (name, entry)
-    assert described["lines"]["options"] == ["count", "min_words", "max_words", "repetition"]
+    assert described["lines"]["options"] == ["count", "min_lines", "max_lines", "min_words", "max_words", "repetition"]
 
 
 def test_spreading_leaves_out_small_words_and_the_prompts_own(medium, make_candidates):

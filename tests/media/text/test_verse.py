@@ -90,6 +90,11 @@ def test_lines_scorer(medium, make_candidates):
         medium.scorers()["lines"](ctx(medium))
     with pytest.raises(StudioError, match="above max_words"):
         medium.scorers()["lines"](ctx(medium, {"min_words": 5, "max_words": 2}))
+    title, poem = medium.scorers()["lines"](ctx(medium, {"min_lines": 3, "max_words": 10}))(
+        make_candidates("a sea poem", ['"The Sea\'s Elysium"', "Grey waves fold\nover the pier\nat dusk"], "m"))
+    assert poem == 1.0 and title == pytest.approx(0.5 * (1 / 3) + 0.5)  # one line of the three asked for
+    with pytest.raises(StudioError, match="above max_lines"):
+        medium.scorers()["lines"](ctx(medium, {"min_lines": 5, "max_lines": 2}))
 
 
 def test_lines_scales_a_loop_of_short_lines(medium, make_candidates):
