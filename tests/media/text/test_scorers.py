@@ -145,3 +145,6 @@ def test_spreading_leaves_out_small_words_and_the_prompts_own(medium, make_candi
     kept = make_candidates("a sea poem", ["Abe I, a world", "the sea is grey", "grey", "a poem"], "k")
     base = make_candidates("a sea poem", ["the sea", "a sea", "I", "grey"], "b")
     assert medium.spreading(tuned, kept, base) == {"word": "abe", "after": 0.75, "kept": 0.25, "before": 0.0}
+    haiku = make_candidates("a haiku about the first snow", ["snowfall on the hill", "first snowfall, quiet",
+                                                             "snowfall and crows", "the snowfall"], "h")
+    assert medium.spreading(haiku, kept, base) is None  # "snowfall" is the subject's own word, not a habit
