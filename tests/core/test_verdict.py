@@ -129,5 +129,6 @@ def test_the_page_shows_the_most_spread_word_on_both_sides():
     out["verdict"] = verdict(out)
     page = cards.metrics_html(out)
     assert "puts one word in much of what it makes" in page
-    row = "its most spread word</abbr></th><td class=\"num\">&#x27;abe&#x27; 6%</td><td class=\"num\">&#x27;abe&#x27; 56%"
+    row = ("its most spread word</abbr></th><td class=\"num\">&#x27;abe&#x27; 6%</td>"
+           "<td class=\"num\">&#x27;abe&#x27; 56%")
     assert row in page

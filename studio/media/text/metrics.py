@@ -1,11 +1,12 @@
-"""Text diversity: distinct-n, the share of word n-grams that are unique across candidates; and within one text,
-the share of its word runs that repeat."""
+"""Text diversity: distinct-n, the share of word n-grams that are unique across candidates; within one text, the
+share of its word runs that repeat; and across a tuned side, the word it holds most beyond its keeps and its base."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Sequence
 
-from .verse import words
+from . import verse
 
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> float:
@@ -30,17 +31,15 @@ SPREAD_MIN_TEXTS = 3  # a word in one or two texts is chance, not a tune's habit
 
 def spread_word(tuned: Sequence[str], kept: Sequence[str], base: Sequence[str],
                 skip: frozenset[str] | set[str] = frozenset()) -> dict | None:
-    """The word (not in ``skip``, held by at least SPREAD_MIN_TEXTS of the ``tuned`` texts) held by the largest share
-    of them over the higher of its share of the ``kept`` texts and of the ``base`` texts: ``{"word", "after", "kept",
-    "before"}``, each a share of texts holding it; None when no such word is held by more of the tuned texts.  A tune on eight kept sea poems, one of them "The sun
-    sets over the waves, / Abe I, a world I never knew, / Mascara de la noche", put "abe" in 18 of its 32 (the base
-    2 of 32): one keep's word carried into most of what it makes."""
+    """The word (not in ``skip``, held by at least SPREAD_MIN_TEXTS of the ``tuned`` texts) held by the largest
+    share of them over the higher of its share of the ``kept`` texts and of the ``base`` texts, as ``{"word",
+    "after", "kept", "before"}``, each a share of texts holding it; None when no such word is held by more of the
+    tuned texts.  A tune on eight kept sea poems, one of them "The sun sets over the waves, / Abe I, a world I never
+    knew, / Mascara de la noche", put "abe" in 18 of its 32 (the base 2 of 32): one keep's word in most of what it
+    makes."""
     def shares(texts: Sequence[str]) -> dict[str, float]:
-        held: dict[str, int] = {}
-        for text in texts:
-            for word in set(words(text)) - skip:
-                held[word] = held.get(word, 0) + 1
-        return {w: count / len(texts) for w, count in held.items()} if texts else {}
+        held = Counter(w for text in texts for w in set(verse.words(text)) - skip)
+        return {w: count / len(texts) for w, count in held.items()}
 
     after, before, keeps = shares(tuned), shares(base), shares(kept)
     excess = {w: share - max(keeps.get(w, 0.0), before.get(w, 0.0)) for w, share in after.items()

@@ -169,11 +169,6 @@ def _repetition(options: dict[str, Any], scorer: str) -> float:
     return float(repetition)
 
 
-def _fresh(texts: Sequence[str], repetition: float) -> list[float]:
-    """Per text, one minus ``repetition`` times its repeated share of three-word runs: what a score keeps of itself."""
-    return [1.0 - repetition * repeated_share(t) for t in texts]
-
-
 def _whole(options: dict[str, Any], key: str, scorer: str, low: int = 0) -> int | None:
     value = options.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
@@ -444,17 +439,14 @@ def charging_repetition(name: str, factory):
     """
 
     def build(ctx: ScoringContext):
-        options = dict(ctx.options)
-        repetition = _repetition(options, name)
-        options.pop("repetition", None)
-        score = factory(dataclasses.replace(ctx, options=options))
+        repetition = _repetition(ctx.options, name)
+        score = factory(dataclasses.replace(ctx, options={k: v for k, v in ctx.options.items() if k != "repetition"}))
         if not repetition:
             return score
 
         def charged(candidates: Sequence[Candidate]) -> list[float]:
             values = score(candidates)
-            fresh = _fresh([candidate_text(c) for c in candidates], repetition)
-            return [v * f for v, f in zip(values, fresh)]
+            return [v * (1.0 - repetition * repeated_share(candidate_text(c))) for v, c in zip(values, candidates)]
 
         return charged
 
