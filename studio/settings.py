@@ -232,6 +232,11 @@ def stop_narrowing_setting(what: str) -> Any:
                    min=0, max=10, label="Stop when it narrows")
 
 
+def lr_setting(default: float) -> Any:
+    """The ``lr`` field, with a medium's measured default."""
+    return setting(default, "learning rate", above=0, below=1, label="Learning rate")
+
+
 def tuned_lr_scale_setting(default: float) -> Any:
     """The ``tuned_lr_scale`` field (``training.tune_lr``), with a medium's measured default (1: the same rate)."""
     return setting(default, "the learning rate times this for a tune that starts from a tuned version (a later "
@@ -255,7 +260,7 @@ class TuneSettings(Settings):
     rank: int = rank_setting(8)
     alpha: float | None = setting(None, "LoRA alpha (the adapter's scale is alpha / rank); empty: the medium's rule",
                                   above=0, max=10_000)
-    lr: float = setting(1e-3, "learning rate", above=0, below=1, label="Learning rate")
+    lr: float = lr_setting(1e-3)
     tuned_lr_scale: float = tuned_lr_scale_setting(1.0)
     batch_size: int = setting(8, "examples per optimisation step", min=1, max=4096)
     seed: int = setting(0, "the tune's seed (LoRA init, batch order, noise)", min=0, max=2**32 - 1)

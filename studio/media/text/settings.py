@@ -7,7 +7,7 @@ from typing import ClassVar
 from ...errors import StudioError
 from ...preference import (PAIRED, PreferenceTune, beta_setting, drop_share_setting, hold_setting, kept_floor_setting,
                            objective_setting, sft_weight_setting)
-from ...settings import Settings, rank_setting, setting, stop_narrowing_setting, tuned_lr_scale_setting
+from ...settings import Settings, lr_setting, rank_setting, setting, stop_narrowing_setting, tuned_lr_scale_setting
 
 
 @dataclasses.dataclass
@@ -84,7 +84,7 @@ class TextTune(PreferenceTune):
     # at 3e-4 both loops kept their lift, as varied, the word halved, and the rule's rounds (ablate_round, topic and
     # syllables, seeds 0-3) met 25 of 32 checks against 24, variety in 7 runs of 8 against 4 (docs/objectives.md,
     # "Text: one keep's word, traced").  The grammar model keeps 1e-3 (text/__init__.py)
-    lr: float = setting(3e-4, "learning rate", above=0, below=1, label="Learning rate")
+    lr: float = lr_setting(3e-4)
     tuned_lr_scale: float = tuned_lr_scale_setting(1.0)
     # a tune from a tuned version learns only the keeps that version has not learned: the next round at 20 more
     # passes over the first round's keeps recited them (0.33 of held-out poems copied a keep, against 0.18), and met

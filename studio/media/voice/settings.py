@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from ...errors import StudioError
 from ...preference import PreferenceTune, beta_setting, objective_setting, tuned_beta_scale_setting
-from ...settings import Settings, momentum_setting, setting
+from ...settings import Settings, lr_setting, momentum_setting, setting
 
 
 @dataclasses.dataclass
@@ -52,7 +52,7 @@ class VoiceTune(PreferenceTune):
     # the second round pushed pace past the keeps' and narrowed (docs/voice.md, "The second round's anchor")
     tuned_beta_scale: float = tuned_beta_scale_setting(2.0)
 
-    lr: float = setting(2e-3, "learning rate", above=0, below=1, label="Learning rate")
+    lr: float = lr_setting(2e-3)
     # kto at beta 50 wins its keeps and drops early, and AdamW's momentum carried the first steps on: at 0 the voice
     # protocol met 90 of 120 checks against 89 (seeds 60-65), 77 against 76 on fresh seeds 66-71 (docs/voice.md,
     # "Without momentum"); SpeechT5 and CSM, which tune with sft, keep 0.9 (voice/__init__.py model_tune_defaults)
