@@ -108,6 +108,7 @@ class TextTuneTask:
                 handle.model = get_peft_model(handle.model, config, adapter_name=self.name)
         handle.model.set_adapter(self.name)
         handle.model.eval()  # no dropout but the adapter's own, in the loss only: training.py seeds it per step
+        self.dropping = False  # the adapter's dropout acts: in a step's loss alone
         self.dropouts = [module for name, module in handle.model.named_modules()
                          if name.endswith(f"lora_dropout.{self.name}") and isinstance(module, torch.nn.Dropout)]
         self.split = body_and_head(handle.model)  # None: the model keeps the plain full-logits loss
@@ -230,7 +231,7 @@ class TextTuneTask:
         def last_hidden(rows):  # a model without a plain head (a capped one) gives its states on request
             if self.split is not None:
                 return self.hidden(rows)
-            self.handle.model.set_adapter(self.name)
+            self._use_adapter()
             return self.handle.model(input_ids=self.inputs[rows].to(self.handle.device),
                                      attention_mask=self.extra[rows].to(self.handle.device), use_cache=False,
                                      output_hidden_states=True).hidden_states[-1]
@@ -296,7 +297,7 @@ class TextTuneTask:
         """The model's logits on the given rows; packed examples never attend to one another."""
         device = self.handle.device
         inputs, extra = self.inputs[rows].to(device), self.extra[rows].to(device)
-        self.handle.model.set_adapter(self.name)
+        self._use_adapter()
         if self.packing == "packed":  # no cache, so transformers masks by the restarting position ids
             self.tokens_seen += inputs.numel()
             return self.handle.model(input_ids=inputs, position_ids=extra, use_cache=False).logits
@@ -307,7 +308,7 @@ class TextTuneTask:
         """The body's last hidden states on the given rows (``logits`` without the head)."""
         device = self.handle.device
         inputs, extra = self.inputs[rows].to(device), self.extra[rows].to(device)
-        self.handle.model.set_adapter(self.name)
+        self._use_adapter()
         body = self.split[0]
         if self.packing == "packed":
             self.tokens_seen += inputs.numel()
@@ -315,12 +316,19 @@ class TextTuneTask:
         self.tokens_seen += int(extra.sum())
         return body(input_ids=inputs, attention_mask=extra, use_cache=False).last_hidden_state
 
+    def _use_adapter(self) -> None:
+        """This tune's adapter switched on, its dropout on only inside a step (peft 0.22 on sets an adapter's
+        modules to its layer's mode, eval here, on every ``set_adapter``)."""
+        self.handle.model.set_adapter(self.name)
+        for module in self.dropouts:
+            module.train(self.dropping)
+
     def loss(self, step: int, generator: Any) -> Any:
-        for module in self.dropouts:  # on for the steps alone: the reference, the anchor and generating see none
-            module.train()
+        self.dropping = True  # on for the steps alone: the reference, the anchor and generating see none
         try:
             return self._loss(step, generator)
         finally:
+            self.dropping = False
             for module in self.dropouts:
                 module.eval()
 
