@@ -80,7 +80,7 @@ class TextTune(PreferenceTune):
     # 22, copies 0.000 against 0.008 (docs/objectives.md, "Text: dpo away from the bottom of the batch")
     drop_share: float = drop_share_setting(0.25)
     # lr 3e-4, every round (the rate round 2 had at 1e-3 x 0.3, "Text: a gentler later round"): at 1e-3 one round of
-    # dpo on 8 keeps put one word in half of what it wrote within its first 5 steps ("Abe" from one keep, "moment");
+    # dpo on 8 keeps put one word in half of what it wrote within its first 5 steps ("Abe" from one keep, "life");
     # at 3e-4 both loops kept their lift, as varied, the word halved, and the rule's rounds (ablate_round, topic and
     # syllables, seeds 0-3) met 25 of 32 checks against 24, variety in 7 runs of 8 against 4 (docs/objectives.md,
     # "Text: one keep's word, traced").  The grammar model keeps 1e-3 (text/__init__.py)
