@@ -28,8 +28,8 @@ GRAMMAR_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "repetition_penalty": 1.1
 # its tokens are a few letters: 5 of them are a word or two, so no copy guard; and kto, the objective its tests'
 # thresholds were measured with (dpo was chosen on SmolLM2's protocol alone), a later round at the same rate, and
 # every drop of the rule (the bottom quarter alone was chosen on SmolLM2's rule rounds)
-GRAMMAR_TUNE = {"epochs": 30.0, "lr": 1e-3, "copy_guard": 0, "objective": "kto", "tuned_lr_scale": 1.0,
-                "drop_share": 1.0, "seq_len": 128}
+GRAMMAR_TUNE = {"epochs": 30.0, "copy_guard": 0, "objective": "kto", "tuned_lr_scale": 1.0, "drop_share": 1.0,
+                "seq_len": 128}
 
 LOOP_SHARE = 0.25  # a text that says this share of its three-word runs again loops (``looping``)
 
