@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -117,15 +118,38 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
             "targets": targets(a, b, best2, variety, copies)}
 
 
+def base_batches(ws: str, medium: str, prompt: str, seed: int, n: int, params: dict | None) -> None:
+    """Make in workspace ``ws`` the base candidates every run of ``seed`` draws, whatever its scorer and settings:
+    round 1's batch, the base side of each comparison and, for a medium with a held-out prompt, the base batch the
+    artist sets its bar from.  A run that starts from a copy finds them again by id (the engine's candidates are
+    one per medium, model, version, prompt, seed and settings), so each seed's base is generated once, not once a
+    scorer; the rows are the same as from an empty workspace."""
+    from studio.engine import Studio
+
+    studio = Studio(ws)
+    seeds = list(range(1000 * seed, 1000 * seed + n))
+    held_out = list(range(HELD_OUT + 1000 * seed, HELD_OUT + 1000 * seed + n))  # no curated seed comes near
+    studio.generate(medium, prompt, seeds=seeds, params=params)
+    studio.generate(medium, prompt, seeds=held_out, params=params, purpose="compare")
+    if medium in HELD_OUT_PROMPTS:
+        if medium in OWN_BAR:
+            studio.generate(medium, HELD_OUT_PROMPTS[medium], seeds=seeds, params=params)
+        studio.generate(medium, HELD_OUT_PROMPTS[medium], seeds=held_out, params=params, purpose="compare")
+    studio.store.close()
+
+
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
             params: dict | None = None, start_from: str = "last", builtin: bool = False, expand: int = 0,
-            strength: float = 1.0) -> dict:
+            strength: float = 1.0, base: str | None = None) -> dict:
+    """One run in a fresh workspace, or in a copy of ``base`` (``base_batches``' workspace for this seed)."""
     from studio.engine import Studio
     from studio.errors import NothingToLearn
 
     out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start_from, "rounds": [],
            "builtin": builtin}
     with tempfile.TemporaryDirectory() as ws:
+        if base:
+            shutil.copytree(base, ws, dirs_exist_ok=True)
         studio = Studio(ws)
         judge = artist(studio, medium, scorer, builtin, seed)
         version, bar, held_bar = "base", None, None
@@ -255,13 +279,15 @@ def main(argv=None) -> int:
     params = json.loads(args.params)
     for name, settings in named_settings(args.setting):
         for seed in args.seeds:  # every scorer on a seed before the next seed: a cut-short run is still broad
-            for scorer in args.scorers or names(args.medium):
-                row = {"name": name, "settings": settings, "params": params,
-                       **({"strength": args.strength} if args.strength != 1.0 else {}),
-                       **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params,
-                                 args.start, args.builtin, args.expand, args.strength),
-                       **({"expand": args.expand} if args.expand else {})}
-                record(row, args.out)
+            with tempfile.TemporaryDirectory() as base:
+                base_batches(base, args.medium, prompt, seed, args.n, params)
+                for scorer in args.scorers or names(args.medium):
+                    row = {"name": name, "settings": settings, "params": params,
+                           **({"strength": args.strength} if args.strength != 1.0 else {}),
+                           **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params,
+                                     args.start, args.builtin, args.expand, args.strength, base),
+                           **({"expand": args.expand} if args.expand else {})}
+                    record(row, args.out)
     return 0
 
 
