@@ -115,6 +115,8 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
             # text: the share cut off at the length limit on each side (the verdict's ends clause; not a target)
             "unfinished": result["after"].get("unfinished"), "base_unfinished": result["before"].get("unfinished"),
             "kept_unfinished": result["kept"].get("unfinished"),
+            # text: the word the tuned side holds most beyond the keeps and the base (the verdict's spread clause)
+            "spread": result.get("spread"),
             "targets": targets(a, b, best2, variety, copies)}
 
 
