@@ -56,6 +56,16 @@ OWN_BAR = {"text", "voice"}
 HELD_OUT = 1_000_000
 
 
+def batch_seeds(seed: int, n: int, r: int = 0) -> list[int]:
+    """The seeds of round ``r``'s batch (0 = the first) in the run of ``seed``."""
+    return list(range(1000 * seed + r * n, 1000 * seed + (r + 1) * n))
+
+
+def held_out_start(seed: int) -> int:
+    """Where the held-out seeds of the run of ``seed`` start: far from every batch's."""
+    return HELD_OUT + 1000 * seed
+
+
 def targets(a: float, b: float, best2: float, variety: float | None, copies: float) -> dict[str, bool]:
     return {"lift": a - b >= 0.15 and (a >= 2 * b or (1 - a) <= (1 - b) / 2), "best_of_2": a > best2,
             "variety": (variety or 0.0) >= 0.8, "copies": copies <= 0.10}
@@ -96,7 +106,7 @@ def measure(studio, medium: str, judge, version: str, prompt: str, seed: int, n:
             params: dict | None, strength: float = 1.0) -> dict:
     """Base against ``version`` (its adapter at ``strength``) on held-out seeds of ``prompt``: the share over the
     artist's bar on each side, best of 2 from the base, variety against the kept set, copies, and the four targets."""
-    result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=HELD_OUT + 1000 * seed,
+    result = studio.compare(medium, after=version, prompt=prompt, n=n, seed=held_out_start(seed),
                             threshold=0.5, temperature=0.0, params=params, strength=strength)
     sides = {side: np.array(judge(studio.store.candidates(medium, ids=result[side]["candidates"])))
              for side in ("before", "after")}
@@ -129,8 +139,8 @@ def base_batches(ws: str, medium: str, prompt: str, seed: int, n: int, params: d
     from studio.engine import Studio
 
     studio = Studio(ws)
-    seeds = list(range(1000 * seed, 1000 * seed + n))
-    held_out = list(range(HELD_OUT + 1000 * seed, HELD_OUT + 1000 * seed + n))  # no curated seed comes near
+    seeds = batch_seeds(seed, n)
+    held_out = list(range(held_out_start(seed), held_out_start(seed) + n))  # what compare takes: no batch's seed
     studio.generate(medium, prompt, seeds=seeds, params=params)
     studio.generate(medium, prompt, seeds=held_out, params=params, purpose="compare")
     if medium in HELD_OUT_PROMPTS:
@@ -142,22 +152,22 @@ def base_batches(ws: str, medium: str, prompt: str, seed: int, n: int, params: d
 
 def run_one(medium: str, scorer: str, prompt: str, seed: int, settings: dict, n: int, rounds: int,
             params: dict | None = None, start_from: str = "last", builtin: bool = False, expand: int = 0,
-            strength: float = 1.0, base: str | None = None) -> dict:
-    """One run in a fresh workspace, or in a copy of ``base`` (``base_batches``' workspace for this seed)."""
+            strength: float = 1.0, base_ws: str | None = None) -> dict:
+    """One run in a fresh workspace, or in a copy of ``base_ws`` (``base_batches``' workspace for this seed)."""
     from studio.engine import Studio
     from studio.errors import NothingToLearn
 
     out = {"medium": medium, "scorer": scorer, "prompt": prompt, "seed": seed, "start": start_from, "rounds": [],
            "builtin": builtin}
     with tempfile.TemporaryDirectory() as ws:
-        if base:
-            shutil.copytree(base, ws, dirs_exist_ok=True)
+        if base_ws:
+            shutil.copytree(base_ws, ws, dirs_exist_ok=True)
         studio = Studio(ws)
         judge = artist(studio, medium, scorer, builtin, seed)
         version, bar, held_bar = "base", None, None
         for r in range(rounds):
             start = time.perf_counter()
-            seeds = list(range(1000 * seed + r * n, 1000 * seed + (r + 1) * n))
+            seeds = batch_seeds(seed, n, r)
             cands = studio.generate(medium, prompt, seeds=seeds, version=version, params=params,
                                     strength=strength)
             scores = np.array(judge(cands))
@@ -281,13 +291,13 @@ def main(argv=None) -> int:
     params = json.loads(args.params)
     for name, settings in named_settings(args.setting):
         for seed in args.seeds:  # every scorer on a seed before the next seed: a cut-short run is still broad
-            with tempfile.TemporaryDirectory() as base:
-                base_batches(base, args.medium, prompt, seed, args.n, params)
+            with tempfile.TemporaryDirectory() as base_ws:
+                base_batches(base_ws, args.medium, prompt, seed, args.n, params)
                 for scorer in args.scorers or names(args.medium):
                     row = {"name": name, "settings": settings, "params": params,
                            **({"strength": args.strength} if args.strength != 1.0 else {}),
                            **run_one(args.medium, scorer, prompt, seed, settings, args.n, args.rounds, params,
-                                     args.start, args.builtin, args.expand, args.strength, base),
+                                     args.start, args.builtin, args.expand, args.strength, base_ws),
                            **({"expand": args.expand} if args.expand else {})}
                     record(row, args.out)
     return 0
