@@ -320,6 +320,9 @@ class TextTuneTask:
         """This tune's adapter switched on, its dropout on only inside a step (peft 0.22 on sets an adapter's
         modules to its layer's mode, eval here, on every ``set_adapter``)."""
         self.handle.model.set_adapter(self.name)
+        self._set_dropouts()
+
+    def _set_dropouts(self) -> None:
         for module in self.dropouts:
             module.train(self.dropping)
 
@@ -329,8 +332,7 @@ class TextTuneTask:
             return self._loss(step, generator)
         finally:
             self.dropping = False
-            for module in self.dropouts:
-                module.eval()
+            self._set_dropouts()
 
     def _loss(self, step: int, generator: Any) -> Any:
         import torch
