@@ -289,10 +289,10 @@ def main(argv=None) -> int:
         parser.error("--builtin needs --scorers: the studio's scorers to judge with")
     prompt = args.prompt or PROMPTS[args.medium]
     params = json.loads(args.params)
-    for name, settings in named_settings(args.setting):
-        for seed in args.seeds:  # every scorer on a seed before the next seed: a cut-short run is still broad
-            with tempfile.TemporaryDirectory() as base_ws:
-                base_batches(base_ws, args.medium, prompt, seed, args.n, params)
+    for seed in args.seeds:  # every setting and scorer on a seed before the next: a cut-short run is still broad
+        with tempfile.TemporaryDirectory() as base_ws:  # and every run of a seed starts from one base
+            base_batches(base_ws, args.medium, prompt, seed, args.n, params)
+            for name, settings in named_settings(args.setting):
                 for scorer in args.scorers or names(args.medium):
                     row = {"name": name, "settings": settings, "params": params,
                            **({"strength": args.strength} if args.strength != 1.0 else {}),
