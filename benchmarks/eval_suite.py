@@ -66,6 +66,11 @@ def held_out_start(seed: int) -> int:
     return HELD_OUT + 1000 * seed
 
 
+def held_out_seeds(seed: int, n: int) -> list[int]:
+    """The ``n`` held-out seeds ``Studio.compare`` draws from ``held_out_start(seed)``."""
+    return list(range(held_out_start(seed), held_out_start(seed) + n))
+
+
 def targets(a: float, b: float, best2: float, variety: float | None, copies: float) -> dict[str, bool]:
     return {"lift": a - b >= 0.15 and (a >= 2 * b or (1 - a) <= (1 - b) / 2), "best_of_2": a > best2,
             "variety": (variety or 0.0) >= 0.8, "copies": copies <= 0.10}
@@ -140,7 +145,7 @@ def base_batches(ws: str, medium: str, prompt: str, seed: int, n: int, params: d
 
     studio = Studio(ws)
     seeds = batch_seeds(seed, n)
-    held_out = list(range(held_out_start(seed), held_out_start(seed) + n))  # what compare takes: no batch's seed
+    held_out = held_out_seeds(seed, n)  # what compare takes: no batch's seed
     studio.generate(medium, prompt, seeds=seeds, params=params)
     studio.generate(medium, prompt, seeds=held_out, params=params, purpose="compare")
     if medium in HELD_OUT_PROMPTS:
