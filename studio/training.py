@@ -103,7 +103,9 @@ def save_checkpoint(job_dir: Path, step: int, task, optimizer, keep: int = 2) ->
     save_file(adapter, str(tmp / "adapter.safetensors"))
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    atomic_write_text(tmp / "state.json", json.dumps({"step": step, "optimizer": opt_meta}))
+    looked = task.look_state() if hasattr(task, "look_state") else None  # what a task's looks added to it
+    atomic_write_text(tmp / "state.json", json.dumps({"step": step, "optimizer": opt_meta,
+                                                      **({"task": looked} if looked else {})}))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     older = sorted((p for p in root.iterdir() if p.name.startswith("step-")),
@@ -253,6 +255,8 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
                        load_file(str(checkpoint / "optimizer.safetensors")).items()}
         _load_optimizer(optimizer, opt_tensors, state["optimizer"])
         start = int(state["step"])
+        if state.get("task") and hasattr(task, "load_look_state"):
+            task.load_look_state(state["task"])
         if rank == 0:
             log_progress(job_dir, event="resumed", step=start, steps=steps)
 
@@ -325,6 +329,10 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
                          lr=lr_at(step), seconds_left=round(rate * (steps - done), 2), **step_rewards(task))
         if done in looks:
             said = look() if main else None  # the replicas hold the same weights: the main one looks for all
+            if world > 1 and hasattr(task, "look_state"):  # and what its look added to the task, the replicas add
+                from accelerate.utils import broadcast_object_list
+
+                task.load_look_state(broadcast_object_list([task.look_state() if main else None], from_process=0)[0])
             if agreed(said is not None):
                 task.load_adapter_state(good[1])
                 if not main:

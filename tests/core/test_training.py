@@ -91,6 +91,44 @@ def test_a_resumed_tune_goes_back_to_the_good_look_it_made_before_the_kill(tmp_p
     assert float(again.w) == pytest.approx(watched.seen[1])
 
 
+class Retargeted(Drifting):
+    """Its first look changes what it learns (the target 5 -> -5), as a text tune's look adds dropped rows."""
+
+    def __init__(self, **kwargs):
+        super().__init__(limit=float("inf"), **kwargs)
+        self.target = 5.0
+
+    def loss(self, step, generator):
+        return (self.w - self.target).pow(2).sum()
+
+    def _look(self):
+        said = super()._look()
+        self.target = -5.0
+        return said
+
+    def look_state(self):
+        return {"target": self.target}
+
+    def load_look_state(self, state):
+        self.target = state["target"]
+
+
+def test_what_a_look_added_to_a_task_comes_back_with_the_checkpoint(tmp_path):
+    whole = Retargeted()
+    run_tune(whole, SETTINGS, tmp_path / "whole")
+    job = tmp_path / "job"
+    first = Retargeted(cancel_at_look=2, job_dir=job)  # killed after its second look, step 10
+    with pytest.raises(TuneCancelled):
+        run_tune(first, SETTINGS, job)
+    (job / CANCEL).unlink()
+    again = Retargeted()  # a new process: the target its first look set, from the checkpoint
+    run_tune(again, SETTINGS, job)
+    assert again.target == -5.0 and float(again.w) == pytest.approx(float(whole.w))
+    free = Drifting()
+    run_tune(free, SETTINGS, tmp_path / "free")
+    assert float(whole.w) < float(free.w) - 1  # the look's change is in the weights
+
+
 class Won(Drifting):
     """One weight under a dpo-like loss, -log sigmoid(10 w): after its first step the pair is won (loss near 0)."""
 

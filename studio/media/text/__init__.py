@@ -130,19 +130,13 @@ class TextMedium(Medium):
 
     def spreading(self, after: Sequence[Candidate], kept: Sequence[Candidate],
                   before: Sequence[Candidate]) -> dict[str, Any] | None:
-        """The word the tuned side holds most beyond the keeps and the base (``metrics.spread_word``), small words
-        and the prompt's own left out, with the words they begin of four letters or more ("a haiku about the first
-        snow": "snowfall", "snowflakes" are the subject, not one keep's habit)."""
+        """The word the tuned side holds most beyond the keeps and the base, small words and the prompt's own left
+        out (``metrics.spread_beyond``)."""
         from .embedding import candidate_text
-        from .metrics import spread_word
-        from .scorers import SMALL_WORDS
-        from .verse import words
+        from .metrics import spread_beyond
 
         texts = [[candidate_text(c) for c in side] for side in (after, kept, before)]
-        prompt = {w for c in (*after, *before) for w in words(c.prompt)}
-        stems = tuple(w for w in prompt - SMALL_WORDS if len(w) >= 4)
-        family = {w for side in texts for t in side for w in words(t) if w.startswith(stems)} if stems else set()
-        return spread_word(*texts, skip=SMALL_WORDS | prompt | family)
+        return spread_beyond(*texts, prompts=[c.prompt for c in (*after, *before)])
 
     def card_detail(self, candidate: Candidate) -> str | None:
         """A text that generation cut off at its length limit says so, and which setting lets it finish (the

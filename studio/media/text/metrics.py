@@ -48,3 +48,16 @@ def spread_word(tuned: Sequence[str], kept: Sequence[str], base: Sequence[str],
     if word is None or excess[word] <= 0:
         return None
     return {"word": word, "after": after[word], "kept": keeps.get(word, 0.0), "before": before.get(word, 0.0)}
+
+
+def spread_beyond(tuned: Sequence[str], kept: Sequence[str], base: Sequence[str], prompts: Sequence[str]
+                  ) -> dict | None:
+    """``spread_word`` with small words and the ``prompts``' own left out, with the words they begin of four letters
+    or more ("a haiku about the first snow": "snowfall", "snowflakes" are the subject, not one keep's habit)."""
+    from .scorers import SMALL_WORDS
+
+    prompt = {w for p in prompts for w in verse.words(p)}
+    stems = tuple(w for w in prompt - SMALL_WORDS if len(w) >= 4)
+    family = ({w for side in (tuned, kept, base) for t in side for w in verse.words(t) if w.startswith(stems)}
+              if stems else set())
+    return spread_word(tuned, kept, base, skip=SMALL_WORDS | prompt | family)

@@ -144,6 +144,11 @@ class TextTune(PreferenceTune):
                                           "than the kept texts or their batch did (0 = never look): a tune that has "
                                           "stopped ending its texts",
                                      min=0, max=1, label="Stop when it runs on")
+    unspread: float = setting(0.0, "dpo / ipo: look at 16 trial texts after each quarter of the tune, and when one "
+                                   "word is in this share more of them than of the kept texts and of their batch, "
+                                   "learn away from the trial texts that hold it as dropped ones (0 = never look): "
+                                   "a tune that puts one keep's word in most of what it writes",
+                              min=0, max=1, label="Learn away from a spreading word")
     targets: list[str] = setting(["all-linear"], "the layers the adapter goes on (peft target_modules)")
     seq_len: int = setting(256, "tokens per training row", min=8, max=1_000_000)
     packing: str = setting("packed", "packed: texts end to end in rows; padded: one text per row",
@@ -157,6 +162,9 @@ class TextTune(PreferenceTune):
         if self.objective != "sft" and self.anchor > 0:
             raise StudioError(f"The {self.objective} objective is anchored to the starting model already; "
                               "set anchor to 0, or objective to sft.")
+        if self.unspread > 0 and self.objective not in PAIRED:
+            raise StudioError("unspread pairs the kept texts with trial texts as dropped ones; set it to 0, or "
+                              "objective to dpo or ipo.")
         if self.pair_share < 1 and self.objective not in PAIRED:
             raise StudioError("pair_share picks among dpo's and ipo's pairs; set it to 1, or objective to dpo or ipo.")
         if self.goldfish == 1:

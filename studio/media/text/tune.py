@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import StudioError
-from ...preference import PreferenceBatches, sequence_log_probs, tune_beta, tune_kept_floor
+from ...preference import PreferenceBatches, same_prompt_pairs, sequence_log_probs, tune_beta, tune_kept_floor
 from ...training import batch_rows, trial_groups
 from .loss import (IGNORE, anchored_cross_entropy, body_and_head, chunked_cross_entropy, compile_layers, counted,
                    summed_log_probs, varlen_attention_available)
@@ -187,8 +187,19 @@ class TextTuneTask:
         self.stop_running_on = float(settings.get("stop_running_on") or 0.0)
         cut = [not ended(pair) for pair in [*pairs, *dropped_pairs]]
         self.usual_cut = max(cut_share(cut[:len(pairs)]), cut_share(cut))
+        # a word the looks find spreading: the trial texts that hold it become dropped rows (dpo / ipo's pairs)
+        self.settings = settings
+        paired = self.preference is not None and bool(self.preference.pairs)
+        self.unspread = float(settings.get("unspread") or 0.0) if paired else 0.0
+        self.kept_prompts = [pair[0] for pair in pairs]
+        self.batch_texts = [pair[1] for pair in [*pairs, *dropped_pairs]]  # the kept ones' batch: the "before"
+        self.learned_away: list[list[Pair]] = []  # each look's added rows, in order (a resume adds them again)
+        self.spread_words: list[str] = []
+        self.start_state = ({k: v.detach().clone() for k, v in self.adapter_state().items()}
+                            if self.unspread > 0 else None)
+        self.note: str | None = None
         watched = trials and (self.stop_copying < 1 or self.kept_variety > 0 or self.batch_distance > 0
-                              or self.stop_running_on > 0)
+                              or self.stop_running_on > 0 or self.unspread > 0)
         self.look = self.look_at_trials if watched else None
         if self.look is not None:
             handle.adapters.setdefault(self.name, self.name)  # sampling knows the unsaved adapter by its name
@@ -361,10 +372,11 @@ class TextTuneTask:
         from .generate import sample
 
         # with the guard the saved version will carry, so a look counts the copies that version would write
-        texts, cut = [], []
+        texts, cut, prompts = [], [], []
         for prompt, params, seeds in trial_groups(self.trials, TRIAL_TEXTS):  # sampling switches this adapter on
             texts += sample(self.handle, prompt, seeds, params, self.name, guarded=self.guarded)[0]
             cut += [cut_at_limit(self.handle.tokenizer, text, params) for text in texts[len(cut):]]
+            prompts += [prompt] * len(seeds)
         copied = sum(text_copies(texts, self.kept_texts))
         if self.stop_copying < 1 and copied > self.stop_copying * len(texts):
             return f"{copied} of its {len(texts)} trial texts brought a kept text back"
@@ -383,7 +395,81 @@ class TextTuneTask:
         if self.stop_running_on > 0 and cut_share(cut) > self.usual_cut + self.stop_running_on:
             return (f"{sum(cut)} of its {len(texts)} trial texts ran on to the length limit, where "
                     f"{self.usual_cut:.0%} of the kept texts or their batch did")
+        if self.unspread > 0:
+            self._learn_away_spread([(p, t, not c) for p, t, c in zip(prompts, texts, cut)])
         return None
+
+    def _learn_away_spread(self, trial: Sequence[Pair]) -> None:
+        """When one word is in ``unspread`` more of the trial texts than of the kept texts and of their batch
+        (``metrics.spread_beyond``, compare's test), the trial texts that hold it become dropped rows."""
+        from .metrics import spread_beyond
+        from .verse import words
+
+        found = spread_beyond([t[1] for t in trial], self.kept_texts, self.batch_texts, [t[0] for t in trial])
+        if found is None or found["after"] <= max(found["kept"], found["before"]) + self.unspread:
+            return
+        self.add_dropped([t for t in trial if found["word"] in words(t[1])])
+        self.spread_words.append(found["word"])
+        added = sum(len(rows) for rows in self.learned_away)
+        said = ", ".join(f"'{w}'" for w in dict.fromkeys(self.spread_words))
+        self.note = (f"It learned away from {said} as it spread ({added} of its trial texts held it, "
+                     "learned as dropped ones).")
+
+    def add_dropped(self, new: Sequence[Pair]) -> None:
+        """``new`` (prompt, text[, ended]) as dropped rows after every other, each paired with the kept rows of its
+        prompt, their reference log-probs the starting model's (its adapter swapped in for the while)."""
+        import torch
+        from torch.nn.functional import pad
+
+        inputs, labels, masks = (torch.tensor(rows) for rows in self._rows(new, self.settings))
+        width = max(self.inputs.shape[1], inputs.shape[1])
+
+        def wide(rows: Any, fill: int) -> Any:
+            return pad(rows, (0, width - rows.shape[1]), value=fill)
+
+        first, pad_id = len(self.inputs), self.handle.tokenizer.pad_token_id
+        self.inputs = torch.cat([wide(self.inputs, pad_id), wide(inputs, pad_id)])
+        self.labels = torch.cat([wide(self.labels, IGNORE), wide(labels, IGNORE)])
+        self.extra = torch.cat([wide(self.extra, 0), wide(masks, 0)])
+        if self.end_labels is not None:  # the end floor counts the kept and the first dropped texts alone
+            ends = wide(self.end_labels, IGNORE)
+            self.end_labels = torch.cat([ends, ends.new_full((len(new), width), IGNORE)])
+            self.has_end = torch.cat([self.has_end, torch.zeros(len(new), dtype=torch.bool)])
+        self.preference.reference = torch.cat([self.preference.reference,
+                                               self._starting_log_probs(torch.arange(first, len(self.inputs)))])
+        self.preference.pairs += [(i, first + j) for i, j in same_prompt_pairs(self.kept_prompts,
+                                                                                [row[0] for row in new])]
+        self.learned_away.append(list(new))
+
+    def _starting_log_probs(self, rows: Any) -> Any:
+        """The rows' ``sequence_log_probs`` under the starting adapter (what the tune started from), the tune's own
+        weights back after."""
+        import torch
+
+        now, seen = {k: v.detach().clone() for k, v in self.adapter_state().items()}, self.tokens_seen
+        self.load_adapter_state(self.start_state)
+        try:
+            with torch.no_grad():
+                values = torch.cat([self.sequence_log_probs(rows[at:at + self.batch_size])
+                                    for at in range(0, len(rows), self.batch_size)])
+                if self.end_labels is not None:
+                    ends = self._seen_ends()[1]
+                    self.reference_ends = torch.cat([self.reference_ends, ends.to(self.reference_ends.device)])
+        finally:
+            self.load_adapter_state(now)
+            self.tokens_seen = seen
+        return values.detach().cpu()
+
+    def look_state(self) -> dict[str, Any]:
+        """What the looks added, for a checkpoint: a resumed tune adds it again (``load_look_state``)."""
+        return {"learned_away": [[list(row) for row in rows] for rows in self.learned_away],
+                "spread_words": self.spread_words, "note": self.note}
+
+    def load_look_state(self, state: dict[str, Any]) -> None:
+        """Adds the looks' rows this task has not yet (all on a resume; a replica, the main process's newest)."""
+        for rows in state.get("learned_away", [])[len(self.learned_away):]:
+            self.add_dropped([tuple(row) for row in rows])
+        self.spread_words, self.note = list(state.get("spread_words", [])), state.get("note")
 
     def _batch_distance(self, dropped: Sequence[str]) -> tuple[Any, float]:
         """The kept texts' embeddings and the mean distance from each text of their batch (kept and dropped) to its

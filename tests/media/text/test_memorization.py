@@ -228,3 +228,53 @@ def test_a_tune_that_runs_on_stops_at_its_last_good_look(tiny_llama, medium, mak
                             dropped=dropped).look() is None
     with pytest.raises(StudioError, match="stop_running_on"):
         medium.tune_task(handle, kept, {**settings, "stop_running_on": 1.5}, None, dropped=dropped)
+
+
+def test_a_tune_learns_away_from_a_word_its_trial_texts_spread(medium, tiny_llama, make_candidates):
+    """`unspread` M (dpo / ipo): a look finds the word the trial texts hold M more than the kept texts and their batch
+    (compare's spread test), and the trial texts that hold it become dropped rows, each paired with the kept texts
+    of its prompt, their reference the starting model's however far the tune has gone; a resumed task adds them
+    again; 0 never looks."""
+    import json
+
+    import torch
+
+    handle = medium.load(str(tiny_llama), "cpu")
+    params = medium.validate_params({"max_new_tokens": 24})
+    kept = make_candidates("a sea poem", TEXTS[:2], "k")
+    dropped = make_candidates("a sea poem", TEXTS[2:], "d")
+    for c in [*kept, *dropped]:
+        c.params = params
+    settings = {**medium.tune_defaults, "objective": "dpo", "copy_guard": 0}
+    assert medium.tune_task(handle, kept, settings, None, dropped=dropped).look is None  # 0 (the default)
+    with pytest.raises(StudioError, match="unspread"):
+        medium.tune_task(handle, kept, {**settings, "objective": "kto", "unspread": 0.35}, None, dropped=dropped)
+    spreading = ["the lantern glows", "a lantern on the pier", "lantern light"]
+    trial = [("a sea poem", text, True) for text in [*spreading, "gull over salt", "salt wave", "the harbor"]]
+    task = medium.tune_task(handle, kept, {**settings, "unspread": 0.35}, None, dropped=dropped)
+    assert task.look is not None
+    rows, pairs = len(task.inputs), list(task.preference.pairs)
+    task._learn_away_spread([*trial[3:], ("a sea poem", "the harbor sleeps", True)])  # the kept texts' own words
+    assert len(task.inputs) == rows and task.note is None
+    optimizer = torch.optim.SGD(task.parameters(), lr=1.0)
+    for step in range(3):  # the tune moves away from its start before the look
+        task.loss(step, torch.Generator().manual_seed(step)).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    task._learn_away_spread(trial)  # 'lantern' in 3 of 6 trial texts, no kept one, none of their batch
+    assert len(task.inputs) == rows + 3
+    assert task.preference.pairs == pairs + [(i, rows + j) for i in range(2) for j in range(3)]
+    assert task.note == "It learned away from 'lantern' as it spread (3 of its trial texts held it, learned as " \
+                        "dropped ones)."
+    start = medium.tune_task(handle, kept, settings, None,
+                             dropped=[*dropped, *make_candidates("a sea poem", spreading, "s")])
+    assert task.preference.reference[rows:].tolist() == pytest.approx(start.preference.reference[rows:].tolist(),
+                                                                      abs=1e-4)
+    with torch.no_grad():
+        moved = task.sequence_log_probs(torch.arange(rows, rows + 3))
+    assert (moved - task.preference.reference[rows:]).abs().max() > 1e-3  # the tune's own log-probs moved on
+    again = medium.tune_task(handle, kept, {**settings, "unspread": 0.35}, None, dropped=dropped)
+    again.load_look_state(json.loads(json.dumps(task.look_state())))  # as a checkpoint carries it
+    assert torch.equal(again.inputs, task.inputs) and again.preference.pairs == task.preference.pairs
+    assert again.preference.reference.tolist() == pytest.approx(task.preference.reference.tolist(), abs=1e-4)
+    assert again.note == task.note
