@@ -226,6 +226,8 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
     # images: pictures narrower than the kept set)
     look = getattr(task, "look", None)
     looks = set(look_steps(steps)) if look is not None else set()
+    if not getattr(task, "look_at_end", True):  # a look that only changes what the rest of the tune learns
+        looks.discard(steps)
     seed = int(settings["seed"])
     max_norm = float(settings["max_grad_norm"])
     accumulate = int(settings["accumulate"])

@@ -127,6 +127,10 @@ def test_what_a_look_added_to_a_task_comes_back_with_the_checkpoint(tmp_path):
     free = Drifting()
     run_tune(free, SETTINGS, tmp_path / "free")
     assert float(whole.w) < float(free.w) - 1  # the look's change is in the weights
+    early = Retargeted()
+    early.look_at_end = False  # its looks change what the rest learns: none after the last step
+    run_tune(early, SETTINGS, tmp_path / "early")
+    assert len(early.seen) == 3 and len(whole.seen) == 4 and float(early.w) == float(whole.w)
 
 
 class Won(Drifting):

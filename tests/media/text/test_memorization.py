@@ -251,8 +251,10 @@ def test_a_tune_learns_away_from_a_word_its_trial_texts_spread(medium, tiny_llam
         medium.tune_task(handle, kept, {**settings, "objective": "kto", "unspread": 0.35}, None, dropped=dropped)
     spreading = ["the lantern glows", "a lantern on the pier", "lantern light"]
     trial = [("a sea poem", text, True) for text in [*spreading, "gull over salt", "salt wave", "the harbor"]]
-    task = medium.tune_task(handle, kept, {**settings, "unspread": 0.35}, None, dropped=dropped)
-    assert task.look is not None
+    assert medium.tune_task(handle, kept, {**settings, "unspread": 0.35, "stop_running_on": 0.5}, None,
+                            dropped=dropped).look_at_end
+    task = medium.tune_task(handle, kept, {**settings, "unspread": 0.35}, None, dropped=dropped)  # the newest tunes
+    assert task.look is not None and not task.look_at_end  # the last look would add rows no step learns from
     rows, pairs = len(task.inputs), list(task.preference.pairs)
     task._learn_away_spread([*trial[3:], ("a sea poem", "the harbor sleeps", True)])  # the kept texts' own words
     assert len(task.inputs) == rows and task.note is None
