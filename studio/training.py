@@ -334,7 +334,9 @@ def run_tune(task, settings: dict[str, Any], job_dir: Path, accelerator=None) ->
             if world > 1 and hasattr(task, "look_state"):  # and what its look added to the task, the replicas add
                 from accelerate.utils import broadcast_object_list
 
-                task.load_look_state(broadcast_object_list([task.look_state() if main else None], from_process=0)[0])
+                shared = broadcast_object_list([task.look_state() if main else None], from_process=0)[0]
+                if shared and not main:
+                    task.load_look_state(shared)
             if agreed(said is not None):
                 task.load_adapter_state(good[1])
                 if not main:

@@ -464,7 +464,9 @@ class TextTuneTask:
         return values.detach().cpu()
 
     def look_state(self) -> dict[str, Any]:
-        """What the looks added, for a checkpoint: a resumed tune adds it again (``load_look_state``)."""
+        """What the looks added, for a checkpoint: a resumed tune adds it again (``load_look_state``); {} if none."""
+        if not self.learned_away:
+            return {}
         return {"learned_away": [[list(row) for row in rows] for rows in self.learned_away],
                 "spread_words": self.spread_words, "note": self.note}
 
