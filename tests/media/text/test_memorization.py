@@ -9,6 +9,17 @@ from studio.media.text.prompting import goldfish_mask
 TEXTS = ["salt wave salt wave\nthe harbor sleeps", "gull over salt\nthe harbor sleeps", "salt salt salt"]
 
 
+def sea_poems(medium, tiny_llama, make_candidates):
+    """The tiny model, its params (24 tokens), two kept sea poems and one dropped, and dpo settings with no guard."""
+    handle = medium.load(str(tiny_llama), "cpu")
+    params = medium.validate_params({"max_new_tokens": 24})
+    kept = make_candidates("a sea poem", TEXTS[:2], "k")
+    dropped = make_candidates("a sea poem", TEXTS[2:], "d")
+    for c in [*kept, *dropped]:
+        c.params = params
+    return handle, params, kept, dropped, {**medium.tune_defaults, "objective": "dpo", "copy_guard": 0}
+
+
 def test_goldfish_leaves_out_about_one_token_in_every_and_the_same_ones_each_time():
     ids = list(range(3, 2003))
     counted = [False] * 10 + [True] * (len(ids) - 10)
@@ -164,13 +175,7 @@ def test_a_tune_that_stops_when_it_strays_measures_the_trial_texts_from_the_kept
     from studio.training import TRIAL_SEED
     from studio.variety import nearest_distances
 
-    handle = medium.load(str(tiny_llama), "cpu")
-    params = medium.validate_params({"max_new_tokens": 24})
-    kept = make_candidates("a sea poem", TEXTS[:2], "k")
-    dropped = make_candidates("a sea poem", TEXTS[2:], "d")
-    for c in [*kept, *dropped]:
-        c.params = params
-    settings = {**medium.tune_defaults, "objective": "dpo", "copy_guard": 0}
+    handle, params, kept, dropped, settings = sea_poems(medium, tiny_llama, make_candidates)
     task = medium.tune_task(handle, kept, settings, None, dropped=dropped)
     assert task.look is None and task.objective == "dpo"  # 0 (the default): never looks
     trial = sample(handle, "a sea poem", range(TRIAL_SEED, TRIAL_SEED + TRIAL_TEXTS), params)[0]
@@ -239,13 +244,7 @@ def test_a_tune_learns_away_from_a_word_its_trial_texts_spread(medium, tiny_llam
 
     import torch
 
-    handle = medium.load(str(tiny_llama), "cpu")
-    params = medium.validate_params({"max_new_tokens": 24})
-    kept = make_candidates("a sea poem", TEXTS[:2], "k")
-    dropped = make_candidates("a sea poem", TEXTS[2:], "d")
-    for c in [*kept, *dropped]:
-        c.params = params
-    settings = {**medium.tune_defaults, "objective": "dpo", "copy_guard": 0}
+    handle, params, kept, dropped, settings = sea_poems(medium, tiny_llama, make_candidates)
     assert medium.tune_task(handle, kept, settings, None, dropped=dropped).look is None  # 0 (the default)
     with pytest.raises(StudioError, match="unspread"):
         medium.tune_task(handle, kept, {**settings, "objective": "kto", "unspread": 0.35}, None, dropped=dropped)
