@@ -198,12 +198,11 @@ class TextTuneTask:
         self.start_state = ({k: v.detach().clone() for k, v in self.adapter_state().items()}
                             if self.unspread > 0 else None)
         self.note: str | None = None
-        watched = trials and (self.stop_copying < 1 or self.kept_variety > 0 or self.batch_distance > 0
-                              or self.stop_running_on > 0 or self.unspread > 0)
-        self.look = self.look_at_trials if watched else None
+        stops = (self.stop_copying < 1 or self.kept_variety > 0 or self.batch_distance > 0
+                 or self.stop_running_on > 0)  # a look that may end the tune
+        self.look = self.look_at_trials if trials and (stops or self.unspread > 0) else None
         # watched for a spreading word alone, the last look would add rows no step learns from
-        self.look_at_end = not (watched and self.unspread > 0 and self.stop_copying >= 1 and not self.kept_variety
-                                and not self.batch_distance and not self.stop_running_on)
+        self.look_at_end = bool(stops) or not self.unspread
         if self.look is not None:
             handle.adapters.setdefault(self.name, self.name)  # sampling knows the unsaved adapter by its name
 
